@@ -1,0 +1,1 @@
+"""The canonical model: how source records become canonical entities. Pure Python, dagster-free."""

@@ -1,0 +1,66 @@
+"""Values passed between mapping, loading and reporting. Errors are values with reasons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+SourceSystem = Literal["crm", "erp", "legacy"]
+SOURCE_SYSTEMS: tuple[SourceSystem, ...] = ("crm", "erp", "legacy")
+EntityType = Literal["large_enterprise", "medium_business", "small_business"]
+
+# Bumped whenever mapping rules change the canonical output for the same input.
+TRANSFORMATION_VERSION = "1.0.0"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason a record is refused."""
+
+    code: str  # machine-readable: missing_id, missing_name, not_numeric, negative, out_of_range, ...
+    message: str  # for people: says what was wrong and with which value
+    field: str | None = None  # the source field it concerns, dotted for nested fields
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"code": self.code, "field": self.field, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    metric_type: str
+    observed_at: datetime  # timezone-aware (UTC when the source gives a bare date)
+    value: Decimal
+
+
+@dataclass(slots=True)
+class CanonicalRecord:
+    """A valid source record, mapped."""
+
+    source_system: SourceSystem
+    source_id: str
+    canonical_id: str  # f"{source_system}_{source_id}"
+    entity_type: EntityType
+    name: str
+    industry: str | None
+    revenue: Decimal | None
+    employees: int | None
+    attributes: dict  # every source field kept, plus canonical keys name/revenue/employees/industry
+    attributes_json: str  # attributes serialised once, as loaded into jsonb
+    attributes_hash: bytes  # md5 of attributes_json: change detection without comparing jsonb
+    data_quality: float  # 0..1
+    parent_canonical_id: str | None = None
+    metrics: list[Metric] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A record that cannot be loaded, with every reason found."""
+
+    source_id: str | None
+    problems: tuple[Problem, ...]
+    record_json: str  # the record as received, JSON text with non-ASCII escaped (always storable)
+
+
+MappingResult = CanonicalRecord | Refusal

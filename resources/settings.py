@@ -1,0 +1,63 @@
+"""Every endpoint and name the platform uses, read from the environment.
+
+One object, so the same code points at the local stack (`make dev`: embedded PostgreSQL on
+127.0.0.1:5432, moto on 127.0.0.1:4566) or at real AWS by changing environment variables only.
+Dagster-free: the REST app imports it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SOURCE_PREFIXES: dict[str, str] = {"crm": "crm-data/", "erp": "erp-data/", "legacy": "legacy-data/"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    # PostgreSQL. The writer URL is used by ingest and migrations; the read-only role by analytics.
+    database_url: str = Field(
+        default="postgresql://pipeline_writer:pipeline_writer@127.0.0.1:5432/canonical",
+        alias="DATABASE_URL",
+    )
+    readonly_database_url: str = Field(
+        default="postgresql://pipeline_reader:pipeline_reader@127.0.0.1:5432/canonical",
+        alias="READONLY_DATABASE_URL",
+    )
+    # Superuser/owner URL used only to create roles and databases (local bootstrap, `pipeline db migrate`).
+    admin_database_url: str = Field(
+        default="postgresql://postgres:postgres@127.0.0.1:5432/postgres", alias="ADMIN_DATABASE_URL"
+    )
+    dagster_database_url: str = Field(
+        default="postgresql://postgres:postgres@127.0.0.1:5432/dagster", alias="DAGSTER_DATABASE_URL"
+    )
+
+    # AWS. AWS_ENDPOINT_URL unset means real AWS; locally it is the moto server.
+    aws_endpoint_url: str | None = Field(default=None, alias="AWS_ENDPOINT_URL")
+    aws_region: str = Field(default="us-east-1", alias="AWS_REGION")
+    raw_bucket: str = Field(default="canonical-raw", alias="RAW_BUCKET")
+    results_bucket: str = Field(default="canonical-results", alias="RESULTS_BUCKET")
+    jobs_table: str = Field(default="canonical-jobs", alias="JOBS_TABLE")
+    notify_topic: str = Field(default="canonical-job-notices", alias="NOTIFY_TOPIC")
+    # Queue fed by the raw bucket's S3 event notifications; empty disables the queue path
+    # (the listing reconciler alone then finds new files).
+    ingest_queue: str = Field(default="canonical-raw-events", alias="INGEST_QUEUE")
+
+    # Ingest batching: one run takes at most this many files / bytes.
+    ingest_max_files_per_run: int = Field(default=20, alias="INGEST_MAX_FILES_PER_RUN", ge=1)
+    ingest_max_bytes_per_run: int = Field(default=512 * 1024 * 1024, alias="INGEST_MAX_BYTES_PER_RUN", ge=1)
+    # Share of refused records above which the blocking asset check fails.
+    ingest_max_refused_share: float = Field(default=0.5, alias="INGEST_MAX_REFUSED_SHARE", ge=0, le=1)
+
+    dagster_url: str = Field(default="http://127.0.0.1:3000", alias="DAGSTER_URL")
+    local_dir: Path = Field(default=PROJECT_ROOT / ".local", alias="PIPELINE_LOCAL_DIR")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
