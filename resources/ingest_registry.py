@@ -1,0 +1,268 @@
+"""`ingest.files`: the registry of what arrived in the raw bucket and what became of it.
+
+Key + ETag identify a file version: the same object delivered twice (queue and listing, or a
+restarted moto re-uploading samples) is recorded once; a changed object under the same key is a new
+row and new work. Status moves pending → queued → loading → loaded | failed; files we will not
+process are recorded as skipped with the reason. Dagster-free: the sensor, the ingest asset, the CLI
+and the REST app share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row, dict_row
+
+from resources.canonical.model import SourceSystem
+from resources.settings import SOURCE_PREFIXES
+
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".json", ".ndjson", ".jsonl", ".json.gz", ".ndjson.gz", ".jsonl.gz")
+OPEN_STATUSES = ("pending", "queued", "loading")
+
+
+@dataclass(frozen=True, slots=True)
+class FileObject:
+    """An object seen in the raw bucket (from an S3 event or a listing)."""
+
+    key: str
+    etag: str
+    size: int
+    last_modified: datetime | None = None
+
+    @staticmethod
+    def normalise_etag(etag: str) -> str:
+        # Listings quote ETags, event notifications do not.
+        return etag.strip().strip('"')
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    source_system: SourceSystem | None
+    skip_reason: str | None
+
+
+def classify(key: str, size: int) -> Classification:
+    """Which source system a key belongs to, or why it will not be processed."""
+    source = next((s for s, prefix in SOURCE_PREFIXES.items() if key.startswith(prefix)), None)
+    if source is None:
+        return Classification(None, f"unknown prefix: expected one of {', '.join(SOURCE_PREFIXES.values())}")
+    if key.endswith("/"):
+        return Classification(source, "folder marker, not a file")
+    if not key.lower().endswith(SUPPORTED_SUFFIXES):
+        return Classification(source, f"unsupported extension: expected one of {', '.join(SUPPORTED_SUFFIXES)}")
+    if size == 0:
+        return Classification(source, "empty file (0 bytes)")
+    return Classification(source, None)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    file_id: int
+    s3_key: str
+    etag: str
+    size_bytes: int
+    source_system: str | None
+    status: str
+    reason: str | None
+    attempt: int
+    batch_id: str | None
+    run_id: str | None
+    received: int | None
+    inserted: int | None
+    updated: int | None
+    unchanged: int | None
+    rejected: int | None
+    duplicates: int | None
+    seconds: float | None
+    discovered_at: datetime
+    finished_at: datetime | None
+
+
+_FILE_COLUMNS = ", ".join(FileRow.__slots__)  # type: ignore[attr-defined]
+
+
+def register_files(conn: psycopg.Connection, objects: Iterable[FileObject], via: str) -> list[FileRow]:
+    """Record objects not seen before (by key + ETag); return the rows created now."""
+    rows: list[tuple[Any, ...]] = []
+    seen: set[tuple[str, str]] = set()
+    for obj in objects:
+        etag = FileObject.normalise_etag(obj.etag)
+        if (obj.key, etag) in seen:
+            continue
+        seen.add((obj.key, etag))
+        c = classify(obj.key, obj.size)
+        status = "skipped" if c.skip_reason else "pending"
+        rows.append((obj.key, etag, obj.size, obj.last_modified, c.source_system, status, c.skip_reason, via))
+    if not rows:
+        return []
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        cur.execute(
+            f"""
+            INSERT INTO ingest.files (s3_key, etag, size_bytes, last_modified, source_system, status, reason,
+                                      discovered_via)
+            SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::timestamptz[], %s::text[],
+                                 %s::text[], %s::text[], %s::text[])
+            ON CONFLICT (s3_key, etag) DO NOTHING
+            RETURNING {_FILE_COLUMNS}
+            """,
+            [list(col) for col in zip(*rows)],
+        )
+        return cur.fetchall()
+
+
+def known_etags(conn: psycopg.Connection, keys: Sequence[str]) -> set[tuple[str, str]]:
+    """Which of these keys' versions are already recorded."""
+    if not keys:
+        return set()
+    cur = conn.execute("SELECT s3_key, etag FROM ingest.files WHERE s3_key = ANY(%s)", (list(keys),))
+    return {(k, e) for k, e in cur.fetchall()}
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    batch_id: str
+    files: tuple[FileRow, ...]
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(f.size_bytes for f in self.files)
+
+
+def batch_id_for(files: Sequence[FileRow]) -> str:
+    """Deterministic: the same files at the same attempt give the same id (and Dagster run key)."""
+    h = hashlib.sha256()
+    for f in sorted(files, key=lambda f: f.file_id):
+        h.update(f"{f.file_id}:{f.attempt};".encode())
+    return h.hexdigest()[:20]
+
+
+def claim_batches(
+    conn: psycopg.Connection, *, max_files: int, max_bytes: int, max_batches: int
+) -> list[Batch]:
+    """Move pending files into batches (queued), each bounded by file count and bytes.
+
+    A file larger than max_bytes still gets a batch of its own. Files are taken oldest first.
+    """
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        cur.execute(
+            f"""SELECT {_FILE_COLUMNS} FROM ingest.files WHERE status = 'pending'
+                ORDER BY file_id LIMIT %s FOR UPDATE SKIP LOCKED""",
+            (max_files * max_batches,),
+        )
+        pending = cur.fetchall()
+    batches: list[Batch] = []
+    current: list[FileRow] = []
+    current_bytes = 0
+    for f in pending:
+        if current and (len(current) >= max_files or current_bytes + f.size_bytes > max_bytes):
+            batches.append(Batch(batch_id_for(current), tuple(current)))
+            current, current_bytes = [], 0
+            if len(batches) >= max_batches:
+                break
+        current.append(f)
+        current_bytes += f.size_bytes
+    if current and len(batches) < max_batches:
+        batches.append(Batch(batch_id_for(current), tuple(current)))
+    for b in batches:
+        conn.execute(
+            """UPDATE ingest.files SET status = 'queued', batch_id = %s, queued_at = now()
+               WHERE file_id = ANY(%s)""",
+            (b.batch_id, [f.file_id for f in b.files]),
+        )
+    return batches
+
+
+def stale_batches(conn: psycopg.Connection, older_than_seconds: float) -> list[str]:
+    """Batches queued long ago whose files never started: their run request may have been lost."""
+    cur = conn.execute(
+        """SELECT DISTINCT batch_id FROM ingest.files
+           WHERE status = 'queued' AND queued_at < now() - make_interval(secs => %s)""",
+        (older_than_seconds,),
+    )
+    return [r[0] for r in cur.fetchall()]
+
+
+def release_batch(conn: psycopg.Connection, batch_id: str) -> int:
+    """Put a lost batch's files back to pending so a new batch picks them up."""
+    cur = conn.execute(
+        "UPDATE ingest.files SET status = 'pending', batch_id = NULL, queued_at = NULL "
+        "WHERE batch_id = %s AND status = 'queued'",
+        (batch_id,),
+    )
+    return cur.rowcount
+
+
+def get_files(conn: psycopg.Connection, file_ids: Sequence[int]) -> list[FileRow]:
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        cur.execute(f"SELECT {_FILE_COLUMNS} FROM ingest.files WHERE file_id = ANY(%s) ORDER BY file_id",
+                    (list(file_ids),))
+        return cur.fetchall()
+
+
+def list_files(
+    conn: psycopg.Connection,
+    *,
+    status: str | None = None,
+    source: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+    after_id: int | None = None,
+) -> list[FileRow]:
+    """Newest first; `after_id` pages (pass the last file_id of the previous page)."""
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        cur.execute(
+            f"""SELECT {_FILE_COLUMNS} FROM ingest.files
+                WHERE (%(status)s::text IS NULL OR status = %(status)s)
+                  AND (%(source)s::text IS NULL OR source_system = %(source)s)
+                  AND (%(since)s::timestamptz IS NULL OR discovered_at >= %(since)s)
+                  AND (%(after)s::bigint IS NULL OR file_id < %(after)s)
+                ORDER BY file_id DESC LIMIT %(limit)s""",
+            {"status": status, "source": source, "since": since, "after": after_id, "limit": limit},
+        )
+        return cur.fetchall()
+
+
+def latest_for_key(conn: psycopg.Connection, key: str) -> FileRow | None:
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        cur.execute(f"SELECT {_FILE_COLUMNS} FROM ingest.files WHERE s3_key = %s ORDER BY file_id DESC LIMIT 1",
+                    (key,))
+        return cur.fetchone()
+
+
+class ReprocessError(LookupError):
+    """The key is unknown, or its latest version is still being processed."""
+
+
+def request_reprocess(conn: psycopg.Connection, key: str) -> FileRow:
+    """Run the latest version of a key again on purpose: next attempt, back to pending."""
+    row = latest_for_key(conn, key)
+    if row is None:
+        raise ReprocessError(f"no file with key {key!r} has been recorded")
+    if row.status in ("queued", "loading"):
+        raise ReprocessError(f"{key!r} is {row.status} (batch {row.batch_id}); wait for it to finish")
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        cur.execute(
+            f"""UPDATE ingest.files
+                SET status = 'pending', attempt = attempt + 1, reason = NULL, batch_id = NULL,
+                    queued_at = NULL, started_at = NULL, finished_at = NULL
+                WHERE file_id = %s RETURNING {_FILE_COLUMNS}""",
+            (row.file_id,),
+        )
+        out = cur.fetchone()
+    assert out is not None
+    return out
+
+
+def rejected_sample(conn: psycopg.Connection, file_id: int, attempt: int, limit: int = 20) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            """SELECT record_index, source_id, reasons, record FROM ingest.rejected_records
+               WHERE file_id = %s AND attempt = %s ORDER BY record_index LIMIT %s""",
+            (file_id, attempt, limit),
+        )
+        return cur.fetchall()
