@@ -70,6 +70,7 @@ class FileRow:
     status: str
     reason: str | None
     attempt: int
+    launches: int
     batch_id: str | None
     run_id: str | None
     received: int | None
@@ -134,10 +135,11 @@ class Batch:
 
 
 def batch_id_for(files: Sequence[FileRow]) -> str:
-    """Deterministic: the same files at the same attempt give the same id (and Dagster run key)."""
+    """Deterministic for the same files, attempt and launch count; a re-batched file gets a new id
+    (and so a new Dagster run key, which Dagster would otherwise skip as already requested)."""
     h = hashlib.sha256()
     for f in sorted(files, key=lambda f: f.file_id):
-        h.update(f"{f.file_id}:{f.attempt};".encode())
+        h.update(f"{f.file_id}:{f.attempt}:{f.launches};".encode())
     return h.hexdigest()[:20]
 
 
@@ -170,7 +172,8 @@ def claim_batches(
         batches.append(Batch(batch_id_for(current), tuple(current)))
     for b in batches:
         conn.execute(
-            """UPDATE ingest.files SET status = 'queued', batch_id = %s, queued_at = now()
+            """UPDATE ingest.files SET status = 'queued', batch_id = %s, queued_at = now(),
+                      launches = launches + 1
                WHERE file_id = ANY(%s)""",
             (b.batch_id, [f.file_id for f in b.files]),
         )
@@ -248,7 +251,7 @@ def request_reprocess(conn: psycopg.Connection, key: str) -> FileRow:
     with conn.cursor(row_factory=class_row(FileRow)) as cur:
         cur.execute(
             f"""UPDATE ingest.files
-                SET status = 'pending', attempt = attempt + 1, reason = NULL, batch_id = NULL,
+                SET status = 'pending', attempt = attempt + 1, launches = 0, reason = NULL, batch_id = NULL,
                     queued_at = NULL, started_at = NULL, finished_at = NULL
                 WHERE file_id = %s RETURNING {_FILE_COLUMNS}""",
             (row.file_id,),

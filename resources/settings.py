@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # Ingest batching: one run takes at most this many files / bytes.
     ingest_max_files_per_run: int = Field(default=20, alias="INGEST_MAX_FILES_PER_RUN", ge=1)
     ingest_max_bytes_per_run: int = Field(default=512 * 1024 * 1024, alias="INGEST_MAX_BYTES_PER_RUN", ge=1)
+    # Pause between full listing passes of the raw bucket while the event queue is on (the listing
+    # only reconciles what the queue missed); without a queue the listing runs continuously.
+    ingest_reconcile_interval_seconds: float = Field(default=60.0, alias="INGEST_RECONCILE_INTERVAL_SECONDS", ge=0)
     # Share of refused records above which the blocking asset check fails.
     ingest_max_refused_share: float = Field(default=0.5, alias="INGEST_MAX_REFUSED_SHARE", ge=0, le=1)
 

@@ -132,6 +132,8 @@ CREATE TABLE ingest.files (
     reason         text,
     discovered_via text NOT NULL DEFAULT 'listing',
     attempt        integer NOT NULL DEFAULT 1,
+    -- Runs launched for this attempt: a file whose runs keep dying before reaching it is failed, not retried forever.
+    launches       integer NOT NULL DEFAULT 0,
     batch_id       text,
     run_id         text,
     received       integer,

@@ -1,0 +1,215 @@
+"""Ingest assets: files registered in `ingest.files` → canonical tables.
+
+One run takes a batch of files chosen by the landing sensor (run config `file_ids`). Each file is
+loaded in its own transaction; the run materializes the three canonical tables with what changed,
+checks the result, and fails (after loading every other file of the batch) when a file failed.
+"""
+
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RetryRequested,
+    define_asset_job,
+    multi_asset,
+)
+from pydantic import Field
+
+from resources.dagster_resources import AwsResource, PostgresResource
+from resources.ingest_registry import get_files
+from resources.ingest_runner import FileOutcome, ingest_file
+from resources.loader import FileLoadResult
+
+ENTITIES = AssetKey(["canonical", "entities"])
+RELATIONSHIPS = AssetKey(["canonical", "entity_relationships"])
+TIME_SERIES = AssetKey(["canonical", "time_series_data"])
+
+CHECK_REFUSED_SHARE = "refused_share_below_threshold"
+CHECK_NO_DUPLICATES = "no_duplicate_canonical_ids"
+CHECK_REQUIRED_ATTRIBUTES = "required_attributes_present"
+
+
+class IngestConfig(Config):
+    file_ids: list[int] = Field(
+        description="ingest.files ids to load, set by landing_sensor (or `pipeline reprocess KEY`)."
+    )
+    max_refused_share: float = Field(
+        default=0.5, ge=0, le=1,
+        description="The blocking check fails when more than this share of the run's records is refused.",
+    )
+
+
+def _totals(outcomes: list[FileOutcome]) -> FileLoadResult:
+    total = FileLoadResult()
+    for o in outcomes:
+        if o.result is None:
+            continue
+        for field in ("received", "inserted", "updated", "unchanged", "rejected", "duplicates",
+                      "relationships", "time_series", "seconds"):
+            setattr(total, field, getattr(total, field) + getattr(o.result, field))
+    return total
+
+
+def _files_table(outcomes: list[FileOutcome]) -> str:
+    lines = ["| file | outcome | received | inserted | updated | unchanged | refused | seconds |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for o in outcomes:
+        r = o.result
+        outcome = "loaded" if r else ("skipped: " + o.skipped if o.skipped else "FAILED: " + (o.error or ""))
+        outcome = outcome.replace("|", "\\|")[:300]
+        if r:
+            lines.append(f"| {o.file.s3_key} | {outcome} | {r.received} | {r.inserted} | {r.updated} | "
+                         f"{r.unchanged} | {r.rejected} | {r.seconds:.2f} |")
+        else:
+            lines.append(f"| {o.file.s3_key} | {outcome} | | | | | | |")
+    return "\n".join(lines)
+
+
+def _check_no_duplicates(conn: psycopg.Connection) -> AssetCheckResult:
+    dups = conn.execute(
+        """SELECT canonical_id, count(*) FROM canonical.entities GROUP BY canonical_id HAVING count(*) > 1
+           ORDER BY count(*) DESC LIMIT 10"""
+    ).fetchall()
+    return AssetCheckResult(
+        asset_key=ENTITIES, check_name=CHECK_NO_DUPLICATES, passed=not dups,
+        metadata={"duplicated_ids": MetadataValue.json([{"canonical_id": c, "rows": n} for c, n in dups])},
+    )
+
+
+def _check_required_attributes(conn: psycopg.Connection, run_id: str) -> AssetCheckResult:
+    bad = conn.execute(
+        """SELECT canonical_id FROM canonical.entities
+           WHERE metadata->>'run_id' = %s
+             AND (NOT attributes ? 'name' OR btrim(name) = '' OR attributes->>'name' IS DISTINCT FROM name
+                  OR canonical_id <> source_system || '_' || (metadata->>'source_id'))
+           LIMIT 20""",
+        (run_id,),
+    ).fetchall()
+    return AssetCheckResult(
+        asset_key=ENTITIES, check_name=CHECK_REQUIRED_ATTRIBUTES, passed=not bad,
+        metadata={"sample_failing_ids": MetadataValue.json([r[0] for r in bad])},
+    )
+
+
+@multi_asset(
+    name="ingest_files",
+    description=(
+        "Loads a batch of raw files (chosen by landing_sensor from ingest.files) into the canonical "
+        "tables: stream-parse, validate and map each record, COPY into staging and merge. One "
+        "transaction per file; refused records are kept in ingest.rejected_records with reasons."
+    ),
+    specs=[
+        AssetSpec(ENTITIES, description="Canonical business entities (one row per source record id; "
+                  "versioned, previous versions in canonical.entity_history).", group_name="canonical",
+                  kinds={"postgres"}),
+        AssetSpec(RELATIONSHIPS, description="Current and past parent links named by source records.",
+                  group_name="canonical", kinds={"postgres"}),
+        AssetSpec(TIME_SERIES, description="Metric points from records' `metrics`, partitioned by month.",
+                  group_name="canonical", kinds={"postgres"}),
+    ],
+    check_specs=[
+        AssetCheckSpec(CHECK_REFUSED_SHARE, asset=ENTITIES, blocking=True,
+                       description="Share of refused records in this run is at most max_refused_share."),
+        AssetCheckSpec(CHECK_NO_DUPLICATES, asset=ENTITIES,
+                       description="No canonical_id appears on more than one entity."),
+        AssetCheckSpec(CHECK_REQUIRED_ATTRIBUTES, asset=ENTITIES,
+                       description="Entities written by this run carry a name and a consistent canonical id."),
+    ],
+    op_tags={"kind": "ingest"},
+)
+def ingest_files(
+    context: AssetExecutionContext, config: IngestConfig, postgres: PostgresResource, aws: AwsResource
+) -> Iterator[Any]:
+    started = time.perf_counter()
+    run_id = context.run.run_id
+    outcomes: list[FileOutcome] = []
+    try:
+        with postgres.connection() as conn:
+            files = get_files(conn, config.file_ids)
+            conn.commit()
+            missing = set(config.file_ids) - {f.file_id for f in files}
+            if missing:
+                context.log.warning(f"file ids not in ingest.files, ignored: {sorted(missing)}")
+            for file in files:
+                outcome = ingest_file(conn, aws.s3, aws.raw_bucket, file, run_id)
+                outcomes.append(outcome)
+                if outcome.result:
+                    r = outcome.result
+                    context.log.info(
+                        f"{file.s3_key}: {r.received} received, {r.inserted} inserted, {r.updated} updated, "
+                        f"{r.unchanged} unchanged, {r.rejected} refused, {r.duplicates} duplicates "
+                        f"in {r.seconds:.2f}s")
+                elif outcome.error:
+                    context.log.error(f"{file.s3_key} failed, nothing of it landed: {outcome.error}")
+                else:
+                    context.log.warning(f"{file.s3_key} skipped: {outcome.skipped}")
+
+            loaded = [o for o in outcomes if o.result]
+            failed = [o for o in outcomes if o.error]
+            if loaded:
+                yield from _materialize(context, conn, config, outcomes, started)
+    except psycopg.OperationalError as exc:
+        # Connection lost or server restarting: worth another try. Files already loaded are
+        # 'loaded' and are not claimed again; the one in flight rolled back and is retried.
+        raise RetryRequested(max_retries=3, seconds_to_wait=5) from exc
+
+    if failed:
+        raise Failure(
+            description=f"{len(failed)} of {len(outcomes)} file(s) failed; nothing of them landed: "
+            + "; ".join(f"{o.file.s3_key}: {o.error}" for o in failed)[:2000],
+            metadata={"failed_files": MetadataValue.json([{"key": o.file.s3_key, "reason": o.error}
+                                                          for o in failed])},
+            allow_retries=False,
+        )
+
+
+def _materialize(context: AssetExecutionContext, conn: psycopg.Connection, config: IngestConfig,
+                 outcomes: list[FileOutcome], started: float) -> Iterator[Any]:
+    total = _totals(outcomes)
+    elapsed = time.perf_counter() - started
+    common = {"files": MetadataValue.md(_files_table(outcomes)),
+              "file_count": len([o for o in outcomes if o.result])}
+    yield MaterializeResult(
+        asset_key=ENTITIES,
+        metadata={
+            **common,
+            "received": total.received, "inserted": total.inserted, "updated": total.updated,
+            "unchanged": total.unchanged, "rejected": total.rejected, "duplicates": total.duplicates,
+            "seconds": round(elapsed, 3),
+            "records_per_second": round(total.received / elapsed, 1) if elapsed > 0 else 0.0,
+        },
+    )
+    yield MaterializeResult(asset_key=RELATIONSHIPS, metadata={**common, "links_changed": total.relationships})
+    yield MaterializeResult(asset_key=TIME_SERIES, metadata={**common, "points_changed": total.time_series})
+
+    share = total.rejected / total.received if total.received else 0.0
+    yield AssetCheckResult(
+        asset_key=ENTITIES, check_name=CHECK_REFUSED_SHARE, passed=share <= config.max_refused_share,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"refused": total.rejected, "received": total.received, "refused_share": round(share, 4),
+                  "max_refused_share": config.max_refused_share},
+    )
+    yield _check_no_duplicates(conn)
+    yield _check_required_attributes(conn, context.run.run_id)
+    conn.commit()
+
+
+ingest_job = define_asset_job(
+    name="ingest_job",
+    selection=[ENTITIES, RELATIONSHIPS, TIME_SERIES],
+    description="Loads the raw files named in its config into the canonical tables. Launched by landing_sensor.",
+    tags={"pipeline/kind": "ingest"},
+)

@@ -1,0 +1,165 @@
+"""Streaming parse of raw files: `{"records": [...]}`, a JSON array, or NDJSON, each optionally gzip.
+
+Memory stays flat whatever the file size: ijson (yajl C backend) yields one record at a time from
+the S3 body, and gzip is decompressed as a stream. Numbers that are not integers arrive as Decimal,
+so revenue keeps its exact digits.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import IO, Any
+
+import ijson
+
+_CHUNK = 256 * 1024
+NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
+
+
+class ParseError(ValueError):
+    """The file is not valid JSON of a supported shape: nothing of it may land."""
+
+    def __init__(self, message: str, *, byte_offset: int | None = None, record_index: int | None = None):
+        where = []
+        if record_index is not None:
+            where.append(f"after record {record_index}")
+        if byte_offset is not None:
+            where.append(f"near byte {byte_offset}")
+        super().__init__(f"{message} ({', '.join(where)})" if where else message)
+        self.byte_offset = byte_offset
+        self.record_index = record_index
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedLine:
+    """An NDJSON line that is not JSON: refused on its own, the other lines still load."""
+
+    line_number: int
+    text: str
+    error: str
+
+
+class _CountingReader(io.RawIOBase):
+    """Counts bytes handed to the parser, so errors can say roughly where they happened."""
+
+    def __init__(self, raw: IO[bytes]):
+        self._raw = raw
+        self.offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self._raw.read(len(b))
+        n = len(data)
+        b[:n] = data
+        self.offset += n
+        return n
+
+
+def _open(body: IO[bytes]) -> tuple[IO[bytes], _CountingReader]:
+    """Gzip by magic bytes, not by name: a `.json` that is really gzip still parses."""
+    buffered = io.BufferedReader(_Reader(body), buffer_size=_CHUNK)
+    head = buffered.peek(2)[:2]
+    if head == b"\x1f\x8b":
+        counted = _CountingReader(gzip.GzipFile(fileobj=buffered, mode="rb"))
+    else:
+        counted = _CountingReader(buffered)
+    return io.BufferedReader(counted, buffer_size=_CHUNK), counted
+
+
+class _Reader(io.RawIOBase):
+    """Adapts any object with read(n) (botocore's StreamingBody) to a raw stream."""
+
+    def __init__(self, body: IO[bytes]):
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self._body.read(len(b))
+        n = len(data)
+        b[:n] = data
+        return n
+
+
+def _first_significant_byte(stream: IO[bytes]) -> bytes:
+    while True:
+        chunk = stream.peek(64)  # type: ignore[attr-defined]
+        if not chunk:
+            return b""
+        stripped = chunk.lstrip(b" \t\r\n")
+        if stripped:
+            if chunk[:3] == b"\xef\xbb\xbf":  # UTF-8 BOM
+                stream.read(3)
+                continue
+            return stripped[:1]
+        stream.read(len(chunk))
+
+
+def iter_records(
+    key: str, open_body: Callable[[], IO[bytes]]
+) -> Iterator[Any]:
+    """Yield each record of the file (any JSON value; mapping refuses non-objects).
+
+    NDJSON lines that are not JSON are yielded as MalformedLine. Raises ParseError when the file as a
+    whole is malformed or of an unsupported shape. `open_body` may be called a second time, only to
+    explain a JSON object without records.
+    """
+    stream, counter = _open(open_body())
+    if key.lower().endswith(NDJSON_SUFFIXES):
+        yield from _iter_ndjson(stream)
+        return
+    first = _first_significant_byte(stream)
+    if first == b"":
+        return  # an empty document holds no records
+    if first == b"[":
+        prefix = "item"
+    elif first == b"{":
+        prefix = "records.item"
+    else:
+        raise ParseError("expected a JSON object with a 'records' array, a JSON array, or NDJSON; "
+                         f"the file starts with {first.decode('latin-1')!r}", byte_offset=0)
+    n = 0
+    try:
+        for record in ijson.items(stream, prefix, use_float=False):
+            n += 1
+            yield record
+    except ijson.JSONError as exc:
+        raise ParseError(f"malformed JSON: {_clean(exc)}", byte_offset=counter.offset, record_index=n) from exc
+    if n == 0 and prefix == "records.item":
+        _explain_empty_object(open_body)
+
+
+def _explain_empty_object(open_body: Callable[[], IO[bytes]]) -> None:
+    """Zero records from an object: fine for `"records": []`, an error for anything else."""
+    stream, _ = _open(open_body())
+    for prefix, event, _value in ijson.parse(stream, use_float=False):
+        if prefix == "records":  # the first event of the top-level records value
+            if event == "start_array":
+                return
+            raise ParseError(f"'records' must be an array, found {event.replace('start_', '')}")
+    raise ParseError("the JSON object has no 'records' array")
+
+
+def _iter_ndjson(stream: IO[bytes]) -> Iterator[Any]:
+    for line_number, raw in enumerate(stream, start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            yield json.loads(line, parse_float=Decimal)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            text = line.decode("utf-8", errors="replace")
+            yield MalformedLine(line_number, text, f"line {line_number}: {_clean(exc)}")
+
+
+def _clean(exc: Exception) -> str:
+    """yajl's messages span lines (text, then a caret line): keep them readable on one line."""
+    return " ".join(str(exc).split())[:500]

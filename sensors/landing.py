@@ -1,0 +1,283 @@
+"""landing_sensor: notices new objects in the raw bucket and launches ingest runs in batches.
+
+Discovery has two paths that feed one idempotent registry (`ingest.files`, unique on key + ETag):
+1. the raw bucket's S3 event notifications, drained from an SQS queue (cheap, prompt);
+2. a bounded listing pass in key order, resumed from the cursor, that reconciles anything the queue
+   missed (notifications off, a lost message, files that predate the queue). It never relies on
+   LastModified ordering, so many files in one second or keys arriving out of order are not missed.
+Each tick is bounded in messages, pages and seconds, so a bucket of 100k objects never pushes a tick
+past its timeout: the listing position is carried in the cursor.
+The heavy work is left to runs: pending files are grouped into batches bounded by files and bytes,
+each batch one run (run key = batch id). Runs that die before reaching their files are detected and
+their files released (or failed after repeated launches), so nothing waits forever.
+"""
+
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote_plus
+
+import psycopg
+from dagster import (
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from assets.ingest import ingest_job
+from resources.dagster_resources import AwsResource, PostgresResource
+from resources.ingest_registry import (
+    FileObject,
+    claim_batches,
+    register_files,
+)
+from resources.settings import Settings, get_settings
+
+BATCH_TAG = "ingest/batch"
+MAX_LAUNCHES = 3
+_TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+
+
+@dataclass(frozen=True)
+class TickLimits:
+    tick_seconds: float = 30.0  # well under the daemon's 60 s sensor timeout
+    queue_receives: int = 10  # SQS receive calls per tick, 10 messages each
+    list_pages: int = 10  # listing pages per tick
+    page_size: int = 1000
+    reconcile_interval_seconds: float = 60.0  # pause between full listing passes when the queue is on
+    max_files_per_run: int = 20
+    max_bytes_per_run: int = 512 * 1024 * 1024
+    max_runs_per_tick: int = 10
+    max_batches_in_flight: int = 20
+    lost_batch_seconds: float = 600.0  # a queued batch with no run after this long is re-batched
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "TickLimits":
+        return cls(max_files_per_run=s.ingest_max_files_per_run, max_bytes_per_run=s.ingest_max_bytes_per_run,
+                   reconcile_interval_seconds=s.ingest_reconcile_interval_seconds if s.ingest_queue else 0.0)
+
+
+@dataclass
+class LandingCursor:
+    list_after: str | None = None  # resume the listing pass after this key; None = start a pass
+    last_pass_completed: float = 0.0  # epoch seconds
+    passes: int = 0
+
+    @classmethod
+    def parse(cls, raw: str | None) -> "LandingCursor":
+        if not raw:
+            return cls()
+        try:
+            return cls(**json.loads(raw))
+        except (ValueError, TypeError):
+            return cls()  # an unreadable cursor costs one extra listing pass, nothing more
+
+    def serialize(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def parse_s3_event(body: str, bucket: str) -> list[FileObject] | None:
+    """FileObjects from one S3 event notification message; None when it is not one we understand."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(doc, dict) and "Message" in doc and isinstance(doc["Message"], str):  # via SNS
+        return parse_s3_event(doc["Message"], bucket)
+    if not isinstance(doc, dict):
+        return None
+    if doc.get("Event") == "s3:TestEvent":
+        return []
+    out: list[FileObject] = []
+    for rec in doc.get("Records", []) or []:
+        try:
+            if not str(rec.get("eventName", "")).startswith("ObjectCreated"):
+                continue
+            s3 = rec["s3"]
+            if s3["bucket"]["name"] != bucket:
+                continue
+            obj = s3["object"]
+            when = rec.get("eventTime")
+            out.append(FileObject(
+                key=unquote_plus(obj["key"]), etag=str(obj.get("eTag") or obj.get("etag") or ""),
+                size=int(obj.get("size", 0)),
+                last_modified=datetime.fromisoformat(when) if when else None,
+            ))
+        except (KeyError, TypeError, ValueError):
+            return None
+    return [o for o in out if o.etag]
+
+
+def drain_queue(sqs: Any, queue_url: str, bucket: str, conn: psycopg.Connection, receives: int,
+                deadline: float, log: Any) -> tuple[int, int]:
+    """Register the files announced on the queue; delete messages only after the registry commits."""
+    messages = registered = 0
+    for _ in range(receives):
+        if time.monotonic() > deadline:
+            break
+        resp = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                   VisibilityTimeout=60)
+        batch = resp.get("Messages", [])
+        if not batch:
+            break
+        objects: list[FileObject] = []
+        for m in batch:
+            parsed = parse_s3_event(m.get("Body", ""), bucket)
+            if parsed is None:
+                log.warning(f"ignoring a message that is not an S3 event notification: {m.get('Body', '')[:200]}")
+            else:
+                objects.extend(parsed)
+        registered += len(register_files(conn, objects, via="queue"))
+        conn.commit()
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+        )
+        messages += len(batch)
+    return messages, registered
+
+
+def list_pass(s3: Any, bucket: str, conn: psycopg.Connection, cursor: LandingCursor, limits: TickLimits,
+              deadline: float) -> tuple[int, int]:
+    """Continue the listing pass from the cursor for a bounded number of pages."""
+    listed = registered = 0
+    for _ in range(limits.list_pages):
+        if time.monotonic() > deadline:
+            break
+        kwargs: dict[str, Any] = {"Bucket": bucket, "MaxKeys": limits.page_size}
+        if cursor.list_after:
+            kwargs["StartAfter"] = cursor.list_after
+        page = s3.list_objects_v2(**kwargs)
+        contents = page.get("Contents", [])
+        objects = [FileObject(o["Key"], o["ETag"], int(o.get("Size", 0)), o.get("LastModified"))
+                   for o in contents]
+        registered += len(register_files(conn, objects, via="listing"))
+        conn.commit()
+        listed += len(objects)
+        if contents:
+            cursor.list_after = contents[-1]["Key"]
+        if not page.get("IsTruncated"):
+            cursor.list_after = None
+            cursor.last_pass_completed = time.time()
+            cursor.passes += 1
+            break
+    return listed, registered
+
+
+def recover_lost_work(context: SensorEvaluationContext, conn: psycopg.Connection, limits: TickLimits) -> list[str]:
+    """Files whose run ended (or never started) without finishing them: release or fail them."""
+    notes: list[str] = []
+    rows = conn.execute(
+        """SELECT file_id, s3_key, status, batch_id, run_id, launches,
+                  extract(epoch FROM now() - coalesce(queued_at, started_at)) AS age
+           FROM ingest.files WHERE status IN ('queued', 'loading')"""
+    ).fetchall()
+    if not rows:
+        return notes
+    batch_runs: dict[str, Any] = {}
+    for batch_id in {r[3] for r in rows if r[3]}:
+        runs = context.instance.get_runs(filters=RunsFilter(tags={BATCH_TAG: batch_id}), limit=1)
+        batch_runs[batch_id] = runs[0] if runs else None
+    for file_id, key, status, batch_id, run_id, launches, age in rows:
+        run = batch_runs.get(batch_id)
+        if run is None and status == "loading" and run_id:
+            run = context.instance.get_run_by_id(run_id)
+        ended = run is not None and run.status in _TERMINAL
+        lost = run is None and float(age or 0) > limits.lost_batch_seconds
+        if not (ended or lost):
+            continue
+        if status == "loading" or launches >= MAX_LAUNCHES:
+            why = (f"run {run.run_id} ended ({run.status.value}) before this file finished; nothing of it landed"
+                   if run is not None else "its run was never launched")
+            if status == "queued":
+                why = f"{launches} ingest runs ended before reaching this file; last: {why}"
+            conn.execute("UPDATE ingest.files SET status = 'failed', reason = %s, finished_at = now() "
+                         "WHERE file_id = %s AND status = %s", (why, file_id, status))
+            notes.append(f"{key}: failed ({why})")
+        else:
+            conn.execute("UPDATE ingest.files SET status = 'pending', batch_id = NULL, queued_at = NULL "
+                         "WHERE file_id = %s AND status = 'queued'", (file_id,))
+            notes.append(f"{key}: released for a new batch")
+    conn.commit()
+    return notes
+
+
+def run_requests(conn: psycopg.Connection, limits: TickLimits, max_refused_share: float) -> Iterator[RunRequest]:
+    in_flight = conn.execute(
+        "SELECT count(DISTINCT batch_id) FROM ingest.files WHERE status IN ('queued', 'loading')"
+    ).fetchone()[0]  # type: ignore[index]
+    room = min(limits.max_runs_per_tick, limits.max_batches_in_flight - in_flight)
+    if room <= 0:
+        return
+    batches = claim_batches(conn, max_files=limits.max_files_per_run, max_bytes=limits.max_bytes_per_run,
+                            max_batches=room)
+    conn.commit()
+    for b in batches:
+        yield RunRequest(
+            run_key=b.batch_id,
+            run_config={"ops": {"ingest_files": {"config": {
+                "file_ids": [f.file_id for f in b.files], "max_refused_share": max_refused_share}}}},
+            tags={BATCH_TAG: b.batch_id, "ingest/files": str(len(b.files)),
+                  "ingest/first_key": b.files[0].s3_key[:200]},
+        )
+
+
+def evaluate(context: SensorEvaluationContext, postgres: PostgresResource, aws: AwsResource,
+             limits: TickLimits, max_refused_share: float) -> SensorResult:
+    started = time.monotonic()
+    deadline = started + limits.tick_seconds
+    cursor = LandingCursor.parse(context.cursor)
+    notes: list[str] = []
+    with postgres.connection() as conn:
+        if aws.ingest_queue:
+            queue_url = _queue_url(aws)
+            messages, registered = drain_queue(aws.sqs, queue_url, aws.raw_bucket, conn, limits.queue_receives,
+                                               deadline, context.log)
+            if messages:
+                notes.append(f"queue: {messages} messages, {registered} new files")
+        pass_due = cursor.list_after is not None or (
+            time.time() - cursor.last_pass_completed >= limits.reconcile_interval_seconds)
+        if pass_due and time.monotonic() < deadline:
+            listed, registered = list_pass(aws.s3, aws.raw_bucket, conn, cursor, limits, deadline)
+            notes.append(f"listing: {listed} objects, {registered} new files"
+                         + (f", resumes after {cursor.list_after!r}" if cursor.list_after else ", pass complete"))
+        notes.extend(recover_lost_work(context, conn, limits))
+        requests = list(run_requests(conn, limits, max_refused_share))
+    if notes:
+        context.log.info("; ".join(notes))
+    if not requests:
+        return SensorResult(skip_reason=SkipReason("; ".join(notes) or "no new files"), cursor=cursor.serialize())
+    return SensorResult(run_requests=requests, cursor=cursor.serialize())
+
+
+def _queue_url(aws: AwsResource) -> str:
+    q = aws.ingest_queue
+    return q if q.startswith("http") else aws.sqs.get_queue_url(QueueName=q)["QueueUrl"]
+
+
+@sensor(
+    name="landing_sensor",
+    job=ingest_job,
+    minimum_interval_seconds=5,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Watches the raw bucket (crm-data/, erp-data/, legacy-data/) through its S3 event queue and a "
+        "bounded listing pass; records every object in ingest.files (key + ETag, so nothing is loaded twice) "
+        "and launches ingest_job runs for batches of new files. Objects it will not process are recorded "
+        "as skipped with the reason."
+    ),
+)
+def landing_sensor(context: SensorEvaluationContext, postgres: PostgresResource, aws: AwsResource) -> SensorResult:
+    settings = get_settings()
+    return evaluate(context, postgres, aws, TickLimits.from_settings(settings), settings.ingest_max_refused_share)
+
+

@@ -1,0 +1,122 @@
+"""Shared fixtures: a real embedded PostgreSQL and a real moto server, per test session (per xdist
+worker), reached over TCP exactly as the platform reaches them."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from resources.aws import AwsResources, aws_client, ensure_aws_resources
+from resources.local_aws import MotoServer, free_port
+from resources.local_postgres import LocalPostgres
+from resources.migrate import apply_migrations
+from resources.settings import Settings
+
+WRITER_PASSWORD = "writer-test"
+READER_PASSWORD = "reader-test"
+
+
+@dataclass(frozen=True)
+class PgCluster:
+    server: LocalPostgres
+    owner_url: str
+    writer_url: str
+    reader_url: str
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
+    # Throwaway cluster: durability off makes every commit cheap; behaviour is otherwise identical.
+    server = LocalPostgres(
+        tmp_path_factory.mktemp("pg"), port=free_port(),
+        settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"},
+    )
+    server.start()
+    try:
+        server.ensure_database("canonical")
+        owner = server.url("canonical")
+        apply_migrations(owner)
+        with psycopg.connect(owner, autocommit=True) as conn:
+            conn.execute(f"ALTER ROLE pipeline_writer LOGIN PASSWORD '{WRITER_PASSWORD}'")
+            conn.execute(f"ALTER ROLE pipeline_reader LOGIN PASSWORD '{READER_PASSWORD}'")
+        yield PgCluster(
+            server=server, owner_url=owner,
+            writer_url=server.url("canonical", "pipeline_writer", WRITER_PASSWORD),
+            reader_url=server.url("canonical", "pipeline_reader", READER_PASSWORD),
+        )
+    finally:
+        server.stop(mode="immediate")
+
+
+@pytest.fixture
+def db(pg: PgCluster) -> PgCluster:
+    """The cluster with empty canonical and ingest tables."""
+    with psycopg.connect(pg.owner_url, autocommit=True) as conn:
+        conn.execute(
+            """TRUNCATE canonical.entities, canonical.entity_history, canonical.entity_relationships,
+                        canonical.time_series_data, ingest.rejected_records, ingest.files RESTART IDENTITY CASCADE"""
+        )
+        conn.execute("UPDATE ingest.data_version SET version = 0")
+    return pg
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    with MotoServer(port=free_port()) as server:
+        yield server
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One test's view of the platform: its own buckets, queue, table and topic on the shared moto server."""
+
+    settings: Settings
+    aws: AwsResources
+    pg: PgCluster
+
+    def client(self, service: str):  # noqa: ANN201 - a boto3 client
+        return aws_client(service, self.settings)
+
+
+@pytest.fixture
+def stack(db: PgCluster, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    suffix = uuid.uuid4().hex[:8]
+    env = {
+        "DATABASE_URL": db.writer_url,
+        "READONLY_DATABASE_URL": db.reader_url,
+        "AWS_ENDPOINT_URL": moto_server.endpoint_url,
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "RAW_BUCKET": f"raw-{suffix}",
+        "RESULTS_BUCKET": f"results-{suffix}",
+        "JOBS_TABLE": f"jobs-{suffix}",
+        "NOTIFY_TOPIC": f"notices-{suffix}",
+        "INGEST_QUEUE": f"raw-events-{suffix}",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    from resources.settings import get_settings
+
+    get_settings.cache_clear()
+    settings = Settings()
+    return Stack(settings=settings, aws=ensure_aws_resources(settings), pg=db)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings_cache() -> Iterator[None]:
+    from resources.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
