@@ -1,0 +1,229 @@
+"""API: the REST app (`api/lambda_handler.py:handler`) in a Lambda inside the VPC, behind an API Gateway
+REST API with API keys, a usage plan, throttling, request validation, CORS, access logs and X-Ray.
+
+The Lambda code is the package `make lambda-package` builds (dist/lambda.zip, or a folder), taken as
+it is: nothing is bundled or built here. The function reads its database credentials from Secrets
+Manager at cold start (the secret ARNs are in its environment, never the passwords) and reaches
+PostgreSQL through RDS Proxy, Dagster through the internal load balancer.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from canonical_infra.common import MANAGED_POLICY_PREFIX, lint_ignore, log_group, s3_objects_arn, suppress
+from canonical_infra.config import Config
+from canonical_infra.data import CANONICAL_DB, DataStack
+from canonical_infra.network import NetworkStack
+from canonical_infra.orchestration import OrchestrationStack
+
+HANDLER = "api.lambda_handler.handler"
+# API Gateway gives up after 29 s; the app's own time budget is 20 s (issue 4).
+FUNCTION_TIMEOUT = Duration.seconds(29)
+
+# Bodies checked at the edge before the function is invoked (contract of issue 4:
+# POST /analytics and POST /analytics/jobs take {"operation", "parameters"}).
+ANALYTICS_REQUEST_SCHEMA = apigw.JsonSchema(
+    schema=apigw.JsonSchemaVersion.DRAFT4,
+    title="AnalyticsRequest",
+    type=apigw.JsonSchemaType.OBJECT,
+    required=["operation"],
+    properties={
+        "operation": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1, max_length=100),
+        "parameters": apigw.JsonSchema(type=apigw.JsonSchemaType.OBJECT),
+    },
+)
+
+# Errors API Gateway answers itself keep the app's problem+json shape (RFC 9457 + the seed's fields).
+PROBLEM_TEMPLATE = json.dumps({
+    "type": "about:blank",
+    "title": "$context.error.responseType",
+    "detail": "$context.error.message $context.error.validationErrorString",
+    "instance": "$context.path",
+    "requestId": "$context.requestId",
+    "success": False,
+    "error": {"message": "$context.error.message", "type": "$context.error.responseType"},
+})
+
+
+class ApiStack(Stack):
+    def __init__(
+        self, scope: Construct, id: str, *, config: Config, network: NetworkStack, data: DataStack,
+        orchestration: OrchestrationStack, **kwargs,
+    ) -> None:
+        super().__init__(scope, id, **kwargs)
+        self.config = config
+
+        self.function_logs = log_group(self, "FunctionLogs", config)
+        role = iam.Role(self, "FunctionRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                        description="REST API Lambda")
+        self.function = lambda_.Function(
+            self, "Function",
+            function_name=config.name("api"),
+            description="canonical-pipeline REST API (api/lambda_handler.py)",
+            code=lambda_.Code.from_asset(str(config.lambda_asset_path())),
+            handler=HANDLER,
+            runtime=lambda_.Runtime(config.lambda_runtime, lambda_.RuntimeFamily.PYTHON),
+            architecture=lambda_.Architecture.X86_64,
+            memory_size=config.lambda_memory,
+            timeout=FUNCTION_TIMEOUT,
+            reserved_concurrent_executions=config.lambda_reserved_concurrency,
+            vpc=network.vpc,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            security_groups=[network.security_groups.api_lambda],
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.function_logs,
+            role=role,
+            environment={
+                "PIPELINE_ENV": config.env_name,
+                "RAW_BUCKET": config.bucket_name("raw"),
+                "RESULTS_BUCKET": config.bucket_name("results"),
+                "JOBS_TABLE": data.jobs_table.table_name,
+                "DAGSTER_URL": orchestration.dagster_url,
+                # Read at cold start: host/port/username/password JSON; connect through the proxy.
+                "DATABASE_SECRET_ARN": data.writer_secret.secret_arn,
+                "READONLY_DATABASE_SECRET_ARN": data.reader_secret.secret_arn,
+                "DATABASE_PROXY_ENDPOINT": data.proxy.endpoint,
+                "DATABASE_NAME": CANONICAL_DB,
+                "CORS_ORIGINS": ",".join(config.cors_origins),
+            },
+        )
+        self._grant(role, data)
+        lint_ignore(self.function, "W3005")  # CDK orders the function after its role's policy explicitly
+
+        access_logs = log_group(self, "AccessLogs", config)
+        cors = apigw.CorsOptions(
+            allow_origins=config.cors_origins,
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["Content-Type", "X-Api-Key", "Authorization", "Idempotency-Key", "Prefer",
+                           "If-None-Match", "X-Request-Id"],
+            expose_headers=["Location", "ETag", "X-Cache", "X-Request-Id"],
+            max_age=Duration.hours(1),
+        ) if config.cors_origins else None
+        self.api = apigw.RestApi(
+            self, "RestApi",
+            rest_api_name=config.name("api"),
+            description="canonical-pipeline analytics and ingest API",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=True,  # the account-level role API Gateway needs to write any log
+            api_key_source_type=apigw.ApiKeySourceType.HEADER,
+            default_method_options=apigw.MethodOptions(api_key_required=True),
+            default_cors_preflight_options=cors,
+            deploy_options=apigw.StageOptions(
+                stage_name="v1",
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=False, http_method=True, ip=True, protocol=True, request_time=True,
+                    resource_path=True, response_length=True, status=True, user=False),
+                tracing_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,  # request bodies stay out of the logs
+                metrics_enabled=True,
+                throttling_rate_limit=config.api_rate_limit,
+                throttling_burst_limit=config.api_burst_limit,
+            ),
+        )
+        self._routes()
+        self._gateway_responses()
+
+        self.api_key = self.api.add_api_key("DefaultKey", api_key_name=config.name("default"),
+                                            description="First client key; add one per client (README)")
+        plan = self.api.add_usage_plan(
+            "UsagePlan",
+            name=config.name("standard"),
+            throttle=apigw.ThrottleSettings(rate_limit=config.api_rate_limit, burst_limit=config.api_burst_limit),
+            quota=apigw.QuotaSettings(limit=config.api_quota_per_day, period=apigw.Period.DAY),
+            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
+        )
+        plan.add_api_key(self.api_key)
+
+        self._nag_suppressions(role)
+        CfnOutput(self, "ApiUrl", value=self.api.url)
+        CfnOutput(self, "ApiKeyId", value=self.api_key.key_id,
+                  description="aws apigateway get-api-key --include-value --api-key <id>")
+        CfnOutput(self, "FunctionName", value=self.function.function_name)
+
+    def _routes(self) -> None:
+        """A proxy route for every path, plus explicit routes where the edge can check the request."""
+        integration = apigw.LambdaIntegration(self.function, proxy=True)
+        validator = self.api.add_request_validator(
+            "Validator", validate_request_body=True, validate_request_parameters=True)
+        body = self.api.add_model("AnalyticsRequest", content_type="application/json",
+                                  model_name="AnalyticsRequest", schema=ANALYTICS_REQUEST_SCHEMA)
+        checked_body = {"request_validator": validator, "request_models": {"application/json": body}}
+
+        root = self.api.root
+        root.add_method("ANY", integration)
+        root.add_proxy(default_integration=integration, any_method=True)
+        analytics = root.add_resource("analytics")
+        analytics.add_method("GET", integration, request_validator=validator,
+                             request_parameters={"method.request.querystring.operation": True})
+        analytics.add_method("POST", integration, **checked_body)
+        analytics.add_proxy(default_integration=integration, any_method=True)
+        jobs = analytics.add_resource("jobs")
+        jobs.add_method("POST", integration, **checked_body)
+        jobs.add_proxy(default_integration=integration, any_method=True)
+
+    def _gateway_responses(self) -> None:
+        headers = {"Content-Type": "'application/problem+json'"}
+        if len(self.config.cors_origins) == 1:
+            headers["Access-Control-Allow-Origin"] = f"'{self.config.cors_origins[0]}'"
+        for id, kind in {"Default4xx": apigw.ResponseType.DEFAULT_4_XX,
+                         "Default5xx": apigw.ResponseType.DEFAULT_5_XX}.items():
+            self.api.add_gateway_response(id, type=kind, response_headers=headers,
+                                          templates={"application/json": PROBLEM_TEMPLATE})
+
+    def _grant(self, role: iam.Role, data: DataStack) -> None:
+        statements = [
+            iam.PolicyStatement(sid="OwnLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                                resources=[self.function_logs.log_group_arn]),
+            # The ENIs of a function in a VPC: EC2 takes no resource for these calls.
+            iam.PolicyStatement(sid="VpcNetworkInterfaces",
+                                actions=["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces",
+                                         "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
+                                         "ec2:UnassignPrivateIpAddresses"],
+                                resources=["*"]),
+            iam.PolicyStatement(sid="DatabaseSecrets", actions=["secretsmanager:GetSecretValue"],
+                                resources=[data.reader_secret.secret_arn, data.writer_secret.secret_arn]),
+            iam.PolicyStatement(sid="JobsAndCache",
+                                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                         "dynamodb:Query"],
+                                resources=[data.jobs_table.table_arn]),
+            # Presigned downloads of results, presigned uploads into the raw bucket.
+            iam.PolicyStatement(sid="ReadResults", actions=["s3:GetObject"],
+                                resources=[s3_objects_arn(self, self.config.bucket_name("results"))]),
+            iam.PolicyStatement(sid="UploadRaw", actions=["s3:PutObject"],
+                                resources=[s3_objects_arn(self, self.config.bucket_name("raw"))]),
+            iam.PolicyStatement(sid="DataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                                resources=[data.data_key.key_arn]),
+        ]
+        for statement in statements:
+            role.add_to_policy(statement)
+
+    def _nag_suppressions(self, role: iam.Role) -> None:
+        suppress(self.function, "L1", f"The runtime ({self.config.lambda_runtime}) must match the Python the "
+                 "package is built for by `make lambda-package` (the project supports 3.11-3.13); change both "
+                 "together through the lambdaRuntime context value.")
+        config = self.config
+        suppress(role, "IAM5", "EC2 network-interface calls of a VPC function and X-Ray trace writes take no "
+                 "resource; object actions name the objects of the two data buckets (object ARNs end in /*).",
+                 findings=["Resource::*", f"Resource::{s3_objects_arn(self, config.bucket_name('raw'))}",
+                           f"Resource::{s3_objects_arn(self, config.bucket_name('results'))}"])
+        suppress(self.api, "APIG3", "No WAF: callers are authenticated with API keys, throttled per stage and "
+                 "per key by the usage plan, and bodies are validated at the edge; a WAF web ACL can be "
+                 "attached to the stage later without changing this stack (README).")
+        suppress(self.api, "APIG4", "Clients authenticate with API Gateway API keys (usage plan) and the app "
+                 "checks scoped keys itself (issue 4); there is no user directory to authorise against.",
+                 )
+        suppress(self.api, "COG4", "No Cognito user pool: the callers are services and scripts holding API "
+                 "keys, not end users.")
+        suppress(self.api, "IAM4", "API Gateway's account-level CloudWatch role uses the AWS-managed "
+                 "AmazonAPIGatewayPushToCloudWatchLogs policy, the documented way to let it write logs.",
+                 findings=[f"Policy::{MANAGED_POLICY_PREFIX}AmazonAPIGatewayPushToCloudWatchLogs"])

@@ -1,0 +1,355 @@
+"""Orchestration: Dagster on ECS Fargate — the webserver behind an internal load balancer, the daemon
+(sensors, run queue, run monitoring, retries), one Fargate task per run, and a one-off db-setup task.
+
+All of them run the image built from `infra/Dockerfile` (the locked dependencies) with
+`infra/dagster.yaml` as the instance configuration. Each has its own task role holding only what it
+does: see `_grant_data_access` and `_grant_run_launching`.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, CfnOutput, Duration, IgnoreMode, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from canonical_infra.common import lint_ignore, log_group, s3_bucket_arn, s3_objects_arn, suppress
+from canonical_infra.config import REPO_ROOT, Config
+from canonical_infra.data import DataStack
+from canonical_infra.network import DAGSTER_ALB_PORT, DAGSTER_WEBSERVER_PORT, NetworkStack
+
+# The Docker build context is the repository root, reduced to what the image needs (an allow-list in
+# .dockerignore syntax), so the asset hash changes only when the image would.
+DOCKER_CONTEXT = [
+    "*",
+    "!pyproject.toml", "!uv.lock", "!README.md", "!workspace.yaml",
+    "!pipeline_defs", "!assets", "!sensors", "!resources", "!api",
+    "!infra/Dockerfile", "!infra/dagster.yaml", "!infra/docker",
+    "**/__pycache__", "**/*.pyc",
+]
+RUN_FAMILY = "dagster-run"
+RUN_CONTAINER = "run"  # the container the EcsRunLauncher overrides (its `container_name` default)
+COMPUTE_LOGS_PREFIX = "dagster/compute-logs"
+WORKSPACE = "/app/workspace.yaml"
+
+
+class OrchestrationStack(Stack):
+    def __init__(
+        self, scope: Construct, id: str, *, config: Config, network: NetworkStack, data: DataStack, **kwargs
+    ) -> None:
+        super().__init__(scope, id, **kwargs)
+        self.config = config
+        self.data = data
+        groups = network.security_groups
+        app_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+        self.app_subnets = network.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+
+        self.cluster_name = config.name("dagster")
+        exec_logs = log_group(self, "ExecLogs", config, name=config.log_group_name("ecs-exec"))
+        # As ECS's own ECS Exec grant renders it (a reference to the group, shown as <logical id>).
+        self.exec_logs_arn = self.format_arn(service="logs", resource="log-group",
+                                             resource_name=f"<{self.get_logical_id(exec_logs.node.default_child)}>:*",
+                                             arn_format=ArnFormat.COLON_RESOURCE_NAME)
+        self.cluster = ecs.Cluster(
+            self, "Cluster",
+            cluster_name=self.cluster_name,
+            vpc=network.vpc,
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
+            # ECS Exec sessions (the operator path to the UI) are recorded.
+            execute_command_configuration=ecs.ExecuteCommandConfiguration(
+                logging=ecs.ExecuteCommandLogging.OVERRIDE,
+                log_configuration=ecs.ExecuteCommandLogConfiguration(cloud_watch_log_group=exec_logs),
+            ),
+        )
+        self.logs = log_group(self, "DagsterLogs", config, name=config.log_group_name("dagster"))
+        self.image = self._image(config)
+
+        # The internal load balancer: the API Lambda's way to Dagster's GraphQL endpoint.
+        self.alb = elbv2.ApplicationLoadBalancer(
+            self, "DagsterAlb",
+            vpc=network.vpc,
+            internet_facing=False,
+            security_group=groups.dagster_alb,
+            vpc_subnets=app_subnets,
+            drop_invalid_header_fields=True,
+            deletion_protection=config.is_prod,
+        )
+        self.alb.log_access_logs(data.logs_bucket, prefix="alb/dagster")
+        self.dagster_url = f"http://{self.alb.load_balancer_dns_name}"
+
+        self.execution_role = iam.Role(
+            self, "TaskExecutionRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="Pulls the Dagster image, writes container logs, reads the injected database secrets",
+        )
+
+        # -- the run task: what the EcsRunLauncher starts for every run -------------------------------
+        self.run_role = self._task_role("RunTaskRole", "Dagster run tasks: ingest and analytics")
+        self.run_task = self._task_definition("RunTask", RUN_FAMILY, config.run_cpu, config.run_memory,
+                                              self.run_role)
+        self._container(self.run_task, RUN_CONTAINER, ["dagster", "--version"],
+                        secrets=("writer", "reader", "dagster"))
+        self._grant_data_access(self.run_role, sensors=False)
+
+        # -- the daemon: sensors, the run queue, run monitoring and retries ---------------------------
+        self.daemon_role = self._task_role("DaemonTaskRole", "Dagster daemon: sensors and run launching")
+        daemon_task = self._task_definition("DaemonTask", "dagster-daemon", config.daemon_cpu,
+                                            config.daemon_memory, self.daemon_role)
+        self._container(daemon_task, "daemon", ["dagster-daemon", "run", "-w", WORKSPACE],
+                        secrets=("writer", "dagster"))
+        self._grant_data_access(self.daemon_role, sensors=True)
+        self._grant_run_launching(self.daemon_role, launch=True)
+        self.daemon_service = ecs.FargateService(
+            self, "DaemonService",
+            service_name=config.name("dagster-daemon"),
+            cluster=self.cluster,
+            task_definition=daemon_task,
+            desired_count=1,
+            # Exactly one daemon: the old task stops before the new one starts.
+            min_healthy_percent=0,
+            max_healthy_percent=100,
+            security_groups=[groups.dagster_tasks],
+            vpc_subnets=app_subnets,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+        )
+
+        # -- the webserver: UI and GraphQL, behind the internal load balancer -------------------------
+        self.webserver_role = self._task_role("WebserverTaskRole", "Dagster webserver: UI and GraphQL")
+        webserver_task = self._task_definition("WebserverTask", "dagster-webserver", config.webserver_cpu,
+                                               config.webserver_memory, self.webserver_role)
+        webserver = self._container(
+            webserver_task, "webserver",
+            ["dagster-webserver", "-h", "0.0.0.0", "-p", str(DAGSTER_WEBSERVER_PORT), "-w", WORKSPACE],
+            secrets=("dagster",),
+        )
+        webserver.add_port_mappings(ecs.PortMapping(container_port=DAGSTER_WEBSERVER_PORT))
+        self._grant_run_launching(self.webserver_role, launch=False)
+        self._grant_compute_logs(self.webserver_role, write=False)
+        self.webserver_service = ecs.FargateService(
+            self, "WebserverService",
+            service_name=config.name("dagster-webserver"),
+            cluster=self.cluster,
+            task_definition=webserver_task,
+            desired_count=1,
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            security_groups=[groups.dagster_webserver],
+            vpc_subnets=app_subnets,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            health_check_grace_period=Duration.minutes(3),
+            enable_execute_command=True,  # the operator path: ECS Exec port forwarding (README)
+        )
+        listener = self.alb.add_listener("Http", port=DAGSTER_ALB_PORT, protocol=elbv2.ApplicationProtocol.HTTP,
+                                         open=False)
+        listener.add_targets(
+            "Webserver",
+            port=DAGSTER_WEBSERVER_PORT,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            targets=[self.webserver_service.load_balancer_target(container_name="webserver",
+                                                                 container_port=DAGSTER_WEBSERVER_PORT)],
+            health_check=elbv2.HealthCheck(path="/server_info", healthy_http_codes="200",
+                                           interval=Duration.seconds(30)),
+            deregistration_delay=Duration.seconds(30),
+        )
+        lint_ignore(self.webserver_service, "W3005")  # CDK orders the service after its listener explicitly
+
+        # -- db-setup: databases, roles and migrations, run once after each deploy (README) -----------
+        setup_role = self._task_role("DbSetupTaskRole", "db-setup: needs no AWS API, only the database")
+        self.setup_task = self._task_definition("DbSetupTask", "db-setup", 256, 512, setup_role)
+        self._container(self.setup_task, "db-setup", ["python", "/app/infra/docker/db_setup.py"],
+                        secrets=("master", "writer", "reader", "dagster"))
+
+        self._nag_suppressions()
+        self._outputs()
+
+    # -- building blocks ----------------------------------------------------------------------------
+
+    def _image(self, config: Config) -> ecs.ContainerImage:
+        """`dagsterImage` from context (an ECR URI `<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>`
+        or any registry URI), else the image built from infra/Dockerfile at deploy time."""
+        uri = config.dagster_image
+        if not uri:
+            return ecs.ContainerImage.from_asset(
+                str(REPO_ROOT),
+                file="infra/Dockerfile",
+                platform=ecr_assets.Platform.LINUX_AMD64,
+                exclude=DOCKER_CONTEXT,
+                ignore_mode=IgnoreMode.DOCKER,
+            )
+        if ".dkr.ecr." in uri:  # ECR: the execution role is granted the pull
+            path = uri.split("/", 1)[1]
+            name, _, tag = path.partition(":")
+            repo = ecr.Repository.from_repository_name(self, "ImageRepository", name)
+            return ecs.ContainerImage.from_ecr_repository(repo, tag or "latest")
+        return ecs.ContainerImage.from_registry(uri)
+
+    def _task_role(self, id: str, description: str) -> iam.Role:
+        return iam.Role(self, id, assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+                        description=description)
+
+    def _task_definition(self, id: str, family: str, cpu: int, memory: int, role: iam.Role) -> ecs.FargateTaskDefinition:
+        return ecs.FargateTaskDefinition(
+            self, id,
+            family=self.config.name(family),
+            cpu=cpu,
+            memory_limit_mib=memory,
+            runtime_platform=ecs.RuntimePlatform(cpu_architecture=ecs.CpuArchitecture.X86_64,
+                                                 operating_system_family=ecs.OperatingSystemFamily.LINUX),
+            task_role=role,
+            execution_role=self.execution_role,
+        )
+
+    def _container(self, task: ecs.FargateTaskDefinition, name: str, command: list[str], *,
+                   secrets: tuple[str, ...]) -> ecs.ContainerDefinition:
+        """A container of the Dagster image. Database credentials arrive as whole secrets (JSON) that
+        the image's entrypoint turns into DATABASE_URL & co.; the rest is plain configuration."""
+        data = self.data
+        by_name = {
+            "master": ("ADMIN_DATABASE_SECRET", data.master_secret),
+            "writer": ("DATABASE_SECRET", data.writer_secret),
+            "reader": ("READONLY_DATABASE_SECRET", data.reader_secret),
+            "dagster": ("DAGSTER_DATABASE_SECRET", data.dagster_secret),
+        }
+        return task.add_container(
+            name,
+            container_name=name,
+            image=self.image,
+            command=command,
+            essential=True,
+            environment=self.environment(),
+            secrets={by_name[s][0]: ecs.Secret.from_secrets_manager(by_name[s][1]) for s in secrets},
+            logging=ecs.LogDrivers.aws_logs(stream_prefix=name, log_group=self.logs),
+            stop_timeout=Duration.seconds(60),
+        )
+
+    def environment(self) -> dict[str, str]:
+        """What every Dagster container reads (resources/settings.py names); no secret among them."""
+        data, config = self.data, self.config
+        return {
+            "PIPELINE_ENV": config.env_name,
+            "AWS_REGION": self.region,
+            "RAW_BUCKET": config.bucket_name("raw"),
+            "RESULTS_BUCKET": config.bucket_name("results"),
+            "JOBS_TABLE": data.jobs_table.table_name,
+            "NOTIFY_TOPIC": data.notices_topic.topic_arn,
+            "INGEST_QUEUE": data.ingest_queue.queue_url,
+            "METRICS_NAMESPACE": config.metrics_namespace,
+            "DAGSTER_URL": self.dagster_url,
+            "COMPUTE_LOGS_BUCKET": config.bucket_name("logs"),
+            "COMPUTE_LOGS_PREFIX": COMPUTE_LOGS_PREFIX,
+            "DAGSTER_MAX_CONCURRENT_RUNS": str(config.max_concurrent_runs),
+            # The family: the launcher describes it and runs its latest revision.
+            "DAGSTER_RUN_TASK_DEFINITION": config.name(RUN_FAMILY),
+        }
+
+    def _grant_data_access(self, role: iam.Role, *, sensors: bool) -> None:
+        """Read raw objects, write results, write the jobs table, publish notices, emit metrics.
+        Object and item actions only: no principal here can delete a bucket, a table or the queue."""
+        data, config = self.data, self.config
+        raw, results = config.bucket_name("raw"), config.bucket_name("results")
+        statements = [
+            iam.PolicyStatement(sid="ReadRawObjects", actions=["s3:GetObject"],
+                                resources=[s3_objects_arn(self, raw)]),
+            iam.PolicyStatement(sid="ListRawBucket", actions=["s3:ListBucket"], resources=[s3_bucket_arn(self, raw)]),
+            iam.PolicyStatement(sid="WriteResults", actions=["s3:PutObject", "s3:GetObject"],
+                                resources=[s3_objects_arn(self, results)]),
+            iam.PolicyStatement(sid="DataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                                resources=[data.data_key.key_arn]),
+            iam.PolicyStatement(sid="JobsTable",
+                                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                         "dynamodb:Query", "dynamodb:BatchGetItem"],
+                                resources=[data.jobs_table.table_arn]),
+            iam.PolicyStatement(sid="PublishNotices", actions=["sns:Publish"],
+                                resources=[data.notices_topic.topic_arn]),
+            iam.PolicyStatement(sid="PipelineMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
+                                conditions={"StringEquals": {"cloudwatch:namespace": config.metrics_namespace}}),
+        ]
+        if sensors:
+            statements.append(iam.PolicyStatement(
+                sid="DrainIngestQueue",
+                actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                         "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+                resources=[data.ingest_queue.queue_arn]))
+        for statement in statements:
+            role.add_to_policy(statement)
+        self._grant_compute_logs(role, write=True)
+        suppress(role, "IAM5", "Objects of the raw and results buckets (object ARNs end in /*); "
+                 "PutMetricData takes no resource and is limited to the pipeline's namespace by condition.",
+                 findings=[f"Resource::{s3_objects_arn(self, raw)}", f"Resource::{s3_objects_arn(self, results)}",
+                           "Resource::*"])
+
+    def _grant_compute_logs(self, role: iam.Role, *, write: bool) -> None:
+        bucket = self.config.bucket_name("logs")
+        objects = s3_objects_arn(self, bucket, f"{COMPUTE_LOGS_PREFIX}/*")
+        actions = ["s3:GetObject", "s3:PutObject"] if write else ["s3:GetObject"]
+        role.add_to_policy(iam.PolicyStatement(sid="ComputeLogObjects", actions=actions, resources=[objects]))
+        role.add_to_policy(iam.PolicyStatement(
+            sid="ComputeLogListing", actions=["s3:ListBucket"], resources=[s3_bucket_arn(self, bucket)],
+            conditions={"StringLike": {"s3:prefix": [f"{COMPUTE_LOGS_PREFIX}/*"]}}))
+        suppress(role, "IAM5", "Dagster compute logs: the objects under their prefix in the logs bucket.",
+                 findings=[f"Resource::{objects}"])
+
+    def _grant_run_launching(self, role: iam.Role, *, launch: bool) -> None:
+        """What the EcsRunLauncher calls (dagster_aws/ecs/launcher.py): the daemon starts run tasks of
+        the run task definition in this cluster; the webserver only looks at and stops them."""
+        cluster_tasks = self.format_arn(service="ecs", resource="task", resource_name=f"{self.cluster_name}/*")
+        role.add_to_policy(iam.PolicyStatement(sid="WatchRunTasks", actions=["ecs:DescribeTasks", "ecs:StopTask"],
+                                               resources=[cluster_tasks]))
+        role.add_to_policy(iam.PolicyStatement(sid="ReadRunTaskDefinition", actions=["ecs:DescribeTaskDefinition"],
+                                               resources=["*"]))  # the action takes no resource
+        suppress(role, "IAM5", "Tasks of this cluster only (task IDs are generated); DescribeTaskDefinition "
+                 "takes no resource.", findings=[f"Resource::{cluster_tasks}", "Resource::*"])
+        if not launch:
+            return
+        family = self.format_arn(service="ecs", resource="task-definition",
+                                 resource_name=f"{self.config.name(RUN_FAMILY)}:*")
+        role.add_to_policy(iam.PolicyStatement(
+            sid="StartRunTasks", actions=["ecs:RunTask"], resources=[family],
+            conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}}))
+        role.add_to_policy(iam.PolicyStatement(
+            sid="TagRunTasks", actions=["ecs:TagResource"], resources=[cluster_tasks],
+            conditions={"StringEquals": {"ecs:CreateAction": "RunTask"}}))
+        role.add_to_policy(iam.PolicyStatement(
+            sid="PassRunRoles", actions=["iam:PassRole"],
+            resources=[self.run_role.role_arn, self.execution_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}))
+        # use_current_ecs_task_config: the launcher copies the daemon's subnets and security groups.
+        role.add_to_policy(iam.PolicyStatement(sid="ReadOwnNetwork", actions=["ec2:DescribeNetworkInterfaces"],
+                                               resources=["*"]))  # the action takes no resource
+        # Run monitoring reads a failed run task's last log lines into the run's failure event.
+        run_log_streams = self.format_arn(service="logs", resource="log-group",
+                                          resource_name=f"{self.config.log_group_name('dagster')}:log-stream:"
+                                                        f"{RUN_CONTAINER}/*",
+                                          arn_format=ArnFormat.COLON_RESOURCE_NAME)
+        role.add_to_policy(iam.PolicyStatement(sid="ReadRunLogs", actions=["logs:GetLogEvents"],
+                                               resources=[run_log_streams]))
+        suppress(role, "IAM5", "Every revision of the run task definition, and the log streams of run "
+                 "containers (named per task).", findings=[f"Resource::{family}", f"Resource::{run_log_streams}"])
+
+    # -- nag and outputs ----------------------------------------------------------------------------
+
+    def _nag_suppressions(self) -> None:
+        suppress(self.execution_role, "IAM5", "ecr:GetAuthorizationToken takes no resource (ECS's own image-pull "
+                 "grant); the repository actions are limited to the image's repository.", findings=["Resource::*"])
+        suppress(self.webserver_role, "IAM5", "ECS Exec (the operator path to the UI): the ssmmessages channel "
+                 "actions and logs:DescribeLogGroups take no resource; session logs go to their own log group.",
+                 findings=["Resource::*", f"Resource::{self.exec_logs_arn}"])
+        for task in (self.run_task, self.setup_task,
+                     self.daemon_service.task_definition, self.webserver_service.task_definition):
+            suppress(task, "ECS2", "Only non-secret configuration (resource names, URLs) is in the environment; "
+                     "database credentials are injected from Secrets Manager as ECS secrets.")
+
+    def _outputs(self) -> None:
+        outputs = {
+            "ClusterName": self.cluster.cluster_name,
+            "WebserverServiceName": self.webserver_service.service_name,
+            "DaemonServiceName": self.daemon_service.service_name,
+            "DagsterInternalUrl": self.dagster_url,
+            "RunTaskDefinitionFamily": self.run_task.family,
+            "DbSetupTaskDefinitionFamily": self.setup_task.family,
+        }
+        for name, value in outputs.items():
+            CfnOutput(self, name, value=value)
