@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import click
 import psycopg
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
 from resources.settings import SOURCE_PREFIXES, Settings, get_settings
@@ -115,12 +116,16 @@ def friendly_errors(fn: F) -> F:
         except ClientError as exc:
             err = exc.response.get("Error", {})
             code, message = err.get("Code", "?"), err.get("Message", "")
-            if code in ("NoSuchBucket", "404") and exc.operation_name in ("PutObject", "HeadObject",
-                                                                          "CreateMultipartUpload", "HeadBucket"):
-                message = f"bucket {settings.raw_bucket!r} does not exist at {settings.aws_endpoint_url or 'AWS'}"
+            if code in ("NoSuchBucket", "404") and exc.operation_name == "HeadBucket":
+                raise click.ClickException(
+                    f"bucket {settings.raw_bucket!r} does not exist at {settings.aws_endpoint_url or 'AWS'} "
+                    "(is `make dev` running, or RAW_BUCKET set?)"
+                ) from exc
             raise click.ClickException(f"AWS {exc.operation_name} failed: {code}: {message}") from exc
         except BotoCoreError as exc:
             raise click.ClickException(f"AWS error: {_first_line(exc)}") from exc
+        except S3UploadFailedError as exc:
+            raise click.ClickException(_first_line(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -194,6 +199,7 @@ def upload(file: Path, source: str, key: str | None) -> None:
     settings = get_settings()
     s3 = aws_client("s3", settings)
     object_name = object_key(source, file, key)
+    s3.head_bucket(Bucket=settings.raw_bucket)  # a missing bucket is one clear line, not a failed transfer
     s3.upload_file(str(file), settings.raw_bucket, object_name)
     etag = s3.head_object(Bucket=settings.raw_bucket, Key=object_name)["ETag"].strip('"')
     click.echo(f"uploaded s3://{settings.raw_bucket}/{object_name}  etag {etag}  ({file.stat().st_size} bytes)")
