@@ -16,6 +16,7 @@ from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import PrivateAttr
 
 from resources.aws import aws_client
+from resources.jobs_store import JobsStore
 from resources.settings import Settings, get_settings
 
 
@@ -38,6 +39,9 @@ class AwsResource(ConfigurableResource):
     endpoint_url: str | None = None
     raw_bucket: str
     ingest_queue: str = ""
+    results_bucket: str = "canonical-results"
+    jobs_table: str = "canonical-jobs"
+    notify_topic: str = "canonical-job-notices"  # a topic name, or its ARN on AWS
 
     _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
 
@@ -60,6 +64,15 @@ class AwsResource(ConfigurableResource):
     def sqs(self) -> Any:
         return self.client("sqs")
 
+    def jobs_store(self) -> JobsStore:
+        return JobsStore(self.client("dynamodb"), self.jobs_table)
+
+    def topic_arn(self) -> str:
+        if self.notify_topic.startswith("arn:"):
+            return self.notify_topic
+        # create_topic is idempotent and returns the ARN; on AWS NOTIFY_TOPIC is the ARN itself.
+        return str(self.client("sns").create_topic(Name=self.notify_topic)["TopicArn"])
+
 
 def _env(name: str, default: str | None) -> Any:
     """EnvVar when the variable is set (the UI shows its name, not its value), else the default."""
@@ -75,5 +88,8 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
             endpoint_url=_env("AWS_ENDPOINT_URL", s.aws_endpoint_url),
             raw_bucket=_env("RAW_BUCKET", s.raw_bucket),
             ingest_queue=_env("INGEST_QUEUE", s.ingest_queue),
+            results_bucket=_env("RESULTS_BUCKET", s.results_bucket),
+            jobs_table=_env("JOBS_TABLE", s.jobs_table),
+            notify_topic=_env("NOTIFY_TOPIC", s.notify_topic),
         ),
     }
