@@ -11,8 +11,10 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from constructs import Node
+if TYPE_CHECKING:  # kept import-light: the tests read this module without starting the CDK's runtime
+    from constructs import Node
 
 INFRA_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = INFRA_DIR.parent

@@ -221,10 +221,11 @@ class DataStack(Stack):
                                           description="RDS Proxy: from the API Lambda only")
         self.rotation_sg = ec2.SecurityGroup(self, "RotationSg", vpc=vpc, allow_all_outbound=True,
                                              description="Secrets Manager rotation functions: no ingress")
-        self.database_sg.add_ingress_rule(self.proxy_sg, pg, "RDS Proxy")
+        # The proxy and the rotation functions get their rules from CDK itself (add_proxy and
+        # add_rotation_* below open the database port to their groups); adding them here too would
+        # duplicate the rules, which EC2 refuses.
         self.database_sg.add_ingress_rule(compute.dagster_tasks, pg, "Dagster daemon, runs, db-setup")
         self.database_sg.add_ingress_rule(compute.dagster_webserver, pg, "Dagster webserver (run storage)")
-        self.database_sg.add_ingress_rule(self.rotation_sg, pg, "Secret rotation")
         self.proxy_sg.add_ingress_rule(compute.api_lambda, pg, "API Lambda")
 
         engine = rds.DatabaseInstanceEngine.postgres(version=POSTGRES_VERSION)

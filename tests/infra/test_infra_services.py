@@ -1,0 +1,227 @@
+"""What runs where: Dagster on ECS, the REST API on Lambda + API Gateway, and the alarms that watch them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from infra_synth import CORS_ORIGIN, LAMBDA_PACKAGE_MISSING, Synth, real_lambda_package
+
+pytestmark = pytest.mark.xdist_group("infra")
+
+
+# -- orchestration ------------------------------------------------------------------------------------
+
+
+def _containers(synth: Synth) -> dict[str, dict[str, Any]]:
+    return {
+        c["Name"]: c
+        for td in synth.resources("AWS::ECS::TaskDefinition", "orchestration").values()
+        for c in td["Properties"]["ContainerDefinitions"]
+    }
+
+
+def test_dagster_image_is_built_from_the_infra_dockerfile(dev: Synth) -> None:
+    (image,) = dev.assets_manifest("orchestration")["dockerImages"].values()
+    assert image["source"]["dockerFile"] == "infra/Dockerfile"
+    assert image["source"]["platform"] == "linux/amd64"
+    # Synthesis only stages the build context (no Docker here): exactly what the image needs.
+    context = dev.outdir / image["source"]["directory"]
+    staged = {p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file()}
+    for needed in ("pyproject.toml", "uv.lock", "README.md", "workspace.yaml", "infra/Dockerfile",
+                   "infra/dagster.yaml", "infra/docker/entrypoint.py", "infra/docker/db_setup.py",
+                   "resources/settings.py"):
+        assert needed in staged, needed
+    assert not [p for p in staged if p.startswith((".venv/", "tests/", ".git/", "infra/canonical_infra/", "dist/"))
+                or "__pycache__" in p]
+    # Every container runs that image.
+    for container in _containers(dev).values():
+        assert "dkr.ecr" in json.dumps(container["Image"]) and image["destinations"], container["Name"]
+
+
+def test_dagster_image_can_come_from_ecr_instead(tmp_path_factory: pytest.TempPathFactory, lambda_asset: str) -> None:
+    from infra_synth import synthesize
+
+    uri = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/canonical-dagster:2024-06-01"
+    synth = synthesize(tmp_path_factory.mktemp("cdk-ecr"), env="dev", lambdaAsset=lambda_asset, dagsterImage=uri)
+    assert "dockerImages" not in synth.assets_manifest("orchestration") or not synth.assets_manifest(
+        "orchestration")["dockerImages"]
+    images = {json.dumps(c["Image"]) for c in _containers(synth).values()}
+    assert len(images) == 1 and "canonical-dagster" in images.pop() and ":2024-06-01" in json.dumps(
+        synth.templates["orchestration"])
+
+
+def test_containers_get_database_credentials_only_as_secrets(dev: Synth) -> None:
+    containers = _containers(dev)
+    assert set(containers) == {"run", "daemon", "webserver", "db-setup"}
+    expected = {
+        "run": {"DATABASE_SECRET", "READONLY_DATABASE_SECRET", "DAGSTER_DATABASE_SECRET"},
+        "daemon": {"DATABASE_SECRET", "DAGSTER_DATABASE_SECRET"},
+        "webserver": {"DAGSTER_DATABASE_SECRET"},
+        "db-setup": {"ADMIN_DATABASE_SECRET", "DATABASE_SECRET", "READONLY_DATABASE_SECRET", "DAGSTER_DATABASE_SECRET"},
+    }
+    for name, container in containers.items():
+        assert {s["Name"] for s in container["Secrets"]} == expected[name], name
+        env = json.dumps(container.get("Environment", [])).lower()
+        assert "password" not in env and "postgresql://" not in env, name
+        assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+
+
+def test_services_run_privately_with_one_daemon(dev: Synth) -> None:
+    services = {s["Properties"]["ServiceName"]: s["Properties"] for s in dev.resources("AWS::ECS::Service").values()}
+    for service in services.values():
+        assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
+        assert service["LaunchType"] == "FARGATE" and service["DesiredCount"] == 1
+        assert service["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+    daemon = services["canonical-dev-dagster-daemon"]["DeploymentConfiguration"]
+    assert (daemon["MinimumHealthyPercent"], daemon["MaximumPercent"]) == (0, 100)  # never two daemons
+    assert services["canonical-dev-dagster-webserver"]["EnableExecuteCommand"] is True  # the operator path
+    dev.template("orchestration").has_resource_properties("AWS::ECS::Cluster", {
+        "ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}],
+        "Configuration": {"ExecuteCommandConfiguration": {"Logging": "OVERRIDE"}},
+    })
+
+
+def test_dagster_yaml_variables_are_all_provided(dev: Synth) -> None:
+    """Every `env:` the instance config reads is set on the daemon, webserver and run containers."""
+    import yaml
+    from infra_synth import INFRA_DIR
+
+    def env_refs(node: Any) -> set[str]:
+        if isinstance(node, dict):
+            return {node["env"]} if set(node) == {"env"} else set().union(*map(env_refs, node.values()))
+        return set().union(*map(env_refs, node)) if isinstance(node, list) else set()
+
+    wanted = env_refs(yaml.safe_load((INFRA_DIR / "dagster.yaml").read_text()))
+    assert "DAGSTER_DATABASE_URL" in wanted and "DAGSTER_RUN_TASK_DEFINITION" in wanted
+    run_family = next(td["Properties"]["Family"] for td in dev.resources("AWS::ECS::TaskDefinition").values()
+                      if td["Properties"]["ContainerDefinitions"][0]["Name"] == "run")
+    for name, container in _containers(dev).items():
+        if name == "db-setup":
+            continue
+        env = {e["Name"]: e["Value"] for e in container["Environment"]}
+        composed = {"DAGSTER_DATABASE_URL"}  # by infra/docker/entrypoint.py from DAGSTER_DATABASE_SECRET
+        assert wanted <= set(env) | composed, (name, wanted - set(env) - composed)
+        assert env["DAGSTER_RUN_TASK_DEFINITION"] == run_family
+        assert env["NOTIFY_TOPIC"] and env["INGEST_QUEUE"] and env["RAW_BUCKET"].startswith("canonical-dev-raw-")
+
+
+# -- API ----------------------------------------------------------------------------------------------
+
+
+def test_api_lambda(dev: Synth) -> None:
+    (fn,) = [f for f in dev.resources("AWS::Lambda::Function", "api").values()]
+    props = fn["Properties"]
+    assert props["Handler"] == "api.lambda_handler.handler"
+    assert props["Runtime"] == dev.config.lambda_runtime
+    assert props["ReservedConcurrentExecutions"] == dev.config.lambda_reserved_concurrency
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert props["VpcConfig"]["SubnetIds"] and props["VpcConfig"]["SecurityGroupIds"]
+    assert props["Timeout"] <= 29
+    env = props["Environment"]["Variables"]
+    assert {"READONLY_DATABASE_SECRET_ARN", "DATABASE_SECRET_ARN", "DATABASE_PROXY_ENDPOINT", "DAGSTER_URL",
+            "JOBS_TABLE", "RESULTS_BUCKET", "RAW_BUCKET"} <= set(env)
+    assert env["CORS_ORIGINS"] == CORS_ORIGIN
+    assert "password" not in json.dumps(env).lower()
+
+
+def test_api_stage_logs_traces_and_throttles(dev: Synth) -> None:
+    from aws_cdk.assertions import Match
+
+    api = dev.template("api")
+    api.has_resource_properties("AWS::ApiGateway::Stage", {
+        "StageName": "v1",
+        "TracingEnabled": True,
+        "AccessLogSetting": {"DestinationArn": Match.any_value(), "Format": Match.string_like_regexp("requestId")},
+        "MethodSettings": [Match.object_like({
+            "HttpMethod": "*", "ResourcePath": "/*", "LoggingLevel": "ERROR", "DataTraceEnabled": False,
+            "ThrottlingRateLimit": dev.config.api_rate_limit, "ThrottlingBurstLimit": dev.config.api_burst_limit,
+        })],
+    })
+    api.has_resource_properties("AWS::ApiGateway::UsagePlan", {
+        "Throttle": {"RateLimit": dev.config.api_rate_limit, "BurstLimit": dev.config.api_burst_limit},
+        "Quota": {"Limit": dev.config.api_quota_per_day, "Period": "DAY"},
+    })
+    api.resource_count_is("AWS::ApiGateway::ApiKey", 1)
+    api.resource_count_is("AWS::ApiGateway::UsagePlanKey", 1)
+
+
+def test_api_methods_need_a_key_and_bodies_are_validated(dev: Synth) -> None:
+    methods = [m["Properties"] for m in dev.resources("AWS::ApiGateway::Method", "api").values()]
+    for method in methods:
+        if method["HttpMethod"] == "OPTIONS":  # CORS preflight carries no key by design
+            assert method["AuthorizationType"] == "NONE"
+            assert f"'{CORS_ORIGIN}'" in json.dumps(method["Integration"])
+        else:
+            assert method["ApiKeyRequired"] is True, method
+    validated = [m for m in methods if "RequestModels" in m]
+    assert len(validated) == 2 and all(m["HttpMethod"] == "POST" and "RequestValidatorId" in m for m in validated)
+    (get_analytics,) = [m for m in methods if m.get("RequestParameters")]
+    assert get_analytics["RequestParameters"] == {"method.request.querystring.operation": True}
+    dev.template("api").has_resource_properties("AWS::ApiGateway::RequestValidator", {
+        "ValidateRequestBody": True, "ValidateRequestParameters": True})
+    (model,) = dev.resources("AWS::ApiGateway::Model", "api").values()
+    assert model["Properties"]["Schema"]["required"] == ["operation"]
+    # Gateway-made errors keep the app's problem+json shape.
+    for response in dev.resources("AWS::ApiGateway::GatewayResponse", "api").values():
+        assert response["Properties"]["ResponseParameters"]["gatewayresponse.header.Content-Type"] == \
+            "'application/problem+json'"
+
+
+def test_api_lambda_asset_is_the_real_package(dev: Synth) -> None:
+    package = real_lambda_package()
+    if package is None:
+        pytest.skip(LAMBDA_PACKAGE_MISSING)
+    (fn,) = dev.resources("AWS::Lambda::Function", "api").values()
+    asset_hash = fn["Properties"]["Code"]["S3Key"].removesuffix(".zip")
+    staged = dev.outdir / dev.assets_manifest("api")["files"][asset_hash]["source"]["path"]
+    if package.is_file():
+        assert hashlib.sha256(staged.read_bytes()).digest() == hashlib.sha256(package.read_bytes()).digest()
+        names = set(zipfile.ZipFile(package).namelist())
+    else:
+        names = {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()}
+        assert names == {p.relative_to(package).as_posix() for p in package.rglob("*") if p.is_file()}
+    assert "api/lambda_handler.py" in names
+    assert not [n for n in names if n.startswith("dagster/")], "the Lambda package must not contain dagster"
+
+
+def test_missing_lambda_package_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import canonical_infra.config as config_module
+
+    monkeypatch.setattr(config_module, "DEFAULT_LAMBDA_ASSETS", (tmp_path / "lambda.zip", tmp_path / "lambda"))
+    with pytest.raises(config_module.ConfigError, match="make lambda-package"):
+        config_module.Config().lambda_asset_path()
+
+
+# -- monitoring ---------------------------------------------------------------------------------------
+
+
+def test_alarms_cover_every_failure_mode_and_notify(dev: Synth) -> None:
+    from aws_cdk.assertions import Match
+
+    alarms = {a["Properties"]["AlarmName"]: a["Properties"] for a in dev.resources("AWS::CloudWatch::Alarm").values()}
+    expected = {"ApiLambdaErrors", "ApiLambdaThrottles", "Api5xx", "ApiLatencyP99", "DbCpu", "DbFreeStorage",
+                "DbConnections", "JobsTableThrottles", "IngestDlqDepth", "IngestQueueAge", "FailedDagsterRuns",
+                "RefusedRecords", "DaemonNotRunning", "WebserverNotRunning"}
+    assert set(alarms) == {f"canonical-dev-{name}" for name in expected}
+    (topic_id,) = [tid for tid in dev.resources("AWS::SNS::Topic", "monitoring")]
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == [{"Ref": topic_id}], name
+    custom = {alarms[f"canonical-dev-{n}"]["Namespace"] for n in ("FailedDagsterRuns", "RefusedRecords")}
+    assert custom == {"CanonicalPipeline/dev"}
+    monitoring = dev.template("monitoring")
+    monitoring.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"})
+    monitoring.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+    monitoring.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+
+
+def test_prod_differs_where_it_should(prod: Synth) -> None:
+    assert all(stack.termination_protection for stack in prod.stacks.all())
+    (nat,) = [prod.resources("AWS::EC2::NatGateway")]
+    assert len(nat) == 2  # one per AZ
+    (alb,) = prod.resources("AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    assert {"Key": "deletion_protection.enabled", "Value": "true"} in alb["Properties"]["LoadBalancerAttributes"]
