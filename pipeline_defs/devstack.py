@@ -39,6 +39,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from resources.local_aws import die_with_parent
 from resources.settings import PROJECT_ROOT, SOURCE_PREFIXES, Settings
 
 DEFAULT_MOTO_ENDPOINT = "http://127.0.0.1:4566"
@@ -205,15 +206,6 @@ def child_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: on Linux, get SIGTERM if `pipeline dev` itself dies (even SIGKILL)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(Exception):
-            ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 @contextlib.contextmanager
 def _signals_raise_stop() -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
@@ -348,10 +340,9 @@ class DevStack:
             self.pg = LocalPostgres(self.local_dir / "postgres", port=port, host="127.0.0.1")
             fresh = not self.pg.initialised()
             was_running = self.pg.running()
-            self.echo(
-                f"• PostgreSQL: {'creating a new cluster in' if fresh else 'starting'} {self.pg.data_dir} "
-                f"(port {port}){' — already running, reusing it' if was_running else ''}"
-            )
+            verb = "reusing the server already running from" if was_running else (
+                "creating a new cluster in" if fresh else "starting")
+            self.echo(f"• PostgreSQL: {verb} {self._rel(self.pg.data_dir)} (port {port})")
             t = time.monotonic()
             try:
                 self.pg.start(timeout=120)
@@ -404,7 +395,8 @@ class DevStack:
             from resources.local_aws import MotoServer, MotoServerError
 
             host, port = _url_host_port(DEFAULT_MOTO_ENDPOINT, 4566)
-            moto = MotoServer(host, port, log_path=self.local_dir / "moto.log", reuse_existing=True)
+            moto = MotoServer(host, port, log_path=self.local_dir / "moto.log", reuse_existing=True,
+                              die_with_parent=True)
             t = time.monotonic()
             try:
                 moto.start()
@@ -465,7 +457,7 @@ class DevStack:
         self.dagster = subprocess.Popen(
             cmd, cwd=self.root, env=child_env(self.settings, self._extra_env()), stdin=subprocess.DEVNULL,
             stdout=out, stderr=subprocess.STDOUT if out else None,
-            start_new_session=True, preexec_fn=_die_with_parent,  # noqa: PLW1509
+            start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509
         )
         deadline = time.monotonic() + 300
         while not self._http_ok(f"{self.ui_url}/server_info"):

@@ -16,10 +16,31 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO, Literal, Self
+from typing import IO, Any, Literal, Self
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4566
+
+
+def _resolve_prctl() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _resolve_prctl()  # looked up in the parent: the forked child only makes the call
+
+
+def die_with_parent() -> None:
+    """A `preexec_fn`: on Linux the child gets SIGTERM when the process that started it dies, even
+    by SIGKILL, so an abrupt end of `pipeline dev` leaves no server behind. A no-op elsewhere."""
+    if _PRCTL is not None:
+        _PRCTL(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
 
 
 class MotoServerError(RuntimeError):
@@ -60,6 +81,7 @@ class MotoServer:
 
     With `reuse_existing=True`, a moto server already answering on the port is used as is (and not
     stopped by `stop()`); `reused` tells which happened. Anything else on the port is an error.
+    With `die_with_parent=True` (Linux), the server also ends if this process is killed outright.
     """
 
     def __init__(
@@ -69,11 +91,13 @@ class MotoServer:
         *,
         log_path: Path | None = None,
         reuse_existing: bool = False,
+        die_with_parent: bool = False,
     ) -> None:
         self.host = host
         self.port = port
         self.log_path = log_path
         self.reuse_existing = reuse_existing
+        self.die_with_parent = die_with_parent
         self.reused = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -112,6 +136,7 @@ class MotoServer:
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
             start_new_session=True,  # own process group: a terminal Ctrl-C reaches us, not it
+            preexec_fn=die_with_parent if self.die_with_parent else None,  # noqa: PLW1509
         )
         deadline = time.monotonic() + timeout
         while True:
