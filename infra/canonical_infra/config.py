@@ -129,8 +129,8 @@ class Config:
 
     @property
     def metrics_namespace(self) -> str:
-        """Namespace of the custom metrics the Dagster sensors and assets emit (see README)."""
-        return f"CanonicalPipeline/{self.env_name}"
+        """Namespace of the custom metrics the platform's code emits (sensors/job_status.py; README)."""
+        return "CanonicalPipeline"
 
     def lambda_asset_path(self) -> Path:
         """The API Lambda package: the `lambdaAsset` context value, else what `make lambda-package` built."""

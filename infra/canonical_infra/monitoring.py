@@ -1,9 +1,9 @@
 """Monitoring: the alerts topic (email from context), one alarm per way the platform can go wrong, and
 one dashboard. Deployed last: it only reads the other stacks' metrics.
 
-Two alarms watch custom metrics that the platform's code emits into `CanonicalPipeline/<env>` (see
-README): `FailedRuns` (run-status sensor, one per failed Dagster run) and `RefusedRecords` (ingest,
-records refused per file).
+Two alarms watch custom metrics that the platform's code emits into the `CanonicalPipeline` namespace
+(README): `FailedRuns` with a `JobType` dimension (sensors/job_status.py, one per failed Dagster run)
+and `RefusedRecords` without dimensions (ingest, records refused per file).
 """
 
 from __future__ import annotations
@@ -26,6 +26,16 @@ from canonical_infra.orchestration import OrchestrationStack
 
 FIVE_MINUTES = Duration.minutes(5)
 GIB = 1024**3
+JOB_TYPES = ("analytics", "ingest")  # the JobType dimension of FailedRuns
+
+
+def failed_runs(namespace: str, period: Duration = FIVE_MINUTES) -> cw.MathExpression:
+    """Failed Dagster runs of every job type (the sensor emits one datum per failed run)."""
+    return cw.MathExpression(
+        expression=" + ".join(JOB_TYPES), label="Failed runs", period=period,
+        using_metrics={t: cw.Metric(namespace=namespace, metric_name="FailedRuns", statistic="Sum", period=period,
+                                    dimensions_map={"JobType": t}) for t in JOB_TYPES},
+    )
 
 
 @dataclass(frozen=True)
@@ -100,8 +110,7 @@ class MonitoringStack(Stack):
                       data.ingest_queue.metric_approximate_age_of_oldest_message(
                           period=FIVE_MINUTES, statistic="Maximum"), 900),
             AlarmSpec("FailedDagsterRuns", "Dagster runs failed (emitted by the run-status sensor)",
-                      cw.Metric(namespace=namespace, metric_name="FailedRuns", statistic="Sum",
-                                period=FIVE_MINUTES), 1),
+                      failed_runs(namespace), 1),
             AlarmSpec("RefusedRecords", f"{config.refused_records_alarm}+ records refused by ingest in an hour",
                       cw.Metric(namespace=namespace, metric_name="RefusedRecords", statistic="Sum",
                                 period=Duration.hours(1)), config.refused_records_alarm),
@@ -162,8 +171,7 @@ class MonitoringStack(Stack):
             graph("Ingest queue", data.ingest_queue.metric_approximate_number_of_messages_visible(),
                   data.ingest_dlq.metric_approximate_number_of_messages_visible(),
                   right=[data.ingest_queue.metric_approximate_age_of_oldest_message()]),
-            graph("Dagster runs and refused records",
-                  cw.Metric(namespace=ns, metric_name="FailedRuns", statistic="Sum"),
+            graph("Dagster runs and refused records", failed_runs(ns),
                   right=[cw.Metric(namespace=ns, metric_name="RefusedRecords", statistic="Sum")]),
             graph("Dagster services CPU %",
                   orchestration.daemon_service.metric_cpu_utilization(),

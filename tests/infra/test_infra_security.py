@@ -305,4 +305,4 @@ def test_run_launching_is_scoped_to_the_cluster_and_run_roles(dev: Synth) -> Non
     assert statements["PassRunRoles"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
     assert statements["PipelineMetrics"]["Condition"] == {
-        "StringEquals": {"cloudwatch:namespace": "CanonicalPipeline/dev"}}
+        "StringEquals": {"cloudwatch:namespace": "CanonicalPipeline"}}

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from infra_synth import CORS_ORIGIN, LAMBDA_PACKAGE_MISSING, Synth, real_lambda_package
+from infra_synth import CORS_ORIGIN, INFRA_DIR, LAMBDA_PACKAGE_MISSING, Synth, real_lambda_package
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -211,8 +211,15 @@ def test_alarms_cover_every_failure_mode_and_notify(dev: Synth) -> None:
     (topic_id,) = [tid for tid in dev.resources("AWS::SNS::Topic", "monitoring")]
     for name, alarm in alarms.items():
         assert alarm["AlarmActions"] == [{"Ref": topic_id}], name
-    custom = {alarms[f"canonical-dev-{n}"]["Namespace"] for n in ("FailedDagsterRuns", "RefusedRecords")}
-    assert custom == {"CanonicalPipeline/dev"}
+    # Custom metrics, as the platform's code emits them (sensors/job_status.py: FailedRuns per JobType).
+    assert alarms["canonical-dev-RefusedRecords"]["Namespace"] == "CanonicalPipeline"
+    failed = [m["MetricStat"]["Metric"] for m in alarms["canonical-dev-FailedDagsterRuns"]["Metrics"] if "MetricStat" in m]
+    assert {(m["Namespace"], m["MetricName"], m["Dimensions"][0]["Value"]) for m in failed} == {
+        ("CanonicalPipeline", "FailedRuns", "analytics"), ("CanonicalPipeline", "FailedRuns", "ingest")}
+    emitter = INFRA_DIR.parent / "sensors" / "job_status.py"
+    if emitter.exists():
+        source = emitter.read_text()
+        assert 'Namespace="CanonicalPipeline"' in source and '"FailedRuns"' in source and '"JobType"' in source
     monitoring = dev.template("monitoring")
     monitoring.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"})
     monitoring.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
