@@ -4,12 +4,12 @@ worker), reached over TCP exactly as the platform reaches them."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import conftest_aws
 import psycopg
 import pytest
 
@@ -19,6 +19,8 @@ from resources.local_postgres import LocalPostgres
 from resources.migrate import apply_migrations
 from resources.settings import Settings
 
+# The moto server fixture lives with the other AWS fixtures; registered here for every test module.
+moto_server = conftest_aws.moto_server
 WRITER_PASSWORD = "writer-test"
 READER_PASSWORD = "reader-test"
 
@@ -70,12 +72,6 @@ def db(pg: PgCluster) -> PgCluster:
     return pg
 
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoServer]:
-    with MotoServer(port=free_port()) as server:
-        yield server
-
-
 @dataclass(frozen=True)
 class Stack:
     """One test's view of the platform: its own buckets, queue, table and topic on the shared moto server."""
@@ -90,20 +86,8 @@ class Stack:
 
 @pytest.fixture
 def stack(db: PgCluster, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Stack:
-    suffix = uuid.uuid4().hex[:8]
-    env = {
-        "DATABASE_URL": db.writer_url,
-        "READONLY_DATABASE_URL": db.reader_url,
-        "AWS_ENDPOINT_URL": moto_server.endpoint_url,
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "RAW_BUCKET": f"raw-{suffix}",
-        "RESULTS_BUCKET": f"results-{suffix}",
-        "JOBS_TABLE": f"jobs-{suffix}",
-        "NOTIFY_TOPIC": f"notices-{suffix}",
-        "INGEST_QUEUE": f"raw-events-{suffix}",
-    }
+    env = {"DATABASE_URL": db.writer_url, "READONLY_DATABASE_URL": db.reader_url,
+           **conftest_aws.unique_aws_env(moto_server.endpoint_url)}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     from resources.settings import get_settings

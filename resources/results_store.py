@@ -1,0 +1,80 @@
+"""Where analytics results go: small ones inline in the job item, large ones to the results bucket.
+
+Up to 1,000 rows that fit comfortably in a DynamoDB item (400 KB, shared with the job's other
+attributes) are kept inline; anything larger is written to `results/<run_id>/result.json` and
+`result.csv` in the results bucket, and the job item carries the keys, row count and byte sizes.
+Dagster-free: the REST app uses the same rules for synchronous answers.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import uuid
+from decimal import Decimal
+from typing import Any
+
+INLINE_MAX_ROWS = 1000
+INLINE_MAX_BYTES = 300_000
+
+
+def json_default(value: Any) -> Any:
+    """JSON for what PostgreSQL hands back: numerics, timestamps, uuids, bytes."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and abs(value) < 2**53 else float(value)
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (bytes, memoryview)):
+        return bytes(value).hex()
+    return str(value)
+
+
+def rows_as_objects(columns: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def to_json(columns: list[str], rows: list[tuple[Any, ...]]) -> bytes:
+    return json.dumps({"columns": columns, "rows": rows_as_objects(columns, rows)}, default=json_default,
+                      separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def to_csv(columns: list[str], rows: list[tuple[Any, ...]]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(columns)
+    writer.writerows([_csv_cell(v) for v in row] for row in rows)
+    return buf.getvalue().encode("utf-8")
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return "" if value is None else value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=json_default, ensure_ascii=False)
+    return json_default(value)
+
+
+def result_keys(run_id: str) -> dict[str, str]:
+    return {"json": f"results/{run_id}/result.json", "csv": f"results/{run_id}/result.csv"}
+
+
+def store_result(s3: Any, bucket: str, run_id: str, columns: list[str], rows: list[tuple[Any, ...]],
+                 *, truncated: bool = False) -> dict[str, Any]:
+    """Keep the result inline or write it to S3; return the summary that goes on the job item."""
+    body = to_json(columns, rows)
+    summary: dict[str, Any] = {"rowCount": len(rows), "columns": columns, "truncated": truncated}
+    if len(rows) <= INLINE_MAX_ROWS and len(body) <= INLINE_MAX_BYTES:
+        summary.update(storage="inline", byteSize=len(body), rows=json.loads(body)["rows"])
+        return summary
+    keys = result_keys(run_id)
+    csv_body = to_csv(columns, rows)
+    s3.put_object(Bucket=bucket, Key=keys["json"], Body=body, ContentType="application/json")
+    s3.put_object(Bucket=bucket, Key=keys["csv"], Body=csv_body, ContentType="text/csv")
+    summary.update(storage="s3", bucket=bucket, s3=keys, byteSize={"json": len(body), "csv": len(csv_body)})
+    return summary
