@@ -275,6 +275,8 @@ class DataStack(Stack):
         for group in log_groups:
             self.database.node.add_dependency(group)
         self.master_secret: secretsmanager.ISecret = self.database.secret  # type: ignore[assignment]
+        # In prod the credentials outlive the stack, like the final snapshot they open.
+        self.database.node.find_child("Secret").apply_removal_policy(data_removal_policy(config))
 
         rotation = {
             "automatically_after": ROTATION_PERIOD,
@@ -285,14 +287,16 @@ class DataStack(Stack):
         self.database.add_rotation_single_user(**rotation)
 
         def user_secret(id: str, username: str, dbname: str) -> secretsmanager.ISecret:
-            secret = rds.DatabaseSecret(
+            generated = rds.DatabaseSecret(
                 self, id,
                 username=username,
                 dbname=dbname,
                 secret_name=config.name(f"db-{username.replace('_', '-')}"),
                 master_secret=self.master_secret,
                 exclude_characters=SECRET_EXCLUDE_CHARACTERS,
-            ).attach(self.database)
+            )
+            generated.apply_removal_policy(data_removal_policy(config))
+            secret = generated.attach(self.database)
             # Multi-user rotation: the master secret alternates `<user>` and `<user>_clone`, so the
             # credentials a running process holds stay valid for a whole rotation period. The first
             # rotation waits a period: the roles exist only once the db-setup task has run (README).

@@ -217,6 +217,8 @@ def test_database_secrets_rotated_and_reader_has_its_own(deployment: Synth) -> N
     rotated = [r["Properties"]["SecretId"]["Ref"]
                for r in deployment.resources("AWS::SecretsManager::RotationSchedule").values()]
     assert sorted(attached.get(ref, ref) for ref in rotated) == sorted(secrets)
+    if deployment.config.is_prod:  # credentials outlive a prod stack, like its final snapshot
+        assert {s["DeletionPolicy"] for s in secrets.values()} == {"Retain"}
     for schedule in deployment.resources("AWS::SecretsManager::RotationSchedule").values():
         assert schedule["Properties"]["RotationRules"]["ScheduleExpression"] == "rate(30 days)"
 
