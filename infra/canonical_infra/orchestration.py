@@ -8,16 +8,26 @@ does: see `_grant_data_access` and `_grant_run_launching`.
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, CfnOutput, Duration, IgnoreMode, Stack
+from pathlib import Path
+
+from aws_cdk import ArnFormat, CfnOutput, Duration, Fn, IgnoreMode, Stack, triggers
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from canonical_infra.common import lint_ignore, log_group, s3_bucket_arn, s3_objects_arn, suppress
+from canonical_infra.common import (
+    MANAGED_POLICY_PREFIX,
+    lint_ignore,
+    log_group,
+    s3_bucket_arn,
+    s3_objects_arn,
+    suppress,
+)
 from canonical_infra.config import REPO_ROOT, Config
 from canonical_infra.data import DataStack
 from canonical_infra.network import DAGSTER_ALB_PORT, DAGSTER_WEBSERVER_PORT, NetworkStack
@@ -31,6 +41,7 @@ DOCKER_CONTEXT = [
     "!infra/Dockerfile", "!infra/dagster.yaml", "!infra/docker",
     "**/__pycache__", "**/*.pyc",
 ]
+DB_SETUP_TRIGGER = Path(__file__).with_name("db_setup_trigger.py")  # inlined into the template
 RUN_FAMILY = "dagster-run"
 RUN_CONTAINER = "run"  # the container the EcsRunLauncher overrides (its `container_name` default)
 COMPUTE_LOGS_PREFIX = "dagster/compute-logs"
@@ -156,11 +167,12 @@ class OrchestrationStack(Stack):
         )
         lint_ignore(self.webserver_service, "W3005")  # CDK orders the service after its listener explicitly
 
-        # -- db-setup: databases, roles and migrations, run once after each deploy (README) -----------
+        # -- db-setup: databases, roles and migrations, before the services start (see _db_setup_trigger)
         setup_role = self._task_role("DbSetupTaskRole", "db-setup: needs no AWS API, only the database")
         self.setup_task = self._task_definition("DbSetupTask", "db-setup", 256, 512, setup_role)
         self._container(self.setup_task, "db-setup", ["python", "/app/infra/docker/db_setup.py"],
                         secrets=("master", "writer", "reader", "dagster"))
+        self._db_setup_trigger(groups.dagster_tasks, before=[self.daemon_service, self.webserver_service])
 
         self._nag_suppressions()
         self._outputs()
@@ -328,6 +340,51 @@ class OrchestrationStack(Stack):
                                                resources=[run_log_streams]))
         suppress(role, "IAM5", "Every revision of the run task definition, and the log streams of run "
                  "containers (named per task).", findings=[f"Resource::{family}", f"Resource::{run_log_streams}"])
+
+    def _db_setup_trigger(self, group: ec2.ISecurityGroup, *, before: list[Construct]) -> None:
+        """Run the db-setup task during `cdk deploy`, after its task definition and before the Dagster
+        services, and wait for it: the services start against a database that has their roles and the
+        current schema. It runs again whenever the task definition changes (a new image: new
+        migrations); a failure fails the deployment, which rolls back."""
+        cluster_tasks = self.format_arn(service="ecs", resource="task", resource_name=f"{self.cluster_name}/*")
+        setup_family = self.format_arn(service="ecs", resource="task-definition",
+                                       resource_name=f"{self.setup_task.family}:*")
+        trigger = triggers.TriggerFunction(
+            self, "DbSetupTrigger",
+            description="Runs the db-setup ECS task during deployment and waits for it",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            handler="index.handler",
+            code=lambda_.Code.from_inline(DB_SETUP_TRIGGER.read_text()),
+            timeout=Duration.minutes(15),
+            log_group=log_group(self, "DbSetupTriggerLogs", self.config),
+            environment={
+                "CLUSTER": self.cluster_name,
+                "TASK_DEFINITION": self.setup_task.task_definition_arn,
+                "SUBNETS": Fn.join(",", self.app_subnets.subnet_ids),
+                "SECURITY_GROUP": group.security_group_id,
+            },
+            initial_policy=[
+                iam.PolicyStatement(sid="RunDbSetup", actions=["ecs:RunTask"], resources=[setup_family],
+                                    conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}}),
+                iam.PolicyStatement(sid="WatchDbSetup", actions=["ecs:DescribeTasks"], resources=[cluster_tasks]),
+                iam.PolicyStatement(
+                    sid="PassDbSetupRoles", actions=["iam:PassRole"],
+                    resources=[self.setup_task.task_role.role_arn, self.execution_role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}),
+            ],
+            execute_after=[self.setup_task],
+            execute_before=before,
+            execute_on_handler_change=True,
+        )
+        # cfn-lint W3005: CDK orders the function and its trigger provider after their roles explicitly.
+        lint_ignore(trigger, "W3005")
+        provider = self.node.try_find_child("AWSCDK.TriggerCustomResourceProviderCustomResourceProvider")
+        if provider is not None:
+            lint_ignore(provider.node.find_child("Handler"), "W3005")
+        suppress(trigger, "IAM4", "The trigger function writes its own logs through AWSLambdaBasicExecutionRole.",
+                 findings=[f"Policy::{MANAGED_POLICY_PREFIX}AWSLambdaBasicExecutionRole"])
+        suppress(trigger, "IAM5", "db-setup tasks of this cluster (task IDs are generated) and every revision "
+                 "of the db-setup task definition.", findings=[f"Resource::{cluster_tasks}", f"Resource::{setup_family}"])
 
     # -- nag and outputs ----------------------------------------------------------------------------
 

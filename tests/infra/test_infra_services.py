@@ -232,3 +232,55 @@ def test_prod_differs_where_it_should(prod: Synth) -> None:
     assert len(nat) == 2  # one per AZ
     (alb,) = prod.resources("AWS::ElasticLoadBalancingV2::LoadBalancer").values()
     assert {"Key": "deletion_protection.enabled", "Value": "true"} in alb["Properties"]["LoadBalancerAttributes"]
+
+
+# -- db-setup during deployment -----------------------------------------------------------------------
+
+
+def test_db_setup_runs_during_deploy_before_the_services(dev: Synth) -> None:
+    template = dev.templates["orchestration"]["Resources"]
+    (trigger_id,) = [k for k, r in template.items() if r["Type"] == "Custom::Trigger"]
+    setup_td = next(k for k, r in template.items() if r["Type"] == "AWS::ECS::TaskDefinition"
+                    and r["Properties"]["ContainerDefinitions"][0]["Name"] == "db-setup")
+    assert setup_td in template[trigger_id]["DependsOn"]
+    for service in dev.resources("AWS::ECS::Service").values():
+        assert trigger_id in service["DependsOn"]
+    (fn,) = [r for r in template.values() if r["Type"] == "AWS::Lambda::Function"
+             and "CLUSTER" in r["Properties"].get("Environment", {}).get("Variables", {})]
+    assert fn["Properties"]["Environment"]["Variables"]["TASK_DEFINITION"] == {"Ref": setup_td}
+
+
+class _FakeEcs:
+    def __init__(self, exit_code: int) -> None:
+        self.exit_code, self.calls = exit_code, []
+
+    def run_task(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
+        return {"tasks": [{"taskArn": "arn:aws:ecs:eu-west-1:111111111111:task/canonical-dev-dagster/abc"}],
+                "failures": []}
+
+    def get_waiter(self, name: str) -> Any:
+        assert name == "tasks_stopped"
+        return type("Waiter", (), {"wait": lambda self, **kw: None})()
+
+    def describe_tasks(self, **kwargs: Any) -> dict[str, Any]:
+        return {"tasks": [{"containers": [{"exitCode": self.exit_code}], "stoppedReason": "Essential container exited"}]}
+
+
+@pytest.mark.parametrize("exit_code", [0, 1])
+def test_db_setup_trigger_code(monkeypatch: pytest.MonkeyPatch, exit_code: int) -> None:
+    import boto3
+    from canonical_infra import db_setup_trigger
+
+    ecs = _FakeEcs(exit_code)
+    monkeypatch.setattr(boto3, "client", lambda service: ecs)
+    for name, value in {"CLUSTER": "canonical-dev-dagster", "TASK_DEFINITION": "arn:td", "SUBNETS": "s-1,s-2",
+                        "SECURITY_GROUP": "sg-1"}.items():
+        monkeypatch.setenv(name, value)
+    if exit_code:
+        with pytest.raises(RuntimeError, match="db-setup failed .* db-setup/db-setup/abc"):
+            db_setup_trigger.handler({}, None)
+    else:
+        assert db_setup_trigger.handler({}, None)["taskArn"].endswith("/abc")
+    network = ecs.calls[0]["networkConfiguration"]["awsvpcConfiguration"]
+    assert network == {"subnets": ["s-1", "s-2"], "securityGroups": ["sg-1"], "assignPublicIp": "DISABLED"}
