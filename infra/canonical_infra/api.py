@@ -18,7 +18,14 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from canonical_infra.common import MANAGED_POLICY_PREFIX, lint_ignore, log_group, s3_objects_arn, suppress
+from canonical_infra.common import (
+    MANAGED_POLICY_PREFIX,
+    lint_ignore,
+    log_group,
+    s3_bucket_arn,
+    s3_objects_arn,
+    suppress,
+)
 from canonical_infra.config import Config
 from canonical_infra.data import CANONICAL_DB, DataStack
 from canonical_infra.network import NetworkStack
@@ -194,8 +201,12 @@ class ApiStack(Stack):
                                 resources=[data.reader_secret.secret_arn, data.writer_secret.secret_arn]),
             iam.PolicyStatement(sid="JobsAndCache",
                                 actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                                         "dynamodb:Query"],
+                                         "dynamodb:Query", "dynamodb:DescribeTable"],  # (health: DescribeTable)
                                 resources=[data.jobs_table.table_arn]),
+            # GET /health checks the buckets (HeadBucket needs ListBucket).
+            iam.PolicyStatement(sid="BucketHealth", actions=["s3:ListBucket"],
+                                resources=[s3_bucket_arn(self, self.config.bucket_name("raw")),
+                                           s3_bucket_arn(self, self.config.bucket_name("results"))]),
             # Presigned downloads of results, presigned uploads into the raw bucket.
             iam.PolicyStatement(sid="ReadResults", actions=["s3:GetObject"],
                                 resources=[s3_objects_arn(self, self.config.bucket_name("results"))]),

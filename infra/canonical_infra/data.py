@@ -297,9 +297,10 @@ class DataStack(Stack):
             )
             generated.apply_removal_policy(data_removal_policy(config))
             secret = generated.attach(self.database)
-            # Multi-user rotation: the master secret alternates `<user>` and `<user>_clone`, so the
-            # credentials a running process holds stay valid for a whole rotation period. The first
-            # rotation waits a period: the roles exist only once the db-setup task has run (README).
+            # Multi-user rotation (done with the master credentials): the secret alternates between
+            # `<user>` and `<user>_clone`, so credentials a running process holds stay valid for a whole
+            # rotation period. The first rotation waits a period: the roles exist only once db-setup has
+            # run, during the deployment of the orchestration stack (README).
             self.database.add_rotation_multi_user(f"{id}Rotation", secret=secret,
                                                   rotate_immediately_on_update=False, **rotation)
             return secret

@@ -101,7 +101,7 @@ class OrchestrationStack(Stack):
         self.run_role = self._task_role("RunTaskRole", "Dagster run tasks: ingest and analytics")
         self.run_task = self._task_definition("RunTask", RUN_FAMILY, config.run_cpu, config.run_memory,
                                               self.run_role)
-        self._container(self.run_task, RUN_CONTAINER, ["dagster", "--version"],
+        self._container(self.run_task, RUN_CONTAINER, ["dagster", "--version"],  # the launcher sets the command
                         secrets=("writer", "reader", "dagster"))
         self._grant_data_access(self.run_role, sensors=False)
 
