@@ -1,0 +1,209 @@
+"""Parameter models of the analytics operations (DESIGN §4: names and parameters are a contract).
+
+Rules:
+- Identifiers a caller chooses (`metric`, `group_by`, `timeframe`, ...) come from explicit whitelists
+  (`Literal`s). Each whitelisted value maps to a fixed SQL fragment in `GROUP_BY_SQL` / `METRIC_SQL`:
+  nothing a caller sends is ever pasted into SQL; every other value is a bound parameter.
+- Numbers and intervals are validated and bounded. Values sent as strings (a GET query string) are
+  coerced: "5" → 5, "0.7" → 0.7.
+- Unknown fields are refused (`extra="forbid"`), so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
+
+GroupBy = Literal["industry", "entity_type", "source_system", "region", "country"]
+Metric = Literal["revenue", "employees", "lifetime_value", "total_spent", "revenue_per_employee"]
+Timeframe = Literal["month", "quarter", "year"]
+
+GROUP_BYS: tuple[str, ...] = get_args(GroupBy)
+METRICS: tuple[str, ...] = get_args(Metric)
+TIMEFRAMES: tuple[str, ...] = get_args(Timeframe)
+
+# Whitelisted identifier → fixed SQL over `canonical.entities e`. region and country live in the
+# attributes (CRM and ERP exports carry them; legacy rows do not: NULL).
+GROUP_BY_SQL: dict[str, str] = {
+    "industry": "e.industry",
+    "entity_type": "e.entity_type",
+    "source_system": "e.source_system",
+    "region": "(e.attributes ->> 'region')",
+    "country": "(e.attributes ->> 'country')",
+}
+
+
+def _json_number(key: str) -> str:
+    # Only JSON numbers count: a source that wrote "n/a" gives NULL instead of failing the query.
+    return (f"(CASE WHEN jsonb_typeof(e.attributes -> '{key}') = 'number' "
+            f"THEN (e.attributes ->> '{key}')::numeric END)")
+
+
+METRIC_SQL: dict[str, str] = {
+    "revenue": "e.revenue",
+    "employees": "e.employees::numeric",
+    "lifetime_value": _json_number("lifetime_value"),
+    "total_spent": _json_number("total_spent"),
+    "revenue_per_employee": "round(e.revenue / NULLIF(e.employees, 0), 2)",
+}
+TIMEFRAME_STEP: dict[str, str] = {"month": "1 month", "quarter": "3 months", "year": "1 year"}
+
+assert set(GROUP_BY_SQL) == set(GROUP_BYS) and set(METRIC_SQL) == set(METRICS)
+assert set(TIMEFRAME_STEP) == set(TIMEFRAMES)
+
+MAX_TOP_N = 100
+MAX_DEPTH = 10
+MAX_LIMIT = 1000
+MAX_GROUP_SIZE = 1_000_000
+# Below pg_trgm's own default (0.3) the % operator matches most names sharing a common word: the index
+# stops being selective and every probe reads a large share of the table.
+MIN_SIMILARITY = 0.3
+MAX_ANALYSIS_MONTHS = 120
+MAX_QUERY_CHARS = 20_000
+MAX_QUERY_PARAMS = 100
+MAX_PARAM_TEXT = 10_000
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class NoParams(_Params):
+    """database_info, simple_demo: no parameters."""
+
+
+class CustomerAnalysisParams(_Params):
+    metric: Metric = Field("revenue", description="value aggregated per segment")
+    group_by: GroupBy = Field("industry", description="segment dimension")
+    min_group_size: int = Field(1, ge=1, le=MAX_GROUP_SIZE,
+                                description="segments with fewer entities are left out (HAVING)")
+
+
+class RevenueAnalysisParams(_Params):
+    metric: Metric = Field("revenue", description="value ranked within each segment")
+    group_by: GroupBy = Field("industry", description="segment dimension")
+    top_n: int = Field(10, ge=1, le=MAX_TOP_N, description="ranks kept per segment (ties share a rank)")
+
+
+class CountAnalysisParams(_Params):
+    group_by: GroupBy = Field("industry", description="segment dimension")
+
+
+class MultiDimensionalParams(_Params):
+    timeframe: Timeframe = Field("quarter", description="period length the metrics are summed over")
+
+
+_CANONICAL_ID = re.compile(r"(crm|erp|legacy)_\S.{0,199}", re.DOTALL)
+
+
+class RelationshipNetworkParams(_Params):
+    root_entity_id: str = Field(
+        ..., min_length=1, max_length=210,
+        description="the root: a canonical id (crm_CUST-1001, erp_ERP-2001, legacy_30001) or an entity_id uuid",
+    )
+    max_depth: int = Field(3, ge=1, le=MAX_DEPTH, description="levels below the root to follow")
+
+    @field_validator("root_entity_id")
+    @classmethod
+    def _root(cls, v: str) -> str:
+        try:
+            return str(uuid.UUID(v))
+        except ValueError:
+            pass
+        if not _CANONICAL_ID.fullmatch(v):
+            raise ValueError("must be a canonical id (crm_…, erp_… or legacy_…) or an entity_id uuid")
+        return v
+
+    @property
+    def root_uuid(self) -> str | None:
+        try:
+            return str(uuid.UUID(self.root_entity_id))
+        except ValueError:
+            return None
+
+
+_PERIOD = re.compile(r"(\d{1,4})\s*(months?|quarters?|years?)", re.IGNORECASE)
+_UNIT_MONTHS = {"month": 1, "quarter": 3, "year": 12}
+
+
+class TimeSeriesPatternsParams(_Params):
+    analysis_period: str = Field(
+        "12 months",
+        description="how far back from the latest observation: 'N months' | 'N quarters' | 'N years' "
+                    f"(1 month .. {MAX_ANALYSIS_MONTHS // 12} years) or 'all'",
+    )
+    metric_type: str = Field("monthly_revenue", min_length=1, max_length=100,
+                             pattern=r"^[A-Za-z0-9_.:\- ]+$", description="time_series_data.metric_type")
+
+    @field_validator("analysis_period")
+    @classmethod
+    def _period(cls, v: str) -> str:
+        text = v.strip().lower()
+        if text == "all":
+            return "all"
+        m = _PERIOD.fullmatch(text)
+        if not m:
+            raise ValueError("must look like '6 months', '2 quarters', '1 year' or be 'all'")
+        n, unit = int(m.group(1)), m.group(2).rstrip("s")
+        months = n * _UNIT_MONTHS[unit]
+        if not 1 <= months <= MAX_ANALYSIS_MONTHS:
+            raise ValueError(f"must be between 1 month and {MAX_ANALYSIS_MONTHS} months")
+        return f"{months} months" if months != 1 else "1 month"
+
+    @property
+    def months(self) -> int | None:
+        """None for 'all'."""
+        return None if self.analysis_period == "all" else int(self.analysis_period.split()[0])
+
+
+class DataIntegrityParams(_Params):
+    min_similarity: float = Field(0.6, ge=MIN_SIMILARITY, le=1.0,
+                                  description="smallest trigram name similarity of a reported pair")
+    limit: int = Field(100, ge=1, le=MAX_LIMIT, description="pairs reported at most")
+
+
+Scalar = Annotated[StrictStr, Field(max_length=MAX_PARAM_TEXT)] | StrictBool | StrictInt | StrictFloat | None
+
+
+class CustomQueryParams(_Params):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+    query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS,
+                       description="one SELECT (or WITH … SELECT) statement; $1, $2, … refer to params")
+    params: list[Scalar] = Field(default_factory=list, max_length=MAX_QUERY_PARAMS,
+                                 description="values bound to $1, $2, …")
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _params_from_text(cls, v: Any) -> Any:
+        # A GET query string carries the list as JSON text.
+        if isinstance(v, str):
+            try:
+                return json.loads(v)
+            except ValueError as exc:
+                raise ValueError("must be a list of values (or its JSON text)") from exc
+        return v
+
+
+def valid_values(model: type[BaseModel], field: str) -> list[Any] | None:
+    """The whitelist of a Literal field, for error messages; None for free-form fields."""
+    info = model.model_fields.get(field)
+    if info is None:
+        return None
+    args = get_args(info.annotation)
+    if args and all(isinstance(a, str) for a in args):
+        return list(args)
+    return None

@@ -1,0 +1,73 @@
+"""The value every operation returns, and the helpers the operations share."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+
+@dataclass(frozen=True)
+class Table:
+    """What an operation function hands back to the runner."""
+
+    columns: list[str]
+    rows: list[tuple]
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class Result:
+    operation: str
+    columns: list[str]
+    rows: list[tuple]
+    row_count: int  # len(rows): rows returned (after the cap)
+    truncated: bool  # True when the operation had more rows than the cap
+    elapsed_s: float  # database work, transaction included
+    parameters: dict[str, Any] = field(default_factory=dict)  # the validated parameters, defaults filled in
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def to_jsonable(self) -> dict[str, Any]:
+        """JSON-ready: Decimal → int when integral, else float; dates → ISO text; uuid → text."""
+        return {
+            "operation": self.operation,
+            "parameters": self.parameters,
+            "columns": self.columns,
+            "rows": [[jsonable(v) for v in row] for row in self.rows],
+            "row_count": self.row_count,
+            "truncated": self.truncated,
+            "elapsed_ms": round(self.elapsed_s * 1000, 1),
+        }
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            return str(value)
+        return int(value) if value == value.to_integral_value() and abs(value) < 2**53 else float(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    return value
+
+
+def fetch(cur: psycopg.Cursor, max_rows: int) -> Table:
+    """The cursor's result, at most max_rows rows; truncated tells whether there were more."""
+    assert cur.description is not None
+    columns = [d.name for d in cur.description]
+    rows = cur.fetchmany(max_rows + 1)
+    truncated = len(rows) > max_rows
+    return Table(columns, [tuple(r) for r in rows[:max_rows]], truncated)

@@ -1,0 +1,126 @@
+"""Analytics over canonical.time_series_data: multi_dimensional_analytics, time_series_patterns.
+
+Periods are calendar periods in UTC (observed_at AT TIME ZONE 'UTC'), so results do not depend on the
+session's time zone. "Previous period" is the calendar period just before; a gap gives no growth.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from resources.analytics.params import TIMEFRAME_STEP, MultiDimensionalParams, TimeSeriesPatternsParams
+from resources.analytics.result import Table, fetch
+
+# Points are first summed per entity and period (an entity with daily points counts once), then joined to
+# their entity for the industry. Tiers follow the percentile among the period's industries.
+MULTI_DIMENSIONAL = """
+WITH per_entity AS (
+    SELECT date_trunc(%(unit)s, t.observed_at AT TIME ZONE 'UTC')::date AS period,
+           t.metric_type, t.entity_canonical_id, sum(t.value) AS value
+    FROM canonical.time_series_data t
+    GROUP BY 1, 2, 3
+), cells AS (
+    SELECT p.period, p.metric_type, e.industry, count(*) AS entities, sum(p.value) AS total
+    FROM per_entity p
+    JOIN canonical.entities e ON e.canonical_id = p.entity_canonical_id
+    GROUP BY 1, 2, 3
+), framed AS (
+    SELECT c.*,
+           lag(c.period) OVER by_industry AS previous_period,
+           lag(c.total) OVER by_industry AS previous_total_any,
+           sum(c.total) OVER by_period AS period_total,
+           percent_rank() OVER (PARTITION BY c.period, c.metric_type ORDER BY c.total) AS percentile
+    FROM cells c
+    WINDOW by_industry AS (PARTITION BY c.metric_type, c.industry ORDER BY c.period),
+           by_period AS (PARTITION BY c.period, c.metric_type)
+), compared AS (
+    SELECT f.*,
+           CASE WHEN f.previous_period = (f.period - %(step)s::interval)::date THEN f.previous_total_any END
+               AS previous_total
+    FROM framed f
+)
+SELECT period, metric_type, industry, entities, total,
+       round(total / entities, 2) AS average_per_entity,
+       previous_total,
+       CASE WHEN previous_total <> 0 THEN round(100 * (total - previous_total) / abs(previous_total), 2) END
+           AS growth_pct,
+       round(100 * total / NULLIF(period_total, 0), 2) AS market_share_pct,
+       round(percentile::numeric, 4) AS percentile,
+       CASE WHEN percentile >= 0.75 THEN 'leader'
+            WHEN percentile >= 0.5 THEN 'strong'
+            WHEN percentile >= 0.25 THEN 'moderate'
+            ELSE 'emerging' END AS tier
+FROM compared
+ORDER BY period, metric_type COLLATE "C", total DESC, industry COLLATE "C" NULLS LAST
+"""
+
+
+def multi_dimensional_analytics(conn: psycopg.Connection, p: MultiDimensionalParams, *, max_rows: int) -> Table:
+    """Period × metric type × industry: entities, total, average per entity, growth against the previous
+    period, market share within the period, percentile among the period's industries and a tier
+    (leader ≥ 0.75, strong ≥ 0.5, moderate ≥ 0.25, else emerging)."""
+    with conn.cursor() as cur:
+        cur.execute(MULTI_DIMENSIONAL, {"unit": p.timeframe, "step": TIMEFRAME_STEP[p.timeframe]})
+        return fetch(cur, max_rows)
+
+
+# The window: the last N calendar months up to the month of the metric's latest observation.
+TIME_SERIES_PATTERNS = """
+WITH latest AS (
+    SELECT date_trunc('month', max(observed_at) AT TIME ZONE 'UTC') AS last_month
+    FROM canonical.time_series_data WHERE metric_type = %(metric_type)s
+), monthly AS (
+    SELECT date_trunc('month', t.observed_at AT TIME ZONE 'UTC')::date AS period,
+           count(DISTINCT t.entity_canonical_id) AS entities,
+           sum(t.value) AS total
+    FROM canonical.time_series_data t, latest l
+    WHERE t.metric_type = %(metric_type)s
+      AND (%(months)s::int IS NULL
+           OR t.observed_at >= (l.last_month - make_interval(months => %(months)s::int - 1)) AT TIME ZONE 'UTC')
+    GROUP BY 1
+), framed AS (
+    SELECT m.*,
+           lag(m.period) OVER by_period AS previous_period,
+           lag(m.total) OVER by_period AS previous_total_any,
+           avg(m.total) OVER last3 AS ma3,
+           avg(m.total) OVER last6 AS ma6,
+           stddev_samp(m.total) OVER last3 AS sd3
+    FROM monthly m
+    WINDOW by_period AS (ORDER BY m.period),
+           last3 AS (ORDER BY m.period ROWS BETWEEN 2 PRECEDING AND CURRENT ROW),
+           last6 AS (ORDER BY m.period ROWS BETWEEN 5 PRECEDING AND CURRENT ROW)
+), measured AS (
+    SELECT f.*,
+           CASE WHEN f.previous_period = (f.period - interval '1 month')::date AND f.previous_total_any <> 0
+                THEN 100 * (f.total - f.previous_total_any) / abs(f.previous_total_any) END AS growth,
+           CASE WHEN f.ma3 <> 0 THEN 100 * f.sd3 / abs(f.ma3) END AS volatility
+    FROM framed f
+)
+SELECT period, entities, total,
+       round(total / entities, 2) AS average_per_entity,
+       round(ma3, 2) AS moving_avg_3,
+       round(ma6, 2) AS moving_avg_6,
+       round(growth, 2) AS growth_pct,
+       round(volatility, 2) AS volatility_pct,
+       CASE WHEN growth IS NULL THEN 'insufficient_data'
+            WHEN volatility >= %(volatile)s THEN 'volatile'
+            WHEN growth >= 5 THEN 'strong_growth'
+            WHEN growth > 0.5 THEN 'growth'
+            WHEN growth >= -0.5 THEN 'stable'
+            WHEN growth > -5 THEN 'decline'
+            ELSE 'strong_decline' END AS trend
+FROM measured
+ORDER BY period
+"""
+VOLATILE_PCT = 20  # coefficient of variation over the last 3 months at or above which a month is 'volatile'
+
+
+def time_series_patterns(conn: psycopg.Connection, p: TimeSeriesPatternsParams, *, max_rows: int) -> Table:
+    """One row per month of the window: entities reporting, total, average per entity, 3- and 6-month
+    moving averages, growth against the previous month, volatility (coefficient of variation of the
+    last 3 months, %) and a trend label (insufficient_data, volatile, strong_growth ≥ 5 %, growth > 0.5 %,
+    stable, decline, strong_decline ≤ -5 %)."""
+    with conn.cursor() as cur:
+        cur.execute(TIME_SERIES_PATTERNS, {"metric_type": p.metric_type, "months": p.months,
+                                           "volatile": VOLATILE_PCT})
+        return fetch(cur, max_rows)
