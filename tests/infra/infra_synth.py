@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,8 @@ def synth_context(**context: Any) -> dict[str, Any]:
 
 
 def synthesize(outdir: Path, **context: Any) -> Synth:
+    if shutil.which("node") is None:
+        raise RuntimeError("the CDK runs on Node.js (jsii): install Node.js 20+ so that `node` is on PATH")
     import aws_cdk as cdk
     from canonical_infra.platform import build_app
 
