@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
@@ -36,9 +37,8 @@ from resources.analytics import (
     run_operation,
 )
 from resources.analytics import guard as guard_module
-from resources.aws import ensure_aws_resources
+from resources.aws import AwsResources, aws_client, ensure_aws_resources
 from resources.settings import Settings, get_settings
-from tests.conftest import Stack
 from tests.ingest_helpers import Driver
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("analytics_golden")]
@@ -232,6 +232,18 @@ def assert_rows(actual: list[tuple], expected: list[tuple], tolerance: dict[int,
 # The dataset, through the real ingest, once per module
 
 
+@dataclass(frozen=True)
+class _Stack:
+    """What Driver needs of the `stack` fixture, built once for the module."""
+
+    settings: Settings
+    aws: AwsResources
+    pg: Any
+
+    def client(self, service: str) -> Any:
+        return aws_client(service, self.settings)
+
+
 @pytest.fixture(scope="module")
 def golden(pg, moto_server) -> Iterator[str]:
     """Loads the golden files through sensor + ingest runs; yields the read-only URL."""
@@ -252,7 +264,7 @@ def golden(pg, moto_server) -> Iterator[str]:
                             canonical.time_series_data, ingest.rejected_records, ingest.files
                             RESTART IDENTITY CASCADE""")
         settings = Settings()
-        stack = Stack(settings=settings, aws=ensure_aws_resources(settings), pg=pg)
+        stack = _Stack(settings=settings, aws=ensure_aws_resources(settings), pg=pg)
         with instance_for_test() as instance:
             driver = Driver(stack, instance)
             driver.upload("crm-data/golden-crm.json", {"records": CRM})
@@ -645,11 +657,10 @@ def expected_integrity(min_similarity: float, limit: int) -> list[tuple]:
     for a in probes:
         for system in sorted(s for s in order if order[s] > order[a["source_system"]]):
             cands = [(similarity(b["name"], a["name"]), b) for b in ENTITIES if b["source_system"] == system]
-            cands = [(s, b) for s, b in cands if s >= min_similarity]
-            if not cands:
+            scored = [(*match(a, b, sim), sim, b) for sim, b in cands if sim >= min_similarity]
+            if not scored:
                 continue
-            sim, b = min(cands, key=lambda c: (-c[0], c[1]["canonical_id"]))
-            rm, em, score = match(a, b, sim)
+            rm, em, score, sim, b = min(scored, key=lambda c: (-c[2], -c[3], c[4]["canonical_id"]))
             conf, action = (("high", "merge") if score >= 0.85 else ("medium", "review") if score >= 0.7
                             else ("low", "keep_separate"))
             survivor = b["canonical_id"] if b["quality"] > a["quality"] else a["canonical_id"]

@@ -3,10 +3,12 @@
 How pairs are found (linear in the pairs asked for, never a cross join):
 - Probes are the CRM and ERP entities, the highest revenue first (ties: canonical id): the duplicates
   that matter most come first, and `limit` bounds the work.
-- For each probe and each later system in the order crm < erp < legacy, the most similar name in that
-  system is looked up through the trigram GIN index (`name % probe.name`, with
-  pg_trgm.similarity_threshold set to min_similarity for this transaction); ties go to the smaller
-  canonical id. So a pair is looked for from its earlier system only, and is reported once.
+- For each probe and each later system in the order crm < erp < legacy, the candidates whose name is at
+  least min_similarity alike are looked up through the trigram GIN index (`name % probe.name`, with
+  pg_trgm.similarity_threshold set to min_similarity for this transaction), and the best match is the
+  candidate with the highest match score (then name similarity, then the smaller canonical id): of two
+  "Medina Works", the one whose revenue and headcount also agree. A pair is looked for from its earlier
+  system only, so it is reported once.
 - Pairs are reported in probe order until `limit` pairs are found.
 
 Per pair: name_similarity (pg_trgm similarity), revenue_match and employees_match (1 - |a-b| / max(a,b),
@@ -28,45 +30,39 @@ W_NAME, W_REVENUE, W_EMPLOYEES = 0.6, 0.25, 0.15
 
 DATA_INTEGRITY = """
 WITH pairs AS (
-    SELECT p.canonical_id AS a_id, p.source_system AS a_system, p.name AS a_name,
-           p.revenue AS a_revenue, p.employees AS a_employees,
-           (p.metadata ->> 'data_quality')::float8 AS a_quality,
-           m.canonical_id AS b_id, m.source_system AS b_system, m.name AS b_name,
-           m.revenue AS b_revenue, m.employees AS b_employees, m.quality AS b_quality,
-           m.similarity::float8 AS similarity
+    SELECT p.canonical_id AS a_id, p.source_system AS a_system, p.name AS a_name, p.revenue AS a_revenue,
+           (p.metadata ->> 'data_quality')::float8 AS a_quality, m.*
     FROM canonical.entities p
     CROSS JOIN LATERAL (
-        SELECT DISTINCT ON (c.source_system)
-               c.canonical_id, c.source_system, c.name, c.revenue, c.employees,
-               (c.metadata ->> 'data_quality')::float8 AS quality,
-               similarity(c.name, p.name) AS similarity
-        FROM canonical.entities c
-        WHERE c.name %% p.name
-          AND c.source_system COLLATE "C" > p.source_system COLLATE "C"
-          AND similarity(c.name, p.name) >= %(min_similarity)s
-        ORDER BY c.source_system, similarity(c.name, p.name) DESC, c.canonical_id COLLATE "C"
+        SELECT DISTINCT ON (s.b_system) s.*, sc.match_score
+        FROM (
+            SELECT c.canonical_id AS b_id, c.source_system AS b_system, c.name AS b_name,
+                   (c.metadata ->> 'data_quality')::float8 AS b_quality,
+                   similarity(c.name, p.name)::float8 AS similarity,
+                   CASE WHEN p.revenue IS NOT NULL AND c.revenue IS NOT NULL THEN
+                       CASE WHEN greatest(p.revenue, c.revenue) = 0 THEN 1.0::float8
+                            ELSE 1 - (abs(p.revenue - c.revenue) / greatest(p.revenue, c.revenue))::float8 END
+                   END AS revenue_match,
+                   CASE WHEN p.employees IS NOT NULL AND c.employees IS NOT NULL THEN
+                       CASE WHEN greatest(p.employees, c.employees) = 0 THEN 1.0::float8
+                            ELSE 1 - abs(p.employees - c.employees)::float8 / greatest(p.employees, c.employees) END
+                   END AS employees_match
+            FROM canonical.entities c
+            WHERE c.name %% p.name
+              AND c.source_system COLLATE "C" > p.source_system COLLATE "C"
+              AND similarity(c.name, p.name) >= %(min_similarity)s
+        ) s
+        CROSS JOIN LATERAL (
+            SELECT (%(w_name)s * s.similarity + %(w_revenue)s * coalesce(s.revenue_match, 0)
+                      + %(w_employees)s * coalesce(s.employees_match, 0))
+                   / (%(w_name)s + CASE WHEN s.revenue_match IS NULL THEN 0 ELSE %(w_revenue)s END
+                                 + CASE WHEN s.employees_match IS NULL THEN 0 ELSE %(w_employees)s END) AS match_score
+        ) sc
+        ORDER BY s.b_system, sc.match_score DESC, s.similarity DESC, s.b_id COLLATE "C"
     ) m
     WHERE p.source_system IN ('crm', 'erp')
-    ORDER BY p.revenue DESC NULLS LAST, p.canonical_id COLLATE "C", m.source_system
+    ORDER BY p.revenue DESC NULLS LAST, p.canonical_id COLLATE "C", m.b_system
     LIMIT %(limit)s
-), scored AS (
-    SELECT pairs.*,
-           CASE WHEN a_revenue IS NOT NULL AND b_revenue IS NOT NULL THEN
-               CASE WHEN greatest(a_revenue, b_revenue) = 0 THEN 1.0
-                    ELSE 1 - (abs(a_revenue - b_revenue) / greatest(a_revenue, b_revenue))::float8 END
-           END AS revenue_match,
-           CASE WHEN a_employees IS NOT NULL AND b_employees IS NOT NULL THEN
-               CASE WHEN greatest(a_employees, b_employees) = 0 THEN 1.0
-                    ELSE 1 - abs(a_employees - b_employees)::float8 / greatest(a_employees, b_employees) END
-           END AS employees_match
-    FROM pairs
-), rated AS (
-    SELECT scored.*,
-           (%(w_name)s * similarity + %(w_revenue)s * coalesce(revenue_match, 0)
-              + %(w_employees)s * coalesce(employees_match, 0))
-           / (%(w_name)s + CASE WHEN revenue_match IS NULL THEN 0 ELSE %(w_revenue)s END
-                         + CASE WHEN employees_match IS NULL THEN 0 ELSE %(w_employees)s END) AS match_score
-    FROM scored
 )
 SELECT a_id, a_system, a_name, b_id, b_system, b_name,
        round(similarity::numeric, 3) AS name_similarity,
@@ -79,7 +75,7 @@ SELECT a_id, a_system, a_name, b_id, b_system, b_name,
             ELSE 'keep_separate' END AS recommended_action,
        a_quality AS a_data_quality, b_quality AS b_data_quality,
        CASE WHEN coalesce(b_quality, 0) > coalesce(a_quality, 0) THEN b_id ELSE a_id END AS survivor_id
-FROM rated
+FROM pairs
 ORDER BY a_revenue DESC NULLS LAST, a_id COLLATE "C", b_system
 """
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -77,6 +78,17 @@ MAX_QUERY_PARAMS = 100
 MAX_PARAM_TEXT = 10_000
 
 
+def _not_bool(value: Any) -> Any:
+    # JSON true is not a count: pydantic's lax mode would take it as 1.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")  # noqa: TRY004 - pydantic reports ValueErrors
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
+
+
 class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -88,14 +100,14 @@ class NoParams(_Params):
 class CustomerAnalysisParams(_Params):
     metric: Metric = Field("revenue", description="value aggregated per segment")
     group_by: GroupBy = Field("industry", description="segment dimension")
-    min_group_size: int = Field(1, ge=1, le=MAX_GROUP_SIZE,
+    min_group_size: Int = Field(1, ge=1, le=MAX_GROUP_SIZE,
                                 description="segments with fewer entities are left out (HAVING)")
 
 
 class RevenueAnalysisParams(_Params):
     metric: Metric = Field("revenue", description="value ranked within each segment")
     group_by: GroupBy = Field("industry", description="segment dimension")
-    top_n: int = Field(10, ge=1, le=MAX_TOP_N, description="ranks kept per segment (ties share a rank)")
+    top_n: Int = Field(10, ge=1, le=MAX_TOP_N, description="ranks kept per segment (ties share a rank)")
 
 
 class CountAnalysisParams(_Params):
@@ -114,7 +126,7 @@ class RelationshipNetworkParams(_Params):
         ..., min_length=1, max_length=210,
         description="the root: a canonical id (crm_CUST-1001, erp_ERP-2001, legacy_30001) or an entity_id uuid",
     )
-    max_depth: int = Field(3, ge=1, le=MAX_DEPTH, description="levels below the root to follow")
+    max_depth: Int = Field(3, ge=1, le=MAX_DEPTH, description="levels below the root to follow")
 
     @field_validator("root_entity_id")
     @classmethod
@@ -170,9 +182,9 @@ class TimeSeriesPatternsParams(_Params):
 
 
 class DataIntegrityParams(_Params):
-    min_similarity: float = Field(0.6, ge=MIN_SIMILARITY, le=1.0,
+    min_similarity: Float = Field(0.6, ge=MIN_SIMILARITY, le=1.0,
                                   description="smallest trigram name similarity of a reported pair")
-    limit: int = Field(100, ge=1, le=MAX_LIMIT, description="pairs reported at most")
+    limit: Int = Field(100, ge=1, le=MAX_LIMIT, description="pairs reported at most")
 
 
 Scalar = Annotated[StrictStr, Field(max_length=MAX_PARAM_TEXT)] | StrictBool | StrictInt | StrictFloat | None
