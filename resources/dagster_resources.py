@@ -21,7 +21,7 @@ from resources.settings import Settings, get_settings
 
 
 class PostgresResource(ConfigurableResource):
-    """Connections to the canonical database as the writer role."""
+    """Connections to the canonical database (the writer role for ingest, the reader for analytics)."""
 
     database_url: str
 
@@ -83,6 +83,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
     s = settings or get_settings()
     return {
         "postgres": PostgresResource(database_url=_env("DATABASE_URL", s.database_url)),
+        "readonly_postgres": PostgresResource(database_url=_env("READONLY_DATABASE_URL", s.readonly_database_url)),
         "aws": AwsResource(
             region_name=_env("AWS_REGION", s.aws_region),
             endpoint_url=_env("AWS_ENDPOINT_URL", s.aws_endpoint_url),

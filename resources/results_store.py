@@ -9,30 +9,20 @@ Dagster-free: the REST app uses the same rules for synchronous answers.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import json
-import uuid
-from decimal import Decimal
 from typing import Any
+
+from resources.analytics.result import jsonable
 
 INLINE_MAX_ROWS = 1000
 INLINE_MAX_BYTES = 300_000
 
 
-def json_default(value: Any) -> Any:
-    """JSON for what PostgreSQL hands back: numerics, timestamps, uuids, bytes."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and abs(value) < 2**53 else float(value)
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, (bytes, memoryview)):
-        return bytes(value).hex()
-    return str(value)
+def _json_default(value: Any) -> Any:
+    converted = jsonable(value)
+    # Anything jsonable leaves as it is (an interval, a range) is written as its text.
+    return str(value) if converted is value else converted
 
 
 def rows_as_objects(columns: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
@@ -40,7 +30,7 @@ def rows_as_objects(columns: list[str], rows: list[tuple[Any, ...]]) -> list[dic
 
 
 def to_json(columns: list[str], rows: list[tuple[Any, ...]]) -> bytes:
-    return json.dumps({"columns": columns, "rows": rows_as_objects(columns, rows)}, default=json_default,
+    return json.dumps({"columns": columns, "rows": rows_as_objects(columns, rows)}, default=_json_default,
                       separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -56,8 +46,8 @@ def _csv_cell(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return "" if value is None else value
     if isinstance(value, (dict, list)):
-        return json.dumps(value, default=json_default, ensure_ascii=False)
-    return json_default(value)
+        return json.dumps(value, default=_json_default, ensure_ascii=False)
+    return _json_default(value)
 
 
 def result_keys(run_id: str) -> dict[str, str]:

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 from dagster import Definitions, DagsterInstance, SensorResult, build_sensor_context
 
+from assets.analytics import analytics_job
 from assets.ingest import ingest_files, ingest_job
 from resources.dagster_resources import AwsResource, PostgresResource
 from sensors.landing import landing_sensor
@@ -18,6 +19,7 @@ def resources_for(stack: Any) -> dict[str, Any]:
     s = stack.settings
     return {
         "postgres": PostgresResource(database_url=s.database_url),
+        "readonly_postgres": PostgresResource(database_url=s.readonly_database_url),
         "aws": AwsResource(region_name=s.aws_region, endpoint_url=s.aws_endpoint_url, raw_bucket=s.raw_bucket,
                            ingest_queue=s.ingest_queue, results_bucket=s.results_bucket,
                            jobs_table=s.jobs_table, notify_topic=s.notify_topic),
@@ -35,7 +37,7 @@ class Driver:
 
     def __post_init__(self) -> None:
         self.resources = resources_for(self.stack)
-        self.defs = Definitions(assets=[ingest_files], jobs=[ingest_job], sensors=[landing_sensor],
+        self.defs = Definitions(assets=[ingest_files], jobs=[ingest_job, analytics_job], sensors=[landing_sensor],
                                 resources=self.resources)
 
     def upload(self, key: str, body: bytes | str | dict | list) -> str:
@@ -61,6 +63,13 @@ class Driver:
                                                raise_on_error=False))
         self.results.extend(outs)
         return outs
+
+    def analytics(self, operation: str, parameters: dict | None = None, **config: Any) -> Any:
+        """Execute analytics_job in process, as a launched run would."""
+        run_config = {"ops": {"run_analytics": {"config": {"operation": operation, "parameters": parameters or {},
+                                                           **config}}}}
+        return self.defs.resolve_job_def("analytics_job").execute_in_process(
+            run_config=run_config, instance=self.instance, raise_on_error=False)
 
     def tick_and_run(self) -> list[Any]:
         return self.run(self.tick())

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from dagster import DagsterRunStatus, build_sensor_context, instance_for_test
 
+from resources.dagster_resources import AwsResource
 from resources.ingest_registry import FileObject, get_files, register_files
 from resources.settings import Settings
 from sensors.landing import LandingCursor, TickLimits, evaluate, parse_s3_event
@@ -82,7 +83,8 @@ def test_listing_is_bounded_per_tick_and_resumes_from_the_cursor(stack, instance
     keys = [f"legacy-data/{i:05d}.json" for i in range(1200)]
     _upload_many(stack, keys)
     res = resources_for(stack)
-    res["aws"] = res["aws"].model_copy(update={"ingest_queue": ""})
+    res["aws"] = AwsResource(region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url,
+                             raw_bucket=settings.raw_bucket, ingest_queue="")
     limits = replace(TickLimits.from_settings(settings), page_size=250, list_pages=2, max_runs_per_tick=0)
     cursor = None
     seen = []
