@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from dagster import Definitions, DagsterInstance, SensorResult, build_sensor_context
+from dagster import DagsterInstance, Definitions, SensorResult, build_sensor_context
 
 from assets.analytics import analytics_job
 from assets.ingest import ingest_files, ingest_job

@@ -194,7 +194,7 @@ def test_an_empty_json_document_loads_nothing_and_a_zero_byte_file_is_skipped(dr
     driver.upload("crm-data/empty-records.json", {"records": []})
     driver.upload("crm-data/zero.json", b"")
     driver.settle()
-    rows = dict((k, (s, r)) for k, s, r in q(stack.pg.owner_url, "SELECT s3_key, status, reason FROM ingest.files"))
+    rows = {k: (s, r) for k, s, r in q(stack.pg.owner_url, "SELECT s3_key, status, reason FROM ingest.files")}
     assert rows["crm-data/empty-records.json"] == ("loaded", None)
     assert rows["crm-data/zero.json"][0] == "skipped" and "empty" in rows["crm-data/zero.json"][1]
 
@@ -216,7 +216,7 @@ def test_objects_the_pipeline_will_not_process_are_recorded_with_the_reason(driv
     driver.upload("elsewhere/x.json", {"records": []})
     driver.upload("crm-data/notes.txt", "hello")
     driver.tick()
-    rows = dict((k, (s, r)) for k, s, r in q(stack.pg.owner_url, "SELECT s3_key, status, reason FROM ingest.files"))
+    rows = {k: (s, r) for k, s, r in q(stack.pg.owner_url, "SELECT s3_key, status, reason FROM ingest.files")}
     assert rows["elsewhere/x.json"][0] == "skipped" and "unknown prefix" in rows["elsewhere/x.json"][1]
     assert rows["crm-data/notes.txt"][0] == "skipped" and "unsupported extension" in rows["crm-data/notes.txt"][1]
 
@@ -238,8 +238,9 @@ def test_relationships_and_monthly_time_series_land_with_partitions_created(driv
 
 
 def test_reprocess_runs_a_loaded_file_again_on_purpose(driver, stack):
-    from resources.ingest_registry import request_reprocess
     import psycopg
+
+    from resources.ingest_registry import request_reprocess
 
     driver.upload("crm-data/customer-data.json", SEED)
     driver.settle()
