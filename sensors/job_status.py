@@ -33,6 +33,7 @@ from dagster import (
 
 from resources.dagster_resources import AwsResource
 from resources.jobs_store import TERMINAL, JobStatus
+from resources.metrics import put_count
 from resources.notices import JobNotice, publish
 from resources.settings import get_settings
 
@@ -111,18 +112,12 @@ def mirror_run(instance: DagsterInstance, run: DagsterRun, aws: AwsResource, dag
                            row_count=job.get("rowCount"), result_location=location, error=fields.get("error"),
                            dagster_run_url=fields["dagsterRunUrl"])
         publish(aws.client("sns"), aws.topic_arn(), notice)
+    note = f"{run.run_id[:8]} {transition.previous_status or 'new'} → {status}"
     if status == "failed":
-        _emit_failed_run_metric(aws, job_type)
-    return f"{run.run_id[:8]} {transition.previous_status or 'new'} → {status}"
-
-
-def _emit_failed_run_metric(aws: AwsResource, job_type: str) -> None:
-    # The CloudWatch alarm on failed runs watches this metric (infra monitoring stack).
-    aws.client("cloudwatch").put_metric_data(
-        Namespace="CanonicalPipeline",
-        MetricData=[{"MetricName": "FailedRuns", "Dimensions": [{"Name": "JobType", "Value": job_type}],
-                     "Value": 1, "Unit": "Count"}],
-    )
+        # The CloudWatch alarm on failed runs watches this metric (infra monitoring stack).
+        problem = put_count(aws.client("cloudwatch"), "FailedRuns", 1, {"JobType": job_type})
+        note += f" ({problem})" if problem else ""
+    return note
 
 
 def _mirror_from_context(context: RunStatusSensorContext, aws: AwsResource) -> None:

@@ -252,11 +252,23 @@ def test_reprocess_runs_a_loaded_file_again_on_purpose(driver, stack):
     assert q(stack.pg.owner_url, "SELECT status, attempt, unchanged FROM ingest.files") == [("loaded", 2, 10)]
 
 
+def _refused_metric_sum(stack) -> float:
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC)
+    stats = stack.client("cloudwatch").get_metric_statistics(
+        Namespace="CanonicalPipeline", MetricName="RefusedRecords", StartTime=now - dt.timedelta(hours=1),
+        EndTime=now + dt.timedelta(minutes=5), Period=3600, Statistics=["Sum"])
+    return sum(p["Sum"] for p in stats["Datapoints"])
+
+
 def test_a_few_refused_records_under_the_threshold_pass_the_blocking_check(driver, stack):
     records = [{"id": i, "name": f"Co {i}"} for i in range(9)] + [{"id": 99, "annual_revenue": "lots"}]
     driver.upload("crm-data/mostly-good.json", {"records": records})
+    before = _refused_metric_sum(stack)
     [run] = driver.tick_and_run()
     assert run.success
+    assert _refused_metric_sum(stack) - before == 1  # the CloudWatch alarm's input
     assert q(stack.pg.owner_url, "SELECT received, inserted, rejected FROM ingest.files") == [(10, 9, 1)]
     reasons = q1(stack.pg.owner_url, "SELECT reasons FROM ingest.rejected_records")
     assert {r["code"] for r in reasons} == {"missing_name", "not_numeric"}

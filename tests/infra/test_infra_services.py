@@ -216,10 +216,13 @@ def test_alarms_cover_every_failure_mode_and_notify(dev: Synth) -> None:
     failed = [m["MetricStat"]["Metric"] for m in alarms["canonical-dev-FailedDagsterRuns"]["Metrics"] if "MetricStat" in m]
     assert {(m["Namespace"], m["MetricName"], m["Dimensions"][0]["Value"]) for m in failed} == {
         ("CanonicalPipeline", "FailedRuns", "analytics"), ("CanonicalPipeline", "FailedRuns", "ingest")}
-    emitter = INFRA_DIR.parent / "sensors" / "job_status.py"
-    if emitter.exists():
+    from resources.metrics import NAMESPACE  # what the sensor and the ingest asset publish into
+
+    assert NAMESPACE == "CanonicalPipeline"
+    for emitter, needles in ((INFRA_DIR.parent / "sensors" / "job_status.py", ('"FailedRuns"', '"JobType"')),
+                             (INFRA_DIR.parent / "assets" / "ingest.py", ('"RefusedRecords"',))):
         source = emitter.read_text()
-        assert 'Namespace="CanonicalPipeline"' in source and '"FailedRuns"' in source and '"JobType"' in source
+        assert all(n in source for n in needles), emitter
     monitoring = dev.template("monitoring")
     monitoring.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"})
     monitoring.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
