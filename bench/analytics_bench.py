@@ -46,7 +46,7 @@ DATA_DIR = BENCH_DIR / ".data"
 RESULTS_PATH = BENCH_DIR / "analytics_results.md"
 DB = "canonical"
 READER_PASSWORD = "bench-reader"
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 SEED = 20240601
 
 # Sized like the ingest bench's server (2 cores, 24 GiB): a quarter of RAM for shared buffers; the
@@ -91,13 +91,35 @@ _MONTHS = [date(2024, m, 28) for m in range(1, 13)] + [date(2025, m, 28) for m i
 # Source records
 
 
+_SYLLABLES = (  # noqa: SIM905 - a word list reads best as text
+    "zen tri cor va nex o ra lu min qua vel ta bri sto kar ion mar tek sol vio den ax ber cal dor fin gal hal "
+    "jor kel lin mon nor pal quin ros sen tor ul ven wil xan yor zar bel cen dra ev fla gro hy iv jun kro lav "
+    "mer nav opt pri qu rev syn tal um vir wex"
+).split()
+_CITIES = (  # noqa: SIM905
+    "Boston Denver Austin Seattle Portland Phoenix Dallas Atlanta Chicago Detroit Omaha Tulsa Fresno Tampa Miami "
+    "Toronto Calgary Leeds Bristol Lyon Hamburg Munich Turin Porto Seville Krakow Gdansk Malmo Aarhus Osaka Kobe "
+    "Pune Chennai Perth Adelaide Auckland Durban Lagos Nairobi Cairo Dubai Doha Lima Quito Bogota Recife"
+).split()
+
+
+def _brand(rng: random.Random) -> str:
+    word = "".join(rng.choice(_SYLLABLES) for _ in range(rng.choice((2, 2, 3))))
+    return word.capitalize()
+
+
 def _base_name(rng: random.Random) -> str:
+    """A company name, about as varied as a real CRM's: invented brands, founders, places, generic words."""
     r = rng.random()
     if r < 0.35:
-        return f"{rng.choice(_ADJ)} {rng.choice(_NOUN)}"
+        return f"{_brand(rng)} {rng.choice(_NOUN)}"
+    if r < 0.50:
+        return _brand(rng)
     if r < 0.65:
         return f"{rng.choice(_LAST)} {rng.choice(_NOUN)}"
-    if r < 0.80:
+    if r < 0.75:
+        return f"{rng.choice(_CITIES)} {rng.choice(_ADJ)} {rng.choice(_NOUN)}"
+    if r < 0.85:
         return f"{rng.choice(_LAST)} & {rng.choice(_LAST)}"
     return f"{rng.choice(_ADJ)} {rng.choice(_LAST)} {rng.choice(_NOUN)}"
 

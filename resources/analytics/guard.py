@@ -56,6 +56,7 @@ DENIED_FUNCTIONS: dict[str, str] = {
     "pg_read_binary_file": _FILES,
     "pg_stat_file": _FILES,
     "pg_current_logfile": _FILES,
+    "pg_logdir_ls": _FILES,  # adminpack
     "loread": _LARGE_OBJECTS,
     "lowrite": _LARGE_OBJECTS,
     "set_config": _SETTINGS,

@@ -9,7 +9,8 @@ How pairs are found (linear in the pairs asked for, never a cross join):
   candidate with the highest match score (then name similarity, then the smaller canonical id): of two
   "Medina Works", the one whose revenue and headcount also agree. A pair is looked for from its earlier
   system only, so it is reported once.
-- Pairs are reported in probe order until `limit` pairs are found.
+- Pairs are reported in probe order until `limit` pairs are found, from at most 4 × limit probes (so
+  the work stays bounded when twins are rare).
 
 Per pair: name_similarity (pg_trgm similarity), revenue_match and employees_match (1 - |a-b| / max(a,b),
 NULL when either side lacks the figure), match_score (weighted 0.6 / 0.25 / 0.15, the weights of
@@ -26,13 +27,19 @@ from resources.analytics.params import DataIntegrityParams
 from resources.analytics.result import Table, fetch
 
 HIGH, MEDIUM = 0.85, 0.7
+# Probes examined at most per pair asked for: bounds the work when twins are rare (each probe is one
+# trigram index lookup, ~5-50 ms at 1M entities depending on how common the name's words are).
+PROBES_PER_PAIR = 4
 W_NAME, W_REVENUE, W_EMPLOYEES = 0.6, 0.25, 0.15
 
 DATA_INTEGRITY = """
 WITH pairs AS (
     SELECT p.canonical_id AS a_id, p.source_system AS a_system, p.name AS a_name, p.revenue AS a_revenue,
            (p.metadata ->> 'data_quality')::float8 AS a_quality, m.*
-    FROM canonical.entities p
+    FROM (SELECT * FROM canonical.entities x
+          WHERE x.source_system IN ('crm', 'erp')
+          ORDER BY x.revenue DESC NULLS LAST, x.canonical_id COLLATE "C"
+          LIMIT %(max_probes)s) p
     CROSS JOIN LATERAL (
         SELECT DISTINCT ON (s.b_system) s.*, sc.match_score
         FROM (
@@ -60,7 +67,6 @@ WITH pairs AS (
         ) sc
         ORDER BY s.b_system, sc.match_score DESC, s.similarity DESC, s.b_id COLLATE "C"
     ) m
-    WHERE p.source_system IN ('crm', 'erp')
     ORDER BY p.revenue DESC NULLS LAST, p.canonical_id COLLATE "C", m.b_system
     LIMIT %(limit)s
 )
@@ -84,7 +90,8 @@ def data_integrity_analysis(conn: psycopg.Connection, p: DataIntegrityParams, *,
     with conn.cursor() as cur:
         # The % operator's threshold: lets the GIN index discard names below min_similarity.
         cur.execute("SELECT set_config('pg_trgm.similarity_threshold', %s, true)", (str(p.min_similarity),))
-        cur.execute(DATA_INTEGRITY, {"min_similarity": p.min_similarity, "limit": p.limit, "high": HIGH,
+        cur.execute(DATA_INTEGRITY, {"min_similarity": p.min_similarity, "limit": p.limit,
+                                     "max_probes": p.limit * PROBES_PER_PAIR, "high": HIGH,
                                      "medium": MEDIUM, "w_name": W_NAME, "w_revenue": W_REVENUE,
                                      "w_employees": W_EMPLOYEES})
         return fetch(cur, max_rows)

@@ -20,6 +20,15 @@ from resources.analytics.params import (
 )
 from resources.analytics.result import Table, fetch
 
+# Buckets for exact order statistics without sorting every row: width_bucket over powers of two (and
+# their negatives) is monotone in the value, so "the k-th smallest value of a segment" lies in the bucket
+# where the segment's cumulative count passes k, and only that bucket's rows need sorting. The counting
+# pass is a plain (parallel) hash aggregate. Values beyond ±2^80 fall in the two open end buckets, which
+# stay correct, just larger.
+BUCKET_EDGES: list[float] = sorted([-(2.0**k) for k in range(-40, 81)] + [0.0] + [2.0**k for k in range(-40, 81)])
+
+# The inner query is fenced (OFFSET 0) so the dimension and the metric are computed once per row: a
+# flattened subquery would re-evaluate a jsonb metric in every aggregate that mentions it.
 CUSTOMER_ANALYSIS = """
 SELECT segment,
        count(*) AS entities,
@@ -29,10 +38,10 @@ SELECT segment,
        round((percentile_cont(0.5) WITHIN GROUP (ORDER BY value::float8))::numeric, 2) AS median,
        min(value) AS minimum,
        max(value) AS maximum
-FROM (SELECT {group_by} AS segment, {metric} AS value FROM canonical.entities e) v
+FROM (SELECT ({group_by}) COLLATE "C" AS segment, {metric} AS value FROM canonical.entities e OFFSET 0) v
 GROUP BY segment
 HAVING count(*) >= %(min_group_size)s
-ORDER BY total DESC NULLS LAST, segment COLLATE "C" NULLS LAST
+ORDER BY total DESC NULLS LAST, segment NULLS LAST
 """
 
 
@@ -46,32 +55,49 @@ def customer_analysis(conn: psycopg.Connection, p: CustomerAnalysisParams, *, ma
         return fetch(cur, max_rows)
 
 
-# One sort serves every window: (segment, value DESC) is a prefix of (segment, value DESC, canonical_id).
-# Names are looked up for the kept rows only, so the sort carries narrow rows.
+# Only the rows that can make a segment's top_n are ranked: the counting pass finds, per segment, the
+# highest bucket from which the buckets above hold at least top_n values (BUCKET_EDGES), and every row
+# from that bucket up is a candidate. Every row ranked above a candidate is a candidate too, so RANK and
+# LAG over the candidates equal RANK and LAG over the whole segment; PERCENT_RANK is (rank - 1) / (n - 1)
+# with n counted in the first pass. Names are looked up for the kept rows only.
 REVENUE_ANALYSIS = """
-WITH ranked AS (
-    SELECT segment, canonical_id, value,
+WITH v AS NOT MATERIALIZED (
+    SELECT ({group_by}) COLLATE "C" AS segment, e.canonical_id, {metric} AS value FROM canonical.entities e OFFSET 0
+), hist AS (
+    SELECT segment IS NULL AS seg_null, coalesce(segment, '') AS seg_key,
+           width_bucket(value::float8, %(edges)s::float8[]) AS bucket, count(*) AS n, sum(value) AS total
+    FROM v WHERE value IS NOT NULL
+    GROUP BY segment, 3
+), cut AS (
+    SELECT seg_null, seg_key, sum(n) AS segment_size, sum(total) AS segment_total,
+           coalesce(max(bucket) FILTER (WHERE above >= %(top_n)s), -1) AS first_bucket
+    FROM (SELECT h.*, sum(h.n) OVER (PARTITION BY h.seg_null, h.seg_key ORDER BY h.bucket DESC) AS above
+          FROM hist h) x
+    GROUP BY seg_null, seg_key
+), candidates AS (
+    SELECT v.segment, v.canonical_id, v.value, c.segment_size, c.segment_total
+    FROM v
+    JOIN cut c ON c.seg_null = (v.segment IS NULL) AND c.seg_key = coalesce(v.segment, '')
+    WHERE v.value IS NOT NULL AND width_bucket(v.value::float8, %(edges)s::float8[]) >= c.first_bucket
+), ranked AS (
+    SELECT candidates.*,
            rank() OVER by_value AS rank,
-           lag(value) OVER by_value_id AS previous_value,
-           percent_rank() OVER by_value AS percent_rank,
-           count(*) OVER by_segment AS segment_size,
-           sum(value) OVER by_segment AS segment_total
-    FROM (SELECT {group_by} AS segment, e.canonical_id, {metric} AS value FROM canonical.entities e) v
-    WHERE value IS NOT NULL
-    WINDOW by_segment AS (PARTITION BY segment),
-           by_value AS (PARTITION BY segment ORDER BY value DESC),
+           lag(value) OVER by_value_id AS previous_value
+    FROM candidates
+    WINDOW by_value AS (PARTITION BY segment ORDER BY value DESC),
            by_value_id AS (PARTITION BY segment ORDER BY value DESC, canonical_id COLLATE "C")
 )
-SELECT r.segment, r.rank, r.canonical_id, e.name, r.value,
-       r.previous_value,
+SELECT r.segment, r.rank, r.canonical_id,
+       (SELECT e.name FROM canonical.entities e WHERE e.canonical_id = r.canonical_id) AS name,
+       r.value, r.previous_value,
        r.previous_value - r.value AS gap_to_previous,
-       round(r.percent_rank::numeric, 4) AS percent_rank,
+       round((CASE WHEN r.segment_size > 1 THEN (r.rank - 1)::float8 / (r.segment_size - 1)::float8
+                   ELSE 0 END)::numeric, 4) AS percent_rank,
        round(100 * r.value / NULLIF(r.segment_total, 0), 4) AS share_of_segment_pct,
        r.segment_size
 FROM ranked r
-JOIN canonical.entities e ON e.canonical_id = r.canonical_id
 WHERE r.rank <= %(top_n)s
-ORDER BY r.segment COLLATE "C" NULLS LAST, r.rank, r.canonical_id COLLATE "C"
+ORDER BY r.segment NULLS LAST, r.rank, r.canonical_id COLLATE "C"
 """
 
 
@@ -82,7 +108,7 @@ def revenue_analysis(conn: psycopg.Connection, p: RevenueAnalysisParams, *, max_
     query = sql.SQL(REVENUE_ANALYSIS).format(group_by=sql.SQL(GROUP_BY_SQL[p.group_by]),
                                              metric=sql.SQL(METRIC_SQL[p.metric]))
     with conn.cursor() as cur:
-        cur.execute(query, {"top_n": p.top_n})
+        cur.execute(query, {"top_n": p.top_n, "edges": BUCKET_EDGES})
         return fetch(cur, max_rows)
 
 
@@ -96,9 +122,9 @@ SELECT segment,
        count(*) FILTER (WHERE entity_type = 'large_enterprise') AS large_enterprise,
        count(*) FILTER (WHERE entity_type = 'medium_business') AS medium_business,
        count(*) FILTER (WHERE entity_type = 'small_business') AS small_business
-FROM (SELECT {group_by} AS segment, e.source_system, e.entity_type FROM canonical.entities e) v
+FROM (SELECT ({group_by}) COLLATE "C" AS segment, e.source_system, e.entity_type FROM canonical.entities e) v
 GROUP BY segment
-ORDER BY entities DESC, segment COLLATE "C" NULLS LAST
+ORDER BY entities DESC, segment NULLS LAST
 """
 
 

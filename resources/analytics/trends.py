@@ -16,11 +16,12 @@ from resources.analytics.result import Table, fetch
 MULTI_DIMENSIONAL = """
 WITH per_entity AS (
     SELECT date_trunc(%(unit)s, t.observed_at AT TIME ZONE 'UTC')::date AS period,
-           t.metric_type, t.entity_canonical_id, sum(t.value) AS value
+           t.metric_type COLLATE "C" AS metric_type, t.entity_canonical_id COLLATE "C" AS entity_canonical_id,
+           sum(t.value) AS value
     FROM canonical.time_series_data t
     GROUP BY 1, 2, 3
 ), cells AS (
-    SELECT p.period, p.metric_type, e.industry, count(*) AS entities, sum(p.value) AS total
+    SELECT p.period, p.metric_type, e.industry COLLATE "C" AS industry, count(*) AS entities, sum(p.value) AS total
     FROM per_entity p
     JOIN canonical.entities e ON e.canonical_id = p.entity_canonical_id
     GROUP BY 1, 2, 3
@@ -51,7 +52,7 @@ SELECT period, metric_type, industry, entities, total,
             WHEN percentile >= 0.25 THEN 'moderate'
             ELSE 'emerging' END AS tier
 FROM compared
-ORDER BY period, metric_type COLLATE "C", total DESC, industry COLLATE "C" NULLS LAST
+ORDER BY period, metric_type, total DESC, industry NULLS LAST
 """
 
 

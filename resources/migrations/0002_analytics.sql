@@ -53,3 +53,15 @@ EXCEPTION WHEN insufficient_privilege THEN
     RAISE NOTICE 'temp_file_limit for pipeline_reader not set: needs a superuser';
 END
 $$;
+
+-- 5. Indexes: none added. Measured at 1,000,000 entities (bench/analytics_bench.py, results in
+--    bench/analytics_results.md), every operation is served by what 0001 already has:
+--    - relationship_network: entity_relationships_parent_idx (current links by parent) and the unique
+--      canonical_id index — milliseconds at any size;
+--    - time_series_patterns: time_series_metric_time_idx (metric_type, observed_at);
+--    - data_integrity_analysis: entities_name_trgm (GIN, the % operator) — one lookup per probe. A GiST
+--      trigram index for KNN (`ORDER BY name <-> x LIMIT k`) was tried: ~10x slower per lookup than the
+--      GIN % lookup at 1M names, so it would cost ingest for nothing;
+--    - the segment operations read every entity once (a parallel sequential scan; the median and the
+--      top-n ranking avoid sorting every row), which no single index would serve for all their
+--      whitelisted dimensions and metrics; one covering index per combination would tax every ingest.
