@@ -1,0 +1,147 @@
+"""Synchronous analytics: validate, look in the cache, run under the read-only role, park large results.
+
+Cache (items `CACHE#<key>` in the jobs table): key = sha256 of operation, canonical parameters (validated,
+defaults filled, keys sorted) and the data version from `ingest.data_version`, which every ingest that
+changed rows bumps — new data never hides behind a stale answer and nothing needs invalidating. The same
+key is the response's ETag. The TTL is honoured on read (DynamoDB deletes expired items lazily).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from api.deps import AppState
+from resources.analytics.catalogue import get_operation
+from resources.analytics.result import jsonable
+from resources.analytics.runner import run_operation
+from resources.results_store import to_csv, to_json
+
+CACHE_SK = "CACHE"
+CACHE_MAX_ITEM_BYTES = 350_000  # DynamoDB items stop at 400 KB
+
+
+@dataclass(frozen=True)
+class Prepared:
+    operation: str
+    parameters: dict[str, Any]
+    data_version: int
+    key: str
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.key[:32]}"'
+
+
+def canonical_parameters(operation: str, raw: dict[str, Any] | None) -> dict[str, Any]:
+    """Validated parameters with defaults filled in (UnknownOperation / InvalidParameters / QueryRejected)."""
+    return get_operation(operation).validate(raw or {}).model_dump(mode="json")
+
+
+def data_version(state: AppState) -> int:
+    with state.connection("writer") as conn:
+        row = conn.execute("SELECT version FROM ingest.data_version").fetchone()
+        conn.rollback()
+    return int(row[0]) if row else 0
+
+
+def prepare(state: AppState, operation: str, raw: dict[str, Any] | None) -> Prepared:
+    params = canonical_parameters(operation, raw)
+    version = data_version(state)
+    material = json.dumps({"operation": operation, "parameters": params, "dataVersion": version},
+                          sort_keys=True, separators=(",", ":"))
+    return Prepared(operation, params, version, hashlib.sha256(material.encode()).hexdigest())
+
+
+def cache_get(state: AppState, key: str) -> dict[str, Any] | None:
+    if state.api.cache_ttl_seconds <= 0:
+        return None
+    try:
+        item = state.client("dynamodb").get_item(
+            TableName=state.settings.jobs_table, Key={"PK": {"S": f"CACHE#{key}"}, "SK": {"S": CACHE_SK}},
+        ).get("Item")
+    except (ClientError, BotoCoreError):
+        return None  # the cache is an optimisation: never fail a request over it
+    if not item or float(item.get("expiresAt", {}).get("N", "0")) <= time.time():
+        return None
+    try:
+        return json.loads(item["payload"]["S"])
+    except (KeyError, ValueError):
+        return None
+
+
+def cache_put(state: AppState, key: str, payload: dict[str, Any]) -> None:
+    if state.api.cache_ttl_seconds <= 0:
+        return
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    if len(body.encode()) > CACHE_MAX_ITEM_BYTES:
+        return
+    try:
+        state.client("dynamodb").put_item(
+            TableName=state.settings.jobs_table,
+            Item={"PK": {"S": f"CACHE#{key}"}, "SK": {"S": CACHE_SK}, "payload": {"S": body},
+                  "operation": {"S": payload["operation"]},
+                  "expiresAt": {"N": str(int(time.time() + state.api.cache_ttl_seconds))}},
+        )
+    except (ClientError, BotoCoreError):
+        pass
+
+
+def execute(state: AppState, prep: Prepared) -> dict[str, Any]:
+    """Run the operation and return the cacheable payload (rows inline, or parked in the results bucket)."""
+    with state.connection("reader") as conn:
+        result = run_operation(conn, prep.operation, prep.parameters, timeout_s=state.api.sync_timeout_seconds,
+                               max_rows=state.api.sync_max_rows)
+    payload: dict[str, Any] = {
+        "operation": prep.operation, "parameters": result.parameters, "columns": result.columns,
+        "resultCount": result.row_count, "truncated": result.truncated,
+        "executionTimeMs": round(result.elapsed_s * 1000, 1), "dataVersion": prep.data_version,
+    }
+    body = to_json(result.columns, result.rows)
+    if result.row_count > state.api.inline_max_rows or len(body) > state.api.inline_max_bytes:
+        keys = {"json": f"sync/{prep.key}/result.json", "csv": f"sync/{prep.key}/result.csv"}
+        s3 = state.client("s3")
+        s3.put_object(Bucket=state.settings.results_bucket, Key=keys["json"], Body=body,
+                      ContentType="application/json")
+        s3.put_object(Bucket=state.settings.results_bucket, Key=keys["csv"], Body=to_csv(result.columns, result.rows),
+                      ContentType="text/csv")
+        payload.update(storage="s3", s3=keys, data=None)
+    else:
+        payload.update(storage="inline", data=json.loads(body)["rows"])
+    return payload
+
+
+def presign_get(state: AppState, key: str, filename: str | None = None) -> str:
+    params: dict[str, Any] = {"Bucket": state.settings.results_bucket, "Key": key}
+    if filename:
+        params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+    return state.client("s3").generate_presigned_url("get_object", Params=params,
+                                                     ExpiresIn=state.api.presign_seconds)
+
+
+def envelope(state: AppState, payload: dict[str, Any], *, cache_hit: bool) -> dict[str, Any]:
+    """The seed's success envelope, with our additions in metadata."""
+    metadata: dict[str, Any] = {
+        "resultCount": payload["resultCount"], "timestamp": now_iso(), "cacheHit": cache_hit,
+        "executionTimeMs": payload["executionTimeMs"], "columns": payload["columns"],
+        "dataVersion": payload["dataVersion"], "truncated": payload["truncated"],
+        "parameters": payload["parameters"], "storage": payload["storage"],
+    }
+    if payload["storage"] == "s3":
+        metadata["download"] = {"json": presign_get(state, payload["s3"]["json"]),
+                                "csv": presign_get(state, payload["s3"]["csv"]),
+                                "expiresIn": state.api.presign_seconds}
+    return {"success": True, "operation": payload["operation"], "data": payload.get("data"), "metadata": metadata}
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+__all__ = ["Prepared", "cache_get", "cache_put", "envelope", "execute", "jsonable", "prepare"]

@@ -1,0 +1,54 @@
+"""The REST app: `create_app(settings=None)`, served by uvicorn locally and by Mangum on Lambda.
+
+    uvicorn --factory api.app:create_app --port 8000
+
+Dagster-free (DESIGN §2): it talks to PostgreSQL, DynamoDB, S3 and Dagster's GraphQL endpoint only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api import problems
+from api.config import ApiSettings
+from api.deps import AppState
+from api.middleware import RequestContextMiddleware
+from api.routes import analytics, health, ingest, jobs
+from resources.settings import Settings, get_settings
+
+DESCRIPTION = """Analytics over the canonical model, analytics jobs run by Dagster, and ingest status.
+
+Success bodies keep the seed API's envelope (`success`, `operation`, `data`, `metadata`); every error is
+`application/problem+json` (RFC 9457) that also carries `success: false`, `error.message`, `error.type` and
+`suggestions`. Every response has an `X-Request-Id`.
+
+Authentication: an API key in `X-API-Key` (or `Authorization: Bearer <key>`) with scopes `read`, `jobs`,
+`sql` (`custom_complex_query` needs `sql`). With no keys configured (the local default) every caller has
+every scope."""
+
+
+def create_app(settings: Settings | None = None, api_settings: ApiSettings | None = None) -> FastAPI:
+    state = AppState(settings=settings or get_settings(), api=api_settings or ApiSettings())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.close()
+
+    app = FastAPI(title="canonical-pipeline API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.ctx = state
+    problems.install(app)
+    for module in (health, analytics, jobs, ingest):
+        app.include_router(module.router)
+    origins = state.api.cors_origin_list()
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Content-Type", "X-API-Key", "Authorization", "Idempotency-Key",
+                                          "If-None-Match", "Prefer", "X-Request-Id"],
+                           expose_headers=["X-Request-Id", "X-Cache", "ETag", "Location"])
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=state.api.max_body_bytes)
+    return app

@@ -1,0 +1,45 @@
+"""REST-only settings, read from the environment (the platform-wide ones are in resources.settings).
+
+Dagster-free. Every field can be set by the environment variable named in its alias.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    # API keys: JSON list of {"name", "sha256" (hex digest of the key), "scopes": [read, jobs, sql]}, or an
+    # object {"<sha256>": {"name", "scopes"}}. API_KEYS_SECRET_ARN names a Secrets Manager secret holding
+    # the same JSON (read once per process). With neither set, authentication is off: every caller has every
+    # scope (the local default, `make dev`). With keys configured, a caller without a key gets
+    # API_ANONYMOUS_SCOPES (default: none → 401).
+    api_keys: str | None = Field(default=None, alias="API_KEYS")
+    api_keys_secret_arn: str | None = Field(default=None, alias="API_KEYS_SECRET_ARN")
+    api_anonymous_scopes: str = Field(default="", alias="API_ANONYMOUS_SCOPES")
+    # Comma-separated origins allowed by CORS ("*" for any); empty: no CORS headers.
+    cors_origins: str = Field(default="", alias="API_CORS_ORIGINS")
+    max_body_bytes: int = Field(default=1_048_576, alias="API_MAX_BODY_BYTES", ge=1)
+
+    # Synchronous analytics: time budget (API Gateway stops at 29 s), row cap, inline limits.
+    sync_timeout_seconds: float = Field(default=20.0, alias="API_SYNC_TIMEOUT_SECONDS", gt=0, le=300)
+    sync_max_rows: int = Field(default=100_000, alias="API_SYNC_MAX_ROWS", ge=1, le=1_000_000)
+    inline_max_rows: int = Field(default=1000, alias="API_INLINE_MAX_ROWS", ge=0)
+    inline_max_bytes: int = Field(default=5 * 1024 * 1024, alias="API_INLINE_MAX_BYTES", ge=0)
+    presign_seconds: int = Field(default=3600, alias="API_PRESIGN_SECONDS", ge=60, le=7 * 24 * 3600)
+
+    # Result cache in the jobs table (items CACHE#<hash>); 0 disables it.
+    cache_ttl_seconds: int = Field(default=3600, alias="API_CACHE_TTL_SECONDS", ge=0)
+    # Dagster: where analytics_job lives.
+    dagster_location: str = Field(default="canonical_pipeline", alias="DAGSTER_LOCATION_NAME")
+    dagster_repository: str = Field(default="__repository__", alias="DAGSTER_REPOSITORY_NAME")
+    dagster_timeout_seconds: float = Field(default=10.0, alias="DAGSTER_TIMEOUT_SECONDS", gt=0)
+    db_pool_timeout_seconds: float = Field(default=5.0, alias="API_DB_POOL_TIMEOUT_SECONDS", gt=0)
+    db_pool_max_size: int = Field(default=8, alias="API_DB_POOL_MAX_SIZE", ge=1)
+    health_timeout_seconds: float = Field(default=3.0, alias="API_HEALTH_TIMEOUT_SECONDS", gt=0)
+
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]

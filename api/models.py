@@ -1,0 +1,163 @@
+"""Request and response models: they make the OpenAPI document exact."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AnalyticsRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"operation": "customer_analysis", "parameters": {"metric": "revenue", "group_by": "industry"}}]})
+    operation: str = Field(..., min_length=1, max_length=100, description="A catalogue operation name")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="The operation's parameters")
+
+
+class JobRequest(AnalyticsRequest):
+    timeout_seconds: float | None = Field(default=None, gt=0, le=300, description="Statement timeout")
+    max_rows: int = Field(default=100_000, ge=1, le=1_000_000, description="Row cap")
+
+
+class Download(BaseModel):
+    json_url: str = Field(..., alias="json", description="Presigned GET URL of the JSON result")
+    csv: str = Field(..., description="Presigned GET URL of the CSV result")
+    expiresIn: int = Field(..., description="Seconds the URLs stay valid")
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class Metadata(BaseModel):
+    resultCount: int
+    timestamp: str
+    cacheHit: bool
+    executionTimeMs: float
+    columns: list[str]
+    dataVersion: int
+    truncated: bool
+    parameters: dict[str, Any]
+    storage: Literal["inline", "s3"]
+    download: Download | None = None
+
+
+class AnalyticsResponse(BaseModel):
+    success: Literal[True] = True
+    operation: str
+    data: list[dict[str, Any]] | None = Field(
+        ..., description="The rows as objects; null when the result is in the results bucket (see metadata.download)")
+    metadata: Metadata
+
+
+class OperationInfo(BaseModel):
+    name: str
+    description: str
+    parameters: dict[str, Any] = Field(..., description="JSON Schema of the parameters")
+
+
+class OperationsResponse(BaseModel):
+    success: Literal[True] = True
+    operations: list[OperationInfo]
+    count: int
+
+
+class CheckResult(BaseModel):
+    status: Literal["ok", "down"]
+    latencyMs: float
+    required: bool
+    detail: str | None = None
+
+
+class HealthResponse(BaseModel):
+    success: bool
+    status: Literal["healthy", "degraded", "unhealthy"]
+    timestamp: str
+    version: str
+    checks: dict[str, CheckResult]
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with the seed's error fields."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    requestId: str | None = None
+    errors: list[dict[str, Any]] | None = None
+    success: Literal[False] = False
+    error: dict[str, Any]
+    suggestions: list[str]
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    jobId: str
+    status: str
+    jobType: str | None = None
+    operation: str | None = None
+    parameters: dict[str, Any] | None = None
+    createdAt: str | None = None
+    updatedAt: str | None = None
+    queuedAt: str | None = None
+    startedAt: str | None = None
+    finishedAt: str | None = None
+    rowCount: int | None = None
+    error: str | None = None
+    dagsterRunUrl: str | None = None
+    links: dict[str, str] = Field(default_factory=dict)
+
+
+class JobResponse(BaseModel):
+    success: Literal[True] = True
+    job: Job
+
+
+class IngestFile(BaseModel):
+    fileId: int
+    key: str
+    etag: str
+    sizeBytes: int
+    source: str | None
+    status: str
+    reason: str | None
+    attempt: int
+    batchId: str | None
+    runId: str | None
+    counts: dict[str, int | None]
+    seconds: float | None
+    discoveredAt: str
+    finishedAt: str | None
+
+
+class IngestFilesResponse(BaseModel):
+    success: Literal[True] = True
+    data: list[IngestFile]
+    metadata: dict[str, Any]
+
+
+class RejectedRecord(BaseModel):
+    recordIndex: int
+    sourceId: str | None
+    reasons: Any
+    record: Any
+
+
+class IngestFileResponse(BaseModel):
+    success: Literal[True] = True
+    file: IngestFile
+    rejectedSample: list[RejectedRecord]
+
+
+class UploadRequest(BaseModel):
+    source: Literal["crm", "erp", "legacy"]
+    filename: str = Field(..., min_length=1, max_length=512, pattern=r"^[A-Za-z0-9._\-/ ]+$")
+
+
+class UploadResponse(BaseModel):
+    success: Literal[True] = True
+    key: str
+    bucket: str
+    url: str
+    method: Literal["PUT"] = "PUT"
+    expiresIn: int

@@ -1,0 +1,108 @@
+"""Analytics jobs: POST /analytics/jobs, GET /analytics/jobs/{id}, its result, DELETE to cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Path, Query
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from api.analytics_service import presign_get
+from api.deps import AppState, JobsScope, ReadScope, State
+from api.jobs_service import job_view, launch_job
+from api.models import JobRequest, JobResponse, Problem
+from api.problems import ApiProblem
+from resources.jobs_store import TERMINAL
+from resources.results_store import to_csv
+
+router = APIRouter(tags=["jobs"])
+JobId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$",
+                            description="Job id (Dagster run id)")]
+IdempotencyKey = Annotated[str | None, Header(max_length=200, description="Repeat-safe key: the same key and body "
+                                                                          "give the same job")]
+
+
+def _p(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {c: {"model": Problem, "content": {"application/problem+json": {}}} for c in codes}
+
+
+def _job_or_404(state: AppState, job_id: str) -> dict[str, Any]:
+    job = state.jobs.get(job_id)
+    if job is None or job.get("jobType", "analytics") != "analytics":
+        raise ApiProblem(404, "job_not_found", f"no job {job_id!r} (unknown, or expired after 7 days)",
+                         error_type="NotFound", suggestions=["POST /analytics/jobs to start a job"])
+    return job
+
+
+@router.post("/analytics/jobs", status_code=202, response_model=JobResponse, summary="Start an analytics job",
+             responses=_p(400, 401, 403, 404, 409, 413, 422, 502, 503))
+def create_job(
+    body: JobRequest,
+    principal: JobsScope,
+    state: State,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    job, replayed = launch_job(state, principal, body, idempotency_key)
+    headers = {"Location": job["links"]["self"]}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse({"success": True, "job": job}, status_code=202, headers=headers)
+
+
+@router.get("/analytics/jobs/{job_id}", response_model=JobResponse, summary="A job's status (from DynamoDB)",
+            responses=_p(401, 403, 404, 422))
+def get_job(job_id: JobId, _: ReadScope, state: State) -> JSONResponse:
+    return JSONResponse({"success": True, "job": job_view(_job_or_404(state, job_id))},
+                        headers={"Cache-Control": "no-store"})
+
+
+@router.get("/analytics/jobs/{job_id}/result", summary="A finished job's result",
+            responses={**_p(401, 403, 404, 409, 422),
+                       200: {"description": "Inline rows (JSON envelope) or CSV",
+                             "content": {"application/json": {}, "text/csv": {}}},
+                       303: {"description": "Large result: redirect to a presigned S3 URL"}})
+def get_result(job_id: JobId, _: ReadScope, state: State,
+               format: Annotated[Literal["json", "csv"], Query()] = "json") -> Response:
+    job = _job_or_404(state, job_id)
+    status = job.get("status")
+    if status != "succeeded":
+        detail = f"job {job_id} is {status}; a result exists once it has succeeded"
+        if status == "failed" and job.get("error"):
+            detail += f" (error: {str(job['error'])[:300]})"
+        raise ApiProblem(409, "job_not_finished" if status not in TERMINAL else f"job_{status}", detail,
+                         error_type="JobNotReady", extra={"jobStatus": status},
+                         suggestions=[f"Poll GET /analytics/jobs/{job_id}"])
+    result = job.get("result")
+    if not isinstance(result, dict):
+        raise ApiProblem(404, "result_not_found", f"job {job_id} has no stored result", error_type="NotFound")
+    if result.get("storage") == "s3":
+        key = result["s3"][format]
+        return RedirectResponse(presign_get(state, key, filename=f"{job_id}.{format}"), status_code=303)
+    columns: list[str] = result.get("columns", [])
+    rows: list[dict[str, Any]] = result.get("rows", [])
+    if format == "csv":
+        body = to_csv(columns, [tuple(r.get(c) for c in columns) for r in rows])
+        return Response(body, media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{job_id}.csv"'})
+    return JSONResponse({"success": True, "operation": job.get("operation"), "jobId": job_id, "data": rows,
+                         "metadata": {"resultCount": result.get("rowCount", len(rows)), "columns": columns,
+                                      "truncated": bool(result.get("truncated")), "storage": "inline",
+                                      "timestamp": job.get("finishedAt"), "cacheHit": False}})
+
+
+@router.delete("/analytics/jobs/{job_id}", status_code=202, response_model=JobResponse, summary="Cancel a job",
+               responses=_p(401, 403, 404, 409, 422, 502, 503))
+def cancel_job(job_id: JobId, _: JobsScope, state: State) -> JSONResponse:
+    job = _job_or_404(state, job_id)
+    if job.get("status") in TERMINAL:
+        raise ApiProblem(409, "job_finished", f"job {job_id} has already {job['status']}", error_type="JobFinished",
+                         extra={"jobStatus": job["status"]})
+    outcome, message = state.dagster.terminate(job_id)
+    if outcome == "not_found":
+        raise ApiProblem(404, "job_not_found", f"Dagster has no run {job_id}", error_type="NotFound")
+    if outcome == "failed":
+        raise ApiProblem(409, "cancel_failed", f"the run could not be cancelled: {str(message)[:300]}",
+                         error_type="CancelFailed")
+    view = job_view(job)
+    view["status"] = "canceling"
+    return JSONResponse({"success": True, "job": view}, status_code=202)
