@@ -1,0 +1,140 @@
+"""Analytics jobs over the API: launch via GraphQL (a local HTTP server speaking Dagster's response shapes),
+DynamoDB status, results inline / 303 to S3, cancel, idempotency."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from resources.jobs_store import JobsStore
+from resources.results_store import store_result
+
+pytestmark = pytest.mark.integration
+
+
+def _store(api) -> JobsStore:
+    return JobsStore(api.stack.client("dynamodb"), api.stack.settings.jobs_table)
+
+
+def test_post_job_is_202_with_location_and_a_queued_item_at_once(api):
+    resp = api.post("/analytics/jobs", json={"operation": "customer_analysis",
+                                             "parameters": {"metric": "revenue", "group_by": "industry"}})
+    assert resp.status_code == 202, resp.text
+    job = resp.json()["job"]
+    assert resp.headers["location"] == f"/analytics/jobs/{job['jobId']}"
+    assert job["status"] == "queued" and job["operation"] == "customer_analysis"
+    launched = api.dagster.requests[-1]
+    params = launched["variables"]["executionParams"]
+    assert params["selector"] == {"repositoryLocationName": "canonical_pipeline", "repositoryName": "__repository__",
+                                  "jobName": "analytics_job"}
+    config = params["runConfigData"]["ops"]["run_analytics"]["config"]
+    assert config["operation"] == "customer_analysis" and config["parameters"]["group_by"] == "industry"
+    got = api.get(resp.headers["location"])
+    assert got.status_code == 200 and got.json()["job"]["status"] == "queued"
+    assert got.json()["job"]["links"]["result"].endswith("/result")
+
+
+def test_invalid_jobs_are_refused_before_launch(api):
+    resp = api.post("/analytics/jobs", json={"operation": "nope"})
+    assert resp.status_code == 404 and resp.json()["error"]["code"] == "unknown_operation"
+    resp = api.post("/analytics/jobs", json={"operation": "customer_analysis", "parameters": {"metric": "x"}})
+    assert resp.status_code == 422
+    assert api.dagster.requests == []
+
+
+def test_idempotency_key_returns_the_same_job_and_conflicts_on_another_body(api):
+    body = {"operation": "count_analysis", "parameters": {"group_by": "industry"}}
+    first = api.post("/analytics/jobs", json=body, headers={"Idempotency-Key": "k-1"})
+    again = api.post("/analytics/jobs", json=body, headers={"Idempotency-Key": "k-1"})
+    assert first.status_code == again.status_code == 202
+    assert first.json()["job"]["jobId"] == again.json()["job"]["jobId"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert len(api.dagster.requests) == 1
+    other = api.post("/analytics/jobs", json={**body, "parameters": {"group_by": "region"}},
+                     headers={"Idempotency-Key": "k-1"})
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_conflict"
+
+
+def test_dagster_errors_become_problems(api):
+    api.dagster.launch_result = "RunConfigValidationInvalid"
+    resp = api.post("/analytics/jobs", json={"operation": "simple_demo"}, headers={"Idempotency-Key": "k-2"})
+    assert resp.status_code == 422 and resp.json()["error"]["code"] == "invalid_job_config"
+    api.dagster.launch_result = "PythonError"
+    resp = api.post("/analytics/jobs", json={"operation": "simple_demo"}, headers={"Idempotency-Key": "k-2"})
+    assert resp.status_code == 502 and "Traceback" not in resp.text
+    api.dagster.launch_result = "LaunchRunSuccess"  # the key was released: a retry goes through
+    assert api.post("/analytics/jobs", json={"operation": "simple_demo"},
+                    headers={"Idempotency-Key": "k-2"}).status_code == 202
+
+
+def test_dagster_down_is_503(stack, fake_dagster):
+    from tests.api.conftest import make_client
+
+    with make_client(stack, "http://127.0.0.1:1") as client:
+        resp = client.post("/analytics/jobs", json={"operation": "simple_demo"})
+    assert resp.status_code == 503 and resp.json()["error"]["code"] == "dagster_unavailable"
+
+
+def test_unknown_job_is_404(api):
+    for method, path in (("GET", "/analytics/jobs/abc"), ("GET", "/analytics/jobs/abc/result"),
+                         ("DELETE", "/analytics/jobs/abc")):
+        resp = api.request(method, path)
+        assert resp.status_code == 404 and resp.json()["error"]["code"] == "job_not_found"
+
+
+def test_result_before_success_is_409_then_inline_json_and_csv(api):
+    job_id = api.post("/analytics/jobs", json={"operation": "count_analysis"}).json()["job"]["jobId"]
+    resp = api.get(f"/analytics/jobs/{job_id}/result")
+    assert resp.status_code == 409 and resp.json()["jobStatus"] == "queued"
+    # What the run and the status sensor write:
+    store = _store(api)
+    summary = store_result(api.stack.client("s3"), api.stack.settings.results_bucket, job_id,
+                           ["industry", "n"], [("Technology", 3), ("Retail", 2)])
+    store.record_result(job_id, summary)
+    store.record_status(job_id, "succeeded", job_type="analytics")
+    resp = api.get(f"/analytics/jobs/{job_id}/result")
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["data"] == [{"industry": "Technology", "n": 3}, {"industry": "Retail", "n": 2}]
+    assert resp.json()["metadata"]["resultCount"] == 2
+    csv = api.get(f"/analytics/jobs/{job_id}/result?format=csv")
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert csv.text.splitlines() == ["industry,n", "Technology,3", "Retail,2"]
+    assert api.get(f"/analytics/jobs/{job_id}").json()["job"]["status"] == "succeeded"
+    assert api.delete(f"/analytics/jobs/{job_id}").status_code == 409
+
+
+def test_a_large_job_result_is_a_303_to_presigned_s3(api):
+    job_id = api.post("/analytics/jobs", json={"operation": "simple_demo"}).json()["job"]["jobId"]
+    store = _store(api)
+    rows = [(i, i * 2) for i in range(1, 1501)]
+    summary = store_result(api.stack.client("s3"), api.stack.settings.results_bucket, job_id, ["n", "twice"], rows)
+    assert summary["storage"] == "s3"
+    store.record_result(job_id, summary)
+    store.record_status(job_id, "succeeded", job_type="analytics")
+    for fmt in ("json", "csv"):
+        resp = api.get(f"/analytics/jobs/{job_id}/result?format={fmt}", follow_redirects=False)
+        assert resp.status_code == 303
+        body = httpx.get(resp.headers["location"])
+        assert body.status_code == 200
+        if fmt == "json":
+            assert len(body.json()["rows"]) == 1500
+        else:
+            assert len(body.text.splitlines()) == 1501
+    assert api.get(f"/analytics/jobs/{job_id}/result?format=xml").status_code == 422
+
+
+def test_failed_job_result_is_409_with_the_error(api):
+    job_id = api.post("/analytics/jobs", json={"operation": "simple_demo"}).json()["job"]["jobId"]
+    _store(api).record_status(job_id, "failed", job_type="analytics", fields={"error": "it broke"})
+    resp = api.get(f"/analytics/jobs/{job_id}/result")
+    assert resp.status_code == 409 and "it broke" in resp.json()["detail"]
+
+
+def test_delete_terminates_the_run(api):
+    job_id = api.post("/analytics/jobs", json={"operation": "simple_demo"}).json()["job"]["jobId"]
+    resp = api.delete(f"/analytics/jobs/{job_id}")
+    assert resp.status_code == 202 and resp.json()["job"]["status"] == "canceling"
+    assert api.dagster.requests[-1]["variables"] == {"runId": job_id}
+    # A job DynamoDB knows but Dagster does not:
+    _store(api).record_status("ghost-run", "queued", job_type="analytics")
+    assert api.delete("/analytics/jobs/ghost-run").status_code == 404
