@@ -1,0 +1,187 @@
+"""Ingest status endpoints, API keys and scopes, CORS, and the Lambda handler with real API Gateway events."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+
+import httpx
+import psycopg
+import pytest
+
+from api.deps import hash_key
+from resources.ingest_registry import FileObject, register_files
+from tests.api.conftest import make_client
+
+pytestmark = pytest.mark.integration
+
+
+def _register(api, *keys: str) -> None:
+    with psycopg.connect(api.stack.pg.writer_url) as conn:
+        register_files(conn, [FileObject(k, f"etag-{i}", 100) for i, k in enumerate(keys)], via="listing")
+        conn.execute("UPDATE ingest.files SET status = 'loaded', received = 3, inserted = 2, rejected = 1 "
+                     "WHERE s3_key = 'crm-data/a.json'")
+        fid = conn.execute("SELECT file_id, attempt FROM ingest.files WHERE s3_key = 'crm-data/a.json'").fetchone()
+        conn.execute("""INSERT INTO ingest.rejected_records (file_id, attempt, record_index, source_id, reasons, record)
+                        VALUES (%s, %s, 2, 'X9', '["missing name"]', '{"id": "X9"}')""", fid)
+
+
+def test_ingest_files_filter_page_and_detail(api):
+    _register(api, "crm-data/a.json", "erp-data/b.json", "crm-data/c.json", "other/z.json")
+    resp = api.get("/ingest/files", params={"limit": 2})
+    assert resp.status_code == 200, resp.text
+    page1 = resp.json()
+    assert [f["key"] for f in page1["data"]] == ["other/z.json", "crm-data/c.json"]
+    page2 = api.get("/ingest/files", params={"limit": 2, "cursor": page1["metadata"]["nextCursor"]}).json()
+    assert [f["key"] for f in page2["data"]] == ["erp-data/b.json", "crm-data/a.json"]
+    assert page2["metadata"]["nextCursor"] is None
+    assert {f["key"] for f in api.get("/ingest/files?source=crm").json()["data"]} == {"crm-data/a.json",
+                                                                                      "crm-data/c.json"}
+    assert [f["key"] for f in api.get("/ingest/files?status=skipped").json()["data"]] == ["other/z.json"]
+    assert api.get("/ingest/files?since=2999-01-01T00:00:00Z").json()["data"] == []
+    assert api.get("/ingest/files?status=bogus").status_code == 422
+    detail = api.get("/ingest/files/crm-data/a.json").json()
+    assert detail["file"]["counts"]["inserted"] == 2 and detail["file"]["status"] == "loaded"
+    assert detail["rejectedSample"] == [{"recordIndex": 2, "sourceId": "X9", "reasons": ["missing name"],
+                                         "record": {"id": "X9"}}]
+    assert api.get("/ingest/files/crm-data/none.json").status_code == 404
+
+
+def test_reprocess(api):
+    _register(api, "crm-data/a.json", "crm-data/c.json")
+    resp = api.post("/ingest/files/crm-data/a.json/reprocess")
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["file"]["status"] == "pending" and resp.json()["file"]["attempt"] == 2
+    assert api.post("/ingest/files/crm-data/nope.json/reprocess").status_code == 404
+    with psycopg.connect(api.stack.pg.writer_url) as conn:
+        conn.execute("UPDATE ingest.files SET status = 'loading' WHERE s3_key = 'crm-data/c.json'")
+    resp = api.post("/ingest/files/crm-data/c.json/reprocess")
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "file_busy"
+
+
+def test_presigned_upload_lands_in_the_raw_bucket(api):
+    resp = api.post("/ingest/uploads", json={"source": "erp", "filename": "accounts.json"})
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert body["key"] == "erp-data/accounts.json"
+    assert httpx.put(body["url"], content=b'{"records": []}').status_code == 200
+    obj = api.stack.client("s3").get_object(Bucket=api.stack.settings.raw_bucket, Key="erp-data/accounts.json")
+    assert obj["Body"].read() == b'{"records": []}'
+    assert api.post("/ingest/uploads", json={"source": "erp", "filename": "../../etc/passwd"}).status_code == 422
+    assert api.post("/ingest/uploads", json={"source": "hr", "filename": "a.json"}).status_code == 422
+
+
+KEYS = json.dumps([{"name": "reader", "sha256": hash_key("r-key"), "scopes": ["read"]},
+                   {"name": "ops", "sha256": hash_key("o-key"), "scopes": ["read", "jobs"]},
+                   {"name": "analyst", "sha256": hash_key("s-key"), "scopes": ["read", "sql"]}])
+
+
+def test_api_keys_and_scopes(stack, fake_dagster):
+    custom = {"operation": "custom_complex_query", "parameters": {"query": "SELECT 1 AS one"}}
+    with make_client(stack, fake_dagster.url, API_KEYS=KEYS) as client:
+        resp = client.get("/analytics?operation=simple_demo")
+        assert resp.status_code == 401 and resp.headers["www-authenticate"].startswith("Bearer")
+        assert resp.json()["error"]["code"] == "authentication_required"
+        assert client.get("/analytics?operation=simple_demo", headers={"X-API-Key": "wrong"}).status_code == 401
+        assert client.get("/analytics?operation=simple_demo", headers={"X-API-Key": "r-key"}).status_code == 200
+        assert client.get("/analytics?operation=simple_demo",
+                          headers={"Authorization": "Bearer r-key"}).status_code == 200
+        resp = client.post("/analytics", json=custom, headers={"X-API-Key": "r-key"})
+        assert resp.status_code == 403 and resp.json()["error"]["code"] == "insufficient_scope"
+        assert client.post("/analytics", json=custom, headers={"X-API-Key": "s-key"}).status_code == 200
+        assert client.post("/analytics/jobs", json={"operation": "simple_demo"},
+                           headers={"X-API-Key": "r-key"}).status_code == 403
+        assert client.post("/analytics/jobs", json={"operation": "simple_demo"},
+                           headers={"X-API-Key": "o-key"}).status_code == 202
+        assert client.post("/analytics/jobs", json=custom, headers={"X-API-Key": "o-key"}).status_code == 403
+        assert client.get("/health").status_code == 200  # health needs no key
+
+
+def test_api_keys_from_secrets_manager(stack, fake_dagster):
+    sm = stack.client("secretsmanager")
+    arn = sm.create_secret(Name=f"api-keys-{stack.settings.jobs_table}", SecretString=KEYS)["ARN"]
+    with make_client(stack, fake_dagster.url, API_KEYS_SECRET_ARN=arn) as client:
+        assert client.get("/analytics/operations").status_code == 401
+        assert client.get("/analytics/operations", headers={"X-API-Key": "r-key"}).status_code == 200
+
+
+def test_cors_origins_from_settings(stack, fake_dagster):
+    with make_client(stack, fake_dagster.url, API_CORS_ORIGINS="https://dash.example") as client:
+        resp = client.options("/analytics", headers={"Origin": "https://dash.example",
+                                                     "Access-Control-Request-Method": "POST"})
+        assert resp.headers["access-control-allow-origin"] == "https://dash.example"
+        resp = client.get("/health", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in resp.headers
+
+
+def test_importing_the_lambda_handler_imports_neither_dagster_nor_pandas(stack):
+    code = ("import sys, api.lambda_handler as h; assert callable(h.handler); "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('dagster', 'pandas', 'dagster_graphql')]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _v1(method: str, path: str, query: dict | None = None, body: str | None = None) -> dict:
+    return {
+        "resource": "/{proxy+}", "path": path, "httpMethod": method,
+        "headers": {"Host": "abc123.execute-api.us-east-1.amazonaws.com", "Content-Type": "application/json",
+                    "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443"},
+        "multiValueHeaders": {"Host": ["abc123.execute-api.us-east-1.amazonaws.com"],
+                              "Content-Type": ["application/json"]},
+        "queryStringParameters": query, "multiValueQueryStringParameters": {k: [v] for k, v in (query or {}).items()}
+        or None,
+        "pathParameters": {"proxy": path.lstrip("/")}, "stageVariables": None,
+        "requestContext": {"resourcePath": "/{proxy+}", "httpMethod": method, "path": f"/prod{path}",
+                           "stage": "prod", "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+                           "identity": {"sourceIp": "203.0.113.7", "userAgent": "curl/8.0"},
+                           "accountId": "123456789012", "apiId": "abc123", "protocol": "HTTP/1.1"},
+        "body": body, "isBase64Encoded": False,
+    }
+
+
+def _v2(method: str, path: str, query: str = "", body: str | None = None) -> dict:
+    return {
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
+        "headers": {"host": "abc123.execute-api.us-east-1.amazonaws.com", "content-type": "application/json",
+                    "x-forwarded-proto": "https", "x-forwarded-port": "443"},
+        "requestContext": {"accountId": "123456789012", "apiId": "abc123", "domainName":
+                           "abc123.execute-api.us-east-1.amazonaws.com", "domainPrefix": "abc123",
+                           "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                                    "sourceIp": "203.0.113.7", "userAgent": "curl/8.0"},
+                           "requestId": "JKJaXmPLvHcESHA=", "routeKey": "$default", "stage": "$default",
+                           "time": "10/Mar/2025:00:03:16 +0000", "timeEpoch": 1741565000000},
+        "body": base64.b64encode(body.encode()).decode() if body else None,
+        "isBase64Encoded": bool(body),
+    }
+
+
+class _Ctx:
+    function_name = "api"
+    aws_request_id = "req-1"
+
+
+def test_lambda_handler_serves_api_gateway_v1_and_v2_events(api):
+    from api.lambda_handler import make_handler
+
+    handler = make_handler(api.client.app)
+    out = handler(_v1("GET", "/analytics", {"operation": "simple_demo"}), _Ctx())
+    assert out["statusCode"] == 200, out
+    assert json.loads(out["body"])["success"] is True
+    hdrs = {k.lower(): v for k, v in (out.get("headers") or {}).items()}
+    hdrs.update({k.lower(): v[0] for k, v in (out.get("multiValueHeaders") or {}).items()})
+    assert hdrs["x-request-id"] and hdrs["x-cache"] == "MISS"
+
+    out = handler(_v2("POST", "/analytics", body=json.dumps({"operation": "invalid_operation"})), _Ctx())
+    assert out["statusCode"] == 404
+    assert out["headers"]["content-type"] == "application/problem+json" and not out["isBase64Encoded"]
+    assert json.loads(out["body"])["success"] is False
+
+    out = handler(_v2("GET", "/analytics", "operation=count_analysis&group_by=industry"), _Ctx())
+    assert out["statusCode"] == 200 and json.loads(out["body"])["metadata"]["parameters"] == {"group_by": "industry"}
+
+    out = handler(_v1("GET", "/nope"), _Ctx())
+    assert out["statusCode"] == 404 and json.loads(out["body"])["error"]["code"] == "not_found"
