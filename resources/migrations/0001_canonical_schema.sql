@@ -42,9 +42,11 @@ CREATE TABLE canonical.entities (
 CREATE INDEX entities_source_system_idx ON canonical.entities (source_system);
 CREATE INDEX entities_entity_type_idx ON canonical.entities (entity_type);
 CREATE INDEX entities_industry_idx ON canonical.entities (industry);
--- Containment queries (attributes @> '{"region": "Europe"}'); jsonb_path_ops indexes only paths to
--- values, a fraction of the default opclass's write cost (see README, benchmark).
-CREATE INDEX entities_attributes_gin ON canonical.entities USING gin (attributes jsonb_path_ops);
+-- No GIN on attributes: no catalogue operation filters by containment (they group and aggregate
+-- over typed columns or a few attributes, which scans anyway), and measured at 200k records it was
+-- the dearest index of all: first load 12.9k records/s with it (jsonb_path_ops; 10.8k with the
+-- default jsonb_ops), 19.7k without (bench/results.md). A deployment whose users run containment
+-- queries can add `CREATE INDEX … USING gin (attributes jsonb_path_ops)` in a migration of its own.
 -- Fuzzy matching across systems (pg_trgm similarity / % operator).
 CREATE INDEX entities_name_trgm ON canonical.entities USING gin (name gin_trgm_ops);
 
