@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: install dev test test-unit lint bench clean
+.PHONY: install dev test test-unit lint bench bench-ingest bench-analytics clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -33,8 +33,13 @@ test-unit: install
 lint: install
 	$(RUN) ruff check .
 
-bench: install ## Ingest benchmark (1,000,000 records); figures go in README.md
+bench: bench-ingest bench-analytics ## Every benchmark; figures go in README.md
+
+bench-ingest: install ## Ingest at 1,000,000 records vs per-record upsert and dlt (bench/results.md)
 	$(RUN) python -m bench.ingest_bench
+
+bench-analytics: install ## Each catalogue operation at 100k and 1M entities (bench/analytics_results.md)
+	$(RUN) python -m bench.analytics_bench
 
 clean:
 	rm -rf $(VENV) .tools .local .pytest_cache
