@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: install dev test test-unit lint bench bench-ingest bench-analytics clean
+.PHONY: install dev test lambda-package test-unit lint bench bench-ingest bench-analytics clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -24,8 +24,11 @@ install: $(VENV)/.synced
 dev: install ## The whole platform locally: PostgreSQL, moto, Dagster UI + daemon, samples ingested
 	$(RUN) pipeline dev
 
-test: install ## Unit + integration tests (starts its own PostgreSQL and moto server)
+test: install lambda-package ## Unit + integration tests (starts its own PostgreSQL and moto server)
 	$(RUN) pytest -n 2 --dist loadgroup
+
+lambda-package: install ## The API Lambda zip (dist/lambda.zip) from the locked deps, Linux x86_64, no Docker
+	$(RUN) python infra/lambda_package.py
 
 test-unit: install
 	$(RUN) pytest -m "not integration"
