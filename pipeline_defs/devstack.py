@@ -237,6 +237,8 @@ class DevStack:
     moto: Any = None  # MotoServer when started here
     dagster: subprocess.Popen[bytes] | None = None
     _dagster_log: IO[bytes] | None = None
+    api: subprocess.Popen[bytes] | None = None
+    _api_log: IO[bytes] | None = None
     aws: Any = None  # resources.aws.AwsResources
     location_error: str | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -255,6 +257,19 @@ class DevStack:
     @property
     def dagster_log_path(self) -> Path:
         return self.local_dir / "dagster.log"
+
+    @property
+    def api_log_path(self) -> Path:
+        return self.local_dir / "api.log"
+
+    @property
+    def api_host_port(self) -> tuple[str, int]:
+        return _url_host_port(os.environ.get("API_URL", "http://127.0.0.1:8000"), 8000)
+
+    @property
+    def api_url(self) -> str:
+        host, port = self.api_host_port
+        return f"http://{host}:{port}"
 
     @property
     def ui_host_port(self) -> tuple[str, int]:
@@ -277,6 +292,7 @@ class DevStack:
         self._start_aws()
         self._write_state()
         self._start_dagster()
+        self._start_api()
 
     def _refuse_second_instance(self) -> None:
         from pipeline_defs.cli import _pid_alive, dev_stack_file
@@ -328,6 +344,9 @@ class DevStack:
                 f"port {port} (Dagster UI) is taken — a previous `pipeline dev` still running? "
                 f"Free it or set DAGSTER_URL=http://{host}:<port>"
             )
+        host, port = self.api_host_port
+        if _port_open(host, port):
+            raise DevStackError(f"port {port} (REST API) is taken; free it or set API_URL=http://{host}:<port>")
 
     def _start_postgres(self) -> None:
         from resources.migrate import apply_migrations
@@ -468,6 +487,24 @@ class DevStack:
             time.sleep(0.5)
         self.echo(f"  UI answering on {self.ui_url} after {time.monotonic() - t:.0f}s")
         self.location_error = self._wait_code_location(deadline)
+
+    def _start_api(self) -> None:
+        """The REST app under uvicorn, with the same environment as Dagster."""
+        host, port = self.api_host_port
+        cmd = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", host,
+               "--port", str(port), "--no-access-log"]
+        self._api_log = out = open(self.api_log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.echo(f"• REST API: starting uvicorn on {self.api_url} (log {self._rel(self.api_log_path)})")
+        self.api = subprocess.Popen(
+            cmd, cwd=self.root, env=child_env(self.settings, self._extra_env()), stdin=subprocess.DEVNULL,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509
+        )
+        deadline = time.monotonic() + 60
+        while not self._http_ok(f"{self.api_url}/analytics/operations"):
+            if self.api.poll() is not None or time.monotonic() > deadline:
+                raise DevStackError(f"the REST API did not start on {self.api_url}; see {self._rel(self.api_log_path)}"
+                                    f":\n{_tail(self.api_log_path)}")
+            time.sleep(0.3)
 
     def _check_dagster_alive(self) -> None:
         if self.dagster is not None and self.dagster.poll() is not None:
@@ -610,6 +647,7 @@ class DevStack:
         aws_label = "moto, in memory" if self._start_moto_here() else "AWS_ENDPOINT_URL"
         rows = [
             ("Dagster UI", self.ui_url),
+            ("REST API", f"{self.api_url}  (OpenAPI: {self.api_url}/docs)"),
             ("PostgreSQL", f"{redact(s.database_url)}  ({pg_label})"),
             ("  read-only", redact(s.readonly_database_url)),
             ("AWS endpoint", f"{s.aws_endpoint_url}  ({aws_label}, region {s.aws_region})"),
@@ -628,6 +666,7 @@ class DevStack:
         self.echo("  .venv/bin/pipeline upload my.json --source crm     # lands at crm-data/my.json")
         self.echo("  .venv/bin/pipeline files                            # what arrived, what became of it")
         self.echo("  .venv/bin/pipeline db url                           # connection string for psql/your tools")
+        self.echo(f"  curl '{self.api_url}/analytics?operation=customer_analysis&metric=revenue&group_by=industry'")
         self.echo("  .venv/bin/python -c \"import psycopg; print(psycopg.connect('$(.venv/bin/pipeline db url)')"
                   ".execute('select count(*) from canonical.entities').fetchone())\"")
         self.echo("")
@@ -641,6 +680,9 @@ class DevStack:
             if code is not None:
                 self.echo(f"! `dagster dev` exited on its own with code {code}{self._log_hint()}")
                 return 1
+            if self.api is not None and self.api.poll() is not None:
+                self.echo(f"! the REST API exited on its own; see {self._rel(self.api_log_path)}")
+                return 1
             if self.moto is not None and not self.moto.running():
                 self.echo("! the moto server exited on its own; stopping")
                 return 1
@@ -651,13 +693,20 @@ class DevStack:
     def stop(self) -> bool:
         """Stop what this process started, newest first; True if there was anything. Signals are
         ignored meanwhile: a second Ctrl-C must not leave a half-stopped stack."""
-        anything = any(x is not None for x in (self.dagster, self.moto, self.pg))
+        anything = any(x is not None for x in (self.api, self.dagster, self.moto, self.pg))
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, signal.SIG_IGN)
         from pipeline_defs.cli import dev_stack_file
 
         with contextlib.suppress(OSError):
             dev_stack_file(self.local_dir).unlink(missing_ok=True)
+        if self.api is not None:
+            proc, self.api = self.api, None
+            self.echo("• stopping the REST API …")
+            _stop_group(proc, signal.SIGTERM, timeout=10)
+        if self._api_log is not None:
+            self._api_log.close()
+            self._api_log = None
         if self.dagster is not None:
             proc, self.dagster = self.dagster, None
             if proc.poll() is None:
