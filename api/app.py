@@ -7,8 +7,9 @@ Dagster-free (DESIGN §2): it talks to PostgreSQL, DynamoDB, S3 and Dagster's Gr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -51,4 +52,22 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
                                           "If-None-Match", "Prefer", "X-Request-Id"],
                            expose_headers=["X-Request-Id", "X-Cache", "ETag", "Location"])
     app.add_middleware(RequestContextMiddleware, max_body_bytes=state.api.max_body_bytes)
+    app.openapi = _problem_schemas_under_problem_json(app.openapi)  # type: ignore[method-assign]
     return app
+
+
+def _problem_schemas_under_problem_json(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """FastAPI puts a declared response model under application/json; errors are sent as
+    application/problem+json only, so their schema moves there (and validators check problem bodies)."""
+
+    def openapi() -> dict[str, Any]:
+        doc = build()  # FastAPI caches the document: fixing it in place once is enough
+        for ops in doc.get("paths", {}).values():
+            for op in ops.values():
+                for resp in op.get("responses", {}).values():
+                    content = resp.get("content", {})
+                    if "application/problem+json" in content and "application/json" in content:
+                        content["application/problem+json"] = content.pop("application/json")
+        return doc
+
+    return openapi

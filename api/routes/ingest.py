@@ -67,7 +67,7 @@ def files(
 
 
 @router.post("/ingest/files/{key:path}/reprocess", status_code=202, response_model=IngestFileResponse,
-             summary="Load a file's latest version again", responses=_p(401, 403, 404, 409, 503))
+             summary="Load a file's latest version again", responses=_p(401, 403, 404, 409, 422, 503))
 def reprocess(key: str, _: JobsScope, state: State) -> JSONResponse:
     with state.connection("writer") as conn:
         try:
@@ -82,7 +82,8 @@ def reprocess(key: str, _: JobsScope, state: State) -> JSONResponse:
 
 
 @router.get("/ingest/files/{key:path}", response_model=IngestFileResponse,
-            summary="One file: counts, reasons and a sample of refused records", responses=_p(401, 403, 404, 503))
+            summary="One file: counts, reasons and a sample of refused records",
+            responses=_p(401, 403, 404, 422, 503))
 def file_detail(key: str, _: ReadScope, state: State,
                 sample: Annotated[int, Query(ge=0, le=100)] = 20) -> JSONResponse:
     with state.connection("writer") as conn:
@@ -104,7 +105,7 @@ def file_detail(key: str, _: ReadScope, state: State,
 
 
 @router.post("/ingest/uploads", status_code=201, response_model=UploadResponse,
-             summary="A presigned PUT URL into the raw bucket", responses=_p(401, 403, 422))
+             summary="A presigned PUT URL into the raw bucket", responses=_p(400, 401, 403, 413, 422))
 def upload(body: UploadRequest, _: JobsScope, state: State) -> JSONResponse:
     name = posixpath.normpath(body.filename.strip().lstrip("/"))
     if name.startswith("..") or name in (".", "") or "/../" in f"/{name}/":
