@@ -44,40 +44,13 @@ class MalformedLine:
     error: str
 
 
-class _CountingReader(io.RawIOBase):
-    """Counts bytes handed to the parser, so errors can say roughly where they happened."""
-
-    def __init__(self, raw: IO[bytes]):
-        self._raw = raw
-        self.offset = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        data = self._raw.read(len(b))
-        n = len(data)
-        b[:n] = data
-        self.offset += n
-        return n
-
-
-def _open(body: IO[bytes]) -> tuple[IO[bytes], _CountingReader]:
-    """Gzip by magic bytes, not by name: a `.json` that is really gzip still parses."""
-    buffered = io.BufferedReader(_Reader(body), buffer_size=_CHUNK)
-    head = buffered.peek(2)[:2]
-    if head == b"\x1f\x8b":
-        counted = _CountingReader(gzip.GzipFile(fileobj=buffered, mode="rb"))
-    else:
-        counted = _CountingReader(buffered)
-    return io.BufferedReader(counted, buffer_size=_CHUNK), counted
-
-
 class _Reader(io.RawIOBase):
-    """Adapts any object with read(n) (botocore's StreamingBody) to a raw stream."""
+    """Adapts any object with read(n) (botocore's StreamingBody, GzipFile) to a raw stream, counting
+    the bytes handed on, so errors can say roughly where they happened."""
 
     def __init__(self, body: IO[bytes]):
         self._body = body
+        self.offset = 0
 
     def readable(self) -> bool:
         return True
@@ -86,7 +59,19 @@ class _Reader(io.RawIOBase):
         data = self._body.read(len(b))
         n = len(data)
         b[:n] = data
+        self.offset += n
         return n
+
+
+def _open(body: IO[bytes]) -> tuple[IO[bytes], _Reader]:
+    """Gzip by magic bytes, not by name: a `.json` that is really gzip still parses."""
+    buffered = io.BufferedReader(_Reader(body), buffer_size=_CHUNK)
+    head = buffered.peek(2)[:2]
+    if head == b"\x1f\x8b":
+        counted = _Reader(gzip.GzipFile(fileobj=buffered, mode="rb"))
+    else:
+        counted = _Reader(buffered)
+    return io.BufferedReader(counted, buffer_size=_CHUNK), counted
 
 
 def _first_significant_byte(stream: IO[bytes]) -> bytes:
