@@ -99,7 +99,7 @@ class ApiStack(Stack):
                 "READONLY_DATABASE_SECRET_ARN": data.reader_secret.secret_arn,
                 "DATABASE_PROXY_ENDPOINT": data.proxy.endpoint,
                 "DATABASE_NAME": CANONICAL_DB,
-                "CORS_ORIGINS": ",".join(config.cors_origins),
+                "API_CORS_ORIGINS": ",".join(config.cors_origins),
             },
         )
         self._grant(role, data)

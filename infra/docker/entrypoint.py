@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from urllib.parse import quote
+
+from resources.secrets import url_from_secret
 
 # secret variable -> (URL variable, database when the secret names none)
 SECRET_URLS = {
@@ -20,15 +21,6 @@ SECRET_URLS = {
     "DAGSTER_DATABASE_SECRET": ("DAGSTER_DATABASE_URL", "dagster"),
     "ADMIN_DATABASE_SECRET": ("ADMIN_DATABASE_URL", "postgres"),
 }
-
-
-def url_from_secret(secret: dict, default_db: str) -> str:
-    user = quote(str(secret["username"]), safe="")
-    password = quote(str(secret["password"]), safe="")
-    host, port = secret["host"], secret.get("port", 5432)
-    dbname = quote(str(secret.get("dbname") or default_db), safe="")
-    # RDS enforces TLS (rds.force_ssl=1); `require` encrypts without needing the CA bundle.
-    return f"postgresql://{user}:{password}@{host}:{port}/{dbname}?sslmode=require"
 
 
 def compose(environ: dict[str, str]) -> dict[str, str]:

@@ -125,7 +125,7 @@ def test_api_lambda(dev: Synth) -> None:
     env = props["Environment"]["Variables"]
     assert {"READONLY_DATABASE_SECRET_ARN", "DATABASE_SECRET_ARN", "DATABASE_PROXY_ENDPOINT", "DAGSTER_URL",
             "JOBS_TABLE", "RESULTS_BUCKET", "RAW_BUCKET"} <= set(env)
-    assert env["CORS_ORIGINS"] == CORS_ORIGIN
+    assert env["API_CORS_ORIGINS"] == CORS_ORIGIN  # the name api/config.py reads
     assert "password" not in json.dumps(env).lower()
 
 
