@@ -519,9 +519,10 @@ NOTES = [
     ("- **multi_dimensional_analytics misses the 2 s target at 1M entities** (1.74M metric points). Exact "
     "distinct-entity counts per period × metric type × industry need every point aggregated by entity "
     "(660k groups per quarter, 1.7M per month, where the hash table spills) and that result joined to 1M "
-    "entities for the industry: two hash passes over 1.7M rows on 2 cores. Remedy outside this operation: a "
-    "per month × metric type × entity summary with the industry, kept by ingest (or the industry carried on "
-    "the time-series rows); the operation would then read ~100x fewer rows."),
+    "entities for the industry: two hash passes over 1.7M rows on 2 cores. Remedy outside this operation: "
+    "ingest carrying the entity's industry on its time-series rows (no join: about half the time), or "
+    "ingest keeping small per-period summaries (month, quarter, year × metric type × industry, with entity "
+    "counts) that this operation would read directly."),
     ("- **data_integrity_analysis is linear in the pairs asked for**: one trigram GIN lookup per probe, ~25 ms "
     "at 1M names (the posting lists of common words — Inc, Corp, Systems — are long). The default (limit "
     "100) takes 2.5 s; up to limit ≈ 350 stays under 10 s; the maximum (1000) takes ~29 s. Probes are capped "
