@@ -272,3 +272,17 @@ def test_a_few_refused_records_under_the_threshold_pass_the_blocking_check(drive
     assert q(stack.pg.owner_url, "SELECT received, inserted, rejected FROM ingest.files") == [(10, 9, 1)]
     reasons = q1(stack.pg.owner_url, "SELECT reasons FROM ingest.rejected_records")
     assert {r["code"] for r in reasons} == {"missing_name", "not_numeric"}
+
+
+def test_monthly_partitions_are_bounded_in_utc_whatever_the_session_time_zone(db):
+    import psycopg
+
+    with psycopg.connect(db.writer_url) as conn:
+        conn.execute("SET TimeZone = 'America/New_York'")
+        conn.execute("SELECT canonical.ensure_time_series_partitions(ARRAY['2031-03-01'::date])")
+        conn.execute("SET TimeZone = 'UTC'")
+        bound = conn.execute(
+            "SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_class c "
+            "WHERE c.relname = 'time_series_data_2031_03'").fetchone()[0]
+        conn.rollback()
+    assert bound == "FOR VALUES FROM ('2031-03-01 00:00:00+00') TO ('2031-04-01 00:00:00+00')"

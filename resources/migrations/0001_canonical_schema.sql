@@ -99,6 +99,8 @@ RETURNS integer
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, canonical
+-- Month boundaries in UTC whatever the caller's session time zone (the loader computes UTC months).
+SET TimeZone = 'UTC'
 AS $$
 DECLARE
     m date;
