@@ -1,0 +1,408 @@
+"""One benchmark scenario, run in its own process: `python -m bench.scenarios < spec.json`.
+
+The parent (bench.ingest_bench) starts one child per scenario so that each peak RSS
+(`getrusage(RUSAGE_SELF).ru_maxrss`) is that scenario's alone. The PostgreSQL backend serving the
+child is a separate process and is NOT included; its own peak (VmHWM, mostly shared buffers it
+touched) is reported apart, for information.
+
+The result is one JSON line on stdout, prefixed with RESULT_MARKER; progress goes to stderr.
+
+Scenarios:
+- ``ours``:       `resources.ingest_runner.ingest_file` on a file registered in `ingest.files`, read
+                  from the moto S3 server (`source: "s3"`) or, for the index study, from the local file
+                  through a stub client (`source: "local"`). Timed from the call to its return: read →
+                  parse → validate → map → COPY → merge → commit. Optional instrumentation splits the
+                  time (see `Instrument`).
+- ``per_record``: the old seed's way: one `INSERT … ON CONFLICT DO UPDATE` per record, one transaction.
+- ``dlt``:        dlt's `merge` write disposition (primary key canonical_id) into its own tables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+RESULT_MARKER = "BENCH_RESULT "
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def log(msg: str) -> None:
+    print(f"    [{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (any user's: /proc/<pid>/stat is world-readable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def proc_peak_rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def self_peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def self_cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+# --------------------------------------------------------------------------------------------------
+# Instrumentation of the real path, without changing it: module-level names in resources.ingest_runner
+# are wrapped (iter_records, map_record), and the connection's cursor_factory times each statement and
+# the COPY block. Overhead: four perf_counter calls and one generator frame per record (< 1 %).
+
+
+class Instrument:
+    def __init__(self) -> None:
+        self.parse = 0.0  # inside iter_records' generator: S3/file read + gunzip + ijson
+        self.map = 0.0  # inside map_record
+        self.statements: dict[str, float] = defaultdict(float)
+        self.backend_cpu: dict[str, float] = defaultdict(float)
+        self.copy_write = 0.0  # client blocked in Copy.write (sending to the server)
+        self.copy_end = 0.0  # end of COPY: the server finishing the staging rows
+        self.copy_block = 0.0  # the whole `with cur.copy(...)` block
+        self.backend_pid: int | None = None
+
+    def backend_cpu_now(self) -> float:
+        return proc_cpu_seconds(self.backend_pid) if self.backend_pid else 0.0
+
+    def install(self, conn: psycopg.Connection) -> None:
+        import resources.ingest_runner as runner
+
+        real_iter, real_map, inst = runner.iter_records, runner.map_record, self
+
+        def timed_iter_records(key: str, open_body: Any) -> Iterator[Any]:
+            it = real_iter(key, open_body)
+            clock = time.perf_counter
+            while True:
+                t = clock()
+                try:
+                    rec = next(it)
+                except StopIteration:
+                    inst.parse += clock() - t
+                    return
+                inst.parse += clock() - t
+                yield rec
+
+        def timed_map(source: str, record: Any) -> Any:
+            t = time.perf_counter()
+            out = real_map(source, record)
+            inst.map += time.perf_counter() - t
+            return out
+
+        runner.iter_records = timed_iter_records
+        runner.map_record = timed_map
+        self.backend_pid = conn.info.backend_pid
+        conn.cursor_factory = _timed_cursor_class(self)
+
+    def breakdown(self, total: float) -> dict[str, float]:
+        """Seconds per phase; they add up to `total` (the rest is commit + Python between statements)."""
+        copy_python = self.copy_block - self.parse - self.map - self.copy_write - self.copy_end
+        out = {
+            "parse (read+ijson)": self.parse,
+            "map+validate": self.map,
+            "COPY rows: format (loader Python)": max(copy_python, 0.0),
+            "COPY rows: client blocked sending": self.copy_write,
+            "COPY end: server finishing staging": self.copy_end,
+        }
+        out.update(self.statements)
+        out["commit + rest"] = max(total - sum(out.values()), 0.0)
+        return {k: round(v, 3) for k, v in out.items()}
+
+
+_LABELS = (
+    ("UPDATE ingest.files SET status = 'loading'", "claim file"),
+    ("CREATE TEMP TABLE staging", "staging DDL"),
+    ("ANALYZE staging_entities", "ANALYZE staging"),
+    ("DELETE FROM staging_entities", "drop in-file duplicates"),
+    ("WITH merged AS", "merge entities (+history)"),
+    ("UPDATE canonical.entity_relationships", "relationships"),
+    ("INSERT INTO canonical.entity_relationships", "relationships"),
+    ("SELECT canonical.ensure_time_series_partitions", "time series"),
+    ("INSERT INTO canonical.time_series_data", "time series"),
+    ("UPDATE ingest.data_version", "data_version + file outcome"),
+    ("UPDATE ingest.files SET status = 'loaded'", "data_version + file outcome"),
+    ("COPY ingest.rejected_records", "COPY refused records"),
+    ("COPY staging_metrics", "time series"),
+)
+
+
+def _label(query: Any) -> str:
+    text = " ".join(str(query if isinstance(query, str) else getattr(query, "as_string", lambda: query)()).split())
+    for prefix, label in _LABELS:
+        if text.startswith(prefix):
+            return label
+    return text[:40]
+
+
+class _TimedCopy:
+    def __init__(self, copy: Any, inst: Instrument) -> None:
+        self._copy, self._inst = copy, inst
+
+    def write(self, data: Any) -> None:
+        t = time.perf_counter()
+        self._copy.write(data)
+        self._inst.copy_write += time.perf_counter() - t
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._copy, name)
+
+
+def _timed_cursor_class(inst: Instrument) -> type[psycopg.Cursor]:
+    class TimedCursor(psycopg.Cursor):
+        def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:  # type: ignore[override]
+            label = _label(query)
+            c0, t0 = inst.backend_cpu_now(), time.perf_counter()
+            try:
+                return super().execute(query, params, **kw)
+            finally:
+                inst.statements[label] += time.perf_counter() - t0
+                inst.backend_cpu[label] += inst.backend_cpu_now() - c0
+
+        @contextmanager
+        def copy(self, statement: Any, params: Any = None, **kw: Any) -> Iterator[Any]:  # type: ignore[override]
+            label = _label(statement)
+            main = label.startswith("COPY staging_entities")
+            c0, t0 = inst.backend_cpu_now(), time.perf_counter()
+            with super().copy(statement, params, **kw) as cp:
+                yield _TimedCopy(cp, inst) if main else cp
+                t_end = time.perf_counter()
+            t1 = time.perf_counter()
+            if main:
+                inst.copy_block += t1 - t0
+                inst.copy_end += t1 - t_end
+                inst.backend_cpu["COPY staging (whole block)"] += inst.backend_cpu_now() - c0
+            else:
+                inst.statements[label] += t1 - t0
+
+    return TimedCursor
+
+
+# --------------------------------------------------------------------------------------------------
+# Scenarios
+
+
+class _LocalS3:
+    """Just enough of an S3 client for ingest_file: get_object on a local file (index study)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def get_object(self, Bucket: str, Key: str, IfMatch: str | None = None) -> dict:
+        return {"Body": open(self.path, "rb")}
+
+
+def run_ours(spec: dict) -> dict:
+    from resources.ingest_registry import FileObject, register_files
+    from resources.ingest_runner import ingest_file
+
+    if spec.get("loader") == "proto":
+        import resources.ingest_runner as runner
+        from bench import loader_proto
+
+        runner.load_records = loader_proto.load_records
+    if spec["source"] == "s3":
+        from resources.aws import aws_client
+        from resources.settings import Settings
+
+        settings = Settings(AWS_ENDPOINT_URL=spec["endpoint_url"], AWS_REGION="us-east-1")
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        s3 = aws_client("s3", settings)
+    else:
+        s3 = _LocalS3(spec["path"])
+    bucket = spec.get("bucket", "bench-raw")
+    with psycopg.connect(spec["writer_url"]) as conn:
+        [row] = register_files(conn, [FileObject(spec["key"], spec["etag"], spec["size"])], via="bench")
+        conn.commit()
+        inst = Instrument() if spec.get("instrument", True) else None
+        if inst:
+            inst.install(conn)
+        backend_pid = conn.info.backend_pid
+        cpu0, bcpu0 = self_cpu_seconds(), proc_cpu_seconds(backend_pid)
+        log(f"ours: ingest_file {spec['key']} (source {spec['source']}, loader {spec.get('loader', 'resources')})")
+        t0 = time.perf_counter()
+        outcome = ingest_file(conn, s3, bucket, row, run_id=f"bench-{spec['name']}")
+        wall = time.perf_counter() - t0
+        if not outcome.ok:
+            raise RuntimeError(f"ingest failed: {outcome.error or outcome.skipped}")
+        result = outcome.result
+        assert result is not None
+        out = {
+            "wall_s": wall, "records": result.received, "self_cpu_s": self_cpu_seconds() - cpu0,
+            "backend_cpu_s": proc_cpu_seconds(backend_pid) - bcpu0,
+            "backend_peak_rss_mb": proc_peak_rss_mb(backend_pid),
+            "counts": {k: getattr(result, k) for k in ("received", "inserted", "updated", "unchanged", "rejected",
+                                                        "duplicates")},
+            "loader_seconds": result.seconds,
+        }
+        if inst and spec.get("loader") == "proto":
+            from bench import loader_proto
+
+            st = dict(loader_proto.LAST_STATS)
+            producer = st.pop("producer (parse, map, format)")
+            blocked = st.pop("producer blocked handing over", 0.0)
+            out["breakdown"] = {
+                "parse (read+ijson)": round(inst.parse, 3), "map+validate": round(inst.map, 3),
+                "format + claim/setup (producer)": round(producer - inst.parse - inst.map - blocked, 3),
+                "producer blocked handing over": round(blocked, 3),
+                **{k: round(v, 3) for k, v in st.items()},
+            }
+            out["breakdown"]["commit + rest"] = round(wall - producer - st["tail: worker after the last record"]
+                                                      - st["final (revert check, refusals)"], 3)
+            out["overlapped"] = [k for k in out["breakdown"] if k.startswith("worker ")]
+            out["backend_cpu_by_phase"] = {}
+        elif inst:
+            out["breakdown"] = inst.breakdown(wall)
+            out["backend_cpu_by_phase"] = {k: round(v, 2) for k, v in inst.backend_cpu.items()}
+    return out
+
+
+_UPSERT = """
+INSERT INTO canonical.entities AS e
+    (entity_type, source_system, canonical_id, name, industry, revenue, employees, attributes, attributes_hash,
+     metadata)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb)
+ON CONFLICT (canonical_id) DO UPDATE
+    SET entity_type = EXCLUDED.entity_type, name = EXCLUDED.name, industry = EXCLUDED.industry,
+        revenue = EXCLUDED.revenue, employees = EXCLUDED.employees, attributes = EXCLUDED.attributes,
+        attributes_hash = EXCLUDED.attributes_hash, metadata = EXCLUDED.metadata,
+        version = e.version + 1, updated_at = now()
+    WHERE e.attributes_hash IS DISTINCT FROM EXCLUDED.attributes_hash
+"""
+
+
+def _mapped_local(spec: dict) -> Iterator[Any]:
+    from resources.canonical.mapping import map_record
+    from resources.parsing import iter_records
+
+    for rec in iter_records(spec["key"], lambda: open(spec["path"], "rb")):  # noqa: SIM115
+        yield map_record("crm", rec)
+
+
+def _metadata(spec: dict, rec: Any) -> dict:
+    from resources.canonical.model import TRANSFORMATION_VERSION
+
+    return {"source_key": spec["key"], "source_id": rec.source_id, "run_id": f"bench-{spec['name']}",
+            "data_quality": rec.data_quality, "transformation_version": TRANSFORMATION_VERSION}
+
+
+def run_per_record(spec: dict) -> dict:
+    from resources.canonical.model import CanonicalRecord
+
+    received = loaded = refused = 0
+    with psycopg.connect(spec["writer_url"]) as conn:
+        backend_pid = conn.info.backend_pid
+        cpu0, bcpu0 = self_cpu_seconds(), proc_cpu_seconds(backend_pid)
+        log(f"per-record upsert: {spec['path']}")
+        t0 = time.perf_counter()
+        with conn.cursor() as cur:
+            for rec in _mapped_local(spec):
+                received += 1
+                if not isinstance(rec, CanonicalRecord):
+                    refused += 1  # the seed logged and skipped bad records
+                    continue
+                cur.execute(_UPSERT, (rec.entity_type, rec.source_system, rec.canonical_id, rec.name, rec.industry,
+                                      rec.revenue, rec.employees, rec.attributes_json, rec.attributes_hash,
+                                      json.dumps(_metadata(spec, rec))))
+                loaded += cur.rowcount
+                if received % 100_000 == 0:
+                    log(f"  {received:,} records, {received / (time.perf_counter() - t0):,.0f}/s")
+        conn.commit()
+        wall = time.perf_counter() - t0
+        return {"wall_s": wall, "records": received, "self_cpu_s": self_cpu_seconds() - cpu0,
+                "backend_cpu_s": proc_cpu_seconds(backend_pid) - bcpu0,
+                "backend_peak_rss_mb": proc_peak_rss_mb(backend_pid),
+                "counts": {"received": received, "upserted": loaded, "rejected": refused}}
+
+
+def run_dlt(spec: dict) -> dict:
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
+    import dlt
+
+    from resources.canonical.model import CanonicalRecord
+
+    counts = {"received": 0, "rejected": 0}
+
+    @dlt.resource(name="entities", write_disposition="merge", primary_key="canonical_id",
+                  columns={"attributes": {"data_type": "json"}, "metadata": {"data_type": "json"}})
+    def entities() -> Iterator[list[dict]]:
+        page: list[dict] = []
+        for rec in _mapped_local(spec):
+            counts["received"] += 1
+            if not isinstance(rec, CanonicalRecord):
+                counts["rejected"] += 1
+                continue
+            page.append({
+                "canonical_id": rec.canonical_id, "entity_type": rec.entity_type,
+                "source_system": rec.source_system, "name": rec.name, "industry": rec.industry,
+                "revenue": rec.revenue, "employees": rec.employees, "attributes": rec.attributes,
+                "attributes_hash": rec.attributes_hash.hex(), "metadata": _metadata(spec, rec),
+            })
+            if len(page) >= 1000:
+                yield page
+                page = []
+        if page:
+            yield page
+
+    pipeline = dlt.pipeline(
+        pipeline_name=f"bench_{spec['name']}", pipelines_dir=spec["pipelines_dir"],
+        destination=dlt.destinations.postgres(credentials=spec["owner_url"]), dataset_name="dlt_bench",
+    )
+    cpu0 = self_cpu_seconds()
+    log(f"dlt merge: {spec['path']}")
+    t0 = time.perf_counter()
+    info = pipeline.run(entities())
+    wall = time.perf_counter() - t0
+    info.raise_on_failed_jobs()
+    with psycopg.connect(spec["owner_url"]) as conn:
+        rows = conn.execute("SELECT count(*) FROM dlt_bench.entities").fetchone()[0]
+    counts["rows_in_table"] = rows
+    return {"wall_s": wall, "records": counts["received"], "self_cpu_s": self_cpu_seconds() - cpu0,
+            "counts": counts, "dlt_version": dlt.__version__,
+            "steps": {k: round(v, 2) for k, v in _dlt_steps(pipeline).items()}}
+
+
+def _dlt_steps(pipeline: Any) -> dict[str, float]:
+    try:
+        trace = pipeline.last_trace
+        return {s.step: (s.finished_at - s.started_at).total_seconds() for s in trace.steps
+                if s.finished_at and s.started_at}
+    except Exception:  # noqa: BLE001 - informative only
+        return {}
+
+
+def main() -> None:
+    spec = json.loads(sys.stdin.read())
+    runner = {"ours": run_ours, "per_record": run_per_record, "dlt": run_dlt}[spec["scenario"]]
+    out = runner(spec)
+    out["peak_rss_mb"] = self_peak_rss_mb()
+    out["name"] = spec["name"]
+    print(RESULT_MARKER + json.dumps(out, default=str), flush=True)
+
+
+if __name__ == "__main__":
+    main()
