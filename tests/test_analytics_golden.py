@@ -19,7 +19,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
@@ -38,8 +37,9 @@ from resources.analytics import (
     run_operation,
 )
 from resources.analytics import guard as guard_module
-from resources.aws import AwsResources, aws_client, ensure_aws_resources
+from resources.aws import ensure_aws_resources
 from resources.settings import Settings, get_settings
+from tests.conftest import Stack
 from tests.ingest_helpers import Driver
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("analytics_golden")]
@@ -233,16 +233,8 @@ def assert_rows(actual: list[tuple], expected: list[tuple], tolerance: dict[int,
 # The dataset, through the real ingest, once per module
 
 
-@dataclass(frozen=True)
-class _Stack:
-    """What Driver needs of the `stack` fixture, built once for the module."""
-
-    settings: Settings
-    aws: AwsResources
-    pg: Any
-
-    def client(self, service: str) -> Any:
-        return aws_client(service, self.settings)
+# What Driver needs of the `stack` fixture, built once for the module.
+_Stack = Stack
 
 
 @pytest.fixture(scope="module")
