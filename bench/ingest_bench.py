@@ -502,16 +502,16 @@ def report(args: argparse.Namespace, env_info: dict, main: list[dict], index_row
     if a:
         rate = a["records_per_s"]
         out.append(f"| first load ≥ {TARGET_FIRST_LOAD:,} records/s | {_fmt_rate(rate)} | "
-                   f"{verdict(rate >= TARGET_FIRST_LOAD, f'{rate / TARGET_FIRST_LOAD:.0%} of target')} |")
+                   f"{verdict(rate >= TARGET_FIRST_LOAD, f'{rate / TARGET_FIRST_LOAD:.1%} of target')} |")
         if d:
             factor = rate / d["records_per_s"]
             note = "" if d["records"] == a["records"] else f"; dlt measured at {d['records']:,} records"
             out.append(f"| first load ≥ {TARGET_DLT_FACTOR:.0f}× dlt | {factor:.2f}× | "
-                       f"{verdict(factor >= TARGET_DLT_FACTOR, f'{factor / TARGET_DLT_FACTOR:.0%} of target')}{note} |")
+                       f"{verdict(factor >= TARGET_DLT_FACTOR, f'{factor / TARGET_DLT_FACTOR:.1%} of target')}{note} |")
     if b:
         rate = b["records_per_s"]
         out.append(f"| reload 10 % changed ≥ {TARGET_RELOAD:,} records/s | {_fmt_rate(rate)} | "
-                   f"{verdict(rate >= TARGET_RELOAD, f'{rate / TARGET_RELOAD:.0%} of target')} |")
+                   f"{verdict(rate >= TARGET_RELOAD, f'{rate / TARGET_RELOAD:.1%} of target')} |")
     ours = [r for r in main if r["name"].startswith("ours")]
     if ours:
         peak = max(r["peak_rss_mb"] for r in ours)
@@ -521,7 +521,7 @@ def report(args: argparse.Namespace, env_info: dict, main: list[dict], index_row
         tgt = TARGET_FIRST_LOAD if "first" in r["name"] else TARGET_RELOAD
         rate = r["records_per_s"]
         out.append(f"| {r['label']} (proposal, see below) | {_fmt_rate(rate)} | "
-                   f"{verdict(rate >= tgt, f'{rate / tgt:.0%} of target')} |")
+                   f"{verdict(rate >= tgt, f'{rate / tgt:.1%} of target')} |")
     out.append("")
 
     # Where the time goes
