@@ -42,6 +42,7 @@ import psycopg
 from psycopg import sql
 
 from bench.datagen import CrmFiles, ensure_files
+from bench.loader_proto import gin_storage
 from bench.scenarios import RESULT_MARKER
 from resources.local_aws import MotoServer, free_port
 from resources.local_postgres import LocalPostgres
@@ -105,20 +106,6 @@ BEGIN
 END
 $$"""
 
-
-def gin_storage(setting: str) -> str:
-    """Set a storage parameter on every GIN index of canonical.entities."""
-    return f"""
-DO $$
-DECLARE i regclass;
-BEGIN
-    FOR i IN SELECT x.indexrelid::regclass FROM pg_index x
-             JOIN pg_class c ON c.oid = x.indexrelid JOIN pg_am a ON a.oid = c.relam
-             WHERE x.indrelid = 'canonical.entities'::regclass AND a.amname = 'gin' LOOP
-        EXECUTE format('ALTER INDEX %s SET ({setting})', i);
-    END LOOP;
-END
-$$"""
 
 
 INDEX_VARIANTS: list[tuple[str, list[str]]] = [

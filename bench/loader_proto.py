@@ -45,6 +45,7 @@ from resources.loader import (
     _COPY_FLUSH_BYTES,
     _INSERT_PARENTS,
     _MERGE_METRICS,
+    ENTITY_UPDATE_SET,
     FileLoadResult,
     _num,
     _refusal_row,
@@ -66,17 +67,22 @@ SESSION_SETTINGS = {"work_mem": "64MB"}
 
 SUMMARY = (f"chunked merge ({CHUNK_ROWS:,} rows) overlapped with parsing; SET LOCAL "
            + ", ".join(f"{k}={v}" for k, v in SESSION_SETTINGS.items()))
-_GIN_PENDING_32MB = """
+def gin_storage(setting: str) -> str:
+    """Set a storage parameter on every GIN index of canonical.entities."""
+    return f"""
 DO $$
 DECLARE i regclass;
 BEGIN
     FOR i IN SELECT x.indexrelid::regclass FROM pg_index x
              JOIN pg_class c ON c.oid = x.indexrelid JOIN pg_am a ON a.oid = c.relam
              WHERE x.indrelid = 'canonical.entities'::regclass AND a.amname = 'gin' LOOP
-        EXECUTE format('ALTER INDEX %s SET (gin_pending_list_limit = 32768)', i);
+        EXECUTE format('ALTER INDEX %s SET ({setting})', i);
     END LOOP;
 END
 $$"""
+
+
+_GIN_PENDING_32MB = gin_storage("gin_pending_list_limit = 32768")
 # Index sets measured with the prototype, applied to the migrated schema: (tag, label, DDL).
 PROPOSALS: list[tuple[str, str, list[str]]] = [
     ("proposal-migrated", "proposal A: chunked loader, indexes as migrated, GIN pending list 32MB",
@@ -120,9 +126,7 @@ WITH merged AS (
     WHERE NOT EXISTS (SELECT 1 FROM canonical.entities x
                       WHERE x.canonical_id = s.canonical_id AND x.attributes_hash = s.attributes_hash)
     ON CONFLICT (canonical_id) DO UPDATE
-        SET entity_type = EXCLUDED.entity_type, name = EXCLUDED.name, industry = EXCLUDED.industry,
-            revenue = EXCLUDED.revenue, employees = EXCLUDED.employees, attributes = EXCLUDED.attributes,
-            attributes_hash = EXCLUDED.attributes_hash, metadata = EXCLUDED.metadata,
+        SET """ + ENTITY_UPDATE_SET + """,
             -- a row this file already wrote: last one wins, still one version
             version = CASE WHEN e.xmin = %(xid)s::xid THEN e.version ELSE e.version + 1 END,
             updated_at = now()

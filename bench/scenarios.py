@@ -32,6 +32,8 @@ from typing import Any
 
 import psycopg
 
+from resources.loader import ENTITY_UPDATE_SET
+
 RESULT_MARKER = "BENCH_RESULT "
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -286,10 +288,7 @@ INSERT INTO canonical.entities AS e
      metadata)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb)
 ON CONFLICT (canonical_id) DO UPDATE
-    SET entity_type = EXCLUDED.entity_type, name = EXCLUDED.name, industry = EXCLUDED.industry,
-        revenue = EXCLUDED.revenue, employees = EXCLUDED.employees, attributes = EXCLUDED.attributes,
-        attributes_hash = EXCLUDED.attributes_hash, metadata = EXCLUDED.metadata,
-        version = e.version + 1, updated_at = now()
+    SET """ + ENTITY_UPDATE_SET + """, version = e.version + 1, updated_at = now()
     WHERE e.attributes_hash IS DISTINCT FROM EXCLUDED.attributes_hash
 """
 

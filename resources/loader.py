@@ -104,6 +104,13 @@ CREATE TEMP TABLE staging_metrics (
 ) ON COMMIT DROP;
 """
 
+# What a changed entity takes from the incoming row (EXCLUDED), shared by every upsert of entities.
+ENTITY_UPDATE_SET = (
+    "entity_type = EXCLUDED.entity_type, name = EXCLUDED.name, industry = EXCLUDED.industry, "
+    "revenue = EXCLUDED.revenue, employees = EXCLUDED.employees, attributes = EXCLUDED.attributes, "
+    "attributes_hash = EXCLUDED.attributes_hash, metadata = EXCLUDED.metadata"
+)
+
 _MERGE_ENTITIES = """
 WITH merged AS (
     INSERT INTO canonical.entities AS e
@@ -119,10 +126,7 @@ WITH merged AS (
     WHERE NOT EXISTS (SELECT 1 FROM canonical.entities x
                       WHERE x.canonical_id = s.canonical_id AND x.attributes_hash = s.attributes_hash)
     ON CONFLICT (canonical_id) DO UPDATE
-        SET entity_type = EXCLUDED.entity_type, name = EXCLUDED.name, industry = EXCLUDED.industry,
-            revenue = EXCLUDED.revenue, employees = EXCLUDED.employees, attributes = EXCLUDED.attributes,
-            attributes_hash = EXCLUDED.attributes_hash, metadata = EXCLUDED.metadata,
-            version = e.version + 1, updated_at = now()
+        SET """ + ENTITY_UPDATE_SET + """, version = e.version + 1, updated_at = now()
         WHERE e.attributes_hash IS DISTINCT FROM EXCLUDED.attributes_hash
     RETURNING old.entity_id AS old_entity_id, old.canonical_id AS old_canonical_id, old.version AS old_version,
               old.entity_type AS old_entity_type, old.attributes AS old_attributes,
