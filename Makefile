@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: install dev test lambda-package test-unit lint bench bench-ingest bench-analytics clean
+.PHONY: install dev test lambda-package test-unit lint bench bench-ingest bench-analytics bench-api clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -36,13 +36,16 @@ test-unit: install
 lint: install
 	$(RUN) ruff check .
 
-bench: bench-ingest bench-analytics ## Every benchmark; figures go in README.md
+bench: bench-ingest bench-analytics bench-api ## Every benchmark; figures go in README.md
 
 bench-ingest: install ## Ingest at 1,000,000 records vs per-record upsert and dlt (bench/results.md)
 	$(RUN) python -m bench.ingest_bench
 
 bench-analytics: install ## Each catalogue operation at 100k and 1M entities (bench/analytics_results.md)
 	$(RUN) python -m bench.analytics_bench
+
+bench-api: install ## The REST API under uvicorn, 50 clients, cached vs uncached (bench/api_results.md)
+	$(RUN) python -m bench.api_bench
 
 clean:
 	rm -rf $(VENV) .tools .local .pytest_cache

@@ -1,9 +1,9 @@
-"""Synchronous analytics: validate, look in the cache, run under the read-only role, park large results.
+"""Synchronous analytics: validate, key the answer, run under the read-only role, park large results.
 
-Cache (items `CACHE#<key>` in the jobs table): key = sha256 of operation, canonical parameters (validated,
-defaults filled, keys sorted) and the data version from `ingest.data_version`, which every ingest that
-changed rows bumps — new data never hides behind a stale answer and nothing needs invalidating. The same
-key is the response's ETag. The TTL is honoured on read (DynamoDB deletes expired items lazily).
+The key = sha256 of operation, canonical parameters (validated, defaults filled, keys sorted) and the data
+version from `ingest.data_version`, which every ingest that changed rows bumps — new data never hides
+behind a stale answer and nothing needs invalidating. It addresses the result cache (`api.result_cache`)
+and is the response's ETag.
 """
 
 from __future__ import annotations
@@ -11,20 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
-
-from botocore.exceptions import BotoCoreError, ClientError
 
 from api.deps import AppState
 from resources.analytics.catalogue import get_operation
 from resources.analytics.result import jsonable
 from resources.analytics.runner import run_operation
 from resources.results_store import to_csv, to_json
-
-CACHE_SK = "CACHE"
-CACHE_MAX_ITEM_BYTES = 350_000  # DynamoDB items stop at 400 KB
 
 
 @dataclass(frozen=True)
@@ -44,53 +38,11 @@ def canonical_parameters(operation: str, raw: dict[str, Any] | None) -> dict[str
     return get_operation(operation).validate(raw or {}).model_dump(mode="json")
 
 
-def data_version(state: AppState) -> int:
-    with state.connection("writer") as conn:
-        row = conn.execute("SELECT version FROM ingest.data_version").fetchone()
-        conn.rollback()
-    return int(row[0]) if row else 0
-
-
-def prepare(state: AppState, operation: str, raw: dict[str, Any] | None) -> Prepared:
+def prepare(operation: str, raw: dict[str, Any] | None, data_version: int) -> Prepared:
     params = canonical_parameters(operation, raw)
-    version = data_version(state)
-    material = json.dumps({"operation": operation, "parameters": params, "dataVersion": version},
+    material = json.dumps({"operation": operation, "parameters": params, "dataVersion": data_version},
                           sort_keys=True, separators=(",", ":"))
-    return Prepared(operation, params, version, hashlib.sha256(material.encode()).hexdigest())
-
-
-def cache_get(state: AppState, key: str) -> dict[str, Any] | None:
-    if state.api.cache_ttl_seconds <= 0:
-        return None
-    try:
-        item = state.client("dynamodb").get_item(
-            TableName=state.settings.jobs_table, Key={"PK": {"S": f"CACHE#{key}"}, "SK": {"S": CACHE_SK}},
-        ).get("Item")
-    except (ClientError, BotoCoreError):
-        return None  # the cache is an optimisation: never fail a request over it
-    if not item or float(item.get("expiresAt", {}).get("N", "0")) <= time.time():
-        return None
-    try:
-        return json.loads(item["payload"]["S"])
-    except (KeyError, ValueError):
-        return None
-
-
-def cache_put(state: AppState, key: str, payload: dict[str, Any]) -> None:
-    if state.api.cache_ttl_seconds <= 0:
-        return
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-    if len(body.encode()) > CACHE_MAX_ITEM_BYTES:
-        return
-    try:
-        state.client("dynamodb").put_item(
-            TableName=state.settings.jobs_table,
-            Item={"PK": {"S": f"CACHE#{key}"}, "SK": {"S": CACHE_SK}, "payload": {"S": body},
-                  "operation": {"S": payload["operation"]},
-                  "expiresAt": {"N": str(int(time.time() + state.api.cache_ttl_seconds))}},
-        )
-    except (ClientError, BotoCoreError):
-        pass
+    return Prepared(operation, params, data_version, hashlib.sha256(material.encode()).hexdigest())
 
 
 def execute(state: AppState, prep: Prepared) -> dict[str, Any]:
@@ -144,4 +96,4 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-__all__ = ["Prepared", "cache_get", "cache_put", "envelope", "execute", "jsonable", "prepare"]
+__all__ = ["Prepared", "envelope", "execute", "jsonable", "prepare"]

@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        state.close()
+        await state.aclose()
 
     app = FastAPI(title="canonical-pipeline API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.ctx = state
@@ -49,8 +49,8 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Content-Type", "X-API-Key", "Authorization", "Idempotency-Key",
-                                          "If-None-Match", "Prefer", "X-Request-Id"],
-                           expose_headers=["X-Request-Id", "X-Cache", "ETag", "Location"])
+                                          "If-None-Match", "Cache-Control", "Prefer", "X-Request-Id"],
+                           expose_headers=["X-Request-Id", "X-Cache", "X-Cache-Tier", "ETag", "Location"])
     app.add_middleware(RequestContextMiddleware, max_body_bytes=state.api.max_body_bytes)
     app.openapi = _problem_schemas_under_problem_json(app.openapi)  # type: ignore[method-assign]
     return app

@@ -33,10 +33,14 @@ class ApiSettings(BaseSettings):
 
     # Result cache in the jobs table (items CACHE#<hash>); 0 disables it.
     cache_ttl_seconds: int = Field(default=3600, alias="API_CACHE_TTL_SECONDS", ge=0)
+    # Bytes of results each process also keeps in memory in front of DynamoDB (LRU); 0 turns that tier off.
+    memory_cache_bytes: int = Field(default=64 * 1024 * 1024, alias="API_MEMORY_CACHE_BYTES", ge=0)
     # Dagster: where analytics_job lives.
     dagster_location: str = Field(default="canonical_pipeline", alias="DAGSTER_LOCATION_NAME")
     dagster_repository: str = Field(default="__repository__", alias="DAGSTER_REPOSITORY_NAME")
     dagster_timeout_seconds: float = Field(default=10.0, alias="DAGSTER_TIMEOUT_SECONDS", gt=0)
+    # DELETE /analytics/jobs/{id} on a run that is still starting: how long to keep asking Dagster.
+    cancel_wait_seconds: float = Field(default=5.0, alias="API_CANCEL_WAIT_SECONDS", ge=0, le=20)
     db_pool_timeout_seconds: float = Field(default=5.0, alias="API_DB_POOL_TIMEOUT_SECONDS", gt=0)
     db_pool_max_size: int = Field(default=8, alias="API_DB_POOL_MAX_SIZE", ge=1)
     health_timeout_seconds: float = Field(default=3.0, alias="API_HEALTH_TIMEOUT_SECONDS", gt=0)

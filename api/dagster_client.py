@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import httpx
 
@@ -38,6 +39,13 @@ mutation TerminateRun($runId: String!) {
   }
 }
 """
+
+
+@dataclass(frozen=True)
+class Termination:
+    outcome: Literal["terminated", "not_found", "failed"]
+    message: str | None
+    run_status: str | None  # Dagster's run status as it answered (e.g. STARTING when it could not yet)
 
 
 def _unavailable(detail: str) -> ApiProblem:
@@ -95,16 +103,17 @@ class DagsterClient:
                          title="Bad gateway", error_type="OrchestratorError",
                          suggestions=["Check that the code location is loaded in Dagster"])
 
-    def terminate(self, run_id: str) -> tuple[str, str | None]:
-        """(outcome, message): outcome is 'terminated', 'not_found' or 'failed'."""
+    def terminate(self, run_id: str) -> Termination:
+        """Ask Dagster to terminate the run (its default, safe policy: the run launcher stops the process)."""
         res = self._post(TERMINATE_RUN, {"runId": run_id}).get("terminateRun") or {}
         kind = res.get("__typename")
+        run_status = (res.get("run") or {}).get("status")
         if kind == "TerminateRunSuccess":
-            return "terminated", None
+            return Termination("terminated", None, run_status)
         if kind == "RunNotFoundError":
-            return "not_found", res.get("message")
+            return Termination("not_found", res.get("message"), None)
         if kind == "TerminateRunFailure":
-            return "failed", res.get("message")
+            return Termination("failed", res.get("message"), run_status)
         raise ApiProblem(502, "dagster_terminate_failed", f"Dagster did not terminate the run ({kind})",
                          title="Bad gateway", error_type="OrchestratorError")
 

@@ -7,6 +7,8 @@ Dagster-free.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -17,12 +19,14 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import psycopg
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.config import ApiSettings
 from api.dagster_client import DagsterClient
 from api.problems import ApiProblem
+from api.result_cache import ResultCache
 from resources.aws import aws_client
 from resources.jobs_store import JobsStore
 from resources.settings import Settings
@@ -48,8 +52,14 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
+GATEWAY_PREFIX = "apigw:"
+
+
 def parse_api_keys(raw: str) -> dict[str, ApiKey]:
-    """API_KEYS JSON → {sha256 hex: ApiKey}. Accepts a list of {name, sha256, scopes} or {sha256: {...}}."""
+    """API_KEYS JSON → {lookup id: ApiKey}. A list of {name, scopes} entries, each naming its key either by
+    `sha256` (hex digest of the key) or by `apiGatewayKeyId` (the id of an API Gateway API key: behind a
+    REST API that requires keys, the gateway has checked the key and tells the function its id); or an
+    object {sha256: {name, scopes}}."""
     data = json.loads(raw)
     entries: list[dict[str, Any]]
     if isinstance(data, dict):
@@ -60,15 +70,32 @@ def parse_api_keys(raw: str) -> dict[str, ApiKey]:
         raise TypeError("API_KEYS must be a JSON list or object")
     keys: dict[str, ApiKey] = {}
     for i, e in enumerate(entries):
-        digest = str(e.get("sha256", "")).lower()
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        if not isinstance(e, dict):
+            raise TypeError(f"API_KEYS entry {i}: expected an object")
+        gateway_id = str(e.get("apiGatewayKeyId") or "").strip()
+        digest = str(e.get("sha256") or "").lower()
+        if bool(gateway_id) == bool(digest):
+            raise ValueError(f"API_KEYS entry {i}: give either sha256 or apiGatewayKeyId")
+        if digest and (len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest)):
             raise ValueError(f"API_KEYS entry {i}: sha256 must be a 64-character hex digest")
         scopes = frozenset(e.get("scopes") or ["read"])
         unknown = scopes - set(SCOPES)
         if unknown:
             raise ValueError(f"API_KEYS entry {i}: unknown scopes {sorted(unknown)}; valid: {', '.join(SCOPES)}")
-        keys[digest] = ApiKey(name=str(e.get("name") or f"key-{i}"), scopes=scopes)
+        keys[GATEWAY_PREFIX + gateway_id if gateway_id else digest] = ApiKey(
+            name=str(e.get("name") or f"key-{i}"), scopes=scopes)
     return keys
+
+
+def gateway_key_id(request: Request) -> str | None:
+    """The API Gateway API key id of a REST API (v1) request, set by the gateway (never by the caller) and
+    handed over by Mangum in the ASGI scope; None elsewhere (uvicorn, HTTP APIs)."""
+    event = request.scope.get("aws.event")
+    if not isinstance(event, dict):
+        return None
+    identity = (event.get("requestContext") or {}).get("identity") or {}
+    key_id = identity.get("apiKeyId")
+    return str(key_id) if key_id else None
 
 
 @dataclass
@@ -79,6 +106,14 @@ class AppState:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _keys: dict[str, ApiKey] | None = None
     _pools: dict[str, Any] = field(default_factory=dict)
+    _async_pool: Any = None
+    _async_pool_loop: Any = None
+    result_cache: ResultCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.result_cache = ResultCache(lambda: self.client("dynamodb"), self.settings.jobs_table,
+                                        ttl_seconds=self.api.cache_ttl_seconds,
+                                        memory_bytes=self.api.memory_cache_bytes)
 
     # AWS ---------------------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
@@ -109,10 +144,13 @@ class AppState:
             with self._lock:
                 p = self._pools.get(which)
                 if p is None:
-                    url = self.settings.readonly_database_url if which == "reader" else self.settings.database_url
+                    reader = which == "reader"
+                    url = self.settings.readonly_database_url if reader else self.settings.database_url
+                    # The writer's connections are autocommit: its routes open transactions explicitly.
                     p = ConnectionPool(url, min_size=0, max_size=self.api.db_pool_max_size, open=True,
                                        timeout=self.api.db_pool_timeout_seconds,
-                                       kwargs={"application_name": f"canonical-api-{which}", "connect_timeout": 5},
+                                       kwargs={"application_name": f"canonical-api-{which}", "connect_timeout": 5,
+                                               "autocommit": not reader},
                                        check=ConnectionPool.check_connection, name=f"api-{which}")
                     self._pools[which] = p
         return p
@@ -129,19 +167,70 @@ class AppState:
         except psycopg.OperationalError as exc:
             raise db_unavailable() from exc
 
+    async def data_version(self) -> int:
+        """`ingest.data_version`, read on the event loop: every /analytics request needs it (it is part of the
+        cache key), so the cached path runs without a worker thread. One round trip: autocommit, and no
+        check on checkout — a connection that died meanwhile fails this request with a 503 and has the
+        pool check its idle ones, so the next request finds live connections."""
+        from psycopg_pool import PoolTimeout
+
+        pool = await self._version_pool()
+        try:
+            async with pool.connection() as conn:
+                row = await (await conn.execute("SELECT version FROM ingest.data_version")).fetchone()
+        except PoolTimeout as exc:
+            raise db_unavailable() from exc
+        except psycopg.OperationalError as exc:
+            with contextlib.suppress(Exception):
+                await pool.check()
+            raise db_unavailable() from exc
+        return int(row[0]) if row else 0
+
+    async def _version_pool(self) -> Any:
+        from psycopg_pool import AsyncConnectionPool
+
+        loop = asyncio.get_running_loop()
+        if self._async_pool is None or self._async_pool_loop is not loop:
+            # An async pool belongs to its event loop. uvicorn and Mangum keep one loop for the process; a
+            # client that runs each request in a new loop (Starlette's TestClient outside `with`) gets a
+            # new pool, and the old one's connections close when it is collected.
+            self._async_pool = AsyncConnectionPool(
+                self.settings.database_url, min_size=0, max_size=4, open=False,
+                timeout=self.api.db_pool_timeout_seconds, name="api-version",
+                kwargs={"application_name": "canonical-api-version", "connect_timeout": 5, "autocommit": True})
+            self._async_pool_loop = loop
+        await self._async_pool.open()  # a no-op once open
+        return self._async_pool
+
+    async def aclose(self) -> None:
+        if self._async_pool is not None and self._async_pool_loop is asyncio.get_running_loop():
+            await self._async_pool.close()
+        self._async_pool = None
+        self.close()
+
     def close(self) -> None:
         for p in self._pools.values():
             p.close()
         self._pools.clear()
 
     # Auth --------------------------------------------------------------------------------------------
-    def api_keys(self) -> dict[str, ApiKey]:
+    def api_keys(self) -> dict[str, ApiKey] | None:
+        """The configured keys; None when neither API_KEYS nor API_KEYS_SECRET_ARN is set (authentication
+        off). Configured but empty means nobody gets in with a key: never open by accident."""
         if self._keys is None:
             raw = self.api.api_keys
             if not raw and self.api.api_keys_secret_arn:
-                raw = self.client("secretsmanager").get_secret_value(
-                    SecretId=self.api.api_keys_secret_arn)["SecretString"]
-            self._keys = parse_api_keys(raw) if raw else {}
+                try:
+                    raw = self.client("secretsmanager").get_secret_value(
+                        SecretId=self.api.api_keys_secret_arn)["SecretString"]
+                except (ClientError, BotoCoreError) as exc:
+                    log.warning("API keys secret unreadable: %s", exc)
+                    raise ApiProblem(503, "auth_unavailable", "API keys cannot be checked at the moment; retry "
+                                     "shortly", title="Authentication unavailable", error_type="ServiceUnavailable",
+                                     headers={"Retry-After": "5"}) from None
+            if not raw:
+                return None
+            self._keys = parse_api_keys(raw)
         return self._keys
 
 
@@ -151,7 +240,7 @@ def db_unavailable() -> ApiProblem:
                       suggestions=["Retry after a few seconds", "GET /health shows which dependency is down"])
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     return request.app.state.ctx
 
 
@@ -159,14 +248,18 @@ _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="
 _bearer = HTTPBearer(auto_error=False, description="The same API key as a bearer token")
 
 
-def get_principal(
+async def get_principal(
+    request: Request,
     state: Annotated[AppState, Depends(get_state)],
     api_key: Annotated[str | None, Depends(_api_key_header)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     keys = state.api_keys()
-    if not keys:  # authentication off: the documented local default
+    if keys is None:  # authentication off: the documented local default
         return Principal("anonymous", frozenset(SCOPES), authenticated=False)
+    gateway_id = gateway_key_id(request)
+    if gateway_id and (by_gateway := keys.get(GATEWAY_PREFIX + gateway_id)) is not None:
+        return Principal(by_gateway.name, by_gateway.scopes, authenticated=True)
     presented = api_key or (bearer.credentials if bearer else None)
     if presented:
         found = keys.get(hash_key(presented))
@@ -195,7 +288,7 @@ def require(principal: Principal, scope: str) -> None:
 def scope(name: str) -> Any:
     """Dependency: the caller must hold `name` (use the aliases below in signatures)."""
 
-    def _check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def _check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         require(principal, name)
         return principal
 

@@ -29,12 +29,15 @@ import statistics
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from bench.cpu import machine_busy_seconds, process_cpu_seconds
 from resources.canonical.mapping import map_record
 from resources.canonical.model import CanonicalRecord
 from resources.local_aws import free_port
@@ -46,6 +49,7 @@ DATA_DIR = BENCH_DIR / ".data"
 RESULTS_PATH = BENCH_DIR / "analytics_results.md"
 DB = "canonical"
 READER_PASSWORD = "bench-reader"
+WRITER_PASSWORD = "bench-writer"
 GENERATOR_VERSION = 4
 SEED = 20240601
 
@@ -374,35 +378,13 @@ def cases(reader_url: str) -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-_TICKS = os.sysconf("SC_CLK_TCK")
 BUSY_SHARE = 0.15  # CPU used by anything else, as a share of all cores, above which a case is rerun once
 
 
-def _busy_ticks() -> int:
-    """CPU time used on the machine so far, all cores (user+nice+system+irq+softirq+steal)."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    return fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + fields[7]
-
-
-def _own_ticks(postmaster_pid: int) -> int:
-    """CPU used by this process and the bench's server: the postmaster with its reaped children (parallel
-    workers that came and went) and its live children."""
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid = int(entry), int(stat[1])
-        if pid == postmaster_pid:
-            total += sum(int(x) for x in stat[11:15])  # utime, stime, cutime, cstime
-        elif ppid == postmaster_pid or pid == os.getpid():
-            total += int(stat[11]) + int(stat[12])
-    return total
+def _own_seconds(postmaster_pid: int) -> float:
+    """CPU used by this process and the bench's server (the postmaster, its backends and the parallel
+    workers that came and went)."""
+    return process_cpu_seconds(postmaster_pid, with_children=True) + process_cpu_seconds(os.getpid())
 
 
 def _timed(conn: psycopg.Connection, name: str, params: dict[str, Any], runs: int,
@@ -410,7 +392,7 @@ def _timed(conn: psycopg.Connection, name: str, params: dict[str, Any], runs: in
     from resources.analytics.runner import run_operation
 
     run_operation(conn, name, params)  # warm-up: caches, plans
-    busy0, own0, wall0 = _busy_ticks(), _own_ticks(postmaster_pid), time.perf_counter()
+    busy0, own0, wall0 = machine_busy_seconds(), _own_seconds(postmaster_pid), time.perf_counter()
     times = []
     result = None
     for _ in range(runs):
@@ -418,7 +400,7 @@ def _timed(conn: psycopg.Connection, name: str, params: dict[str, Any], runs: in
         result = run_operation(conn, name, params)
         times.append(time.perf_counter() - t0)
     wall = time.perf_counter() - wall0
-    other = max(0, (_busy_ticks() - busy0) - (_own_ticks(postmaster_pid) - own0)) / _TICKS
+    other = max(0.0, (machine_busy_seconds() - busy0) - (_own_seconds(postmaster_pid) - own0))
     # CPU time is counted in clock ticks (10 ms): over a short case one stray tick reads as a busy machine.
     share = other / (wall * (os.cpu_count() or 1)) if wall >= 1.0 else 0.0
     return times, result, share
@@ -440,7 +422,35 @@ def time_operations(reader_url: str, runs: int, postmaster_pid: int) -> list[dic
     return out
 
 
-def run_size(n: int, runs: int, *, fresh: bool) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Cluster:
+    """A running bench cluster with N generated entities loaded and the roles given logins."""
+
+    server: LocalPostgres
+    n: int
+    counts: dict[str, int]
+
+    @property
+    def owner_url(self) -> str:
+        return self.server.url(DB)
+
+    @property
+    def reader_url(self) -> str:
+        return self.server.url(DB, "pipeline_reader", READER_PASSWORD)
+
+    @property
+    def writer_url(self) -> str:
+        return self.server.url(DB, "pipeline_writer", WRITER_PASSWORD)
+
+    @property
+    def postmaster_pid(self) -> int:
+        return int((self.server.data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
+
+
+@contextmanager
+def loaded_cluster(n: int, *, fresh: bool = False) -> Iterator[Cluster]:
+    """Start the cluster for N entities (bench/.data/analytics-<N>/), generating and loading the data only
+    when it is missing, made by another generator version, or older than the migrations; stop it after."""
     data_dir = DATA_DIR / f"analytics-{n}"
     marker = data_dir / "generated.json"
     stale = fresh or not marker.exists() or json.loads(marker.read_text()).get("version") != GENERATOR_VERSION
@@ -459,26 +469,37 @@ def run_size(n: int, runs: int, *, fresh: bool) -> dict[str, Any]:
             print(f"N={n:,}: the migrations changed since the data was generated; generating again", flush=True)
             server.stop()
             marker.unlink()
-            return run_size(n, runs, fresh=True)
-        with psycopg.connect(owner, autocommit=True) as conn:
-            conn.execute(f"ALTER ROLE pipeline_reader LOGIN PASSWORD '{READER_PASSWORD}'")
-        if marker.exists():
-            counts = json.loads(marker.read_text())["counts"]
-            print(f"N={n:,}: reusing {data_dir}", flush=True)
+            regenerate = True
         else:
-            print(f"N={n:,}: generating and loading", flush=True)
-            counts = load(owner, n)
-            marker.write_text(json.dumps({"version": GENERATOR_VERSION, "counts": counts}))
-        with psycopg.connect(owner) as conn:
+            regenerate = False
+        if not regenerate:
+            with psycopg.connect(owner, autocommit=True) as conn:
+                conn.execute(f"ALTER ROLE pipeline_reader LOGIN PASSWORD '{READER_PASSWORD}'")
+                conn.execute(f"ALTER ROLE pipeline_writer LOGIN PASSWORD '{WRITER_PASSWORD}'")
+            if marker.exists():
+                counts = json.loads(marker.read_text())["counts"]
+                print(f"N={n:,}: reusing {data_dir}", flush=True)
+            else:
+                print(f"N={n:,}: generating and loading", flush=True)
+                counts = load(owner, n)
+                marker.write_text(json.dumps({"version": GENERATOR_VERSION, "counts": counts}))
+            yield Cluster(server, n, counts)
+    finally:
+        server.stop()
+    if regenerate:
+        with loaded_cluster(n, fresh=True) as cluster:
+            yield cluster
+
+
+def run_size(n: int, runs: int, *, fresh: bool) -> dict[str, Any]:
+    with loaded_cluster(n, fresh=fresh) as cluster:
+        with psycopg.connect(cluster.owner_url) as conn:
             sizes = conn.execute(
                 "SELECT pg_size_pretty(pg_total_relation_size('canonical.entities')), "
                 "pg_size_pretty(pg_database_size(current_database()))").fetchone()
-        reader = server.url(DB, "pipeline_reader", READER_PASSWORD)
-        postmaster = int((data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
-        results = time_operations(reader, runs, postmaster) if runs > 0 else []
-        return {"n": n, "counts": counts, "entities_size": sizes[0], "db_size": sizes[1], "results": results}
-    finally:
-        server.stop()
+        results = time_operations(cluster.reader_url, runs, cluster.postmaster_pid) if runs > 0 else []
+        return {"n": n, "counts": cluster.counts, "entities_size": sizes[0], "db_size": sizes[1],
+                "results": results}
 
 
 def report(sizes: list[dict[str, Any]], runs: int) -> str:

@@ -41,6 +41,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from bench.cpu import machine_busy_seconds, process_cpu_seconds
 from bench.datagen import CrmFiles, ensure_files
 from bench.loader_proto import gin_storage
 from bench.scenarios import RESULT_MARKER
@@ -148,41 +149,11 @@ def log(msg: str) -> None:
 # Machine accounting: how much CPU went to things that are not the benchmark
 
 
-def _machine_busy_seconds() -> float:
-    parts = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in parts[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def _children_cpu(ppid: int) -> float:
-    total = 0.0
-    for p in Path("/proc").iterdir():
-        if not p.name.isdigit():
-            continue
-        try:
-            fields = (p / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == ppid:
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def _postmaster_tree_cpu(pid: int) -> float:
-    """Postmaster + its live children + children it has already reaped."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    own = sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
-    return own + _children_cpu(pid)
-
-
 def foreign_busy_cores(sample_seconds: float, ours: list[int]) -> float:
     """Cores busy with other work over a short sample, while the benchmark itself is idle."""
-    m0, o0 = _machine_busy_seconds(), sum(_postmaster_tree_cpu(p) for p in ours)
+    m0, o0 = machine_busy_seconds(), sum(process_cpu_seconds(p, with_children=True) for p in ours)
     time.sleep(sample_seconds)
-    m1, o1 = _machine_busy_seconds(), sum(_postmaster_tree_cpu(p) for p in ours)
+    m1, o1 = machine_busy_seconds(), sum(process_cpu_seconds(p, with_children=True) for p in ours)
     return max((m1 - m0) - (o1 - o0), 0.0) / sample_seconds
 
 
@@ -247,14 +218,16 @@ class Env:
             self.admin("CHECKPOINT")
         busy_before = self.wait_until_quiet()
         lsn0 = self.query("SELECT pg_current_wal_lsn()")[0][0]
-        m0, load0 = _machine_busy_seconds(), os.getloadavg()
-        pg0, o0 = _postmaster_tree_cpu(self.postmaster_pid), sum(_postmaster_tree_cpu(p) for p in self.our_pids())
+        m0, load0 = machine_busy_seconds(), os.getloadavg()
+        pg0 = process_cpu_seconds(self.postmaster_pid, with_children=True)
+        o0 = sum(process_cpu_seconds(p, with_children=True) for p in self.our_pids())
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "bench.scenarios"], input=json.dumps(spec), text=True,
                               stdout=subprocess.PIPE, cwd=PROJECT_ROOT, check=False)
         elapsed = time.perf_counter() - t0
-        m1 = _machine_busy_seconds()
-        pg1, o1 = _postmaster_tree_cpu(self.postmaster_pid), sum(_postmaster_tree_cpu(p) for p in self.our_pids())
+        m1 = machine_busy_seconds()
+        pg1 = process_cpu_seconds(self.postmaster_pid, with_children=True)
+        o1 = sum(process_cpu_seconds(p, with_children=True) for p in self.our_pids())
         line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARKER)), None)
         if proc.returncode != 0 or line is None:
             raise RuntimeError(f"scenario {name} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from api import analytics_service as svc
@@ -17,6 +18,9 @@ from resources.analytics.errors import QueryTimeout
 
 router = APIRouter(tags=["analytics"])
 PreferHeader = Annotated[str | None, Header(description="respond-async: run as a job when not cached")]
+CacheControlHeader = Annotated[str | None, Header(
+    description="no-cache: compute a fresh answer instead of serving the cached one (it then replaces the "
+                "cached one)")]
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     s: {"model": Problem, "content": {"application/problem+json": {}}}
@@ -39,29 +43,50 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return any(t.strip().removeprefix("W/") == etag for t in header.split(","))
 
 
-def answer(request: Request, state: AppState, principal: Principal, operation: str,
-           parameters: dict[str, Any], prefer: str | None) -> Response:
+def _no_cache(header: str | None) -> bool:
+    return bool(header) and any(d.strip().lower() == "no-cache" for d in header.split(","))
+
+
+async def answer(request: Request, state: AppState, principal: Principal, operation: str,
+                 parameters: dict[str, Any], prefer: str | None, cache_control: str | None) -> Response:
+    """A cached answer is served on the event loop (the data-version read is async, the memory tier never
+    blocks); DynamoDB, the query, S3 and Dagster are blocking calls and run in worker threads."""
     if operation == "custom_complex_query":
         require(principal, "sql")
-    prep = svc.prepare(state, operation, parameters)
+    prep = svc.prepare(operation, parameters, await state.data_version())
     headers = {"ETag": prep.etag, "Cache-Control": "private, no-cache", "Vary": "X-API-Key, Authorization"}
     if _etag_matches(request.headers.get("if-none-match"), prep.etag):
         return Response(status_code=304, headers={**headers, "X-Cache": "HIT"})
-    payload = svc.cache_get(state, prep.key)
-    hit = payload is not None
-    if payload is None:
+    cached = None
+    # A client that suspects a stale answer (or a benchmark measuring the work) can ask for a fresh one.
+    if not _no_cache(cache_control):
+        cached = state.result_cache.recall(prep.key) or await run_in_threadpool(state.result_cache.fetch, prep.key)
+    if cached is None:
         if prefer and "respond-async" in prefer.lower():
             require(principal, "jobs")
-            job, _ = launch_job(state, principal, JobRequest(operation=operation, parameters=parameters), None)
+            job, _ = await run_in_threadpool(launch_job, state, principal,
+                                             JobRequest(operation=operation, parameters=parameters), None)
             return JSONResponse({"success": True, "job": job}, status_code=202,
                                 headers={"Location": job["links"]["self"], "Preference-Applied": "respond-async"})
         try:
-            payload = svc.execute(state, prep)
+            payload = await run_in_threadpool(_compute, state, prep)
         except QueryTimeout:
             raise timeout_problem(operation, state.api.sync_timeout_seconds) from None
-        svc.cache_put(state, prep.key, payload)
-    return JSONResponse(svc.envelope(state, payload, cache_hit=hit), headers={**headers,
-                                                                            "X-Cache": "HIT" if hit else "MISS"})
+    else:
+        payload = cached[0]
+        headers["X-Cache-Tier"] = cached[1]
+    hit = cached is not None
+    if payload["storage"] == "s3":  # presigning may resolve credentials: not on the loop
+        body = await run_in_threadpool(lambda: svc.envelope(state, payload, cache_hit=hit))
+    else:
+        body = svc.envelope(state, payload, cache_hit=hit)
+    return JSONResponse(body, headers={**headers, "X-Cache": "HIT" if hit else "MISS"})
+
+
+def _compute(state: AppState, prep: svc.Prepared) -> dict[str, Any]:
+    payload = svc.execute(state, prep)
+    state.result_cache.put(prep.key, payload)
+    return payload
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -75,24 +100,26 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
             responses=_RESPONSES,
             description="Every query parameter other than `operation` is a parameter of the operation, e.g. "
                         "`/analytics?operation=customer_analysis&metric=revenue&group_by=industry`.")
-def analytics_get(
+async def analytics_get(
     request: Request,
     operation: Annotated[str, Query(min_length=1, max_length=100, description="A catalogue operation name")],
     principal: ReadScope,
     state: State,
     prefer: PreferHeader = None,
+    cache_control: CacheControlHeader = None,
 ) -> Response:
     params = {k: v for k, v in request.query_params.items() if k not in ("operation", "api_key")}
-    return answer(request, state, principal, operation, params, prefer)
+    return await answer(request, state, principal, operation, params, prefer, cache_control)
 
 
 @router.post("/analytics", response_model=AnalyticsResponse, summary="Run an operation (JSON body)",
              responses=_RESPONSES)
-def analytics_post(
+async def analytics_post(
     request: Request,
     body: AnalyticsRequest,
     principal: ReadScope,
     state: State,
     prefer: PreferHeader = None,
+    cache_control: CacheControlHeader = None,
 ) -> Response:
-    return answer(request, state, principal, body.operation, body.parameters, prefer)
+    return await answer(request, state, principal, body.operation, body.parameters, prefer, cache_control)

@@ -52,13 +52,12 @@ def files(
     status: Status | None = None, source: Literal["crm", "erp", "legacy"] | None = None,
     since: Annotated[dt.datetime | None, Query(description="ISO timestamp: files discovered at or after it")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[int | None, Query(ge=1, description="metadata.nextCursor of the previous page")] = None,
+    cursor: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="metadata.nextCursor of the previous page")] = None,
 ) -> JSONResponse:
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=dt.UTC)
     with state.connection("writer") as conn:
         rows = list_files(conn, status=status, source=source, since=since, limit=limit + 1, after_id=cursor)
-        conn.rollback()
     more = len(rows) > limit
     rows = rows[:limit]
     return JSONResponse({"success": True, "data": [file_view(r) for r in rows],
@@ -69,15 +68,14 @@ def files(
 @router.post("/ingest/files/{key:path}/reprocess", status_code=202, response_model=IngestFileResponse,
              summary="Load a file's latest version again", responses=_p(401, 403, 404, 409, 422, 503))
 def reprocess(key: str, _: JobsScope, state: State) -> JSONResponse:
-    with state.connection("writer") as conn:
+    with state.connection("writer") as conn:  # autocommit: the transaction is explicit
         try:
-            row = request_reprocess(conn, key)
+            with conn.transaction():
+                row = request_reprocess(conn, key)
         except ReprocessError as exc:
-            conn.rollback()
             known = latest_for_key(conn, key) is not None
             raise ApiProblem(409 if known else 404, "file_busy" if known else "file_not_found", str(exc),
                              error_type="Conflict" if known else "NotFound") from None
-        conn.commit()
     return JSONResponse({"success": True, "file": file_view(row), "rejectedSample": []}, status_code=202)
 
 
@@ -86,10 +84,9 @@ def reprocess(key: str, _: JobsScope, state: State) -> JSONResponse:
             responses=_p(401, 403, 404, 422, 503))
 def file_detail(key: str, _: ReadScope, state: State,
                 sample: Annotated[int, Query(ge=0, le=100)] = 20) -> JSONResponse:
-    with state.connection("writer") as conn:
+    with state.connection("writer") as conn, conn.transaction():  # one snapshot for the file and its sample
         row = latest_for_key(conn, key)
         rejected = rejected_sample(conn, row.file_id, row.attempt, sample) if row and sample else []
-        conn.rollback()
     if row is None:
         raise ApiProblem(404, "file_not_found", f"no file with key {key!r} has been recorded", error_type="NotFound",
                          suggestions=["GET /ingest/files lists the files received"])

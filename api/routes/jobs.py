@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query
@@ -14,6 +15,8 @@ from api.models import JobRequest, JobResponse, Problem
 from api.problems import ApiProblem
 from resources.jobs_store import TERMINAL
 from resources.results_store import to_csv
+
+CANCEL_RETRY_SECONDS = 0.5
 
 router = APIRouter(tags=["jobs"])
 JobId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$",
@@ -90,18 +93,40 @@ def get_result(job_id: JobId, _: ReadScope, state: State,
                                       "timestamp": job.get("finishedAt"), "cacheHit": False}})
 
 
+# Dagster terminates QUEUED and STARTED runs; a run between the two (NOT_STARTED, STARTING: its process
+# is being launched) cannot be stopped yet, only a moment later.
+_NOT_YET_CANCELABLE = {"NOT_STARTED", "STARTING"}
+_FINISHED = {"SUCCESS": "succeeded", "FAILURE": "failed", "CANCELED": "canceled"}
+
+
 @router.delete("/analytics/jobs/{job_id}", status_code=202, response_model=JobResponse, summary="Cancel a job",
-               responses=_p(401, 403, 404, 409, 422, 502, 503))
+               responses=_p(401, 403, 404, 409, 422, 502, 503),
+               description="A run that is still starting is retried for up to `API_CANCEL_WAIT_SECONDS`; past "
+                           "that the answer is 409 `run_starting` with `Retry-After`.")
 def cancel_job(job_id: JobId, _: JobsScope, state: State) -> JSONResponse:
     job = _job_or_404(state, job_id)
     if job.get("status") in TERMINAL:
         raise ApiProblem(409, "job_finished", f"job {job_id} has already {job['status']}", error_type="JobFinished",
                          extra={"jobStatus": job["status"]})
-    outcome, message = state.dagster.terminate(job_id)
-    if outcome == "not_found":
+    deadline = time.monotonic() + state.api.cancel_wait_seconds
+    while True:
+        result = state.dagster.terminate(job_id)
+        if result.outcome != "failed" or result.run_status not in _NOT_YET_CANCELABLE:
+            break
+        if time.monotonic() + CANCEL_RETRY_SECONDS > deadline:
+            raise ApiProblem(409, "run_starting", f"run {job_id} is still starting and cannot be cancelled yet",
+                             title="Conflict", error_type="RunStarting", headers={"Retry-After": "2"},
+                             extra={"runStatus": result.run_status},
+                             suggestions=["Send the same DELETE again in a few seconds"])
+        time.sleep(CANCEL_RETRY_SECONDS)
+    if result.outcome == "not_found":
         raise ApiProblem(404, "job_not_found", f"Dagster has no run {job_id}", error_type="NotFound")
-    if outcome == "failed":
-        raise ApiProblem(409, "cancel_failed", f"the run could not be cancelled: {str(message)[:300]}",
+    if result.outcome == "failed" and result.run_status in _FINISHED:
+        status = _FINISHED[result.run_status]
+        raise ApiProblem(409, "job_finished", f"job {job_id} has already {status}", error_type="JobFinished",
+                         extra={"jobStatus": status})
+    if result.outcome == "failed" and result.run_status != "CANCELING":  # CANCELING: asked before, still on
+        raise ApiProblem(409, "cancel_failed", f"the run could not be cancelled: {str(result.message)[:300]}",
                          error_type="CancelFailed")
     view = job_view(job)
     view["status"] = "canceling"

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import CfnOutput, Duration, SecretValue, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from canonical_infra.common import (
@@ -34,6 +35,9 @@ from canonical_infra.orchestration import OrchestrationStack
 HANDLER = "api.lambda_handler.handler"
 # API Gateway gives up after 29 s; the app's own time budget is 20 s (issue 4).
 FUNCTION_TIMEOUT = Duration.seconds(29)
+# What the first key may do: sync analytics, ingest status, jobs. `sql` (custom_complex_query) is granted
+# per key, on purpose.
+DEFAULT_KEY_SCOPES = ("read", "jobs")
 
 # Bodies checked at the edge before the function is invoked (contract of issue 4:
 # POST /analytics and POST /analytics/jobs take {"operation", "parameters"}).
@@ -69,6 +73,21 @@ class ApiStack(Stack):
         self.config = config
 
         self.function_logs = log_group(self, "FunctionLogs", config)
+        # The first client key, and the app's scopes for it. API Gateway checks the key on every method and
+        # hands the function the key's id; the keys secret (API_KEYS_SECRET_ARN, api/deps.py) maps ids (or
+        # sha256 digests of key values) to the scopes read / jobs / sql. It holds no credential — ids,
+        # digests and scopes — and is read once per container.
+        self.api_key = apigw.ApiKey(self, "DefaultKey", api_key_name=config.name("default"),
+                                    description="First client key; add one per client (infra/README.md)")
+        self.api_keys_secret = secretsmanager.Secret(
+            self, "ApiKeys",
+            secret_name=config.name("api-keys"),
+            description="canonical-pipeline API: scopes per API key (JSON list of {name, apiGatewayKeyId | "
+                        "sha256, scopes})",
+            secret_string_value=SecretValue.unsafe_plain_text(Stack.of(self).to_json_string([
+                {"name": "default", "apiGatewayKeyId": self.api_key.key_id, "scopes": list(DEFAULT_KEY_SCOPES)},
+            ])),
+        )
         role = iam.Role(self, "FunctionRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                         description="REST API Lambda")
         self.function = lambda_.Function(
@@ -100,6 +119,7 @@ class ApiStack(Stack):
                 "DATABASE_PROXY_ENDPOINT": data.proxy.endpoint,
                 "DATABASE_NAME": CANONICAL_DB,
                 "API_CORS_ORIGINS": ",".join(config.cors_origins),
+                "API_KEYS_SECRET_ARN": self.api_keys_secret.secret_arn,
             },
         )
         self._grant(role, data)
@@ -110,8 +130,8 @@ class ApiStack(Stack):
             allow_origins=config.cors_origins,
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["Content-Type", "X-Api-Key", "Authorization", "Idempotency-Key", "Prefer",
-                           "If-None-Match", "X-Request-Id"],
-            expose_headers=["Location", "ETag", "X-Cache", "X-Request-Id"],
+                           "If-None-Match", "Cache-Control", "X-Request-Id"],
+            expose_headers=["Location", "ETag", "X-Cache", "X-Cache-Tier", "X-Request-Id"],
             max_age=Duration.hours(1),
         ) if config.cors_origins else None
         self.api = apigw.RestApi(
@@ -140,8 +160,6 @@ class ApiStack(Stack):
         self._routes()
         self._gateway_responses()
 
-        self.api_key = self.api.add_api_key("DefaultKey", api_key_name=config.name("default"),
-                                            description="First client key; add one per client (README)")
         plan = self.api.add_usage_plan(
             "UsagePlan",
             name=config.name("standard"),
@@ -197,8 +215,9 @@ class ApiStack(Stack):
                                          "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
                                          "ec2:UnassignPrivateIpAddresses"],
                                 resources=["*"]),
-            iam.PolicyStatement(sid="DatabaseSecrets", actions=["secretsmanager:GetSecretValue"],
-                                resources=[data.reader_secret.secret_arn, data.writer_secret.secret_arn]),
+            iam.PolicyStatement(sid="Secrets", actions=["secretsmanager:GetSecretValue"],
+                                resources=[data.reader_secret.secret_arn, data.writer_secret.secret_arn,
+                                           self.api_keys_secret.secret_arn]),
             iam.PolicyStatement(sid="JobsAndCache",
                                 actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                                          "dynamodb:Query", "dynamodb:DescribeTable"],  # (health: DescribeTable)
@@ -233,6 +252,8 @@ class ApiStack(Stack):
         suppress(self.api, "APIG4", "Clients authenticate with API Gateway API keys (usage plan) and the app "
                  "checks scoped keys itself (issue 4); there is no user directory to authorise against.",
                  )
+        suppress(self.api_keys_secret, "SMG4", "Not a credential: the secret maps API key ids and sha256 "
+                 "digests to scopes, so there is nothing to rotate; keys are rotated in API Gateway (infra/README.md).")
         suppress(self.api, "COG4", "No Cognito user pool: the callers are services and scripts holding API "
                  "keys, not end users.")
         suppress(self.api, "IAM4", "API Gateway's account-level CloudWatch role uses the AWS-managed "

@@ -6,6 +6,8 @@ Dagster-free (the REST app imports it): pydantic, psycopg and pglast only. Run a
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -127,4 +129,11 @@ def validate_parameters(name: object, params: Mapping[str, Any] | BaseModel | No
 
 
 def describe_catalogue() -> list[dict[str, Any]]:
+    """Each operation with its parameters' JSON Schema (a fresh copy: callers may change it)."""
+    return copy.deepcopy(_described())
+
+
+@functools.cache
+def _described() -> list[dict[str, Any]]:
+    # Building the JSON Schemas costs milliseconds per call and the catalogue is fixed at import.
     return [op.describe() for op in _OPERATIONS]

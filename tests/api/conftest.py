@@ -52,6 +52,8 @@ class FakeDagster:
     requests: list[dict[str, Any]] = field(default_factory=list)
     launch_result: str = "LaunchRunSuccess"
     runs: set[str] = field(default_factory=set)
+    run_status: dict[str, str] = field(default_factory=dict)  # default STARTED
+    starting: dict[str, int] = field(default_factory=dict)  # run id → terminate calls answered STARTING
 
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
         self.requests.append(body)
@@ -71,6 +73,14 @@ class FakeDagster:
             if run_id not in self.runs:
                 return {"data": {"terminateRun": {"__typename": "RunNotFoundError", "runId": run_id,
                                                   "message": f"Run {run_id} could not be found."}}}
+            status = self.run_status.get(run_id, "STARTED")
+            if self.starting.get(run_id, 0) > 0:  # Dagster refuses a run that is being launched
+                self.starting[run_id] -= 1
+                status = "STARTING"
+            if status not in ("QUEUED", "STARTED"):
+                return {"data": {"terminateRun": {
+                    "__typename": "TerminateRunFailure", "run": {"runId": run_id, "status": status},
+                    "message": f"Run {run_id} could not be terminated due to having status {status}."}}}
             return {"data": {"terminateRun": {"__typename": "TerminateRunSuccess",
                                               "run": {"runId": run_id, "status": "CANCELING"}}}}
         return {"errors": [{"message": "unknown document"}]}

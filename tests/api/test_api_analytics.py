@@ -8,7 +8,7 @@ import httpx
 import psycopg
 import pytest
 
-from api.analytics_service import CACHE_SK
+from api.result_cache import CACHE_SK
 
 pytestmark = pytest.mark.integration
 
@@ -116,16 +116,50 @@ def test_new_data_changes_the_cache_key(api):
     assert nm.status_code == 200
 
 
-def test_an_expired_cache_item_is_ignored(api):
-    api.get("/analytics", params={"operation": "simple_demo"})
-    ddb = api.stack.client("dynamodb")
-    table = api.stack.settings.jobs_table
-    items = ddb.scan(TableName=table)["Items"]
-    cached = [i for i in items if i["SK"]["S"] == CACHE_SK]
-    assert len(cached) == 1
-    ddb.update_item(TableName=table, Key={"PK": cached[0]["PK"], "SK": cached[0]["SK"]},
-                    UpdateExpression="SET expiresAt = :e", ExpressionAttributeValues={":e": {"N": "1"}})
-    assert api.get("/analytics", params={"operation": "simple_demo"}).headers["x-cache"] == "MISS"
+def test_cache_control_no_cache_computes_afresh_and_refreshes_the_cache(api):
+    params = {"operation": "count_analysis"}
+    api.get("/analytics", params=params)
+    with psycopg.connect(api.stack.pg.owner_url) as conn:  # a change nobody announced (no version bump)
+        conn.execute("UPDATE canonical.entities SET industry = 'Energy' WHERE canonical_id = 'crm_C3'")
+    stale = api.get("/analytics", params=params)
+    assert stale.headers["x-cache"] == "HIT" and "Energy" not in json.dumps(stale.json()["data"])
+    fresh = api.get("/analytics", params=params, headers={"Cache-Control": "max-age=0, no-cache"})
+    assert fresh.headers["x-cache"] == "MISS" and fresh.json()["metadata"]["cacheHit"] is False
+    assert "Energy" in json.dumps(fresh.json()["data"])
+    again = api.get("/analytics", params=params)
+    assert again.headers["x-cache"] == "HIT" and again.json()["data"] == fresh.json()["data"]
+
+
+def test_an_expired_cache_item_is_ignored(stack, fake_dagster):
+    from tests.api.conftest import make_client, seed_entities
+
+    seed_entities(stack.pg.owner_url)
+    with make_client(stack, fake_dagster.url, API_MEMORY_CACHE_BYTES=0) as api:  # the DynamoDB tier alone
+        api.get("/analytics", params={"operation": "simple_demo"})
+        assert api.get("/analytics", params={"operation": "simple_demo"}).headers["x-cache-tier"] == "dynamodb"
+        ddb = stack.client("dynamodb")
+        table = stack.settings.jobs_table
+        items = ddb.scan(TableName=table)["Items"]
+        cached = [i for i in items if i["SK"]["S"] == CACHE_SK]
+        assert len(cached) == 1
+        ddb.update_item(TableName=table, Key={"PK": cached[0]["PK"], "SK": cached[0]["SK"]},
+                        UpdateExpression="SET expiresAt = :e", ExpressionAttributeValues={":e": {"N": "1"}})
+        assert api.get("/analytics", params={"operation": "simple_demo"}).headers["x-cache"] == "MISS"
+
+
+def test_one_process_serves_from_memory_and_another_from_dynamodb(api):
+    params = {"operation": "customer_analysis", "metric": "revenue"}
+    first = api.get("/analytics", params=params)
+    assert first.headers["x-cache"] == "MISS" and "x-cache-tier" not in first.headers
+    again = api.get("/analytics", params=params)
+    assert again.headers["x-cache"] == "HIT" and again.headers["x-cache-tier"] == "memory"
+    from tests.api.conftest import make_client
+
+    with make_client(api.stack, api.dagster.url) as other:  # another worker or Lambda container
+        there = other.get("/analytics", params=params)
+        assert there.headers["x-cache"] == "HIT" and there.headers["x-cache-tier"] == "dynamodb"
+        assert other.get("/analytics", params=params).headers["x-cache-tier"] == "memory"
+    assert there.json()["data"] == first.json()["data"] and there.headers["etag"] == first.headers["etag"]
 
 
 def test_unknown_operation_is_404_listing_the_known_ones(api):

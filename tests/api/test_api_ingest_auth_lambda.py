@@ -42,6 +42,9 @@ def test_ingest_files_filter_page_and_detail(api):
     assert [f["key"] for f in api.get("/ingest/files?status=skipped").json()["data"]] == ["other/z.json"]
     assert api.get("/ingest/files?since=2999-01-01T00:00:00Z").json()["data"] == []
     assert api.get("/ingest/files?status=bogus").status_code == 422
+    # a cursor past PostgreSQL's bigint is a 422 naming the field, not a 500 from the database
+    past = api.get("/ingest/files", params={"cursor": 2**70})
+    assert past.status_code == 422 and "cursor" in past.text
     detail = api.get("/ingest/files/crm-data/a.json").json()
     assert detail["file"]["counts"]["inserted"] == 2 and detail["file"]["status"] == "loaded"
     assert detail["rejectedSample"] == [{"recordIndex": 2, "sourceId": "X9", "reasons": ["missing name"],
@@ -105,6 +108,33 @@ def test_api_keys_from_secrets_manager(stack, fake_dagster):
     with make_client(stack, fake_dagster.url, API_KEYS_SECRET_ARN=arn) as client:
         assert client.get("/analytics/operations").status_code == 401
         assert client.get("/analytics/operations", headers={"X-API-Key": "r-key"}).status_code == 200
+
+
+def test_keys_configured_but_empty_lock_the_api_rather_than_open_it(stack, fake_dagster):
+    with make_client(stack, fake_dagster.url, API_KEYS="[]") as client:
+        assert client.get("/analytics/operations").status_code == 401
+        assert client.get("/analytics/operations", headers={"X-API-Key": "anything"}).status_code == 401
+
+
+def test_an_unreadable_keys_secret_is_a_503_not_a_500(stack, fake_dagster):
+    missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:no-such-secret-AbCdEf"
+    with make_client(stack, fake_dagster.url, API_KEYS_SECRET_ARN=missing) as client:
+        resp = client.get("/analytics/operations")
+        assert resp.status_code == 503 and resp.json()["error"]["code"] == "auth_unavailable"
+        assert resp.headers["retry-after"] == "5"
+
+
+@pytest.mark.parametrize("entries, message", [
+    ([{"name": "x", "scopes": ["read"]}], "either sha256 or apiGatewayKeyId"),
+    ([{"sha256": hash_key("k"), "apiGatewayKeyId": "abc"}], "either sha256 or apiGatewayKeyId"),
+    ([{"sha256": "beef"}], "64-character hex digest"),
+    ([{"apiGatewayKeyId": "abc", "scopes": ["admin"]}], "unknown scopes"),
+])
+def test_malformed_key_entries_are_refused_with_the_reason(entries, message):
+    from api.deps import parse_api_keys
+
+    with pytest.raises((ValueError, TypeError), match=message):
+        parse_api_keys(json.dumps(entries))
 
 
 def test_cors_origins_from_settings(stack, fake_dagster):
@@ -185,3 +215,31 @@ def test_lambda_handler_serves_api_gateway_v1_and_v2_events(api):
 
     out = handler(_v1("GET", "/nope"), _Ctx())
     assert out["statusCode"] == 404 and json.loads(out["body"])["error"]["code"] == "not_found"
+
+
+def test_behind_a_rest_api_the_gateway_key_id_carries_the_scopes(stack, fake_dagster):
+    """API Gateway checks the key and puts its id in the event; the keys secret gives that id scopes."""
+    from api.lambda_handler import make_handler
+
+    keys = json.dumps([{"name": "dashboard", "apiGatewayKeyId": "k1a2b3", "scopes": ["read"]},
+                       {"name": "analyst", "apiGatewayKeyId": "k9z8y7", "scopes": ["read", "sql"]}])
+    custom = json.dumps({"operation": "custom_complex_query", "parameters": {"query": "SELECT 1 AS one"}})
+
+    def event(method: str, path: str, key_id: str | None, query: dict | None = None, body: str | None = None):
+        e = _v1(method, path, query, body)
+        e["headers"]["X-API-Key"] = "the-gateway-key-value"  # what the client sent; the gateway checked it
+        if key_id:
+            e["requestContext"]["identity"]["apiKeyId"] = key_id
+        return e
+
+    with make_client(stack, fake_dagster.url, API_KEYS=keys) as client:
+        handler = make_handler(client.app)
+        assert handler(event("GET", "/analytics/operations", "k1a2b3"), _Ctx())["statusCode"] == 200
+        out = handler(event("POST", "/analytics", "k1a2b3", body=custom), _Ctx())
+        assert out["statusCode"] == 403 and json.loads(out["body"])["error"]["code"] == "insufficient_scope"
+        assert handler(event("POST", "/analytics", "k9z8y7", body=custom), _Ctx())["statusCode"] == 200
+        # a key id the secret does not know, or none at all: the key itself is not a known one either
+        assert handler(event("GET", "/analytics/operations", "unknown"), _Ctx())["statusCode"] == 401
+        assert handler(event("GET", "/analytics/operations", None), _Ctx())["statusCode"] == 401
+        # under uvicorn there is no gateway: the header alone proves nothing
+        assert client.get("/analytics/operations", headers={"X-API-Key": "k1a2b3"}).status_code == 401

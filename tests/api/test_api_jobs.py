@@ -138,3 +138,35 @@ def test_delete_terminates_the_run(api):
     # A job DynamoDB knows but Dagster does not:
     _store(api).record_status("ghost-run", "queued", job_type="analytics")
     assert api.delete("/analytics/jobs/ghost-run").status_code == 404
+
+
+def test_delete_while_the_run_is_starting_waits_for_it_then_cancels(api):
+    job_id = api.post("/analytics/jobs", json={"operation": "simple_demo"}).json()["job"]["jobId"]
+    api.dagster.starting[job_id] = 2  # refused twice, then the run is STARTED
+    resp = api.delete(f"/analytics/jobs/{job_id}")
+    assert resp.status_code == 202 and resp.json()["job"]["status"] == "canceling"
+    assert sum(1 for r in api.dagster.requests if "terminateRun" in r["query"]) == 3
+
+
+def test_delete_past_the_wait_is_a_retryable_409(stack, fake_dagster):
+    from tests.api.conftest import make_client, seed_entities
+
+    seed_entities(stack.pg.owner_url)
+    with make_client(stack, fake_dagster.url, API_CANCEL_WAIT_SECONDS=0.6) as client:
+        job_id = client.post("/analytics/jobs", json={"operation": "simple_demo"}).json()["job"]["jobId"]
+        fake_dagster.starting[job_id] = 1000
+        resp = client.delete(f"/analytics/jobs/{job_id}")
+        assert resp.status_code == 409 and resp.headers["retry-after"] == "2"
+        body = resp.json()
+        assert body["error"]["code"] == "run_starting" and body["runStatus"] == "STARTING"
+        fake_dagster.starting[job_id] = 0  # a moment later the same DELETE works
+        assert client.delete(f"/analytics/jobs/{job_id}").status_code == 202
+
+
+def test_delete_of_a_run_dagster_already_finished_or_is_canceling(api):
+    job_id = api.post("/analytics/jobs", json={"operation": "simple_demo"}).json()["job"]["jobId"]
+    api.dagster.run_status[job_id] = "CANCELING"  # a second DELETE: still 202, nothing new to do
+    assert api.delete(f"/analytics/jobs/{job_id}").status_code == 202
+    api.dagster.run_status[job_id] = "SUCCESS"  # finished before the mirror in DynamoDB caught up
+    resp = api.delete(f"/analytics/jobs/{job_id}")
+    assert resp.status_code == 409 and resp.json()["jobStatus"] == "succeeded"

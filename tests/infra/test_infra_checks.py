@@ -72,7 +72,8 @@ def test_every_acknowledgment_is_specific_and_explained(deployment: Synth) -> No
     rules = {where.split(":", 1)[1].split("[")[0] for where in acknowledged}
     # The full list, so adding one is a visible decision (README: "cdk-nag acknowledgments").
     allowed = {"AwsSolutions-IAM4", "AwsSolutions-IAM5", "AwsSolutions-ECS2", "AwsSolutions-L1",
-               "AwsSolutions-APIG3", "AwsSolutions-APIG4", "AwsSolutions-COG4", "AwsSolutions-RDS11"}
+               "AwsSolutions-APIG3", "AwsSolutions-APIG4", "AwsSolutions-COG4", "AwsSolutions-RDS11",
+               "AwsSolutions-SMG4"}
     if not deployment.config.is_prod:
         allowed |= {"AwsSolutions-RDS3", "AwsSolutions-RDS10"}
     assert rules <= allowed, rules - allowed

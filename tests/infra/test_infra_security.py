@@ -205,7 +205,12 @@ def test_database(deployment: Synth) -> None:
 
 
 def test_database_secrets_rotated_and_reader_has_its_own(deployment: Synth) -> None:
-    secrets = deployment.resources("AWS::SecretsManager::Secret")
+    every = deployment.resources("AWS::SecretsManager::Secret")
+    # Generated credentials; the one other secret is the API's key → scopes map (no credential in it).
+    secrets = {sid: s for sid, s in every.items() if "GenerateSecretString" in s["Properties"]}
+    others = [sid for sid in every if sid not in secrets]
+    assert len(others) == 1 and others[0] in deployment.resources("AWS::SecretsManager::Secret", "api")
+    assert others[0].startswith("ApiKeys")
     users = {
         re.search(r'username\\":\\"(\w+)', json.dumps(s["Properties"]["GenerateSecretString"])).group(1): sid
         for sid, s in secrets.items()

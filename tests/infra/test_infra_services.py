@@ -129,6 +129,23 @@ def test_api_lambda(dev: Synth) -> None:
     assert "password" not in json.dumps(env).lower()
 
 
+def test_api_scopes_come_from_a_keys_secret_naming_the_first_gateway_key(dev: Synth) -> None:
+    """On AWS the app's scopes are on: the function reads a keys secret whose first entry is the stack's
+    API Gateway key (by id, which the gateway hands the function), and may read nothing else of it."""
+    secrets = {k: v for k, v in dev.resources("AWS::SecretsManager::Secret", "api").items()}
+    (secret_id,) = [k for k, v in secrets.items() if "api-keys" in json.dumps(v["Properties"].get("Name"))]
+    (key_id,) = dev.resources("AWS::ApiGateway::ApiKey", "api")
+    content = json.dumps(secrets[secret_id]["Properties"]["SecretString"])
+    assert '\\"apiGatewayKeyId\\":\\"' in content and f'"Ref": "{key_id}"' in content
+    assert '\\"scopes\\":[\\"read\\",\\"jobs\\"]' in content  # no sql for the default key
+    (fn,) = dev.resources("AWS::Lambda::Function", "api").values()
+    assert fn["Properties"]["Environment"]["Variables"]["API_KEYS_SECRET_ARN"] == {"Ref": secret_id}
+    reads = [st for policy in dev.resources("AWS::IAM::Policy", "api").values()
+             for st in policy["Properties"]["PolicyDocument"]["Statement"]
+             if {"Ref": secret_id} in (st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]])]
+    assert [st["Action"] for st in reads] == ["secretsmanager:GetSecretValue"]
+
+
 def test_api_stage_logs_traces_and_throttles(dev: Synth) -> None:
     from aws_cdk.assertions import Match
 
