@@ -101,6 +101,7 @@ class Job(BaseModel):
     updatedAt: str | None = None
     queuedAt: str | None = None
     startedAt: str | None = None
+    cancelRequestedAt: str | None = None
     finishedAt: str | None = None
     rowCount: int | None = None
     error: str | None = None

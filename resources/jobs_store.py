@@ -2,8 +2,10 @@
 without touching Dagster. Dagster-free.
 
 Writes are idempotent and never move a job backwards: each status has a rank
-(queued < running < succeeded | failed | canceled) and an update only applies when the stored rank
-is lower, or the status is the same (a repeated write of the same facts). Expired items (past
+(queued < running < canceling < succeeded | failed | canceled) and an update only applies when the
+stored rank is lower, or the status is the same (a repeated write of the same facts). `canceling` is
+written by the REST API when Dagster accepted a cancel request; the run-status sensors then write how
+the run ended. Expired items (past
 `expiresAt`, which DynamoDB's TTL deletes lazily) are treated as absent on read.
 """
 
@@ -17,9 +19,10 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
+JobStatus = Literal["queued", "running", "canceling", "succeeded", "failed", "canceled"]
 JobType = Literal["analytics", "ingest"]
-STATUS_RANK: dict[str, int] = {"queued": 0, "running": 1, "succeeded": 2, "failed": 2, "canceled": 2}
+STATUS_RANK: dict[str, int] = {"queued": 0, "running": 1, "canceling": 2, "succeeded": 3, "failed": 3,
+                               "canceled": 3}
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
 SK = "JOB"
 DEFAULT_TTL_SECONDS = 7 * 24 * 3600
@@ -70,7 +73,8 @@ class JobsStore:
                                   "jobId": run_id}
         if job_type:
             values["jobType"] = job_type
-        stamp = {"queued": "queuedAt", "running": "startedAt"}.get(status, "finishedAt")
+        stamp = {"queued": "queuedAt", "running": "startedAt", "canceling": "cancelRequestedAt"}.get(
+            status, "finishedAt")
         names = {f"#{i}": k for i, k in enumerate(values)}
         exprs = [f"#{i} = :{i}" for i in range(len(values))]
         attr_values = {f":{i}": _av(v) for i, v in enumerate(values.values())}

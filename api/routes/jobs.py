@@ -128,6 +128,7 @@ def cancel_job(job_id: JobId, _: JobsScope, state: State) -> JSONResponse:
     if result.outcome == "failed" and result.run_status != "CANCELING":  # CANCELING: asked before, still on
         raise ApiProblem(409, "cancel_failed", f"the run could not be cancelled: {str(result.message)[:300]}",
                          error_type="CancelFailed")
-    view = job_view(job)
-    view["status"] = "canceling"
-    return JSONResponse({"success": True, "job": view}, status_code=202)
+    # Recorded at once, so a GET right after says so; the run-status sensors write how the run ended (a
+    # sensor that already did wins: the store never moves a job backwards).
+    state.jobs.record_status(job_id, "canceling", job_type="analytics")
+    return JSONResponse({"success": True, "job": job_view(state.jobs.get(job_id) or job)}, status_code=202)

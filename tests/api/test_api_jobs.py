@@ -135,6 +135,12 @@ def test_delete_terminates_the_run(api):
     resp = api.delete(f"/analytics/jobs/{job_id}")
     assert resp.status_code == 202 and resp.json()["job"]["status"] == "canceling"
     assert api.dagster.requests[-1]["variables"] == {"runId": job_id}
+    got = api.get(f"/analytics/jobs/{job_id}").json()["job"]  # DynamoDB says so at once
+    assert got["status"] == "canceling" and got["cancelRequestedAt"]
+    _store(api).record_status(job_id, "running", job_type="analytics")  # a late sensor write: refused
+    assert api.get(f"/analytics/jobs/{job_id}").json()["job"]["status"] == "canceling"
+    _store(api).record_status(job_id, "canceled", job_type="analytics")  # how the run ended
+    assert api.get(f"/analytics/jobs/{job_id}").json()["job"]["status"] == "canceled"
     # A job DynamoDB knows but Dagster does not:
     _store(api).record_status("ghost-run", "queued", job_type="analytics")
     assert api.delete("/analytics/jobs/ghost-run").status_code == 404
