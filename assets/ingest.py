@@ -32,7 +32,6 @@ from resources.dagster_resources import AwsResource, PostgresResource
 from resources.ingest_registry import get_files
 from resources.ingest_runner import FileOutcome, ingest_file
 from resources.loader import FileLoadResult
-from resources.metrics import put_count
 
 ENTITIES = AssetKey(["canonical", "entities"])
 RELATIONSHIPS = AssetKey(["canonical", "entity_relationships"])
@@ -163,7 +162,7 @@ def ingest_files(
             refused = sum(o.result.rejected for o in loaded if o.result)
             if refused:
                 # The CloudWatch alarm on refused records watches this metric (infra monitoring stack).
-                problem = put_count(aws.client("cloudwatch"), "RefusedRecords", refused)
+                problem = aws.put_count("RefusedRecords", refused)
                 if problem:
                     context.log.warning(problem)
             if loaded:

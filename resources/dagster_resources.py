@@ -17,6 +17,7 @@ from pydantic import PrivateAttr
 
 from resources.aws import aws_client
 from resources.jobs_store import JobsStore
+from resources.metrics import NAMESPACE, put_count
 from resources.settings import Settings, get_settings
 
 
@@ -42,6 +43,8 @@ class AwsResource(ConfigurableResource):
     results_bucket: str = "canonical-results"
     jobs_table: str = "canonical-jobs"
     notify_topic: str = "canonical-job-notices"  # a topic name, or its ARN on AWS
+    environment: str = "local"  # the Environment dimension of the custom metrics (PIPELINE_ENV)
+    metrics_namespace: str = NAMESPACE
 
     _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
 
@@ -55,6 +58,11 @@ class AwsResource(ConfigurableResource):
             )
             self._clients[service] = aws_client(service, settings)
         return self._clients[service]
+
+    def put_count(self, name: str, value: float, dimensions: dict[str, str] | None = None) -> str | None:
+        """A custom CloudWatch metric of this environment (resources.metrics.put_count)."""
+        return put_count(self.client("cloudwatch"), name, value, environment=self.environment,
+                         namespace=self.metrics_namespace, dimensions=dimensions)
 
     @property
     def s3(self) -> Any:
@@ -92,5 +100,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
             results_bucket=_env("RESULTS_BUCKET", s.results_bucket),
             jobs_table=_env("JOBS_TABLE", s.jobs_table),
             notify_topic=_env("NOTIFY_TOPIC", s.notify_topic),
+            environment=_env("PIPELINE_ENV", s.pipeline_env),
+            metrics_namespace=_env("METRICS_NAMESPACE", s.metrics_namespace),
         ),
     }

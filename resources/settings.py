@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from resources.metrics import NAMESPACE
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_PREFIXES: dict[str, str] = {"crm": "crm-data/", "erp": "erp-data/", "legacy": "legacy-data/"}
 
@@ -58,6 +60,10 @@ class Settings(BaseSettings):
     ingest_max_refused_share: float = Field(default=0.5, alias="INGEST_MAX_REFUSED_SHARE", ge=0, le=1)
 
     dagster_url: str = Field(default="http://127.0.0.1:3000", alias="DAGSTER_URL")
+    # Which deployment this is (dev, prod, …; "local" under `make dev`): the Environment dimension of the
+    # custom metrics, so alarms of two environments in one account watch their own data.
+    pipeline_env: str = Field(default="local", alias="PIPELINE_ENV", min_length=1)
+    metrics_namespace: str = Field(default=NAMESPACE, alias="METRICS_NAMESPACE", min_length=1)
     local_dir: Path = Field(default=PROJECT_ROOT / ".local", alias="PIPELINE_LOCAL_DIR")
 
 

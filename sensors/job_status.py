@@ -33,7 +33,6 @@ from dagster import (
 
 from resources.dagster_resources import AwsResource
 from resources.jobs_store import TERMINAL, JobStatus
-from resources.metrics import put_count
 from resources.notices import JobNotice, publish
 from resources.settings import get_settings
 
@@ -115,7 +114,7 @@ def mirror_run(instance: DagsterInstance, run: DagsterRun, aws: AwsResource, dag
     note = f"{run.run_id[:8]} {transition.previous_status or 'new'} → {status}"
     if status == "failed":
         # The CloudWatch alarm on failed runs watches this metric (infra monitoring stack).
-        problem = put_count(aws.client("cloudwatch"), "FailedRuns", 1, {"JobType": job_type})
+        problem = aws.put_count("FailedRuns", 1, {"JobType": job_type})
         note += f" ({problem})" if problem else ""
     return note
 

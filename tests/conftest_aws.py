@@ -42,6 +42,7 @@ def unique_aws_env(endpoint_url: str, suffix: str | None = None) -> dict[str, st
         "JOBS_TABLE": f"jobs-{suffix}",
         "NOTIFY_TOPIC": f"notices-{suffix}",
         "INGEST_QUEUE": f"raw-events-{suffix}",
+        "PIPELINE_ENV": f"test-{suffix}",  # the Environment dimension: each test reads its own metrics
     }
 
 

@@ -22,7 +22,8 @@ def resources_for(stack: Any) -> dict[str, Any]:
         "readonly_postgres": PostgresResource(database_url=s.readonly_database_url),
         "aws": AwsResource(region_name=s.aws_region, endpoint_url=s.aws_endpoint_url, raw_bucket=s.raw_bucket,
                            ingest_queue=s.ingest_queue, results_bucket=s.results_bucket,
-                           jobs_table=s.jobs_table, notify_topic=s.notify_topic),
+                           jobs_table=s.jobs_table, notify_topic=s.notify_topic, environment=s.pipeline_env,
+                           metrics_namespace=s.metrics_namespace),
     }
 
 

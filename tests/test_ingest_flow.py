@@ -258,6 +258,7 @@ def _refused_metric_sum(stack) -> float:
     now = dt.datetime.now(dt.UTC)
     stats = stack.client("cloudwatch").get_metric_statistics(
         Namespace="CanonicalPipeline", MetricName="RefusedRecords", StartTime=now - dt.timedelta(hours=1),
+        Dimensions=[{"Name": "Environment", "Value": stack.settings.pipeline_env}],  # what its alarm watches
         EndTime=now + dt.timedelta(minutes=5), Period=3600, Statistics=["Sum"])
     return sum(p["Sum"] for p in stats["Datapoints"])
 

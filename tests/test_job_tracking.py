@@ -86,6 +86,19 @@ def test_a_failed_ingest_run_is_mirrored_with_its_error_and_announced(stack, ins
     # Mirroring the same run again changes nothing and sends nothing.
     assert mirror_run(instance, run.dagster_run, aws, "http://dagster.test") is None
     assert notices(0, timeout=1) == []
+    assert _failed_runs_metric(stack, "ingest") == 1  # once, in this environment's series (the alarm's input)
+
+
+def _failed_runs_metric(stack, job_type: str) -> float:
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC)
+    stats = stack.client("cloudwatch").get_metric_statistics(
+        Namespace="CanonicalPipeline", MetricName="FailedRuns", StartTime=now - dt.timedelta(hours=1),
+        EndTime=now + dt.timedelta(minutes=5), Period=3600, Statistics=["Sum"],
+        Dimensions=[{"Name": "Environment", "Value": stack.settings.pipeline_env},
+                    {"Name": "JobType", "Value": job_type}])
+    return sum(p["Sum"] for p in stats["Datapoints"])
 
 
 def test_a_successful_ingest_run_is_mirrored_without_a_notice(stack, instance, notices, store):

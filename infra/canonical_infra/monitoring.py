@@ -2,8 +2,9 @@
 one dashboard. Deployed last: it only reads the other stacks' metrics.
 
 Two alarms watch custom metrics that the platform's code emits into the `CanonicalPipeline` namespace
-(README): `FailedRuns` with a `JobType` dimension (sensors/job_status.py, one per failed Dagster run)
-and `RefusedRecords` without dimensions (ingest, records refused per file).
+(README), each with an `Environment` dimension (PIPELINE_ENV, so environments sharing an account keep
+apart): `FailedRuns` also by `JobType` (sensors/job_status.py, one per failed Dagster run) and
+`RefusedRecords` (ingest, records refused per file).
 """
 
 from __future__ import annotations
@@ -29,13 +30,18 @@ GIB = 1024**3
 JOB_TYPES = ("analytics", "ingest")  # the JobType dimension of FailedRuns
 
 
-def failed_runs(namespace: str, period: Duration = FIVE_MINUTES) -> cw.MathExpression:
+def failed_runs(namespace: str, env: str, period: Duration = FIVE_MINUTES) -> cw.MathExpression:
     """Failed Dagster runs of every job type (the sensor emits one datum per failed run)."""
     return cw.MathExpression(
         expression=" + ".join(JOB_TYPES), label="Failed runs", period=period,
         using_metrics={t: cw.Metric(namespace=namespace, metric_name="FailedRuns", statistic="Sum", period=period,
-                                    dimensions_map={"JobType": t}) for t in JOB_TYPES},
+                                    dimensions_map={"Environment": env, "JobType": t}) for t in JOB_TYPES},
     )
+
+
+def refused_records(namespace: str, env: str, period: Duration = FIVE_MINUTES) -> cw.Metric:
+    return cw.Metric(namespace=namespace, metric_name="RefusedRecords", statistic="Sum", period=period,
+                     dimensions_map={"Environment": env})
 
 
 @dataclass(frozen=True)
@@ -110,10 +116,9 @@ class MonitoringStack(Stack):
                       data.ingest_queue.metric_approximate_age_of_oldest_message(
                           period=FIVE_MINUTES, statistic="Maximum"), 900),
             AlarmSpec("FailedDagsterRuns", "Dagster runs failed (emitted by the run-status sensor)",
-                      failed_runs(namespace), 1),
+                      failed_runs(namespace, config.env_name), 1),
             AlarmSpec("RefusedRecords", f"{config.refused_records_alarm}+ records refused by ingest in an hour",
-                      cw.Metric(namespace=namespace, metric_name="RefusedRecords", statistic="Sum",
-                                period=Duration.hours(1)), config.refused_records_alarm),
+                      refused_records(namespace, config.env_name, Duration.hours(1)), config.refused_records_alarm),
             AlarmSpec("DaemonNotRunning", "No Dagster daemon task running: sensors, queue and retries stopped",
                       container_insights(orchestration.daemon_service), 1,
                       comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD, periods=2,
@@ -171,8 +176,8 @@ class MonitoringStack(Stack):
             graph("Ingest queue", data.ingest_queue.metric_approximate_number_of_messages_visible(),
                   data.ingest_dlq.metric_approximate_number_of_messages_visible(),
                   right=[data.ingest_queue.metric_approximate_age_of_oldest_message()]),
-            graph("Dagster runs and refused records", failed_runs(ns),
-                  right=[cw.Metric(namespace=ns, metric_name="RefusedRecords", statistic="Sum")]),
+            graph("Dagster runs and refused records", failed_runs(ns, config.env_name),
+                  right=[refused_records(ns, config.env_name)]),
             graph("Dagster services CPU %",
                   orchestration.daemon_service.metric_cpu_utilization(),
                   orchestration.webserver_service.metric_cpu_utilization(),

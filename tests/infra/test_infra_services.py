@@ -228,11 +228,16 @@ def test_alarms_cover_every_failure_mode_and_notify(dev: Synth) -> None:
     (topic_id,) = [tid for tid in dev.resources("AWS::SNS::Topic", "monitoring")]
     for name, alarm in alarms.items():
         assert alarm["AlarmActions"] == [{"Ref": topic_id}], name
-    # Custom metrics, as the platform's code emits them (sensors/job_status.py: FailedRuns per JobType).
-    assert alarms["canonical-dev-RefusedRecords"]["Namespace"] == "CanonicalPipeline"
+    # Custom metrics, as the platform's code emits them (resources.metrics.put_count: an Environment
+    # dimension on every datum; sensors/job_status.py: FailedRuns per JobType too).
+    refused = alarms["canonical-dev-RefusedRecords"]
+    assert refused["Namespace"] == "CanonicalPipeline"
+    assert refused["Dimensions"] == [{"Name": "Environment", "Value": "dev"}]
     failed = [m["MetricStat"]["Metric"] for m in alarms["canonical-dev-FailedDagsterRuns"]["Metrics"] if "MetricStat" in m]
-    assert {(m["Namespace"], m["MetricName"], m["Dimensions"][0]["Value"]) for m in failed} == {
-        ("CanonicalPipeline", "FailedRuns", "analytics"), ("CanonicalPipeline", "FailedRuns", "ingest")}
+    assert {(m["Namespace"], m["MetricName"], tuple((d["Name"], d["Value"]) for d in m["Dimensions"]))
+            for m in failed} == {
+        ("CanonicalPipeline", "FailedRuns", (("Environment", "dev"), ("JobType", "analytics"))),
+        ("CanonicalPipeline", "FailedRuns", (("Environment", "dev"), ("JobType", "ingest")))}
     from resources.metrics import NAMESPACE  # what the sensor and the ingest asset publish into
 
     assert NAMESPACE == "CanonicalPipeline"
