@@ -52,8 +52,48 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
                                           "If-None-Match", "Cache-Control", "Prefer", "X-Request-Id"],
                            expose_headers=["X-Request-Id", "X-Cache", "X-Cache-Tier", "ETag", "Location"])
     app.add_middleware(RequestContextMiddleware, max_body_bytes=state.api.max_body_bytes)
-    app.openapi = _problem_schemas_under_problem_json(app.openapi)  # type: ignore[method-assign]
+    app.openapi = _document_headers(_problem_schemas_under_problem_json(app.openapi))  # type: ignore[method-assign]
     return app
+
+
+def _header(description: str, schema: dict[str, Any], *, required: bool = False) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": schema}
+
+
+_REQUEST_ID = _header("This request's id (yours when you sent a valid X-Request-Id); quote it when reporting",
+                      {"type": "string"}, required=True)
+_CACHE_HEADERS = {
+    "ETag": _header("The answer's version: send it as If-None-Match to get 304 while it holds", {"type": "string"},
+                    required=True),
+    "X-Cache": _header("Whether the answer came from the cache", {"type": "string", "enum": ["HIT", "MISS"]},
+                       required=True),
+    "X-Cache-Tier": _header("On a HIT, which tier had it", {"type": "string", "enum": ["memory", "dynamodb"]}),
+}
+_RETRY_AFTER = _header("Seconds to wait before trying again", {"type": "string"})
+
+
+def _document_headers(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """The response headers the app sends, in the OpenAPI document: X-Request-Id on every response, the cache
+    headers of /analytics, Location on 202, Retry-After where a retry is the answer, WWW-Authenticate on 401."""
+
+    def openapi() -> dict[str, Any]:
+        doc = build()
+        for path, ops in doc.get("paths", {}).items():
+            for op in ops.values():
+                for code, resp in op.get("responses", {}).items():
+                    headers = resp.setdefault("headers", {})
+                    headers["X-Request-Id"] = _REQUEST_ID
+                    if path == "/analytics" and code in ("200", "304"):
+                        headers.update(_CACHE_HEADERS)
+                    if code == "202":
+                        headers["Location"] = _header("Where to follow the job", {"type": "string"})
+                    if code in ("409", "429", "503"):
+                        headers["Retry-After"] = _RETRY_AFTER
+                    if code == "401":
+                        headers["WWW-Authenticate"] = _header("The scheme to authenticate with", {"type": "string"})
+        return doc
+
+    return openapi
 
 
 def _problem_schemas_under_problem_json(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -43,7 +44,7 @@ def no_server_error_but_dagster_down(ctx: Any, response: Any, case: Any) -> bool
 
 
 CHECKS = [no_server_error_but_dagster_down, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+          response_schema_conformance, response_headers_conformance]
 
 # The document does not depend on the environment: load it from an app on the default settings (nothing is
 # connected until a request needs it); the requests go to the app on the test stack (`app` fixture).
@@ -106,3 +107,18 @@ def test_every_error_the_app_can_give_is_declared_as_problem_json() -> None:
                 elif "application/problem+json" in content and "schema" not in content["application/problem+json"]:
                     missing.append(f"{method.upper()} {path} {code}: problem+json without a schema")
     assert missing == []
+
+
+def test_the_headers_the_app_sends_are_in_the_document() -> None:
+    """X-Request-Id on every response; the cache headers on /analytics answers; Retry-After where retrying is
+    the answer (response_headers_conformance above checks the values the app actually sends)."""
+    doc = create_app(Settings(), ApiSettings()).openapi()
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            for code, resp in op["responses"].items():
+                assert resp["headers"]["X-Request-Id"]["required"] is True, (method, path, code)
+    for method in ("get", "post"):
+        ok = doc["paths"]["/analytics"][method]["responses"]["200"]["headers"]
+        assert {"ETag", "X-Cache", "X-Cache-Tier"} <= set(ok)
+        assert ok["X-Cache"]["schema"]["enum"] == ["HIT", "MISS"]
+    assert "Retry-After" in doc["paths"]["/analytics/jobs/{job_id}"]["delete"]["responses"]["409"]["headers"]
