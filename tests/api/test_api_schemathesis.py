@@ -67,7 +67,9 @@ def app(pg: Any, moto_server: Any) -> Iterator[FastAPI]:
     get_settings.cache_clear()
     stack_settings = Settings()
     ensure_aws_resources(stack_settings)
-    application = create_app(stack_settings, ApiSettings(API_HEALTH_TIMEOUT_SECONDS=1, DAGSTER_TIMEOUT_SECONDS=1,
+    # Health checks get 10 s: on two busy cores a check's first call (building its boto3 client) can pass
+    # 1 s, and a /health 503 here would be a slow machine, not a contract break. Dagster is refused at once.
+    application = create_app(stack_settings, ApiSettings(API_HEALTH_TIMEOUT_SECONDS=10, DAGSTER_TIMEOUT_SECONDS=1,
                                                          API_SYNC_TIMEOUT_SECONDS=5))
     try:
         yield application
