@@ -228,9 +228,16 @@ class AppState:
                     raise ApiProblem(503, "auth_unavailable", "API keys cannot be checked at the moment; retry "
                                      "shortly", title="Authentication unavailable", error_type="ServiceUnavailable",
                                      headers={"Retry-After": "5"}) from None
-            if not raw:
+            if not raw and not self.api.api_keys_secret_arn:
                 return None
-            self._keys = parse_api_keys(raw)
+            try:
+                # A configured secret that is empty still means "keys are on": nobody gets in.
+                self._keys = parse_api_keys(raw or "[]")
+            except (ValueError, TypeError) as exc:  # fail closed, and say why in the log
+                log.error("API keys are misconfigured: %s", exc)
+                raise ApiProblem(503, "auth_unavailable", "API keys cannot be checked: their configuration is "
+                                 "invalid (the server log says why)", title="Authentication unavailable",
+                                 error_type="ServiceUnavailable", headers={"Retry-After": "30"}) from None
         return self._keys
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -153,6 +154,18 @@ def install(app: FastAPI) -> None:
             p = ApiProblem(422, "invalid_request", detail or "invalid request", error_type="ValidationError",
                            errors=fields, suggestions=["See the OpenAPI document at /openapi.json"])
         return problem_response(p, request.url.path, request_id_of(request))
+
+    async def _aws(request: Request, exc: Exception) -> JSONResponse:
+        # DynamoDB, S3 or Secrets Manager refused or could not be reached: not the caller's fault, and
+        # usually brief (throttling, a network blip). The details go to the log, not the response.
+        log.warning("AWS call failed (request id %s): %s", request_id_of(request), exc)
+        p = ApiProblem(503, "aws_unavailable", "a storage service of the platform did not answer; retry shortly",
+                       title="Service unavailable", error_type="ServiceUnavailable", headers={"Retry-After": "5"},
+                       suggestions=["Retry after a few seconds", "GET /health shows which dependency is down"])
+        return problem_response(p, request.url.path, request_id_of(request))
+
+    app.add_exception_handler(ClientError, _aws)
+    app.add_exception_handler(BotoCoreError, _aws)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

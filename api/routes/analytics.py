@@ -29,7 +29,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/analytics/operations", response_model=OperationsResponse, summary="The analytics catalogue",
-            responses={k: PROBLEMS[k] for k in (401, 403)})
+            responses={k: PROBLEMS[k] for k in (401, 403, 503)})
 def operations(_: ReadScope) -> dict[str, Any]:
     ops = describe_catalogue()
     return {"success": True, "operations": ops, "count": len(ops)}

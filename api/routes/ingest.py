@@ -102,7 +102,7 @@ def file_detail(key: str, _: ReadScope, state: State,
 
 
 @router.post("/ingest/uploads", status_code=201, response_model=UploadResponse,
-             summary="A presigned PUT URL into the raw bucket", responses=_p(400, 401, 403, 413, 422))
+             summary="A presigned PUT URL into the raw bucket", responses=_p(400, 401, 403, 413, 422, 503))
 def upload(body: UploadRequest, _: JobsScope, state: State) -> JSONResponse:
     name = posixpath.normpath(body.filename.strip().lstrip("/"))
     if name.startswith("..") or name in (".", "") or "/../" in f"/{name}/":

@@ -53,14 +53,14 @@ def create_job(
 
 
 @router.get("/analytics/jobs/{job_id}", response_model=JobResponse, summary="A job's status (from DynamoDB)",
-            responses=_p(401, 403, 404, 422))
+            responses=_p(401, 403, 404, 422, 503))
 def get_job(job_id: JobId, _: ReadScope, state: State) -> JSONResponse:
     return JSONResponse({"success": True, "job": job_view(_job_or_404(state, job_id))},
                         headers={"Cache-Control": "no-store"})
 
 
 @router.get("/analytics/jobs/{job_id}/result", summary="A finished job's result",
-            responses={**_p(401, 403, 404, 409, 422),
+            responses={**_p(401, 403, 404, 409, 422, 503),
                        200: {"description": "Inline rows (JSON envelope) or CSV",
                              "content": {"application/json": {}, "text/csv": {}}},
                        303: {"description": "Large result: redirect to a presigned S3 URL"}})

@@ -124,6 +124,20 @@ def test_an_unreadable_keys_secret_is_a_503_not_a_500(stack, fake_dagster):
         assert resp.headers["retry-after"] == "5"
 
 
+def test_misconfigured_keys_fail_closed_with_a_503(stack, fake_dagster):
+    with make_client(stack, fake_dagster.url, API_KEYS='[{"name": "x"}]') as client:  # neither sha256 nor id
+        resp = client.get("/analytics/operations", headers={"X-API-Key": "anything"})
+        assert resp.status_code == 503 and resp.json()["error"]["code"] == "auth_unavailable"
+        assert "sha256" not in resp.text  # the reason is in the server log, not in the response
+
+
+def test_an_empty_keys_secret_locks_the_api(stack, fake_dagster):
+    sm = stack.client("secretsmanager")
+    arn = sm.create_secret(Name=f"api-keys-empty-{stack.settings.jobs_table}", SecretString="[]")["ARN"]
+    with make_client(stack, fake_dagster.url, API_KEYS_SECRET_ARN=arn) as client:
+        assert client.get("/analytics/operations").status_code == 401
+
+
 @pytest.mark.parametrize("entries, message", [
     ([{"name": "x", "scopes": ["read"]}], "either sha256 or apiGatewayKeyId"),
     ([{"sha256": hash_key("k"), "apiGatewayKeyId": "abc"}], "either sha256 or apiGatewayKeyId"),

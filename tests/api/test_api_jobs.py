@@ -176,3 +176,13 @@ def test_delete_of_a_run_dagster_already_finished_or_is_canceling(api):
     api.dagster.run_status[job_id] = "SUCCESS"  # finished before the mirror in DynamoDB caught up
     resp = api.delete(f"/analytics/jobs/{job_id}")
     assert resp.status_code == 409 and resp.json()["jobStatus"] == "succeeded"
+
+
+def test_dynamodb_trouble_is_a_503_not_a_500(stack, fake_dagster):
+    from tests.api.conftest import make_client
+
+    gone = stack.settings.model_copy(update={"jobs_table": "no-such-table"})
+    with make_client(type(stack)(settings=gone, aws=stack.aws, pg=stack.pg), fake_dagster.url) as client:
+        resp = client.get("/analytics/jobs/0b6d2c4e-0000-4000-8000-000000000000")
+        assert resp.status_code == 503 and resp.json()["error"]["code"] == "aws_unavailable"
+        assert resp.headers["retry-after"] == "5" and "no-such-table" not in resp.text

@@ -124,3 +124,11 @@ def test_the_headers_the_app_sends_are_in_the_document() -> None:
         assert {"ETag", "X-Cache", "X-Cache-Tier"} <= set(ok)
         assert ok["X-Cache"]["schema"]["enum"] == ["HIT", "MISS"]
     assert "Retry-After" in doc["paths"]["/analytics/jobs/{job_id}"]["delete"]["responses"]["409"]["headers"]
+
+
+def test_routes_behind_a_key_declare_503() -> None:
+    """Checking a key can itself be unavailable (an unreadable or invalid keys secret): 503 auth_unavailable."""
+    doc = create_app(Settings(), ApiSettings()).openapi()
+    missing = [f"{m.upper()} {path}" for path, ops in doc["paths"].items() for m, op in ops.items()
+               if "401" in op["responses"] and "503" not in op["responses"]]
+    assert missing == []
