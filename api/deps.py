@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -116,14 +116,18 @@ class AppState:
                                         memory_bytes=self.api.memory_cache_bytes)
 
     # AWS ---------------------------------------------------------------------------------------------
-    def client(self, service: str) -> Any:
-        c = self._clients.get(service)
-        if c is None:
+    def _once(self, cache: dict[str, Any], key: str, build: Callable[[], Any]) -> Any:
+        """cache[key], built at most once even when several threads ask for it together."""
+        found = cache.get(key)
+        if found is None:
             with self._lock:
-                c = self._clients.get(service)
-                if c is None:
-                    c = self._clients[service] = aws_client(service, self.settings)
-        return c
+                found = cache.get(key)
+                if found is None:
+                    found = cache[key] = build()
+        return found
+
+    def client(self, service: str) -> Any:
+        return self._once(self._clients, service, lambda: aws_client(service, self.settings))
 
     @property
     def jobs(self) -> JobsStore:
@@ -136,24 +140,20 @@ class AppState:
 
     # PostgreSQL --------------------------------------------------------------------------------------
     def pool(self, which: str) -> Any:
-        """A small connection pool for the reader (analytics) or writer (ingest registry, data version)."""
-        p = self._pools.get(which)
-        if p is None:
-            from psycopg_pool import ConnectionPool
+        """A small connection pool for the reader (analytics queries) or the writer (ingest registry)."""
+        return self._once(self._pools, which, lambda: self._new_pool(which))
 
-            with self._lock:
-                p = self._pools.get(which)
-                if p is None:
-                    reader = which == "reader"
-                    url = self.settings.readonly_database_url if reader else self.settings.database_url
-                    # The writer's connections are autocommit: its routes open transactions explicitly.
-                    p = ConnectionPool(url, min_size=0, max_size=self.api.db_pool_max_size, open=True,
-                                       timeout=self.api.db_pool_timeout_seconds,
-                                       kwargs={"application_name": f"canonical-api-{which}", "connect_timeout": 5,
-                                               "autocommit": not reader},
-                                       check=ConnectionPool.check_connection, name=f"api-{which}")
-                    self._pools[which] = p
-        return p
+    def _new_pool(self, which: str) -> Any:
+        from psycopg_pool import ConnectionPool
+
+        reader = which == "reader"
+        url = self.settings.readonly_database_url if reader else self.settings.database_url
+        # The writer's connections are autocommit: its routes open transactions explicitly.
+        return ConnectionPool(url, min_size=0, max_size=self.api.db_pool_max_size, open=True,
+                              timeout=self.api.db_pool_timeout_seconds,
+                              kwargs={"application_name": f"canonical-api-{which}", "connect_timeout": 5,
+                                      "autocommit": not reader},
+                              check=ConnectionPool.check_connection, name=f"api-{which}")
 
     @contextmanager
     def connection(self, which: str) -> Iterator[psycopg.Connection]:

@@ -28,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,7 +40,7 @@ import httpx
 
 from bench.analytics_bench import DATA_DIR, loaded_cluster
 from bench.cpu import machine_busy_seconds, process_cpu_seconds
-from pipeline_defs.devstack import child_env
+from pipeline_defs.devstack import child_env, http_ok
 from resources.aws import ensure_aws_resources
 from resources.local_aws import MotoServer, die_with_parent, free_port
 from resources.settings import Settings
@@ -98,14 +97,10 @@ def uvicorn_server(settings: Settings, log_path: Path, workers: int, extra_env: 
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{base}/analytics/operations", timeout=2):
-                        break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"uvicorn did not start; see {log_path}") from None
-                    time.sleep(0.2)
+            while not http_ok(f"{base}/analytics/operations"):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"uvicorn did not start; see {log_path}")
+                time.sleep(0.2)
             yield base, proc.pid
         finally:
             proc.terminate()

@@ -42,11 +42,14 @@ import psycopg
 from resources.canonical.model import TRANSFORMATION_VERSION, CanonicalRecord, Problem, Refusal
 from resources.loader import (
     _BACKSLASH,
+    _CLOSE_CHANGED_PARENTS,
     _COPY_FLUSH_BYTES,
     _INSERT_PARENTS,
     _MERGE_METRICS,
-    ENTITY_UPDATE_SET,
+    ENTITY_UPSERT_HEAD,
+    STAGING_DDL,
     FileLoadResult,
+    _drop_superseded_duplicates,
     _num,
     _refusal_row,
     _Spool,
@@ -96,37 +99,13 @@ PROPOSALS: list[tuple[str, str, list[str]]] = [
 ]
 
 
-_STAGING_DDL = """
-CREATE TEMP TABLE staging_entities (
-    ord integer NOT NULL, canonical_id text NOT NULL, source_system text NOT NULL, source_id text NOT NULL,
-    entity_type text NOT NULL, name text NOT NULL, industry text, revenue numeric, employees bigint,
-    attributes jsonb NOT NULL, attributes_hash bytea NOT NULL, data_quality real NOT NULL,
-    parent_canonical_id text
-) ON COMMIT DROP;
-CREATE TEMP TABLE staging_metrics (
-    ord integer NOT NULL, canonical_id text NOT NULL, metric_type text NOT NULL,
-    observed_at timestamptz NOT NULL, value numeric NOT NULL
-) ON COMMIT DROP;
+_STAGING_DDL = STAGING_DDL + """
 CREATE TEMP TABLE file_ids (canonical_id text PRIMARY KEY) ON COMMIT DROP;
 CREATE TEMP TABLE again_ids (canonical_id text NOT NULL) ON COMMIT DROP;
 """
 
 _MERGE_ENTITIES = """
-WITH merged AS (
-    INSERT INTO canonical.entities AS e
-        (entity_type, source_system, canonical_id, name, industry, revenue, employees,
-         attributes, attributes_hash, metadata)
-    SELECT s.entity_type, s.source_system, s.canonical_id, s.name, s.industry, s.revenue, s.employees,
-           s.attributes, s.attributes_hash,
-           jsonb_build_object('source_key', %(source_key)s::text, 'source_id', s.source_id,
-                              'run_id', %(run_id)s::text, 'file_id', %(file_id)s::bigint,
-                              'data_quality', s.data_quality,
-                              'transformation_version', %(transformation_version)s::text)
-    FROM staging_entities s
-    WHERE NOT EXISTS (SELECT 1 FROM canonical.entities x
-                      WHERE x.canonical_id = s.canonical_id AND x.attributes_hash = s.attributes_hash)
-    ON CONFLICT (canonical_id) DO UPDATE
-        SET """ + ENTITY_UPDATE_SET + """,
+WITH merged AS (""" + ENTITY_UPSERT_HEAD + """,
             -- a row this file already wrote: last one wins, still one version
             version = CASE WHEN e.xmin = %(xid)s::xid THEN e.version ELSE e.version + 1 END,
             updated_at = now()
@@ -164,24 +143,6 @@ UPDATE canonical.entities e
 SET version = r.version, entity_type = r.entity_type, metadata = r.metadata, updated_at = r.valid_from
 FROM restored r WHERE e.entity_id = r.entity_id
 """
-
-_CLOSE_CHANGED_PARENTS = """
-UPDATE canonical.entity_relationships r SET effective_to = now()
-FROM staging_entities s
-WHERE r.child_canonical_id = s.canonical_id AND r.relationship_type = 'parent_of' AND r.effective_to IS NULL
-  AND r.parent_canonical_id IS DISTINCT FROM s.parent_canonical_id
-"""
-
-
-def _drop_superseded_duplicates(cur: psycopg.Cursor) -> int:
-    cur.execute(
-        """DELETE FROM staging_entities s
-           USING (SELECT canonical_id, max(ord) AS last_ord FROM staging_entities
-                  GROUP BY canonical_id HAVING count(*) > 1) d
-           WHERE s.canonical_id = d.canonical_id AND s.ord < d.last_ord"""
-    )
-    return cur.rowcount
-
 
 class _Chunk:
     def __init__(self) -> None:

@@ -195,6 +195,15 @@ def sample_files(root: Path) -> list[tuple[Path, str]]:
     return out
 
 
+def http_ok(url: str) -> bool:
+    """A 2xx from `url` within 2 s (a readiness probe)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return 200 <= resp.status < 300
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def child_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
     """This process's environment + every Settings variable as resolved here + `extra`."""
     env = dict(os.environ)
@@ -479,7 +488,7 @@ class DevStack:
             start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509
         )
         deadline = time.monotonic() + 300
-        while not self._http_ok(f"{self.ui_url}/server_info"):
+        while not http_ok(f"{self.ui_url}/server_info"):
             self._check_dagster_alive()
             if time.monotonic() > deadline:
                 raise DevStackError(f"the Dagster UI did not answer on {self.ui_url} within 300s"
@@ -500,7 +509,7 @@ class DevStack:
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509
         )
         deadline = time.monotonic() + 60
-        while not self._http_ok(f"{self.api_url}/analytics/operations"):
+        while not http_ok(f"{self.api_url}/analytics/operations"):
             if self.api.poll() is not None or time.monotonic() > deadline:
                 raise DevStackError(f"the REST API did not start on {self.api_url}; see {self._rel(self.api_log_path)}"
                                     f":\n{_tail(self.api_log_path)}")
@@ -517,14 +526,6 @@ class DevStack:
         if self.follow_logs:
             return ""
         return f"; last lines of {self._rel(self.dagster_log_path)}:\n{_tail(self.dagster_log_path)}"
-
-    @staticmethod
-    def _http_ok(url: str) -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                return 200 <= resp.status < 300
-        except (urllib.error.URLError, OSError):
-            return False
 
     def _graphql(self, query: str) -> dict[str, Any] | None:
         req = urllib.request.Request(

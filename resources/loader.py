@@ -91,7 +91,7 @@ class _Spool:
         self.file.close()
 
 
-_STAGING_DDL = """
+STAGING_DDL = """
 CREATE TEMP TABLE staging_entities (
     ord integer NOT NULL, canonical_id text NOT NULL, source_system text NOT NULL, source_id text NOT NULL,
     entity_type text NOT NULL, name text NOT NULL, industry text, revenue numeric, employees bigint,
@@ -111,8 +111,9 @@ ENTITY_UPDATE_SET = (
     "attributes_hash = EXCLUDED.attributes_hash, metadata = EXCLUDED.metadata"
 )
 
-_MERGE_ENTITIES = """
-WITH merged AS (
+# The staged rows whose content is new, upserted: everything up to the SET list's end (the version rule
+# and RETURNING follow). Shared with the chunked prototype (bench/loader_proto.py).
+ENTITY_UPSERT_HEAD = """
     INSERT INTO canonical.entities AS e
         (entity_type, source_system, canonical_id, name, industry, revenue, employees,
          attributes, attributes_hash, metadata)
@@ -126,7 +127,10 @@ WITH merged AS (
     WHERE NOT EXISTS (SELECT 1 FROM canonical.entities x
                       WHERE x.canonical_id = s.canonical_id AND x.attributes_hash = s.attributes_hash)
     ON CONFLICT (canonical_id) DO UPDATE
-        SET """ + ENTITY_UPDATE_SET + """, version = e.version + 1, updated_at = now()
+        SET """ + ENTITY_UPDATE_SET
+
+_MERGE_ENTITIES = """
+WITH merged AS (""" + ENTITY_UPSERT_HEAD + """, version = e.version + 1, updated_at = now()
         WHERE e.attributes_hash IS DISTINCT FROM EXCLUDED.attributes_hash
     RETURNING old.entity_id AS old_entity_id, old.canonical_id AS old_canonical_id, old.version AS old_version,
               old.entity_type AS old_entity_type, old.attributes AS old_attributes,
@@ -192,7 +196,7 @@ def load_records(
     refusals, metrics = _Spool(), _Spool()
     try:
         with conn.cursor() as cur:
-            cur.execute(_STAGING_DDL)
+            cur.execute(STAGING_DDL)
             with cur.copy("COPY staging_entities FROM STDIN") as copy:
                 buf: list[str] = []
                 size = 0

@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -44,6 +45,23 @@ def unique_aws_env(endpoint_url: str, suffix: str | None = None) -> dict[str, st
         "INGEST_QUEUE": f"raw-events-{suffix}",
         "PIPELINE_ENV": f"test-{suffix}",  # the Environment dimension: each test reads its own metrics
     }
+
+
+@contextmanager
+def settings_from_env(env: dict[str, str]) -> Iterator[Settings]:
+    """For a module-scoped fixture (no `monkeypatch`): `env` in the process environment, Settings read from
+    it and its AWS resources created; the environment and the settings cache are restored after."""
+    mp = pytest.MonkeyPatch()
+    try:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        get_settings.cache_clear()
+        settings = Settings()
+        ensure_aws_resources(settings)
+        yield settings
+    finally:
+        mp.undo()
+        get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -14,8 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +28,11 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.config import ApiSettings
-from pipeline_defs.devstack import DAGSTER_YAML, dagster_storage_url
-from resources.aws import aws_client, ensure_aws_resources
+from pipeline_defs.devstack import DAGSTER_YAML, dagster_storage_url, http_ok
+from resources.aws import aws_client
 from resources.local_aws import die_with_parent, free_port
-from resources.settings import PROJECT_ROOT, Settings, get_settings
+from resources.settings import PROJECT_ROOT, Settings
+from tests.api.conftest import reset_canonical
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dagster")]
 
@@ -56,14 +55,6 @@ def _wait(what: str, probe: Callable[[], Any], timeout: float, interval: float =
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return 200 <= resp.status < 300
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def _stop_group(proc: subprocess.Popen[bytes]) -> None:
@@ -109,12 +100,8 @@ class Platform:
 
 @pytest.fixture(scope="module")
 def platform(pg: Any, moto_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    # A clean canonical model (earlier tests on this worker leave rows behind) and a fresh Dagster database.
-    with psycopg.connect(pg.owner_url, autocommit=True) as conn:
-        conn.execute(
-            """TRUNCATE canonical.entities, canonical.entity_history, canonical.entity_relationships,
-                        canonical.time_series_data, ingest.rejected_records, ingest.files RESTART IDENTITY CASCADE""")
-        conn.execute("UPDATE ingest.data_version SET version = 0")
+    # A clean canonical model and a fresh Dagster database.
+    reset_canonical(pg.owner_url)
     with psycopg.connect(pg.server.url("postgres"), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DAGSTER_DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DAGSTER_DB}")
@@ -128,45 +115,37 @@ def platform(pg: Any, moto_server: Any, tmp_path_factory: pytest.TempPathFactory
         "DAGSTER_DATABASE_URL": dagster_storage_url(pg.server.url(DAGSTER_DB)), "DAGSTER_URL": dagster_url,
         **conftest_aws.unique_aws_env(moto_server.endpoint_url),
     }
-    mp = pytest.MonkeyPatch()
-    for k, v in env.items():
-        mp.setenv(k, v)
-    get_settings.cache_clear()
-    settings = Settings()
-    ensure_aws_resources(settings)
-
-    child_env = {**os.environ, **env, "DAGSTER_HOME": str(home), "AWS_DEFAULT_REGION": settings.aws_region,
-                 "PYTHONUNBUFFERED": "1", "DAGSTER_DISABLE_TELEMETRY": "1"}
-    log = home / "dagster.log"
-    out = open(log, "wb")  # noqa: SIM115 - closed in the finally below
-    bindir = Path(sys.executable).parent
-    proc = subprocess.Popen(
-        [str(bindir / "dagster"), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", "127.0.0.1",
-         "-p", str(port)],
-        cwd=PROJECT_ROOT, env={**child_env, "PATH": f"{bindir}{os.pathsep}{child_env.get('PATH', '')}"},
-        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-        start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509
-    )
-    app = create_app(settings, ApiSettings(API_HEALTH_TIMEOUT_SECONDS=2))
-    try:
-        # Uploaded while Dagster starts: the S3 event waits in the queue for the landing sensor's first tick.
-        aws_client("s3", settings).put_object(Bucket=settings.raw_bucket, Key="crm-data/customer-data.json",
-                                              Body=CRM_SAMPLE.read_bytes())
-
-        def alive() -> None:
-            if proc.poll() is not None:
-                raise AssertionError(f"`dagster dev` exited with {proc.returncode}:\n{_tail(log)}")
-
-        _wait("the Dagster webserver", lambda: _http_ok(f"{dagster_url}/server_info"), 120, alive=alive)
-        with TestClient(app, raise_server_exceptions=False) as client:
-            yield Platform(settings, pg.owner_url, dagster_url, client, log)
-    finally:
+    with conftest_aws.settings_from_env(env) as settings:
+        child_env = {**os.environ, **env, "DAGSTER_HOME": str(home), "AWS_DEFAULT_REGION": settings.aws_region,
+                     "PYTHONUNBUFFERED": "1", "DAGSTER_DISABLE_TELEMETRY": "1"}
+        log = home / "dagster.log"
+        out = open(log, "wb")  # noqa: SIM115 - closed in the finally below
+        bindir = Path(sys.executable).parent
+        proc = subprocess.Popen(
+            [str(bindir / "dagster"), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", "127.0.0.1",
+             "-p", str(port)],
+            cwd=PROJECT_ROOT, env={**child_env, "PATH": f"{bindir}{os.pathsep}{child_env.get('PATH', '')}"},
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509
+        )
+        app = create_app(settings, ApiSettings(API_HEALTH_TIMEOUT_SECONDS=10))
         try:
-            _stop_group(proc)
+            # Uploaded while Dagster starts: the S3 event waits in the queue for the landing sensor's first tick.
+            aws_client("s3", settings).put_object(Bucket=settings.raw_bucket, Key="crm-data/customer-data.json",
+                                                  Body=CRM_SAMPLE.read_bytes())
+
+            def alive() -> None:
+                if proc.poll() is not None:
+                    raise AssertionError(f"`dagster dev` exited with {proc.returncode}:\n{_tail(log)}")
+
+            _wait("the Dagster webserver", lambda: http_ok(f"{dagster_url}/server_info"), 120, alive=alive)
+            with TestClient(app, raise_server_exceptions=False) as client:
+                yield Platform(settings, pg.owner_url, dagster_url, client, log)
         finally:
-            out.close()
-            mp.undo()
-            get_settings.cache_clear()
+            try:
+                _stop_group(proc)
+            finally:
+                out.close()
 
 
 def _instance_config() -> dict[str, Any]:
@@ -203,7 +182,7 @@ def test_a_job_runs_in_dagster_and_its_result_matches_the_sync_answer(platform):
     job_id = resp.json()["job"]["jobId"]
     assert resp.headers["location"] == f"/analytics/jobs/{job_id}"
     # job id = Dagster run id: the webserver knows the run by it.
-    assert _http_ok(f"{platform.dagster_url}/runs/{job_id}")
+    assert http_ok(f"{platform.dagster_url}/runs/{job_id}")
 
     job = platform.wait_status(job_id, {"succeeded", "failed", "canceled"}, 90)
     assert job["status"] == "succeeded", job

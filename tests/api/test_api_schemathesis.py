@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import conftest_aws
-import psycopg
 import pytest
 import schemathesis
 from fastapi import FastAPI
@@ -22,9 +21,8 @@ from schemathesis.specs.openapi.checks import (
 
 from api.app import create_app
 from api.config import ApiSettings
-from resources.aws import ensure_aws_resources
-from resources.settings import Settings, get_settings
-from tests.api.conftest import seed_entities
+from resources.settings import Settings
+from tests.api.conftest import reset_canonical, seed_entities
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("schemathesis")]
 
@@ -53,30 +51,19 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(Settings(), 
 
 @pytest.fixture(scope="module")
 def app(pg: Any, moto_server: Any) -> Iterator[FastAPI]:
-    with psycopg.connect(pg.owner_url, autocommit=True) as conn:
-        conn.execute(
-            """TRUNCATE canonical.entities, canonical.entity_history, canonical.entity_relationships,
-                        canonical.time_series_data, ingest.rejected_records, ingest.files RESTART IDENTITY CASCADE""")
-        conn.execute("UPDATE ingest.data_version SET version = 0")
+    reset_canonical(pg.owner_url)
     seed_entities(pg.owner_url)
     env = {"DATABASE_URL": pg.writer_url, "READONLY_DATABASE_URL": pg.reader_url, "DAGSTER_URL": UNREACHABLE_DAGSTER,
            **conftest_aws.unique_aws_env(moto_server.endpoint_url)}
-    mp = pytest.MonkeyPatch()
-    for k, v in env.items():
-        mp.setenv(k, v)
-    get_settings.cache_clear()
-    stack_settings = Settings()
-    ensure_aws_resources(stack_settings)
-    # Health checks get 10 s: on two busy cores a check's first call (building its boto3 client) can pass
-    # 1 s, and a /health 503 here would be a slow machine, not a contract break. Dagster is refused at once.
-    application = create_app(stack_settings, ApiSettings(API_HEALTH_TIMEOUT_SECONDS=10, DAGSTER_TIMEOUT_SECONDS=1,
-                                                         API_SYNC_TIMEOUT_SECONDS=5))
-    try:
-        yield application
-    finally:
-        application.state.ctx.close()
-        mp.undo()
-        get_settings.cache_clear()
+    with conftest_aws.settings_from_env(env) as stack_settings:
+        # Health checks get 10 s: on two busy cores a check's first call (building its boto3 client) can pass
+        # 1 s, and a /health 503 here would be a slow machine, not a contract break. Dagster is refused at once.
+        application = create_app(stack_settings, ApiSettings(API_HEALTH_TIMEOUT_SECONDS=10,
+                                                             DAGSTER_TIMEOUT_SECONDS=1, API_SYNC_TIMEOUT_SECONDS=5))
+        try:
+            yield application
+        finally:
+            application.state.ctx.close()
 
 
 @schema.parametrize()
