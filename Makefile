@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: install dev test lambda-package test-unit lint bench bench-ingest bench-analytics bench-api clean
+.PHONY: install dev test lambda-package test-unit lint bench bench-ingest bench-analytics bench-api drill clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -46,6 +46,10 @@ bench-analytics: install ## Each catalogue operation at 100k and 1M entities (be
 
 bench-api: install ## The REST API under uvicorn, 50 clients, cached vs uncached (bench/api_results.md)
 	$(RUN) python -m bench.api_bench
+
+drill: install ## Ordering drill on the real local platform: 8 × 100,000 and 40 × 5,000 ids (bench/drill_results.md)
+	$(RUN) python -m bench.drill --files 8 --ids 100000
+	$(RUN) python -m bench.drill --files 40 --ids 5000
 
 clean:
 	rm -rf $(VENV) .tools .local .pytest_cache

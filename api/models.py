@@ -125,10 +125,14 @@ class IngestFile(BaseModel):
     attempt: int
     batchId: str | None
     runId: str | None
-    counts: dict[str, int | None]
+    counts: dict[str, int | None] = Field(
+        description="received, inserted, updated, unchanged, rejected, duplicates (a later occurrence in the "
+                    "file won), superseded (older in source order than what the store holds: not applied)")
     seconds: float | None
     discoveredAt: str
     finishedAt: str | None
+    sourceFileAt: str | None = Field(
+        default=None, description="The file's place in its source's history (export date, else LastModified)")
 
 
 class IngestFilesResponse(BaseModel):

@@ -1,8 +1,10 @@
 """Ingest assets: files registered in `ingest.files` → canonical tables.
 
-One run takes a batch of files chosen by the landing sensor (run config `file_ids`). Each file is
-loaded in its own transaction; the run materializes the three canonical tables with what changed,
-checks the result, and fails (after loading every other file of the batch) when a file failed.
+One run takes a batch of files chosen by the landing sensor (run config `file_ids`), or, launched by
+hand with no file ids ("Materialize" in the UI), whatever is pending. Each file is loaded in its own
+transaction; the run materializes the three canonical tables with what changed, checks the result, and
+fails (after loading every other file of the batch) when a file failed. A run that finds its files
+already loaded (a re-execution, a retry) reports them and ends cleanly.
 """
 
 
@@ -29,26 +31,37 @@ from dagster import (
 from pydantic import Field
 
 from resources.dagster_resources import AwsResource, PostgresResource
-from resources.ingest_registry import get_files
+from resources.ingest_registry import BATCH_TAG, claim_batches, get_files
 from resources.ingest_runner import FileOutcome, ingest_file
 from resources.loader import FileLoadResult
+from resources.settings import get_settings
 
 ENTITIES = AssetKey(["canonical", "entities"])
 RELATIONSHIPS = AssetKey(["canonical", "entity_relationships"])
 TIME_SERIES = AssetKey(["canonical", "time_series_data"])
 
 CHECK_REFUSED_SHARE = "refused_share_below_threshold"
-CHECK_NO_DUPLICATES = "no_duplicate_canonical_ids"
+CHECK_NEVER_BACK = "no_entity_moved_back_in_source_order"
+CHECK_FRESHNESS = "newest_file_within_freshness_bound"
 CHECK_REQUIRED_ATTRIBUTES = "required_attributes_present"
+# A run launched by hand with no file ids takes at most this many pending files.
+MANUAL_RUN_MAX_FILES = 1000
 
 
 class IngestConfig(Config):
-    file_ids: list[int] = Field(
-        description="ingest.files ids to load, set by landing_sensor (or `pipeline reprocess KEY`)."
+    file_ids: list[int] | None = Field(
+        default=None,
+        description="ingest.files ids to load, set by landing_sensor (or `pipeline reprocess KEY`). "
+                    f"Left empty, the run loads whatever is pending (up to {MANUAL_RUN_MAX_FILES} files).",
     )
     max_refused_share: float = Field(
         default=0.5, ge=0, le=1,
         description="The blocking check fails when more than this share of the run's records is refused.",
+    )
+    max_file_age_hours: float | None = Field(
+        default=None, gt=0,
+        description="The freshness check warns when the newest loaded file arrived longer ago than this "
+                    "(default: INGEST_FRESHNESS_HOURS).",
     )
 
 
@@ -57,35 +70,48 @@ def _totals(outcomes: list[FileOutcome]) -> FileLoadResult:
     for o in outcomes:
         if o.result is None:
             continue
-        for field in ("received", "inserted", "updated", "unchanged", "rejected", "duplicates",
-                      "relationships", "time_series", "seconds"):
+        for field in ("received", "inserted", "updated", "unchanged", "rejected", "duplicates", "superseded",
+                      "moved_back", "relationships", "time_series", "seconds"):
             setattr(total, field, getattr(total, field) + getattr(o.result, field))
     return total
 
 
 def _files_table(outcomes: list[FileOutcome]) -> str:
-    lines = ["| file | outcome | received | inserted | updated | unchanged | refused | seconds |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| file | outcome | received | inserted | updated | unchanged | superseded | refused | seconds |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for o in outcomes:
         r = o.result
         outcome = "loaded" if r else ("skipped: " + o.skipped if o.skipped else "FAILED: " + (o.error or ""))
         outcome = outcome.replace("|", "\\|")[:300]
         if r:
             lines.append(f"| {o.file.s3_key} | {outcome} | {r.received} | {r.inserted} | {r.updated} | "
-                         f"{r.unchanged} | {r.rejected} | {r.seconds:.2f} |")
+                         f"{r.unchanged} | {r.superseded} | {r.rejected} | {r.seconds:.2f} |")
         else:
-            lines.append(f"| {o.file.s3_key} | {outcome} | | | | | | |")
+            lines.append(f"| {o.file.s3_key} | {outcome} | | | | | | | |")
     return "\n".join(lines)
 
 
-def _check_no_duplicates(conn: psycopg.Connection) -> AssetCheckResult:
-    dups = conn.execute(
-        """SELECT canonical_id, count(*) FROM canonical.entities GROUP BY canonical_id HAVING count(*) > 1
-           ORDER BY count(*) DESC LIMIT 10"""
-    ).fetchall()
+def _check_never_back(total: FileLoadResult) -> AssetCheckResult:
+    # moved_back is counted by the merge itself (old vs new source position of every replaced row).
     return AssetCheckResult(
-        asset_key=ENTITIES, check_name=CHECK_NO_DUPLICATES, passed=not dups,
-        metadata={"duplicated_ids": MetadataValue.json([{"canonical_id": c, "rows": n} for c, n in dups])},
+        asset_key=ENTITIES, check_name=CHECK_NEVER_BACK, passed=total.moved_back == 0,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"moved_back": total.moved_back, "superseded": total.superseded, "updated": total.updated},
+    )
+
+
+def _check_freshness(conn: psycopg.Connection, max_age_hours: float) -> AssetCheckResult:
+    newest, age_hours = conn.execute(
+        """SELECT max(coalesce(last_modified, discovered_at)),
+                  extract(epoch FROM now() - max(coalesce(last_modified, discovered_at))) / 3600
+           FROM ingest.files WHERE status = 'loaded'"""
+    ).fetchone()  # type: ignore[misc]
+    conn.commit()
+    passed = age_hours is not None and float(age_hours) <= max_age_hours
+    return AssetCheckResult(
+        asset_key=ENTITIES, check_name=CHECK_FRESHNESS, passed=passed, severity=AssetCheckSeverity.WARN,
+        metadata={"newest_file_arrived": str(newest), "max_age_hours": max_age_hours,
+                  "age_hours": round(float(age_hours), 2) if age_hours is not None else None},
     )
 
 
@@ -114,17 +140,21 @@ def _check_required_attributes(conn: psycopg.Connection, run_id: str) -> AssetCh
     specs=[
         AssetSpec(ENTITIES, description="Canonical business entities (one row per source record id; "
                   "versioned, previous versions in canonical.entity_history).", group_name="canonical",
-                  kinds={"postgres"}),
+                  kinds={"postgres"}, skippable=True),
         AssetSpec(RELATIONSHIPS, description="Current and past parent links named by source records.",
-                  group_name="canonical", kinds={"postgres"}),
+                  group_name="canonical", kinds={"postgres"}, skippable=True),
         AssetSpec(TIME_SERIES, description="Metric points from records' `metrics`, partitioned by month.",
-                  group_name="canonical", kinds={"postgres"}),
+                  group_name="canonical", kinds={"postgres"}, skippable=True),
     ],
     check_specs=[
         AssetCheckSpec(CHECK_REFUSED_SHARE, asset=ENTITIES, blocking=True,
                        description="Share of refused records in this run is at most max_refused_share."),
-        AssetCheckSpec(CHECK_NO_DUPLICATES, asset=ENTITIES,
-                       description="No canonical_id appears on more than one entity."),
+        AssetCheckSpec(CHECK_NEVER_BACK, asset=ENTITIES, blocking=True,
+                       description="No entity written by this run replaced a version newer in source order "
+                                   "(record change time, then the file's export date or LastModified, then "
+                                   "registration order)."),
+        AssetCheckSpec(CHECK_FRESHNESS, asset=ENTITIES,
+                       description="The newest loaded file arrived within max_file_age_hours."),
         AssetCheckSpec(CHECK_REQUIRED_ATTRIBUTES, asset=ENTITIES,
                        description="Entities written by this run carry a name and a consistent canonical id."),
     ],
@@ -135,23 +165,28 @@ def ingest_files(
 ) -> Iterator[Any]:
     started = time.perf_counter()
     run_id = context.run.run_id
+    settings = get_settings()
     outcomes: list[FileOutcome] = []
     try:
         with postgres.connection() as conn:
-            files = get_files(conn, config.file_ids)
-            conn.commit()
-            missing = set(config.file_ids) - {f.file_id for f in files}
-            if missing:
-                context.log.warning(f"file ids not in ingest.files, ignored: {sorted(missing)}")
+            if config.file_ids is None:
+                files = _claim_pending(context, conn)
+            else:
+                files = get_files(conn, config.file_ids)
+                conn.commit()
+                missing = set(config.file_ids) - {f.file_id for f in files}
+                if missing:
+                    context.log.warning(f"file ids not in ingest.files, ignored: {sorted(missing)}")
             for file in files:
-                outcome = ingest_file(conn, aws.s3, aws.raw_bucket, file, run_id)
+                outcome = ingest_file(conn, aws.s3, aws.raw_bucket, file, run_id,
+                                      settings.ingest_change_time_fields)
                 outcomes.append(outcome)
                 if outcome.result:
                     r = outcome.result
                     context.log.info(
                         f"{file.s3_key}: {r.received} received, {r.inserted} inserted, {r.updated} updated, "
-                        f"{r.unchanged} unchanged, {r.rejected} refused, {r.duplicates} duplicates "
-                        f"in {r.seconds:.2f}s")
+                        f"{r.unchanged} unchanged, {r.superseded} superseded, {r.rejected} refused, "
+                        f"{r.duplicates} duplicates in {r.seconds:.2f}s")
                 elif outcome.error:
                     context.log.error(f"{file.s3_key} failed, nothing of it landed: {outcome.error}")
                 else:
@@ -165,8 +200,15 @@ def ingest_files(
                 problem = aws.put_count("RefusedRecords", refused)
                 if problem:
                     context.log.warning(problem)
+            max_age = config.max_file_age_hours or settings.ingest_freshness_hours
             if loaded:
-                yield from _materialize(context, conn, config, outcomes, started)
+                yield from _materialize(context, conn, config, outcomes, started, max_age)
+            else:
+                # Nothing new landed (every file was already loaded, e.g. a re-execution, or none was
+                # pending): no materialization, but the checks still report on the tables as they are.
+                context.log.info("no file loaded by this run: " + (
+                    "; ".join(f"{o.file.s3_key}: {o.skipped}" for o in outcomes if o.skipped) or "none pending"))
+                yield from _checks(context, conn, config, FileLoadResult(), max_age)
     except psycopg.OperationalError as exc:
         # Connection lost or server restarting: worth another try. Files already loaded are
         # 'loaded' and are not claimed again; the one in flight rolled back and is retried.
@@ -182,8 +224,20 @@ def ingest_files(
         )
 
 
+def _claim_pending(context: AssetExecutionContext, conn: psycopg.Connection) -> list[Any]:
+    """A run started by hand with no file ids: take the pending files as one batch, tagged like the
+    sensor's, so the sensor's lost-batch recovery knows the run that holds them."""
+    batches = claim_batches(conn, max_files=MANUAL_RUN_MAX_FILES, max_bytes=1 << 62, max_batches=1)
+    conn.commit()
+    if not batches:
+        return []
+    context.instance.add_run_tags(context.run.run_id, {BATCH_TAG: batches[0].batch_id})
+    context.log.info(f"no file ids in the config: loading the {len(batches[0].files)} pending file(s)")
+    return list(batches[0].files)
+
+
 def _materialize(context: AssetExecutionContext, conn: psycopg.Connection, config: IngestConfig,
-                 outcomes: list[FileOutcome], started: float) -> Iterator[Any]:
+                 outcomes: list[FileOutcome], started: float, max_age_hours: float) -> Iterator[Any]:
     total = _totals(outcomes)
     elapsed = time.perf_counter() - started
     common = {"files": MetadataValue.md(_files_table(outcomes)),
@@ -194,13 +248,17 @@ def _materialize(context: AssetExecutionContext, conn: psycopg.Connection, confi
             **common,
             "received": total.received, "inserted": total.inserted, "updated": total.updated,
             "unchanged": total.unchanged, "rejected": total.rejected, "duplicates": total.duplicates,
-            "seconds": round(elapsed, 3),
+            "superseded": total.superseded, "seconds": round(elapsed, 3),
             "records_per_second": round(total.received / elapsed, 1) if elapsed > 0 else 0.0,
         },
     )
     yield MaterializeResult(asset_key=RELATIONSHIPS, metadata={**common, "links_changed": total.relationships})
     yield MaterializeResult(asset_key=TIME_SERIES, metadata={**common, "points_changed": total.time_series})
+    yield from _checks(context, conn, config, total, max_age_hours)
 
+
+def _checks(context: AssetExecutionContext, conn: psycopg.Connection, config: IngestConfig,
+            total: FileLoadResult, max_age_hours: float) -> Iterator[AssetCheckResult]:
     share = total.rejected / total.received if total.received else 0.0
     yield AssetCheckResult(
         asset_key=ENTITIES, check_name=CHECK_REFUSED_SHARE, passed=share <= config.max_refused_share,
@@ -208,7 +266,8 @@ def _materialize(context: AssetExecutionContext, conn: psycopg.Connection, confi
         metadata={"refused": total.rejected, "received": total.received, "refused_share": round(share, 4),
                   "max_refused_share": config.max_refused_share},
     )
-    yield _check_no_duplicates(conn)
+    yield _check_never_back(total)
+    yield _check_freshness(conn, max_age_hours)
     yield _check_required_attributes(conn, context.run.run_id)
     conn.commit()
 
@@ -216,6 +275,7 @@ def _materialize(context: AssetExecutionContext, conn: psycopg.Connection, confi
 ingest_job = define_asset_job(
     name="ingest_job",
     selection=[ENTITIES, RELATIONSHIPS, TIME_SERIES],
-    description="Loads the raw files named in its config into the canonical tables. Launched by landing_sensor.",
+    description="Loads the raw files named in its config (or, with none, whatever is pending) into the "
+                "canonical tables. Launched by landing_sensor.",
     tags={"pipeline/kind": "ingest"},
 )

@@ -34,7 +34,8 @@ import queue
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import IO
 
 import psycopg
@@ -203,7 +204,7 @@ class _Worker(threading.Thread):
                 "INSERT INTO file_ids SELECT canonical_id FROM staging_entities ON CONFLICT DO NOTHING").rowcount
             if new_ids < chunk.rows:
                 out.duplicates += chunk.rows - new_ids
-                _drop_superseded_duplicates(cur)
+                _drop_superseded_duplicates(cur, params)
             self._timed("dedup", t0)
             t0 = time.perf_counter()
             inserted, updated, _again = cur.execute(_MERGE_ENTITIES, params).fetchone()
@@ -236,6 +237,7 @@ def load_records(
     attempt: int,
     source_key: str,
     run_id: str,
+    file_at: Callable[[], datetime] | None = None,
 ) -> FileLoadResult:
     """Same contract as resources.loader.load_records: call inside a transaction."""
     started = time.perf_counter()
@@ -243,7 +245,10 @@ def load_records(
     out = FileLoadResult()
     refusals = _Spool()
     params = {"source_key": source_key, "run_id": run_id, "file_id": file_id,
-              "transformation_version": TRANSFORMATION_VERSION}
+              "transformation_version": TRANSFORMATION_VERSION,
+              # The prototype does not take the source-order claim (resources/loader.py does): it merges
+              # with the load's start as every row's source position.
+              "file_at": datetime.now(UTC)}
     with conn.cursor() as cur:
         for k, v in SESSION_SETTINGS.items():
             cur.execute(f"SET LOCAL {k} = '{v}'")
@@ -262,7 +267,7 @@ def load_records(
                     f"{res.entity_type}\t{_text(res.name)}\t{_text(res.industry)}\t{_num(res.revenue)}\t"
                     f"{_num(res.employees)}\t{res.attributes_json.replace(_BACKSLASH, _BACKSLASH * 2)}\t"
                     f"\\\\x{res.attributes_hash.hex()}\t{res.data_quality}\t"
-                    f"{_text(res.parent_canonical_id)}\n"
+                    f"{_text(res.parent_canonical_id)}\t\\N\n"
                 )
                 for m in res.metrics:
                     chunk.metrics.write(f"{index}\t{_text(res.canonical_id)}\t{_text(m.metric_type)}\t"

@@ -140,6 +140,7 @@ _LABELS = (
     ("ANALYZE staging_entities", "ANALYZE staging"),
     ("DELETE FROM staging_entities", "drop in-file duplicates"),
     ("WITH merged AS", "merge entities (+history)"),
+    ("WITH claimed AS", "claim source order"),
     ("UPDATE canonical.entity_relationships", "relationships"),
     ("INSERT INTO canonical.entity_relationships", "relationships"),
     ("SELECT canonical.ensure_time_series_partitions", "time series"),
@@ -257,7 +258,7 @@ def run_ours(spec: dict) -> dict:
             "backend_cpu_s": proc_cpu_seconds(backend_pid) - bcpu0,
             "backend_peak_rss_mb": proc_peak_rss_mb(backend_pid),
             "counts": {k: getattr(result, k) for k in ("received", "inserted", "updated", "unchanged", "rejected",
-                                                        "duplicates")},
+                                                        "duplicates", "superseded")},
             "loader_seconds": result.seconds,
         }
         if inst and spec.get("loader") == "proto":

@@ -155,8 +155,9 @@ def _truncate(text: str | None, width: int) -> str | None:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-FILE_COLUMNS = ("key", "status", "att", "received", "inserted", "updated", "unchanged", "rejected", "reason")
-_NUMERIC = ("att", "received", "inserted", "updated", "unchanged", "rejected")
+FILE_COLUMNS = ("key", "status", "att", "received", "inserted", "updated", "unchanged", "superseded", "rejected",
+                "reason")
+_NUMERIC = ("att", "received", "inserted", "updated", "unchanged", "superseded", "rejected")
 
 
 def format_files(rows: Sequence[Any], reason_width: int = 60) -> str:
@@ -164,7 +165,7 @@ def format_files(rows: Sequence[Any], reason_width: int = 60) -> str:
     return format_table(
         FILE_COLUMNS,
         [
-            (r.s3_key, r.status, r.attempt, r.received, r.inserted, r.updated, r.unchanged, r.rejected,
+            (r.s3_key, r.status, r.attempt, r.received, r.inserted, r.updated, r.unchanged, r.superseded, r.rejected,
              _truncate(r.reason, reason_width))
             for r in rows
         ],

@@ -23,6 +23,8 @@ from resources.settings import SOURCE_PREFIXES
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".json", ".ndjson", ".jsonl", ".json.gz", ".ndjson.gz", ".jsonl.gz")
 OPEN_STATUSES = ("pending", "queued", "loading")
+# The Dagster run tag naming the batch a run loads (landing_sensor's run key; manual runs add it).
+BATCH_TAG = "ingest/batch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +81,13 @@ class FileRow:
     unchanged: int | None
     rejected: int | None
     duplicates: int | None
+    superseded: int | None
+    moved_back: int | None
     seconds: float | None
     discovered_at: datetime
     finished_at: datetime | None
+    last_modified: datetime | None  # S3 LastModified (or the event's time), as registered
+    source_file_at: datetime | None  # the file's place in its source's history, set when it loads
 
 
 _FILE_COLUMNS = ", ".join(FileRow.__slots__)  # type: ignore[attr-defined]

@@ -6,18 +6,25 @@ not at all, and one bad file never blocks or half-loads another.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Any
 
 import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
+from psycopg import errors as pg_errors
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from resources.canonical.mapping import map_record
+from resources.canonical.mapping import CHANGE_TIME_KEYS, map_record
 from resources.canonical.model import CanonicalRecord, Refusal
 from resources.ingest_registry import FileRow
 from resources.loader import FileLoadResult, load_records
-from resources.parsing import MalformedLine, ParseError, iter_records
+from resources.parsing import DocumentInfo, MalformedLine, ParseError, iter_records
+
+# Conflicts another transaction caused, gone once it commits: the file's transaction is run again.
+TRANSIENT_ERRORS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.LockNotAvailable)
+TRANSIENT_ATTEMPTS = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +57,25 @@ def _open_body(s3: Any, bucket: str, file: FileRow) -> IO[bytes]:
         raise
 
 
-def _mapped(source: str, records: Iterator[Any]) -> Iterator[CanonicalRecord | Refusal | MalformedLine]:
+def _mapped(source: str, records: Iterator[Any],
+            change_time_keys: tuple[str, ...]) -> Iterator[CanonicalRecord | Refusal | MalformedLine]:
     for record in records:
-        yield record if isinstance(record, MalformedLine) else map_record(source, record)  # type: ignore[arg-type]
+        yield (record if isinstance(record, MalformedLine)
+               else map_record(source, record, change_time_keys))  # type: ignore[arg-type]
 
 
-def ingest_file(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, run_id: str) -> FileOutcome:
-    """Load one file. `conn` must not be in a transaction; it is left idle."""
+def file_time(file: FileRow, info: DocumentInfo) -> datetime:
+    """The file's place in its source's history: the export's own date, else S3 LastModified, else
+    when it was registered (README, "Order of truth")."""
+    return info.export_date or file.last_modified or file.discovered_at
+
+
+def ingest_file(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, run_id: str,
+                change_time_fields: Mapping[str, Sequence[str]] | None = None) -> FileOutcome:
+    """Load one file. `conn` must not be in a transaction; it is left idle.
+
+    `change_time_fields` names, per source system, the record fields holding the record's own change
+    time (default: `CHANGE_TIME_KEYS` for every source; an empty list turns record times off)."""
     claimed = conn.execute(
         """UPDATE ingest.files SET status = 'loading', run_id = %s, started_at = now()
            WHERE file_id = %s AND (status IN ('pending', 'queued') OR (status = 'loading' AND run_id = %s))""",
@@ -64,20 +83,19 @@ def ingest_file(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, r
     ).rowcount
     conn.commit()
     if not claimed:
-        return FileOutcome(file, skipped="not pending or queued any more (already handled by another run)")
+        row = conn.execute("SELECT status, run_id FROM ingest.files WHERE file_id = %s", (file.file_id,)).fetchone()
+        conn.commit()
+        status, by = row if row else ("gone", None)
+        return FileOutcome(file, skipped=f"already {status}" + (f" by run {by}" if by else "")
+                           + " (not pending or queued any more)")
+    source = file.source_system or ""
+    keys = tuple((change_time_fields or {}).get(source, CHANGE_TIME_KEYS))
     try:
-        with conn.transaction():
-            records = iter_records(file.s3_key, lambda: _open_body(s3, bucket, file))
-            result = load_records(conn, _mapped(file.source_system or "", records), file_id=file.file_id,
-                                  attempt=file.attempt, source_key=file.s3_key, run_id=run_id)
-            conn.execute(
-                """UPDATE ingest.files SET status = 'loaded', reason = NULL, received = %s, inserted = %s,
-                          updated = %s, unchanged = %s, rejected = %s, duplicates = %s, relationships = %s,
-                          time_series = %s, seconds = %s, finished_at = now()
-                   WHERE file_id = %s""",
-                (result.received, result.inserted, result.updated, result.unchanged, result.rejected,
-                 result.duplicates, result.relationships, result.time_series, result.seconds, file.file_id),
-            )
+        for attempt in Retrying(retry=retry_if_exception_type(TRANSIENT_ERRORS),
+                                wait=wait_random_exponential(multiplier=0.2, max=5),
+                                stop=stop_after_attempt(TRANSIENT_ATTEMPTS), reraise=True):
+            with attempt:
+                result = _load(conn, s3, bucket, file, run_id, keys)
         return FileOutcome(file, result=result)
     except (ParseError, FileUnavailable, psycopg.DataError, psycopg.IntegrityError) as exc:
         return _fail(conn, file, str(exc))
@@ -85,10 +103,32 @@ def ingest_file(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, r
         return _fail(conn, file, f"could not read s3://{bucket}/{file.s3_key}: {exc}")
 
 
+def _load(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, run_id: str,
+          change_time_keys: tuple[str, ...]) -> FileLoadResult:
+    info = DocumentInfo()
+    with conn.transaction():
+        records = iter_records(file.s3_key, lambda: _open_body(s3, bucket, file), info)
+        result = load_records(conn, _mapped(file.source_system or "", records, change_time_keys),
+                              file_id=file.file_id, attempt=file.attempt, source_key=file.s3_key,
+                              run_id=run_id, file_at=lambda: file_time(file, info))
+        conn.execute(
+            """UPDATE ingest.files SET status = 'loaded', reason = NULL, received = %s, inserted = %s,
+                      updated = %s, unchanged = %s, rejected = %s, duplicates = %s, superseded = %s,
+                      moved_back = %s, relationships = %s, time_series = %s, seconds = %s,
+                      source_file_at = %s, finished_at = now()
+               WHERE file_id = %s""",
+            (result.received, result.inserted, result.updated, result.unchanged, result.rejected,
+             result.duplicates, result.superseded, result.moved_back, result.relationships,
+             result.time_series, result.seconds, file_time(file, info), file.file_id),
+        )
+    return result
+
+
 def _fail(conn: psycopg.Connection, file: FileRow, reason: str) -> FileOutcome:
     conn.execute(
         """UPDATE ingest.files SET status = 'failed', reason = %s, finished_at = now(),
-                  received = NULL, inserted = NULL, updated = NULL, unchanged = NULL, rejected = NULL
+                  received = NULL, inserted = NULL, updated = NULL, unchanged = NULL, rejected = NULL,
+                  superseded = NULL, moved_back = NULL
            WHERE file_id = %s""",
         (reason[:2000], file.file_id),
     )

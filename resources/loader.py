@@ -1,6 +1,12 @@
 """Load one file's mapped records into the canonical tables, inside the caller's transaction.
 
 COPY into temporary staging tables, then one merge per table:
+- source order first: each staged record claims its entity's row in `ingest.entity_order` (the newest
+  source position seen for it) with `INSERT … ON CONFLICT DO UPDATE … WHERE newer`, in canonical_id
+  order. A record that does not win is older than what the store holds: it is counted as superseded
+  and dropped from staging, so it changes no entity, parent link or metric point. The winner holds
+  that row's lock to the end of the file's transaction: a concurrent run over the same entity waits
+  for it and then compares against the committed result (no lost update, no deadlock).
 - entities: `INSERT … ON CONFLICT (canonical_id) DO UPDATE … WHERE attributes changed`; rows whose
   attributes hash is unchanged are filtered out before the merge, so a reload costs a hash join, not
   a row lock and a WAL record per row. PostgreSQL 18's `RETURNING old.*` hands the replaced version
@@ -16,8 +22,9 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import IO, Any
 
 import psycopg
@@ -41,6 +48,8 @@ class FileLoadResult:
     unchanged: int = 0
     rejected: int = 0
     duplicates: int = 0  # records whose canonical id appeared again later in the file (last one wins)
+    superseded: int = 0  # records older (in source order) than what the store already held: not applied
+    moved_back: int = 0  # entities this file moved back in source order: 0 unless the ordering rule broke
     relationships: int = 0  # current parent links created or changed
     time_series: int = 0  # metric points inserted or changed
     seconds: float = 0.0
@@ -61,6 +70,10 @@ class FileLoadResult:
 
 def _text(value: str | None) -> str:
     return "\\N" if value is None else value.translate(_TEXT_ESCAPES)
+
+
+def _time(value: datetime | None) -> str:
+    return "\\N" if value is None else value.isoformat()
 
 
 def _num(value: Any) -> str:
@@ -96,7 +109,7 @@ CREATE TEMP TABLE staging_entities (
     ord integer NOT NULL, canonical_id text NOT NULL, source_system text NOT NULL, source_id text NOT NULL,
     entity_type text NOT NULL, name text NOT NULL, industry text, revenue numeric, employees bigint,
     attributes jsonb NOT NULL, attributes_hash bytea NOT NULL, data_quality real NOT NULL,
-    parent_canonical_id text
+    parent_canonical_id text, changed_at timestamptz
 ) ON COMMIT DROP;
 CREATE TEMP TABLE staging_metrics (
     ord integer NOT NULL, canonical_id text NOT NULL, metric_type text NOT NULL,
@@ -108,7 +121,9 @@ CREATE TEMP TABLE staging_metrics (
 ENTITY_UPDATE_SET = (
     "entity_type = EXCLUDED.entity_type, name = EXCLUDED.name, industry = EXCLUDED.industry, "
     "revenue = EXCLUDED.revenue, employees = EXCLUDED.employees, attributes = EXCLUDED.attributes, "
-    "attributes_hash = EXCLUDED.attributes_hash, metadata = EXCLUDED.metadata"
+    "attributes_hash = EXCLUDED.attributes_hash, metadata = EXCLUDED.metadata, "
+    "source_changed_at = EXCLUDED.source_changed_at, source_file_at = EXCLUDED.source_file_at, "
+    "source_file_id = EXCLUDED.source_file_id"
 )
 
 # The staged rows whose content is new, upserted: everything up to the SET list's end (the version rule
@@ -116,13 +131,14 @@ ENTITY_UPDATE_SET = (
 ENTITY_UPSERT_HEAD = """
     INSERT INTO canonical.entities AS e
         (entity_type, source_system, canonical_id, name, industry, revenue, employees,
-         attributes, attributes_hash, metadata)
+         attributes, attributes_hash, metadata, source_changed_at, source_file_at, source_file_id)
     SELECT s.entity_type, s.source_system, s.canonical_id, s.name, s.industry, s.revenue, s.employees,
            s.attributes, s.attributes_hash,
            jsonb_build_object('source_key', %(source_key)s::text, 'source_id', s.source_id,
                               'run_id', %(run_id)s::text, 'file_id', %(file_id)s::bigint,
                               'data_quality', s.data_quality,
-                              'transformation_version', %(transformation_version)s::text)
+                              'transformation_version', %(transformation_version)s::text),
+           coalesce(s.changed_at, %(file_at)s::timestamptz), %(file_at)s::timestamptz, %(file_id)s::bigint
     FROM staging_entities s
     WHERE NOT EXISTS (SELECT 1 FROM canonical.entities x
                       WHERE x.canonical_id = s.canonical_id AND x.attributes_hash = s.attributes_hash)
@@ -134,16 +150,41 @@ WITH merged AS (""" + ENTITY_UPSERT_HEAD + """, version = e.version + 1, updated
         WHERE e.attributes_hash IS DISTINCT FROM EXCLUDED.attributes_hash
     RETURNING old.entity_id AS old_entity_id, old.canonical_id AS old_canonical_id, old.version AS old_version,
               old.entity_type AS old_entity_type, old.attributes AS old_attributes,
-              old.metadata AS old_metadata, old.updated_at AS old_updated_at
+              old.metadata AS old_metadata, old.updated_at AS old_updated_at,
+              old.source_changed_at AS old_changed_at, old.source_file_at AS old_file_at,
+              old.source_file_id AS old_file_id,
+              -- measured by the database at write time, so the asset check can fail if the rule breaks
+              (old.source_changed_at, old.source_file_at, old.source_file_id)
+                  > (new.source_changed_at, new.source_file_at, new.source_file_id) AS moved_back
 ), history AS (
     INSERT INTO canonical.entity_history
-        (entity_id, canonical_id, version, entity_type, attributes, metadata, valid_from)
+        (entity_id, canonical_id, version, entity_type, attributes, metadata, valid_from,
+         source_changed_at, source_file_at, source_file_id)
     SELECT old_entity_id, old_canonical_id, old_version, old_entity_type, old_attributes, old_metadata,
-           old_updated_at
+           old_updated_at, old_changed_at, old_file_at, old_file_id
     FROM merged WHERE old_entity_id IS NOT NULL
 )
-SELECT count(*) FILTER (WHERE old_entity_id IS NULL), count(*) FILTER (WHERE old_entity_id IS NOT NULL)
+SELECT count(*) FILTER (WHERE old_entity_id IS NULL), count(*) FILTER (WHERE old_entity_id IS NOT NULL),
+       count(*) FILTER (WHERE moved_back)
 FROM merged
+"""
+
+# Each staged record claims its entity's source position; the losers (older than the position already
+# held, by this or by a run that committed while we waited on the row lock) leave staging. ORDER BY:
+# every run takes these row locks in the same order, so two runs over the same ids cannot deadlock.
+# `>=`: the same file again (a reprocess) is not older than itself.
+_CLAIM_SOURCE_ORDER = """
+WITH claimed AS (
+    INSERT INTO ingest.entity_order AS o (canonical_id, changed_at, file_at, file_id)
+    SELECT canonical_id, coalesce(changed_at, %(file_at)s::timestamptz), %(file_at)s::timestamptz,
+           %(file_id)s::bigint
+    FROM staging_entities ORDER BY canonical_id
+    ON CONFLICT (canonical_id) DO UPDATE
+        SET changed_at = EXCLUDED.changed_at, file_at = EXCLUDED.file_at, file_id = EXCLUDED.file_id
+        WHERE (EXCLUDED.changed_at, EXCLUDED.file_at, EXCLUDED.file_id) >= (o.changed_at, o.file_at, o.file_id)
+    RETURNING canonical_id
+)
+DELETE FROM staging_entities s WHERE NOT EXISTS (SELECT 1 FROM claimed c WHERE c.canonical_id = s.canonical_id)
 """
 
 # A child named in this file gets the parent the file names; a child the file names without a
@@ -189,8 +230,13 @@ def load_records(
     attempt: int,
     source_key: str,
     run_id: str,
+    file_at: Callable[[], datetime],
 ) -> FileLoadResult:
-    """Stage and merge one file. Call inside a transaction: the caller commits or rolls back whole."""
+    """Stage and merge one file. Call inside a transaction: the caller commits or rolls back whole.
+
+    `file_at` gives the file's place in its source's history (export date, else LastModified); it is
+    called once every record has been read, because an export may state its date after its records.
+    """
     started = time.perf_counter()
     out = FileLoadResult()
     refusals, metrics = _Spool(), _Spool()
@@ -208,7 +254,7 @@ def load_records(
                             f"{res.entity_type}\t{_text(res.name)}\t{_text(res.industry)}\t{_num(res.revenue)}\t"
                             f"{_num(res.employees)}\t{res.attributes_json.replace(_BACKSLASH, _BACKSLASH * 2)}\t"
                             f"\\\\x{res.attributes_hash.hex()}\t{res.data_quality}\t"
-                            f"{_text(res.parent_canonical_id)}\n"
+                            f"{_text(res.parent_canonical_id)}\t{_time(res.changed_at)}\n"
                         )
                         for m in res.metrics:
                             metrics.write(f"{index}\t{_text(res.canonical_id)}\t{_text(m.metric_type)}\t"
@@ -232,13 +278,15 @@ def load_records(
             # Temporary tables are never auto-analyzed; without statistics the merge may pick a nested loop.
             cur.execute("ANALYZE staging_entities")
 
-            out.duplicates = _drop_superseded_duplicates(cur)
-            params = {"source_key": source_key, "run_id": run_id, "file_id": file_id,
+            params = {"source_key": source_key, "run_id": run_id, "file_id": file_id, "file_at": file_at(),
                       "transformation_version": TRANSFORMATION_VERSION}
+            out.duplicates = _drop_superseded_duplicates(cur, params)
+            out.superseded = cur.execute(_CLAIM_SOURCE_ORDER, params).rowcount
             row = cur.execute(_MERGE_ENTITIES, params).fetchone()
             assert row is not None
-            out.inserted, out.updated = row
-            out.unchanged = out.received - out.rejected - out.duplicates - out.inserted - out.updated
+            out.inserted, out.updated, out.moved_back = row
+            out.unchanged = (out.received - out.rejected - out.duplicates - out.superseded
+                             - out.inserted - out.updated)
 
             cur.execute(_CLOSE_CHANGED_PARENTS)
             cur.execute(_INSERT_PARENTS, params)
@@ -268,12 +316,17 @@ def load_records(
     return out
 
 
-def _drop_superseded_duplicates(cur: psycopg.Cursor) -> int:
-    """Keep the last occurrence of each canonical id in the file; return how many were dropped."""
+def _drop_superseded_duplicates(cur: psycopg.Cursor, params: dict[str, Any]) -> int:
+    """Keep one occurrence of each canonical id in the file: the newest by its own change time, the last
+    one among equals (the file's own order); return how many were dropped."""
     cur.execute(
         """DELETE FROM staging_entities s
-           USING (SELECT canonical_id, max(ord) AS last_ord FROM staging_entities
-                  GROUP BY canonical_id HAVING count(*) > 1) d
-           WHERE s.canonical_id = d.canonical_id AND s.ord < d.last_ord"""
+           USING (SELECT DISTINCT ON (canonical_id) canonical_id, ord AS keep_ord
+                  FROM staging_entities
+                  WHERE canonical_id IN (SELECT canonical_id FROM staging_entities
+                                         GROUP BY canonical_id HAVING count(*) > 1)
+                  ORDER BY canonical_id, coalesce(changed_at, %(file_at)s::timestamptz) DESC, ord DESC) d
+           WHERE s.canonical_id = d.canonical_id AND s.ord <> d.keep_ord""",
+        params,
     )
     return cur.rowcount

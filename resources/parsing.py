@@ -12,6 +12,7 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import IO, Any
 
@@ -44,13 +45,26 @@ class MalformedLine:
     error: str
 
 
+@dataclass(slots=True)
+class DocumentInfo:
+    """What a file says about itself beside its records; filled once its records have been read."""
+
+    # The export's own `metadata.exportDate` (the real CRM export has one): when the source system
+    # wrote the file, a better place in its history than when the file reached the bucket.
+    export_date: datetime | None = None
+
+
 class _Reader(io.RawIOBase):
     """Adapts any object with read(n) (botocore's StreamingBody, GzipFile) to a raw stream, counting
-    the bytes handed on, so errors can say roughly where they happened."""
+    the bytes handed on, so errors can say roughly where they happened. Keeps the first chunk and the
+    last two (references, no copies) so a document's small top-level fields can be read afterwards
+    without a second pass over the records."""
 
     def __init__(self, body: IO[bytes]):
         self._body = body
         self.offset = 0
+        self.head = b""
+        self._last: tuple[bytes, bytes] = (b"", b"")
 
     def readable(self) -> bool:
         return True
@@ -59,8 +73,16 @@ class _Reader(io.RawIOBase):
         data = self._body.read(len(b))
         n = len(data)
         b[:n] = data
+        if n:
+            if not self.offset:
+                self.head = data
+            self._last = (self._last[1], data)
         self.offset += n
         return n
+
+    @property
+    def tail(self) -> bytes:
+        return self._last[0] + self._last[1]
 
 
 def _open(body: IO[bytes]) -> tuple[IO[bytes], _Reader]:
@@ -89,13 +111,13 @@ def _first_significant_byte(stream: IO[bytes]) -> bytes:
 
 
 def iter_records(
-    key: str, open_body: Callable[[], IO[bytes]]
+    key: str, open_body: Callable[[], IO[bytes]], info: DocumentInfo | None = None
 ) -> Iterator[Any]:
     """Yield each record of the file (any JSON value; mapping refuses non-objects).
 
     NDJSON lines that are not JSON are yielded as MalformedLine. Raises ParseError when the file as a
     whole is malformed or of an unsupported shape. `open_body` may be called a second time, only to
-    explain a JSON object without records.
+    explain a JSON object without records. `info` is filled when the last record has been yielded.
     """
     stream, counter = _open(open_body())
     if key.lower().endswith(NDJSON_SUFFIXES):
@@ -120,6 +142,56 @@ def iter_records(
         raise ParseError(f"malformed JSON: {_clean(exc)}", byte_offset=counter.offset, record_index=n) from exc
     if n == 0 and prefix == "records.item":
         _explain_empty_object(open_body)
+    if info is not None and prefix == "records.item":
+        info.export_date = _export_date(counter)
+
+
+_EXPORT_DATE = "metadata.exportDate"
+_METADATA_KEY = b'"metadata"'
+_MAX_TAIL_TRIES = 64
+
+
+def _export_date(counter: _Reader) -> datetime | None:
+    """`metadata.exportDate` of a parsed `{"records": [...], ...}` document, from the bytes kept by the
+    reader: the head (metadata written before the records) or the tail (after them, as the CRM export
+    does). A top-level key in the tail is found by trying each `"metadata"` from the end: `{` + the rest
+    of the document parses as one object only where the key sits at the top level (inside a record or
+    another object, the closing brackets of the enclosing values are left over)."""
+    value = _top_level_value(counter.head, stop_at_records=True)
+    tail = counter.tail
+    pos = len(tail)
+    for _ in range(_MAX_TAIL_TRIES):
+        if value is not None:
+            break
+        pos = tail.rfind(_METADATA_KEY, 0, pos)
+        if pos < 0:
+            break
+        if tail[pos - 1:pos] != b"\\":
+            value = _top_level_value(b"{" + tail[pos:], stop_at_records=False)
+    return _as_time(value)
+
+
+def _top_level_value(doc: bytes, *, stop_at_records: bool) -> Any:
+    found = None
+    try:
+        for prefix, event, value in ijson.parse(io.BytesIO(doc), use_float=False):
+            if prefix == _EXPORT_DATE and event in ("string", "number"):
+                found = value
+            elif stop_at_records and prefix == "records" and event == "start_array":
+                return found
+    except ijson.JSONError:
+        return found if stop_at_records else None
+    return found
+
+
+def _as_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _explain_empty_object(open_body: Callable[[], IO[bytes]]) -> None:

@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     # Pause between full listing passes of the raw bucket while the event queue is on (the listing
     # only reconciles what the queue missed); without a queue the listing runs continuously.
     ingest_reconcile_interval_seconds: float = Field(default=60.0, alias="INGEST_RECONCILE_INTERVAL_SECONDS", ge=0)
+    # Per source system, the record fields that hold the record's own change time, which orders
+    # records ahead of the file's export date (JSON, e.g. {"crm": ["updated_at"], "legacy": []}; a
+    # source not named uses resources.canonical.mapping.CHANGE_TIME_KEYS, [] turns record times off).
+    ingest_change_time_fields: dict[str, list[str]] = Field(default_factory=dict,
+                                                            alias="INGEST_CHANGE_TIME_FIELDS")
+    # The freshness check warns when the newest loaded file is older than this (hours).
+    ingest_freshness_hours: float = Field(default=26.0, alias="INGEST_FRESHNESS_HOURS", gt=0)
     # Share of refused records above which the blocking asset check fails.
     ingest_max_refused_share: float = Field(default=0.5, alias="INGEST_MAX_REFUSED_SHARE", ge=0, le=1)
 

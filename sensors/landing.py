@@ -36,13 +36,13 @@ from dagster import (
 from assets.ingest import ingest_job
 from resources.dagster_resources import AwsResource, PostgresResource
 from resources.ingest_registry import (
+    BATCH_TAG,
     FileObject,
     claim_batches,
     register_files,
 )
 from resources.settings import Settings, get_settings
 
-BATCH_TAG = "ingest/batch"
 MAX_LAUNCHES = 3
 _TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 

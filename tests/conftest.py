@@ -60,15 +60,20 @@ def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
             print(f"embedded PostgreSQL did not stop cleanly: {exc}")
 
 
+def reset_canonical(owner_url: str) -> None:
+    """An empty canonical model and ingest registry (earlier tests on this worker leave rows behind)."""
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        conn.execute(
+            """TRUNCATE canonical.entities, canonical.entity_history, canonical.entity_relationships,
+                        canonical.time_series_data, ingest.rejected_records, ingest.files, ingest.entity_order
+               RESTART IDENTITY CASCADE""")
+        conn.execute("UPDATE ingest.data_version SET version = 0")
+
+
 @pytest.fixture
 def db(pg: PgCluster) -> PgCluster:
     """The cluster with empty canonical and ingest tables."""
-    with psycopg.connect(pg.owner_url, autocommit=True) as conn:
-        conn.execute(
-            """TRUNCATE canonical.entities, canonical.entity_history, canonical.entity_relationships,
-                        canonical.time_series_data, ingest.rejected_records, ingest.files RESTART IDENTITY CASCADE"""
-        )
-        conn.execute("UPDATE ingest.data_version SET version = 0")
+    reset_canonical(pg.owner_url)
     return pg
 
 

@@ -39,7 +39,7 @@ from resources.analytics import (
 from resources.analytics import guard as guard_module
 from resources.aws import ensure_aws_resources
 from resources.settings import Settings, get_settings
-from tests.conftest import Stack
+from tests.conftest import Stack, reset_canonical
 from tests.ingest_helpers import Driver
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("analytics_golden")]
@@ -252,10 +252,7 @@ def golden(pg, moto_server) -> Iterator[str]:
         for k, v in env.items():
             mp.setenv(k, v)
         get_settings.cache_clear()
-        with psycopg.connect(pg.owner_url, autocommit=True) as conn:
-            conn.execute("""TRUNCATE canonical.entities, canonical.entity_history, canonical.entity_relationships,
-                            canonical.time_series_data, ingest.rejected_records, ingest.files
-                            RESTART IDENTITY CASCADE""")
+        reset_canonical(pg.owner_url)
         settings = Settings()
         stack = _Stack(settings=settings, aws=ensure_aws_resources(settings), pg=pg)
         with instance_for_test() as instance:

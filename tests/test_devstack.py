@@ -288,13 +288,14 @@ def test_files_and_reprocess_against_the_registry(pg_env):
         register_files(conn, [FileObject("crm-data/a.json", '"e1"', 10), FileObject("notes/readme.txt", "e2", 5)],
                        via="listing")
         conn.execute("UPDATE ingest.files SET status = 'loaded', received = 3, inserted = 3, updated = 0, "
-                     "unchanged = 0, rejected = 0 WHERE s3_key = 'crm-data/a.json'")
+                     "unchanged = 0, superseded = 1, rejected = 0 WHERE s3_key = 'crm-data/a.json'")
 
     out = run("files").output
     header, rule, *rows = out.strip().splitlines()
     assert header.split()[:3] == ["key", "status", "att"] and set(rule) <= {"-", " "}
     assert rows[0].startswith("notes/readme.txt") and "skipped" in rows[0] and "unknown prefix" in rows[0]
-    assert rows[1].split()[:8] == ["crm-data/a.json", "loaded", "1", "3", "3", "0", "0", "0"]
+    # key, status, attempt, received, inserted, updated, unchanged, superseded, rejected
+    assert rows[1].split()[:9] == ["crm-data/a.json", "loaded", "1", "3", "3", "0", "0", "1", "0"]
     assert run("files", "--status", "loaded").output.count("\n") == 3
     assert "no files recorded matching" in run("files", "--source", "erp").output
 

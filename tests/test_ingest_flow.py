@@ -54,8 +54,11 @@ def test_seed_export_lands_as_ten_entities_with_counts_in_the_materialization(dr
     assert lineage["source_id"] == "CUST-1001"
     assert "transformation_version" in lineage and 0 <= lineage["data_quality"] <= 1
     checks = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
-    assert checks == {"refused_share_below_threshold": True, "no_duplicate_canonical_ids": True,
-                      "required_attributes_present": True}
+    assert checks == {"refused_share_below_threshold": True, "no_entity_moved_back_in_source_order": True,
+                      "newest_file_within_freshness_bound": True, "required_attributes_present": True}
+    # the real CRM export states its own date: that is the file's place in the source's history
+    assert q(url, "SELECT source_file_at::text, superseded FROM ingest.files") == [("2024-11-17 10:40:00+00", 0)]
+    assert q1(url, "SELECT count(*) FROM canonical.entities WHERE source_file_at = '2024-11-17T10:40:00Z'") == 10
 
 
 def test_same_bytes_uploaded_again_are_not_ingested_again(driver, stack):

@@ -915,3 +915,36 @@ def test_timezone_offsets_of_metrics_are_normalised_to_utc() -> None:
     result = ok(crm_record(metrics=[{"date": at.isoformat(), "type": "m", "value": 1}]))
     assert result.metrics[0].observed_at == at
     assert result.metrics[0].observed_at.tzinfo == UTC
+
+
+# ---- the record's own change time (its position in the source's history) ---------------------------
+
+
+def test_change_time_is_read_from_the_first_configured_field_in_utc() -> None:
+    r = map_record("crm", {"id": 1, "name": "A", "updated_at": "2026-01-02T03:04:05+02:00"})
+    assert isinstance(r, CanonicalRecord) and r.changed_at == datetime(2026, 1, 2, 1, 4, 5, tzinfo=UTC)
+    r = map_record("crm", {"id": 1, "name": "A", "lastModified": "2026-01-02"})
+    assert isinstance(r, CanonicalRecord) and r.changed_at == datetime(2026, 1, 2, tzinfo=UTC)
+    r = map_record("crm", {"id": 1, "name": "A", "stamp": "2026-01-02"}, ("stamp",))
+    assert isinstance(r, CanonicalRecord) and r.changed_at == datetime(2026, 1, 2, tzinfo=UTC)
+
+
+def test_a_record_without_a_change_time_or_with_record_times_off_has_none() -> None:
+    assert map_record("crm", {"id": 1, "name": "A"}).changed_at is None  # type: ignore[union-attr]
+    r = map_record("crm", {"id": 1, "name": "A", "updated_at": "2026-01-02"}, ())
+    assert isinstance(r, CanonicalRecord) and r.changed_at is None
+
+
+@given(st.one_of(st.text(max_size=30).filter(lambda t: _iso_or_none(t) is None), st.integers(), st.booleans(),
+                 st.lists(st.integers(), max_size=2)))
+def test_an_unreadable_change_time_refuses_the_record_naming_the_field(value: object) -> None:
+    r = map_record("crm", {"id": 1, "name": "A", "updated_at": value})
+    assert isinstance(r, Refusal)
+    assert [(p.code, p.field) for p in r.problems] == [("invalid_change_time", "updated_at")]
+
+
+def _iso_or_none(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None

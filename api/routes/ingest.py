@@ -41,8 +41,10 @@ def file_view(f: FileRow) -> dict[str, Any]:
             "source": f.source_system, "status": f.status, "reason": f.reason, "attempt": f.attempt,
             "batchId": f.batch_id, "runId": f.run_id,
             "counts": {"received": f.received, "inserted": f.inserted, "updated": f.updated,
-                       "unchanged": f.unchanged, "rejected": f.rejected, "duplicates": f.duplicates},
-            "seconds": f.seconds, "discoveredAt": _iso(f.discovered_at), "finishedAt": _iso(f.finished_at)}
+                       "unchanged": f.unchanged, "rejected": f.rejected, "duplicates": f.duplicates,
+                       "superseded": f.superseded},
+            "seconds": f.seconds, "discoveredAt": _iso(f.discovered_at), "finishedAt": _iso(f.finished_at),
+            "sourceFileAt": _iso(f.source_file_at)}
 
 
 @router.get("/ingest/files", response_model=IngestFilesResponse, summary="Files received, newest first",

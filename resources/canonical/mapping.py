@@ -20,6 +20,11 @@ Problem codes:
 - ``unstorable_text`` a NUL character or a lone surrogate anywhere (keys too): jsonb/text refuse them
 - ``unstorable_number`` a number jsonb cannot hold (NaN, Infinity, beyond PostgreSQL numeric's range)
 - ``unserialisable``  a value that has no JSON form (only possible for records not built by a JSON parser)
+- ``invalid_change_time`` the record's change-time field (``updated_at``, …) is not an ISO date or datetime
+
+The record's own change time (the first of ``change_time_keys`` present, by default ``CHANGE_TIME_KEYS``)
+is its position in its source's history: it outranks the file's export date when ingest orders records
+(README, "Order of truth").
 
 Numbers: ``int``, ``Decimal`` (the parser's ``use_float=False``), ``float``, and strings holding a plain
 decimal number (``"2500000"``, ``" 1250.50 "``; no exponent, no thousand separators). ``bool`` is not a
@@ -61,6 +66,8 @@ REVENUE_KEYS = ("annual_revenue", "revenue", "financials.annualRevenue")
 EMPLOYEE_KEYS = ("employee_count", "employees", "hrData.employeeCount")
 INDUSTRY_KEYS = ("industry_code", "industry", "sector")
 PARENT_KEYS = ("parent_id", "parent_company_id")
+# Fields that say when the source last changed the record; INGEST_CHANGE_TIME_FIELDS overrides per source.
+CHANGE_TIME_KEYS = ("updated_at", "updatedAt", "last_modified", "lastModified", "modified_at", "last_updated")
 
 MAX_ID_LENGTH = 200
 MAX_NAME_LENGTH = 1000
@@ -141,7 +148,8 @@ def data_quality_score(
     return round(n / 6, 2)
 
 
-def map_record(source_system: SourceSystem, record: object) -> CanonicalRecord | Refusal:
+def map_record(source_system: SourceSystem, record: object,
+               change_time_keys: tuple[str, ...] = CHANGE_TIME_KEYS) -> CanonicalRecord | Refusal:
     """Map one parsed source record; every problem found is reported, not only the first.
 
     Raises ValueError only for an unknown source_system (a caller bug, not bad data).
@@ -166,6 +174,7 @@ def map_record(source_system: SourceSystem, record: object) -> CanonicalRecord |
     parent = _read_parent(record, source_id, problems)
     raw_metrics = record.get("metrics")
     metrics = _read_metrics(raw_metrics, problems) if raw_metrics is not None else []
+    changed_at = _read_change_time(record, change_time_keys, problems) if change_time_keys else None
 
     if problems:
         # Report storage problems too, so one round of fixes makes the record loadable.
@@ -215,6 +224,7 @@ def map_record(source_system: SourceSystem, record: object) -> CanonicalRecord |
         ),
         parent_canonical_id=f"{source_system}_{parent}" if parent is not None else None,
         metrics=metrics,
+        changed_at=changed_at,
     )
 
 
@@ -455,6 +465,17 @@ def _parse_time(text: str) -> datetime | None:
         return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     except (ValueError, OverflowError):
         return None
+
+
+def _read_change_time(record: dict, keys: tuple[str, ...], problems: list[Problem]) -> datetime | None:
+    field, raw = _first(record, keys)
+    if raw is None:
+        return None
+    parsed = _parse_time(raw.strip()) if isinstance(raw, str) else None
+    if parsed is None:
+        problems.append(Problem("invalid_change_time",
+                                f"{field} is not an ISO date or datetime: {_show(raw)}", field))
+    return parsed
 
 
 def _metric_checked(entry: object, where: str, problems: list[Problem]) -> Metric | None:

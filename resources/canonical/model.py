@@ -52,6 +52,7 @@ class CanonicalRecord:
     data_quality: float  # 0..1
     parent_canonical_id: str | None = None
     metrics: list[Metric] = field(default_factory=list)
+    changed_at: datetime | None = None  # the record's own change time, where its source has one
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,13 +29,6 @@ ENTITIES = [
 ]
 
 
-def reset_canonical(owner_url: str) -> None:
-    """An empty canonical model and ingest registry (earlier tests on this worker leave rows behind)."""
-    with psycopg.connect(owner_url, autocommit=True) as conn:
-        conn.execute(
-            """TRUNCATE canonical.entities, canonical.entity_history, canonical.entity_relationships,
-                        canonical.time_series_data, ingest.rejected_records, ingest.files RESTART IDENTITY CASCADE""")
-        conn.execute("UPDATE ingest.data_version SET version = 0")
 
 
 def seed_entities(owner_url: str) -> None:

@@ -32,7 +32,7 @@ from pipeline_defs.devstack import DAGSTER_YAML, dagster_storage_url, http_ok
 from resources.aws import aws_client
 from resources.local_aws import die_with_parent, free_port
 from resources.settings import PROJECT_ROOT, Settings
-from tests.api.conftest import reset_canonical
+from tests.conftest import reset_canonical
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dagster")]
 

@@ -22,7 +22,8 @@ from schemathesis.specs.openapi.checks import (
 from api.app import create_app
 from api.config import ApiSettings
 from resources.settings import Settings
-from tests.api.conftest import reset_canonical, seed_entities
+from tests.api.conftest import seed_entities
+from tests.conftest import reset_canonical
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("schemathesis")]
 
