@@ -49,7 +49,7 @@ bench-api: install ## The REST API under uvicorn, 50 clients, cached vs uncached
 
 drill: install ## Ordering drill on the real local platform: 8 × 100,000 and 40 × 5,000 ids (bench/drill_results.md)
 	$(RUN) python -m bench.drill --files 8 --ids 100000
-	$(RUN) python -m bench.drill --files 40 --ids 5000
+	$(RUN) python -m bench.drill --files 40 --ids 5000 --batch-files 10
 
 clean:
 	rm -rf $(VENV) .tools .local .pytest_cache

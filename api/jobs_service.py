@@ -17,9 +17,9 @@ from api.analytics_service import canonical_parameters
 from api.deps import AppState, Principal, require
 from api.models import JobRequest
 from api.problems import ApiProblem
+from resources.contract import ANALYTICS_JOB, IDEMPOTENCY_TAG, PRINCIPAL_TAG, analytics_run_config
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
-JOB_NAME = "analytics_job"
 
 
 def _idem_key(principal: Principal, key: str) -> dict[str, dict[str, str]]:
@@ -80,13 +80,12 @@ def launch_job(state: AppState, principal: Principal, req: JobRequest,
                                               "parameters": params}
             return job_view(job), True
     try:
-        run_config = {"ops": {"run_analytics": {"config": {
-            "operation": req.operation, "parameters": params, "timeout_seconds": req.timeout_seconds,
-            "max_rows": req.max_rows}}}}
-        tags = {"canonical/api-principal": principal.name}
+        run_config = analytics_run_config(req.operation, params, timeout_seconds=req.timeout_seconds,
+                                          max_rows=req.max_rows)
+        tags = {PRINCIPAL_TAG: principal.name}
         if idempotency_key:
-            tags["canonical/idempotency-key"] = idempotency_key[:200]
-        run_id = state.dagster.launch(JOB_NAME, run_config, tags)
+            tags[IDEMPOTENCY_TAG] = idempotency_key[:200]
+        run_id = state.dagster.launch(ANALYTICS_JOB, run_config, tags)
     except BaseException:
         if idem is not None:
             ddb.delete_item(TableName=table, Key=idem)

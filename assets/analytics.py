@@ -24,6 +24,7 @@ from pydantic import Field
 from resources.analytics.catalogue import OPERATION_NAMES, validate_parameters
 from resources.analytics.errors import AnalyticsError, TransientDatabaseError
 from resources.analytics.runner import run_operation
+from resources.contract import ANALYTICS_JOB, ANALYTICS_OP
 from resources.dagster_resources import AwsResource, PostgresResource
 from resources.results_store import store_result
 
@@ -41,7 +42,7 @@ class TransientAnalyticsError(Exception):
 
 
 @op(
-    name="run_analytics",
+    name=ANALYTICS_OP,
     description="Runs one analytics catalogue operation under the read-only role and stores its result "
     "(inline on the job item up to 1,000 rows, else JSON + CSV in the results bucket).",
     retry_policy=RetryPolicy(max_retries=3, delay=1.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS),
@@ -76,7 +77,7 @@ def run_analytics(context: OpExecutionContext, config: AnalyticsConfig, readonly
 
 
 @job(
-    name="analytics_job",
+    name=ANALYTICS_JOB,
     description="Runs an analytics operation by name with parameters (see the op config). Launched by the REST "
     "API's POST /analytics/jobs or from the Launchpad; status and result are mirrored to DynamoDB.",
     tags={"pipeline/kind": "analytics"},

@@ -30,8 +30,9 @@ from dagster import (
 )
 from pydantic import Field
 
+from resources.contract import BATCH_TAG, INGEST_JOB, INGEST_OP
 from resources.dagster_resources import AwsResource, PostgresResource
-from resources.ingest_registry import BATCH_TAG, claim_batches, get_files
+from resources.ingest_registry import claim_batches, get_files
 from resources.ingest_runner import FileOutcome, ingest_file
 from resources.loader import FileLoadResult
 from resources.settings import get_settings
@@ -131,7 +132,7 @@ def _check_required_attributes(conn: psycopg.Connection, run_id: str) -> AssetCh
 
 
 @multi_asset(
-    name="ingest_files",
+    name=INGEST_OP,
     description=(
         "Loads a batch of raw files (chosen by landing_sensor from ingest.files) into the canonical "
         "tables: stream-parse, validate and map each record, COPY into staging and merge. One "
@@ -273,7 +274,7 @@ def _checks(context: AssetExecutionContext, conn: psycopg.Connection, config: In
 
 
 ingest_job = define_asset_job(
-    name="ingest_job",
+    name=INGEST_JOB,
     selection=[ENTITIES, RELATIONSHIPS, TIME_SERIES],
     description="Loads the raw files named in its config (or, with none, whatever is pending) into the "
                 "canonical tables. Launched by landing_sensor.",

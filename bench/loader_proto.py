@@ -105,8 +105,17 @@ CREATE TEMP TABLE file_ids (canonical_id text PRIMARY KEY) ON COMMIT DROP;
 CREATE TEMP TABLE again_ids (canonical_id text NOT NULL) ON COMMIT DROP;
 """
 
+# The shipped loader drops unchanged records at its source-order claim; the prototype has no claim, so it
+# filters them here (the merge's own hash check would otherwise lock every unchanged row).
+_FROM_STAGING = "    FROM staging_entities s\n"
+assert _FROM_STAGING in ENTITY_UPSERT_HEAD
+_UPSERT_CHANGED_HEAD = ENTITY_UPSERT_HEAD.replace(_FROM_STAGING, _FROM_STAGING + """\
+    WHERE NOT EXISTS (SELECT 1 FROM canonical.entities x
+                      WHERE x.canonical_id = s.canonical_id AND x.attributes_hash = s.attributes_hash)
+""")
+
 _MERGE_ENTITIES = """
-WITH merged AS (""" + ENTITY_UPSERT_HEAD + """,
+WITH merged AS (""" + _UPSERT_CHANGED_HEAD + """,
             -- a row this file already wrote: last one wins, still one version
             version = CASE WHEN e.xmin = %(xid)s::xid THEN e.version ELSE e.version + 1 END,
             updated_at = now()

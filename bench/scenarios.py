@@ -95,8 +95,8 @@ class Instrument:
 
         real_iter, real_map, inst = runner.iter_records, runner.map_record, self
 
-        def timed_iter_records(key: str, open_body: Any) -> Iterator[Any]:
-            it = real_iter(key, open_body)
+        def timed_iter_records(key: str, open_body: Any, *args: Any) -> Iterator[Any]:
+            it = real_iter(key, open_body, *args)
             clock = time.perf_counter
             while True:
                 t = clock()
@@ -108,9 +108,9 @@ class Instrument:
                 inst.parse += clock() - t
                 yield rec
 
-        def timed_map(source: str, record: Any) -> Any:
+        def timed_map(source: str, record: Any, *args: Any) -> Any:
             t = time.perf_counter()
-            out = real_map(source, record)
+            out = real_map(source, record, *args)
             inst.map += time.perf_counter() - t
             return out
 
@@ -138,9 +138,11 @@ _LABELS = (
     ("UPDATE ingest.files SET status = 'loading'", "claim file"),
     ("CREATE TEMP TABLE staging", "staging DDL"),
     ("ANALYZE staging_entities", "ANALYZE staging"),
+    ("DELETE FROM staging_entities s WHERE NOT EXISTS", "claim source order"),
+    ("ANALYZE staging_keep", "claim source order"),
     ("DELETE FROM staging_entities", "drop in-file duplicates"),
     ("WITH merged AS", "merge entities (+history)"),
-    ("WITH claimed AS", "claim source order"),
+    ("WITH incoming AS", "claim source order"),
     ("UPDATE canonical.entity_relationships", "relationships"),
     ("INSERT INTO canonical.entity_relationships", "relationships"),
     ("SELECT canonical.ensure_time_series_partitions", "time series"),

@@ -28,6 +28,7 @@ import psycopg
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
+from resources.contract import FILE_STATUSES
 from resources.settings import SOURCE_PREFIXES, Settings, get_settings
 
 DEV_STACK_FILE = "dev-stack.json"
@@ -208,7 +209,7 @@ def upload(file: Path, source: str, key: str | None) -> None:
 
 
 @cli.command()
-@click.option("--status", type=click.Choice(["pending", "queued", "loading", "loaded", "failed", "skipped"]))
+@click.option("--status", type=click.Choice(FILE_STATUSES))
 @click.option("--source", type=click.Choice(sorted(SOURCE_PREFIXES)))
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @friendly_errors

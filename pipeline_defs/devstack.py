@@ -39,6 +39,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from resources.contract import DONE_STATUSES
 from resources.local_aws import die_with_parent
 from resources.settings import PROJECT_ROOT, SOURCE_PREFIXES, Settings
 
@@ -46,7 +47,6 @@ DEFAULT_MOTO_ENDPOINT = "http://127.0.0.1:4566"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 # Roles created by the migrations; locally they log in with the password in their default URL.
 LOGIN_ROLES = ("pipeline_writer", "pipeline_reader")
-DONE_STATUSES = ("loaded", "failed", "skipped")
 
 DAGSTER_YAML = """\
 # Written by `pipeline dev` at every start; edits here are overwritten.

@@ -22,9 +22,6 @@ from resources.canonical.model import SourceSystem
 from resources.settings import SOURCE_PREFIXES
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".json", ".ndjson", ".jsonl", ".json.gz", ".ndjson.gz", ".jsonl.gz")
-OPEN_STATUSES = ("pending", "queued", "loading")
-# The Dagster run tag naming the batch a run loads (landing_sensor's run key; manual runs add it).
-BATCH_TAG = "ingest/batch"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,11 @@ COPY into temporary staging tables, then one merge per table:
   and dropped from staging, so it changes no entity, parent link or metric point. The winner holds
   that row's lock to the end of the file's transaction: a concurrent run over the same entity waits
   for it and then compares against the committed result (no lost update, no deadlock).
-- entities: `INSERT … ON CONFLICT (canonical_id) DO UPDATE … WHERE attributes changed`; rows whose
-  attributes hash is unchanged are filtered out before the merge, so a reload costs a hash join, not
-  a row lock and a WAL record per row. PostgreSQL 18's `RETURNING old.*` hands the replaced version
-  to entity_history in the same statement, under the row lock the merge already holds.
+- entities: `INSERT … ON CONFLICT (canonical_id) DO UPDATE … WHERE attributes changed`; records whose
+  attributes hash equals the current version's (kept beside the position in ingest.entity_order) left
+  staging at the claim, so a reload never reads the entities table for them. PostgreSQL 18's
+  `RETURNING old.*` hands the replaced version to entity_history in the same statement, under the row
+  lock the merge already holds.
 - relationships: the current parent of each child, history kept by closing effective_to.
 - time series: monthly partitions ensured, then upserted.
 Refused records are spooled (memory stays flat) and copied into ingest.rejected_records.
@@ -37,6 +38,7 @@ _SPOOL_MEMORY_BYTES = 8 << 20
 # JSON text never holds raw tabs or newlines (json.dumps escapes them); only its backslashes need
 # doubling for COPY's text format.
 _BACKSLASH = "\\"
+_NULL = "\\N"  # COPY text format's NULL
 _TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -70,10 +72,6 @@ class FileLoadResult:
 
 def _text(value: str | None) -> str:
     return "\\N" if value is None else value.translate(_TEXT_ESCAPES)
-
-
-def _time(value: datetime | None) -> str:
-    return "\\N" if value is None else value.isoformat()
 
 
 def _num(value: Any) -> str:
@@ -115,6 +113,7 @@ CREATE TEMP TABLE staging_metrics (
     ord integer NOT NULL, canonical_id text NOT NULL, metric_type text NOT NULL,
     observed_at timestamptz NOT NULL, value numeric NOT NULL
 ) ON COMMIT DROP;
+CREATE TEMP TABLE staging_keep (canonical_id text NOT NULL) ON COMMIT DROP;
 """
 
 # What a changed entity takes from the incoming row (EXCLUDED), shared by every upsert of entities.
@@ -140,8 +139,6 @@ ENTITY_UPSERT_HEAD = """
                               'transformation_version', %(transformation_version)s::text),
            coalesce(s.changed_at, %(file_at)s::timestamptz), %(file_at)s::timestamptz, %(file_id)s::bigint
     FROM staging_entities s
-    WHERE NOT EXISTS (SELECT 1 FROM canonical.entities x
-                      WHERE x.canonical_id = s.canonical_id AND x.attributes_hash = s.attributes_hash)
     ON CONFLICT (canonical_id) DO UPDATE
         SET """ + ENTITY_UPDATE_SET
 
@@ -169,23 +166,41 @@ SELECT count(*) FILTER (WHERE old_entity_id IS NULL), count(*) FILTER (WHERE old
 FROM merged
 """
 
-# Each staged record claims its entity's source position; the losers (older than the position already
-# held, by this or by a run that committed while we waited on the row lock) leave staging. ORDER BY:
-# every run takes these row locks in the same order, so two runs over the same ids cannot deadlock.
-# `>=`: the same file again (a reprocess) is not older than itself.
+# Each staged record claims its entity's source position, and with it the content hash it brings (so
+# ingest.entity_order.attributes_hash is always the current version's). ORDER BY: every run takes these
+# row locks in one global order (bytewise: cheap to sort, the same on every server), so two runs over
+# the same ids cannot deadlock. `>=`: the same file again (a reprocess) is not older than itself. A run
+# that meets another's uncommitted claim waits, then compares against the committed position (READ
+# COMMITTED re-checks the WHERE on the latest row version): the result is the same in any interleaving.
+# Then staging keeps only what the merge must write: the records that won their claim with new content.
+# Those that lost (superseded: older than the position held) change no entity, parent link or metric
+# point; those that won with the content the store already holds (unchanged) leave too, so the merge
+# never probes the entities for them.
 _CLAIM_SOURCE_ORDER = """
-WITH claimed AS (
-    INSERT INTO ingest.entity_order AS o (canonical_id, changed_at, file_at, file_id)
-    SELECT canonical_id, coalesce(changed_at, %(file_at)s::timestamptz), %(file_at)s::timestamptz,
-           %(file_id)s::bigint
-    FROM staging_entities ORDER BY canonical_id
+WITH incoming AS MATERIALIZED (
+    -- one record per id: the newest by its own change time, the file's last among equals
+    SELECT DISTINCT ON (canonical_id COLLATE "C") canonical_id,
+           coalesce(changed_at, %(file_at)s::timestamptz) AS changed_at, attributes_hash
+    FROM staging_entities
+    ORDER BY canonical_id COLLATE "C", coalesce(changed_at, %(file_at)s::timestamptz) DESC, ord DESC
+), claimed AS (
+    INSERT INTO ingest.entity_order AS o (canonical_id, changed_at, file_at, file_id, attributes_hash)
+    SELECT canonical_id, changed_at, %(file_at)s::timestamptz, %(file_id)s::bigint, attributes_hash FROM incoming
     ON CONFLICT (canonical_id) DO UPDATE
-        SET changed_at = EXCLUDED.changed_at, file_at = EXCLUDED.file_at, file_id = EXCLUDED.file_id
+        SET changed_at = EXCLUDED.changed_at, file_at = EXCLUDED.file_at, file_id = EXCLUDED.file_id,
+            attributes_hash = EXCLUDED.attributes_hash
         WHERE (EXCLUDED.changed_at, EXCLUDED.file_at, EXCLUDED.file_id) >= (o.changed_at, o.file_at, o.file_id)
-    RETURNING canonical_id
+    RETURNING new.canonical_id,
+              old.canonical_id IS NULL OR old.attributes_hash IS DISTINCT FROM new.attributes_hash AS writes
+), kept AS (
+    INSERT INTO staging_keep SELECT canonical_id FROM claimed WHERE writes RETURNING 1
 )
-DELETE FROM staging_entities s WHERE NOT EXISTS (SELECT 1 FROM claimed c WHERE c.canonical_id = s.canonical_id)
+SELECT (SELECT count(*) FROM incoming), (SELECT count(*) FROM claimed), (SELECT count(*) FROM kept)
 """
+_KEEP_ONLY_WRITES = """
+DELETE FROM staging_entities s WHERE NOT EXISTS (SELECT 1 FROM staging_keep k WHERE k.canonical_id = s.canonical_id)
+"""
+
 
 # A child named in this file gets the parent the file names; a child the file names without a
 # parent loses its current one. Closed links stay as history.
@@ -254,7 +269,8 @@ def load_records(
                             f"{res.entity_type}\t{_text(res.name)}\t{_text(res.industry)}\t{_num(res.revenue)}\t"
                             f"{_num(res.employees)}\t{res.attributes_json.replace(_BACKSLASH, _BACKSLASH * 2)}\t"
                             f"\\\\x{res.attributes_hash.hex()}\t{res.data_quality}\t"
-                            f"{_text(res.parent_canonical_id)}\t{_time(res.changed_at)}\n"
+                            f"{_text(res.parent_canonical_id)}\t"
+                            f"{_NULL if res.changed_at is None else res.changed_at.isoformat()}\n"
                         )
                         for m in res.metrics:
                             metrics.write(f"{index}\t{_text(res.canonical_id)}\t{_text(m.metric_type)}\t"
@@ -280,13 +296,17 @@ def load_records(
 
             params = {"source_key": source_key, "run_id": run_id, "file_id": file_id, "file_at": file_at(),
                       "transformation_version": TRANSFORMATION_VERSION}
-            out.duplicates = _drop_superseded_duplicates(cur, params)
-            out.superseded = cur.execute(_CLAIM_SOURCE_ORDER, params).rowcount
+            distinct, claimed, kept = cur.execute(_CLAIM_SOURCE_ORDER, params).fetchone()  # type: ignore[misc]
+            staged = out.received - out.rejected
+            if distinct < staged:  # the same id more than once in the file (rare): keep the one claimed
+                out.duplicates = _drop_superseded_duplicates(cur, params)
+            out.superseded, out.unchanged = distinct - claimed, claimed - kept
+            if kept < distinct:
+                cur.execute("ANALYZE staging_keep")
+                cur.execute(_KEEP_ONLY_WRITES)
             row = cur.execute(_MERGE_ENTITIES, params).fetchone()
             assert row is not None
             out.inserted, out.updated, out.moved_back = row
-            out.unchanged = (out.received - out.rejected - out.duplicates - out.superseded
-                             - out.inserted - out.updated)
 
             cur.execute(_CLOSE_CHANGED_PARENTS)
             cur.execute(_INSERT_PARENTS, params)

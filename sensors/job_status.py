@@ -31,15 +31,13 @@ from dagster import (
     sensor,
 )
 
+from resources.contract import ANALYTICS_JOB, ANALYTICS_OP, INGEST_JOB, INGEST_OP, op_config
 from resources.dagster_resources import AwsResource
 from resources.jobs_store import TERMINAL, JobStatus
 from resources.notices import JobNotice, publish
 from resources.settings import get_settings
 
-ANALYTICS_JOB = "analytics_job"
-INGEST_JOB = "ingest_job"
 MIRRORED_JOBS = (ANALYTICS_JOB, INGEST_JOB)
-ANALYTICS_OP = "run_analytics"
 
 STATUS_MAP: dict[DagsterRunStatus, JobStatus] = {
     DagsterRunStatus.QUEUED: "queued",
@@ -76,13 +74,13 @@ def _failure_message(instance: DagsterInstance, run_id: str) -> str | None:
 def _run_fields(run: DagsterRun, dagster_url: str) -> dict[str, Any]:
     fields: dict[str, Any] = {"dagsterRunUrl": f"{dagster_url.rstrip('/')}/runs/{run.run_id}"}
     if run.job_name == ANALYTICS_JOB:
-        cfg = (run.run_config or {}).get("ops", {}).get(ANALYTICS_OP, {}).get("config", {})
+        cfg = op_config(run.run_config, ANALYTICS_OP)
         fields["operation"] = cfg.get("operation")
         fields["parameters"] = cfg.get("parameters", {})
     else:
-        cfg = (run.run_config or {}).get("ops", {}).get("ingest_files", {}).get("config", {})
+        cfg = op_config(run.run_config, INGEST_OP)
         fields["operation"] = "ingest"
-        fields["parameters"] = {"file_ids": cfg.get("file_ids", [])}
+        fields["parameters"] = {"file_ids": cfg.get("file_ids") or []}
     return fields
 
 

@@ -34,9 +34,9 @@ from dagster import (
 )
 
 from assets.ingest import ingest_job
+from resources.contract import BATCH_TAG, LANDING_SENSOR, ingest_run_config
 from resources.dagster_resources import AwsResource, PostgresResource
 from resources.ingest_registry import (
-    BATCH_TAG,
     FileObject,
     claim_batches,
     register_files,
@@ -224,8 +224,7 @@ def run_requests(conn: psycopg.Connection, limits: TickLimits, max_refused_share
     for b in batches:
         yield RunRequest(
             run_key=b.batch_id,
-            run_config={"ops": {"ingest_files": {"config": {
-                "file_ids": [f.file_id for f in b.files], "max_refused_share": max_refused_share}}}},
+            run_config=ingest_run_config([f.file_id for f in b.files], max_refused_share),
             tags={BATCH_TAG: b.batch_id, "ingest/files": str(len(b.files)),
                   "ingest/first_key": b.files[0].s3_key[:200]},
         )
@@ -265,7 +264,7 @@ def _queue_url(aws: AwsResource) -> str:
 
 
 @sensor(
-    name="landing_sensor",
+    name=LANDING_SENSOR,
     job=ingest_job,
     minimum_interval_seconds=5,
     default_status=DefaultSensorStatus.RUNNING,

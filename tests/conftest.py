@@ -68,6 +68,12 @@ def reset_canonical(owner_url: str) -> None:
                         canonical.time_series_data, ingest.rejected_records, ingest.files, ingest.entity_order
                RESTART IDENTITY CASCADE""")
         conn.execute("UPDATE ingest.data_version SET version = 0")
+        # Monthly partitions are created on demand; a later test counts its own.
+        for (part,) in conn.execute(
+                """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                   WHERE i.inhparent = 'canonical.time_series_data'::regclass
+                     AND c.relname <> 'time_series_data_default'""").fetchall():
+            conn.execute(f'DROP TABLE canonical."{part}"')
 
 
 @pytest.fixture

@@ -382,14 +382,6 @@ def test_generated_dagster_yaml_is_a_valid_instance_config(tmp_path, monkeypatch
     assert config["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_DATABASE_URL"}
 
 
-def test_workspace_yaml_loads_the_definitions_module():
-    import yaml
-
-    ws = yaml.safe_load((Path(devstack.PROJECT_ROOT) / "workspace.yaml").read_text())
-    [entry] = ws["load_from"]
-    assert entry["python_module"]["module_name"] == "pipeline_defs.definitions"
-    assert entry["python_module"]["working_directory"] == "."
-
 
 def test_a_port_taken_by_another_server_stops_pipeline_dev_before_it_starts_anything(tmp_path, http_404_server):
     s = Settings(

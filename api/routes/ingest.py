@@ -14,6 +14,7 @@ from api.analytics_service import now_iso
 from api.deps import JobsScope, ReadScope, State
 from api.models import IngestFileResponse, IngestFilesResponse, Problem, UploadRequest, UploadResponse
 from api.problems import ApiProblem
+from resources.contract import FileStatus
 from resources.ingest_registry import (
     FileRow,
     ReprocessError,
@@ -25,7 +26,6 @@ from resources.ingest_registry import (
 from resources.settings import SOURCE_PREFIXES
 
 router = APIRouter(tags=["ingest"])
-Status = Literal["pending", "queued", "loading", "loaded", "failed", "skipped"]
 
 
 def _p(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -51,7 +51,7 @@ def file_view(f: FileRow) -> dict[str, Any]:
             responses=_p(401, 403, 422, 503))
 def files(
     _: ReadScope, state: State,
-    status: Status | None = None, source: Literal["crm", "erp", "legacy"] | None = None,
+    status: FileStatus | None = None, source: Literal["crm", "erp", "legacy"] | None = None,
     since: Annotated[dt.datetime | None, Query(description="ISO timestamp: files discovered at or after it")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="metadata.nextCursor of the previous page")] = None,

@@ -32,18 +32,21 @@ FROM ingest.files f
 WHERE f.file_id = (h.metadata->>'file_id')::bigint;
 
 -- The newest source position seen for each entity, whether or not that record changed anything
--- (an unchanged record from a newer export still outranks a late one). Ingest takes this row's lock
--- before it touches the entity, in canonical_id order, so concurrent runs over the same entities
--- queue on it instead of overwriting each other or deadlocking. Narrow and never indexed beyond its
--- key, so the update each load makes is a HOT update when its page has room.
+-- (an unchanged record from a newer export still outranks a late one), and the content hash of the
+-- entity's current version (so ingest tells unchanged records apart without reading the entities).
+-- Ingest takes this row's lock before it touches the entity, in canonical_id order, so concurrent runs
+-- over the same entities queue on it instead of overwriting each other or deadlocking. Narrow and
+-- never indexed beyond its key, so the update each load makes is a HOT update when its page has room.
+-- It mirrors canonical.entities: a row deleted there by hand must be deleted here too.
 CREATE TABLE ingest.entity_order (
-    canonical_id  text PRIMARY KEY,
-    changed_at    timestamptz NOT NULL,
-    file_at       timestamptz NOT NULL,
-    file_id       bigint NOT NULL
+    canonical_id    text PRIMARY KEY,
+    changed_at      timestamptz NOT NULL,
+    file_at         timestamptz NOT NULL,
+    file_id         bigint NOT NULL,
+    attributes_hash bytea
 ) WITH (fillfactor = 50);
-INSERT INTO ingest.entity_order (canonical_id, changed_at, file_at, file_id)
-SELECT canonical_id, source_changed_at, source_file_at, source_file_id FROM canonical.entities;
+INSERT INTO ingest.entity_order (canonical_id, changed_at, file_at, file_id, attributes_hash)
+SELECT canonical_id, source_changed_at, source_file_at, source_file_id, attributes_hash FROM canonical.entities;
 
 ALTER TABLE ingest.files
     -- The file's place in its source's history (see above); set when the file loads.

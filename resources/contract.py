@@ -1,0 +1,56 @@
+"""Names two sides must agree on, and the run configs both build. Dagster-free: the REST app imports it.
+
+The Dagster definitions (assets/, sensors/), the REST app (api/), the CLI and the dev stack all take
+job, op and tag names, file statuses and run configs from here, so renaming an op is one edit here, and
+`tests/test_definitions.py` fails if a definition drifts from these names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+# Dagster jobs and the ops whose config the other side writes or reads.
+INGEST_JOB = "ingest_job"
+INGEST_OP = "ingest_files"  # the multi-asset's op name
+ANALYTICS_JOB = "analytics_job"
+ANALYTICS_OP = "run_analytics"
+LANDING_SENSOR = "landing_sensor"
+
+# Run tags.
+BATCH_TAG = "ingest/batch"  # the ingest.files batch a run loads (landing_sensor's run key; manual runs add it)
+PRINCIPAL_TAG = "canonical/api-principal"
+IDEMPOTENCY_TAG = "canonical/idempotency-key"
+
+# `ingest.files.status`; the transitions are resources/ingest_registry.py's.
+FileStatus = Literal["pending", "queued", "loading", "loaded", "failed", "skipped"]
+FILE_STATUSES: tuple[FileStatus, ...] = ("pending", "queued", "loading", "loaded", "failed", "skipped")
+OPEN_STATUSES: tuple[FileStatus, ...] = ("pending", "queued", "loading")
+DONE_STATUSES: tuple[FileStatus, ...] = ("loaded", "failed", "skipped")
+
+
+def ingest_run_config(file_ids: Sequence[int] | None, max_refused_share: float | None = None) -> dict[str, Any]:
+    """ingest_job's run config: these files (None: whatever is pending)."""
+    config: dict[str, Any] = {}
+    if file_ids is not None:
+        config["file_ids"] = list(file_ids)
+    if max_refused_share is not None:
+        config["max_refused_share"] = max_refused_share
+    return {"ops": {INGEST_OP: {"config": config}}}
+
+
+def analytics_run_config(operation: str, parameters: Mapping[str, Any], *, timeout_seconds: float | None = None,
+                         max_rows: int | None = None) -> dict[str, Any]:
+    """analytics_job's run config for one catalogue operation."""
+    config: dict[str, Any] = {"operation": operation, "parameters": dict(parameters)}
+    if timeout_seconds is not None:
+        config["timeout_seconds"] = timeout_seconds
+    if max_rows is not None:
+        config["max_rows"] = max_rows
+    return {"ops": {ANALYTICS_OP: {"config": config}}}
+
+
+def op_config(run_config: Mapping[str, Any] | None, op: str) -> dict[str, Any]:
+    """The config one op received in a run (empty when the run had none)."""
+    cfg = ((run_config or {}).get("ops") or {}).get(op) or {}
+    return dict(cfg.get("config") or {})

@@ -1,0 +1,72 @@
+"""The code location loads as `dagster dev` loads it, and agrees with the names the other side uses.
+
+Fast (no database, no AWS): it loads workspace.yaml's module, resolves every job and sensor, and checks
+that the run configs built by resources/contract.py (what landing_sensor and the REST API send) are
+valid for the jobs they target, so renaming an op or a config field fails here and not in production.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import yaml
+from dagster import DagsterInvalidConfigError, Definitions, validate_run_config
+
+from resources import contract
+from resources.settings import PROJECT_ROOT
+
+
+def _workspace_definitions() -> Definitions:
+    ws = yaml.safe_load((Path(PROJECT_ROOT) / "workspace.yaml").read_text())
+    [entry] = ws["load_from"]
+    module = importlib.import_module(entry["python_module"]["module_name"])
+    defs = module.defs
+    assert isinstance(defs, Definitions)
+    return defs
+
+
+def test_workspace_yaml_loads_definitions_that_resolve_every_job_and_sensor():
+    defs = _workspace_definitions()
+    repo = defs.get_repository_def()
+    assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {
+        contract.INGEST_JOB, contract.ANALYTICS_JOB}
+    sensors = {s.name for s in repo.sensor_defs}
+    assert contract.LANDING_SENSOR in sensors
+    assert {"job_started_mirror", "job_succeeded_mirror", "job_failed_mirror", "job_canceled_mirror",
+            "job_status_reconciler"} <= sensors
+    for name in sensors:
+        assert defs.get_sensor_def(name).name == name
+
+
+def test_the_ops_the_contract_names_are_the_jobs_ops():
+    defs = _workspace_definitions()
+    assert contract.INGEST_OP in {n.name for n in defs.resolve_job_def(contract.INGEST_JOB).nodes}
+    assert contract.ANALYTICS_OP in {n.name for n in defs.resolve_job_def(contract.ANALYTICS_JOB).nodes}
+
+
+def test_run_configs_built_from_the_contract_are_valid_for_their_jobs():
+    defs = _workspace_definitions()
+    ingest = defs.resolve_job_def(contract.INGEST_JOB)
+    analytics = defs.resolve_job_def(contract.ANALYTICS_JOB)
+
+    def valid(job, run_config) -> bool:
+        try:
+            validate_run_config(job, run_config)
+        except DagsterInvalidConfigError:
+            return False
+        return True
+
+    assert valid(ingest, contract.ingest_run_config([1, 2], 0.5))
+    assert valid(ingest, contract.ingest_run_config(None))  # "Materialize" with no file ids
+    assert valid(ingest, {})  # no config at all
+    assert valid(analytics, contract.analytics_run_config("simple_demo", {}, timeout_seconds=30, max_rows=10))
+    assert not valid(ingest, {"ops": {contract.INGEST_OP: {"config": {"file_ids": "one"}}}})
+    assert not valid(analytics, {"ops": {"not_the_op": {"config": {}}}})
+
+
+def test_op_config_reads_back_what_the_builders_wrote():
+    cfg = contract.ingest_run_config([3], 0.2)
+    assert contract.op_config(cfg, contract.INGEST_OP) == {"file_ids": [3], "max_refused_share": 0.2}
+    assert contract.op_config(None, contract.INGEST_OP) == {}
+    assert contract.op_config({"ops": {}}, contract.ANALYTICS_OP) == {}
