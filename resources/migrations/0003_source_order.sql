@@ -39,7 +39,7 @@ WHERE f.file_id = (h.metadata->>'file_id')::bigint;
 -- never indexed beyond its key, so the update each load makes is a HOT update when its page has room.
 -- It mirrors canonical.entities: a row deleted there by hand must be deleted here too.
 CREATE TABLE ingest.entity_order (
-    canonical_id    text PRIMARY KEY,
+    canonical_id    text COLLATE "C" PRIMARY KEY,  -- bytewise: the claim sorts and probes by it
     changed_at      timestamptz NOT NULL,
     file_at         timestamptz NOT NULL,
     file_id         bigint NOT NULL,
