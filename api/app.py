@@ -2,7 +2,7 @@
 
     uvicorn --factory api.app:create_app --port 8000
 
-Dagster-free (DESIGN §2): it talks to PostgreSQL, DynamoDB, S3 and Dagster's GraphQL endpoint only.
+Dagster-free (README, Architecture): it talks to PostgreSQL, DynamoDB, S3 and Dagster's GraphQL endpoint only.
 """
 
 from __future__ import annotations

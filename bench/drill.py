@@ -106,7 +106,9 @@ def wait_for_outcomes(stack: DevStack, n: int, timeout: float) -> float:
 def verdict(url: str, dagster_url: str, n: int, ids: int) -> dict[str, Any]:
     newest = n * 1000  # export n (numbered from 1) is the newest
     with psycopg.connect(url) as conn:
-        one = lambda sql: conn.execute(sql).fetchone()[0]
+        def one(sql: str) -> Any:
+            return conn.execute(sql).fetchone()[0]  # type: ignore[index]
+
         runs = conn.execute(
             """SELECT run_id, min(started_at), max(finished_at), count(*) FROM ingest.files
                WHERE status = 'loaded' GROUP BY run_id ORDER BY 2""").fetchall()

@@ -20,7 +20,8 @@ proto.CHUNK_ROWS = 3
 
 def rec(i, **kw):
     r = {"customer_id": f"C{i}", "company_name": f"Co {i}", "annual_revenue": 1000 * i, "employee_count": i}
-    r.update(kw); return r
+    r.update(kw)
+    return r
 
 files = [
     [rec(i) for i in range(1, 11)],
@@ -38,7 +39,10 @@ def load(url, mod, records, file_id):
             r = mod.load_records(conn, (map_record("crm", x) for x in records), file_id=file_id, attempt=1,
                                  source_key=f"k{file_id}", run_id="r",
                                  file_at=lambda: datetime(2026, 1, 1, tzinfo=UTC))
-    d = r.as_dict(); d.pop("seconds"); d.pop("records_per_second"); return d
+    d = r.as_dict()
+    d.pop("seconds")
+    d.pop("records_per_second")
+    return d
 
 def state(url):
     with psycopg.connect(url) as conn:
@@ -54,18 +58,23 @@ try:
     urls = {}
     for db in ("a", "b"):
         with psycopg.connect(pg.admin_url, autocommit=True) as c:
-            c.execute(f"DROP DATABASE IF EXISTS {db}"); c.execute(f"CREATE DATABASE {db}")
-        urls[db] = pg.url(db); apply_migrations(urls[db])
+            c.execute(f"DROP DATABASE IF EXISTS {db}")
+            c.execute(f"CREATE DATABASE {db}")
+        urls[db] = pg.url(db)
+        apply_migrations(urls[db])
     ok = True
     for n, f in enumerate(files, 1):
         ra, rb = load(urls["a"], real, f, n), load(urls["b"], proto, f, n)
-        print(n, "real ", ra); print(n, "proto", rb)
+        print(n, "real ", ra)
+        print(n, "proto", rb)
         ok &= ra == rb
         sa, sb = state(urls["a"]), state(urls["b"])
-        for name, x, y in zip(("entities", "history", "relationships"), sa, sb):
+        for name, x, y in zip(("entities", "history", "relationships"), sa, sb, strict=True):
             if x != y:
                 ok = False
-                print("DIFF", name); print("  real ", x); print("  proto", y)
+                print("DIFF", name)
+                print("  real ", x)
+                print("  proto", y)
     print("SAME" if ok else "DIFFERENT")
     raise SystemExit(0 if ok else 1)
 finally:

@@ -142,7 +142,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: S
 
     def line(values: Sequence[str]) -> str:
         parts = [
-            v.rjust(w) if h in right else v.ljust(w) for v, w, h in zip(values, widths, headers)
+            v.rjust(w) if h in right else v.ljust(w) for v, w, h in zip(values, widths, headers, strict=True)
         ]
         return "  ".join(parts).rstrip()
 

@@ -736,10 +736,8 @@ def _stop_group(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> None
     """Signal a child's whole process group; SIGKILL the group if it outlives `timeout`."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        pass
     # Whatever is left in the group (workers of a run, a code server) goes now.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)

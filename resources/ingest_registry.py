@@ -3,14 +3,16 @@
 Key + ETag identify a file version: the same object delivered twice (queue and listing, or a
 restarted moto re-uploading samples) is recorded once; a changed object under the same key is a new
 row and new work. Status moves pending → queued → loading → loaded | failed; files we will not
-process are recorded as skipped with the reason. Dagster-free: the sensor, the ingest asset, the CLI
-and the REST app share it.
+process are recorded as skipped with the reason; a queued file whose run was lost goes back to pending,
+and `pipeline reprocess` puts a finished file back to pending as its next attempt. Every one of these
+transitions is a function of this module. Dagster-free: the sensor, the ingest asset, the CLI and the
+REST app share it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -114,17 +116,9 @@ def register_files(conn: psycopg.Connection, objects: Iterable[FileObject], via:
             ON CONFLICT (s3_key, etag) DO NOTHING
             RETURNING {_FILE_COLUMNS}
             """,
-            [list(col) for col in zip(*rows)],
+            [list(col) for col in zip(*rows, strict=True)],
         )
         return cur.fetchall()
-
-
-def known_etags(conn: psycopg.Connection, keys: Sequence[str]) -> set[tuple[str, str]]:
-    """Which of these keys' versions are already recorded."""
-    if not keys:
-        return set()
-    cur = conn.execute("SELECT s3_key, etag FROM ingest.files WHERE s3_key = ANY(%s)", (list(keys),))
-    return {(k, e) for k, e in cur.fetchall()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,26 +175,6 @@ def claim_batches(
             (b.batch_id, [f.file_id for f in b.files]),
         )
     return batches
-
-
-def stale_batches(conn: psycopg.Connection, older_than_seconds: float) -> list[str]:
-    """Batches queued long ago whose files never started: their run request may have been lost."""
-    cur = conn.execute(
-        """SELECT DISTINCT batch_id FROM ingest.files
-           WHERE status = 'queued' AND queued_at < now() - make_interval(secs => %s)""",
-        (older_than_seconds,),
-    )
-    return [r[0] for r in cur.fetchall()]
-
-
-def release_batch(conn: psycopg.Connection, batch_id: str) -> int:
-    """Put a lost batch's files back to pending so a new batch picks them up."""
-    cur = conn.execute(
-        "UPDATE ingest.files SET status = 'pending', batch_id = NULL, queued_at = NULL "
-        "WHERE batch_id = %s AND status = 'queued'",
-        (batch_id,),
-    )
-    return cur.rowcount
 
 
 def get_files(conn: psycopg.Connection, file_ids: Sequence[int]) -> list[FileRow]:
@@ -272,3 +246,58 @@ def rejected_sample(conn: psycopg.Connection, file_id: int, attempt: int, limit:
             (file_id, attempt, limit),
         )
         return cur.fetchall()
+
+
+# ---- the transitions of a file's load (the runner and the landing sensor call these) ------------------
+
+# Counts a loaded file records (FileLoadResult's fields of the same names).
+LOADED_COUNTS = ("received", "inserted", "updated", "unchanged", "rejected", "duplicates", "superseded",
+                 "moved_back", "relationships", "time_series", "seconds")
+
+
+def start_loading(conn: psycopg.Connection, file_id: int, run_id: str) -> str | None:
+    """pending | queued → loading for this run (or loading already by this run: a retried step); commits.
+
+    Returns None when this run may load the file, else why not (another run has or had it)."""
+    claimed = conn.execute(
+        """UPDATE ingest.files SET status = 'loading', run_id = %s, started_at = now()
+           WHERE file_id = %s AND (status IN ('pending', 'queued') OR (status = 'loading' AND run_id = %s))""",
+        (run_id, file_id, run_id),
+    ).rowcount
+    row = None if claimed else conn.execute(
+        "SELECT status, run_id FROM ingest.files WHERE file_id = %s", (file_id,)).fetchone()
+    conn.commit()
+    if claimed:
+        return None
+    status, by = row if row else ("gone", None)
+    return f"already {status}" + (f" by run {by}" if by else "") + " (not pending or queued any more)"
+
+
+def mark_loaded(conn: psycopg.Connection, file_id: int, counts: Mapping[str, Any],
+                source_file_at: datetime) -> None:
+    """loading → loaded with the file's counts, inside the file's own transaction (no commit)."""
+    conn.execute(
+        f"""UPDATE ingest.files SET status = 'loaded', reason = NULL, source_file_at = %s, finished_at = now(),
+                   {", ".join(f"{c} = %s" for c in LOADED_COUNTS)}
+            WHERE file_id = %s""",
+        (source_file_at, *(counts[c] for c in LOADED_COUNTS), file_id),
+    )
+
+
+def mark_failed(conn: psycopg.Connection, file_id: int, reason: str, *, from_status: str | None = None) -> bool:
+    """→ failed with the reason; nothing of the file landed, so no counts (no commit). With `from_status`,
+    only from that status. Returns whether the row changed."""
+    return conn.execute(
+        f"""UPDATE ingest.files SET status = 'failed', reason = %s, finished_at = now(),
+                   {", ".join(f"{c} = NULL" for c in LOADED_COUNTS)}
+            WHERE file_id = %s AND (%s::text IS NULL OR status = %s)""",
+        (reason[:2000], file_id, from_status, from_status),
+    ).rowcount > 0
+
+
+def release_to_pending(conn: psycopg.Connection, file_id: int) -> bool:
+    """queued → pending: its run was never launched, so a new batch takes it (no commit)."""
+    return conn.execute(
+        "UPDATE ingest.files SET status = 'pending', batch_id = NULL, queued_at = NULL "
+        "WHERE file_id = %s AND status = 'queued'", (file_id,),
+    ).rowcount > 0

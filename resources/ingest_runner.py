@@ -18,7 +18,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from resources.canonical.mapping import CHANGE_TIME_KEYS, map_record
 from resources.canonical.model import CanonicalRecord, Refusal
-from resources.ingest_registry import FileRow
+from resources.ingest_registry import FileRow, mark_failed, mark_loaded, start_loading
 from resources.loader import FileLoadResult, load_records
 from resources.parsing import DocumentInfo, MalformedLine, ParseError, iter_records
 
@@ -76,18 +76,9 @@ def ingest_file(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, r
 
     `change_time_fields` names, per source system, the record fields holding the record's own change
     time (default: `CHANGE_TIME_KEYS` for every source; an empty list turns record times off)."""
-    claimed = conn.execute(
-        """UPDATE ingest.files SET status = 'loading', run_id = %s, started_at = now()
-           WHERE file_id = %s AND (status IN ('pending', 'queued') OR (status = 'loading' AND run_id = %s))""",
-        (run_id, file.file_id, run_id),
-    ).rowcount
-    conn.commit()
-    if not claimed:
-        row = conn.execute("SELECT status, run_id FROM ingest.files WHERE file_id = %s", (file.file_id,)).fetchone()
-        conn.commit()
-        status, by = row if row else ("gone", None)
-        return FileOutcome(file, skipped=f"already {status}" + (f" by run {by}" if by else "")
-                           + " (not pending or queued any more)")
+    not_ours = start_loading(conn, file.file_id, run_id)
+    if not_ours:
+        return FileOutcome(file, skipped=not_ours)
     source = file.source_system or ""
     keys = tuple((change_time_fields or {}).get(source, CHANGE_TIME_KEYS))
     try:
@@ -111,26 +102,11 @@ def _load(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, run_id:
         result = load_records(conn, _mapped(file.source_system or "", records, change_time_keys),
                               file_id=file.file_id, attempt=file.attempt, source_key=file.s3_key,
                               run_id=run_id, file_at=lambda: file_time(file, info))
-        conn.execute(
-            """UPDATE ingest.files SET status = 'loaded', reason = NULL, received = %s, inserted = %s,
-                      updated = %s, unchanged = %s, rejected = %s, duplicates = %s, superseded = %s,
-                      moved_back = %s, relationships = %s, time_series = %s, seconds = %s,
-                      source_file_at = %s, finished_at = now()
-               WHERE file_id = %s""",
-            (result.received, result.inserted, result.updated, result.unchanged, result.rejected,
-             result.duplicates, result.superseded, result.moved_back, result.relationships,
-             result.time_series, result.seconds, file_time(file, info), file.file_id),
-        )
+        mark_loaded(conn, file.file_id, result.as_dict(), file_time(file, info))
     return result
 
 
 def _fail(conn: psycopg.Connection, file: FileRow, reason: str) -> FileOutcome:
-    conn.execute(
-        """UPDATE ingest.files SET status = 'failed', reason = %s, finished_at = now(),
-                  received = NULL, inserted = NULL, updated = NULL, unchanged = NULL, rejected = NULL,
-                  superseded = NULL, moved_back = NULL
-           WHERE file_id = %s""",
-        (reason[:2000], file.file_id),
-    )
+    mark_failed(conn, file.file_id, reason)
     conn.commit()
     return FileOutcome(file, error=reason)

@@ -11,6 +11,7 @@ the run ended. Expired items (past
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -125,10 +126,8 @@ class JobsStore:
             return None
         for k in ("parameters", "result"):
             if isinstance(job.get(k), str):
-                try:
+                with contextlib.suppress(ValueError):
                     job[k] = json.loads(job[k])
-                except ValueError:
-                    pass
         job.pop("PK", None)
         job.pop("SK", None)
         return job

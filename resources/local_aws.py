@@ -6,6 +6,7 @@ moto keeps every bucket, queue, table and topic in memory: a fresh server is emp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -156,17 +157,13 @@ class MotoServer:
     def stop(self, timeout: float = 10) -> None:
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 proc.wait(timeout)
         self._close_log()
 

@@ -1,22 +1,8 @@
-"""PostgreSQL connections (psycopg 3). Dagster-free: the REST app and the CLI use it too."""
+"""PostgreSQL connection strings (psycopg 3's conninfo). Dagster-free: the CLI and the dev stack use it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-
-def connect(url: str, *, autocommit: bool = False, application_name: str = "canonical-pipeline") -> psycopg.Connection:
-    return psycopg.connect(url, autocommit=autocommit, application_name=application_name)
-
-
-@contextmanager
-def connection(url: str, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
-    with connect(url, autocommit=autocommit) as conn:
-        yield conn
 
 
 def with_database(url: str, dbname: str) -> str:

@@ -39,7 +39,9 @@ from resources.dagster_resources import AwsResource, PostgresResource
 from resources.ingest_registry import (
     FileObject,
     claim_batches,
+    mark_failed,
     register_files,
+    release_to_pending,
 )
 from resources.settings import Settings, get_settings
 
@@ -200,12 +202,10 @@ def recover_lost_work(context: SensorEvaluationContext, conn: psycopg.Connection
                    if run is not None else "its run was never launched")
             if status == "queued":
                 why = f"{launches} ingest runs ended before reaching this file; last: {why}"
-            conn.execute("UPDATE ingest.files SET status = 'failed', reason = %s, finished_at = now() "
-                         "WHERE file_id = %s AND status = %s", (why, file_id, status))
+            mark_failed(conn, file_id, why, from_status=status)
             notes.append(f"{key}: failed ({why})")
         else:
-            conn.execute("UPDATE ingest.files SET status = 'pending', batch_id = NULL, queued_at = NULL "
-                         "WHERE file_id = %s AND status = 'queued'", (file_id,))
+            release_to_pending(conn, file_id)
             notes.append(f"{key}: released for a new batch")
     conn.commit()
     return notes

@@ -2,7 +2,7 @@
 
 The dataset goes through the real path once per module: CRM, ERP and legacy files uploaded to the moto
 raw bucket, the landing sensor, ingest runs, PostgreSQL. The expected answers are computed in plain
-Python from the same input records (with the mapping rules of DESIGN §3 re-stated here, not imported),
+Python from the same input records (with the README's mapping rules re-stated here, not imported),
 so a wrong query and a wrong mapping cannot agree by accident.
 
 Then the custom query's defences, for real, as the read-only role: the guard refuses, and where the
@@ -126,7 +126,7 @@ LEGACY = [
 
 
 # --------------------------------------------------------------------------------------------------
-# DESIGN §3 mapping, re-stated for the golden records (numbers exact as Decimals)
+# The README's mapping rules, re-stated for the golden records (numbers exact as Decimals)
 
 
 def _first(rec: dict, *keys: str) -> Any:
@@ -154,9 +154,9 @@ def _entity(system: str, rec: dict) -> dict | None:
     if not name or (revenue is not None and revenue < 0):
         return None
     industry = _first(rec, "industry_code", "industry", "sector")
-    if revenue is not None and revenue > 10_000_000 or employees is not None and employees > 1000:
+    if (revenue is not None and revenue > 10_000_000) or (employees is not None and employees > 1000):
         kind = "large_enterprise"
-    elif revenue is not None and revenue > 1_000_000 or employees is not None and employees > 100:
+    elif (revenue is not None and revenue > 1_000_000) or (employees is not None and employees > 100):
         kind = "medium_business"
     else:
         kind = "small_business"

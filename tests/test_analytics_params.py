@@ -39,7 +39,7 @@ from resources.analytics.params import (
 )
 from resources.analytics.result import Table
 
-# DESIGN §4: names and parameters are a contract.
+# Names and parameters are a contract (README, REST API).
 CONTRACT = {
     "database_info": set(),
     "simple_demo": set(),

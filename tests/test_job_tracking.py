@@ -128,8 +128,8 @@ def test_reconciler_repairs_a_burst_of_200_runs_and_owes_no_duplicate_notices(st
                                       "operation": "simple_demo", "parameters": {}}}}} if job == "analytics_job"
                                   else {})
         expected[run.run_id] = names[status]
-        if job == "analytics_job" and status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE,
-                                                 DagsterRunStatus.CANCELED) or job == "ingest_job" and status == DagsterRunStatus.FAILURE:
+        if (job == "analytics_job" and status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE,
+                                                 DagsterRunStatus.CANCELED)) or (job == "ingest_job" and status == DagsterRunStatus.FAILURE):
             owed += 1
     # The run-status sensors saw only a few of them (say the first 3 runs were marked running early).
     for run_id in list(expected)[:3]:

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "infra"))
-import lambda_package  # infra/ is not a package
+import lambda_package  # noqa: E402 - infra/ is not a package: after the sys.path entry
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("lambda")]
 

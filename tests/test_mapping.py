@@ -1,4 +1,4 @@
-"""Source record → canonical record: resources/canonical/mapping.py (DESIGN §3). Unit tests, no I/O but
+"""Source record → canonical record: resources/canonical/mapping.py (README, "What files may contain"). Unit tests, no I/O but
 the sample files in the repository."""
 
 from __future__ import annotations

@@ -99,7 +99,7 @@ class Broken:
 
 
 def test_dynamodb_errors_read_as_a_miss_and_a_failed_put_is_not_remembered() -> None:
-    cache = ResultCache(lambda: Broken(), TABLE, ttl_seconds=60, memory_bytes=1_000_000)
+    cache = ResultCache(Broken, TABLE, ttl_seconds=60, memory_bytes=1_000_000)
     assert cache.get("k") is None
     cache.put("k", payload())  # does not raise
     assert cache.get("k") is None  # not served from memory either: other processes could not serve it

@@ -1,4 +1,4 @@
-"""Analytics catalogue (DESIGN §4), dagster-free: the REST app and the Dagster job share it.
+"""Analytics catalogue (README, REST API), dagster-free: the REST app and the Dagster job share it.
 
     from resources.analytics import run_operation
     result = run_operation(readonly_url, "customer_analysis", {"metric": "revenue", "group_by": "industry"})

@@ -1,4 +1,4 @@
-"""The analytics catalogue: operation name → description, parameter model, function (DESIGN §4).
+"""The analytics catalogue: operation name → description, parameter model, function (README, REST API).
 
 Dagster-free (the REST app imports it): pydantic, psycopg and pglast only. Run an operation with
 `resources.analytics.runner.run_operation`; list them with `describe_catalogue()`.

@@ -1,4 +1,4 @@
-"""Parameter models of the analytics operations (DESIGN §4: names and parameters are a contract).
+"""Parameter models of the analytics operations (names and parameters are a contract: README, REST API).
 
 Rules:
 - Identifiers a caller chooses (`metric`, `group_by`, `timeframe`, ...) come from explicit whitelists
@@ -81,7 +81,7 @@ MAX_PARAM_TEXT = 10_000
 def _not_bool(value: Any) -> Any:
     # JSON true is not a count: pydantic's lax mode would take it as 1.
     if isinstance(value, bool):
-        raise ValueError("must be a number, not true/false")  # noqa: TRY004 - pydantic reports ValueErrors
+        raise ValueError("must be a number, not true/false")
     return value
 
 

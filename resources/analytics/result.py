@@ -30,9 +30,6 @@ class Result:
     elapsed_s: float  # database work, transaction included
     parameters: dict[str, Any] = field(default_factory=dict)  # the validated parameters, defaults filled in
 
-    def as_dicts(self) -> list[dict[str, Any]]:
-        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
-
     def to_jsonable(self) -> dict[str, Any]:
         """JSON-ready: Decimal → int when integral, else float; dates → ISO text; uuid → text."""
         return {

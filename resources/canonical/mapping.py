@@ -1,4 +1,4 @@
-"""Source record → canonical record (DESIGN §3). Pure: no I/O, no dagster, never raises on bad data.
+"""Source record → canonical record (README, "What files may contain"). Pure: no I/O, no dagster, never raises on bad data.
 
 `map_record` returns a `CanonicalRecord` or a `Refusal` that lists every problem found in the record.
 

@@ -26,7 +26,7 @@ INFRA_DIR = Path(__file__).resolve().parents[2] / "infra"
 if str(INFRA_DIR) not in sys.path:
     sys.path.insert(0, str(INFRA_DIR))
 
-from canonical_infra.config import DEFAULT_LAMBDA_ASSETS, Config
+from canonical_infra.config import DEFAULT_LAMBDA_ASSETS, Config  # noqa: E402 - after the sys.path entry
 
 if TYPE_CHECKING:
     from aws_cdk.assertions import Template

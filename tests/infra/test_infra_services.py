@@ -303,7 +303,7 @@ def test_db_setup_trigger_code(monkeypatch: pytest.MonkeyPatch, exit_code: int) 
                         "SECURITY_GROUP": "sg-1"}.items():
         monkeypatch.setenv(name, value)
     if exit_code:
-        with pytest.raises(RuntimeError, match="db-setup failed .* db-setup/db-setup/abc"):
+        with pytest.raises(RuntimeError, match=r"db-setup failed .* db-setup/db-setup/abc"):
             db_setup_trigger.handler({}, None)
     else:
         assert db_setup_trigger.handler({}, None)["taskArn"].endswith("/abc")
