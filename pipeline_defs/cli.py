@@ -17,9 +17,7 @@ exit, never a traceback. Dagster is not imported here: the commands answer at on
 from __future__ import annotations
 
 import functools
-import json
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,48 +26,12 @@ import psycopg
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
+from pipeline_defs.dev_state import adopt_running_dev_stack
+from pipeline_defs.tables import format_files
 from resources.contract import FILE_STATUSES
-from resources.settings import SOURCE_PREFIXES, Settings, get_settings
-
-DEV_STACK_FILE = "dev-stack.json"
+from resources.settings import SOURCE_PREFIXES, get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-# ---------------------------------------------------------------------------------------------------
-# The running dev stack's environment
-
-
-def dev_stack_file(local_dir: Path) -> Path:
-    return local_dir / DEV_STACK_FILE
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def adopt_running_dev_stack(environ: dict[str, str] | None = None) -> bool:
-    """Fill unset variables from a running `pipeline dev` in this checkout; True if one was found."""
-    environ = os.environ if environ is None else environ
-    local_dir = Path(environ.get("PIPELINE_LOCAL_DIR") or Settings.model_fields["local_dir"].default)
-    path = dev_stack_file(local_dir)
-    try:
-        state = json.loads(path.read_text())
-        pid = int(state["pid"])
-        env = dict(state["env"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    if pid == os.getpid() or not _pid_alive(pid):
-        return False
-    for k, v in env.items():
-        environ.setdefault(k, str(v))
-    return True
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -129,49 +91,6 @@ def friendly_errors(fn: F) -> F:
             raise click.ClickException(_first_line(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
-
-
-# ---------------------------------------------------------------------------------------------------
-# Output
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[str] = ()) -> str:
-    """Plain aligned columns; numbers (columns named in `right`) right-aligned; None as '-'."""
-    cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
-    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
-
-    def line(values: Sequence[str]) -> str:
-        parts = [
-            v.rjust(w) if h in right else v.ljust(w) for v, w, h in zip(values, widths, headers, strict=True)
-        ]
-        return "  ".join(parts).rstrip()
-
-    return "\n".join([line(list(headers)), line(["-" * w for w in widths]), *(line(r) for r in cells)])
-
-
-def _truncate(text: str | None, width: int) -> str | None:
-    if text is None:
-        return None
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-FILE_COLUMNS = ("key", "status", "att", "received", "inserted", "updated", "unchanged", "superseded", "rejected",
-                "reason")
-_NUMERIC = ("att", "received", "inserted", "updated", "unchanged", "superseded", "rejected")
-
-
-def format_files(rows: Sequence[Any], reason_width: int = 60) -> str:
-    """A table of `ingest_registry.FileRow`s."""
-    return format_table(
-        FILE_COLUMNS,
-        [
-            (r.s3_key, r.status, r.attempt, r.received, r.inserted, r.updated, r.unchanged, r.superseded, r.rejected,
-             _truncate(r.reason, reason_width))
-            for r in rows
-        ],
-        right=_NUMERIC,
-    )
 
 
 # ---------------------------------------------------------------------------------------------------

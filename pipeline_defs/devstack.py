@@ -39,6 +39,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from pipeline_defs.dev_state import dev_stack_file, pid_alive
+from pipeline_defs.tables import format_files
 from resources.contract import DONE_STATUSES
 from resources.local_aws import die_with_parent
 from resources.settings import PROJECT_ROOT, SOURCE_PREFIXES, Settings
@@ -304,12 +306,11 @@ class DevStack:
         self._start_api()
 
     def _refuse_second_instance(self) -> None:
-        from pipeline_defs.cli import _pid_alive, dev_stack_file
 
         path = dev_stack_file(self.local_dir)
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             pid = int(json.loads(path.read_text())["pid"])
-            if pid != os.getpid() and _pid_alive(pid):
+            if pid != os.getpid() and pid_alive(pid):
                 raise DevStackError(f"`pipeline dev` is already running in this checkout (pid {pid})")
 
     def _embedded_postgres(self) -> bool:
@@ -461,7 +462,6 @@ class DevStack:
 
     def _write_state(self) -> None:
         """Other terminals' `pipeline` commands read this while the stack runs (see cli.py)."""
-        from pipeline_defs.cli import dev_stack_file
 
         env = {k: v for k, v in child_env(self.settings, self._extra_env()).items()
                if k in {f.alias for f in Settings.model_fields.values()} | set(self._extra_env())}
@@ -588,7 +588,6 @@ class DevStack:
         return {(k, e): (fid, st, at) for k, e, fid, st, at in rows}
 
     def wait_for_ingest(self) -> None:
-        from pipeline_defs.cli import format_files
         from resources.ingest_registry import get_files
 
         if not self.uploaded:
@@ -697,7 +696,6 @@ class DevStack:
         anything = any(x is not None for x in (self.api, self.dagster, self.moto, self.pg))
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, signal.SIG_IGN)
-        from pipeline_defs.cli import dev_stack_file
 
         with contextlib.suppress(OSError):
             dev_stack_file(self.local_dir).unlink(missing_ok=True)

@@ -16,7 +16,14 @@ import psycopg
 import pydantic
 from pydantic import BaseModel
 
-from resources.analytics import custom, info, integrity, network, segments, trends
+# Submodules by their full names: importing them through the package would go through its __init__,
+# which imports this module (a cycle that works only by Python's submodule fallback).
+import resources.analytics.custom as custom
+import resources.analytics.info as info
+import resources.analytics.integrity as integrity
+import resources.analytics.network as network
+import resources.analytics.segments as segments
+import resources.analytics.trends as trends
 from resources.analytics.errors import FieldError, InvalidParameters, UnknownOperation
 from resources.analytics.params import (
     CountAnalysisParams,

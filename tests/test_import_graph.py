@@ -1,0 +1,66 @@
+"""The first-party import graph has no cycles, and the REST app never imports dagster.
+
+Every import counts, function-local ones too (deferring an import hides a cycle, it does not remove one).
+`from package import name` depends on the package's __init__ (it reads the package namespace) and, when
+`name` is a submodule, on that submodule too. The implicit import of a parent package is not an edge.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from resources.settings import PROJECT_ROOT
+
+PACKAGES = ("api", "assets", "sensors", "resources", "pipeline_defs")
+
+
+def _modules() -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for pkg in PACKAGES:
+        for path in (Path(PROJECT_ROOT) / pkg).rglob("*.py"):
+            parts = path.relative_to(PROJECT_ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            out[name] = path
+    return out
+
+
+def _edges(name: str, path: Path, known: set[str]) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name in known)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module in known:
+            out.add(node.module)
+            out.update({f"{node.module}.{a.name}" for a in node.names} & known)
+    out.discard(name)
+    return out
+
+
+def test_first_party_modules_import_each_other_without_cycles():
+    modules = _modules()
+    graph = {name: _edges(name, path, set(modules)) for name, path in modules.items()}
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
+
+    def visit(n: str, stack: list[str]) -> None:
+        state[n] = 1
+        for m in sorted(graph[n]):
+            if state.get(m) == 1:
+                cycles.append([*stack[stack.index(m):], m])
+            elif m not in state:
+                visit(m, [*stack, m])
+        state[n] = 2
+
+    for n in sorted(graph):
+        if n not in state:
+            visit(n, [n])
+    assert not cycles, "import cycles:\n" + "\n".join(" → ".join(c) for c in cycles)
+
+
+def test_the_rest_app_never_imports_dagster():
+    for path in (Path(PROJECT_ROOT) / "api").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n == "dagster" or n.startswith("dagster.") for n in names), path
