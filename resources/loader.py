@@ -300,13 +300,16 @@ def load_records(
             staged = out.received - out.rejected
             if distinct < staged:  # the same id more than once in the file (rare): keep the one claimed
                 out.duplicates = _drop_superseded_duplicates(cur, params)
-            out.superseded, out.unchanged = distinct - claimed, claimed - kept
+            out.superseded = distinct - claimed
             if kept < distinct:
                 cur.execute("ANALYZE staging_keep")
                 cur.execute(_KEEP_ONLY_WRITES)
             row = cur.execute(_MERGE_ENTITIES, params).fetchone()
             assert row is not None
             out.inserted, out.updated, out.moved_back = row
+            # By subtraction, so the counts add up even for an entity the claim did not know (written
+            # around ingest): its merge found the same content and wrote nothing.
+            out.unchanged = staged - out.duplicates - out.superseded - out.inserted - out.updated
 
             cur.execute(_CLOSE_CHANGED_PARENTS)
             cur.execute(_INSERT_PARENTS, params)
