@@ -280,3 +280,21 @@ def test_materialize_with_no_config_loads_whatever_is_pending(files, stack, inst
     assert "ingest/batch" in instance.get_run_by_id(run.run_id).tags
     # nothing pending: the run still ends cleanly
     assert job.execute_in_process(instance=instance, raise_on_error=False).success
+
+
+def test_counts_add_up_for_an_entity_written_around_ingest(files, stack):
+    # A row put into canonical.entities by hand (no ingest.entity_order row), holding exactly what the
+    # file brings: the claim cannot know it is unchanged, the merge writes nothing, the file says unchanged.
+    from resources.canonical.mapping import map_record
+
+    record = {"customer_id": "C1", "company_name": "Company 1", "annual_revenue": 1000}
+    mapped = map_record("crm", record)
+    with psycopg.connect(stack.pg.owner_url) as conn:
+        conn.execute(
+            """INSERT INTO canonical.entities (entity_type, source_system, canonical_id, name, revenue,
+                                               attributes, attributes_hash)
+               VALUES (%s, 'crm', %s, %s, %s, %s::jsonb, %s)""",
+            (mapped.entity_type, mapped.canonical_id, mapped.name, mapped.revenue, mapped.attributes_json,
+             mapped.attributes_hash))
+    r = files.load(files.add("crm-data/a.json", {"records": [record]}, _at(1))).result
+    assert (r.received, r.inserted, r.updated, r.unchanged, r.superseded) == (1, 0, 0, 1, 0)
