@@ -90,6 +90,11 @@ class Problem(BaseModel):
     suggestions: list[str]
 
 
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries: these status codes answer with a Problem as application/problem+json."""
+    return {c: {"model": Problem, "content": {"application/problem+json": {}}} for c in codes}
+
+
 class Job(BaseModel):
     model_config = ConfigDict(extra="allow")
     jobId: str

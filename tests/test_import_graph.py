@@ -58,9 +58,37 @@ def test_first_party_modules_import_each_other_without_cycles():
     assert not cycles, "import cycles:\n" + "\n".join(" → ".join(c) for c in cycles)
 
 
+def _imports_dagster(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        if any(n == "dagster" or n.startswith("dagster.") for n in names):
+            return True
+    return False
+
+
 def test_the_rest_app_never_imports_dagster():
-    for path in (Path(PROJECT_ROOT) / "api").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            assert not any(n == "dagster" or n.startswith("dagster.") for n in names), path
+    assert not [p for p in (Path(PROJECT_ROOT) / "api").rglob("*.py") if _imports_dagster(p)]
+
+
+# Who may import whom (ARCHITECTURE.md): each room's first-party imports stay inside these rooms.
+ALLOWED = {
+    "resources": {"resources"},
+    "api": {"api", "resources"},
+    "assets": {"assets", "resources"},
+    "sensors": {"sensors", "assets", "resources"},
+    "pipeline_defs": {"pipeline_defs", "assets", "sensors", "resources"},
+}
+
+
+def test_each_room_imports_only_the_rooms_inside_it():
+    modules = _modules()
+    wrong = [f"{name} imports {dep}" for name, path in modules.items()
+             for dep in _edges(name, path, set(modules))
+             if dep.split(".")[0] not in ALLOWED[name.split(".")[0]]]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_only_the_dagster_resources_module_of_resources_imports_dagster():
+    found = {p.name for p in (Path(PROJECT_ROOT) / "resources").rglob("*.py") if _imports_dagster(p)}
+    assert found == {"dagster_resources.py"}

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from api import analytics_service as svc
 from api.deps import AppState, Principal, ReadScope, State, require
 from api.jobs_service import launch_job
-from api.models import AnalyticsRequest, AnalyticsResponse, JobRequest, OperationsResponse, Problem
+from api.models import AnalyticsRequest, AnalyticsResponse, JobRequest, OperationsResponse, problem_responses
 from api.problems import timeout_problem
 from resources.analytics.catalogue import describe_catalogue
 from resources.analytics.errors import QueryTimeout
@@ -22,10 +22,7 @@ CacheControlHeader = Annotated[str | None, Header(
     description="no-cache: compute a fresh answer instead of serving the cached one (it then replaces the "
                 "cached one)")]
 
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    s: {"model": Problem, "content": {"application/problem+json": {}}}
-    for s in (400, 401, 403, 404, 413, 422, 503, 504)
-}
+PROBLEMS = problem_responses(400, 401, 403, 404, 413, 422, 503, 504)
 
 
 @router.get("/analytics/operations", response_model=OperationsResponse, summary="The analytics catalogue",

@@ -12,7 +12,13 @@ from fastapi.responses import JSONResponse
 
 from api.analytics_service import now_iso
 from api.deps import JobsScope, ReadScope, State
-from api.models import IngestFileResponse, IngestFilesResponse, Problem, UploadRequest, UploadResponse
+from api.models import (
+    IngestFileResponse,
+    IngestFilesResponse,
+    UploadRequest,
+    UploadResponse,
+    problem_responses,
+)
 from api.problems import ApiProblem
 from resources.contract import FileStatus
 from resources.ingest_registry import (
@@ -26,10 +32,6 @@ from resources.ingest_registry import (
 from resources.settings import SOURCE_PREFIXES
 
 router = APIRouter(tags=["ingest"])
-
-
-def _p(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {c: {"model": Problem, "content": {"application/problem+json": {}}} for c in codes}
 
 
 def _iso(v: dt.datetime | None) -> str | None:
@@ -48,7 +50,7 @@ def file_view(f: FileRow) -> dict[str, Any]:
 
 
 @router.get("/ingest/files", response_model=IngestFilesResponse, summary="Files received, newest first",
-            responses=_p(401, 403, 422, 503))
+            responses=problem_responses(401, 403, 422, 503))
 def files(
     _: ReadScope, state: State,
     status: FileStatus | None = None, source: Literal["crm", "erp", "legacy"] | None = None,
@@ -68,7 +70,7 @@ def files(
 
 
 @router.post("/ingest/files/{key:path}/reprocess", status_code=202, response_model=IngestFileResponse,
-             summary="Load a file's latest version again", responses=_p(401, 403, 404, 409, 422, 503))
+             summary="Load a file's latest version again", responses=problem_responses(401, 403, 404, 409, 422, 503))
 def reprocess(key: str, _: JobsScope, state: State) -> JSONResponse:
     with state.connection("writer") as conn:  # autocommit: the transaction is explicit
         try:
@@ -83,7 +85,7 @@ def reprocess(key: str, _: JobsScope, state: State) -> JSONResponse:
 
 @router.get("/ingest/files/{key:path}", response_model=IngestFileResponse,
             summary="One file: counts, reasons and a sample of refused records",
-            responses=_p(401, 403, 404, 422, 503))
+            responses=problem_responses(401, 403, 404, 422, 503))
 def file_detail(key: str, _: ReadScope, state: State,
                 sample: Annotated[int, Query(ge=0, le=100)] = 20) -> JSONResponse:
     with state.connection("writer") as conn, conn.transaction():  # one snapshot for the file and its sample
@@ -104,7 +106,7 @@ def file_detail(key: str, _: ReadScope, state: State,
 
 
 @router.post("/ingest/uploads", status_code=201, response_model=UploadResponse,
-             summary="A presigned PUT URL into the raw bucket", responses=_p(400, 401, 403, 413, 422, 503))
+             summary="A presigned PUT URL into the raw bucket", responses=problem_responses(400, 401, 403, 413, 422, 503))
 def upload(body: UploadRequest, _: JobsScope, state: State) -> JSONResponse:
     name = posixpath.normpath(body.filename.strip().lstrip("/"))
     if name.startswith("..") or name in (".", "") or "/../" in f"/{name}/":

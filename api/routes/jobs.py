@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from api.analytics_service import presign_get
 from api.deps import AppState, JobsScope, ReadScope, State
 from api.jobs_service import job_view, launch_job
-from api.models import JobRequest, JobResponse, Problem
+from api.models import JobRequest, JobResponse, problem_responses
 from api.problems import ApiProblem
 from resources.jobs_store import TERMINAL
 from resources.results_store import to_csv
@@ -25,10 +25,6 @@ IdempotencyKey = Annotated[str | None, Header(max_length=200, description="Repea
                                                                           "give the same job")]
 
 
-def _p(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {c: {"model": Problem, "content": {"application/problem+json": {}}} for c in codes}
-
-
 def _job_or_404(state: AppState, job_id: str) -> dict[str, Any]:
     job = state.jobs.get(job_id)
     if job is None or job.get("jobType", "analytics") != "analytics":
@@ -38,7 +34,7 @@ def _job_or_404(state: AppState, job_id: str) -> dict[str, Any]:
 
 
 @router.post("/analytics/jobs", status_code=202, response_model=JobResponse, summary="Start an analytics job",
-             responses=_p(400, 401, 403, 404, 409, 413, 422, 502, 503))
+             responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 502, 503))
 def create_job(
     body: JobRequest,
     principal: JobsScope,
@@ -53,14 +49,14 @@ def create_job(
 
 
 @router.get("/analytics/jobs/{job_id}", response_model=JobResponse, summary="A job's status (from DynamoDB)",
-            responses=_p(401, 403, 404, 422, 503))
+            responses=problem_responses(401, 403, 404, 422, 503))
 def get_job(job_id: JobId, _: ReadScope, state: State) -> JSONResponse:
     return JSONResponse({"success": True, "job": job_view(_job_or_404(state, job_id))},
                         headers={"Cache-Control": "no-store"})
 
 
 @router.get("/analytics/jobs/{job_id}/result", summary="A finished job's result",
-            responses={**_p(401, 403, 404, 409, 422, 503),
+            responses={**problem_responses(401, 403, 404, 409, 422, 503),
                        200: {"description": "Inline rows (JSON envelope) or CSV",
                              "content": {"application/json": {}, "text/csv": {}}},
                        303: {"description": "Large result: redirect to a presigned S3 URL"}})
@@ -100,7 +96,7 @@ _FINISHED = {"SUCCESS": "succeeded", "FAILURE": "failed", "CANCELED": "canceled"
 
 
 @router.delete("/analytics/jobs/{job_id}", status_code=202, response_model=JobResponse, summary="Cancel a job",
-               responses=_p(401, 403, 404, 409, 422, 502, 503),
+               responses=problem_responses(401, 403, 404, 409, 422, 502, 503),
                description="A run that is still starting is retried for up to `API_CANCEL_WAIT_SECONDS`; past "
                            "that the answer is 409 `run_starting` with `Retry-After`.")
 def cancel_job(job_id: JobId, _: JobsScope, state: State) -> JSONResponse:
