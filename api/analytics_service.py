@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from api.deps import AppState
+from api.state import AppState
 from resources.analytics.catalogue import get_operation
 from resources.analytics.result import jsonable
 from resources.analytics.runner import run_operation

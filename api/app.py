@@ -16,9 +16,9 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api import problems
 from api.config import ApiSettings
-from api.deps import AppState
 from api.middleware import RequestContextMiddleware
 from api.routes import analytics, health, ingest, jobs
+from api.state import AppState
 from resources.settings import Settings, get_settings
 
 DESCRIPTION = """Analytics over the canonical model, analytics jobs run by Dagster, and ingest status.

@@ -14,9 +14,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from api.analytics_service import canonical_parameters
-from api.deps import AppState, Principal, require
+from api.auth import Principal, require
 from api.models import JobRequest
 from api.problems import ApiProblem
+from api.state import AppState
 from resources.contract import ANALYTICS_JOB, IDEMPOTENCY_TAG, PRINCIPAL_TAG, analytics_run_config
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600

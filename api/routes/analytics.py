@@ -9,10 +9,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from api import analytics_service as svc
-from api.deps import AppState, Principal, ReadScope, State, require
+from api.auth import Principal, require
+from api.deps import ReadScope, State
 from api.jobs_service import launch_job
 from api.models import AnalyticsRequest, AnalyticsResponse, JobRequest, OperationsResponse, problem_responses
 from api.problems import timeout_problem
+from api.state import AppState
 from resources.analytics.catalogue import describe_catalogue
 from resources.analytics.errors import QueryTimeout
 

@@ -12,8 +12,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.analytics_service import now_iso
-from api.deps import AppState, State
+from api.deps import State
 from api.models import HealthResponse
+from api.state import AppState
 
 router = APIRouter(tags=["health"])
 _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="health")

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from api.analytics_service import presign_get
-from api.deps import AppState, JobsScope, ReadScope, State
+from api.deps import JobsScope, ReadScope, State
 from api.jobs_service import job_view, launch_job
 from api.models import JobRequest, JobResponse, problem_responses
 from api.problems import ApiProblem
+from api.state import AppState
 from resources.jobs_store import TERMINAL
 from resources.results_store import to_csv
 

@@ -74,7 +74,7 @@ class ApiStack(Stack):
 
         self.function_logs = log_group(self, "FunctionLogs", config)
         # The first client key, and the app's scopes for it. API Gateway checks the key on every method and
-        # hands the function the key's id; the keys secret (API_KEYS_SECRET_ARN, api/deps.py) maps ids (or
+        # hands the function the key's id; the keys secret (API_KEYS_SECRET_ARN, api/auth.py) maps ids (or
         # sha256 digests of key values) to the scopes read / jobs / sql. It holds no credential — ids,
         # digests and scopes — and is read once per container.
         self.api_key = apigw.ApiKey(self, "DefaultKey", api_key_name=config.name("default"),

@@ -11,7 +11,7 @@ import httpx
 import psycopg
 import pytest
 
-from api.deps import hash_key
+from api.auth import hash_key
 from resources.ingest_registry import FileObject, register_files
 from tests.api.conftest import make_client
 
@@ -145,7 +145,7 @@ def test_an_empty_keys_secret_locks_the_api(stack, fake_dagster):
     ([{"apiGatewayKeyId": "abc", "scopes": ["admin"]}], "unknown scopes"),
 ])
 def test_malformed_key_entries_are_refused_with_the_reason(entries, message):
-    from api.deps import parse_api_keys
+    from api.auth import parse_api_keys
 
     with pytest.raises((ValueError, TypeError), match=message):
         parse_api_keys(json.dumps(entries))
