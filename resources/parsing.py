@@ -12,11 +12,13 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import IO, Any
 
 import ijson
+
+from resources.canonical.mapping import parse_time
 
 _CHUNK = 256 * 1024
 NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
@@ -185,13 +187,7 @@ def _top_level_value(doc: bytes, *, stop_at_records: bool) -> Any:
 
 
 def _as_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        at = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return parse_time(value.strip()) if isinstance(value, str) else None
 
 
 def _explain_empty_object(open_body: Callable[[], IO[bytes]]) -> None:

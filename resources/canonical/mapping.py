@@ -453,12 +453,12 @@ def _metric_fast(entry: object) -> Metric | None:
     kind = kind.strip()
     if not kind or len(kind) > MAX_METRIC_TYPE_LENGTH:
         return None
-    at = _parse_time(date)
+    at = parse_time(date)
     return None if at is None else Metric(kind, at, value)
 
 
 @functools.lru_cache(maxsize=8192)
-def _parse_time(text: str) -> datetime | None:
+def parse_time(text: str) -> datetime | None:
     """ISO date/datetime → aware UTC datetime. Cached: a file's metrics share a handful of dates, and
     attaching the time zone costs more than the parse."""
     try:
@@ -473,7 +473,7 @@ def _read_change_time(record: dict, keys: tuple[str, ...], problems: list[Proble
     field, raw = _first(record, keys)
     if raw is None:
         return None
-    parsed = _parse_time(raw.strip()) if isinstance(raw, str) else None
+    parsed = parse_time(raw.strip()) if isinstance(raw, str) else None
     if parsed is None:
         problems.append(Problem("invalid_change_time",
                                 f"{field} is not an ISO date or datetime: {_show(raw)}", field))
@@ -505,7 +505,7 @@ def _metric_time(raw: object, field: str, problems: list[Problem]) -> datetime |
         what = "missing" if raw is None else f"not a string: {_show(raw)}"
         problems.append(Problem("invalid_metric", f"{field} is {what}", field))
         return None
-    parsed = _parse_time(raw.strip())
+    parsed = parse_time(raw.strip())
     if parsed is None:
         problems.append(Problem("invalid_metric", f"{field} is not an ISO date or datetime: {_show(raw)}", field))
     return parsed
