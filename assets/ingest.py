@@ -31,11 +31,10 @@ from dagster import (
 from pydantic import Field
 
 from resources.contract import BATCH_TAG, INGEST_JOB, INGEST_OP
-from resources.dagster_resources import AwsResource, PostgresResource
+from resources.dagster_resources import AwsResource, IngestTuningResource, PostgresResource
 from resources.ingest_registry import claim_batches, get_files
 from resources.ingest_runner import FileOutcome, ingest_file
 from resources.loader import FileLoadResult
-from resources.settings import get_settings
 
 ENTITIES = AssetKey(["canonical", "entities"])
 RELATIONSHIPS = AssetKey(["canonical", "entity_relationships"])
@@ -162,11 +161,11 @@ def _check_required_attributes(conn: psycopg.Connection, run_id: str) -> AssetCh
     op_tags={"kind": "ingest"},
 )
 def ingest_files(
-    context: AssetExecutionContext, config: IngestConfig, postgres: PostgresResource, aws: AwsResource
+    context: AssetExecutionContext, config: IngestConfig, postgres: PostgresResource, aws: AwsResource,
+    ingest_tuning: IngestTuningResource,
 ) -> Iterator[Any]:
     started = time.perf_counter()
     run_id = context.run.run_id
-    settings = get_settings()
     outcomes: list[FileOutcome] = []
     try:
         with postgres.connection() as conn:
@@ -180,7 +179,7 @@ def ingest_files(
                     context.log.warning(f"file ids not in ingest.files, ignored: {sorted(missing)}")
             for file in files:
                 outcome = ingest_file(conn, aws.s3, aws.raw_bucket, file, run_id,
-                                      settings.ingest_change_time_fields)
+                                      ingest_tuning.change_time_fields)
                 outcomes.append(outcome)
                 if outcome.result:
                     r = outcome.result
@@ -201,7 +200,7 @@ def ingest_files(
                 problem = aws.put_count("RefusedRecords", refused)
                 if problem:
                     context.log.warning(problem)
-            max_age = config.max_file_age_hours or settings.ingest_freshness_hours
+            max_age = config.max_file_age_hours or ingest_tuning.freshness_hours
             if loaded:
                 yield from _materialize(context, conn, config, outcomes, started, max_age)
             else:

@@ -38,10 +38,10 @@ from typing import Any
 import psycopg
 
 from bench.cpu import machine_busy_seconds, process_cpu_seconds
+from pipeline_defs.devstack.postgres import LocalPostgres
+from pipeline_defs.devstack.processes import free_port
 from resources.canonical.mapping import map_record
 from resources.canonical.model import CanonicalRecord
-from resources.local_aws import free_port
-from resources.local_postgres import LocalPostgres
 from resources.migrate import MigrationError, apply_migrations
 
 BENCH_DIR = Path(__file__).resolve().parent

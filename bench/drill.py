@@ -32,7 +32,8 @@ from typing import Any
 
 import psycopg
 
-from pipeline_defs.devstack import DevStack, libpq_url
+from pipeline_defs.devstack.postgres import libpq_url
+from pipeline_defs.devstack.stack import DevStack
 from resources.aws import aws_client
 from resources.settings import PROJECT_ROOT, Settings
 

@@ -45,8 +45,9 @@ from bench.cpu import machine_busy_seconds, process_cpu_seconds
 from bench.datagen import CrmFiles, ensure_files
 from bench.loader_proto import gin_storage
 from bench.scenarios import RESULT_MARKER
-from resources.local_aws import MotoServer, free_port
-from resources.local_postgres import LocalPostgres
+from pipeline_defs.devstack.moto_server import MotoServer
+from pipeline_defs.devstack.postgres import LocalPostgres
+from pipeline_defs.devstack.processes import free_port
 from resources.migrate import apply_migrations
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -269,7 +270,8 @@ class Env:
 def upload(env: Env, path: Path, key: str) -> tuple[str, int]:
     from boto3.s3.transfer import TransferConfig
 
-    from resources.aws import aws_client, ensure_bucket
+    from pipeline_defs.devstack.provisioning import ensure_bucket
+    from resources.aws import aws_client
     from resources.settings import Settings
 
     assert env.moto is not None

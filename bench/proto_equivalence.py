@@ -10,10 +10,10 @@ from pathlib import Path
 import psycopg
 
 from bench import loader_proto as proto
+from pipeline_defs.devstack.postgres import LocalPostgres
+from pipeline_defs.devstack.processes import free_port
 from resources import loader as real
 from resources.canonical.mapping import map_record
-from resources.local_aws import free_port
-from resources.local_postgres import LocalPostgres
 from resources.migrate import apply_migrations
 
 proto.CHUNK_ROWS = 3

@@ -1,21 +1,24 @@
-"""Dagster resources: the only place assets and sensors get clients from.
+"""Dagster resources: the only place assets and sensors get clients and configuration from.
 
 Each wraps a dagster-free client module so the REST app and the CLI share the same code paths.
-Values come from environment variables (EnvVar: the UI shows the variable name, never a password).
+Each owns its configuration as fields: a test or another deployment builds the resource with the
+values it wants; nothing inside an asset or sensor reads the environment. `build_resources()` fills
+the fields from environment variables (EnvVar where Dagster supports it: the UI shows the variable's
+name, never a password; numbers and lists as the values Settings validated).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
-from resources.aws import aws_client
+from resources.aws import boto3_client
 from resources.jobs_store import JobsStore
 from resources.metrics import NAMESPACE, put_count
 from resources.settings import Settings, get_settings
@@ -45,6 +48,8 @@ class AwsResource(ConfigurableResource):
     notify_topic: str = "canonical-job-notices"  # a topic name, or its ARN on AWS
     environment: str = "local"  # the Environment dimension of the custom metrics (PIPELINE_ENV)
     metrics_namespace: str = NAMESPACE
+    # The Dagster UI's address: the run links in job items and notices (DAGSTER_URL).
+    dagster_url: str = "http://127.0.0.1:3000"
 
     _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
 
@@ -53,10 +58,7 @@ class AwsResource(ConfigurableResource):
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            settings = get_settings().model_copy(
-                update={"aws_endpoint_url": self.endpoint_url, "aws_region": self.region_name}
-            )
-            self._clients[service] = aws_client(service, settings)
+            self._clients[service] = boto3_client(service, self.region_name, self.endpoint_url)
         return self._clients[service]
 
     def put_count(self, name: str, value: float, dimensions: dict[str, str] | None = None) -> str | None:
@@ -82,25 +84,57 @@ class AwsResource(ConfigurableResource):
         return str(self.client("sns").create_topic(Name=self.notify_topic)["TopicArn"])
 
 
-def _env(name: str, default: str | None) -> Any:
+class IngestTuningResource(ConfigurableResource):
+    """How ingest batches files, orders records and judges a load (the INGEST_* variables): the landing
+    sensor and the ingest assets read it."""
+
+    max_files_per_run: int = 20
+    max_bytes_per_run: int = 512 * 1024 * 1024
+    # Pause between full listing passes of the raw bucket while the event queue is on.
+    reconcile_interval_seconds: float = 60.0
+    # Per source system, the record fields holding the record's own change time ({} = the mapping's
+    # defaults for every source; [] for a source turns record times off).
+    change_time_fields: dict[str, list[str]] = Field(default_factory=dict)
+    # The freshness check warns when the newest loaded file is older than this.
+    freshness_hours: float = 26.0
+    # Share of refused records above which the blocking asset check fails.
+    max_refused_share: float = 0.5
+
+
+def _env(name: str, default: Any, environ: Mapping[str, str], *, integer: bool = False) -> Any:
     """EnvVar when the variable is set (the UI shows its name, not its value), else the default."""
-    return EnvVar(name) if os.environ.get(name) else default
+    if not environ.get(name):
+        return default
+    return EnvVar.int(name) if integer else EnvVar(name)
 
 
-def build_resources(settings: Settings | None = None) -> dict[str, Any]:
+def build_resources(settings: Settings | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The code location's resources from `settings` (default: the environment's). Variables set in
+    `environ` (default: this process's) become EnvVars; pass `{}` for plain values (tests)."""
     s = settings or get_settings()
+    env = os.environ if environ is None else environ
     return {
-        "postgres": PostgresResource(database_url=_env("DATABASE_URL", s.database_url)),
-        "readonly_postgres": PostgresResource(database_url=_env("READONLY_DATABASE_URL", s.readonly_database_url)),
+        "postgres": PostgresResource(database_url=_env("DATABASE_URL", s.database_url, env)),
+        "readonly_postgres": PostgresResource(
+            database_url=_env("READONLY_DATABASE_URL", s.readonly_database_url, env)),
         "aws": AwsResource(
-            region_name=_env("AWS_REGION", s.aws_region),
-            endpoint_url=_env("AWS_ENDPOINT_URL", s.aws_endpoint_url),
-            raw_bucket=_env("RAW_BUCKET", s.raw_bucket),
-            ingest_queue=_env("INGEST_QUEUE", s.ingest_queue),
-            results_bucket=_env("RESULTS_BUCKET", s.results_bucket),
-            jobs_table=_env("JOBS_TABLE", s.jobs_table),
-            notify_topic=_env("NOTIFY_TOPIC", s.notify_topic),
-            environment=_env("PIPELINE_ENV", s.pipeline_env),
-            metrics_namespace=_env("METRICS_NAMESPACE", s.metrics_namespace),
+            region_name=_env("AWS_REGION", s.aws_region, env),
+            endpoint_url=_env("AWS_ENDPOINT_URL", s.aws_endpoint_url, env),
+            raw_bucket=_env("RAW_BUCKET", s.raw_bucket, env),
+            ingest_queue=_env("INGEST_QUEUE", s.ingest_queue, env),
+            results_bucket=_env("RESULTS_BUCKET", s.results_bucket, env),
+            jobs_table=_env("JOBS_TABLE", s.jobs_table, env),
+            notify_topic=_env("NOTIFY_TOPIC", s.notify_topic, env),
+            environment=_env("PIPELINE_ENV", s.pipeline_env, env),
+            metrics_namespace=_env("METRICS_NAMESPACE", s.metrics_namespace, env),
+            dagster_url=_env("DAGSTER_URL", s.dagster_url, env),
+        ),
+        "ingest_tuning": IngestTuningResource(
+            max_files_per_run=_env("INGEST_MAX_FILES_PER_RUN", s.ingest_max_files_per_run, env, integer=True),
+            max_bytes_per_run=_env("INGEST_MAX_BYTES_PER_RUN", s.ingest_max_bytes_per_run, env, integer=True),
+            reconcile_interval_seconds=s.ingest_reconcile_interval_seconds,
+            change_time_fields=s.ingest_change_time_fields,
+            freshness_hours=s.ingest_freshness_hours,
+            max_refused_share=s.ingest_max_refused_share,
         ),
     }

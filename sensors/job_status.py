@@ -35,7 +35,6 @@ from resources.contract import ANALYTICS_JOB, ANALYTICS_OP, INGEST_JOB, INGEST_O
 from resources.dagster_resources import AwsResource
 from resources.jobs_store import TERMINAL, JobStatus
 from resources.notices import JobNotice, publish
-from resources.settings import get_settings
 
 MIRRORED_JOBS = (ANALYTICS_JOB, INGEST_JOB)
 
@@ -118,7 +117,7 @@ def mirror_run(instance: DagsterInstance, run: DagsterRun, aws: AwsResource, dag
 
 
 def _mirror_from_context(context: RunStatusSensorContext, aws: AwsResource) -> None:
-    note = mirror_run(context.instance, context.dagster_run, aws, get_settings().dagster_url)
+    note = mirror_run(context.instance, context.dagster_run, aws, aws.dagster_url)
     if note:
         context.log.info(note)
 
@@ -182,7 +181,7 @@ def reconcile(context: SensorEvaluationContext, aws: AwsResource, *, budget_seco
     deadline = time.monotonic() + budget_seconds
     cursor = ReconcileCursor.parse(context.cursor)
     notes: list[str] = []
-    dagster_url = get_settings().dagster_url
+    dagster_url = aws.dagster_url
 
     def mirror(records: list[Any]) -> None:
         for rec in records:

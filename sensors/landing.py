@@ -35,7 +35,7 @@ from dagster import (
 
 from assets.ingest import ingest_job
 from resources.contract import BATCH_TAG, LANDING_SENSOR, ingest_run_config
-from resources.dagster_resources import AwsResource, PostgresResource
+from resources.dagster_resources import AwsResource, IngestTuningResource, PostgresResource
 from resources.ingest_registry import (
     FileObject,
     claim_batches,
@@ -43,7 +43,6 @@ from resources.ingest_registry import (
     register_files,
     release_to_pending,
 )
-from resources.settings import Settings, get_settings
 
 MAX_LAUNCHES = 3
 _TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
@@ -63,9 +62,10 @@ class TickLimits:
     lost_batch_seconds: float = 600.0  # a queued batch with no run after this long is re-batched
 
     @classmethod
-    def from_settings(cls, s: Settings) -> "TickLimits":
-        return cls(max_files_per_run=s.ingest_max_files_per_run, max_bytes_per_run=s.ingest_max_bytes_per_run,
-                   reconcile_interval_seconds=s.ingest_reconcile_interval_seconds if s.ingest_queue else 0.0)
+    def from_tuning(cls, tuning: IngestTuningResource, *, queue_on: bool) -> "TickLimits":
+        # Without the event queue the listing is the only way files are found: it runs continuously.
+        return cls(max_files_per_run=tuning.max_files_per_run, max_bytes_per_run=tuning.max_bytes_per_run,
+                   reconcile_interval_seconds=tuning.reconcile_interval_seconds if queue_on else 0.0)
 
 
 @dataclass
@@ -275,8 +275,9 @@ def _queue_url(aws: AwsResource) -> str:
         "as skipped with the reason."
     ),
 )
-def landing_sensor(context: SensorEvaluationContext, postgres: PostgresResource, aws: AwsResource) -> SensorResult:
-    settings = get_settings()
-    return evaluate(context, postgres, aws, TickLimits.from_settings(settings), settings.ingest_max_refused_share)
+def landing_sensor(context: SensorEvaluationContext, postgres: PostgresResource, aws: AwsResource,
+                   ingest_tuning: IngestTuningResource) -> SensorResult:
+    limits = TickLimits.from_tuning(ingest_tuning, queue_on=bool(aws.ingest_queue))
+    return evaluate(context, postgres, aws, limits, ingest_tuning.max_refused_share)
 
 

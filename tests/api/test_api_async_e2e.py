@@ -8,7 +8,6 @@ mirror the runs into DynamoDB, and the results are read back through the API.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -19,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import conftest_aws
 import httpx
 import psycopg
 import pytest
@@ -28,11 +26,13 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.config import ApiSettings
-from pipeline_defs.devstack import DAGSTER_YAML, dagster_storage_url, http_ok
+from pipeline_defs.devstack.postgres import dagster_storage_url
+from pipeline_defs.devstack.processes import die_with_parent, free_port, http_ok, stop_group, tail
+from pipeline_defs.devstack.stack import DAGSTER_YAML
 from resources.aws import aws_client
-from resources.local_aws import die_with_parent, free_port
 from resources.settings import PROJECT_ROOT, Settings
-from tests.conftest import reset_canonical
+from tests.support import aws as support_aws
+from tests.support.postgres import reset_canonical
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dagster")]
 
@@ -57,26 +57,6 @@ def _wait(what: str, probe: Callable[[], Any], timeout: float, interval: float =
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the whole process group (webserver, daemon, code server, run workers), SIGKILL what stays."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(10)
-    # The group outlives its leader when a worker lingers: kill whatever is left, leader or not.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(5)
-
-
-def _tail(path: Path, n: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return ""
-
-
 @dataclass
 class Platform:
     settings: Settings
@@ -95,7 +75,7 @@ class Platform:
             return _wait(f"job {run_id} to reach {statuses}",
                          lambda: (job := self.jobs_item(run_id))["status"] in statuses and job, timeout, interval=1)
         except AssertionError as exc:
-            raise AssertionError(f"{exc}\nlast lines of the Dagster log:\n{_tail(self.log)}") from None
+            raise AssertionError(f"{exc}\nlast lines of the Dagster log:\n{tail(self.log, 40)}") from None
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +93,9 @@ def platform(pg: Any, moto_server: Any, tmp_path_factory: pytest.TempPathFactory
     env = {
         "DATABASE_URL": pg.writer_url, "READONLY_DATABASE_URL": pg.reader_url,
         "DAGSTER_DATABASE_URL": dagster_storage_url(pg.server.url(DAGSTER_DB)), "DAGSTER_URL": dagster_url,
-        **conftest_aws.unique_aws_env(moto_server.endpoint_url),
+        **support_aws.unique_aws_env(moto_server.endpoint_url),
     }
-    with conftest_aws.settings_from_env(env) as settings:
+    with support_aws.settings_from_env(env) as settings:
         child_env = {**os.environ, **env, "DAGSTER_HOME": str(home), "AWS_DEFAULT_REGION": settings.aws_region,
                      "PYTHONUNBUFFERED": "1", "DAGSTER_DISABLE_TELEMETRY": "1"}
         log = home / "dagster.log"
@@ -136,14 +116,14 @@ def platform(pg: Any, moto_server: Any, tmp_path_factory: pytest.TempPathFactory
 
             def alive() -> None:
                 if proc.poll() is not None:
-                    raise AssertionError(f"`dagster dev` exited with {proc.returncode}:\n{_tail(log)}")
+                    raise AssertionError(f"`dagster dev` exited with {proc.returncode}:\n{tail(log, 40)}")
 
             _wait("the Dagster webserver", lambda: http_ok(f"{dagster_url}/server_info"), 120, alive=alive)
             with TestClient(app, raise_server_exceptions=False) as client:
                 yield Platform(settings, pg.owner_url, dagster_url, client, log)
         finally:
             try:
-                _stop_group(proc)
+                stop_group(proc, signal.SIGTERM, timeout=10)
             finally:
                 out.close()
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import conftest_aws
 import pytest
 import schemathesis
 from fastapi import FastAPI
@@ -23,7 +22,8 @@ from api.app import create_app
 from api.config import ApiSettings
 from resources.settings import Settings
 from tests.api.conftest import seed_entities
-from tests.conftest import reset_canonical
+from tests.support import aws as support_aws
+from tests.support.postgres import reset_canonical
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("schemathesis")]
 
@@ -55,8 +55,8 @@ def app(pg: Any, moto_server: Any) -> Iterator[FastAPI]:
     reset_canonical(pg.owner_url)
     seed_entities(pg.owner_url)
     env = {"DATABASE_URL": pg.writer_url, "READONLY_DATABASE_URL": pg.reader_url, "DAGSTER_URL": UNREACHABLE_DAGSTER,
-           **conftest_aws.unique_aws_env(moto_server.endpoint_url)}
-    with conftest_aws.settings_from_env(env) as stack_settings:
+           **support_aws.unique_aws_env(moto_server.endpoint_url)}
+    with support_aws.settings_from_env(env) as stack_settings:
         # Health checks get 10 s: on two busy cores a check's first call (building its boto3 client) can pass
         # 1 s, and a /health 503 here would be a slow machine, not a contract break. Dagster is refused at once.
         application = create_app(stack_settings, ApiSettings(API_HEALTH_TIMEOUT_SECONDS=10,

@@ -5,7 +5,8 @@ an alert email and a CORS origin) and `prod`."""
 from __future__ import annotations
 
 import pytest
-from infra_synth import ALERT_EMAIL, CORS_ORIGIN, Synth, real_lambda_package, synthesize
+
+from tests.infra.infra_synth import ALERT_EMAIL, CORS_ORIGIN, Synth, real_lambda_package, synthesize
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
-from infra_synth import INFRA_DIR, REGION, Synth
+
+from tests.infra.infra_synth import INFRA_DIR, REGION, Synth
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -41,7 +42,8 @@ def test_an_unacknowledged_finding_fails_the_synth(tmp_path: Path, lambda_asset:
     import aws_cdk as cdk
     from aws_cdk import aws_sqs as sqs
     from canonical_infra.platform import build_app
-    from infra_synth import synth_context
+
+    from tests.infra.infra_synth import synth_context
 
     app = cdk.App(outdir=str(tmp_path), context=synth_context(env="dev", lambdaAsset=lambda_asset))
     stacks = build_app(app)
@@ -153,8 +155,8 @@ def test_entrypoint_turns_secrets_into_urls() -> None:
 @pytest.mark.integration
 def test_db_setup_prepares_a_database_like_rds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """db-setup against a real PostgreSQL, run as a master user that is not a superuser (as on RDS)."""
-    from resources.local_aws import free_port
-    from resources.local_postgres import LocalPostgres
+    from pipeline_defs.devstack.postgres import LocalPostgres
+    from pipeline_defs.devstack.processes import free_port
 
     server = LocalPostgres(tmp_path / "pg", port=free_port(), settings={"fsync": "off"})
     server.start()

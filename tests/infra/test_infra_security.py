@@ -8,7 +8,8 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from infra_synth import Synth
+
+from tests.infra.infra_synth import Synth
 
 pytestmark = pytest.mark.xdist_group("infra")
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from infra_synth import CORS_ORIGIN, INFRA_DIR, LAMBDA_PACKAGE_MISSING, Synth, real_lambda_package
+
+from tests.infra.infra_synth import CORS_ORIGIN, INFRA_DIR, LAMBDA_PACKAGE_MISSING, Synth, real_lambda_package
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -44,7 +45,7 @@ def test_dagster_image_is_built_from_the_infra_dockerfile(dev: Synth) -> None:
 
 
 def test_dagster_image_can_come_from_ecr_instead(tmp_path_factory: pytest.TempPathFactory, lambda_asset: str) -> None:
-    from infra_synth import synthesize
+    from tests.infra.infra_synth import synthesize
 
     uri = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/canonical-dagster:2024-06-01"
     synth = synthesize(tmp_path_factory.mktemp("cdk-ecr"), env="dev", lambdaAsset=lambda_asset, dagsterImage=uri)
@@ -89,7 +90,8 @@ def test_services_run_privately_with_one_daemon(dev: Synth) -> None:
 def test_dagster_yaml_variables_are_all_provided(dev: Synth) -> None:
     """Every `env:` the instance config reads is set on the daemon, webserver and run containers."""
     import yaml
-    from infra_synth import INFRA_DIR
+
+    from tests.infra.infra_synth import INFRA_DIR
 
     def env_refs(node: Any) -> set[str]:
         if isinstance(node, dict):

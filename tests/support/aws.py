@@ -1,8 +1,5 @@
-"""Reusable AWS fixtures: a real moto server on a free port, reached over HTTP as the platform does.
-
-Import what you need into tests/conftest.py (or a test module):
-
-    from conftest_aws import aws_env, aws_settings, moto_server  # noqa: F401
+"""AWS fixtures (a pytest plugin, registered in tests/conftest.py): a real moto server on a free port,
+reached over HTTP as the platform does.
 
 `moto_server` is per session (per xdist worker); every `aws_settings` gets its own bucket, queue,
 table and topic names on it, so tests never see each other's objects or messages.
@@ -19,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from resources.aws import AwsResources, ensure_aws_resources
-from resources.local_aws import MotoServer, free_port
+from pipeline_defs.devstack.moto_server import MotoServer
+from pipeline_defs.devstack.processes import free_port
+from pipeline_defs.devstack.provisioning import AwsResources, ensure_aws_resources
 from resources.settings import Settings, get_settings
 
 

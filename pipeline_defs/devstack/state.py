@@ -1,5 +1,6 @@
 """The state file a running `pipeline dev` leaves in its local directory, so that the `pipeline` commands
-of other terminals (and a second `pipeline dev`) find it. Dagster-free; imported by cli and devstack."""
+of other terminals (and a second `pipeline dev`) find it. Standard library and settings only: the CLI
+imports it in every command."""
 
 from __future__ import annotations
 

@@ -12,11 +12,10 @@ import psycopg
 import pytest
 from dagster import DagsterRunStatus, build_sensor_context, instance_for_test
 
-from resources.dagster_resources import AwsResource
 from resources.ingest_registry import FileObject, get_files, register_files
 from resources.settings import Settings
 from sensors.landing import LandingCursor, TickLimits, evaluate, parse_s3_event
-from tests.ingest_helpers import Driver, q, q1, resources_for
+from tests.support.ingest import Driver, q, q1, resources_for
 
 
 def test_s3_event_messages_are_parsed_with_url_decoded_keys_and_test_events_ignored():
@@ -56,8 +55,7 @@ def _upload_many(stack, keys, body=b'{"records": [{"id": 1, "name": "x"}]}'):
 
 
 @pytest.mark.integration
-def test_a_thousand_keys_in_one_second_out_of_key_order_are_all_ingested(stack, instance, monkeypatch):
-    monkeypatch.setenv("INGEST_MAX_FILES_PER_RUN", "100")
+def test_a_thousand_keys_in_one_second_out_of_key_order_are_all_ingested(stack, instance):
     # Reverse key order and one LastModified second: a since-key or since-time sensor would miss files.
     keys = [f"crm-data/burst/{i:04d}.json" for i in range(1000)][::-1]
     bodies = {k: json.dumps({"records": [{"id": k.split("/")[-1][:4], "name": f"Company {k}"}]}).encode()
@@ -65,7 +63,7 @@ def test_a_thousand_keys_in_one_second_out_of_key_order_are_all_ingested(stack, 
     s3 = stack.client("s3")
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda k: s3.put_object(Bucket=stack.settings.raw_bucket, Key=k, Body=bodies[k]), keys))
-    driver = Driver(stack, instance)
+    driver = Driver(stack, instance, tuning={"max_files_per_run": 100})
     driver.settle(max_ticks=200)
     url = stack.pg.owner_url
     assert q(url, "SELECT status, count(*) FROM ingest.files GROUP BY status") == [("loaded", 1000)]
@@ -77,15 +75,13 @@ def test_a_thousand_keys_in_one_second_out_of_key_order_are_all_ingested(stack, 
 
 
 @pytest.mark.integration
-def test_listing_is_bounded_per_tick_and_resumes_from_the_cursor(stack, instance, monkeypatch):
-    monkeypatch.setenv("INGEST_QUEUE", "")  # listing alone, as when notifications are off
-    settings = Settings()
+def test_listing_is_bounded_per_tick_and_resumes_from_the_cursor(stack, instance):
     keys = [f"legacy-data/{i:05d}.json" for i in range(1200)]
     _upload_many(stack, keys)
     res = resources_for(stack)
-    res["aws"] = AwsResource(region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url,
-                             raw_bucket=settings.raw_bucket, ingest_queue="")
-    limits = replace(TickLimits.from_settings(settings), page_size=250, list_pages=2, max_runs_per_tick=0)
+    res["aws"] = res["aws"].model_copy(update={"ingest_queue": ""})  # listing alone, as when notifications are off
+    limits = replace(TickLimits.from_tuning(res["ingest_tuning"], queue_on=False), page_size=250, list_pages=2,
+                     max_runs_per_tick=0)
     cursor = None
     seen = []
     for _ in range(3):
@@ -112,7 +108,7 @@ def test_queue_path_finds_new_files_without_listing(stack, instance):
 
 @pytest.mark.integration
 def test_restarted_endpoint_with_recreated_queue_neither_loses_nor_reingests_recorded_files(stack, instance):
-    from resources.aws import ensure_aws_resources
+    from pipeline_defs.devstack.provisioning import ensure_aws_resources
 
     driver = Driver(stack, instance)
     driver.upload("crm-data/a.json", {"records": [{"id": 1, "name": "A"}]})
@@ -136,7 +132,6 @@ def _load_in_child(writer_url, endpoint, bucket, file_id, run_id):
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     from resources.aws import aws_client
     from resources.ingest_runner import ingest_file
-    from resources.settings import Settings
 
     with psycopg.connect(writer_url) as conn:
         [file] = get_files(conn, [file_id])

@@ -11,20 +11,17 @@ from dagster import DagsterInstance, Definitions, SensorResult, build_sensor_con
 
 from assets.analytics import analytics_job
 from assets.ingest import ingest_files, ingest_job
-from resources.dagster_resources import AwsResource, PostgresResource
+from resources.dagster_resources import IngestTuningResource, build_resources
 from sensors.landing import landing_sensor
 
 
-def resources_for(stack: Any) -> dict[str, Any]:
-    s = stack.settings
-    return {
-        "postgres": PostgresResource(database_url=s.database_url),
-        "readonly_postgres": PostgresResource(database_url=s.readonly_database_url),
-        "aws": AwsResource(region_name=s.aws_region, endpoint_url=s.aws_endpoint_url, raw_bucket=s.raw_bucket,
-                           ingest_queue=s.ingest_queue, results_bucket=s.results_bucket,
-                           jobs_table=s.jobs_table, notify_topic=s.notify_topic, environment=s.pipeline_env,
-                           metrics_namespace=s.metrics_namespace),
-    }
+def resources_for(stack: Any, **tuning: Any) -> dict[str, Any]:
+    """The code location's resources for this test's stack, as plain values (no environment read);
+    `tuning` overrides IngestTuningResource fields (e.g. max_files_per_run=100)."""
+    resources = build_resources(stack.settings, environ={})
+    if tuning:
+        resources["ingest_tuning"] = IngestTuningResource(**{**resources["ingest_tuning"].model_dump(), **tuning})
+    return resources
 
 
 @dataclass
@@ -35,9 +32,10 @@ class Driver:
     instance: DagsterInstance
     cursor: str | None = None
     results: list[Any] = field(default_factory=list)
+    tuning: dict[str, Any] = field(default_factory=dict)  # IngestTuningResource overrides
 
     def __post_init__(self) -> None:
-        self.resources = resources_for(self.stack)
+        self.resources = resources_for(self.stack, **self.tuning)
         self.defs = Definitions(assets=[ingest_files], jobs=[ingest_job, analytics_job], sensors=[landing_sensor],
                                 resources=self.resources)
 

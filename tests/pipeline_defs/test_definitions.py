@@ -10,11 +10,13 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import dagster
 import yaml
-from dagster import DagsterInvalidConfigError, Definitions, validate_run_config
+from dagster import DagsterInvalidConfigError, Definitions, EnvVar, validate_run_config
 
 from resources import contract
-from resources.settings import PROJECT_ROOT
+from resources.dagster_resources import build_resources
+from resources.settings import PROJECT_ROOT, Settings
 
 
 def _workspace_definitions() -> Definitions:
@@ -70,3 +72,35 @@ def test_op_config_reads_back_what_the_builders_wrote():
     assert contract.op_config(cfg, contract.INGEST_OP) == {"file_ids": [3], "max_refused_share": 0.2}
     assert contract.op_config(None, contract.INGEST_OP) == {}
     assert contract.op_config({"ops": {}}, contract.ANALYTICS_OP) == {}
+
+
+def test_every_resource_a_definition_asks_for_is_provided():
+    """A sensor or asset naming a resource the code location does not provide fails at load; pin the set."""
+    defs = _workspace_definitions()
+    assert set(defs.resources or {}) == {"postgres", "readonly_postgres", "aws", "ingest_tuning"}
+    assert {"postgres", "aws", "ingest_tuning"} <= set(defs.get_sensor_def(contract.LANDING_SENSOR).required_resource_keys)
+
+
+def test_resources_take_their_configuration_from_the_environment_as_env_vars(monkeypatch):
+    """Set variables become EnvVars (the UI shows their names, never a password) resolved when the resource
+    starts; unset ones fall back to Settings' defaults; nothing inside a sensor or asset reads the environment."""
+    env = {"DATABASE_URL": "postgresql://w:secret@db.example/canonical", "INGEST_MAX_FILES_PER_RUN": "7",
+           "DAGSTER_URL": "https://dagster.example", "INGEST_FRESHNESS_HOURS": "3"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    resources = build_resources(Settings())
+    assert resources["postgres"].database_url == EnvVar("DATABASE_URL")
+    with dagster.build_resources(resources) as r:
+        assert r.postgres.database_url == env["DATABASE_URL"]
+        assert r.ingest_tuning.max_files_per_run == 7
+        assert r.ingest_tuning.freshness_hours == 3.0
+        assert r.aws.dagster_url == "https://dagster.example"
+        assert r.aws.raw_bucket == "canonical-raw"  # unset: the default
+
+
+def test_resources_built_with_no_environment_hold_plain_values():
+    """Tests and other deployments build resources from values; nothing is patched, no cache is cleared."""
+    s = Settings(RAW_BUCKET="mine", INGEST_MAX_FILES_PER_RUN=3)
+    resources = build_resources(s, environ={})
+    assert resources["aws"].raw_bucket == "mine"
+    assert resources["ingest_tuning"].max_files_per_run == 3

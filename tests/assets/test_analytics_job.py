@@ -11,8 +11,8 @@ from assets.analytics import analytics_job
 from resources.dagster_resources import PostgresResource
 from resources.jobs_store import JobsStore
 from sensors.job_status import mirror_run
-from tests.conftest import SAMPLES
-from tests.ingest_helpers import Driver, resources_for
+from tests.support.ingest import Driver, resources_for
+from tests.support.stack import SAMPLES
 
 pytestmark = pytest.mark.integration
 

@@ -27,6 +27,7 @@ import psycopg
 import pytest
 from dagster import instance_for_test
 
+from pipeline_defs.devstack.provisioning import ensure_aws_resources
 from resources.analytics import (
     InvalidParameters,
     NotReadOnlyRole,
@@ -37,10 +38,10 @@ from resources.analytics import (
     run_operation,
 )
 from resources.analytics import guard as guard_module
-from resources.aws import ensure_aws_resources
 from resources.settings import Settings, get_settings
-from tests.conftest import Stack, reset_canonical
-from tests.ingest_helpers import Driver
+from tests.support.ingest import Driver
+from tests.support.postgres import reset_canonical
+from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("analytics_golden")]
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from resources.parsing import DocumentInfo, MalformedLine, ParseError, iter_records
-from tests.conftest import SAMPLES
+from tests.support.stack import SAMPLES
 
 
 def parse(key: str, body: bytes | dict | list) -> tuple[list, DocumentInfo]:

@@ -9,8 +9,8 @@ import pytest
 from dagster import DagsterInstance, instance_for_test
 
 from assets.ingest import ENTITIES
-from tests.conftest import SAMPLES
-from tests.ingest_helpers import Driver, q, q1
+from tests.support.ingest import Driver, q, q1
+from tests.support.stack import SAMPLES
 
 pytestmark = pytest.mark.integration
 

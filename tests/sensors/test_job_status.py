@@ -9,7 +9,7 @@ from dagster._core.test_utils import create_run_for_test
 
 from resources.jobs_store import JobsStore
 from sensors.job_status import mirror_run, reconcile
-from tests.ingest_helpers import Driver, resources_for
+from tests.support.ingest import Driver, resources_for
 
 pytestmark = pytest.mark.integration
 

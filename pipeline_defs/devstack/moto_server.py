@@ -1,7 +1,7 @@
 """A moto server (local AWS endpoint) as a child process, for `make dev` and the integration tests.
 
 moto keeps every bucket, queue, table and topic in memory: a fresh server is empty, and
-`resources.aws.ensure_aws_resources` recreates what the platform needs.
+`pipeline_defs.devstack.provisioning.ensure_aws_resources` recreates what the platform needs.
 """
 
 from __future__ import annotations
@@ -17,42 +17,15 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO, Any, Literal, Self
+from typing import IO, Literal, Self
 
-DEFAULT_HOST = "127.0.0.1"
+from pipeline_defs.devstack.processes import DEFAULT_HOST, die_with_parent
+
 DEFAULT_PORT = 4566
-
-
-def _resolve_prctl() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _resolve_prctl()  # looked up in the parent: the forked child only makes the call
-
-
-def die_with_parent() -> None:
-    """A `preexec_fn`: on Linux the child gets SIGTERM when the process that started it dies, even
-    by SIGKILL, so an abrupt end of `pipeline dev` leaves no server behind. A no-op elsewhere."""
-    if _PRCTL is not None:
-        _PRCTL(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
 
 
 class MotoServerError(RuntimeError):
     """The server could not be started (port taken by something else, process exited, timeout)."""
-
-
-def free_port(host: str = DEFAULT_HOST) -> int:
-    """A TCP port nothing listens on right now (the usual small race applies)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def probe(host: str, port: int, timeout: float = 2.0) -> Literal["free", "moto", "other"]:
