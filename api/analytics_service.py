@@ -14,11 +14,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from api.compat import analytics_fields
 from api.state import AppState
 from resources.analytics.catalogue import get_operation
 from resources.analytics.result import jsonable
 from resources.analytics.runner import run_operation
-from resources.results_store import to_csv, to_json
+from resources.results_store import result_metadata, to_csv, to_json
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,11 @@ def execute(state: AppState, prep: Prepared) -> dict[str, Any]:
     if result.row_count > state.api.inline_max_rows or len(body) > state.api.inline_max_bytes:
         keys = {"json": f"sync/{prep.key}/result.json", "csv": f"sync/{prep.key}/result.csv"}
         s3 = state.client("s3")
+        meta = result_metadata(prep.operation, result.row_count)
         s3.put_object(Bucket=state.settings.results_bucket, Key=keys["json"], Body=body,
-                      ContentType="application/json")
+                      ContentType="application/json", Metadata=meta)
         s3.put_object(Bucket=state.settings.results_bucket, Key=keys["csv"], Body=to_csv(result.columns, result.rows),
-                      ContentType="text/csv")
+                      ContentType="text/csv", Metadata=meta)
         payload.update(storage="s3", s3=keys, data=None)
     else:
         payload.update(storage="inline", data=json.loads(body)["rows"])
@@ -78,7 +80,7 @@ def presign_get(state: AppState, key: str, filename: str | None = None) -> str:
 
 
 def envelope(state: AppState, payload: dict[str, Any], *, cache_hit: bool) -> dict[str, Any]:
-    """The seed's success envelope, with our additions in metadata."""
+    """The old API's success envelope (its fields: api/compat.py), with our additions in metadata."""
     metadata: dict[str, Any] = {
         "resultCount": payload["resultCount"], "timestamp": now_iso(), "cacheHit": cache_hit,
         "executionTimeMs": payload["executionTimeMs"], "columns": payload["columns"],
@@ -89,7 +91,9 @@ def envelope(state: AppState, payload: dict[str, Any], *, cache_hit: bool) -> di
         metadata["download"] = {"json": presign_get(state, payload["s3"]["json"]),
                                 "csv": presign_get(state, payload["s3"]["csv"]),
                                 "expiresIn": state.api.presign_seconds}
-    return {"success": True, "operation": payload["operation"], "data": payload.get("data"), "metadata": metadata}
+    return {"success": True, "operation": payload["operation"],
+            **analytics_fields(payload, state.settings.results_bucket),
+            "data": payload.get("data"), "metadata": metadata}
 
 
 def now_iso() -> str:

@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api import problems
 from api.config import ApiSettings
 from api.middleware import RequestContextMiddleware
-from api.routes import analytics, health, ingest, jobs
+from api.routes import analytics, download, health, ingest, jobs
 from api.state import AppState
 from resources.settings import Settings, get_settings
 
@@ -43,11 +43,11 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app = FastAPI(title="canonical-pipeline API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.ctx = state
     problems.install(app)
-    for module in (health, analytics, jobs, ingest):
+    for module in (health, analytics, jobs, download, ingest):
         app.include_router(module.router)
     origins = state.api.cors_origin_list()
     if origins:
-        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
                            allow_headers=["Content-Type", "X-API-Key", "Authorization", "Idempotency-Key",
                                           "If-None-Match", "Cache-Control", "Prefer", "X-Request-Id"],
                            expose_headers=["X-Request-Id", "X-Cache", "X-Cache-Tier", "ETag", "Location"])

@@ -20,8 +20,9 @@ class ApiSettings(BaseSettings):
     api_keys: str | None = Field(default=None, alias="API_KEYS")
     api_keys_secret_arn: str | None = Field(default=None, alias="API_KEYS_SECRET_ARN")
     api_anonymous_scopes: str = Field(default="", alias="API_ANONYMOUS_SCOPES")
-    # Comma-separated origins allowed by CORS ("*" for any); empty: no CORS headers.
-    cors_origins: str = Field(default="", alias="API_CORS_ORIGINS")
+    # Comma-separated origins allowed by CORS; "*" (any, the old API's answer) unless configured; empty: no
+    # CORS headers.
+    cors_origins: str = Field(default="*", alias="API_CORS_ORIGINS")
     max_body_bytes: int = Field(default=1_048_576, alias="API_MAX_BODY_BYTES", ge=1)
 
     # Synchronous analytics: time budget (API Gateway stops at 29 s), row cap, inline limits.
@@ -30,6 +31,9 @@ class ApiSettings(BaseSettings):
     inline_max_rows: int = Field(default=1000, alias="API_INLINE_MAX_ROWS", ge=0)
     inline_max_bytes: int = Field(default=5 * 1024 * 1024, alias="API_INLINE_MAX_BYTES", ge=0)
     presign_seconds: int = Field(default=3600, alias="API_PRESIGN_SECONDS", ge=60, le=7 * 24 * 3600)
+    # GET /download/{key}: JSON results up to this size come back in the response; larger ones (and CSV)
+    # redirect to a presigned URL (a Lambda response stops at 6 MB).
+    download_inline_max_bytes: int = Field(default=5 * 1024 * 1024, alias="API_DOWNLOAD_INLINE_MAX_BYTES", ge=0)
 
     # Result cache in the jobs table (items CACHE#<hash>); 0 disables it.
     cache_ttl_seconds: int = Field(default=3600, alias="API_CACHE_TTL_SECONDS", ge=0)

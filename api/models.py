@@ -42,9 +42,26 @@ class Metadata(BaseModel):
 class AnalyticsResponse(BaseModel):
     success: Literal[True] = True
     operation: str
+    operationId: str = Field(..., description="The old API's field: <operation>_<epoch ms>")
+    executionTime: str = Field(..., description="The old API's field, e.g. '123ms' (metadata.executionTimeMs: ours)")
     data: list[dict[str, Any]] | None = Field(
         ..., description="The rows as objects; null when the result is in the results bucket (see metadata.download)")
     metadata: Metadata
+    largeResult: bool | None = Field(None, description="The old API's large-result fields: true when data is null "
+                                                       "and the rows are in the results bucket")
+    s3Url: str | None = Field(None, description="s3://bucket/key of the JSON result (large results)")
+    downloadUrl: str | None = Field(None, description="GET it (relative to the API's base URL) for the rows")
+    recordCount: int | None = None
+    message: str | None = None
+    tables: list[dict[str, Any]] | None = Field(None, description="database_info, the old API's form: table names")
+    sample_table_structure: list[dict[str, Any]] | None = Field(
+        None, description="database_info, the old API's form: the first table's columns and types")
+
+
+class DownloadResponse(BaseModel):
+    success: Literal[True] = True
+    data: list[dict[str, Any]]
+    metadata: dict[str, Any] = Field(..., description="operation, generatedAt, recordCount, columns, source")
 
 
 class OperationInfo(BaseModel):
@@ -72,6 +89,8 @@ class HealthResponse(BaseModel):
     timestamp: str
     version: str
     checks: dict[str, CheckResult]
+    database: Literal["connected", "disconnected"] = Field(..., description="The old API's field")
+    details: dict[str, Any] = Field(..., description="The old API's field: service, version")
 
 
 class Problem(BaseModel):
@@ -117,6 +136,19 @@ class Job(BaseModel):
 class JobResponse(BaseModel):
     success: Literal[True] = True
     job: Job
+    # The old API's fields, beside ours: a poller written for it reads jobId and status at the top level.
+    jobId: str
+    status: str = Field(..., description="The old vocabulary: submitted, running, completed, failed, canceled "
+                                         "(job.status: ours — queued, running, canceling, succeeded, failed, "
+                                         "canceled)")
+    checkStatusUrl: str
+    submittedAt: str | None = None
+    resultUrl: str | None = Field(None, description="Once completed: where the result is")
+    message: str | None = None
+    largeResult: bool | None = Field(None, description="Completed with a result in the results bucket")
+    s3Url: str | None = None
+    downloadUrl: str | None = Field(None, description="GET it (relative to the API's base URL) for the rows")
+    recordCount: int | None = None
 
 
 class IngestFile(BaseModel):

@@ -82,6 +82,13 @@ def problem_response(p: ApiProblem, instance: str, request_id: str | None) -> JS
                         media_type=PROBLEM_JSON)
 
 
+AVAILABLE_ENDPOINTS = ["GET /health", "GET /analytics?operation=<operation>&parameters=<json>", "POST /analytics",
+                       "GET /analytics/operations", "POST /analytics/jobs", "GET /analytics/jobs/{jobId}",
+                       "GET /analytics/jobs/{jobId}/result", "DELETE /analytics/jobs/{jobId}", "GET /download/{key}",
+                       "GET /ingest/files", "GET /ingest/files/{key}", "POST /ingest/files/{key}/reprocess",
+                       "POST /ingest/uploads"]
+
+
 def request_id_of(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
@@ -175,5 +182,7 @@ def install(app: FastAPI) -> None:
             detail = f"no such endpoint: {request.method} {request.url.path}"
         p = ApiProblem(exc.status_code, code, detail, headers=dict(exc.headers or {}),
                        suggestions=["GET /docs or /openapi.json lists the endpoints"] if exc.status_code in (404, 405)
-                       else [])
+                       else [],
+                       # The old API listed its endpoints on a 404; its clients may print them.
+                       extra={"availableEndpoints": AVAILABLE_ENDPOINTS} if exc.status_code == 404 else None)
         return problem_response(p, request.url.path, request_id_of(request))

@@ -65,7 +65,7 @@ def run_analytics(context: OpExecutionContext, config: AnalyticsConfig, readonly
         raise Failure(description=exc.message, metadata={"error": MetadataValue.json(exc.as_dict())},
                       allow_retries=False) from None
     summary = store_result(aws.s3, aws.results_bucket, context.run_id, result.columns, result.rows,
-                           truncated=result.truncated)
+                           truncated=result.truncated, operation=config.operation)
     aws.jobs_store().record_result(context.run_id, summary)
     where = (f"s3://{summary['bucket']}/{summary['s3']['json']}" if summary["storage"] == "s3" else "inline")
     context.add_output_metadata({

@@ -50,12 +50,17 @@ def _csv_cell(value: Any) -> Any:
     return _json_default(value)
 
 
+def result_metadata(operation: str | None, row_count: int) -> dict[str, str]:
+    """S3 user metadata of a stored result: what GET /download/{key} reports about it."""
+    return {"operation": operation or "", "record-count": str(row_count)}
+
+
 def result_keys(run_id: str) -> dict[str, str]:
     return {"json": f"results/{run_id}/result.json", "csv": f"results/{run_id}/result.csv"}
 
 
 def store_result(s3: Any, bucket: str, run_id: str, columns: list[str], rows: list[tuple[Any, ...]],
-                 *, truncated: bool = False) -> dict[str, Any]:
+                 *, truncated: bool = False, operation: str | None = None) -> dict[str, Any]:
     """Keep the result inline or write it to S3; return the summary that goes on the job item."""
     body = to_json(columns, rows)
     summary: dict[str, Any] = {"rowCount": len(rows), "columns": columns, "truncated": truncated}
@@ -64,7 +69,8 @@ def store_result(s3: Any, bucket: str, run_id: str, columns: list[str], rows: li
         return summary
     keys = result_keys(run_id)
     csv_body = to_csv(columns, rows)
-    s3.put_object(Bucket=bucket, Key=keys["json"], Body=body, ContentType="application/json")
-    s3.put_object(Bucket=bucket, Key=keys["csv"], Body=csv_body, ContentType="text/csv")
+    meta = result_metadata(operation, len(rows))
+    s3.put_object(Bucket=bucket, Key=keys["json"], Body=body, ContentType="application/json", Metadata=meta)
+    s3.put_object(Bucket=bucket, Key=keys["csv"], Body=csv_body, ContentType="text/csv", Metadata=meta)
     summary.update(storage="s3", bucket=bucket, s3=keys, byteSize={"json": len(body), "csv": len(csv_body)})
     return summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -10,10 +11,11 @@ from fastapi.responses import JSONResponse, Response
 
 from api import analytics_service as svc
 from api.auth import Principal, require
+from api.compat import job_fields
 from api.deps import ReadScope, State
 from api.jobs_service import launch_job
 from api.models import AnalyticsRequest, AnalyticsResponse, JobRequest, OperationsResponse, problem_responses
-from api.problems import timeout_problem
+from api.problems import ApiProblem, timeout_problem
 from api.state import AppState
 from resources.analytics.catalogue import describe_catalogue
 from resources.analytics.errors import QueryTimeout
@@ -65,7 +67,7 @@ async def answer(request: Request, state: AppState, principal: Principal, operat
             require(principal, "jobs")
             job, _ = await run_in_threadpool(launch_job, state, principal,
                                              JobRequest(operation=operation, parameters=parameters), None)
-            return JSONResponse({"success": True, "job": job}, status_code=202,
+            return JSONResponse({"success": True, "job": job, **job_fields(job)}, status_code=202,
                                 headers={"Location": job["links"]["self"], "Preference-Applied": "respond-async"})
         try:
             payload = await run_in_threadpool(_compute, state, prep)
@@ -104,11 +106,39 @@ async def analytics_get(
     operation: Annotated[str, Query(min_length=1, max_length=100, description="A catalogue operation name")],
     principal: ReadScope,
     state: State,
+    parameters: Annotated[str | None, Query(
+        max_length=20_000, description="The old API's form: every parameter in one JSON object, e.g. "
+                                       '`parameters={"timeframe":"6 months"}` (may be combined with single ones)',
+    )] = None,
     prefer: PreferHeader = None,
     cache_control: CacheControlHeader = None,
 ) -> Response:
-    params = {k: v for k, v in request.query_params.items() if k not in ("operation", "api_key")}
+    params = {k: v for k, v in request.query_params.items() if k not in ("operation", "api_key", "parameters")}
+    if parameters is not None:
+        params = merge_json_parameters(parameters, params)
     return await answer(request, state, principal, operation, params, prefer, cache_control)
+
+
+def merge_json_parameters(text: str, single: dict[str, Any]) -> dict[str, Any]:
+    """The old GET form's `parameters` JSON object merged with parameters given one by one."""
+    try:
+        given = json.loads(text)
+    except ValueError:
+        raise ApiProblem(400, "malformed_parameters", "the parameters query parameter is not valid JSON",
+                         title="Malformed JSON", error_type="ValidationError",
+                         suggestions=['Send a JSON object: parameters={"timeframe":"6 months"}',
+                                      "or give each parameter as its own query parameter"]) from None
+    if not isinstance(given, dict):
+        raise ApiProblem(400, "malformed_parameters", "the parameters query parameter must be a JSON object",
+                         title="Malformed JSON", error_type="ValidationError",
+                         suggestions=['Send a JSON object: parameters={"timeframe":"6 months"}'])
+    twice = sorted(k for k in given.keys() & single.keys() if str(given[k]) != single[k])
+    if twice:
+        raise ApiProblem(400, "parameter_given_twice",
+                         f"given both in parameters and on their own, with different values: {', '.join(twice)}",
+                         title="Conflicting parameters", error_type="ValidationError",
+                         suggestions=["Give each parameter once"])
+    return {**given, **single}
 
 
 @router.post("/analytics", response_model=AnalyticsResponse, summary="Run an operation (JSON body)",

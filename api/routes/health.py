@@ -17,6 +17,7 @@ from api.models import HealthResponse
 from api.state import AppState
 
 router = APIRouter(tags=["health"])
+SERVICE = "canonical-pipeline analytics API"
 _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="health")
 
 try:
@@ -78,6 +79,9 @@ def health(state: State) -> JSONResponse:
     any_down = any(c["status"] == "down" for c in out.values())
     status = "unhealthy" if required_down else "degraded" if any_down else "healthy"
     body = {"success": not required_down, "status": status, "timestamp": now_iso(), "version": VERSION,
-            "checks": out}
+            "checks": out,
+            # The old API's fields.
+            "database": "connected" if out["postgres"]["status"] == "ok" else "disconnected",
+            "details": {"service": SERVICE, "version": VERSION}}
     return JSONResponse(body, status_code=503 if required_down else 200,
                         headers={"Cache-Control": "no-store"})

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from api.analytics_service import presign_get
+from api.compat import job_fields
 from api.deps import JobsScope, ReadScope, State
 from api.jobs_service import job_view, launch_job
 from api.models import JobRequest, JobResponse, problem_responses
@@ -46,14 +47,21 @@ def create_job(
     headers = {"Location": job["links"]["self"]}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse({"success": True, "job": job}, status_code=202, headers=headers)
+    return JSONResponse(job_body(job, message="Job submitted"), status_code=202, headers=headers)
+
+
+def job_body(view: dict[str, Any], stored: dict[str, Any] | None = None, message: str | None = None
+             ) -> dict[str, Any]:
+    """Our answer (`job`: the view) with the old API's top-level fields beside it (from the stored item,
+    which still names where a large result is)."""
+    return {"success": True, "job": view, **job_fields(stored or view), **({"message": message} if message else {})}
 
 
 @router.get("/analytics/jobs/{job_id}", response_model=JobResponse, summary="A job's status (from DynamoDB)",
             responses=problem_responses(401, 403, 404, 422, 503))
 def get_job(job_id: JobId, _: ReadScope, state: State) -> JSONResponse:
-    return JSONResponse({"success": True, "job": job_view(_job_or_404(state, job_id))},
-                        headers={"Cache-Control": "no-store"})
+    job = _job_or_404(state, job_id)
+    return JSONResponse(job_body(job_view(job), job), headers={"Cache-Control": "no-store"})
 
 
 @router.get("/analytics/jobs/{job_id}/result", summary="A finished job's result",
@@ -128,4 +136,5 @@ def cancel_job(job_id: JobId, _: JobsScope, state: State) -> JSONResponse:
     # Recorded at once, so a GET right after says so; the run-status sensors write how the run ended (a
     # sensor that already did wins: the store never moves a job backwards).
     state.jobs.record_status(job_id, "canceling", job_type="analytics")
-    return JSONResponse({"success": True, "job": job_view(state.jobs.get(job_id) or job)}, status_code=202)
+    return JSONResponse(job_body(job_view(state.jobs.get(job_id) or job), message="Cancel requested"),
+                        status_code=202)

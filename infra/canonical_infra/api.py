@@ -120,6 +120,8 @@ class ApiStack(Stack):
                 "DATABASE_NAME": CANONICAL_DB,
                 "API_CORS_ORIGINS": ",".join(config.cors_origins),
                 "API_KEYS_SECRET_ARN": self.api_keys_secret.secret_arn,
+                # keylessRead: callers without a key (the old API's clients) may read, nothing more.
+                **({"API_ANONYMOUS_SCOPES": "read"} if config.keyless_read else {}),
             },
         )
         self._grant(role, data)
@@ -144,7 +146,7 @@ class ApiStack(Stack):
             default_method_options=apigw.MethodOptions(api_key_required=True),
             default_cors_preflight_options=cors,
             deploy_options=apigw.StageOptions(
-                stage_name="v1",
+                stage_name=config.api_stage_name,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
                     caller=False, http_method=True, ip=True, protocol=True, request_time=True,
@@ -184,17 +186,22 @@ class ApiStack(Stack):
                                   model_name="AnalyticsRequest", schema=ANALYTICS_REQUEST_SCHEMA)
         checked_body = {"request_validator": validator, "request_models": {"application/json": body}}
 
+        # keylessRead: reads need no key at the edge (the app grants such callers the read scope only).
+        read_key = not self.config.keyless_read
         root = self.api.root
         root.add_method("ANY", integration)
-        root.add_proxy(default_integration=integration, any_method=True)
+        proxy = root.add_proxy(default_integration=integration, any_method=True)
         analytics = root.add_resource("analytics")
-        analytics.add_method("GET", integration, request_validator=validator,
+        analytics.add_method("GET", integration, request_validator=validator, api_key_required=read_key,
                              request_parameters={"method.request.querystring.operation": True})
-        analytics.add_method("POST", integration, **checked_body)
-        analytics.add_proxy(default_integration=integration, any_method=True)
+        analytics.add_method("POST", integration, api_key_required=read_key, **checked_body)
+        analytics_proxy = analytics.add_proxy(default_integration=integration, any_method=True)
         jobs = analytics.add_resource("jobs")
         jobs.add_method("POST", integration, **checked_body)
-        jobs.add_proxy(default_integration=integration, any_method=True)
+        jobs_proxy = jobs.add_proxy(default_integration=integration, any_method=True)
+        if not read_key:
+            for resource in (proxy, analytics_proxy, jobs_proxy):
+                resource.add_method("GET", integration, api_key_required=False)
 
     def _gateway_responses(self) -> None:
         headers = {"Content-Type": "'application/problem+json'"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,6 +48,13 @@ def _int(value: object, key: str, *, minimum: int = 0) -> int:
     if number < minimum:
         raise ConfigError(f"context {key!r} must be at least {minimum}, got {number}")
     return number
+
+
+def _stage(value: object) -> str:
+    text = str(value).strip()
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,128}", text):
+        raise ConfigError(f"context 'apiStageName' must be letters, digits or _ (it is part of the URL), got {text!r}")
+    return text
 
 
 def _list(value: object, key: str) -> list[str]:
@@ -101,7 +109,13 @@ class Config:
     api_rate_limit: int = 50
     api_burst_limit: int = 100
     api_quota_per_day: int = 100_000
-    cors_origins: list[str] = field(default_factory=list)
+    # "*" as the old API answered, unless configured (-c corsOrigins=https://a.example; [] turns CORS off).
+    cors_origins: list[str] = field(default_factory=lambda: ["*"])
+    # The stage in the API's URL: the old API's clients call .../prod/analytics.
+    api_stage_name: str = "v1"
+    # GET requests (and synchronous POST /analytics) without an API key, answered with the `read` scope:
+    # for the old API's clients, which sent none. Keys stay required for jobs, SQL and everything else.
+    keyless_read: bool = False
 
     # Monitoring
     alert_email: str = ""
@@ -191,7 +205,9 @@ class Config:
             api_rate_limit=_int(ctx("apiRateLimit", d.api_rate_limit), "apiRateLimit", minimum=1),
             api_burst_limit=_int(ctx("apiBurstLimit", d.api_burst_limit), "apiBurstLimit", minimum=1),
             api_quota_per_day=_int(ctx("apiQuotaPerDay", d.api_quota_per_day), "apiQuotaPerDay", minimum=1),
-            cors_origins=_list(ctx("corsOrigins", []), "corsOrigins"),
+            cors_origins=_list(ctx("corsOrigins", d.cors_origins), "corsOrigins"),
+            api_stage_name=_stage(ctx("apiStageName", d.api_stage_name)),
+            keyless_read=_bool(ctx("keylessRead", d.keyless_read), "keylessRead"),
             alert_email=str(ctx("alertEmail", "")),
             refused_records_alarm=_int(ctx("refusedRecordsAlarm", d.refused_records_alarm),
                                        "refusedRecordsAlarm", minimum=1),

@@ -25,6 +25,7 @@ import resources.analytics.network as network
 import resources.analytics.segments as segments
 import resources.analytics.trends as trends
 from resources.analytics.errors import FieldError, InvalidParameters, UnknownOperation
+from resources.analytics.legacy import read_old_forms
 from resources.analytics.params import (
     CountAnalysisParams,
     CustomerAnalysisParams,
@@ -64,8 +65,9 @@ class Operation:
             raw = raw.model_dump()
         if not isinstance(raw, Mapping):
             raise InvalidParameters(self.name, [FieldError("parameters", "must be an object of named values")])
+        raw = read_old_forms(self.name, self.params_model, raw)
         try:
-            params = self.params_model.model_validate(dict(raw))
+            params = self.params_model.model_validate(raw)
         except pydantic.ValidationError as exc:
             raise InvalidParameters(self.name, _field_errors(self.params_model, exc)) from None
         if self.precheck is not None:

@@ -21,6 +21,16 @@ RELATIONSHIP_NETWORK = """
 WITH RECURSIVE root AS (
     SELECT coalesce((SELECT e.canonical_id FROM canonical.entities e WHERE e.entity_id = %(root_uuid)s::uuid),
                     CASE WHEN %(root_uuid)s::uuid IS NULL THEN %(root)s::text END) AS canonical_id
+    WHERE %(root)s::text IS NOT NULL
+    UNION ALL
+    -- No root given (the old API's form): every top of a hierarchy, a parent that has no parent itself.
+    (SELECT DISTINCT l.parent_canonical_id COLLATE "C"
+     FROM canonical.entity_relationships l
+     WHERE %(root)s::text IS NULL AND l.effective_to IS NULL AND l.relationship_type = 'parent_of'
+       AND NOT EXISTS (SELECT 1 FROM canonical.entity_relationships up
+                       WHERE up.child_canonical_id = l.parent_canonical_id AND up.effective_to IS NULL
+                         AND up.relationship_type = 'parent_of')
+     ORDER BY 1 LIMIT %(max_roots)s)
 ), tree AS (
     SELECT r.canonical_id, NULL::text AS parent_canonical_id, 0 AS depth,
            ARRAY[r.canonical_id] AS path, false AS is_cycle
@@ -53,8 +63,9 @@ ORDER BY n.path COLLATE "C"
 
 def relationship_network(conn: psycopg.Connection, p: RelationshipNetworkParams, *, max_rows: int) -> Table:
     """The root and its descendants down to max_depth, in tree order: depth, canonical id, name, source,
-    parent, path, cycle flag, whether the entity exists, revenue, subtree revenue and descendant count."""
+    parent, path, cycle flag, whether the entity exists, revenue, subtree revenue and descendant count.
+    Without a root, every hierarchy (its top: a parent with no parent of its own; at most max_roots)."""
     with conn.cursor() as cur:
         cur.execute(RELATIONSHIP_NETWORK, {"root": p.root_entity_id, "root_uuid": p.root_uuid,
-                                           "max_depth": p.max_depth})
+                                           "max_depth": p.max_depth, "max_roots": p.max_roots})
         return fetch(cur, max_rows)

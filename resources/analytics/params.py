@@ -67,6 +67,7 @@ assert set(TIMEFRAME_STEP) == set(TIMEFRAMES)
 
 MAX_TOP_N = 100
 MAX_DEPTH = 10
+MAX_ROOTS = 100
 MAX_LIMIT = 1000
 MAX_GROUP_SIZE = 1_000_000
 # Below pg_trgm's own default (0.3) the % operator matches most names sharing a common word: the index
@@ -114,23 +115,74 @@ class CountAnalysisParams(_Params):
     group_by: GroupBy = Field("industry", description="segment dimension")
 
 
+_PERIOD = re.compile(r"(\d{1,4})\s*(months?|quarters?|years?)", re.IGNORECASE)
+_UNIT_MONTHS = {"month": 1, "quarter": 3, "year": 12}
+
+
+def _months(text: str) -> int:
+    """Months in an interval written 'N months' | 'N quarters' | 'N years' (ValueError otherwise)."""
+    m = _PERIOD.fullmatch(text.strip())
+    if not m:
+        raise ValueError("must look like '6 months', '2 quarters' or '1 year'")
+    months = int(m.group(1)) * _UNIT_MONTHS[m.group(2).lower().rstrip("s")]
+    if not 1 <= months <= MAX_ANALYSIS_MONTHS:
+        raise ValueError(f"must be between 1 month and {MAX_ANALYSIS_MONTHS} months")
+    return months
+
+
+def _months_text(months: int) -> str:
+    return "1 month" if months == 1 else f"{months} months"
+
+
 class MultiDimensionalParams(_Params):
-    timeframe: Timeframe = Field("quarter", description="period length the metrics are summed over")
+    timeframe: str = Field(
+        "quarter",
+        description="'month' | 'quarter' | 'year': the period length metrics are summed over, all periods; or a "
+                    "window 'N months' | 'N quarters' | 'N years' (the old API's form): monthly periods over the "
+                    "last N months up to the latest observation",
+    )
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, v: str) -> str:
+        text = v.strip().lower()
+        if text in TIMEFRAMES:
+            return text
+        try:
+            return _months_text(_months(text))
+        except ValueError:
+            raise ValueError(f"must be one of {', '.join(TIMEFRAMES)}, or a window such as '3 months' or "
+                             "'1 year'") from None
+
+    @property
+    def unit(self) -> str:
+        """The period: the timeframe itself, or month for a window."""
+        return self.timeframe if self.timeframe in TIMEFRAMES else "month"
+
+    @property
+    def window_months(self) -> int | None:
+        """None when every period counts."""
+        return None if self.timeframe in TIMEFRAMES else int(self.timeframe.split()[0])
 
 
 _CANONICAL_ID = re.compile(r"(crm|erp|legacy)_\S.{0,199}", re.DOTALL)
 
 
 class RelationshipNetworkParams(_Params):
-    root_entity_id: str = Field(
-        ..., min_length=1, max_length=210,
-        description="the root: a canonical id (crm_CUST-1001, erp_ERP-2001, legacy_30001) or an entity_id uuid",
+    root_entity_id: str | None = Field(
+        None, min_length=1, max_length=210,
+        description="the root: a canonical id (crm_CUST-1001, erp_ERP-2001, legacy_30001) or an entity_id uuid; "
+                    "omitted: every top of a hierarchy (a parent with no parent of its own), up to max_roots",
     )
     max_depth: Int = Field(3, ge=1, le=MAX_DEPTH, description="levels below the root to follow")
+    max_roots: Int = Field(MAX_ROOTS, ge=1, le=MAX_ROOTS,
+                           description="without root_entity_id: hierarchies walked at most (by canonical id)")
 
     @field_validator("root_entity_id")
     @classmethod
-    def _root(cls, v: str) -> str:
+    def _root(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
         try:
             return str(uuid.UUID(v))
         except ValueError:
@@ -141,14 +193,12 @@ class RelationshipNetworkParams(_Params):
 
     @property
     def root_uuid(self) -> str | None:
+        if self.root_entity_id is None:
+            return None
         try:
             return str(uuid.UUID(self.root_entity_id))
         except ValueError:
             return None
-
-
-_PERIOD = re.compile(r"(\d{1,4})\s*(months?|quarters?|years?)", re.IGNORECASE)
-_UNIT_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 
 
 class TimeSeriesPatternsParams(_Params):
@@ -166,14 +216,9 @@ class TimeSeriesPatternsParams(_Params):
         text = v.strip().lower()
         if text == "all":
             return "all"
-        m = _PERIOD.fullmatch(text)
-        if not m:
+        if not _PERIOD.fullmatch(text):
             raise ValueError("must look like '6 months', '2 quarters', '1 year' or be 'all'")
-        n, unit = int(m.group(1)), m.group(2).rstrip("s")
-        months = n * _UNIT_MONTHS[unit]
-        if not 1 <= months <= MAX_ANALYSIS_MONTHS:
-            raise ValueError(f"must be between 1 month and {MAX_ANALYSIS_MONTHS} months")
-        return f"{months} months" if months != 1 else "1 month"
+        return _months_text(_months(text))
 
     @property
     def months(self) -> int | None:

@@ -2,6 +2,10 @@
 
 Periods are calendar periods in UTC (observed_at AT TIME ZONE 'UTC'), so results do not depend on the
 session's time zone. "Previous period" is the calendar period just before; a gap gives no growth.
+
+A dataset with no metric points at all (CRM exports alone) still has a history, as the old system
+read it: when each entity arrived. Both operations then use the entities' revenue by month of arrival
+(metric type `entity_revenue`, which can also be asked for by name).
 """
 
 from __future__ import annotations
@@ -14,11 +18,22 @@ from resources.analytics.result import Table, fetch
 # Points are first summed per entity and period (an entity with daily points counts once), then joined to
 # their entity for the industry. Tiers follow the percentile among the period's industries.
 MULTI_DIMENSIONAL = """
-WITH per_entity AS (
-    SELECT date_trunc(%(unit)s, t.observed_at AT TIME ZONE 'UTC')::date AS period,
-           t.metric_type COLLATE "C" AS metric_type, t.entity_canonical_id COLLATE "C" AS entity_canonical_id,
-           sum(t.value) AS value
+WITH points AS NOT MATERIALIZED (
+    SELECT t.observed_at AT TIME ZONE 'UTC' AS at, t.metric_type COLLATE "C" AS metric_type,
+           t.entity_canonical_id COLLATE "C" AS entity_canonical_id, t.value
     FROM canonical.time_series_data t
+    UNION ALL
+    SELECT e.created_at AT TIME ZONE 'UTC', 'entity_revenue', e.canonical_id COLLATE "C", e.revenue
+    FROM canonical.entities e
+    WHERE e.revenue IS NOT NULL AND NOT EXISTS (SELECT 1 FROM canonical.time_series_data)
+), window_start AS (
+    -- A window (the old API's "3 months"): the last N calendar months up to the latest point's month.
+    SELECT date_trunc('month', max(at)) - make_interval(months => %(months)s::int - 1) AS since
+    FROM points WHERE %(months)s::int IS NOT NULL
+), per_entity AS (
+    SELECT date_trunc(%(unit)s, p.at)::date AS period, p.metric_type, p.entity_canonical_id, sum(p.value) AS value
+    FROM points p
+    WHERE %(months)s::int IS NULL OR p.at >= (SELECT since FROM window_start)
     GROUP BY 1, 2, 3
 ), cells AS (
     SELECT p.period, p.metric_type, e.industry COLLATE "C" AS industry, count(*) AS entities, sum(p.value) AS total
@@ -59,18 +74,21 @@ ORDER BY period, metric_type, total DESC, industry NULLS LAST
 def multi_dimensional_analytics(conn: psycopg.Connection, p: MultiDimensionalParams, *, max_rows: int) -> Table:
     """Period × metric type × industry: entities, total, average per entity, growth against the previous
     period, market share within the period, percentile among the period's industries and a tier
-    (leader ≥ 0.75, strong ≥ 0.5, moderate ≥ 0.25, else emerging)."""
+    (leader ≥ 0.75, strong ≥ 0.5, moderate ≥ 0.25, else emerging). Periods of the timeframe, or monthly
+    over a window ('3 months'); with no metric points at all, entity revenue by month of arrival."""
     with conn.cursor() as cur:
-        cur.execute(MULTI_DIMENSIONAL, {"unit": p.timeframe, "step": TIMEFRAME_STEP[p.timeframe]})
+        cur.execute(MULTI_DIMENSIONAL, {"unit": p.unit, "step": TIMEFRAME_STEP[p.unit], "months": p.window_months})
         return fetch(cur, max_rows)
 
 
 # The window: the last N calendar months up to the month of the metric's latest observation.
 TIME_SERIES_PATTERNS = """
-WITH latest AS (
+WITH from_entities AS (
+    SELECT %(metric_type)s = 'entity_revenue' OR NOT EXISTS (SELECT 1 FROM canonical.time_series_data) AS yes
+), latest AS (
     SELECT date_trunc('month', max(observed_at) AT TIME ZONE 'UTC') AS last_month
     FROM canonical.time_series_data WHERE metric_type = %(metric_type)s
-), monthly AS (
+), series AS (
     SELECT date_trunc('month', t.observed_at AT TIME ZONE 'UTC')::date AS period,
            count(DISTINCT t.entity_canonical_id) AS entities,
            sum(t.value) AS total
@@ -79,6 +97,25 @@ WITH latest AS (
       AND (%(months)s::int IS NULL
            OR t.observed_at >= (l.last_month - make_interval(months => %(months)s::int - 1)) AT TIME ZONE 'UTC')
     GROUP BY 1
+), arrivals AS (
+    -- Entity revenue by month of arrival, cumulated: the revenue of the entities known by each month.
+    SELECT date_trunc('month', e.created_at AT TIME ZONE 'UTC')::date AS period, count(*) AS n, sum(e.revenue) AS revenue
+    FROM canonical.entities e, from_entities f
+    WHERE f.yes AND e.revenue IS NOT NULL
+    GROUP BY 1
+), known AS (
+    SELECT g.period::date AS period,
+           sum(coalesce(a.n, 0)) OVER by_month AS entities,
+           sum(coalesce(a.revenue, 0)) OVER by_month AS total
+    FROM (SELECT generate_series(min(period), max(period), interval '1 month') AS period FROM arrivals) g
+    LEFT JOIN arrivals a ON a.period = g.period::date
+    WINDOW by_month AS (ORDER BY g.period)
+), monthly AS (
+    SELECT s.* FROM series s, from_entities f WHERE NOT f.yes
+    UNION ALL
+    SELECT k.* FROM known k
+    WHERE %(months)s::int IS NULL
+       OR k.period > (SELECT max(period) FROM known) - make_interval(months => %(months)s::int)
 ), framed AS (
     SELECT m.*,
            lag(m.period) OVER by_period AS previous_period,
@@ -120,7 +157,8 @@ def time_series_patterns(conn: psycopg.Connection, p: TimeSeriesPatternsParams, 
     """One row per month of the window: entities reporting, total, average per entity, 3- and 6-month
     moving averages, growth against the previous month, volatility (coefficient of variation of the
     last 3 months, %) and a trend label (insufficient_data, volatile, strong_growth ≥ 5 %, growth > 0.5 %,
-    stable, decline, strong_decline ≤ -5 %)."""
+    stable, decline, strong_decline ≤ -5 %). With no metric points at all (or metric_type
+    entity_revenue): the revenue of the entities known by each month, by month of arrival."""
     with conn.cursor() as cur:
         cur.execute(TIME_SERIES_PATTERNS, {"metric_type": p.metric_type, "months": p.months,
                                            "volatile": VOLATILE_PCT})

@@ -194,3 +194,38 @@ def test_delete_cancels_a_long_running_job(platform):
     assert job["status"] == "canceled", job
     result = platform.client.get(f"/analytics/jobs/{job_id}/result")
     assert result.status_code == 409 and result.json()["jobStatus"] == "canceled"
+
+
+def _poll_as_the_old_client(platform: Platform, job_id: str, timeout: float) -> dict[str, Any]:
+    """GET /analytics/jobs/{jobId} until the top-level status is one the old client knows as finished."""
+    def finished() -> dict[str, Any] | bool:
+        body = platform.client.get(f"/analytics/jobs/{job_id}").json()
+        return body if body["status"] in ("completed", "failed", "canceled") else False
+    return _wait(f"job {job_id} to complete", finished, timeout, interval=1)
+
+
+@pytest.mark.parametrize(("body", "large"), [
+    # README: the job calls, exactly as written there.
+    ({"operation": "multi_dimensional_analytics", "parameters": {"timeframe": "3 months"}}, False),
+    ({"operation": "customer_analysis", "parameters": {"metric": "lifetime_value", "group_by": "industry"}}, False),
+    # A result over 1,000 rows: stored in S3 and downloaded as the old README did.
+    ({"operation": "custom_complex_query",
+      "parameters": {"query": "SELECT g AS n FROM generate_series(1, 1500) AS g"}}, True),
+])
+def test_an_old_client_submits_polls_to_completed_and_reads_the_result(platform, body, large):
+    submitted = platform.client.post("/analytics/jobs", json=body)
+    assert submitted.status_code == 202, submitted.text
+    assert submitted.json()["status"] == "submitted"
+    job_id = submitted.json()["jobId"]  # the old README: $jobId = $jobResponse.jobId
+    done = _poll_as_the_old_client(platform, job_id, 90)
+    assert done["status"] == "completed" and done["job"]["status"] == "succeeded", done
+    result = platform.client.get(done["resultUrl"], follow_redirects=False)
+    if not large:
+        assert result.status_code == 200 and result.json()["success"] is True, result.text
+        return
+    assert done["largeResult"] is True and done["recordCount"] == 1500
+    assert result.status_code == 303  # ours: a presigned URL
+    download = platform.client.get(done["downloadUrl"])  # the old form: the rows through the API
+    assert download.status_code == 200, download.text
+    assert [r["n"] for r in download.json()["data"]] == list(range(1, 1501))
+    assert download.json()["metadata"]["operation"] == "custom_complex_query"

@@ -1,6 +1,7 @@
 """Fixtures of the infra tests: the CDK app synthesized once per test session (they all run in one
 xdist group), as two deployments in temporary cloud-assembly directories: `dev` (the defaults plus
-an alert email and a CORS origin) and `prod`."""
+an alert email and a CORS origin) and `prod`, deployed as the old system's replacement: its stage
+name (`prod`), reads without an API key, CORS as the default ("*")."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def dev(tmp_path_factory: pytest.TempPathFactory, lambda_asset: str) -> Synth:
 @pytest.fixture(scope="session")
 def prod(tmp_path_factory: pytest.TempPathFactory, lambda_asset: str) -> Synth:
     return synthesize(tmp_path_factory.mktemp("cdk-prod"), env="prod", lambdaAsset=lambda_asset,
-                      alertEmail=ALERT_EMAIL)
+                      alertEmail=ALERT_EMAIL, apiStageName="prod", keylessRead=True)
 
 
 @pytest.fixture(scope="session", params=["dev", "prod"])

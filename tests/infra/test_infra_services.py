@@ -311,3 +311,30 @@ def test_db_setup_trigger_code(monkeypatch: pytest.MonkeyPatch, exit_code: int) 
         assert db_setup_trigger.handler({}, None)["taskArn"].endswith("/abc")
     network = ecs.calls[0]["networkConfiguration"]["awsvpcConfiguration"]
     assert network == {"subnets": ["s-1", "s-2"], "securityGroups": ["sg-1"], "assignPublicIp": "DISABLED"}
+
+
+def test_old_clients_deployment_serves_the_prod_stage_and_reads_without_a_key(prod: Synth, dev: Synth) -> None:
+    """The old API's clients call .../prod/analytics with no key: the stage name and keyless reads are
+    configuration (keys stay the default: dev), and the app then grants a keyless caller `read` only."""
+    prod.template("api").has_resource_properties("AWS::ApiGateway::Stage", {"StageName": "prod"})
+    methods = [m["Properties"] for m in prod.resources("AWS::ApiGateway::Method", "api").values()]
+    keyless = [m for m in methods if m["HttpMethod"] != "OPTIONS" and not m.get("ApiKeyRequired")]
+    assert {m["HttpMethod"] for m in keyless} == {"GET", "POST"}
+    assert len([m for m in keyless if m["HttpMethod"] == "POST"]) == 1  # POST /analytics, validated
+    assert all(m["ApiKeyRequired"] for m in methods if m["HttpMethod"] in ("ANY", "DELETE"))
+    env = _api_env(prod)
+    assert env["API_ANONYMOUS_SCOPES"] == "read"
+    assert "API_ANONYMOUS_SCOPES" not in _api_env(dev)
+
+
+def test_cors_defaults_to_any_origin_as_the_old_api_did(prod: Synth) -> None:
+    assert _api_env(prod)["API_CORS_ORIGINS"] == "*"
+    preflights = [m["Properties"] for m in prod.resources("AWS::ApiGateway::Method", "api").values()
+                  if m["Properties"]["HttpMethod"] == "OPTIONS"]
+    assert preflights and all("'*'" in json.dumps(m["Integration"]) for m in preflights)
+
+
+def _api_env(synth: Synth) -> dict[str, Any]:
+    [fn] = [f["Properties"] for f in synth.resources("AWS::Lambda::Function", "api").values()
+            if "Environment" in f["Properties"] and "API_KEYS_SECRET_ARN" in f["Properties"]["Environment"]["Variables"]]
+    return fn["Environment"]["Variables"]
