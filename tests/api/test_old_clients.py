@@ -252,3 +252,40 @@ def test_keyless_read_lets_old_clients_read_and_nothing_more(stack, fake_dagster
                                                  "parameters": {"query": "SELECT 1"}}), 401)
         assert client.post("/analytics/jobs", json={"operation": "simple_demo"},
                            headers={"X-API-Key": "k-ops"}).status_code == 202
+
+
+# --------------------------------------------------------------------------------------------------
+# Direct invocations of the function (test-advanced.js, the old Step Functions task and monthly schedule)
+
+
+class _Ctx:
+    function_name = "api"
+    aws_request_id = "req-direct"
+
+
+def test_a_direct_invocation_answers_like_post_analytics(stack, fake_dagster):
+    from api.lambda_handler import make_handler
+
+    keys = json.dumps([{"name": "ops", "sha256": "0" * 64, "scopes": ["read"]}])
+    seed_entities(stack.pg.owner_url)
+    with make_client(stack, fake_dagster.url, API_KEYS=keys) as client:
+        handler = make_handler(client.app)
+        # The old monthly schedule's event; IAM let the invoker in, so no key is needed, and every scope holds.
+        out = handler({"source": "aws.events", "detail-type": "Scheduled Event", "time": "2024-02-01T03:00:00Z",
+                       "operation": "multi_dimensional_analytics", "parameters": {"timeframe": "3 months"}}, _Ctx())
+        assert out["success"] is True and out["operation"] == "multi_dimensional_analytics" and "data" in out
+        out = handler({"operation": "custom_complex_query", "parameters": {"query": "SELECT 1 AS one"},
+                       "isStepFunction": True, "requestId": "r-7"}, _Ctx())
+        assert out["success"] is True and out["data"] == [{"one": 1}] and out["requestId"] == "r-7"
+        # test-advanced.js's invoke: not an operation, refused with the old error fields.
+        out = handler({"operation": "health_check", "parameters": {"test": True}}, _Ctx())
+        assert out["success"] is False and "health_check" in out["error"]["message"]
+        # An API Gateway event is never taken for a direct invocation, whatever its body says.
+        gateway = handler({"resource": "/analytics", "path": "/analytics", "httpMethod": "GET", "operation": "x",
+                           "canonicalDirectInvoke": False, "headers": {}, "multiValueHeaders": {},
+                           "queryStringParameters": {"operation": "simple_demo"},
+                           "multiValueQueryStringParameters": {"operation": ["simple_demo"]},
+                           "requestContext": {"resourcePath": "/analytics", "httpMethod": "GET", "path": "/analytics",
+                                              "stage": "prod", "identity": {"sourceIp": "203.0.113.7"}},
+                           "body": None, "isBase64Encoded": False}, _Ctx())
+        assert gateway["statusCode"] == 401

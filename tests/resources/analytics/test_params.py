@@ -248,6 +248,9 @@ class _Cursor:
     def fetchall(self) -> list:
         return []
 
+    def fetchone(self) -> tuple:
+        return (True,)  # there are metric points (and, for a window, its start)
+
 
 class _Conn:
     def __init__(self) -> None:
@@ -266,6 +269,7 @@ HOSTILE = "x'); DROP TABLE canonical.entities; --"
     ("customer_analysis", {"min_group_size": 987654}, 987654),
     ("revenue_analysis", {"top_n": 77}, 77),
     ("data_integrity_analysis", {"limit": 999}, 999),
+    ("multi_dimensional_analytics", {"timeframe": "11 months"}, 11),  # the old API's window
 ])
 def test_caller_values_travel_as_bound_parameters(monkeypatch, op, params, value):
     import resources.analytics.result as result_module
