@@ -1,12 +1,18 @@
 """analytics_job: one catalogue operation, by name and parameters, as a Dagster run.
 
-The op validates its config against the catalogue before any SQL runs (a bad config fails the run at
-once with the validation message, and is not retried); runs the operation as the read-only role;
-retries only transient database errors, with exponential backoff and jitter; and stores the result
-inline on the job item or, when large, as JSON and CSV in the results bucket.
+Its config is typed: `request` is a discriminated union with one member per catalogue operation, each
+generated from the parameter model the REST API validates with (names, types, defaults, allowed
+values, descriptions), so the launchpad offers an operation selector with that operation's fields, and
+Dagster refuses a value outside a whitelist before the run starts. One job rather than one per
+operation: the REST API, the DynamoDB job mirror and the run history all follow one job.
+
+The op validates the request against the catalogue's model again (bounds and patterns; a bad config
+fails the run at once with the validation message, and is not retried); runs the operation as the
+read-only role; retries only transient database errors, with exponential backoff and jitter; and stores
+the result inline on the job item or, when large, as JSON and CSV in the results bucket.
 """
 
-from typing import Any
+from typing import Annotated, Any, Literal, Union
 
 from dagster import (
     Backoff,
@@ -19,20 +25,37 @@ from dagster import (
     job,
     op,
 )
-from pydantic import Field
+from pydantic import Field, create_model
 
-from resources.analytics.catalogue import OPERATION_NAMES, validate_parameters
+from resources.analytics.catalogue import CATALOGUE, Operation, validate_parameters
 from resources.analytics.errors import AnalyticsError, TransientDatabaseError
 from resources.analytics.runner import run_operation
-from resources.contract import ANALYTICS_JOB, ANALYTICS_OP
+from resources.contract import ANALYTICS_JOB, ANALYTICS_OP, JSON_TEXT_PARAMETERS
 from resources.dagster_resources import AwsResource, PostgresResource
 from resources.results_store import store_result
 
 
+def operation_config(op: Operation) -> type[Config]:
+    """The Dagster config of one operation's request, from its parameter model's fields."""
+    fields: dict[str, Any] = {"operation": (Literal[op.name], Field(op.name, description=op.description))}
+    for name, info in op.params_model.model_fields.items():
+        if name in JSON_TEXT_PARAMETERS.get(op.name, ()):
+            fields[name] = (str, Field("[]", description=f"{info.description} (a JSON list)"))
+        else:
+            # Type, default and description only: bounds and patterns are the op's to check (a violation
+            # then fails the run at once with the model's message instead of being retried).
+            fields[name] = (info.annotation, Field(info.default, description=info.description))
+    title = "".join(part.title() for part in op.name.split("_"))
+    return create_model(f"{title}Request", __base__=Config, __doc__=op.description, **fields)
+
+
+REQUEST_CONFIGS: dict[str, type[Config]] = {name: operation_config(op) for name, op in CATALOGUE.items()}
+OperationRequest = Annotated[Union[tuple(REQUEST_CONFIGS.values())], Field(discriminator="operation")]  # noqa: UP007 - a runtime tuple of classes
+
+
 class AnalyticsConfig(Config):
-    operation: str = Field(description="Catalogue operation: " + ", ".join(OPERATION_NAMES))
-    parameters: dict[str, Any] = Field(
-        default={}, description="The operation's parameters (GET /analytics/operations lists each one's schema).")
+    request: OperationRequest = Field(
+        description="The operation and its parameters: pick one; GET /analytics/operations documents the same")
     timeout_seconds: float | None = Field(default=None, description="Statement timeout; default: the operation's.")
     max_rows: int = Field(default=100_000, ge=1, le=1_000_000, description="Row cap; the result says if it cut.")
 
@@ -50,13 +73,14 @@ class TransientAnalyticsError(Exception):
 )
 def run_analytics(context: OpExecutionContext, config: AnalyticsConfig, readonly_postgres: PostgresResource,
                   aws: AwsResource) -> dict:
+    operation = config.request.operation
     try:
-        params = validate_parameters(config.operation, config.parameters)
+        params = validate_parameters(operation, config.request.model_dump(exclude={"operation"}))
     except AnalyticsError as exc:
         raise Failure(description=exc.message, metadata={"error": MetadataValue.json(exc.as_dict())},
                       allow_retries=False) from None
     try:
-        result = run_operation(readonly_postgres.database_url, config.operation, params,
+        result = run_operation(readonly_postgres.database_url, operation, params,
                                timeout_s=config.timeout_seconds, max_rows=config.max_rows)
     except TransientDatabaseError as exc:
         context.log.warning(f"transient database error, will retry: {exc.message}")
@@ -65,11 +89,11 @@ def run_analytics(context: OpExecutionContext, config: AnalyticsConfig, readonly
         raise Failure(description=exc.message, metadata={"error": MetadataValue.json(exc.as_dict())},
                       allow_retries=False) from None
     summary = store_result(aws.s3, aws.results_bucket, context.run_id, result.columns, result.rows,
-                           truncated=result.truncated, operation=config.operation)
+                           truncated=result.truncated, operation=operation)
     aws.jobs_store().record_result(context.run_id, summary)
     where = (f"s3://{summary['bucket']}/{summary['s3']['json']}" if summary["storage"] == "s3" else "inline")
     context.add_output_metadata({
-        "operation": config.operation, "row_count": result.row_count, "truncated": result.truncated,
+        "operation": operation, "row_count": result.row_count, "truncated": result.truncated,
         "elapsed_ms": round(result.elapsed_s * 1000, 1), "result": where,
         "parameters": MetadataValue.json(result.parameters),
     })

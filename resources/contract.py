@@ -7,6 +7,8 @@ job, op and tag names, file statuses and run configs from here, so renaming an o
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -39,15 +41,40 @@ def ingest_run_config(file_ids: Sequence[int] | None, max_refused_share: float |
     return {"ops": {INGEST_OP: {"config": config}}}
 
 
+# Parameters Dagster's config types cannot hold (a list of mixed values) travel as JSON text in the run
+# config; the operation's parameter model reads that text back.
+JSON_TEXT_PARAMETERS: dict[str, frozenset[str]] = {"custom_complex_query": frozenset({"params"})}
+
+
 def analytics_run_config(operation: str, parameters: Mapping[str, Any], *, timeout_seconds: float | None = None,
                          max_rows: int | None = None) -> dict[str, Any]:
-    """analytics_job's run config for one catalogue operation."""
-    config: dict[str, Any] = {"operation": operation, "parameters": dict(parameters)}
+    """analytics_job's run config for one catalogue operation: `request` is a selector keyed by the operation
+    (a discriminated union in the op's config), holding that operation's typed parameters."""
+    typed = {k: json.dumps(v) if k in JSON_TEXT_PARAMETERS.get(operation, ()) and not isinstance(v, str) else v
+             for k, v in parameters.items()}
+    config: dict[str, Any] = {"request": {operation: typed}}
     if timeout_seconds is not None:
         config["timeout_seconds"] = timeout_seconds
     if max_rows is not None:
         config["max_rows"] = max_rows
     return {"ops": {ANALYTICS_OP: {"config": config}}}
+
+
+def analytics_request(run_config: Mapping[str, Any] | None) -> tuple[str | None, dict[str, Any]]:
+    """(operation, parameters) of an analytics_job run, from its run config (also the shape before typed
+    launches: `operation` and `parameters` side by side, still found on older runs)."""
+    cfg = op_config(run_config, ANALYTICS_OP)
+    request = cfg.get("request")
+    if isinstance(request, Mapping) and len(request) == 1:
+        [(operation, parameters)] = request.items()
+        out = dict(parameters or {})
+        for name in JSON_TEXT_PARAMETERS.get(str(operation), ()) & out.keys():
+            # Unreadable text is kept as sent: the op refused it with the reason.
+            with contextlib.suppress(ValueError):
+                out[name] = json.loads(out[name]) if isinstance(out[name], str) else out[name]
+        return str(operation), out
+    operation = cfg.get("operation")
+    return (str(operation) if operation else None), dict(cfg.get("parameters") or {})
 
 
 def op_config(run_config: Mapping[str, Any] | None, op: str) -> dict[str, Any]:

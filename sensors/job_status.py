@@ -31,7 +31,7 @@ from dagster import (
     sensor,
 )
 
-from resources.contract import ANALYTICS_JOB, ANALYTICS_OP, INGEST_JOB, INGEST_OP, op_config
+from resources.contract import ANALYTICS_JOB, INGEST_JOB, INGEST_OP, analytics_request, op_config
 from resources.dagster_resources import AwsResource
 from resources.jobs_store import TERMINAL, JobStatus
 from resources.notices import JobNotice, publish
@@ -73,9 +73,7 @@ def _failure_message(instance: DagsterInstance, run_id: str) -> str | None:
 def _run_fields(run: DagsterRun, dagster_url: str) -> dict[str, Any]:
     fields: dict[str, Any] = {"dagsterRunUrl": f"{dagster_url.rstrip('/')}/runs/{run.run_id}"}
     if run.job_name == ANALYTICS_JOB:
-        cfg = op_config(run.run_config, ANALYTICS_OP)
-        fields["operation"] = cfg.get("operation")
-        fields["parameters"] = cfg.get("parameters", {})
+        fields["operation"], fields["parameters"] = analytics_request(run.run_config)
     else:
         cfg = op_config(run.run_config, INGEST_OP)
         fields["operation"] = "ingest"

@@ -28,7 +28,8 @@ def test_post_job_is_202_with_location_and_a_queued_item_at_once(api):
     assert params["selector"] == {"repositoryLocationName": "canonical_pipeline", "repositoryName": "__repository__",
                                   "jobName": "analytics_job"}
     config = params["runConfigData"]["ops"]["run_analytics"]["config"]
-    assert config["operation"] == "customer_analysis" and config["parameters"]["group_by"] == "industry"
+    assert config["request"] == {"customer_analysis": {"metric": "revenue", "group_by": "industry",
+                                                       "min_group_size": 1}}
     got = api.get(resp.headers["location"])
     assert got.status_code == 200 and got.json()["job"]["status"] == "queued"
     assert got.json()["job"]["links"]["result"].endswith("/result")

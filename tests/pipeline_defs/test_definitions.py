@@ -11,6 +11,7 @@ import importlib
 from pathlib import Path
 
 import dagster
+import pytest
 import yaml
 from dagster import DagsterInvalidConfigError, Definitions, EnvVar, validate_run_config
 
@@ -104,3 +105,37 @@ def test_resources_built_with_no_environment_hold_plain_values():
     resources = build_resources(s, environ={})
     assert resources["aws"].raw_bucket == "mine"
     assert resources["ingest_tuning"].max_files_per_run == 3
+
+
+def test_analytics_parameters_are_typed_config_fields_of_every_operation():
+    """The launchpad shows each operation's fields, defaults, allowed values and descriptions: the config
+    schema is generated from the parameter models the REST API validates with."""
+    from resources.analytics.catalogue import CATALOGUE
+
+    job = _workspace_definitions().resolve_job_def(contract.ANALYTICS_JOB)
+    config_type = job.run_config_schema.config_type
+    request = config_type.fields["ops"].config_type.fields[contract.ANALYTICS_OP].config_type.fields[
+        "config"].config_type.fields["request"].config_type
+    assert set(request.fields) == set(CATALOGUE)
+    for name, op in CATALOGUE.items():
+        fields = request.fields[name].config_type.fields
+        assert set(op.params_model.model_fields) <= set(fields), name
+    metric = request.fields["customer_analysis"].config_type.fields["metric"]
+    assert metric.default_value == "revenue" and metric.description
+    assert {v.config_value for v in metric.config_type.enum_values} >= {"revenue", "lifetime_value"}
+
+
+def test_the_analytics_config_rejects_a_bad_parameter_before_the_run():
+    job = _workspace_definitions().resolve_job_def(contract.ANALYTICS_JOB)
+    good = contract.analytics_run_config("customer_analysis", {"metric": "revenue", "group_by": "region"})
+    validate_run_config(job, good)
+    for bad in ({"metric": "salary"}, {"group_by": "e.name"}, {"nope": 1}):
+        with pytest.raises(DagsterInvalidConfigError):
+            validate_run_config(job, contract.analytics_run_config("customer_analysis", bad))
+    with pytest.raises(DagsterInvalidConfigError):
+        validate_run_config(job, contract.analytics_run_config("drop_tables", {}))
+    # A custom query's values of mixed types travel as JSON text, and read back.
+    custom = contract.analytics_run_config("custom_complex_query", {"query": "SELECT $1", "params": [1, "a", None]})
+    validate_run_config(job, custom)
+    assert contract.analytics_request(custom) == ("custom_complex_query",
+                                                  {"query": "SELECT $1", "params": [1, "a", None]})

@@ -11,6 +11,7 @@ from dagster import DagsterInstance, Definitions, SensorResult, build_sensor_con
 
 from assets.analytics import analytics_job
 from assets.ingest import ingest_files, ingest_job
+from resources.contract import analytics_run_config
 from resources.dagster_resources import IngestTuningResource, build_resources
 from sensors.landing import landing_sensor
 
@@ -65,8 +66,7 @@ class Driver:
 
     def analytics(self, operation: str, parameters: dict | None = None, **config: Any) -> Any:
         """Execute analytics_job in process, as a launched run would."""
-        run_config = {"ops": {"run_analytics": {"config": {"operation": operation, "parameters": parameters or {},
-                                                           **config}}}}
+        run_config = analytics_run_config(operation, parameters or {}, **config)
         return self.defs.resolve_job_def("analytics_job").execute_in_process(
             run_config=run_config, instance=self.instance, raise_on_error=False)
 
