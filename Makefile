@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: install dev test lambda-package test-unit lint bench bench-ingest bench-analytics bench-api drill clean
+.PHONY: install dev test lambda-package test-unit lint bench bench-ingest bench-analytics bench-api drill screenshots clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -50,6 +50,9 @@ bench-api: install ## The REST API under uvicorn, 50 clients, cached vs uncached
 drill: install ## Ordering drill on the real local platform: 8 × 100,000 and 40 × 5,000 ids (bench/drill_results.md)
 	$(RUN) python -m bench.drill --files 8 --ids 100000
 	$(RUN) python -m bench.drill --files 40 --ids 5000 --batch-files 10
+
+screenshots: install ## README pictures of the Dagster UI (docs/img/) from a running `make dev`; needs Debian's chromium
+	$(RUN) python docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) .tools .local .pytest_cache

@@ -30,7 +30,7 @@ def _idem_key(principal: Principal, key: str) -> dict[str, dict[str, str]]:
 
 def job_links(job_id: str) -> dict[str, str]:
     return {"self": f"/analytics/jobs/{job_id}", "result": f"/analytics/jobs/{job_id}/result",
-            "cancel": f"/analytics/jobs/{job_id}"}
+            "parquet": f"/analytics/jobs/{job_id}/result?format=parquet", "cancel": f"/analytics/jobs/{job_id}"}
 
 
 def job_view(job: dict[str, Any]) -> dict[str, Any]:
@@ -38,7 +38,7 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in job.items() if k not in ("statusRank", "expiresAt", "result")}
     result = job.get("result")
     if isinstance(result, dict):
-        out["result"] = {k: v for k, v in result.items() if k not in ("rows", "bucket", "s3")}
+        out["result"] = {k: v for k, v in result.items() if k not in ("rows", "bucket", "s3", "parquet")}
     out["links"] = job_links(str(job.get("jobId")))
     return out
 

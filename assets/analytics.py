@@ -12,6 +12,10 @@ read-only role; retries only transient database errors, with exponential backoff
 the result inline on the job item or, when large, as JSON and CSV in the results bucket.
 """
 
+import decimal
+import io
+import json
+import uuid
 from typing import Annotated, Any, Literal, Union
 
 from dagster import (
@@ -29,10 +33,11 @@ from pydantic import Field, create_model
 
 from resources.analytics.catalogue import CATALOGUE, Operation, validate_parameters
 from resources.analytics.errors import AnalyticsError, TransientDatabaseError
+from resources.analytics.result import jsonable
 from resources.analytics.runner import run_operation
 from resources.contract import ANALYTICS_JOB, ANALYTICS_OP, JSON_TEXT_PARAMETERS
 from resources.dagster_resources import AwsResource, PostgresResource
-from resources.results_store import store_result
+from resources.results_store import result_keys, result_metadata, store_result
 
 
 def operation_config(op: Operation) -> type[Config]:
@@ -90,6 +95,7 @@ def run_analytics(context: OpExecutionContext, config: AnalyticsConfig, readonly
                       allow_retries=False) from None
     summary = store_result(aws.s3, aws.results_bucket, context.run_id, result.columns, result.rows,
                            truncated=result.truncated, operation=operation)
+    summary["parquet"] = write_parquet(aws, context.run_id, result.columns, result.rows, operation)
     aws.jobs_store().record_result(context.run_id, summary)
     where = (f"s3://{summary['bucket']}/{summary['s3']['json']}" if summary["storage"] == "s3" else "inline")
     context.add_output_metadata({
@@ -98,6 +104,33 @@ def run_analytics(context: OpExecutionContext, config: AnalyticsConfig, readonly
         "parameters": MetadataValue.json(result.parameters),
     })
     return {k: v for k, v in summary.items() if k != "rows"}
+
+
+def parquet_value(value: Any) -> Any:
+    """A cell as Parquet holds it: numbers as float (a numeric column's scales vary per row), ids and JSON as
+    text; dates, times, text, booleans and integers as they are."""
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict | list):
+        return json.dumps(jsonable(value))
+    return value
+
+
+def write_parquet(aws: AwsResource, run_id: str, columns: list[str], rows: list[tuple[Any, ...]],
+                  operation: str) -> str:
+    """The result as Parquet beside its JSON and CSV, for every job (GET /analytics/jobs/{id}/result?format=
+    parquet). pandas stays on the Dagster side: the API only presigns the object."""
+    import pandas as pd
+
+    frame = pd.DataFrame([[parquet_value(v) for v in row] for row in rows], columns=columns)
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    key = result_keys(run_id)["parquet"]
+    aws.s3.put_object(Bucket=aws.results_bucket, Key=key, Body=buf.getvalue(),
+                      ContentType="application/vnd.apache.parquet", Metadata=result_metadata(operation, len(rows)))
+    return key
 
 
 @job(

@@ -1,9 +1,19 @@
-"""The Dagster code location: assets, jobs, sensors and resources, wired from the environment."""
+"""The Dagster code location: assets, jobs, schedules, sensors and resources, wired from the environment.
+
+Lineage reads left to right: raw/files (observed by landing_sensor) → canonical/* (ingest_job) →
+analytics/* (the daily and monthly schedules).
+"""
 
 from dagster import Definitions
 
 from assets.analytics import analytics_job
+from assets.analytics_tables import (
+    analytics_daily_schedule,
+    analytics_monthly_schedule,
+    analytics_table_assets,
+)
 from assets.ingest import ingest_files, ingest_job
+from assets.raw import raw_files
 from resources.dagster_resources import build_resources
 from sensors.job_status import (
     job_canceled_mirror,
@@ -15,8 +25,9 @@ from sensors.job_status import (
 from sensors.landing import landing_sensor
 
 defs = Definitions(
-    assets=[ingest_files],
+    assets=[raw_files, ingest_files, *analytics_table_assets],
     jobs=[ingest_job, analytics_job],
+    schedules=[analytics_daily_schedule, analytics_monthly_schedule],
     sensors=[landing_sensor, job_started_mirror, job_succeeded_mirror, job_failed_mirror, job_canceled_mirror,
              job_status_reconciler],
     resources=build_resources(),

@@ -301,3 +301,22 @@ def release_to_pending(conn: psycopg.Connection, file_id: int) -> bool:
         "UPDATE ingest.files SET status = 'pending', batch_id = NULL, queued_at = NULL "
         "WHERE file_id = %s AND status = 'queued'", (file_id,),
     ).rowcount > 0
+
+
+def source_summary(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
+    """Per source system: files by status and the newest file's age (hours), for the raw-files asset."""
+    rows = conn.execute(
+        """SELECT coalesce(source_system, 'unknown'), status, count(*),
+                  extract(epoch FROM now() - max(coalesce(last_modified, discovered_at))) / 3600
+           FROM ingest.files GROUP BY 1, 2 ORDER BY 1, 2"""
+    ).fetchall()
+    out: dict[str, dict[str, Any]] = {}
+    for source, status, count, age in rows:
+        entry = out.setdefault(source, {"files": 0, "newest_file_age_hours": None})
+        entry[status] = int(count)
+        entry["files"] += int(count)
+        if age is not None:
+            hours = round(float(age), 2)
+            previous = entry["newest_file_age_hours"]
+            entry["newest_file_age_hours"] = hours if previous is None else min(previous, hours)
+    return out

@@ -56,7 +56,8 @@ def result_metadata(operation: str | None, row_count: int) -> dict[str, str]:
 
 
 def result_keys(run_id: str) -> dict[str, str]:
-    return {"json": f"results/{run_id}/result.json", "csv": f"results/{run_id}/result.csv"}
+    return {"json": f"results/{run_id}/result.json", "csv": f"results/{run_id}/result.csv",
+            "parquet": f"results/{run_id}/result.parquet"}
 
 
 def store_result(s3: Any, bucket: str, run_id: str, columns: list[str], rows: list[tuple[Any, ...]],
@@ -67,7 +68,7 @@ def store_result(s3: Any, bucket: str, run_id: str, columns: list[str], rows: li
     if len(rows) <= INLINE_MAX_ROWS and len(body) <= INLINE_MAX_BYTES:
         summary.update(storage="inline", byteSize=len(body), rows=json.loads(body)["rows"])
         return summary
-    keys = result_keys(run_id)
+    keys = {k: v for k, v in result_keys(run_id).items() if k != "parquet"}  # parquet: the Dagster side writes it
     csv_body = to_csv(columns, rows)
     meta = result_metadata(operation, len(rows))
     s3.put_object(Bucket=bucket, Key=keys["json"], Body=body, ContentType="application/json", Metadata=meta)

@@ -23,8 +23,10 @@ from urllib.parse import unquote_plus
 
 import psycopg
 from dagster import (
+    AssetObservation,
     DagsterRunStatus,
     DefaultSensorStatus,
+    MetadataValue,
     RunRequest,
     RunsFilter,
     SensorEvaluationContext,
@@ -34,6 +36,7 @@ from dagster import (
 )
 
 from assets.ingest import ingest_job
+from assets.raw import RAW_FILES
 from resources.contract import BATCH_TAG, LANDING_SENSOR, ingest_run_config
 from resources.dagster_resources import AwsResource, IngestTuningResource, PostgresResource
 from resources.ingest_registry import (
@@ -42,6 +45,7 @@ from resources.ingest_registry import (
     mark_failed,
     register_files,
     release_to_pending,
+    source_summary,
 )
 
 MAX_LAUNCHES = 3
@@ -60,6 +64,7 @@ class TickLimits:
     max_runs_per_tick: int = 10
     max_batches_in_flight: int = 20
     lost_batch_seconds: float = 600.0  # a queued batch with no run after this long is re-batched
+    observe_interval_seconds: float = 300.0  # the raw-files asset is observed at least this often
 
     @classmethod
     def from_tuning(cls, tuning: IngestTuningResource, *, queue_on: bool) -> "TickLimits":
@@ -73,6 +78,7 @@ class LandingCursor:
     list_after: str | None = None  # resume the listing pass after this key; None = start a pass
     last_pass_completed: float = 0.0  # epoch seconds
     passes: int = 0
+    last_observed: float = 0.0  # epoch seconds of the last observation of the raw-files asset
 
     @classmethod
     def parse(cls, raw: str | None) -> "LandingCursor":
@@ -236,26 +242,47 @@ def evaluate(context: SensorEvaluationContext, postgres: PostgresResource, aws: 
     deadline = started + limits.tick_seconds
     cursor = LandingCursor.parse(context.cursor)
     notes: list[str] = []
+    new_files = 0
+    observations: list[AssetObservation] = []
     with postgres.connection() as conn:
         if aws.ingest_queue:
             queue_url = _queue_url(aws)
             messages, registered = drain_queue(aws.sqs, queue_url, aws.raw_bucket, conn, limits.queue_receives,
                                                deadline, context.log)
+            new_files += registered
             if messages:
                 notes.append(f"queue: {messages} messages, {registered} new files")
         pass_due = cursor.list_after is not None or (
             time.time() - cursor.last_pass_completed >= limits.reconcile_interval_seconds)
         if pass_due and time.monotonic() < deadline:
             listed, registered = list_pass(aws.s3, aws.raw_bucket, conn, cursor, limits, deadline)
+            new_files += registered
             notes.append(f"listing: {listed} objects, {registered} new files"
                          + (f", resumes after {cursor.list_after!r}" if cursor.list_after else ", pass complete"))
         notes.extend(recover_lost_work(context, conn, limits))
         requests = list(run_requests(conn, limits, max_refused_share))
+        if new_files or requests or time.time() - cursor.last_observed >= limits.observe_interval_seconds:
+            observations.append(observe_raw_files(conn, aws.raw_bucket))
+            cursor.last_observed = time.time()
+        conn.commit()
     if notes:
         context.log.info("; ".join(notes))
     if not requests:
-        return SensorResult(skip_reason=SkipReason("; ".join(notes) or "no new files"), cursor=cursor.serialize())
-    return SensorResult(run_requests=requests, cursor=cursor.serialize())
+        return SensorResult(skip_reason=SkipReason("; ".join(notes) or "no new files"), cursor=cursor.serialize(),
+                            asset_events=observations)
+    return SensorResult(run_requests=requests, cursor=cursor.serialize(), asset_events=observations)
+
+
+def observe_raw_files(conn: psycopg.Connection, bucket: str) -> AssetObservation:
+    """The raw-files asset as the registry sees it: files per source and status, the newest one's age."""
+    summary = source_summary(conn)
+    metadata: dict[str, Any] = {"bucket": bucket, "files": sum(s["files"] for s in summary.values()),
+                                "by_source": MetadataValue.json(summary)}
+    for source, entry in summary.items():
+        metadata[f"{source}_files"] = entry["files"]
+        if entry["newest_file_age_hours"] is not None:
+            metadata[f"{source}_newest_file_age_hours"] = entry["newest_file_age_hours"]
+    return AssetObservation(asset_key=RAW_FILES, metadata=metadata)
 
 
 def _queue_url(aws: AwsResource) -> str:

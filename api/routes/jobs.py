@@ -68,9 +68,11 @@ def get_job(job_id: JobId, _: ReadScope, state: State) -> JSONResponse:
             responses={**problem_responses(401, 403, 404, 409, 422, 503),
                        200: {"description": "Inline rows (JSON envelope) or CSV",
                              "content": {"application/json": {}, "text/csv": {}}},
-                       303: {"description": "Large result: redirect to a presigned S3 URL"}})
+                       303: {"description": "Large result, or Parquet: redirect to a presigned S3 URL"}})
 def get_result(job_id: JobId, _: ReadScope, state: State,
-               format: Annotated[Literal["json", "csv"], Query()] = "json") -> Response:
+               format: Annotated[Literal["json", "csv", "parquet"], Query(
+                   description="json (rows, or a redirect when large), csv, or parquet (always a redirect to S3)")]
+               = "json") -> Response:
     job = _job_or_404(state, job_id)
     status = job.get("status")
     if status != "succeeded":
@@ -83,6 +85,12 @@ def get_result(job_id: JobId, _: ReadScope, state: State,
     result = job.get("result")
     if not isinstance(result, dict):
         raise ApiProblem(404, "result_not_found", f"job {job_id} has no stored result", error_type="NotFound")
+    if format == "parquet":
+        if not result.get("parquet"):
+            raise ApiProblem(404, "result_not_found", f"job {job_id} has no Parquet result (it ran before they "
+                             "were written)", error_type="NotFound",
+                             suggestions=["Ask for format=json or format=csv", "Run the job again"])
+        return RedirectResponse(presign_get(state, result["parquet"], filename=f"{job_id}.parquet"), status_code=303)
     if result.get("storage") == "s3":
         key = result["s3"][format]
         return RedirectResponse(presign_get(state, key, filename=f"{job_id}.{format}"), status_code=303)

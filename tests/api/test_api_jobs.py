@@ -124,6 +124,25 @@ def test_a_large_job_result_is_a_303_to_presigned_s3(api):
     assert api.get(f"/analytics/jobs/{job_id}/result?format=xml").status_code == 422
 
 
+def test_a_parquet_result_is_a_303_to_presigned_s3_and_a_job_without_one_is_404(api):
+    job_id = api.post("/analytics/jobs", json={"operation": "simple_demo"}).json()["job"]["jobId"]
+    store = _store(api)
+    summary = store_result(api.stack.client("s3"), api.stack.settings.results_bucket, job_id, ["n"], [(1,)])
+    store.record_result(job_id, summary)
+    store.record_status(job_id, "succeeded", job_type="analytics")
+    resp = api.get(f"/analytics/jobs/{job_id}/result?format=parquet")
+    assert resp.status_code == 404 and "Parquet" in resp.json()["detail"]
+    # What the analytics op writes beside JSON and CSV (assets/analytics.py, pandas on the Dagster side).
+    key = f"results/{job_id}/result.parquet"
+    api.stack.client("s3").put_object(Bucket=api.stack.settings.results_bucket, Key=key, Body=b"PAR1")
+    store.record_result(job_id, {**summary, "parquet": key})
+    resp = api.get(f"/analytics/jobs/{job_id}/result?format=parquet", follow_redirects=False)
+    assert resp.status_code == 303 and f"{job_id}/result.parquet" in resp.headers["location"]
+    assert httpx.get(resp.headers["location"]).content == b"PAR1"
+    job = api.get(f"/analytics/jobs/{job_id}").json()["job"]
+    assert "parquet" not in job["result"] and job["links"]["parquet"].endswith("format=parquet")
+
+
 def test_failed_job_result_is_409_with_the_error(api):
     job_id = api.post("/analytics/jobs", json={"operation": "simple_demo"}).json()["job"]["jobId"]
     _store(api).record_status(job_id, "failed", job_type="analytics", fields={"error": "it broke"})

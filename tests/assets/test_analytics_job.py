@@ -97,3 +97,21 @@ def test_transient_database_errors_are_retried_with_backoff_then_fail(driver):
     run = driver.analytics("simple_demo")
     assert not run.success
     assert len(_events(run, DagsterEventType.STEP_UP_FOR_RETRY)) == 3
+
+
+def test_every_result_is_also_written_as_parquet(driver):
+    import io
+
+    import pandas as pd
+
+    run = driver.analytics("custom_complex_query",
+                           {"query": "SELECT g AS n, g * 1.5 AS price, 'x' || g AS label FROM generate_series(1, 3) AS g"})
+    assert run.success
+    job = _mirror(driver, run)
+    key = job["result"]["parquet"]
+    assert key == f"results/{run.run_id}/result.parquet"
+    body = driver.stack.client("s3").get_object(Bucket=driver.stack.settings.results_bucket, Key=key)["Body"].read()
+    frame = pd.read_parquet(io.BytesIO(body))
+    assert list(frame.columns) == ["n", "price", "label"]
+    assert frame["n"].tolist() == [1, 2, 3] and frame["price"].tolist() == [1.5, 3.0, 4.5]
+    assert frame["label"].tolist() == ["x1", "x2", "x3"]
