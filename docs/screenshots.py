@@ -19,10 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = {
     # name → path: the lineage graph from the raw files to the analytics tables, and one asset's page.
-    "lineage": "/asset-groups",
+    "lineage": "/assets/canonical/entities?view=lineage&lineageScope=neighbors&lineageDepth=3",
     "asset-entities": "/assets/canonical/entities",
     "asset-customer-segments": "/assets/analytics/customer_segments",
-    "launchpad": "/jobs/analytics_job/playground",
 }
 # Chromium's network chatter is refused on a closed network: keep it from trying.
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--hide-scrollbars",
