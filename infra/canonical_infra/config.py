@@ -50,6 +50,13 @@ def _int(value: object, key: str, *, minimum: int = 0) -> int:
     return number
 
 
+def _optional_int(value: object, key: str) -> int | None:
+    """None when unset, empty or "none"; else an integer of at least 1."""
+    if value is None or str(value).strip().lower() in ("", "none", "null"):
+        return None
+    return _int(value, key, minimum=1)
+
+
 def _stage(value: object) -> str:
     text = str(value).strip()
     if not re.fullmatch(r"[A-Za-z0-9_]{1,128}", text):
@@ -105,7 +112,9 @@ class Config:
     lambda_asset: str = ""
     lambda_runtime: str = "python3.12"
     lambda_memory: int = 1024
-    lambda_reserved_concurrency: int = 20
+    # Reserved concurrent executions of the API function; None (the default) reserves none: a new account's
+    # concurrency quota is 10, and a reservation must leave 10 unreserved, so any reservation fails there.
+    lambda_reserved_concurrency: int | None = None
     api_rate_limit: int = 50
     api_burst_limit: int = 100
     api_quota_per_day: int = 100_000
@@ -200,8 +209,7 @@ class Config:
             lambda_asset=str(ctx("lambdaAsset", "")),
             lambda_runtime=str(ctx("lambdaRuntime", d.lambda_runtime)),
             lambda_memory=_int(ctx("lambdaMemory", d.lambda_memory), "lambdaMemory", minimum=128),
-            lambda_reserved_concurrency=_int(ctx("lambdaReservedConcurrency", d.lambda_reserved_concurrency),
-                                             "lambdaReservedConcurrency", minimum=1),
+            lambda_reserved_concurrency=_optional_int(ctx("lambdaReservedConcurrency"), "lambdaReservedConcurrency"),
             api_rate_limit=_int(ctx("apiRateLimit", d.api_rate_limit), "apiRateLimit", minimum=1),
             api_burst_limit=_int(ctx("apiBurstLimit", d.api_burst_limit), "apiBurstLimit", minimum=1),
             api_quota_per_day=_int(ctx("apiQuotaPerDay", d.api_quota_per_day), "apiQuotaPerDay", minimum=1),

@@ -31,9 +31,10 @@ JOB_TYPES = ("analytics", "ingest")  # the JobType dimension of FailedRuns
 
 
 def failed_runs(namespace: str, env: str, period: Duration = FIVE_MINUTES) -> cw.MathExpression:
-    """Failed Dagster runs of every job type (the sensor emits one datum per failed run)."""
+    """Failed Dagster runs of every job type (the sensor emits one datum per failed run, so each series is
+    sparse: FILL makes a missing one 0, or the sum would have no data point whenever either is empty)."""
     return cw.MathExpression(
-        expression=" + ".join(JOB_TYPES), label="Failed runs", period=period,
+        expression=" + ".join(f"FILL({t}, 0)" for t in JOB_TYPES), label="Failed runs", period=period,
         using_metrics={t: cw.Metric(namespace=namespace, metric_name="FailedRuns", statistic="Sum", period=period,
                                     dimensions_map={"Environment": env, "JobType": t}) for t in JOB_TYPES},
     )
@@ -105,7 +106,7 @@ class MonitoringStack(Stack):
                       db.metric_database_connections(period=FIVE_MINUTES, statistic="Maximum"),
                       config.db_connections_alarm, periods=2),
             AlarmSpec("JobsTableThrottles", "DynamoDB jobs table throttled reads or writes",
-                      cw.MathExpression(expression="r + w", period=FIVE_MINUTES, using_metrics={
+                      cw.MathExpression(expression="FILL(r, 0) + FILL(w, 0)", period=FIVE_MINUTES, using_metrics={
                           "r": data.jobs_table.metric("ReadThrottleEvents", statistic="Sum", period=FIVE_MINUTES),
                           "w": data.jobs_table.metric("WriteThrottleEvents", statistic="Sum", period=FIVE_MINUTES),
                       }), 1),

@@ -110,7 +110,7 @@ class OrchestrationStack(Stack):
         daemon_task = self._task_definition("DaemonTask", "dagster-daemon", config.daemon_cpu,
                                             config.daemon_memory, self.daemon_role)
         self._container(daemon_task, "daemon", ["dagster-daemon", "run", "-w", WORKSPACE],
-                        secrets=("writer", "dagster"))
+                        secrets=("writer", "dagster"), launches_runs=True)
         self._grant_data_access(self.daemon_role, sensors=True)
         self._grant_run_launching(self.daemon_role, launch=True)
         self.daemon_service = ecs.FargateService(
@@ -134,7 +134,7 @@ class OrchestrationStack(Stack):
         webserver = self._container(
             webserver_task, "webserver",
             ["dagster-webserver", "-h", "0.0.0.0", "-p", str(DAGSTER_WEBSERVER_PORT), "-w", WORKSPACE],
-            secrets=("dagster",),
+            secrets=("dagster",), launches_runs=True,
         )
         webserver.add_port_mappings(ecs.PortMapping(container_port=DAGSTER_WEBSERVER_PORT))
         self._grant_run_launching(self.webserver_role, launch=False)
@@ -184,13 +184,17 @@ class OrchestrationStack(Stack):
         or any registry URI), else the image built from infra/Dockerfile at deploy time."""
         uri = config.dagster_image
         if not uri:
-            return ecs.ContainerImage.from_asset(
-                str(REPO_ROOT),
+            asset = ecr_assets.DockerImageAsset(
+                self, "DagsterImage",
+                directory=str(REPO_ROOT),
                 file="infra/Dockerfile",
                 platform=ecr_assets.Platform.LINUX_AMD64,
                 exclude=DOCKER_CONTEXT,
                 ignore_mode=IgnoreMode.DOCKER,
             )
+            self.image_identity = asset.asset_hash  # a literal at synthesis: changes exactly when the image does
+            return ecs.ContainerImage.from_docker_image_asset(asset)
+        self.image_identity = uri
         if ".dkr.ecr." in uri:  # ECR: the execution role is granted the pull
             path = uri.split("/", 1)[1]
             name, _, tag = path.partition(":")
@@ -215,7 +219,7 @@ class OrchestrationStack(Stack):
         )
 
     def _container(self, task: ecs.FargateTaskDefinition, name: str, command: list[str], *,
-                   secrets: tuple[str, ...]) -> ecs.ContainerDefinition:
+                   secrets: tuple[str, ...], launches_runs: bool = False) -> ecs.ContainerDefinition:
         """A container of the Dagster image. Database credentials arrive as whole secrets (JSON) that
         the image's entrypoint turns into DATABASE_URL & co.; the rest is plain configuration."""
         data = self.data
@@ -231,14 +235,20 @@ class OrchestrationStack(Stack):
             image=self.image,
             command=command,
             essential=True,
-            environment=self.environment(),
+            environment=self.environment(launches_runs=launches_runs),
             secrets={by_name[s][0]: ecs.Secret.from_secrets_manager(by_name[s][1]) for s in secrets},
             logging=ecs.LogDrivers.aws_logs(stream_prefix=name, log_group=self.logs),
             stop_timeout=Duration.seconds(60),
         )
 
-    def environment(self) -> dict[str, str]:
-        """What every Dagster container reads (resources/settings.py names); no secret among them."""
+    def environment(self, *, launches_runs: bool = False) -> dict[str, str]:
+        """What every Dagster container reads (resources/settings.py names); no secret among them.
+
+        A container that launches runs (daemon, webserver) gets the run task definition's ARN, one revision:
+        a change of the run size registers a new revision and, through this variable, a new revision of
+        the launcher's own task definition, so the launcher is redeployed with it instead of holding a
+        revision CloudFormation has deregistered. The run tasks themselves launch nothing: the family name
+        is enough there (and their own ARN would be a circular reference)."""
         data, config = self.data, self.config
         return {
             "PIPELINE_ENV": config.env_name,
@@ -253,8 +263,8 @@ class OrchestrationStack(Stack):
             "COMPUTE_LOGS_BUCKET": config.bucket_name("logs"),
             "COMPUTE_LOGS_PREFIX": COMPUTE_LOGS_PREFIX,
             "DAGSTER_MAX_CONCURRENT_RUNS": str(config.max_concurrent_runs),
-            # The family: the launcher describes it and runs its latest revision.
-            "DAGSTER_RUN_TASK_DEFINITION": config.name(RUN_FAMILY),
+            "DAGSTER_RUN_TASK_DEFINITION": (self.run_task.task_definition_arn if launches_runs
+                                            else config.name(RUN_FAMILY)),
         }
 
     def _grant_data_access(self, role: iam.Role, *, sensors: bool) -> None:
@@ -344,8 +354,8 @@ class OrchestrationStack(Stack):
     def _db_setup_trigger(self, group: ec2.ISecurityGroup, *, before: list[Construct]) -> None:
         """Run the db-setup task during `cdk deploy`, after its task definition and before the Dagster
         services, and wait for it: the services start against a database that has their roles and the
-        current schema. It runs again whenever the task definition changes (a new image: new
-        migrations); a failure fails the deployment, which rolls back."""
+        current schema. It runs again whenever the image changes (new migrations: see IMAGE below); a
+        failure fails the deployment, which rolls back."""
         cluster_tasks = self.format_arn(service="ecs", resource="task", resource_name=f"{self.cluster_name}/*")
         setup_family = self.format_arn(service="ecs", resource="task-definition",
                                        resource_name=f"{self.setup_task.family}:*")
@@ -358,6 +368,10 @@ class OrchestrationStack(Stack):
             timeout=Duration.minutes(15),
             log_group=log_group(self, "DbSetupTriggerLogs", self.config),
             environment={
+                # The image's identity as a literal: the function's version hash includes its environment,
+                # so a new image makes a new version and the trigger runs db-setup again (the task
+                # definition's ARN is a token, the same string whatever the image).
+                "IMAGE": self.image_identity,
                 "CLUSTER": self.cluster_name,
                 "TASK_DEFINITION": self.setup_task.task_definition_arn,
                 "SUBNETS": Fn.join(",", self.app_subnets.subnet_ids),

@@ -31,7 +31,7 @@ def dev(tmp_path_factory: pytest.TempPathFactory, lambda_asset: str) -> Synth:
 @pytest.fixture(scope="session")
 def prod(tmp_path_factory: pytest.TempPathFactory, lambda_asset: str) -> Synth:
     return synthesize(tmp_path_factory.mktemp("cdk-prod"), env="prod", lambdaAsset=lambda_asset,
-                      alertEmail=ALERT_EMAIL, apiStageName="prod", keylessRead=True)
+                      alertEmail=ALERT_EMAIL, apiStageName="prod", keylessRead=True, lambdaReservedConcurrency=50)
 
 
 @pytest.fixture(scope="session", params=["dev", "prod"])

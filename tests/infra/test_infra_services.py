@@ -108,7 +108,8 @@ def test_dagster_yaml_variables_are_all_provided(dev: Synth) -> None:
         env = {e["Name"]: e["Value"] for e in container["Environment"]}
         composed = {"DAGSTER_DATABASE_URL"}  # by infra/docker/entrypoint.py from DAGSTER_DATABASE_SECRET
         assert wanted <= set(env) | composed, (name, wanted - set(env) - composed)
-        assert env["DAGSTER_RUN_TASK_DEFINITION"] == run_family
+        # The launchers name one revision (the test below); the run tasks, which launch nothing, the family.
+        assert env["DAGSTER_RUN_TASK_DEFINITION"] == run_family or name in ("daemon", "webserver")
         assert env["NOTIFY_TOPIC"] and env["INGEST_QUEUE"] and env["RAW_BUCKET"].startswith("canonical-dev-raw-")
 
 
@@ -120,7 +121,8 @@ def test_api_lambda(dev: Synth) -> None:
     props = fn["Properties"]
     assert props["Handler"] == "api.lambda_handler.handler"
     assert props["Runtime"] == dev.config.lambda_runtime
-    assert props["ReservedConcurrentExecutions"] == dev.config.lambda_reserved_concurrency
+    # None reserved unless configured: a new account's quota (10) admits no reservation at all.
+    assert "ReservedConcurrentExecutions" not in props
     assert props["TracingConfig"] == {"Mode": "Active"}
     assert props["VpcConfig"]["SubnetIds"] and props["VpcConfig"]["SecurityGroupIds"]
     assert props["Timeout"] <= 29
@@ -338,3 +340,56 @@ def _api_env(synth: Synth) -> dict[str, Any]:
     [fn] = [f["Properties"] for f in synth.resources("AWS::Lambda::Function", "api").values()
             if "Environment" in f["Properties"] and "API_KEYS_SECRET_ARN" in f["Properties"]["Environment"]["Variables"]]
     return fn["Environment"]["Variables"]
+
+
+def test_reserved_concurrency_only_when_configured(prod: Synth) -> None:
+    (fn,) = [f for f in prod.resources("AWS::Lambda::Function", "api").values()]
+    assert fn["Properties"]["ReservedConcurrentExecutions"] == 50
+
+
+def test_every_container_that_launches_runs_names_one_run_task_revision(deployment: Synth) -> None:
+    """A family name resolves to one revision per launcher process; a run-size change deregisters it and every
+    RunTask fails until the launcher restarts. An ARN changes the launcher's own task definition instead."""
+    [run_task] = [k for k, r in deployment.resources("AWS::ECS::TaskDefinition", "orchestration").items()
+                  if r["Properties"]["Family"].endswith("dagster-run")]
+    launchers = 0
+    for task in deployment.resources("AWS::ECS::TaskDefinition", "orchestration").values():
+        for container in task["Properties"]["ContainerDefinitions"]:
+            env = {e["Name"]: e["Value"] for e in container.get("Environment", [])}
+            if container["Name"] in ("daemon", "webserver"):
+                launchers += 1
+                assert env["DAGSTER_RUN_TASK_DEFINITION"] == {"Ref": run_task}, container["Name"]
+    assert launchers == 2
+
+
+def test_the_db_setup_trigger_runs_again_whenever_the_image_changes(tmp_path_factory, lambda_asset) -> None:
+    """The trigger re-executes when its function's version changes; the image's identity in its environment
+    makes every new image a new version (a task definition ARN token would be the same string)."""
+    from tests.infra.infra_synth import ALERT_EMAIL, synthesize
+
+    versions = []
+    for image in ("123456789012.dkr.ecr.us-east-1.amazonaws.com/dagster:v1",
+                  "123456789012.dkr.ecr.us-east-1.amazonaws.com/dagster:v2"):
+        synth = synthesize(tmp_path_factory.mktemp("cdk-image"), env="dev", lambdaAsset=lambda_asset,
+                           alertEmail=ALERT_EMAIL, dagsterImage=image)
+        [trigger] = [r for r in synth.resources("Custom::Trigger", "orchestration").values()]
+        [fn] = [f for f in synth.resources("AWS::Lambda::Function", "orchestration").values()
+                if "TASK_DEFINITION" in f["Properties"].get("Environment", {}).get("Variables", {})]
+        assert fn["Properties"]["Environment"]["Variables"]["IMAGE"] == image
+        versions.append(json.dumps(trigger["Properties"]["HandlerArn"]))
+    assert versions[0] != versions[1]
+
+
+def test_every_alarm_expression_over_sparse_metrics_fills_gaps(deployment: Synth) -> None:
+    """A sum of two sparse series has no data point while either is empty, so the alarm would never fire
+    for one job type alone: every metric an expression reads is wrapped in FILL(…, 0)."""
+    expressions = 0
+    for alarm in deployment.resources("AWS::CloudWatch::Alarm").values():
+        metrics = alarm["Properties"].get("Metrics") or []
+        ids = [m["Id"] for m in metrics if "MetricStat" in m]
+        for m in metrics:
+            if "Expression" in m:
+                expressions += 1
+                for metric_id in ids:
+                    assert f"FILL({metric_id}, 0)" in m["Expression"], (m["Expression"], metric_id)
+    assert expressions >= 2
