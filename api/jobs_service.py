@@ -19,6 +19,7 @@ from api.models import JobRequest
 from api.problems import ApiProblem
 from api.state import AppState
 from resources.contract import ANALYTICS_JOB, IDEMPOTENCY_TAG, PRINCIPAL_TAG, analytics_run_config
+from resources.settings import run_link
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
@@ -92,7 +93,7 @@ def launch_job(state: AppState, principal: Principal, req: JobRequest,
             ddb.delete_item(TableName=table, Key=idem)
         raise
     fields = {"operation": req.operation, "parameters": params,
-              "dagsterRunUrl": f"{state.settings.dagster_url.rstrip('/')}/runs/{run_id}"}
+              "dagsterRunUrl": run_link(state.settings, run_id)}
     state.jobs.record_status(run_id, "queued", job_type="analytics", fields=fields)
     if idem is not None:
         ddb.update_item(TableName=table, Key=idem, UpdateExpression="SET jobId = :j",

@@ -48,7 +48,8 @@ class AwsResource(ConfigurableResource):
     notify_topic: str = "canonical-job-notices"  # a topic name, or its ARN on AWS
     environment: str = "local"  # the Environment dimension of the custom metrics (PIPELINE_ENV)
     metrics_namespace: str = NAMESPACE
-    # The Dagster UI's address: the run links in job items and notices (DAGSTER_URL).
+    # The Dagster UI's address as people open it: the run links in job items and notices
+    # (DAGSTER_PUBLIC_URL, else DAGSTER_URL).
     dagster_url: str = "http://127.0.0.1:3000"
 
     _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -127,7 +128,8 @@ def build_resources(settings: Settings | None = None, environ: Mapping[str, str]
             notify_topic=_env("NOTIFY_TOPIC", s.notify_topic, env),
             environment=_env("PIPELINE_ENV", s.pipeline_env, env),
             metrics_namespace=_env("METRICS_NAMESPACE", s.metrics_namespace, env),
-            dagster_url=_env("DAGSTER_URL", s.dagster_url, env),
+            dagster_url=(_env("DAGSTER_PUBLIC_URL", s.dagster_public_url, env) if s.dagster_public_url
+                         else _env("DAGSTER_URL", s.dagster_url, env)),
         ),
         "ingest_tuning": IngestTuningResource(
             max_files_per_run=_env("INGEST_MAX_FILES_PER_RUN", s.ingest_max_files_per_run, env, integer=True),

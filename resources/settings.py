@@ -67,11 +67,19 @@ class Settings(BaseSettings):
     ingest_max_refused_share: float = Field(default=0.5, alias="INGEST_MAX_REFUSED_SHARE", ge=0, le=1)
 
     dagster_url: str = Field(default="http://127.0.0.1:3000", alias="DAGSTER_URL")
+    # The Dagster UI's address as people open it (a public or VPN name in front of the internal load
+    # balancer): the base of run links in job items and notices. Unset: DAGSTER_URL.
+    dagster_public_url: str | None = Field(default=None, alias="DAGSTER_PUBLIC_URL")
     # Which deployment this is (dev, prod, …; "local" under `make dev`): the Environment dimension of the
     # custom metrics, so alarms of two environments in one account watch their own data.
     pipeline_env: str = Field(default="local", alias="PIPELINE_ENV", min_length=1)
     metrics_namespace: str = Field(default=NAMESPACE, alias="METRICS_NAMESPACE", min_length=1)
     local_dir: Path = Field(default=PROJECT_ROOT / ".local", alias="PIPELINE_LOCAL_DIR")
+
+
+def run_link(settings: Settings, run_id: str) -> str:
+    """Where a person opens a run in the Dagster UI."""
+    return f"{(settings.dagster_public_url or settings.dagster_url).rstrip('/')}/runs/{run_id}"
 
 
 @lru_cache(maxsize=1)

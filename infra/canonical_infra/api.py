@@ -112,7 +112,8 @@ class ApiStack(Stack):
                 "RAW_BUCKET": config.bucket_name("raw"),
                 "RESULTS_BUCKET": config.bucket_name("results"),
                 "JOBS_TABLE": data.jobs_table.table_name,
-                "DAGSTER_URL": orchestration.dagster_url,
+                "DAGSTER_URL": orchestration.dagster_url,  # GraphQL, inside the VPC
+                **({"DAGSTER_PUBLIC_URL": config.dagster_public_url} if config.dagster_public_url else {}),
                 # Read at cold start: host/port/username/password JSON; connect through the proxy.
                 "DATABASE_SECRET_ARN": data.writer_secret.secret_arn,
                 "READONLY_DATABASE_SECRET_ARN": data.reader_secret.secret_arn,

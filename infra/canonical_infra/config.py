@@ -57,6 +57,13 @@ def _optional_int(value: object, key: str) -> int | None:
     return _int(value, key, minimum=1)
 
 
+def _url(value: object, key: str) -> str:
+    text = str(value or "").strip().rstrip("/")
+    if text and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
+        raise ConfigError(f"context {key!r} must be an http(s) URL, got {text!r}")
+    return text
+
+
 def _stage(value: object) -> str:
     text = str(value).strip()
     if not re.fullmatch(r"[A-Za-z0-9_]{1,128}", text):
@@ -125,6 +132,12 @@ class Config:
     # GET requests (and synchronous POST /analytics) without an API key, answered with the `read` scope:
     # for the old API's clients, which sent none. Keys stay required for jobs, SQL and everything else.
     keyless_read: bool = False
+
+    # Who hears of jobs: e-mail addresses subscribed to the job-notices topic (the old system promised
+    # e-mail on job status), and the Dagster UI's address as people reach it, used in the notices' run
+    # links (default: the internal load balancer, which only the VPC can open).
+    job_notice_emails: list[str] = field(default_factory=list)
+    dagster_public_url: str = ""
 
     # Monitoring
     alert_email: str = ""
@@ -217,6 +230,8 @@ class Config:
             api_stage_name=_stage(ctx("apiStageName", d.api_stage_name)),
             keyless_read=_bool(ctx("keylessRead", d.keyless_read), "keylessRead"),
             alert_email=str(ctx("alertEmail", "")),
+            job_notice_emails=_list(ctx("jobNoticeEmails", []), "jobNoticeEmails"),
+            dagster_public_url=_url(ctx("dagsterPublicUrl", ""), "dagsterPublicUrl"),
             refused_records_alarm=_int(ctx("refusedRecordsAlarm", d.refused_records_alarm),
                                        "refusedRecordsAlarm", minimum=1),
             log_retention_days=_int(ctx("logRetentionDays", 90 if is_prod else d.log_retention_days),

@@ -17,6 +17,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -71,6 +72,9 @@ class DataStack(Stack):
             master_key=self.data_key,
             enforce_ssl=True,
         )
+        for address in config.job_notice_emails:
+            # Confirmed by the recipient (SNS sends the link); notices carry the job, its status and a run link.
+            self.notices_topic.add_subscription(subscriptions.EmailSubscription(address))
         self._database(config, vpc, network.security_groups)
 
         for name, value in {

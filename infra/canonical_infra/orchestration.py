@@ -110,7 +110,13 @@ class OrchestrationStack(Stack):
         daemon_task = self._task_definition("DaemonTask", "dagster-daemon", config.daemon_cpu,
                                             config.daemon_memory, self.daemon_role)
         self._container(daemon_task, "daemon", ["dagster-daemon", "run", "-w", WORKSPACE],
-                        secrets=("writer", "dagster"), launches_runs=True)
+                        secrets=("writer", "dagster"), launches_runs=True,
+                        # A daemon whose heartbeats stopped (a hung sensor thread, a lost database) is
+                        # marked unhealthy and replaced by ECS.
+                        health_check=ecs.HealthCheck(
+                            command=["CMD-SHELL", "dagster-daemon liveness-check"],
+                            interval=Duration.seconds(60), timeout=Duration.seconds(30), retries=3,
+                            start_period=Duration.seconds(180)))
         self._grant_data_access(self.daemon_role, sensors=True)
         self._grant_run_launching(self.daemon_role, launch=True)
         self.daemon_service = ecs.FargateService(
@@ -219,7 +225,8 @@ class OrchestrationStack(Stack):
         )
 
     def _container(self, task: ecs.FargateTaskDefinition, name: str, command: list[str], *,
-                   secrets: tuple[str, ...], launches_runs: bool = False) -> ecs.ContainerDefinition:
+                   secrets: tuple[str, ...], launches_runs: bool = False,
+                   health_check: ecs.HealthCheck | None = None) -> ecs.ContainerDefinition:
         """A container of the Dagster image. Database credentials arrive as whole secrets (JSON) that
         the image's entrypoint turns into DATABASE_URL & co.; the rest is plain configuration."""
         data = self.data
@@ -239,6 +246,7 @@ class OrchestrationStack(Stack):
             secrets={by_name[s][0]: ecs.Secret.from_secrets_manager(by_name[s][1]) for s in secrets},
             logging=ecs.LogDrivers.aws_logs(stream_prefix=name, log_group=self.logs),
             stop_timeout=Duration.seconds(60),
+            health_check=health_check,
         )
 
     def environment(self, *, launches_runs: bool = False) -> dict[str, str]:
@@ -260,6 +268,8 @@ class OrchestrationStack(Stack):
             "INGEST_QUEUE": data.ingest_queue.queue_url,
             "METRICS_NAMESPACE": config.metrics_namespace,
             "DAGSTER_URL": self.dagster_url,
+            # Run links in job items and notices: the address people open (dagsterPublicUrl), else the ALB.
+            **({"DAGSTER_PUBLIC_URL": config.dagster_public_url} if config.dagster_public_url else {}),
             "COMPUTE_LOGS_BUCKET": config.bucket_name("logs"),
             "COMPUTE_LOGS_PREFIX": COMPUTE_LOGS_PREFIX,
             "DAGSTER_MAX_CONCURRENT_RUNS": str(config.max_concurrent_runs),

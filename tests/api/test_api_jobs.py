@@ -206,3 +206,17 @@ def test_dynamodb_trouble_is_a_503_not_a_500(stack, fake_dagster):
         resp = client.get("/analytics/jobs/0b6d2c4e-0000-4000-8000-000000000000")
         assert resp.status_code == 503 and resp.json()["error"]["code"] == "aws_unavailable"
         assert resp.headers["retry-after"] == "5" and "no-such-table" not in resp.text
+
+
+def test_run_links_use_the_public_dagster_url_when_set(stack, fake_dagster):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.config import ApiSettings
+
+    settings = stack.settings.model_copy(update={"dagster_url": fake_dagster.url,
+                                                 "dagster_public_url": "https://dagster.example.com/"})
+    with TestClient(create_app(settings, ApiSettings())) as client:
+        job = client.post("/analytics/jobs", json={"operation": "simple_demo"}).json()["job"]
+    assert job["dagsterRunUrl"] == f"https://dagster.example.com/runs/{job['jobId']}"
+    assert fake_dagster.requests  # the launch itself went to the internal GraphQL endpoint

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.infra.infra_synth import ALERT_EMAIL, CORS_ORIGIN, Synth, real_lambda_package, synthesize
+from tests.infra.infra_synth import (
+    ALERT_EMAIL,
+    CORS_ORIGIN,
+    DAGSTER_PUBLIC_URL,
+    JOB_NOTICE_EMAIL,
+    Synth,
+    real_lambda_package,
+    synthesize,
+)
 
 
 @pytest.fixture(scope="session")
@@ -25,13 +33,14 @@ def lambda_asset(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def dev(tmp_path_factory: pytest.TempPathFactory, lambda_asset: str) -> Synth:
     return synthesize(tmp_path_factory.mktemp("cdk-dev"), env="dev", lambdaAsset=lambda_asset,
-                      alertEmail=ALERT_EMAIL, corsOrigins=[CORS_ORIGIN])
+                      alertEmail=ALERT_EMAIL, corsOrigins=[CORS_ORIGIN], jobNoticeEmails=[JOB_NOTICE_EMAIL])
 
 
 @pytest.fixture(scope="session")
 def prod(tmp_path_factory: pytest.TempPathFactory, lambda_asset: str) -> Synth:
     return synthesize(tmp_path_factory.mktemp("cdk-prod"), env="prod", lambdaAsset=lambda_asset,
-                      alertEmail=ALERT_EMAIL, apiStageName="prod", keylessRead=True, lambdaReservedConcurrency=50)
+                      alertEmail=ALERT_EMAIL, apiStageName="prod", keylessRead=True, lambdaReservedConcurrency=50,
+                      dagsterPublicUrl=DAGSTER_PUBLIC_URL)
 
 
 @pytest.fixture(scope="session", params=["dev", "prod"])

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 ACCOUNT = "111111111111"
 REGION = "eu-west-1"
 CORS_ORIGIN = "https://dashboard.example.com"
+JOB_NOTICE_EMAIL = "data-team@example.com"
+DAGSTER_PUBLIC_URL = "https://dagster.example.com"
 ALERT_EMAIL = "oncall@example.com"
 LAMBDA_PACKAGE_MISSING = "make lambda-package not built yet"
 

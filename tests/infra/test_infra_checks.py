@@ -129,6 +129,10 @@ def test_dagster_yaml_is_valid_for_dagster(monkeypatch: pytest.MonkeyPatch, tmp_
     assert raw["run_launcher"]["class"] == "EcsRunLauncher" and raw["run_launcher"]["config"]["container_name"] == "run"
     assert raw["run_monitoring"]["enabled"] and raw["run_retries"]["enabled"]
     assert raw["run_retries"]["retry_on_asset_or_op_failure"] is False  # ops retry themselves; bad config fails once
+    # Ticks are purged (the landing sensor ticks every few seconds: skipped ticks go after a week).
+    assert config["retention"]["sensor"]["purge_after_days"]["skipped"] == 7
+    assert all(v > 0 for v in config["retention"]["sensor"]["purge_after_days"].values())
+    assert config["retention"]["schedule"]["purge_after_days"] > 0
 
 
 # -- the image's scripts ------------------------------------------------------------------------------

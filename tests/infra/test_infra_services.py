@@ -393,3 +393,31 @@ def test_every_alarm_expression_over_sparse_metrics_fills_gaps(deployment: Synth
                 for metric_id in ids:
                     assert f"FILL({metric_id}, 0)" in m["Expression"], (m["Expression"], metric_id)
     assert expressions >= 2
+
+
+def test_job_notices_reach_the_configured_email_subscribers(dev: Synth, prod: Synth) -> None:
+    from tests.infra.infra_synth import JOB_NOTICE_EMAIL
+
+    subs = [r["Properties"] for r in dev.resources("AWS::SNS::Subscription", "data").values()]
+    [topic] = [k for k, r in dev.resources("AWS::SNS::Topic", "data").items() if "JobNotices" in k]
+    assert {"Protocol": "email", "Endpoint": JOB_NOTICE_EMAIL, "TopicArn": {"Ref": topic}} in [
+        {k: s[k] for k in ("Protocol", "Endpoint", "TopicArn")} for s in subs]
+    assert not list(prod.resources("AWS::SNS::Subscription", "data"))  # none unless configured
+
+
+def test_run_links_use_the_public_dagster_url_when_set(dev: Synth, prod: Synth) -> None:
+    from tests.infra.infra_synth import DAGSTER_PUBLIC_URL
+
+    for name, container in _containers(prod).items():
+        env = {e["Name"]: e["Value"] for e in container["Environment"]}
+        assert env["DAGSTER_PUBLIC_URL"] == DAGSTER_PUBLIC_URL, name
+    assert _api_env(prod)["DAGSTER_PUBLIC_URL"] == DAGSTER_PUBLIC_URL
+    assert "Fn::Join" in json.dumps(_api_env(prod)["DAGSTER_URL"])  # GraphQL stays on the internal load balancer
+    dev_env = {e["Name"]: e["Value"] for e in _containers(dev)["daemon"]["Environment"]}
+    assert "DAGSTER_PUBLIC_URL" not in dev_env and "Fn::Join" in json.dumps(dev_env["DAGSTER_URL"])
+
+
+def test_the_daemon_is_health_checked_by_its_liveness_check(deployment: Synth) -> None:
+    daemon = _containers(deployment)["daemon"]
+    assert daemon["HealthCheck"]["Command"] == ["CMD-SHELL", "dagster-daemon liveness-check"]
+    assert daemon["HealthCheck"]["StartPeriod"] >= 120

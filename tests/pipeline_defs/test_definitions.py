@@ -102,6 +102,14 @@ def test_resources_take_their_configuration_from_the_environment_as_env_vars(mon
         assert r.aws.raw_bucket == "canonical-raw"  # unset: the default
 
 
+def test_run_links_use_the_public_dagster_url_when_set():
+    resources = build_resources(Settings(DAGSTER_URL="http://internal-alb", DAGSTER_PUBLIC_URL="https://dagster.example"),
+                                environ={})
+    assert resources["aws"].dagster_url == "https://dagster.example"
+    assert build_resources(Settings(DAGSTER_URL="http://internal-alb"), environ={})["aws"].dagster_url == (
+        "http://internal-alb")
+
+
 def test_resources_built_with_no_environment_hold_plain_values():
     """Tests and other deployments build resources from values; nothing is patched, no cache is cleared."""
     s = Settings(RAW_BUCKET="mine", INGEST_MAX_FILES_PER_RUN=3)
