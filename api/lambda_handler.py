@@ -22,6 +22,7 @@ from mangum import Mangum
 from api.app import create_app
 from api.auth import DIRECT_INVOKE_MARK
 from resources.aws import aws_client
+from resources.db_iam import iam_database_urls
 from resources.secrets import database_urls_from_secret_arns
 
 # Bodies of these types go back as text: a REST API (v1) without binaryMediaTypes would otherwise hand
@@ -70,8 +71,13 @@ def direct_event(event: dict[str, Any], request_id: str) -> dict[str, Any]:
 
 
 def _database_urls_from_secrets() -> None:
-    """On AWS the function's environment names the database secrets, never the passwords: read them
-    once per container, before the settings are."""
+    """On AWS the function's environment never holds a password. With IAM auth (the CDK app's choice) it
+    names the proxy and the roles: the URLs carry no password and each connection a fresh token. Else it
+    names the database secrets, read once per container, before the settings are."""
+    if os.environ.get("DATABASE_IAM_AUTH", "").lower() in ("1", "true", "yes"):
+        for name, url in iam_database_urls(os.environ).items():
+            os.environ.setdefault(name, url)
+        return
     if any(os.environ.get(v) for v in ("DATABASE_SECRET_ARN", "READONLY_DATABASE_SECRET_ARN")):
         sm = aws_client("secretsmanager")
         database_urls_from_secret_arns(os.environ, lambda arn: sm.get_secret_value(SecretId=arn)["SecretString"])

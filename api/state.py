@@ -24,6 +24,7 @@ from api.dagster_client import DagsterClient
 from api.problems import ApiProblem
 from api.result_cache import ResultCache
 from resources.aws import aws_client
+from resources.db_iam import iam_auth_kwargs
 from resources.jobs_store import JobsStore
 from resources.settings import Settings
 
@@ -81,11 +82,16 @@ class AppState:
         reader = which == "reader"
         url = self.settings.readonly_database_url if reader else self.settings.database_url
         # The writer's connections are autocommit: its routes open transactions explicitly.
+        kwargs = {"application_name": f"canonical-api-{which}", "connect_timeout": 5, "autocommit": not reader}
         return ConnectionPool(url, min_size=0, max_size=self.api.db_pool_max_size, open=True,
-                              timeout=self.api.db_pool_timeout_seconds,
-                              kwargs={"application_name": f"canonical-api-{which}", "connect_timeout": 5,
-                                      "autocommit": not reader},
+                              timeout=self.api.db_pool_timeout_seconds, kwargs=self.connect_kwargs(url, kwargs),
                               check=ConnectionPool.check_connection, name=f"api-{which}")
+
+    def connect_kwargs(self, url: str, base: dict[str, Any]) -> Any:
+        """`base`, or with IAM auth a callable the pool evaluates per new connection (a fresh token each)."""
+        if not self.api.db_iam_auth:
+            return base
+        return iam_auth_kwargs(url, self.client("rds"), base)
 
     @contextmanager
     def connection(self, which: str) -> Iterator[psycopg.Connection]:
@@ -129,7 +135,8 @@ class AppState:
             self._async_pool = AsyncConnectionPool(
                 self.settings.database_url, min_size=0, max_size=4, open=False,
                 timeout=self.api.db_pool_timeout_seconds, name="api-version",
-                kwargs={"application_name": "canonical-api-version", "connect_timeout": 5, "autocommit": True})
+                kwargs=self.connect_kwargs(self.settings.database_url, {
+                    "application_name": "canonical-api-version", "connect_timeout": 5, "autocommit": True}))
             self._async_pool_loop = loop
         await self._async_pool.open()  # a no-op once open
         return self._async_pool

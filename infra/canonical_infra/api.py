@@ -28,7 +28,7 @@ from canonical_infra.common import (
     suppress,
 )
 from canonical_infra.config import Config
-from canonical_infra.data import CANONICAL_DB, DataStack
+from canonical_infra.data import CANONICAL_DB, IAM_READER_USER, IAM_WRITER_USER, PROXY_USERS, DataStack
 from canonical_infra.network import NetworkStack
 from canonical_infra.orchestration import OrchestrationStack
 
@@ -114,11 +114,13 @@ class ApiStack(Stack):
                 "JOBS_TABLE": data.jobs_table.table_name,
                 "DAGSTER_URL": orchestration.dagster_url,  # GraphQL, inside the VPC
                 **({"DAGSTER_PUBLIC_URL": config.dagster_public_url} if config.dagster_public_url else {}),
-                # Read at cold start: host/port/username/password JSON; connect through the proxy.
-                "DATABASE_SECRET_ARN": data.writer_secret.secret_arn,
-                "READONLY_DATABASE_SECRET_ARN": data.reader_secret.secret_arn,
+                # Through the proxy with IAM auth tokens (resources/db_iam.py): no password, nothing for a
+                # secret rotation to invalidate in a warm function.
+                "DATABASE_IAM_AUTH": "true",
                 "DATABASE_PROXY_ENDPOINT": data.proxy.endpoint,
                 "DATABASE_NAME": CANONICAL_DB,
+                "DATABASE_USER": IAM_WRITER_USER,
+                "READONLY_DATABASE_USER": IAM_READER_USER,
                 "API_CORS_ORIGINS": ",".join(config.cors_origins),
                 "API_KEYS_SECRET_ARN": self.api_keys_secret.secret_arn,
                 # keylessRead: callers without a key (the old API's clients) may read, nothing more.
@@ -224,8 +226,7 @@ class ApiStack(Stack):
                                          "ec2:UnassignPrivateIpAddresses"],
                                 resources=["*"]),
             iam.PolicyStatement(sid="Secrets", actions=["secretsmanager:GetSecretValue"],
-                                resources=[data.reader_secret.secret_arn, data.writer_secret.secret_arn,
-                                           self.api_keys_secret.secret_arn]),
+                                resources=[self.api_keys_secret.secret_arn]),
             iam.PolicyStatement(sid="JobsAndCache",
                                 actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                                          "dynamodb:Query", "dynamodb:DescribeTable"],  # (health: DescribeTable)
@@ -244,6 +245,9 @@ class ApiStack(Stack):
         ]
         for statement in statements:
             role.add_to_policy(statement)
+        # rds-db:connect on this proxy (its resource id), as the two roles the API uses, nothing else.
+        for user in PROXY_USERS:
+            data.proxy.grant_connect(role, user)
 
     def _nag_suppressions(self, role: iam.Role) -> None:
         suppress(self.function, "L1", f"The runtime ({self.config.lambda_runtime}) must match the Python the "

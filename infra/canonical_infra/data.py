@@ -7,9 +7,10 @@ torn down and redeployed without touching it.
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
@@ -39,6 +40,12 @@ MASTER_USER = "canonical_admin"
 # Roles created by resources/migrations (writer, reader) and by infra/docker/db_setup.py (dagster).
 WRITER_USER = "pipeline_writer"
 READER_USER = "pipeline_reader"
+# The roles the API Lambda connects as, through the proxy, with IAM auth tokens: twins of the two
+# application roles granted rds_iam by db-setup (infra/docker/db_setup.py), which turns password login off
+# for them; the Dagster tasks keep logging in as the originals with passwords.
+IAM_WRITER_USER = f"{WRITER_USER}_iam"
+IAM_READER_USER = f"{READER_USER}_iam"
+PROXY_USERS = (IAM_WRITER_USER, IAM_READER_USER)
 DAGSTER_USER = "dagster"
 # Passwords go into connection URLs: keep out the characters that would need quoting anywhere.
 SECRET_EXCLUDE_CHARACTERS = " %+~`#$&*()|[]{}:;<>?!'/@\"\\,="
@@ -275,6 +282,7 @@ class DataStack(Stack):
             cloudwatch_logs_exports=list(exported_logs),
             publicly_accessible=False,
             copy_tags_to_snapshot=True,
+            iam_authentication=True,  # RDS Proxy reaches the database with IAM (see the proxy below)
         )
         for group in log_groups:
             self.database.node.add_dependency(group)
@@ -315,19 +323,30 @@ class DataStack(Stack):
 
         # The API Lambda connects through the proxy: connection pooling across many short-lived
         # Lambda environments, TLS required. It carries the roles the API uses.
+        proxy_role = iam.Role(self, "ProxyRole", assumed_by=iam.ServicePrincipal("rds.amazonaws.com"),
+                              description="RDS Proxy: connects to the database with IAM as the API's roles")
+        proxy_role.add_to_policy(iam.PolicyStatement(
+            sid="ConnectAsApiRoles", actions=["rds-db:connect"],
+            resources=[self.format_arn(service="rds-db", resource="dbuser", arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                                       resource_name=f"{self.database.instance_resource_id}/{user}")
+                       for user in PROXY_USERS]))
         self.proxy = self.database.add_proxy(
             "Proxy",
             db_proxy_name=config.name("db-proxy"),
-            secrets=[self.reader_secret, self.writer_secret],
+            role=proxy_role,
+            secrets=[],
+            default_auth_scheme=rds.DefaultAuthScheme.IAM_AUTH,
             vpc=vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             security_groups=[self.proxy_sg],
             require_tls=True,
-            iam_auth=False,
-            client_password_auth_type=rds.ClientPasswordAuthType.POSTGRES_SCRAM_SHA_256,
+            iam_auth=True,
             idle_client_timeout=Duration.minutes(15),
             debug_logging=False,
         )
+        # With end-to-end IAM there is nothing for `Auth` to list; CDK writes an empty list, which
+        # CloudFormation's schema (minItems 1) refuses: leave the property out.
+        self.proxy.node.find_child("Resource").add_property_deletion_override("Auth")
 
         if not config.is_prod:
             suppress(self.database, "RDS3", "Single-AZ outside prod to halve the cost; prod (env=prod) is "

@@ -8,7 +8,9 @@ As the master user (ADMIN_DATABASE_URL, from the master secret):
 3. let each application role log in with the password from its own secret, and prepare its
    `<role>_clone` twin for Secrets Manager's multi-user rotation: a login role that is a member of
    the original, acts as it (`SET role`) and carries the same role settings (read-only default,
-   timeouts), so either credential behaves the same.
+   timeouts), so either credential behaves the same;
+4. on RDS, `<role>_iam`, the same kind of twin for the API, which logs in through RDS Proxy with IAM
+   auth tokens (rds_iam).
 
 Passwords never reach the log.
 """
@@ -38,6 +40,33 @@ def _role_exists(conn: psycopg.Connection, role: str) -> bool:
     return conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is not None
 
 
+def mirror_role(conn: psycopg.Connection, base: str, twin: str) -> None:
+    """`twin` is a member of `base`, carries its settings and acts as it (what it creates belongs to base)."""
+    if not _role_exists(conn, twin):
+        conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(twin)))
+    conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(base), sql.Identifier(twin)))
+    settings = conn.execute("SELECT unnest(rolconfig) FROM pg_roles WHERE rolname = %s", (base,)).fetchall()
+    for (setting,) in settings:
+        name, _, value = setting.partition("=")
+        conn.execute(sql.SQL("ALTER ROLE {} SET {} = {}").format(
+            sql.Identifier(twin), sql.Identifier(name), sql.Literal(value)))
+    conn.execute(sql.SQL("ALTER ROLE {} SET role = {}").format(sql.Identifier(twin), sql.Literal(base)))
+
+
+def ensure_iam_login(conn: psycopg.Connection, base: str) -> None:
+    """`<base>_iam`, the role the API Lambda logs in as through RDS Proxy with IAM auth tokens (no password
+    on that path): a twin of `base` granted RDS's rds_iam. A role of its own because rds_iam turns password
+    login off for its holder, and the Dagster tasks log in as `base` (or its clone) with passwords.
+    Outside RDS there is no rds_iam role and nothing to do."""
+    if not _role_exists(conn, "rds_iam"):
+        return
+    twin = f"{base}_iam"
+    mirror_role(conn, base, twin)
+    conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN").format(sql.Identifier(twin)))
+    conn.execute(sql.SQL("GRANT rds_iam TO {}").format(sql.Identifier(twin)))
+    print(f"role {twin} logs in with IAM (the API, through the proxy)")
+
+
 def ensure_login(conn: psycopg.Connection, secret_user: str, password: str) -> None:
     """The role the secret names logs in with its password; `<role>_clone` mirrors `<role>`.
 
@@ -52,14 +81,7 @@ def ensure_login(conn: psycopg.Connection, secret_user: str, password: str) -> N
     conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
         sql.Identifier(secret_user), sql.Literal(password)))
     conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN").format(sql.Identifier(clone if secret_user == base else base)))
-    conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(base), sql.Identifier(clone)))
-    # The clone carries the original's settings and acts as it (what it creates belongs to the original).
-    settings = conn.execute("SELECT unnest(rolconfig) FROM pg_roles WHERE rolname = %s", (base,)).fetchall()
-    for (setting,) in settings:
-        name, _, value = setting.partition("=")
-        conn.execute(sql.SQL("ALTER ROLE {} SET {} = {}").format(
-            sql.Identifier(clone), sql.Identifier(name), sql.Literal(value)))
-    conn.execute(sql.SQL("ALTER ROLE {} SET role = {}").format(sql.Identifier(clone), sql.Literal(base)))
+    mirror_role(conn, base, clone)
 
 
 def ensure_database(conn: psycopg.Connection, name: str, owner: str | None = None) -> None:
@@ -89,6 +111,7 @@ def main() -> int:
             user, password = _password(url_var)
             ensure_login(conn, user, password)
             print(f"role {user.removesuffix('_clone')} (and its rotation twin) can log in")
+            ensure_iam_login(conn, user.removesuffix("_clone"))
     print("db-setup done")
     return 0
 

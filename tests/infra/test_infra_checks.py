@@ -199,5 +199,25 @@ def test_db_setup_prepares_a_database_like_rds(monkeypatch: pytest.MonkeyPatch, 
         monkeypatch.setenv("READONLY_DATABASE_URL", clone_url)
         assert db_setup.main() == 0
         psycopg.connect(clone_url).close()
+
+        # On RDS (a role rds_iam exists) the API's IAM twins appear: members of rds_iam (token login only)
+        # acting as the base roles with their settings; the base roles keep their password login.
+        with psycopg.connect(server.admin_url, autocommit=True) as conn:
+            conn.execute("CREATE ROLE rds_iam NOLOGIN")
+            # The RDS master (rds_superuser) may grant it.
+            conn.execute("GRANT rds_iam TO canonical_admin WITH ADMIN OPTION")
+        assert db_setup.main() == 0
+        with psycopg.connect(server.admin_url, autocommit=True) as conn:
+            member = "SELECT pg_has_role(%s, %s, 'MEMBER')"
+            assert conn.execute(member, ("pipeline_reader_iam", "rds_iam")).fetchone() == (True,)
+            assert conn.execute(member, ("pipeline_writer_iam", "rds_iam")).fetchone() == (True,)
+            assert conn.execute(member, ("pipeline_reader", "rds_iam")).fetchone() == (False,)
+            assert conn.execute(member, ("pipeline_reader_clone", "rds_iam")).fetchone() == (False,)
+            # Give the twin a password here only to log in as it (RDS would take a token).
+            conn.execute("ALTER ROLE pipeline_reader_iam PASSWORD 'iam-pw'")
+        with psycopg.connect(server.url("canonical", "pipeline_reader_iam", "iam-pw")) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == ("pipeline_reader",)
+            assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
+        psycopg.connect(clone_url).close()
     finally:
         server.stop(mode="immediate")

@@ -229,14 +229,36 @@ def test_database_secrets_rotated_and_reader_has_its_own(deployment: Synth) -> N
         assert schedule["Properties"]["RotationRules"]["ScheduleExpression"] == "rate(30 days)"
 
 
-def test_proxy_for_the_lambda_requires_tls(dev: Synth) -> None:
-    from aws_cdk.assertions import Match
+def test_proxy_for_the_lambda_requires_tls_and_iam_end_to_end(deployment: Synth) -> None:
+    """No password on the API's path: a warm function cannot be locked out by a secret rotation."""
+    [proxy] = deployment.resources("AWS::RDS::DBProxy", "data").values()
+    props = proxy["Properties"]
+    assert props["EngineFamily"] == "POSTGRESQL" and props["RequireTLS"] is True
+    assert props["DefaultAuthScheme"] == "IAM_AUTH" and "Auth" not in props  # no secrets registered
+    [db] = deployment.resources("AWS::RDS::DBInstance", "data").values()
+    assert db["Properties"]["EnableIAMDatabaseAuthentication"] is True
+    # The proxy's role connects to this instance as the API's two IAM roles, nothing else.
+    [role_id] = [k for k in deployment.resources("AWS::IAM::Role", "data") if k.startswith("ProxyRole")]
+    connects = [st for pid, st in _statements(deployment) if "rds-db:connect" in json.dumps(st["Action"])]
+    proxy_side = [st for st in connects if "DbiResourceId" in json.dumps(st["Resource"])]
+    assert proxy_side and all(p in json.dumps(proxy_side) for p in ("pipeline_writer_iam", "pipeline_reader_iam"))
+    assert role_id
 
-    dev.template("data").has_resource_properties("AWS::RDS::DBProxy", {
-        "EngineFamily": "POSTGRESQL",
-        "RequireTLS": True,
-        "Auth": Match.array_with([Match.object_like({"ClientPasswordAuthType": "POSTGRES_SCRAM_SHA_256"})]),
-    })
+
+def test_the_api_connects_with_iam_tokens_scoped_to_the_proxy_and_reads_no_database_secret(deployment: Synth) -> None:
+    (fn,) = deployment.resources("AWS::Lambda::Function", "api").values()
+    env = fn["Properties"]["Environment"]["Variables"]
+    assert env["DATABASE_IAM_AUTH"] == "true"
+    assert (env["DATABASE_USER"], env["READONLY_DATABASE_USER"]) == ("pipeline_writer_iam", "pipeline_reader_iam")
+    assert not {"DATABASE_SECRET_ARN", "READONLY_DATABASE_SECRET_ARN"} & set(env)
+    api_statements = [st for policy in deployment.resources("AWS::IAM::Policy", "api").values()
+                      for st in policy["Properties"]["PolicyDocument"]["Statement"]]
+    connect = [st for st in api_statements if st["Action"] == "rds-db:connect"]
+    text = json.dumps(connect)
+    # arn:aws:rds-db:<region>:<account>:dbuser:<proxy resource id, from the proxy's ARN>/<role>
+    assert "dbuser:" in text and "DBProxyArn" in text and "pipeline_reader_iam" in text and "*" not in text
+    reads = [st for st in api_statements if "secretsmanager:GetSecretValue" in json.dumps(st["Action"])]
+    assert len(json.dumps(reads).split("Ref")) == 2  # one secret only: the API keys
 
 
 # -- IAM ----------------------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ def test_api_lambda(dev: Synth) -> None:
     assert props["VpcConfig"]["SubnetIds"] and props["VpcConfig"]["SecurityGroupIds"]
     assert props["Timeout"] <= 29
     env = props["Environment"]["Variables"]
-    assert {"READONLY_DATABASE_SECRET_ARN", "DATABASE_SECRET_ARN", "DATABASE_PROXY_ENDPOINT", "DAGSTER_URL",
+    assert {"DATABASE_IAM_AUTH", "DATABASE_PROXY_ENDPOINT", "DATABASE_USER", "READONLY_DATABASE_USER", "DAGSTER_URL",
             "JOBS_TABLE", "RESULTS_BUCKET", "RAW_BUCKET"} <= set(env)
     assert env["API_CORS_ORIGINS"] == CORS_ORIGIN  # the name api/config.py reads
     assert "password" not in json.dumps(env).lower()

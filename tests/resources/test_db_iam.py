@@ -1,0 +1,34 @@
+"""The API's connection to RDS Proxy with IAM auth: URLs without a password and TLS that verifies the
+server; a fresh token for every new connection."""
+
+import boto3
+from psycopg.conninfo import conninfo_to_dict
+
+from resources.db_iam import iam_auth_kwargs, iam_database_urls
+
+ENV = {"DATABASE_PROXY_ENDPOINT": "canonical-prod-db-proxy.proxy-abc.eu-west-1.rds.amazonaws.com",
+       "DATABASE_NAME": "canonical", "DATABASE_USER": "pipeline_writer_iam",
+       "READONLY_DATABASE_USER": "pipeline_reader_iam"}
+
+
+def test_urls_name_the_proxy_and_role_carry_no_password_and_verify_the_server():
+    urls = iam_database_urls(ENV)
+    assert set(urls) == {"DATABASE_URL", "READONLY_DATABASE_URL"}
+    reader = conninfo_to_dict(urls["READONLY_DATABASE_URL"])
+    assert reader["host"] == ENV["DATABASE_PROXY_ENDPOINT"] and reader["user"] == "pipeline_reader_iam"
+    assert "password" not in reader
+    assert (reader["sslmode"], reader["sslrootcert"]) == ("verify-full", "system")
+
+
+def test_every_new_connection_gets_a_fresh_token_for_its_role(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    rds = boto3.session.Session().client("rds", region_name="eu-west-1")
+    kwargs = iam_auth_kwargs(iam_database_urls(ENV)["READONLY_DATABASE_URL"], rds, {"connect_timeout": 5})
+    first, second = kwargs(), kwargs()
+    assert first["connect_timeout"] == 5
+    token = first["password"]
+    # An RDS IAM auth token: a presigned `connect` request for this host, port and user (signed locally).
+    assert token.startswith(f"{ENV['DATABASE_PROXY_ENDPOINT']}:5432/?Action=connect")
+    assert "DBUser=pipeline_reader_iam" in token and "X-Amz-Signature=" in token
+    assert second["password"] != "" and second is not first
