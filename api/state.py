@@ -93,6 +93,11 @@ class AppState:
             return base
         return iam_auth_kwargs(url, self.client("rds"), base)
 
+    def connect_params(self, url: str, base: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments of one direct connection (outside the pools), token included."""
+        kwargs = self.connect_kwargs(url, base)
+        return kwargs() if callable(kwargs) else kwargs
+
     @contextmanager
     def connection(self, which: str) -> Iterator[psycopg.Connection]:
         from psycopg_pool import PoolTimeout

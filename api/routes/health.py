@@ -30,8 +30,9 @@ def _checks(state: AppState) -> dict[str, tuple[bool, Any]]:
     timeout = state.api.health_timeout_seconds
 
     def postgres() -> None:
-        with psycopg.connect(state.settings.readonly_database_url, connect_timeout=max(1, int(timeout)),
-                             application_name="canonical-api-health") as conn:
+        url = state.settings.readonly_database_url
+        with psycopg.connect(url, **state.connect_params(url, {"connect_timeout": max(1, int(timeout)),
+                                                              "application_name": "canonical-api-health"})) as conn:
             conn.execute("SELECT 1").fetchone()
 
     def s3() -> None:

@@ -32,3 +32,22 @@ def test_every_new_connection_gets_a_fresh_token_for_its_role(monkeypatch):
     assert token.startswith(f"{ENV['DATABASE_PROXY_ENDPOINT']}:5432/?Action=connect")
     assert "DBUser=pipeline_reader_iam" in token and "X-Amz-Signature=" in token
     assert second["password"] != "" and second is not first
+
+
+def test_the_api_signs_a_token_for_every_connection_it_opens_itself(monkeypatch):
+    """Pools and the health check's direct connection alike: no path of the API connects without one."""
+    from api.config import ApiSettings
+    from api.state import AppState
+    from resources.settings import Settings
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    urls = iam_database_urls(ENV)
+    state = AppState(settings=Settings(DATABASE_URL=urls["DATABASE_URL"], READONLY_DATABASE_URL=urls["READONLY_DATABASE_URL"],
+                                       AWS_REGION="eu-west-1"),
+                     api=ApiSettings(DATABASE_IAM_AUTH=True))
+    params = state.connect_params(urls["READONLY_DATABASE_URL"], {"connect_timeout": 3})
+    assert params["connect_timeout"] == 3 and "DBUser=pipeline_reader_iam" in params["password"]
+    assert callable(state.connect_kwargs(urls["DATABASE_URL"], {}))
+    plain = AppState(settings=Settings(), api=ApiSettings())
+    assert plain.connect_params("postgresql://u:p@h/d", {"connect_timeout": 3}) == {"connect_timeout": 3}
