@@ -92,11 +92,6 @@ class OrchestrationStack(Stack):
         self.alb.log_access_logs(data.logs_bucket, prefix="alb/dagster")
         self.dagster_url = f"http://{self.alb.load_balancer_dns_name}"
 
-        self.execution_role = iam.Role(
-            self, "TaskExecutionRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-            description="Pulls the Dagster image, writes container logs, reads the injected database secrets",
-        )
-
         # -- the run task: what the EcsRunLauncher starts for every run -------------------------------
         self.run_role = self._task_role("RunTaskRole", "Dagster run tasks: ingest and analytics")
         self.run_task = self._task_definition("RunTask", RUN_FAMILY, config.run_cpu, config.run_memory,
@@ -213,6 +208,12 @@ class OrchestrationStack(Stack):
                         description=description)
 
     def _task_definition(self, id: str, family: str, cpu: int, memory: int, role: iam.Role) -> ecs.FargateTaskDefinition:
+        # Its own execution role: ECS grants it read access to exactly the secrets its containers inject
+        # (only db-setup's can read the master secret), besides pulling the image and writing logs.
+        execution_role = iam.Role(
+            self, f"{id}ExecutionRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description=f"{family}: pulls the Dagster image, writes its logs, reads the secrets it injects",
+        )
         return ecs.FargateTaskDefinition(
             self, id,
             family=self.config.name(family),
@@ -221,7 +222,7 @@ class OrchestrationStack(Stack):
             runtime_platform=ecs.RuntimePlatform(cpu_architecture=ecs.CpuArchitecture.X86_64,
                                                  operating_system_family=ecs.OperatingSystemFamily.LINUX),
             task_role=role,
-            execution_role=self.execution_role,
+            execution_role=execution_role,
         )
 
     def _container(self, task: ecs.FargateTaskDefinition, name: str, command: list[str], *,
@@ -346,7 +347,7 @@ class OrchestrationStack(Stack):
             conditions={"StringEquals": {"ecs:CreateAction": "RunTask"}}))
         role.add_to_policy(iam.PolicyStatement(
             sid="PassRunRoles", actions=["iam:PassRole"],
-            resources=[self.run_role.role_arn, self.execution_role.role_arn],
+            resources=[self.run_role.role_arn, self.run_task.obtain_execution_role().role_arn],
             conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}))
         # use_current_ecs_task_config: the launcher copies the daemon's subnets and security groups.
         role.add_to_policy(iam.PolicyStatement(sid="ReadOwnNetwork", actions=["ec2:DescribeNetworkInterfaces"],
@@ -393,7 +394,7 @@ class OrchestrationStack(Stack):
                 iam.PolicyStatement(sid="WatchDbSetup", actions=["ecs:DescribeTasks"], resources=[cluster_tasks]),
                 iam.PolicyStatement(
                     sid="PassDbSetupRoles", actions=["iam:PassRole"],
-                    resources=[self.setup_task.task_role.role_arn, self.execution_role.role_arn],
+                    resources=[self.setup_task.task_role.role_arn, self.setup_task.obtain_execution_role().role_arn],
                     conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}),
             ],
             execute_after=[self.setup_task],
@@ -413,8 +414,11 @@ class OrchestrationStack(Stack):
     # -- nag and outputs ----------------------------------------------------------------------------
 
     def _nag_suppressions(self) -> None:
-        suppress(self.execution_role, "IAM5", "ecr:GetAuthorizationToken takes no resource (ECS's own image-pull "
-                 "grant); the repository actions are limited to the image's repository.", findings=["Resource::*"])
+        for task in (self.run_task, self.setup_task,
+                     self.daemon_service.task_definition, self.webserver_service.task_definition):
+            suppress(task.obtain_execution_role(), "IAM5", "ecr:GetAuthorizationToken takes no resource (ECS's "
+                     "own image-pull grant); the repository actions are limited to the image's repository.",
+                     findings=["Resource::*"])
         suppress(self.webserver_role, "IAM5", "ECS Exec (the operator path to the UI): the ssmmessages channel "
                  "actions and logs:DescribeLogGroups take no resource; session logs go to their own log group.",
                  findings=["Resource::*", f"Resource::{self.exec_logs_arn}"])

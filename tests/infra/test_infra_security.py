@@ -336,3 +336,29 @@ def test_run_launching_is_scoped_to_the_cluster_and_run_roles(dev: Synth) -> Non
         "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
     assert statements["PipelineMetrics"]["Condition"] == {
         "StringEquals": {"cloudwatch:namespace": "CanonicalPipeline"}}
+
+
+def test_each_task_definition_has_its_own_execution_role_reading_only_its_own_secrets(deployment: Synth) -> None:
+    """ECS injects database secrets through the execution role: shared, every task could read the master
+    secret. One role per task definition, granted exactly the secrets its containers inject."""
+    tasks = deployment.resources("AWS::ECS::TaskDefinition", "orchestration")
+    roles = [json.dumps(t["Properties"]["ExecutionRoleArn"]) for t in tasks.values()]
+    assert len(roles) == len(set(roles)) == 4
+    [master] = {json.dumps(s["ValueFrom"]) for t in tasks.values() for c in t["Properties"]["ContainerDefinitions"]
+                for s in c.get("Secrets", []) if s["Name"] == "ADMIN_DATABASE_SECRET"}
+    policies = deployment.resources("AWS::IAM::Policy", "orchestration")
+    for task in tasks.values():
+        role_ref = task["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
+        injected = {json.dumps(s["ValueFrom"]) for c in task["Properties"]["ContainerDefinitions"]
+                    for s in c.get("Secrets", [])}
+        readable = set()
+        for policy in policies.values():
+            if {"Ref": role_ref} not in policy["Properties"]["Roles"]:
+                continue
+            for st in policy["Properties"]["PolicyDocument"]["Statement"]:
+                if "secretsmanager:GetSecretValue" in json.dumps(st["Action"]):
+                    resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+                    readable |= {json.dumps(r) for r in resources}
+        assert readable == injected, task["Properties"]["Family"]
+        reads_master = master in readable
+        assert reads_master == task["Properties"]["Family"].endswith("db-setup"), task["Properties"]["Family"]
