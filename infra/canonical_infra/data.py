@@ -228,16 +228,20 @@ class DataStack(Stack):
         pg = ec2.Port.tcp(POSTGRES_PORT)
         self.database_sg = ec2.SecurityGroup(self, "DatabaseSg", vpc=vpc, allow_all_outbound=False,
                                              description="RDS PostgreSQL: from the proxy, Dagster and rotation only")
-        self.proxy_sg = ec2.SecurityGroup(self, "ProxySg", vpc=vpc, allow_all_outbound=True,
+        self.proxy_sg = ec2.SecurityGroup(self, "ProxySg", vpc=vpc, allow_all_outbound=False,
                                           description="RDS Proxy: from the API Lambda only")
-        self.rotation_sg = ec2.SecurityGroup(self, "RotationSg", vpc=vpc, allow_all_outbound=True,
+        self.rotation_sg = ec2.SecurityGroup(self, "RotationSg", vpc=vpc, allow_all_outbound=False,
                                              description="Secrets Manager rotation functions: no ingress")
+        # The rotation functions call Secrets Manager (HTTPS, through the NAT gateway) and the database.
+        self.rotation_sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "Secrets Manager over HTTPS")
+        # Their rules to the database (ingress there, egress here) come from CDK: add_proxy and
+        # add_rotation_* open the instance's port between the groups.
         # The proxy and the rotation functions get their rules from CDK itself (add_proxy and
         # add_rotation_* below open the database port to their groups); adding them here too would
         # duplicate the rules, which EC2 refuses.
-        self.database_sg.add_ingress_rule(compute.dagster_tasks, pg, "Dagster daemon, runs, db-setup")
-        self.database_sg.add_ingress_rule(compute.dagster_webserver, pg, "Dagster webserver (run storage)")
-        self.proxy_sg.add_ingress_rule(compute.api_lambda, pg, "API Lambda")
+        self.database_sg.connections.allow_from(compute.dagster_tasks, pg, "Dagster daemon, runs, db-setup")
+        self.database_sg.connections.allow_from(compute.dagster_webserver, pg, "Dagster webserver (run storage)")
+        self.proxy_sg.connections.allow_from(compute.api_lambda, pg, "API Lambda")
 
         engine = rds.DatabaseInstanceEngine.postgres(version=POSTGRES_VERSION)
         parameters = rds.ParameterGroup(

@@ -21,6 +21,7 @@ from canonical_infra.config import Config
 POSTGRES_PORT = 5432
 DAGSTER_WEBSERVER_PORT = 3000
 DAGSTER_ALB_PORT = 80
+HTTPS_PORT = 443
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,11 @@ class NetworkStack(Stack):
         )
 
         def sg(id: str, description: str) -> ec2.SecurityGroup:
-            return ec2.SecurityGroup(self, id, vpc=self.vpc, description=description, allow_all_outbound=True)
+            # No blanket egress: each group may open HTTPS to AWS's public endpoints (through the NAT
+            # gateway: ECR, S3, DynamoDB, SQS, SNS, CloudWatch, Secrets Manager) and the ports of the
+            # groups it talks to, named below and in the data stack. DNS (the VPC resolver) is not
+            # subject to security groups.
+            return ec2.SecurityGroup(self, id, vpc=self.vpc, description=description, allow_all_outbound=False)
 
         groups = SecurityGroups(
             dagster_alb=sg("DagsterAlbSg", "Internal ALB of the Dagster webserver: from the API Lambda only"),
@@ -73,9 +78,12 @@ class NetworkStack(Stack):
             dagster_tasks=sg("DagsterTasksSg", "Dagster daemon, run tasks and db-setup: no ingress"),
             api_lambda=sg("ApiLambdaSg", "REST API Lambda: no ingress"),
         )
-        groups.dagster_alb.add_ingress_rule(groups.api_lambda, ec2.Port.tcp(DAGSTER_ALB_PORT),
-                                            "API Lambda: Dagster GraphQL")
-        groups.dagster_webserver.add_ingress_rule(groups.dagster_alb, ec2.Port.tcp(DAGSTER_WEBSERVER_PORT),
-                                                  "Internal ALB")
+        for group in (groups.dagster_webserver, groups.dagster_tasks, groups.api_lambda):
+            group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(HTTPS_PORT), "AWS APIs and ECR over HTTPS")
+        # connections.allow_from opens the ingress on the target and the matching egress on the source.
+        groups.dagster_alb.connections.allow_from(groups.api_lambda, ec2.Port.tcp(DAGSTER_ALB_PORT),
+                                                  "API Lambda: Dagster GraphQL")
+        groups.dagster_webserver.connections.allow_from(groups.dagster_alb, ec2.Port.tcp(DAGSTER_WEBSERVER_PORT),
+                                                        "Internal ALB")
         # Operators reach the UI through ECS Exec port forwarding (README): no ingress rule is needed.
         self.security_groups = groups

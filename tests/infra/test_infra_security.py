@@ -362,3 +362,22 @@ def test_each_task_definition_has_its_own_execution_role_reading_only_its_own_se
         assert readable == injected, task["Properties"]["Family"]
         reads_master = master in readable
         assert reads_master == task["Properties"]["Family"].endswith("db-setup"), task["Properties"]["Family"]
+
+
+def test_no_security_group_allows_all_egress(deployment: Synth) -> None:
+    """Egress is HTTPS to AWS's endpoints or a named port to a named group; never everything."""
+    for sid, group in deployment.resources("AWS::EC2::SecurityGroup").items():
+        for rule in group["Properties"].get("SecurityGroupEgress", []):
+            if rule.get("CidrIp") == "255.255.255.255/32":  # CDK's placeholder for "no egress"
+                continue
+            assert rule["IpProtocol"] == "tcp", (sid, rule)
+            assert rule.get("CidrIp") != "0.0.0.0/0" or rule["FromPort"] == rule["ToPort"] == 443, (sid, rule)
+    targets = Counter()
+    for rid, rule in deployment.resources("AWS::EC2::SecurityGroupEgress").items():
+        props = rule["Properties"]
+        assert props["IpProtocol"] == "tcp" and "DestinationSecurityGroupId" in props, (rid, props)
+        targets[json.dumps([props["GroupId"], props["DestinationSecurityGroupId"]], sort_keys=True)] += 1
+    # One rule per pair of groups (a port written once as a number and once as the instance's port
+    # attribute would be the same rule twice at deploy time, which EC2 refuses).
+    assert [t for t, n in targets.items() if n > 1] == []
+
