@@ -15,14 +15,17 @@ LAMBDA_SECRET_ARNS = {
 }
 
 
-def url_from_secret(secret: dict[str, Any], default_db: str, host: str | None = None) -> str:
-    """A libpq URL; `host` (e.g. an RDS Proxy endpoint) replaces the secret's own host."""
+def url_from_secret(secret: dict[str, Any], default_db: str, host: str | None = None,
+                    ca_bundle: str | None = None) -> str:
+    """A libpq URL; `host` (e.g. an RDS Proxy endpoint) replaces the secret's own host. With `ca_bundle`
+    (the RDS CA bundle the Dagster image carries) TLS verifies the server's certificate and name."""
     user = quote(str(secret["username"]), safe="")
     password = quote(str(secret["password"]), safe="")
     port = secret.get("port", 5432)
     dbname = quote(str(secret.get("dbname") or default_db), safe="")
-    # RDS enforces TLS (rds.force_ssl=1); `require` encrypts without needing the CA bundle.
-    return f"postgresql://{user}:{password}@{host or secret['host']}:{port}/{dbname}?sslmode=require"
+    # RDS enforces TLS (rds.force_ssl=1); without a CA bundle `require` still encrypts.
+    tls = f"sslmode=verify-full&sslrootcert={quote(ca_bundle, safe='/')}" if ca_bundle else "sslmode=require"
+    return f"postgresql://{user}:{password}@{host or secret['host']}:{port}/{dbname}?{tls}"
 
 
 def database_urls_from_secret_arns(environ: MutableMapping[str, str],

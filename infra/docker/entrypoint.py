@@ -24,12 +24,14 @@ SECRET_URLS = {
 
 
 def compose(environ: dict[str, str]) -> dict[str, str]:
-    """The environment to exec with: URLs added, secret JSON removed."""
+    """The environment to exec with: URLs added, secret JSON removed. The image carries the RDS CA bundle
+    (DATABASE_CA_BUNDLE, fetched when it is built), so the URLs verify the server (`verify-full`)."""
     env = dict(environ)
+    ca_bundle = env.get("DATABASE_CA_BUNDLE") or None
     for secret_var, (url_var, default_db) in SECRET_URLS.items():
         raw = env.pop(secret_var, None)
         if raw and not env.get(url_var):
-            env[url_var] = url_from_secret(json.loads(raw), default_db)
+            env[url_var] = url_from_secret(json.loads(raw), default_db, ca_bundle=ca_bundle)
     return env
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
+from psycopg.conninfo import conninfo_to_dict
 
 from tests.infra.infra_synth import INFRA_DIR, REGION, Synth
 
@@ -154,6 +155,22 @@ def test_entrypoint_turns_secrets_into_urls() -> None:
     assert env["READONLY_DATABASE_URL"] == "postgresql://already-set"  # an explicit URL wins
     assert not [k for k in env if k.endswith("_SECRET")]  # the JSON does not reach the command
     assert env["PATH"] == "/usr/bin"
+
+
+def test_in_the_image_the_urls_verify_the_server_with_the_rds_ca_bundle(tmp_path: Path) -> None:
+    """The image fetches the RDS CA bundle when it is built and names it in DATABASE_CA_BUNDLE; the
+    entrypoint's URLs then verify the server's certificate and name (`require` encrypts only)."""
+    dockerfile = (INFRA_DIR / "Dockerfile").read_text()
+    assert "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /app/rds-ca-bundle.pem" in dockerfile
+    assert "ENV DATABASE_CA_BUNDLE=/app/rds-ca-bundle.pem" in dockerfile
+    entrypoint = _load_script("entrypoint")
+    secret = {"username": "dagster", "password": "pw", "host": "canonical-prod-db.abc.eu-west-1.rds.amazonaws.com",
+              "port": 5432, "dbname": "dagster"}
+    env = entrypoint.compose({"DAGSTER_DATABASE_SECRET": json.dumps(secret),
+                              "DATABASE_CA_BUNDLE": "/app/rds-ca-bundle.pem"})
+    params = conninfo_to_dict(env["DAGSTER_DATABASE_URL"])
+    assert (params["sslmode"], params["sslrootcert"]) == ("verify-full", "/app/rds-ca-bundle.pem")
+    assert params["host"] == secret["host"]
 
 
 @pytest.mark.integration
