@@ -13,6 +13,7 @@ from assets.analytics_tables import (
     analytics_table_assets,
 )
 from assets.ingest import ingest_files, ingest_job
+from assets.maintenance import purge_old_runs_job, run_retention_schedule
 from assets.raw import raw_files
 from resources.dagster_resources import build_resources
 from sensors.job_status import (
@@ -26,8 +27,8 @@ from sensors.landing import landing_sensor
 
 defs = Definitions(
     assets=[raw_files, ingest_files, *analytics_table_assets],
-    jobs=[ingest_job, analytics_job],
-    schedules=[analytics_daily_schedule, analytics_monthly_schedule],
+    jobs=[ingest_job, analytics_job, purge_old_runs_job],
+    schedules=[analytics_daily_schedule, analytics_monthly_schedule, run_retention_schedule],
     sensors=[landing_sensor, job_started_mirror, job_succeeded_mirror, job_failed_mirror, job_canceled_mirror,
              job_status_reconciler],
     resources=build_resources(),

@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     pipeline_env: str = Field(default="local", alias="PIPELINE_ENV", min_length=1)
     metrics_namespace: str = Field(default=NAMESPACE, alias="METRICS_NAMESPACE", min_length=1)
     local_dir: Path = Field(default=PROJECT_ROOT / ".local", alias="PIPELINE_LOCAL_DIR")
+    # Finished Dagster runs older than this are deleted by the run_retention schedule.
+    dagster_run_retention_days: int = Field(default=90, alias="DAGSTER_RUN_RETENTION_DAYS", ge=1)
 
 
 def run_link(settings: Settings, run_id: str) -> str:

@@ -33,10 +33,11 @@ def test_workspace_yaml_loads_definitions_that_resolve_every_job_schedule_and_se
     defs = _workspace_definitions()
     repo = defs.get_repository_def()
     assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {
-        contract.INGEST_JOB, contract.ANALYTICS_JOB, "analytics_daily_job", "analytics_monthly_job"}
-    assert {s.name for s in repo.schedule_defs} == {"analytics_daily", "analytics_monthly"}
+        contract.INGEST_JOB, contract.ANALYTICS_JOB, "analytics_daily_job", "analytics_monthly_job",
+        "purge_old_runs_job"}
+    assert {s.name for s in repo.schedule_defs} == {"analytics_daily", "analytics_monthly", "run_retention"}
     for schedule in repo.schedule_defs:
-        assert defs.get_schedule_def(schedule.name).job.name.startswith("analytics_")
+        assert defs.get_schedule_def(schedule.name).job.name in {j.name for j in repo.get_all_jobs()}
     sensors = {s.name for s in repo.sensor_defs}
     assert contract.LANDING_SENSOR in sensors
     assert {"job_started_mirror", "job_succeeded_mirror", "job_failed_mirror", "job_canceled_mirror",
