@@ -18,8 +18,6 @@ from dagster import (
 )
 from pydantic import Field
 
-from resources.settings import get_settings
-
 FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
 
 
@@ -47,13 +45,16 @@ def purge_old_runs_job() -> None:
     purge_old_runs()
 
 
-run_retention_schedule = ScheduleDefinition(
-    name="run_retention",
-    job=purge_old_runs_job,
-    cron_schedule="30 4 * * *",
-    execution_timezone="UTC",
-    default_status=DefaultScheduleStatus.RUNNING,
-    run_config={"ops": {"purge_old_runs": {"config": {
-        "older_than_days": get_settings().dagster_run_retention_days}}}},
-    description="Daily at 04:30 UTC: deletes finished runs older than DAGSTER_RUN_RETENTION_DAYS (90).",
-)
+def run_retention_schedule(retention_days: int) -> ScheduleDefinition:
+    """Daily at 04:30 UTC: delete finished runs older than `retention_days` (the code location passes
+    DAGSTER_RUN_RETENTION_DAYS)."""
+    return ScheduleDefinition(
+        name="run_retention",
+        job=purge_old_runs_job,
+        cron_schedule="30 4 * * *",
+        execution_timezone="UTC",
+        default_status=DefaultScheduleStatus.RUNNING,
+        run_config={"ops": {"purge_old_runs": {"config": {"older_than_days": retention_days}}}},
+        description=f"Daily at 04:30 UTC: deletes finished runs older than {retention_days} days "
+                    "(DAGSTER_RUN_RETENTION_DAYS).",
+    )

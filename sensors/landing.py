@@ -64,7 +64,10 @@ class TickLimits:
     max_runs_per_tick: int = 10
     max_batches_in_flight: int = 20
     lost_batch_seconds: float = 600.0  # a queued batch with no run after this long is re-batched
-    observe_interval_seconds: float = 300.0  # the raw-files asset is observed at least this often
+    # The raw-files asset is observed at least this often, and when files arrive or runs start at most
+    # this often: its summary groups the whole registry, not a query for every 5-second tick of a backfill.
+    observe_interval_seconds: float = 300.0
+    observe_min_seconds: float = 30.0
 
     @classmethod
     def from_tuning(cls, tuning: IngestTuningResource, *, queue_on: bool) -> "TickLimits":
@@ -261,7 +264,8 @@ def evaluate(context: SensorEvaluationContext, postgres: PostgresResource, aws: 
                          + (f", resumes after {cursor.list_after!r}" if cursor.list_after else ", pass complete"))
         notes.extend(recover_lost_work(context, conn, limits))
         requests = list(run_requests(conn, limits, max_refused_share))
-        if new_files or requests or time.time() - cursor.last_observed >= limits.observe_interval_seconds:
+        since = time.time() - cursor.last_observed
+        if since >= limits.observe_interval_seconds or ((new_files or requests) and since >= limits.observe_min_seconds):
             observations.append(observe_raw_files(conn, aws.raw_bucket))
             cursor.last_observed = time.time()
         conn.commit()

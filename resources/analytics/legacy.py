@@ -12,6 +12,7 @@ Pure and dagster-free: the REST app, the analytics job and the Dagster config al
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,7 @@ IMPLIED: dict[str, dict[str, frozenset[str]]] = {
 }
 
 
+@functools.cache
 def camel_names(model: type[BaseModel]) -> dict[str, str]:
     """camelCase spelling → field name, for the fields whose two spellings differ."""
     return {to_camel(name): name for name in model.model_fields if to_camel(name) != name}

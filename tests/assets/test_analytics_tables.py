@@ -116,10 +116,14 @@ def test_the_landing_sensor_observes_the_raw_files_per_source(stack):
         driver.upload("crm-data/a.json", {"records": [{"id": 1, "name": "A"}]})
         driver.upload("erp-data/b.json", [{"id": "E1", "business_name": "B"}])
         result = driver.tick()
+        # A file arriving seconds later is registered, but the summary waits (at most every 30 s).
+        driver.upload("legacy-data/c.ndjson", '{"id": 1, "name": "C"}\n')
+        soon = driver.tick()
     [observation] = [e for e in result.asset_events if e.asset_key == RAW_FILES]
     assert observation.metadata["files"].value == 2
     assert observation.metadata["crm_files"].value == 1 and observation.metadata["erp_files"].value == 1
     assert observation.metadata["crm_newest_file_age_hours"].value < 1
+    assert soon.run_requests and not [e for e in soon.asset_events if e.asset_key == RAW_FILES]
 
 
 def test_lineage_runs_from_the_raw_files_through_the_canonical_tables_to_analytics():

@@ -47,6 +47,7 @@ def test_seed_export_lands_as_ten_entities_with_counts_in_the_materialization(dr
     assert row == [("loaded", 10, 10, 0, 0, 0)]
     meta = _materialization_metadata(instance)
     assert (meta["received"], meta["inserted"], meta["updated"], meta["unchanged"], meta["rejected"]) == (10, 10, 0, 0, 0)
+    assert meta["dagster/row_count"] == 10  # the table's rows, not this run's
     # lineage
     lineage = q(url, "SELECT metadata FROM canonical.entities WHERE canonical_id = 'crm_CUST-1001'")[0][0]
     assert lineage["source_key"] == "crm-data/customer-data.json"

@@ -36,9 +36,10 @@ def test_finished_runs_past_the_retention_period_are_deleted_and_running_ones_ke
 
 
 def test_the_schedule_runs_daily_with_the_configured_period():
+    schedule = run_retention_schedule(45)
     with instance_for_test() as instance:
-        data = run_retention_schedule.evaluate_tick(build_schedule_context(
+        data = schedule.evaluate_tick(build_schedule_context(
             instance=instance, scheduled_execution_time=dt.datetime(2026, 3, 4, 4, 30, tzinfo=dt.UTC)))
     [request] = data.run_requests
-    assert request.run_config["ops"]["purge_old_runs"]["config"]["older_than_days"] == 90
-    assert run_retention_schedule.cron_schedule == "30 4 * * *"
+    assert request.run_config["ops"]["purge_old_runs"]["config"]["older_than_days"] == 45
+    assert schedule.cron_schedule == "30 4 * * *" and schedule.execution_timezone == "UTC"

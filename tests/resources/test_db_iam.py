@@ -24,14 +24,25 @@ def test_every_new_connection_gets_a_fresh_token_for_its_role(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     rds = boto3.session.Session().client("rds", region_name="eu-west-1")
+    signed = []
+    sign = rds.generate_db_auth_token
+
+    def counting(**kw):
+        signed.append(kw)
+        return sign(**kw)
+
+    rds.generate_db_auth_token = counting
     kwargs = iam_auth_kwargs(iam_database_urls(ENV)["READONLY_DATABASE_URL"], rds, {"connect_timeout": 5})
     first, second = kwargs(), kwargs()
+    assert second["password"].startswith(ENV["DATABASE_PROXY_ENDPOINT"])
     assert first["connect_timeout"] == 5
     token = first["password"]
     # An RDS IAM auth token: a presigned `connect` request for this host, port and user (signed locally).
     assert token.startswith(f"{ENV['DATABASE_PROXY_ENDPOINT']}:5432/?Action=connect")
     assert "DBUser=pipeline_reader_iam" in token and "X-Amz-Signature=" in token
-    assert second["password"] != "" and second is not first
+    # Signed again for the second connection (a token is valid 15 minutes; a pool lives longer).
+    assert len(signed) == 2 and signed[0] == {"DBHostname": ENV["DATABASE_PROXY_ENDPOINT"], "Port": 5432,
+                                              "DBUsername": "pipeline_reader_iam"}
 
 
 def test_the_api_signs_a_token_for_every_connection_it_opens_itself(monkeypatch):
