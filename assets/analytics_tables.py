@@ -61,6 +61,10 @@ class AnalyticsTable:
     required_columns: tuple[str, ...] = ()
     checks: tuple[str, ...] = field(default=("has_rows_when_entities_exist", "required_columns_present"))
 
+    def __post_init__(self) -> None:
+        if "required_columns_present" in self.checks and not self.required_columns:
+            raise ValueError(f"{self.name}: required_columns_present needs the columns it requires")
+
     @property
     def key(self) -> AssetKey:
         return AssetKey([SCHEMA, self.name])
@@ -72,7 +76,7 @@ TABLES: tuple[AnalyticsTable, ...] = (
                    [ENTITIES], "daily", required_columns=("entities",)),
     AnalyticsTable("revenue_rankings", "revenue_analysis", {"metric": "revenue", "group_by": "industry", "top_n": 10},
                    "The ten largest entities by revenue within each industry (revenue_analysis).",
-                   [ENTITIES], "daily"),
+                   [ENTITIES], "daily", required_columns=("rank", "canonical_id", "value")),
     AnalyticsTable("duplicate_candidates", "data_integrity_analysis", {"min_similarity": 0.6, "limit": 100},
                    "Likely duplicates across CRM, ERP and legacy: similar names, revenue and employees, with a "
                    "recommended action and the record to keep (data_integrity_analysis).",

@@ -62,17 +62,33 @@ def test_a_rebuild_replaces_the_table_whole(loaded):
 
 def test_a_check_fails_when_entities_exist_but_the_answer_is_empty(loaded):
     empty = build_asset(AnalyticsTable("empty_segments", "customer_analysis", {"min_group_size": 1_000_000},
-                                       "Segments no dataset fills", [ENTITIES], "daily"))
+                                       "Segments no dataset fills", [ENTITIES], "daily",
+                                       required_columns=("segment",)))
     result = materialize([empty], resources=loaded.resources, instance=loaded.instance, raise_on_error=False)
     [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "has_rows_when_entities_exist"]
     assert not check.passed and check.metadata["entities_exist"].value is True
+
+
+def test_a_required_columns_check_without_columns_is_refused():
+    with pytest.raises(ValueError, match="needs the columns"):
+        AnalyticsTable("vacuous", "customer_analysis", {}, "", [ENTITIES], "daily")
+
+
+def test_a_check_fails_when_a_required_column_holds_null(loaded):
+    gaps = build_asset(AnalyticsTable("region_segments", "customer_analysis", {"group_by": "region"},
+                                      "Segments by region (legacy rows have none)", [ENTITIES], "daily",
+                                      required_columns=("segment",)))
+    result = materialize([gaps], resources=loaded.resources, instance=loaded.instance, raise_on_error=False)
+    [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "required_columns_present"]
+    assert not check.passed and check.metadata["rows_with_nulls"].value >= 1
 
 
 def test_a_wrong_fixed_parameter_fails_when_the_code_location_loads():
     from resources.analytics.errors import InvalidParameters
 
     with pytest.raises(InvalidParameters):
-        build_asset(AnalyticsTable("bad", "customer_analysis", {"metric": "salary"}, "", [ENTITIES], "daily"))
+        build_asset(AnalyticsTable("bad", "customer_analysis", {"metric": "salary"}, "", [ENTITIES], "daily",
+                                   required_columns=("segment",)))
 
 
 @pytest.mark.parametrize(("schedule", "when", "tables"), [
