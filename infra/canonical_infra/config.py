@@ -23,6 +23,12 @@ REPO_ROOT = INFRA_DIR.parent
 DEFAULT_LAMBDA_ASSETS = (REPO_ROOT / "dist" / "lambda.zip", REPO_ROOT / "dist" / "lambda")
 
 PROJECT = "canonical"
+# Deployment profiles: `standard` (the defaults below) and `dev-lean`, the cheapest platform that still
+# runs every part (infra/README.md, "Monthly cost"): a NAT instance instead of a NAT gateway, Fargate
+# Spot, the smallest task and database sizes, no internal load balancer (the API reaches the webserver
+# by its service-discovery name). Not for prod: Spot tasks can be stopped at two minutes' notice.
+PROFILES = ("standard", "dev-lean")
+UI_AUTH = ("none", "cognito", "oidc")
 
 
 class ConfigError(ValueError):
@@ -64,6 +70,13 @@ def _url(value: object, key: str) -> str:
     return text
 
 
+def _choice(value: object, key: str, allowed: tuple[str, ...]) -> str:
+    text = str(value).strip()
+    if text not in allowed:
+        raise ConfigError(f"context {key!r} must be one of {', '.join(allowed)}, got {text!r}")
+    return text
+
+
 def _stage(value: object) -> str:
     text = str(value).strip()
     if not re.fullmatch(r"[A-Za-z0-9_]{1,128}", text):
@@ -93,9 +106,13 @@ class Config:
     account: str | None = None
     region: str | None = None
 
+    profile: str = "standard"
+
     # Network
     vpc_cidr: str = "10.40.0.0/16"
     nat_gateways: int = 1
+    # "gateway" (managed NAT gateways) or "instance" (one t4g.nano NAT instance: dev-lean).
+    nat_provider: str = "gateway"
 
     # Database (RDS PostgreSQL)
     db_instance_class: str = "t4g.small"
@@ -113,7 +130,29 @@ class Config:
     daemon_memory: int = 1024
     run_cpu: int = 1024
     run_memory: int = 2048
+    code_server_cpu: int = 256
+    code_server_memory: int = 1024
+    webserver_count: int = 1
     max_concurrent_runs: int = 10
+    # Fargate Spot for the services and run tasks (dev-lean): about 70% cheaper, interruptible.
+    fargate_spot: bool = False
+    # The internal load balancer in front of the webserver, the API's way to GraphQL. Without it
+    # (dev-lean) the API calls the webserver by its service-discovery name.
+    internal_alb: bool = True
+
+    # Reaching the Dagster UI from a browser: "none" (ECS Exec port forwarding only), "cognito" (a user
+    # pool this app creates) or "oidc" (your identity provider), both on an internet-facing HTTPS load
+    # balancer that authenticates every request before it reaches the webserver.
+    ui_auth: str = "none"
+    ui_domain_name: str = ""  # e.g. dagster.example.com: a DNS name you point at the load balancer
+    ui_certificate_arn: str = ""  # an ACM certificate for ui_domain_name, in the deployment's region
+    ui_allowed_cidrs: list[str] = field(default_factory=lambda: ["0.0.0.0/0"])
+    ui_oidc_issuer: str = ""
+    ui_oidc_authorization_endpoint: str = ""
+    ui_oidc_token_endpoint: str = ""
+    ui_oidc_user_info_endpoint: str = ""
+    ui_oidc_client_id: str = ""
+    ui_oidc_client_secret_name: str = ""  # a Secrets Manager secret holding the client secret (plain text)
 
     # API (Lambda + API Gateway)
     lambda_asset: str = ""
@@ -147,6 +186,17 @@ class Config:
     @property
     def is_prod(self) -> bool:
         return self.env_name == "prod"
+
+    @property
+    def is_lean(self) -> bool:
+        return self.profile == "dev-lean"
+
+    @property
+    def public_ui_url(self) -> str:
+        """The Dagster UI's address for people: `dagsterPublicUrl`, else the authenticated UI's domain."""
+        if self.dagster_public_url:
+            return self.dagster_public_url
+        return f"https://{self.ui_domain_name}" if self.ui_auth != "none" else ""
 
     def name(self, suffix: str) -> str:
         """A resource or stack name scoped to this deployment: `canonical-dev-<suffix>`."""
@@ -195,14 +245,26 @@ class Config:
         if not env_name.isalnum() or not env_name.islower():
             raise ConfigError(f"context 'env' must be lowercase letters/digits (it names resources), got {env_name!r}")
         is_prod = env_name == "prod"
+        profile = str(ctx("profile", "standard")).strip()
+        if profile not in PROFILES:
+            raise ConfigError(f"context 'profile' must be one of {', '.join(PROFILES)}, got {profile!r}")
+        lean = profile == "dev-lean"
+        if lean and is_prod:
+            raise ConfigError("profile 'dev-lean' is not for prod: its Spot tasks and NAT instance can stop "
+                              "at any time; deploy prod with the standard profile")
         d = cls()  # defaults
-        return cls(
+        small = 256 if lean else 512
+        config = cls(
             env_name=env_name,
+            profile=profile,
             account=str(ctx("account", os.environ.get("CDK_DEFAULT_ACCOUNT") or "")) or None,
             region=str(ctx("region", os.environ.get("CDK_DEFAULT_REGION") or "")) or None,
             vpc_cidr=str(ctx("vpcCidr", d.vpc_cidr)),
             nat_gateways=_int(ctx("natGateways", 2 if is_prod else d.nat_gateways), "natGateways", minimum=1),
-            db_instance_class=str(ctx("dbInstanceClass", d.db_instance_class)).removeprefix("db."),
+            nat_provider=_choice(ctx("natProvider", "instance" if lean else d.nat_provider), "natProvider",
+                                 ("gateway", "instance")),
+            db_instance_class=str(ctx("dbInstanceClass", "t4g.micro" if lean else d.db_instance_class)
+                                  ).removeprefix("db."),
             db_allocated_storage_gib=_int(ctx("dbAllocatedStorage", d.db_allocated_storage_gib),
                                           "dbAllocatedStorage", minimum=20),
             db_max_allocated_storage_gib=_int(ctx("dbMaxAllocatedStorage", d.db_max_allocated_storage_gib),
@@ -212,12 +274,29 @@ class Config:
                                           "dbBackupRetentionDays", minimum=1),
             db_connections_alarm=_int(ctx("dbConnectionsAlarm", d.db_connections_alarm), "dbConnectionsAlarm", minimum=1),
             dagster_image=str(ctx("dagsterImage", "")),
-            webserver_cpu=_int(ctx("webserverCpu", d.webserver_cpu), "webserverCpu", minimum=256),
+            webserver_cpu=_int(ctx("webserverCpu", small), "webserverCpu", minimum=256),
             webserver_memory=_int(ctx("webserverMemory", d.webserver_memory), "webserverMemory", minimum=512),
-            daemon_cpu=_int(ctx("daemonCpu", d.daemon_cpu), "daemonCpu", minimum=256),
+            daemon_cpu=_int(ctx("daemonCpu", small), "daemonCpu", minimum=256),
             daemon_memory=_int(ctx("daemonMemory", d.daemon_memory), "daemonMemory", minimum=512),
             run_cpu=_int(ctx("runCpu", d.run_cpu), "runCpu", minimum=256),
             run_memory=_int(ctx("runMemory", d.run_memory), "runMemory", minimum=512),
+            code_server_cpu=_int(ctx("codeServerCpu", d.code_server_cpu), "codeServerCpu", minimum=256),
+            code_server_memory=_int(ctx("codeServerMemory", d.code_server_memory), "codeServerMemory", minimum=512),
+            # Two webservers in prod: a task replaced or lost leaves the UI and the API's GraphQL up.
+            webserver_count=_int(ctx("webserverCount", 2 if is_prod else d.webserver_count), "webserverCount",
+                                 minimum=1),
+            fargate_spot=_bool(ctx("fargateSpot", lean), "fargateSpot"),
+            internal_alb=_bool(ctx("internalAlb", not lean), "internalAlb"),
+            ui_auth=_choice(ctx("uiAuth", d.ui_auth), "uiAuth", UI_AUTH),
+            ui_domain_name=str(ctx("uiDomainName", "")).strip().lower(),
+            ui_certificate_arn=str(ctx("uiCertificateArn", "")).strip(),
+            ui_allowed_cidrs=_list(ctx("uiAllowedCidrs", d.ui_allowed_cidrs), "uiAllowedCidrs"),
+            ui_oidc_issuer=_url(ctx("uiOidcIssuer", ""), "uiOidcIssuer"),
+            ui_oidc_authorization_endpoint=_url(ctx("uiOidcAuthorizationEndpoint", ""), "uiOidcAuthorizationEndpoint"),
+            ui_oidc_token_endpoint=_url(ctx("uiOidcTokenEndpoint", ""), "uiOidcTokenEndpoint"),
+            ui_oidc_user_info_endpoint=_url(ctx("uiOidcUserInfoEndpoint", ""), "uiOidcUserInfoEndpoint"),
+            ui_oidc_client_id=str(ctx("uiOidcClientId", "")).strip(),
+            ui_oidc_client_secret_name=str(ctx("uiOidcClientSecretName", "")).strip(),
             max_concurrent_runs=_int(ctx("maxConcurrentRuns", d.max_concurrent_runs), "maxConcurrentRuns", minimum=1),
             lambda_asset=str(ctx("lambdaAsset", "")),
             lambda_runtime=str(ctx("lambdaRuntime", d.lambda_runtime)),
@@ -237,3 +316,29 @@ class Config:
             log_retention_days=_int(ctx("logRetentionDays", 90 if is_prod else d.log_retention_days),
                                     "logRetentionDays", minimum=1),
         )
+        config.check_ui_auth()
+        return config
+
+    def check_ui_auth(self) -> None:
+        """The authenticated UI needs a name and a certificate (ALB authentication works on HTTPS only),
+        and OIDC needs every endpoint of the provider: refused here, with what is missing, not at deploy."""
+        if self.ui_auth == "none":
+            return
+        needed = {"uiDomainName": self.ui_domain_name, "uiCertificateArn": self.ui_certificate_arn}
+        if self.ui_auth == "oidc":
+            needed |= {
+                "uiOidcIssuer": self.ui_oidc_issuer,
+                "uiOidcAuthorizationEndpoint": self.ui_oidc_authorization_endpoint,
+                "uiOidcTokenEndpoint": self.ui_oidc_token_endpoint,
+                "uiOidcUserInfoEndpoint": self.ui_oidc_user_info_endpoint,
+                "uiOidcClientId": self.ui_oidc_client_id,
+                "uiOidcClientSecretName": self.ui_oidc_client_secret_name,
+            }
+        missing = [key for key, value in needed.items() if not value]
+        if missing:
+            raise ConfigError(f"uiAuth={self.ui_auth} needs {', '.join(missing)} (infra/README.md, "
+                              "\"The Dagster UI\")")
+        if not re.fullmatch(r"arn:aws[\w-]*:acm:[\w-]+:\d{12}:certificate/[\w-]+", self.ui_certificate_arn):
+            raise ConfigError(f"uiCertificateArn must be an ACM certificate ARN, got {self.ui_certificate_arn!r}")
+        if not self.ui_allowed_cidrs:
+            raise ConfigError("uiAllowedCidrs is empty: nobody could reach the UI; leave it unset for any address")

@@ -241,6 +241,7 @@ class DataStack(Stack):
         # duplicate the rules, which EC2 refuses.
         self.database_sg.connections.allow_from(compute.dagster_tasks, pg, "Dagster daemon, runs, db-setup")
         self.database_sg.connections.allow_from(compute.dagster_webserver, pg, "Dagster webserver (run storage)")
+        self.database_sg.connections.allow_from(compute.dagster_code, pg, "Dagster code location (sensors)")
         self.proxy_sg.connections.allow_from(compute.api_lambda, pg, "API Lambda")
 
         engine = rds.DatabaseInstanceEngine.postgres(version=POSTGRES_VERSION)

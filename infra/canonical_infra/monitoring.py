@@ -124,6 +124,10 @@ class MonitoringStack(Stack):
                       container_insights(orchestration.daemon_service), 1,
                       comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD, periods=2,
                       missing=cw.TreatMissingData.BREACHING),
+            AlarmSpec("CodeServerNotRunning", "No Dagster code-location server: sensors and schedules cannot tick",
+                      container_insights(orchestration.code_service), 1,
+                      comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD, periods=2,
+                      missing=cw.TreatMissingData.BREACHING),
             AlarmSpec("WebserverNotRunning", "No Dagster webserver task running: the API cannot launch jobs",
                       container_insights(orchestration.webserver_service), 1,
                       comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD, periods=2,
@@ -173,6 +177,7 @@ class MonitoringStack(Stack):
             graph("Jobs table", data.jobs_table.metric_consumed_read_capacity_units(),
                   data.jobs_table.metric_consumed_write_capacity_units()),
         )
+        services = (orchestration.code_service, orchestration.daemon_service, orchestration.webserver_service)
         dashboard.add_widgets(
             graph("Ingest queue", data.ingest_queue.metric_approximate_number_of_messages_visible(),
                   data.ingest_dlq.metric_approximate_number_of_messages_visible(),
@@ -180,8 +185,6 @@ class MonitoringStack(Stack):
             graph("Dagster runs and refused records", failed_runs(ns, config.env_name),
                   right=[refused_records(ns, config.env_name)]),
             graph("Dagster services CPU %",
-                  orchestration.daemon_service.metric_cpu_utilization(),
-                  orchestration.webserver_service.metric_cpu_utilization(),
-                  right=[orchestration.daemon_service.metric_memory_utilization(),
-                         orchestration.webserver_service.metric_memory_utilization()]),
+                  *(service.metric_cpu_utilization() for service in services),
+                  right=[service.metric_memory_utilization() for service in services]),
         )

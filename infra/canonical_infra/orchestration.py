@@ -1,5 +1,8 @@
-"""Orchestration: Dagster on ECS Fargate — the webserver behind an internal load balancer, the daemon
-(sensors, run queue, run monitoring, retries), one Fargate task per run, and a one-off db-setup task.
+"""Orchestration: Dagster on ECS Fargate — the code-location server (the definitions: sensors and
+schedules are evaluated there), the webserver behind an internal load balancer, the daemon (sensor and
+schedule ticks, run queue, run monitoring, retries), one Fargate task per run, and a one-off db-setup
+task. As in Dagster's own `deploy_ecs` example, the webserver and the daemon load no user code: they
+reach it over gRPC, so a code deploy replaces the code server alone and the daemon keeps ticking.
 
 All of them run the image built from `infra/Dockerfile` (the locked dependencies) with
 `infra/dagster.yaml` as the instance configuration. Each has its own task role holding only what it
@@ -18,6 +21,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_servicediscovery as servicediscovery
 from constructs import Construct
 
 from canonical_infra.common import (
@@ -30,7 +34,14 @@ from canonical_infra.common import (
 )
 from canonical_infra.config import REPO_ROOT, Config
 from canonical_infra.data import DataStack
-from canonical_infra.network import DAGSTER_ALB_PORT, DAGSTER_WEBSERVER_PORT, NetworkStack
+from canonical_infra.network import (
+    DAGSTER_ALB_PORT,
+    DAGSTER_CODE_SERVER_PORT,
+    DAGSTER_WEBSERVER_PORT,
+    HTTPS_PORT,
+    NetworkStack,
+)
+from canonical_infra.ui_auth import add_authenticated_ui
 
 # The Docker build context is the repository root, reduced to what the image needs (an allow-list in
 # .dockerignore syntax), so the asset hash changes only when the image would.
@@ -38,14 +49,20 @@ DOCKER_CONTEXT = [
     "*",
     "!pyproject.toml", "!uv.lock", "!README.md", "!workspace.yaml",
     "!pipeline_defs", "!assets", "!sensors", "!resources", "!api",
-    "!infra/Dockerfile", "!infra/dagster.yaml", "!infra/docker",
+    "!infra/Dockerfile", "!infra/dagster.yaml", "!infra/workspace.yaml", "!infra/docker",
     "**/__pycache__", "**/*.pyc",
 ]
 DB_SETUP_TRIGGER = Path(__file__).with_name("db_setup_trigger.py")  # inlined into the template
 RUN_FAMILY = "dagster-run"
+WEBSERVER_HEALTH_CHECK = elbv2.HealthCheck(path="/server_info", healthy_http_codes="200",
+                                           interval=Duration.seconds(30))
 RUN_CONTAINER = "run"  # the container the EcsRunLauncher overrides (its `container_name` default)
 COMPUTE_LOGS_PREFIX = "dagster/compute-logs"
-WORKSPACE = "/app/workspace.yaml"
+# The webserver's and daemon's workspace: the code server over gRPC (infra/workspace.yaml).
+WORKSPACE = "/app/infra/workspace.yaml"
+CODE_LOCATION = "canonical_pipeline"  # as in workspace.yaml for `make dev`: run history stays attached
+CODE_SERVER_NAME = "code"  # its service-discovery name: code.<namespace>
+WEBSERVER_NAME = "webserver"
 
 
 class OrchestrationStack(Stack):
@@ -70,6 +87,11 @@ class OrchestrationStack(Stack):
             cluster_name=self.cluster_name,
             vpc=network.vpc,
             container_insights_v2=ecs.ContainerInsights.ENABLED,
+            # Private DNS for the services' discovery names (code.<namespace>, webserver.<namespace>).
+            default_cloud_map_namespace=ecs.CloudMapNamespaceOptions(
+                name=f"{config.env_name}.canonical.internal", vpc=network.vpc,
+                type=servicediscovery.NamespaceType.DNS_PRIVATE, use_for_service_connect=False),
+            enable_fargate_capacity_providers=config.fargate_spot,
             # ECS Exec sessions (the operator path to the UI) are recorded.
             execute_command_configuration=ecs.ExecuteCommandConfiguration(
                 logging=ecs.ExecuteCommandLogging.OVERRIDE,
@@ -79,18 +101,25 @@ class OrchestrationStack(Stack):
         self.logs = log_group(self, "DagsterLogs", config, name=config.log_group_name("dagster"))
         self.image = self._image(config)
 
-        # The internal load balancer: the API Lambda's way to Dagster's GraphQL endpoint.
-        self.alb = elbv2.ApplicationLoadBalancer(
-            self, "DagsterAlb",
-            vpc=network.vpc,
-            internet_facing=False,
-            security_group=groups.dagster_alb,
-            vpc_subnets=app_subnets,
-            drop_invalid_header_fields=True,
-            deletion_protection=config.is_prod,
-        )
-        self.alb.log_access_logs(data.logs_bucket, prefix="alb/dagster")
-        self.dagster_url = f"http://{self.alb.load_balancer_dns_name}"
+        self.namespace_name = f"{config.env_name}.canonical.internal"
+        # The internal load balancer: the API Lambda's way to Dagster's GraphQL endpoint. Without it
+        # (dev-lean, internalAlb=false) the API calls the webserver by its discovery name.
+        self.alb: elbv2.ApplicationLoadBalancer | None = None
+        if config.internal_alb:
+            self.alb = elbv2.ApplicationLoadBalancer(
+                self, "DagsterAlb",
+                vpc=network.vpc,
+                internet_facing=False,
+                security_group=groups.dagster_alb,
+                vpc_subnets=app_subnets,
+                drop_invalid_header_fields=True,
+                deletion_protection=config.is_prod,
+            )
+            self.alb.log_access_logs(data.logs_bucket, prefix="alb/dagster")
+            self.dagster_url = f"http://{self.alb.load_balancer_dns_name}"
+        else:
+            self.dagster_url = f"http://{WEBSERVER_NAME}.{self.namespace_name}:{DAGSTER_WEBSERVER_PORT}"
+        self.code_server_host = f"{CODE_SERVER_NAME}.{self.namespace_name}"
 
         # -- the run task: what the EcsRunLauncher starts for every run -------------------------------
         self.run_role = self._task_role("RunTaskRole", "Dagster run tasks: ingest and analytics")
@@ -100,33 +129,44 @@ class OrchestrationStack(Stack):
                         secrets=("writer", "reader", "dagster"))
         self._grant_data_access(self.run_role, sensors=False)
 
-        # -- the daemon: sensors, the run queue, run monitoring and retries ---------------------------
-        self.daemon_role = self._task_role("DaemonTaskRole", "Dagster daemon: sensors and run launching")
+        # -- the code server: the definitions, served over gRPC; sensors and schedules run here ----------
+        self.code_role = self._task_role("CodeServerTaskRole", "Dagster code location: sensors, schedules, "
+                                         "run-status sensors")
+        code_task = self._task_definition("CodeServerTask", "dagster-code", config.code_server_cpu,
+                                          config.code_server_memory, self.code_role)
+        code = self._container(
+            code_task, "code",
+            ["dagster", "api", "grpc", "-h", "0.0.0.0", "-p", str(DAGSTER_CODE_SERVER_PORT),
+             "-m", "pipeline_defs.definitions", "-a", "defs", "--location-name", CODE_LOCATION],
+            secrets=("writer", "dagster"),
+            health_check=ecs.HealthCheck(
+                command=["CMD-SHELL", f"dagster api grpc-health-check -p {DAGSTER_CODE_SERVER_PORT}"],
+                interval=Duration.seconds(30), timeout=Duration.seconds(15), retries=3,
+                start_period=Duration.seconds(120)))
+        code.add_port_mappings(ecs.PortMapping(container_port=DAGSTER_CODE_SERVER_PORT))
+        self._grant_data_access(self.code_role, sensors=True)
+        # The new server starts, answers its health check and registers before the old one stops: the
+        # daemon and webserver see a new server id and reload the location; the daemon never stops.
+        self.code_service = self._service("CodeServerService", "dagster-code", code_task, groups.dagster_code,
+                                          desired=1, min_healthy=100, max_healthy=200,
+                                          discovery_name=CODE_SERVER_NAME)
+
+        # -- the daemon: sensor and schedule ticks, the run queue, run monitoring and retries ----------
+        self.daemon_role = self._task_role("DaemonTaskRole", "Dagster daemon: ticks and run launching")
         daemon_task = self._task_definition("DaemonTask", "dagster-daemon", config.daemon_cpu,
                                             config.daemon_memory, self.daemon_role)
         self._container(daemon_task, "daemon", ["dagster-daemon", "run", "-w", WORKSPACE],
-                        secrets=("writer", "dagster"), launches_runs=True,
+                        secrets=("dagster",), launches_runs=True,
                         # A daemon whose heartbeats stopped (a hung sensor thread, a lost database) is
                         # marked unhealthy and replaced by ECS.
                         health_check=ecs.HealthCheck(
                             command=["CMD-SHELL", "dagster-daemon liveness-check"],
                             interval=Duration.seconds(60), timeout=Duration.seconds(30), retries=3,
                             start_period=Duration.seconds(180)))
-        self._grant_data_access(self.daemon_role, sensors=True)
         self._grant_run_launching(self.daemon_role, launch=True)
-        self.daemon_service = ecs.FargateService(
-            self, "DaemonService",
-            service_name=config.name("dagster-daemon"),
-            cluster=self.cluster,
-            task_definition=daemon_task,
-            desired_count=1,
-            # Exactly one daemon: the old task stops before the new one starts.
-            min_healthy_percent=0,
-            max_healthy_percent=100,
-            security_groups=[groups.dagster_tasks],
-            vpc_subnets=app_subnets,
-            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
-        )
+        # Exactly one daemon: the old task stops before the new one starts.
+        self.daemon_service = self._service("DaemonService", "dagster-daemon", daemon_task, groups.dagster_tasks,
+                                            desired=1, min_healthy=0, max_healthy=100)
 
         # -- the webserver: UI and GraphQL, behind the internal load balancer -------------------------
         self.webserver_role = self._task_role("WebserverTaskRole", "Dagster webserver: UI and GraphQL")
@@ -140,45 +180,68 @@ class OrchestrationStack(Stack):
         webserver.add_port_mappings(ecs.PortMapping(container_port=DAGSTER_WEBSERVER_PORT))
         self._grant_run_launching(self.webserver_role, launch=False)
         self._grant_compute_logs(self.webserver_role, write=False)
-        self.webserver_service = ecs.FargateService(
-            self, "WebserverService",
-            service_name=config.name("dagster-webserver"),
-            cluster=self.cluster,
-            task_definition=webserver_task,
-            desired_count=1,
-            min_healthy_percent=100,
-            max_healthy_percent=200,
-            security_groups=[groups.dagster_webserver],
-            vpc_subnets=app_subnets,
-            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
-            health_check_grace_period=Duration.minutes(3),
+        self.webserver_service = self._service(
+            "WebserverService", "dagster-webserver", webserver_task, groups.dagster_webserver,
+            desired=config.webserver_count, min_healthy=100, max_healthy=200,
+            discovery_name=None if self.alb else WEBSERVER_NAME,
+            health_check_grace_period=Duration.minutes(3) if self.alb or config.ui_auth != "none" else None,
             enable_execute_command=True,  # the operator path: ECS Exec port forwarding (README)
         )
-        listener = self.alb.add_listener("Http", port=DAGSTER_ALB_PORT, protocol=elbv2.ApplicationProtocol.HTTP,
-                                         open=False)
-        listener.add_targets(
-            "Webserver",
-            port=DAGSTER_WEBSERVER_PORT,
-            protocol=elbv2.ApplicationProtocol.HTTP,
-            targets=[self.webserver_service.load_balancer_target(container_name="webserver",
-                                                                 container_port=DAGSTER_WEBSERVER_PORT)],
-            health_check=elbv2.HealthCheck(path="/server_info", healthy_http_codes="200",
-                                           interval=Duration.seconds(30)),
-            deregistration_delay=Duration.seconds(30),
-        )
-        lint_ignore(self.webserver_service, "W3005")  # CDK orders the service after its listener explicitly
+        webserver_target = self.webserver_service.load_balancer_target(container_name="webserver",
+                                                                       container_port=DAGSTER_WEBSERVER_PORT)
+        if self.alb is not None:
+            listener = self.alb.add_listener("Http", port=DAGSTER_ALB_PORT, protocol=elbv2.ApplicationProtocol.HTTP,
+                                             open=False)
+            listener.add_targets("Webserver", port=DAGSTER_WEBSERVER_PORT, protocol=elbv2.ApplicationProtocol.HTTP,
+                                 targets=[webserver_target], health_check=WEBSERVER_HEALTH_CHECK,
+                                 deregistration_delay=Duration.seconds(30))
+            lint_ignore(self.webserver_service, "W3005")  # CDK orders the service after its listener explicitly
+        # The authenticated way in for people (uiAuth=cognito|oidc): an internet-facing HTTPS load balancer
+        # that signs every request in before it reaches the webserver (canonical_infra/ui_auth.py).
+        self.ui = None
+        if config.ui_auth != "none":
+            assert groups.dagster_ui is not None
+            self.ui = add_authenticated_ui(self, config, vpc=network.vpc, group=groups.dagster_ui,
+                                           logs_bucket=data.logs_bucket, target=webserver_target,
+                                           health_check=WEBSERVER_HEALTH_CHECK, https_port=HTTPS_PORT)
+            lint_ignore(self.webserver_service, "W3005")
 
         # -- db-setup: databases, roles and migrations, before the services start (see _db_setup_trigger)
         setup_role = self._task_role("DbSetupTaskRole", "db-setup: needs no AWS API, only the database")
         self.setup_task = self._task_definition("DbSetupTask", "db-setup", 256, 512, setup_role)
         self._container(self.setup_task, "db-setup", ["python", "/app/infra/docker/db_setup.py"],
                         secrets=("master", "writer", "reader", "dagster"))
-        self._db_setup_trigger(groups.dagster_tasks, before=[self.daemon_service, self.webserver_service])
+        self._db_setup_trigger(groups.dagster_tasks,
+                               before=[self.code_service, self.daemon_service, self.webserver_service])
 
         self._nag_suppressions()
         self._outputs()
 
     # -- building blocks ----------------------------------------------------------------------------
+
+    def _service(self, id: str, name: str, task: ecs.FargateTaskDefinition, group: ec2.ISecurityGroup, *,
+                 desired: int, min_healthy: int, max_healthy: int, discovery_name: str | None = None,
+                 **kwargs) -> ecs.FargateService:
+        """A private Fargate service (no public IP, app subnets), rolled back when a deployment fails;
+        on Fargate Spot in dev-lean; registered in the cluster's namespace under `discovery_name`."""
+        spot = [ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=1)] if self.config.fargate_spot \
+            else None
+        return ecs.FargateService(
+            self, id,
+            service_name=self.config.name(name),
+            cluster=self.cluster,
+            task_definition=task,
+            desired_count=desired,
+            min_healthy_percent=min_healthy,
+            max_healthy_percent=max_healthy,
+            security_groups=[group],
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            capacity_provider_strategies=spot,
+            cloud_map_options=ecs.CloudMapOptions(name=discovery_name, dns_record_type=servicediscovery.DnsRecordType.A,
+                                                  dns_ttl=Duration.seconds(10)) if discovery_name else None,
+            **kwargs,
+        )
 
     def _image(self, config: Config) -> ecs.ContainerImage:
         """`dagsterImage` from context (an ECR URI `<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>`
@@ -269,8 +332,11 @@ class OrchestrationStack(Stack):
             "INGEST_QUEUE": data.ingest_queue.queue_url,
             "METRICS_NAMESPACE": config.metrics_namespace,
             "DAGSTER_URL": self.dagster_url,
-            # Run links in job items and notices: the address people open (dagsterPublicUrl), else the ALB.
-            **({"DAGSTER_PUBLIC_URL": config.dagster_public_url} if config.dagster_public_url else {}),
+            # Run links in job items and notices: the address people open (dagsterPublicUrl, else the
+            # authenticated UI's), else the internal one.
+            **({"DAGSTER_PUBLIC_URL": config.public_ui_url} if config.public_ui_url else {}),
+            "DAGSTER_CODE_SERVER_HOST": self.code_server_host,
+            "DAGSTER_CODE_SERVER_PORT": str(DAGSTER_CODE_SERVER_PORT),
             "COMPUTE_LOGS_BUCKET": config.bucket_name("logs"),
             "COMPUTE_LOGS_PREFIX": COMPUTE_LOGS_PREFIX,
             "DAGSTER_MAX_CONCURRENT_RUNS": str(config.max_concurrent_runs),
@@ -414,16 +480,16 @@ class OrchestrationStack(Stack):
     # -- nag and outputs ----------------------------------------------------------------------------
 
     def _nag_suppressions(self) -> None:
-        for task in (self.run_task, self.setup_task,
-                     self.daemon_service.task_definition, self.webserver_service.task_definition):
+        tasks = (self.run_task, self.setup_task, self.code_service.task_definition,
+                 self.daemon_service.task_definition, self.webserver_service.task_definition)
+        for task in tasks:
             suppress(task.obtain_execution_role(), "IAM5", "ecr:GetAuthorizationToken takes no resource (ECS's "
                      "own image-pull grant); the repository actions are limited to the image's repository.",
                      findings=["Resource::*"])
         suppress(self.webserver_role, "IAM5", "ECS Exec (the operator path to the UI): the ssmmessages channel "
                  "actions and logs:DescribeLogGroups take no resource; session logs go to their own log group.",
                  findings=["Resource::*", f"Resource::{self.exec_logs_arn}"])
-        for task in (self.run_task, self.setup_task,
-                     self.daemon_service.task_definition, self.webserver_service.task_definition):
+        for task in tasks:
             suppress(task, "ECS2", "Only non-secret configuration (resource names, URLs) is in the environment; "
                      "database credentials are injected from Secrets Manager as ECS secrets.")
 
@@ -432,6 +498,8 @@ class OrchestrationStack(Stack):
             "ClusterName": self.cluster.cluster_name,
             "WebserverServiceName": self.webserver_service.service_name,
             "DaemonServiceName": self.daemon_service.service_name,
+            "CodeServerServiceName": self.code_service.service_name,
+            "CodeServerHost": self.code_server_host,
             "DagsterInternalUrl": self.dagster_url,
             "RunTaskDefinitionFamily": self.run_task.family,
             "DbSetupTaskDefinitionFamily": self.setup_task.family,

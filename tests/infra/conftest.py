@@ -1,7 +1,8 @@
 """Fixtures of the infra tests: the CDK app synthesized once per test session (they all run in one
-xdist group), as two deployments in temporary cloud-assembly directories: `dev` (the defaults plus
-an alert email and a CORS origin) and `prod`, deployed as the old system's replacement: its stage
-name (`prod`), reads without an API key, CORS as the default ("*")."""
+xdist group), as three deployments in temporary cloud-assembly directories: `dev` (the defaults plus
+an alert email and a CORS origin); `prod`, deployed as the old system's replacement (its stage name
+`prod`, reads without an API key, CORS as the default "*") with the Dagster UI behind a Cognito
+sign-in; and `lean`, the `dev-lean` profile with the UI behind an OIDC provider."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from tests.infra.infra_synth import (
     CORS_ORIGIN,
     DAGSTER_PUBLIC_URL,
     JOB_NOTICE_EMAIL,
+    OIDC_UI,
+    UI_CERTIFICATE_ARN,
     Synth,
     real_lambda_package,
     synthesize,
@@ -40,9 +43,16 @@ def dev(tmp_path_factory: pytest.TempPathFactory, lambda_asset: str) -> Synth:
 def prod(tmp_path_factory: pytest.TempPathFactory, lambda_asset: str) -> Synth:
     return synthesize(tmp_path_factory.mktemp("cdk-prod"), env="prod", lambdaAsset=lambda_asset,
                       alertEmail=ALERT_EMAIL, apiStageName="prod", keylessRead=True, lambdaReservedConcurrency=50,
-                      dagsterPublicUrl=DAGSTER_PUBLIC_URL)
+                      dagsterPublicUrl=DAGSTER_PUBLIC_URL, uiAuth="cognito", uiDomainName="dagster.example.com",
+                      uiCertificateArn=UI_CERTIFICATE_ARN)
 
 
-@pytest.fixture(scope="session", params=["dev", "prod"])
+@pytest.fixture(scope="session")
+def lean(tmp_path_factory: pytest.TempPathFactory, lambda_asset: str) -> Synth:
+    return synthesize(tmp_path_factory.mktemp("cdk-lean"), env="dev", profile="dev-lean", lambdaAsset=lambda_asset,
+                      alertEmail=ALERT_EMAIL, **OIDC_UI)
+
+
+@pytest.fixture(scope="session", params=["dev", "prod", "lean"])
 def deployment(request: pytest.FixtureRequest) -> Synth:
     return request.getfixturevalue(request.param)

@@ -38,6 +38,19 @@ CORS_ORIGIN = "https://dashboard.example.com"
 JOB_NOTICE_EMAIL = "data-team@example.com"
 DAGSTER_PUBLIC_URL = "https://dagster.example.com"
 ALERT_EMAIL = "oncall@example.com"
+UI_CERTIFICATE_ARN = "arn:aws:acm:eu-west-1:111111111111:certificate/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+OIDC_UI = {
+    "uiAuth": "oidc",
+    "uiDomainName": "dagster.dev.example.com",
+    "uiCertificateArn": UI_CERTIFICATE_ARN,
+    "uiAllowedCidrs": ["203.0.113.0/24"],
+    "uiOidcIssuer": "https://login.example.com",
+    "uiOidcAuthorizationEndpoint": "https://login.example.com/oauth2/authorize",
+    "uiOidcTokenEndpoint": "https://login.example.com/oauth2/token",
+    "uiOidcUserInfoEndpoint": "https://login.example.com/oauth2/userinfo",
+    "uiOidcClientId": "dagster-ui",
+    "uiOidcClientSecretName": "canonical-dev-dagster-ui-oidc",
+}
 LAMBDA_PACKAGE_MISSING = "make lambda-package not built yet"
 
 

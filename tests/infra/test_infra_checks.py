@@ -77,6 +77,12 @@ def test_every_acknowledgment_is_specific_and_explained(deployment: Synth) -> No
     allowed = {"AwsSolutions-IAM4", "AwsSolutions-IAM5", "AwsSolutions-ECS2", "AwsSolutions-L1",
                "AwsSolutions-APIG3", "AwsSolutions-APIG4", "AwsSolutions-COG4", "AwsSolutions-RDS11",
                "AwsSolutions-SMG4"}
+    if deployment.config.ui_auth == "cognito":  # threat protection is a paid plan: the deployer's choice
+        allowed |= {"AwsSolutions-COG3", "AwsSolutions-COG8"}
+    if "0.0.0.0/0" in deployment.config.ui_allowed_cidrs and deployment.config.ui_auth != "none":
+        allowed |= {"AwsSolutions-EC23"}  # the authenticating UI load balancer
+    if deployment.config.nat_provider == "instance":  # dev-lean's NAT instance
+        allowed |= {"AwsSolutions-EC26", "AwsSolutions-EC28", "AwsSolutions-EC29"}
     if not deployment.config.is_prod:
         allowed |= {"AwsSolutions-RDS3", "AwsSolutions-RDS10"}
     assert rules <= allowed, rules - allowed

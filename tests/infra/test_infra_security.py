@@ -39,17 +39,29 @@ def _group_logical_id(ref: Any) -> str:
 
 
 def test_nothing_is_open_to_the_internet(deployment: Synth) -> None:
+    """Every rule admits a named security group, never an address range, with two exceptions, HTTPS only:
+    the Dagster UI's load balancer (uiAuth: it authenticates every request) from the allowed ranges, and
+    dev-lean's NAT instance from the VPC's own range."""
+    config = deployment.config
     for group, rule in _ingress_rules(deployment):
-        assert rule.get("CidrIp") not in OPEN_CIDRS and rule.get("CidrIpv6") not in OPEN_CIDRS, (group, rule)
-        # Every rule admits a named security group, never an address range.
-        assert "SourceSecurityGroupId" in rule, (group, rule)
+        if "SourceSecurityGroupId" in rule:
+            continue
+        assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 443, 443), (group, rule)
+        if group.startswith("DagsterUiSg"):
+            assert config.ui_auth != "none" and rule["CidrIp"] in config.ui_allowed_cidrs, (group, rule)
+        else:
+            assert config.nat_provider == "instance" and rule["CidrIp"] == config.vpc_cidr, (group, rule)
+    # Without uiAuth there is no such group, hence no address range at all.
+    assert all("SourceSecurityGroupId" in rule for _, rule in _ingress_rules(deployment)) == (
+        config.ui_auth == "none" and config.nat_provider == "gateway")
 
 
 def test_each_ingress_rule_appears_once(deployment: Synth) -> None:
     """EC2 refuses duplicate rules: CDK's own grants and ours must not overlap."""
     keys = Counter(
         (_group_logical_id(rule["GroupId"]) if "GroupId" in rule else group,
-         _group_logical_id(rule["SourceSecurityGroupId"]))
+         _group_logical_id(rule["SourceSecurityGroupId"]) if "SourceSecurityGroupId" in rule else rule["CidrIp"],
+         json.dumps(rule["FromPort"]))
         for group, rule in _ingress_rules(deployment)
     )
     assert [k for k, n in keys.items() if n > 1] == []
@@ -63,25 +75,63 @@ def test_who_reaches_the_database_and_the_dagster_webserver(dev: Synth) -> None:
         target = re.sub(r"[0-9A-F]{8}$", "", target)
         sources.setdefault(target, set()).add(re.sub(r"[0-9A-F]{8}$", "", _group_logical_id(rule["SourceSecurityGroupId"])))
         ports.setdefault(target, set()).add(json.dumps(rule["FromPort"]))
-    assert sources["DatabaseSg"] == {"ProxySg", "RotationSg", "DagsterTasksSg", "DagsterWebserverSg"}
+    assert sources["DatabaseSg"] == {"ProxySg", "RotationSg", "DagsterTasksSg", "DagsterWebserverSg", "DagsterCodeSg"}
     assert sources["ProxySg"] == {"ApiLambdaSg"}
     assert sources["DagsterAlbSg"] == {"ApiLambdaSg"}
     assert sources["DagsterWebserverSg"] == {"DagsterAlbSg"}
     assert ports["DagsterWebserverSg"] == {"3000"} and ports["DagsterAlbSg"] == {"80"}
+    # The code server answers the daemon and the webserver, on its gRPC port only.
+    assert sources["DagsterCodeSg"] == {"DagsterTasksSg", "DagsterWebserverSg"} and ports["DagsterCodeSg"] == {"4000"}
     assert "DagsterTasksSg" not in sources and "ApiLambdaSg" not in sources  # nothing reaches them
     # The database group sends nothing out.
     (db_sg,) = [sg for sid, sg in dev.resources("AWS::EC2::SecurityGroup", "data").items() if sid.startswith("DatabaseSg")]
     assert db_sg["Properties"]["SecurityGroupEgress"][0]["CidrIp"] == "255.255.255.255/32"
 
 
-def test_dagster_load_balancer_is_internal(deployment: Synth) -> None:
+def test_dagster_load_balancer_for_the_api_is_internal(dev: Synth, prod: Synth) -> None:
     from aws_cdk.assertions import Match
 
-    deployment.template("orchestration").has_resource_properties(
-        "AWS::ElasticLoadBalancingV2::LoadBalancer",
-        {"Scheme": "internal",
-         "LoadBalancerAttributes": Match.array_with([{"Key": "access_logs.s3.enabled", "Value": "true"}])},
-    )
+    for synth in (dev, prod):
+        synth.template("orchestration").has_resource_properties(
+            "AWS::ElasticLoadBalancingV2::LoadBalancer",
+            {"Scheme": "internal",
+             "LoadBalancerAttributes": Match.array_with([{"Key": "access_logs.s3.enabled", "Value": "true"}])},
+        )
+    schemes = [lb["Properties"]["Scheme"] for lb in dev.resources("AWS::ElasticLoadBalancingV2::LoadBalancer").values()]
+    assert schemes == ["internal"]  # without uiAuth nothing faces the internet
+
+
+def _ui_listener(synth: Synth) -> dict[str, Any]:
+    (ui_lb,) = [k for k, lb in synth.resources("AWS::ElasticLoadBalancingV2::LoadBalancer").items()
+                if lb["Properties"]["Scheme"] == "internet-facing"]
+    (listener,) = [ls["Properties"] for ls in synth.resources("AWS::ElasticLoadBalancingV2::Listener").values()
+                   if ls["Properties"]["LoadBalancerArn"] == {"Ref": ui_lb}]
+    return listener
+
+
+def test_the_dagster_ui_is_reached_only_through_a_sign_in(prod: Synth, lean: Synth) -> None:
+    """uiAuth: an internet-facing load balancer whose only listener is HTTPS with the configured certificate,
+    and whose default action signs the request in (Cognito in prod, OIDC in lean) before forwarding it."""
+    from tests.infra.infra_synth import UI_CERTIFICATE_ARN
+
+    for synth, kind in ((prod, "authenticate-cognito"), (lean, "authenticate-oidc")):
+        listener = _ui_listener(synth)
+        assert (listener["Protocol"], listener["Port"]) == ("HTTPS", 443)
+        assert listener["Certificates"] == [{"CertificateArn": UI_CERTIFICATE_ARN}]
+        actions = sorted(listener["DefaultActions"], key=lambda a: a["Order"])
+        assert [a["Type"] for a in actions] == [kind, "forward"]
+        assert listener["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+    # The OIDC client secret is a dynamic reference resolved at deploy time, never a literal in the template.
+    oidc = sorted(_ui_listener(lean)["DefaultActions"], key=lambda a: a["Order"])[0]["AuthenticateOidcConfig"]
+    assert oidc["ClientSecret"] == "{{resolve:secretsmanager:canonical-dev-dagster-ui-oidc:SecretString:::}}"
+    assert oidc["Issuer"] == "https://login.example.com" and oidc["ClientId"] == "dagster-ui"
+    # Cognito: invited users only, with MFA.
+    (pool,) = prod.resources("AWS::Cognito::UserPool").values()
+    assert pool["Properties"]["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
+    assert pool["Properties"]["MfaConfiguration"] == "ON"
+    (client,) = prod.resources("AWS::Cognito::UserPoolClient").values()
+    assert client["Properties"]["GenerateSecret"] is True
+    assert client["Properties"]["CallbackURLs"] == ["https://dagster.example.com/oauth2/idpresponse"]
 
 
 def test_vpc_has_flow_logs_and_isolated_data_subnets(dev: Synth) -> None:
@@ -314,9 +364,15 @@ def test_task_roles_hold_only_what_each_task_does(dev: Synth) -> None:
     assert {"dynamodb:PutItem", "dynamodb:UpdateItem"} <= run["JobsTable"]
     assert "DrainIngestQueue" not in run and "StartRunTasks" not in run
 
+    # Sensors and schedules are evaluated by the code server: it drains the queue and writes job items.
+    code = _role_actions(dev, "CodeServerTaskRole")
+    assert "sqs:ReceiveMessage" in code["DrainIngestQueue"] and {"dynamodb:PutItem"} <= code["JobsTable"]
+    assert "StartRunTasks" not in code and "PassRunRoles" not in code
+
+    # The daemon ticks and launches runs; it touches no data.
     daemon = _role_actions(dev, "DaemonTaskRole")
-    assert "sqs:ReceiveMessage" in daemon["DrainIngestQueue"] and daemon["StartRunTasks"] == {"ecs:RunTask"}
-    assert daemon["PassRunRoles"] == {"iam:PassRole"}
+    assert daemon["StartRunTasks"] == {"ecs:RunTask"} and daemon["PassRunRoles"] == {"iam:PassRole"}
+    assert not {"DrainIngestQueue", "ReadRawObjects", "WriteResults", "JobsTable", "PublishNotices"} & set(daemon)
 
     webserver = _role_actions(dev, "WebserverTaskRole")
     assert not {"ReadRawObjects", "WriteResults", "JobsTable", "StartRunTasks", "PassRunRoles"} & set(webserver)
@@ -334,8 +390,10 @@ def test_run_launching_is_scoped_to_the_cluster_and_run_roles(dev: Synth) -> Non
     assert "ecs:cluster" in statements["StartRunTasks"]["Condition"]["ArnEquals"]
     assert statements["PassRunRoles"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
-    assert statements["PipelineMetrics"]["Condition"] == {
-        "StringEquals": {"cloudwatch:namespace": "CanonicalPipeline"}}
+    (code,) = [p for pid, p in dev.resources("AWS::IAM::Policy", "orchestration").items()
+               if pid.startswith("CodeServerTaskRole")]
+    metrics = next(s for s in code["Properties"]["PolicyDocument"]["Statement"] if s["Sid"] == "PipelineMetrics")
+    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "CanonicalPipeline"}}
 
 
 def test_each_task_definition_has_its_own_execution_role_reading_only_its_own_secrets(deployment: Synth) -> None:
@@ -343,7 +401,7 @@ def test_each_task_definition_has_its_own_execution_role_reading_only_its_own_se
     secret. One role per task definition, granted exactly the secrets its containers inject."""
     tasks = deployment.resources("AWS::ECS::TaskDefinition", "orchestration")
     roles = [json.dumps(t["Properties"]["ExecutionRoleArn"]) for t in tasks.values()]
-    assert len(roles) == len(set(roles)) == 4
+    assert len(roles) == len(set(roles)) == 5
     [master] = {json.dumps(s["ValueFrom"]) for t in tasks.values() for c in t["Properties"]["ContainerDefinitions"]
                 for s in c.get("Secrets", []) if s["Name"] == "ADMIN_DATABASE_SECRET"}
     policies = deployment.resources("AWS::IAM::Policy", "orchestration")
@@ -372,6 +430,10 @@ def test_no_security_group_allows_all_egress(deployment: Synth) -> None:
                 continue
             assert rule["IpProtocol"] == "tcp", (sid, rule)
             assert rule.get("CidrIp") != "0.0.0.0/0" or rule["FromPort"] == rule["ToPort"] == 443, (sid, rule)
+    # dev-lean's NAT instance forwards HTTPS only, like every group behind it.
+    for sid, group in deployment.resources("AWS::EC2::SecurityGroup", "network").items():
+        if sid.startswith("VpcNatSecurityGroup"):
+            assert [(r["FromPort"], r["CidrIp"]) for r in group["Properties"]["SecurityGroupEgress"]] == [(443, "0.0.0.0/0")]
     targets = Counter()
     for rid, rule in deployment.resources("AWS::EC2::SecurityGroupEgress").items():
         props = rule["Properties"]

@@ -34,7 +34,7 @@ def test_dagster_image_is_built_from_the_infra_dockerfile(dev: Synth) -> None:
     context = dev.outdir / image["source"]["directory"]
     staged = {p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file()}
     for needed in ("pyproject.toml", "uv.lock", "README.md", "workspace.yaml", "infra/Dockerfile",
-                   "infra/dagster.yaml", "infra/docker/entrypoint.py", "infra/docker/db_setup.py",
+                   "infra/dagster.yaml", "infra/workspace.yaml", "infra/docker/entrypoint.py", "infra/docker/db_setup.py",
                    "resources/settings.py"):
         assert needed in staged, needed
     assert not [p for p in staged if p.startswith((".venv/", "tests/", ".git/", "infra/canonical_infra/", "dist/"))
@@ -58,10 +58,11 @@ def test_dagster_image_can_come_from_ecr_instead(tmp_path_factory: pytest.TempPa
 
 def test_containers_get_database_credentials_only_as_secrets(dev: Synth) -> None:
     containers = _containers(dev)
-    assert set(containers) == {"run", "daemon", "webserver", "db-setup"}
+    assert set(containers) == {"run", "code", "daemon", "webserver", "db-setup"}
     expected = {
         "run": {"DATABASE_SECRET", "READONLY_DATABASE_SECRET", "DAGSTER_DATABASE_SECRET"},
-        "daemon": {"DATABASE_SECRET", "DAGSTER_DATABASE_SECRET"},
+        "code": {"DATABASE_SECRET", "DAGSTER_DATABASE_SECRET"},  # sensors register files, read the instance
+        "daemon": {"DAGSTER_DATABASE_SECRET"},
         "webserver": {"DAGSTER_DATABASE_SECRET"},
         "db-setup": {"ADMIN_DATABASE_SECRET", "DATABASE_SECRET", "READONLY_DATABASE_SECRET", "DAGSTER_DATABASE_SECRET"},
     }
@@ -227,7 +228,7 @@ def test_alarms_cover_every_failure_mode_and_notify(dev: Synth) -> None:
     alarms = {a["Properties"]["AlarmName"]: a["Properties"] for a in dev.resources("AWS::CloudWatch::Alarm").values()}
     expected = {"ApiLambdaErrors", "ApiLambdaThrottles", "Api5xx", "ApiLatencyP99", "DbCpu", "DbFreeStorage",
                 "DbConnections", "JobsTableThrottles", "IngestDlqDepth", "IngestQueueAge", "FailedDagsterRuns",
-                "RefusedRecords", "DaemonNotRunning", "WebserverNotRunning"}
+                "RefusedRecords", "DaemonNotRunning", "CodeServerNotRunning", "WebserverNotRunning"}
     assert set(alarms) == {f"canonical-dev-{name}" for name in expected}
     (topic_id,) = [tid for tid in dev.resources("AWS::SNS::Topic", "monitoring")]
     for name, alarm in alarms.items():
@@ -259,8 +260,12 @@ def test_prod_differs_where_it_should(prod: Synth) -> None:
     assert all(stack.termination_protection for stack in prod.stacks.all())
     (nat,) = [prod.resources("AWS::EC2::NatGateway")]
     assert len(nat) == 2  # one per AZ
-    (alb,) = prod.resources("AWS::ElasticLoadBalancingV2::LoadBalancer").values()
-    assert {"Key": "deletion_protection.enabled", "Value": "true"} in alb["Properties"]["LoadBalancerAttributes"]
+    for alb in prod.resources("AWS::ElasticLoadBalancingV2::LoadBalancer").values():  # internal, and the UI's
+        assert {"Key": "deletion_protection.enabled", "Value": "true"} in alb["Properties"]["LoadBalancerAttributes"]
+    # Two webservers: a task replaced or lost leaves the UI and the API's GraphQL up.
+    services = {s["Properties"]["ServiceName"]: s["Properties"] for s in prod.resources("AWS::ECS::Service").values()}
+    assert services["canonical-prod-dagster-webserver"]["DesiredCount"] == 2
+    assert services["canonical-prod-dagster-daemon"]["DesiredCount"] == 1
 
 
 # -- db-setup during deployment -----------------------------------------------------------------------
@@ -421,3 +426,97 @@ def test_the_daemon_is_health_checked_by_its_liveness_check(deployment: Synth) -
     daemon = _containers(deployment)["daemon"]
     assert daemon["HealthCheck"]["Command"] == ["CMD-SHELL", "dagster-daemon liveness-check"]
     assert daemon["HealthCheck"]["StartPeriod"] >= 120
+
+
+# -- the code location, the lean profile ------------------------------------------------------------
+
+
+def test_user_code_runs_in_its_own_code_location_service(deployment: Synth, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As Dagster's deploy_ecs: the webserver and daemon load the workspace of infra/workspace.yaml, which
+    names only the code server (gRPC, by its discovery name), so a code deploy replaces that one service
+    and the daemon keeps ticking; the code server starts the same definitions `make dev` loads."""
+    import yaml
+    from dagster._core.workspace.config_schema import ensure_workspace_config
+
+    from tests.infra.infra_synth import INFRA_DIR
+
+    workspace_file = INFRA_DIR / "workspace.yaml"
+    workspace = yaml.safe_load(workspace_file.read_text())
+    for e in _containers(deployment)["daemon"]["Environment"]:  # what the daemon and webserver get
+        if isinstance(e["Value"], str):
+            monkeypatch.setenv(e["Name"], e["Value"])
+    ensure_workspace_config(workspace, str(workspace_file))  # Dagster's own schema, variables resolved
+    (entry,) = workspace["load_from"]
+    server = entry["grpc_server"]
+    assert server["host"] == {"env": "DAGSTER_CODE_SERVER_HOST"} and server["port"] == {"env": "DAGSTER_CODE_SERVER_PORT"}
+    local = yaml.safe_load((INFRA_DIR.parent / "workspace.yaml").read_text())["load_from"][0]["python_module"]
+    assert server["location_name"] == local["location_name"]  # one location name, locally and on ECS
+
+    containers = _containers(deployment)
+    env_name = deployment.config.env_name
+    for name in ("daemon", "webserver"):
+        command = containers[name]["Command"]
+        assert command[command.index("-w") + 1] == "/app/infra/workspace.yaml", name
+        env = {e["Name"]: e["Value"] for e in containers[name]["Environment"]}
+        assert env["DAGSTER_CODE_SERVER_HOST"] == f"code.{env_name}.canonical.internal"
+        assert env["DAGSTER_CODE_SERVER_PORT"] == "4000"
+    code = containers["code"]
+    assert code["Command"][:3] == ["dagster", "api", "grpc"]
+    assert code["Command"][code["Command"].index("-m") + 1] == local["module_name"]
+    assert code["Command"][code["Command"].index("--location-name") + 1] == local["location_name"]
+    assert code["HealthCheck"]["Command"] == ["CMD-SHELL", "dagster api grpc-health-check -p 4000"]
+    assert code["PortMappings"] == [{"ContainerPort": 4000, "Protocol": "tcp"}]
+
+    services = {s["Properties"]["ServiceName"]: s["Properties"] for s in deployment.resources("AWS::ECS::Service").values()}
+    code_service = services[f"canonical-{env_name}-dagster-code"]
+    assert code_service["ServiceRegistries"]  # code.<namespace> in Cloud Map
+    # The new server is up before the old one stops: the location is never missing.
+    deployment_config = code_service["DeploymentConfiguration"]
+    assert (deployment_config["MinimumHealthyPercent"], deployment_config["MaximumPercent"]) == (100, 200)
+    (namespace,) = deployment.resources("AWS::ServiceDiscovery::PrivateDnsNamespace").values()
+    assert namespace["Properties"]["Name"] == f"{env_name}.canonical.internal"
+
+
+def test_dev_lean_profile_drops_the_idle_costs(lean: Synth, dev: Synth) -> None:
+    """dev-lean (infra/README.md, "Monthly cost"): a NAT instance instead of a NAT gateway, Fargate Spot,
+    the smallest sizes, and no internal load balancer: the API calls the webserver by its discovery name."""
+    assert not lean.resources("AWS::EC2::NatGateway") and len(dev.resources("AWS::EC2::NatGateway")) == 1
+    (nat,) = lean.resources("AWS::EC2::Instance").values()
+    assert nat["Properties"]["InstanceType"] == "t4g.nano" and nat["Properties"]["SourceDestCheck"] is False
+    schemes = [lb["Properties"]["Scheme"] for lb in lean.resources("AWS::ElasticLoadBalancingV2::LoadBalancer").values()]
+    assert schemes == ["internet-facing"]  # the authenticated UI's (uiAuth=oidc), nothing internal
+    (fn,) = lean.resources("AWS::Lambda::Function", "api").values()
+    assert fn["Properties"]["Environment"]["Variables"]["DAGSTER_URL"] == "http://webserver.dev.canonical.internal:3000"
+    for service in lean.resources("AWS::ECS::Service").values():
+        assert service["Properties"]["CapacityProviderStrategy"] == [{"CapacityProvider": "FARGATE_SPOT", "Weight": 1}]
+        assert "LaunchType" not in service["Properties"]
+    webserver = next(s["Properties"] for s in lean.resources("AWS::ECS::Service").values()
+                     if s["Properties"]["ServiceName"] == "canonical-dev-dagster-webserver")
+    assert webserver["ServiceRegistries"]
+    (db,) = lean.resources("AWS::RDS::DBInstance").values()
+    assert db["Properties"]["DBInstanceClass"] == "db.t4g.micro"
+    sizes = {td["Properties"]["Family"]: td["Properties"]["Cpu"] for td in lean.resources("AWS::ECS::TaskDefinition").values()}
+    assert sizes["canonical-dev-dagster-webserver"] == sizes["canonical-dev-dagster-daemon"] == "256"
+    # Run links name the authenticated UI when no dagsterPublicUrl is given.
+    env = {e["Name"]: e["Value"] for e in _containers(lean)["code"]["Environment"]}
+    assert env["DAGSTER_PUBLIC_URL"] == "https://dagster.dev.example.com"
+
+
+@pytest.mark.parametrize(("context", "message"), [
+    ({"env": "prod", "profile": "dev-lean"}, "not for prod"),
+    ({"profile": "cheap"}, "must be one of standard, dev-lean"),
+    ({"uiAuth": "cognito"}, "needs uiDomainName, uiCertificateArn"),
+    ({"uiAuth": "oidc", "uiDomainName": "d.example.com", "uiCertificateArn": "arn:aws:acm:eu-west-1:111111111111:certificate/x"},
+     "needs uiOidcIssuer"),
+    ({"uiAuth": "cognito", "uiDomainName": "d.example.com", "uiCertificateArn": "my-cert"}, "ACM certificate ARN"),
+    ({"uiAuth": "basic"}, "must be one of none, cognito, oidc"),
+])
+def test_deployment_choices_are_checked_before_synthesis(context: dict[str, Any], message: str) -> None:
+    from canonical_infra.config import Config, ConfigError
+
+    class Node:
+        def try_get_context(self, key: str) -> Any:
+            return context.get(key)
+
+    with pytest.raises(ConfigError, match=message):
+        Config.from_context(Node())
