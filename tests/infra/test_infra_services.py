@@ -520,3 +520,44 @@ def test_deployment_choices_are_checked_before_synthesis(context: dict[str, Any]
 
     with pytest.raises(ConfigError, match=message):
         Config.from_context(Node())
+
+
+def test_the_code_server_command_serves_the_workspace_the_daemon_loads(dev: Synth, tmp_path: Path) -> None:
+    """The code container's command, run here as ECS would (on a free local port): its health check answers
+    and the daemon's workspace (infra/workspace.yaml, variables as the daemon gets them) loads every
+    definition from it over gRPC."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from pipeline_defs.devstack.processes import free_port, stop_group
+    from tests.infra.infra_synth import INFRA_DIR
+
+    port = str(free_port())
+    containers = _containers(dev)
+    command = [port if part == "4000" else "127.0.0.1" if part == "0.0.0.0" else part
+               for part in containers["code"]["Command"]]
+    health = containers["code"]["HealthCheck"]["Command"][1].replace("4000", port)
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    log = tmp_path / "code.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(command, cwd=INFRA_DIR.parent, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while subprocess.run(health, shell=True, env=env, capture_output=True).returncode != 0:
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(1)
+        daemon_env = {e["Name"]: e["Value"] for e in containers["daemon"]["Environment"] if isinstance(e["Value"], str)}
+        daemon_env |= {"DAGSTER_CODE_SERVER_HOST": "127.0.0.1", "DAGSTER_CODE_SERVER_PORT": port}
+        validated = subprocess.run(
+            [str(bin_dir / "dagster"), "definitions", "validate", "-w", str(INFRA_DIR / "workspace.yaml")],
+            cwd=tmp_path, env={**env, **daemon_env}, capture_output=True, text=True, timeout=120)
+        assert validated.returncode == 0, validated.stdout + validated.stderr
+        assert "Validation successful for code location canonical_pipeline" in validated.stdout + validated.stderr
+    finally:
+        stop_group(server, signal.SIGTERM, timeout=10)
