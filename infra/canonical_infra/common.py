@@ -54,7 +54,8 @@ def s3_bucket_arn(stack: Stack, bucket_name: str) -> str:
 
 
 def data_removal_policy(config: Config) -> RemovalPolicy:
-    """Data outlives a prod stack; a dev stack's tables go with it (buckets are always retained)."""
+    """Data outlives a prod stack (its named resources are adopted by a redeploy: infra/adopt.py); a dev
+    stack's data goes with it, so a destroyed dev deployment can be deployed again under the same names."""
     return RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
 
 

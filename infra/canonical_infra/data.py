@@ -66,10 +66,15 @@ class DataStack(Stack):
             alias=f"alias/{config.name('data')}",
             description="canonical-pipeline: raw/results objects and job notices",
             enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
+            # Prod keeps the key with the data it encrypts; a dev key goes with its buckets (7-day window).
+            removal_policy=data_removal_policy(config),
+            pending_window=None if config.is_prod else Duration.days(7),
         )
 
         self._buckets(config)
+        auto_delete = self.node.try_find_child("Custom::S3AutoDeleteObjectsCustomResourceProvider")
+        if auto_delete is not None:  # cfn-lint W3005: CDK orders its bucket-emptying handler after its role
+            lint_ignore(auto_delete.node.find_child("Handler"), "W3005")
         self._ingest_queue(config)
         self._jobs_table(config)
         self.notices_topic = sns.Topic(
@@ -105,7 +110,10 @@ class DataStack(Stack):
             "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
             "enforce_ssl": True,
             "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            "removal_policy": RemovalPolicy.RETAIN,  # a bucket is never deleted by a stack update or teardown
+            # Prod: a bucket outlives the stack (a redeploy adopts it: infra/adopt.py). Elsewhere it goes with
+            # the stack, emptied first, so destroy-then-deploy never meets a bucket of the same name.
+            "removal_policy": data_removal_policy(config),
+            "auto_delete_objects": not config.is_prod,
         }
         # Access logs of the other buckets, ALB access logs and Dagster compute logs. S3 server access
         # logging and ALB log delivery both require SSE-S3 on the target bucket.
