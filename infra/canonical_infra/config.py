@@ -121,6 +121,10 @@ class Config:
     db_multi_az: bool = False
     db_backup_retention_days: int = 7
     db_connections_alarm: int = 150
+    # Create the instance from this snapshot (the final one `cdk destroy` left): for a redeploy of prod
+    # after a destroy. Keep it set for that deployment from then on: CloudFormation replaces an instance
+    # whose DBSnapshotIdentifier is removed.
+    db_snapshot: str = ""
 
     # Dagster on ECS Fargate (cpu units / MiB)
     dagster_image: str = ""  # an image URI to use instead of building infra/Dockerfile
@@ -272,6 +276,7 @@ class Config:
             db_multi_az=_bool(ctx("dbMultiAz", is_prod), "dbMultiAz"),
             db_backup_retention_days=_int(ctx("dbBackupRetentionDays", 14 if is_prod else d.db_backup_retention_days),
                                           "dbBackupRetentionDays", minimum=1),
+            db_snapshot=str(ctx("dbSnapshot", "")).strip(),
             db_connections_alarm=_int(ctx("dbConnectionsAlarm", d.db_connections_alarm), "dbConnectionsAlarm", minimum=1),
             dagster_image=str(ctx("dagsterImage", "")),
             webserver_cpu=_int(ctx("webserverCpu", small), "webserverCpu", minimum=256),

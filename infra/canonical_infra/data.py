@@ -269,39 +269,56 @@ class DataStack(Stack):
                           removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY)
             for kind in exported_logs
         ]
-        self.database = rds.DatabaseInstance(
-            self, "Database",
-            instance_identifier=identifier,
-            engine=engine,
-            instance_type=ec2.InstanceType(config.db_instance_class),
-            vpc=vpc,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
-            security_groups=[self.database_sg],
-            port=POSTGRES_PORT,
-            credentials=rds.Credentials.from_generated_secret(
-                MASTER_USER, secret_name=config.name("db-master"), exclude_characters=SECRET_EXCLUDE_CHARACTERS),
-            parameter_group=parameters,
-            allocated_storage=config.db_allocated_storage_gib,
-            max_allocated_storage=config.db_max_allocated_storage_gib,
-            storage_type=rds.StorageType.GP3,
-            storage_encrypted=True,
-            multi_az=config.db_multi_az,
-            backup_retention=Duration.days(config.db_backup_retention_days),
-            preferred_backup_window="02:00-03:00",
-            preferred_maintenance_window="sun:03:30-sun:04:30",
-            deletion_protection=config.is_prod,
-            removal_policy=RemovalPolicy.SNAPSHOT,
-            auto_minor_version_upgrade=True,
-            cloudwatch_logs_exports=list(exported_logs),
-            publicly_accessible=False,
-            copy_tags_to_snapshot=True,
-            iam_authentication=True,  # RDS Proxy reaches the database with IAM (see the proxy below)
-        )
+        instance = {
+            "instance_identifier": identifier,
+            "engine": engine,
+            "instance_type": ec2.InstanceType(config.db_instance_class),
+            "vpc": vpc,
+            "vpc_subnets": ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
+            "security_groups": [self.database_sg],
+            "port": POSTGRES_PORT,
+            "parameter_group": parameters,
+            "allocated_storage": config.db_allocated_storage_gib,
+            "max_allocated_storage": config.db_max_allocated_storage_gib,
+            "storage_type": rds.StorageType.GP3,
+            "multi_az": config.db_multi_az,
+            "backup_retention": Duration.days(config.db_backup_retention_days),
+            "preferred_backup_window": "02:00-03:00",
+            "preferred_maintenance_window": "sun:03:30-sun:04:30",
+            "deletion_protection": config.is_prod,
+            "removal_policy": RemovalPolicy.SNAPSHOT,
+            "auto_minor_version_upgrade": True,
+            "cloudwatch_logs_exports": list(exported_logs),
+            "publicly_accessible": False,
+            "copy_tags_to_snapshot": True,
+            "iam_authentication": True,  # RDS Proxy reaches the database with IAM (see the proxy below)
+        }
+        if config.db_snapshot:
+            # Restoring after a destroy (infra/README.md, "Teardown and redeploy"): the final snapshot, opened
+            # with the master secret prod kept (adopted under this construct's name). The snapshot carries
+            # the data, the roles and their passwords, which the adopted user secrets still hold.
+            master = rds.DatabaseSecret(self, "MasterSecret", username=MASTER_USER,
+                                        secret_name=config.name("db-master"),
+                                        exclude_characters=SECRET_EXCLUDE_CHARACTERS)
+            master.apply_removal_policy(data_removal_policy(config))
+            self.database: rds.DatabaseInstanceBase = rds.DatabaseInstanceFromSnapshot(
+                self, "Database", snapshot_identifier=config.db_snapshot,
+                credentials=rds.SnapshotCredentials.from_secret(master), **instance)
+            suppress(self.database, "RDS2", "Restored from the final snapshot of an encrypted instance: the "
+                     "restored storage is encrypted with the snapshot's key (RDS keeps a snapshot's encryption).")
+        else:
+            self.database = rds.DatabaseInstance(
+                self, "Database",
+                credentials=rds.Credentials.from_generated_secret(
+                    MASTER_USER, secret_name=config.name("db-master"), exclude_characters=SECRET_EXCLUDE_CHARACTERS),
+                storage_encrypted=True,
+                **instance,
+            )
+            # In prod the credentials outlive the stack, like the final snapshot they open.
+            self.database.node.find_child("Secret").apply_removal_policy(data_removal_policy(config))
         for group in log_groups:
             self.database.node.add_dependency(group)
         self.master_secret: secretsmanager.ISecret = self.database.secret  # type: ignore[assignment]
-        # In prod the credentials outlive the stack, like the final snapshot they open.
-        self.database.node.find_child("Secret").apply_removal_policy(data_removal_policy(config))
 
         rotation = {
             "automatically_after": ROTATION_PERIOD,

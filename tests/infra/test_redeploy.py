@@ -141,3 +141,20 @@ def test_adopt_needs_a_synthesized_assembly(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         adopt.main(["--cdk-out", str(tmp_path)])
     assert (INFRA_DIR / "adopt.py").exists()
+
+
+def test_prod_redeployed_after_a_destroy_restores_the_final_snapshot(tmp_path_factory: pytest.TempPathFactory,
+                                                                     lambda_asset: str) -> None:
+    """-c dbSnapshot=<final snapshot>: the instance comes back with the data (and the roles' passwords, which
+    the adopted user secrets hold), opened by the kept master secret, which adopt.py can import."""
+    from tests.infra.infra_synth import synthesize
+
+    synth = synthesize(tmp_path_factory.mktemp("cdk-restore"), env="prod", lambdaAsset=lambda_asset,
+                       dbSnapshot="canonical-prod-db-final")
+    (db,) = synth.resources("AWS::RDS::DBInstance").values()
+    assert db["Properties"]["DBSnapshotIdentifier"] == "canonical-prod-db-final"
+    assert db["Properties"]["DBInstanceIdentifier"] == "canonical-prod-db" and "MasterUsername" not in db["Properties"]
+    (master_id,) = [k for k, r in synth.resources("AWS::SecretsManager::Secret", "data").items()
+                    if r["Properties"].get("Name") == "canonical-prod-db-master"]
+    assert master_id in json.dumps(db["Properties"]["MasterUserPassword"])
+    assert _adoptable(synth)[master_id] == "canonical-prod-db-master"
