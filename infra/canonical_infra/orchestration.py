@@ -19,6 +19,8 @@ from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_servicediscovery as servicediscovery
@@ -53,6 +55,7 @@ DOCKER_CONTEXT = [
     "**/__pycache__", "**/*.pyc",
 ]
 DB_SETUP_TRIGGER = Path(__file__).with_name("db_setup_trigger.py")  # inlined into the template
+RESTART_ON_ROTATION = Path(__file__).with_name("restart_on_rotation.py")  # inlined too
 RUN_FAMILY = "dagster-run"
 WEBSERVER_HEALTH_CHECK = elbv2.HealthCheck(path="/server_info", healthy_http_codes="200",
                                            interval=Duration.seconds(30))
@@ -214,6 +217,7 @@ class OrchestrationStack(Stack):
         self._db_setup_trigger(groups.dagster_tasks,
                                before=[self.code_service, self.daemon_service, self.webserver_service])
 
+        self._restart_services_on_rotation()
         self._nag_suppressions()
         self._outputs()
 
@@ -476,6 +480,40 @@ class OrchestrationStack(Stack):
                  findings=[f"Policy::{MANAGED_POLICY_PREFIX}AWSLambdaBasicExecutionRole"])
         suppress(trigger, "IAM5", "db-setup tasks of this cluster (task IDs are generated) and every revision "
                  "of the db-setup task definition.", findings=[f"Resource::{cluster_tasks}", f"Resource::{setup_family}"])
+
+    def _restart_services_on_rotation(self) -> None:
+        """A successful rotation of a secret the services inject starts fresh tasks of those services
+        (restart_on_rotation.py says why): the first month, and every month after, keeps working."""
+        services = [self.code_service, self.daemon_service, self.webserver_service]
+        injected = [self.data.writer_secret, self.data.dagster_secret]  # what code, daemon, webserver hold
+        restart = lambda_.Function(
+            self, "RestartOnRotation",
+            description="Starts fresh Dagster service tasks after their database secret rotated",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            handler="index.handler",
+            code=lambda_.Code.from_inline(RESTART_ON_ROTATION.read_text()),
+            timeout=Duration.minutes(1),
+            log_group=log_group(self, "RestartOnRotationLogs", self.config),
+            environment={"CLUSTER": self.cluster_name,
+                         "SERVICES": ",".join(self.config.name(n) for n in ("dagster-code", "dagster-daemon",
+                                                                             "dagster-webserver"))},
+        )
+        restart.add_to_role_policy(iam.PolicyStatement(
+            sid="RestartServices", actions=["ecs:UpdateService"], resources=[s.service_arn for s in services]))
+        events.Rule(
+            self, "SecretRotated",
+            description="A database secret of the Dagster services rotated",
+            event_pattern=events.EventPattern(
+                source=["aws.secretsmanager"],
+                detail_type=["AWS Service Event via CloudTrail"],
+                detail={"eventSource": ["secretsmanager.amazonaws.com"], "eventName": ["RotationSucceeded"],
+                        "additionalEventData": {"SecretId": [secret.secret_arn for secret in injected]}},
+            ),
+            targets=[targets.LambdaFunction(restart, retry_attempts=4)],
+        )
+        lint_ignore(restart, "W3005")  # cfn-lint: CDK orders the function after its role explicitly
+        suppress(restart, "IAM4", "The restart function writes its own logs through AWSLambdaBasicExecutionRole.",
+                 findings=[f"Policy::{MANAGED_POLICY_PREFIX}AWSLambdaBasicExecutionRole"])
 
     # -- nag and outputs ----------------------------------------------------------------------------
 

@@ -280,7 +280,7 @@ def test_db_setup_runs_during_deploy_before_the_services(dev: Synth) -> None:
     for service in dev.resources("AWS::ECS::Service").values():
         assert trigger_id in service["DependsOn"]
     (fn,) = [r for r in template.values() if r["Type"] == "AWS::Lambda::Function"
-             and "CLUSTER" in r["Properties"].get("Environment", {}).get("Variables", {})]
+             and "TASK_DEFINITION" in r["Properties"].get("Environment", {}).get("Variables", {})]
     assert fn["Properties"]["Environment"]["Variables"]["TASK_DEFINITION"] == {"Ref": setup_td}
 
 
@@ -561,3 +561,41 @@ def test_the_code_server_command_serves_the_workspace_the_daemon_loads(dev: Synt
         assert "Validation successful for code location canonical_pipeline" in validated.stdout + validated.stderr
     finally:
         stop_group(server, signal.SIGTERM, timeout=10)
+
+
+def test_the_services_restart_after_a_secret_they_hold_rotates(dev: Synth) -> None:
+    """ECS injects secrets at task start and multi-user rotation keeps old credentials valid for one more
+    period only: every successful rotation of the writer or dagster secret starts fresh service tasks."""
+    resources = dev.templates["orchestration"]["Resources"]
+    (rule,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+    pattern = rule["EventPattern"]
+    assert pattern["detail"]["eventName"] == ["RotationSucceeded"]
+    secrets = {json.dumps(s) for s in pattern["detail"]["additionalEventData"]["SecretId"]}
+    injected = {json.dumps(s["ValueFrom"]) for name, c in _containers(dev).items()
+                if name in ("code", "daemon", "webserver") for s in c["Secrets"]}
+    assert secrets == injected and len(secrets) == 2
+    (target,) = rule["Targets"]
+    function_id = target["Arn"]["Fn::GetAtt"][0]
+    env = resources[function_id]["Properties"]["Environment"]["Variables"]
+    services = {s["Properties"]["ServiceName"] for s in dev.resources("AWS::ECS::Service").values()}
+    assert set(env["SERVICES"].split(",")) == services and env["CLUSTER"] == "canonical-dev-dagster"
+    role = resources[function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+    (policy,) = [p["Properties"] for p in resources.values() if p["Type"] == "AWS::IAM::Policy"
+                 and {"Ref": role} in p["Properties"]["Roles"]]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "ecs:UpdateService" and len(statement["Resource"]) == 3
+
+
+def test_restart_on_rotation_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("CLUSTER", "canonical-dev-dagster")
+    monkeypatch.setenv("SERVICES", "canonical-dev-dagster-code,canonical-dev-dagster-daemon")
+    from canonical_infra import restart_on_rotation
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(restart_on_rotation, "ecs", type("Ecs", (), {"update_service": lambda self, **kw: calls.append(kw)})())
+    event = {"detail": {"eventName": "RotationSucceeded", "additionalEventData": {"SecretId": "arn:...:writer"}}}
+    assert restart_on_rotation.handler(event, None) == {"restarted": ["canonical-dev-dagster-code",
+                                                                      "canonical-dev-dagster-daemon"]}
+    assert calls == [{"cluster": "canonical-dev-dagster", "service": s, "forceNewDeployment": True}
+                     for s in ("canonical-dev-dagster-code", "canonical-dev-dagster-daemon")]
