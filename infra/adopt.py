@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import boto3
-
 from canonical_infra.adopt import AccountLookup, AdoptError, read_templates, resource_mappings, write_mappings
 
 # Import order: a stack before the stacks that reference it.
