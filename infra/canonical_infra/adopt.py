@@ -70,9 +70,9 @@ def adoptable_resources(stack: str, template: Mapping[str, Any]) -> list[Adoptab
 
 def _encrypts_a_retained_bucket(key_id: str, resources: Mapping[str, Any]) -> bool:
     for resource in resources.values():
-        if resource["Type"] == "AWS::S3::Bucket" and resource.get("DeletionPolicy") in RETAINED:
-            if f'"{key_id}"' in json.dumps(resource.get("Properties", {}).get("BucketEncryption", {})):
-                return True
+        if (resource["Type"] == "AWS::S3::Bucket" and resource.get("DeletionPolicy") in RETAINED
+                and f'"{key_id}"' in json.dumps(resource.get("Properties", {}).get("BucketEncryption", {}))):
+            return True
     return False
 
 

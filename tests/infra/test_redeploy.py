@@ -67,7 +67,7 @@ def test_a_retained_resource_under_a_name_adopt_cannot_import_is_refused() -> No
 
     template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic", "DeletionPolicy": "Retain",
                                         "Properties": {"TopicName": "canonical-prod-x"}}}}
-    with pytest.raises(AdoptError, match="Topic .*fixed name"):
+    with pytest.raises(AdoptError, match=r"Topic .*fixed name"):
         adoptable_resources("Canonical-Prod-Data", template)
 
 
