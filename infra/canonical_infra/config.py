@@ -127,7 +127,8 @@ class Config:
     db_snapshot: str = ""
 
     # Dagster on ECS Fargate (cpu units / MiB)
-    dagster_image: str = ""  # an image URI to use instead of building infra/Dockerfile
+    dagster_image: str = ""  # an image URI to use instead of building infra/Dockerfile (its `code` target)
+    dagster_system_image: str = ""  # the same for its `system` target (webserver, daemon); default: dagster_image
     webserver_cpu: int = 512
     webserver_memory: int = 1024
     daemon_cpu: int = 512
@@ -279,6 +280,7 @@ class Config:
             db_snapshot=str(ctx("dbSnapshot", "")).strip(),
             db_connections_alarm=_int(ctx("dbConnectionsAlarm", d.db_connections_alarm), "dbConnectionsAlarm", minimum=1),
             dagster_image=str(ctx("dagsterImage", "")),
+            dagster_system_image=str(ctx("dagsterSystemImage", "")),
             webserver_cpu=_int(ctx("webserverCpu", small), "webserverCpu", minimum=256),
             webserver_memory=_int(ctx("webserverMemory", d.webserver_memory), "webserverMemory", minimum=512),
             daemon_cpu=_int(ctx("daemonCpu", small), "daemonCpu", minimum=256),

@@ -45,13 +45,22 @@ from canonical_infra.network import (
 )
 from canonical_infra.ui_auth import add_authenticated_ui
 
-# The Docker build context is the repository root, reduced to what the image needs (an allow-list in
-# .dockerignore syntax), so the asset hash changes only when the image would.
-DOCKER_CONTEXT = [
+# The Docker build contexts are the repository root, reduced to what each image needs (allow-lists in
+# .dockerignore syntax), so an asset's hash changes only when its image would. The system image
+# (webserver, daemon) holds no code of ours but the entrypoint's secrets module: a code change does not
+# touch it, so a code deploy never restarts the daemon.
+CODE_CONTEXT = [
     "*",
     "!pyproject.toml", "!uv.lock", "!README.md", "!workspace.yaml",
     "!pipeline_defs", "!assets", "!sensors", "!resources", "!api",
     "!infra/Dockerfile", "!infra/dagster.yaml", "!infra/workspace.yaml", "!infra/docker",
+    "**/__pycache__", "**/*.pyc",
+]
+SYSTEM_CONTEXT = [
+    "*",
+    "!pyproject.toml", "!uv.lock",
+    "!infra/Dockerfile", "!infra/dagster.yaml", "!infra/workspace.yaml", "!infra/docker/entrypoint.py",
+    "!resources/__init__.py", "!resources/secrets.py",
     "**/__pycache__", "**/*.pyc",
 ]
 DB_SETUP_TRIGGER = Path(__file__).with_name("db_setup_trigger.py")  # inlined into the template
@@ -102,7 +111,7 @@ class OrchestrationStack(Stack):
             ),
         )
         self.logs = log_group(self, "DagsterLogs", config, name=config.log_group_name("dagster"))
-        self.image = self._image(config)
+        self.image, self.system_image = self._images(config)
 
         self.namespace_name = f"{config.env_name}.canonical.internal"
         # The internal load balancer: the API Lambda's way to Dagster's GraphQL endpoint. Without it
@@ -159,7 +168,7 @@ class OrchestrationStack(Stack):
         daemon_task = self._task_definition("DaemonTask", "dagster-daemon", config.daemon_cpu,
                                             config.daemon_memory, self.daemon_role)
         self._container(daemon_task, "daemon", ["dagster-daemon", "run", "-w", WORKSPACE],
-                        secrets=("dagster",), launches_runs=True,
+                        secrets=("dagster",), launches_runs=True, system=True,
                         # A daemon whose heartbeats stopped (a hung sensor thread, a lost database) is
                         # marked unhealthy and replaced by ECS.
                         health_check=ecs.HealthCheck(
@@ -178,7 +187,7 @@ class OrchestrationStack(Stack):
         webserver = self._container(
             webserver_task, "webserver",
             ["dagster-webserver", "-h", "0.0.0.0", "-p", str(DAGSTER_WEBSERVER_PORT), "-w", WORKSPACE],
-            secrets=("dagster",), launches_runs=True,
+            secrets=("dagster",), launches_runs=True, system=True,
         )
         webserver.add_port_mappings(ecs.PortMapping(container_port=DAGSTER_WEBSERVER_PORT))
         self._grant_run_launching(self.webserver_role, launch=False)
@@ -247,26 +256,39 @@ class OrchestrationStack(Stack):
             **kwargs,
         )
 
-    def _image(self, config: Config) -> ecs.ContainerImage:
-        """`dagsterImage` from context (an ECR URI `<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>`
-        or any registry URI), else the image built from infra/Dockerfile at deploy time."""
-        uri = config.dagster_image
-        if not uri:
-            asset = ecr_assets.DockerImageAsset(
-                self, "DagsterImage",
-                directory=str(REPO_ROOT),
-                file="infra/Dockerfile",
-                platform=ecr_assets.Platform.LINUX_AMD64,
-                exclude=DOCKER_CONTEXT,
-                ignore_mode=IgnoreMode.DOCKER,
-            )
-            self.image_identity = asset.asset_hash  # a literal at synthesis: changes exactly when the image does
-            return ecs.ContainerImage.from_docker_image_asset(asset)
-        self.image_identity = uri
+    def _images(self, config: Config) -> tuple[ecs.ContainerImage, ecs.ContainerImage]:
+        """(code image, system image). `dagsterImage` from context (an ECR URI
+        `<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>` or any registry URI) replaces the code
+        image, `dagsterSystemImage` the system image (else the code image serves both); otherwise both
+        are built from infra/Dockerfile at deploy time, as its two targets."""
+        if not config.dagster_image:
+            code = self._docker_asset("DagsterImage", "code", CODE_CONTEXT)
+            self.image_identity = code.asset_hash  # a literal at synthesis: changes exactly when the image does
+            system = self._docker_asset("DagsterSystemImage", "system", SYSTEM_CONTEXT)
+            return (ecs.ContainerImage.from_docker_image_asset(code),
+                    ecs.ContainerImage.from_docker_image_asset(system))
+        self.image_identity = config.dagster_image
+        code_image = self._registry_image("ImageRepository", config.dagster_image)
+        if not config.dagster_system_image:
+            return code_image, code_image
+        return code_image, self._registry_image("SystemImageRepository", config.dagster_system_image)
+
+    def _docker_asset(self, id: str, target: str, context: list[str]) -> ecr_assets.DockerImageAsset:
+        return ecr_assets.DockerImageAsset(
+            self, id,
+            directory=str(REPO_ROOT),
+            file="infra/Dockerfile",
+            target=target,
+            platform=ecr_assets.Platform.LINUX_AMD64,
+            exclude=context,
+            ignore_mode=IgnoreMode.DOCKER,
+        )
+
+    def _registry_image(self, id: str, uri: str) -> ecs.ContainerImage:
         if ".dkr.ecr." in uri:  # ECR: the execution role is granted the pull
             path = uri.split("/", 1)[1]
             name, _, tag = path.partition(":")
-            repo = ecr.Repository.from_repository_name(self, "ImageRepository", name)
+            repo = ecr.Repository.from_repository_name(self, id, name)
             return ecs.ContainerImage.from_ecr_repository(repo, tag or "latest")
         return ecs.ContainerImage.from_registry(uri)
 
@@ -293,7 +315,7 @@ class OrchestrationStack(Stack):
         )
 
     def _container(self, task: ecs.FargateTaskDefinition, name: str, command: list[str], *,
-                   secrets: tuple[str, ...], launches_runs: bool = False,
+                   secrets: tuple[str, ...], launches_runs: bool = False, system: bool = False,
                    health_check: ecs.HealthCheck | None = None) -> ecs.ContainerDefinition:
         """A container of the Dagster image. Database credentials arrive as whole secrets (JSON) that
         the image's entrypoint turns into DATABASE_URL & co.; the rest is plain configuration."""
@@ -307,7 +329,7 @@ class OrchestrationStack(Stack):
         return task.add_container(
             name,
             container_name=name,
-            image=self.image,
+            image=self.system_image if system else self.image,
             command=command,
             essential=True,
             environment=self.environment(launches_runs=launches_runs),

@@ -163,6 +163,27 @@ def test_entrypoint_turns_secrets_into_urls() -> None:
     assert env["PATH"] == "/usr/bin"
 
 
+def test_the_entrypoint_runs_with_only_what_the_system_image_holds(tmp_path: Path) -> None:
+    """The system image (webserver, daemon) has Python's standard library, the entrypoint and
+    resources/secrets.py of ours: the entrypoint must need nothing else (run here without site-packages)."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = INFRA_DIR.parent
+    for relative in ("infra/docker/entrypoint.py", "resources/__init__.py", "resources/secrets.py"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / relative, tmp_path / relative)
+    secret = json.dumps({"username": "dagster", "password": "pw", "host": "db", "port": 5432, "dbname": "dagster"})
+    done = subprocess.run(
+        [sys.executable, "-S", str(tmp_path / "infra/docker/entrypoint.py"),
+         sys.executable, "-S", "-c", "import os; print(os.environ['DAGSTER_DATABASE_URL'])"],
+        env={"PYTHONPATH": str(tmp_path), "DAGSTER_DATABASE_SECRET": secret, "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "postgresql://dagster:pw@db:5432/dagster?sslmode=require"
+
+
 def test_in_the_image_the_urls_verify_the_server_with_the_rds_ca_bundle(tmp_path: Path) -> None:
     """The image fetches the RDS CA bundle when it is built and names it in DATABASE_CA_BUNDLE; the
     entrypoint's URLs then verify the server's certificate and name (`require` encrypts only)."""

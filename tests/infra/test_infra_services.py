@@ -26,22 +26,51 @@ def _containers(synth: Synth) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_dagster_image_is_built_from_the_infra_dockerfile(dev: Synth) -> None:
-    (image,) = dev.assets_manifest("orchestration")["dockerImages"].values()
-    assert image["source"]["dockerFile"] == "infra/Dockerfile"
-    assert image["source"]["platform"] == "linux/amd64"
-    # Synthesis only stages the build context (no Docker here): exactly what the image needs.
-    context = dev.outdir / image["source"]["directory"]
-    staged = {p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file()}
+def _staged(synth: Synth, image: dict[str, Any]) -> set[str]:
+    context = synth.outdir / image["source"]["directory"]
+    return {p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file()}
+
+
+def test_dagster_images_are_built_from_the_infra_dockerfile(dev: Synth) -> None:
+    """Two targets of infra/Dockerfile: `code` (our packages: code server, runs, db-setup) and `system`
+    (webserver, daemon: no code of ours but the entrypoint's secrets module), each from an allow-listed
+    context, so a code change changes the code image alone and a code deploy never restarts the daemon."""
+    images = {image["source"]["dockerBuildTarget"]: image
+              for image in dev.assets_manifest("orchestration")["dockerImages"].values()}
+    assert set(images) == {"code", "system"}
+    for image in images.values():
+        assert image["source"]["dockerFile"] == "infra/Dockerfile"
+        assert image["source"]["platform"] == "linux/amd64"
+    # Synthesis only stages the build contexts (no Docker here): exactly what each image needs.
+    code = _staged(dev, images["code"])
     for needed in ("pyproject.toml", "uv.lock", "README.md", "workspace.yaml", "infra/Dockerfile",
-                   "infra/dagster.yaml", "infra/workspace.yaml", "infra/docker/entrypoint.py", "infra/docker/db_setup.py",
-                   "resources/settings.py"):
-        assert needed in staged, needed
-    assert not [p for p in staged if p.startswith((".venv/", "tests/", ".git/", "infra/canonical_infra/", "dist/"))
+                   "infra/dagster.yaml", "infra/workspace.yaml", "infra/docker/entrypoint.py",
+                   "infra/docker/db_setup.py", "resources/settings.py", "pipeline_defs/definitions.py"):
+        assert needed in code, needed
+    assert not [p for p in code if p.startswith((".venv/", "tests/", ".git/", "infra/canonical_infra/", "dist/"))
                 or "__pycache__" in p]
-    # Every container runs that image.
-    for container in _containers(dev).values():
-        assert "dkr.ecr" in json.dumps(container["Image"]) and image["destinations"], container["Name"]
+    assert _staged(dev, images["system"]) == {
+        "pyproject.toml", "uv.lock", "infra/Dockerfile", "infra/dagster.yaml", "infra/workspace.yaml",
+        "infra/docker/entrypoint.py", "resources/__init__.py", "resources/secrets.py"}
+    # The webserver and daemon run the system image; everything else the code image.
+    hashes = {target: image["source"]["directory"].removeprefix("asset.") for target, image in images.items()}
+    for name, container in _containers(dev).items():
+        target = "system" if name in ("webserver", "daemon") else "code"
+        assert hashes[target] in json.dumps(container["Image"]), name
+    dockerfile = (INFRA_DIR / "Dockerfile").read_text()
+    assert "FROM runtime AS system" in dockerfile and dockerfile.rstrip().splitlines()[-1].startswith("CMD")
+    assert dockerfile.index("AS system") < dockerfile.index("AS code")  # `code` is the default (last) target
+
+
+def test_a_code_change_leaves_the_system_image_alone(dev: Synth, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The asset hashes are computed from the staged contexts: a change to our packages reaches the code
+    image's context only."""
+    images = {image["source"]["dockerBuildTarget"]: set(_staged(dev, image))
+              for image in dev.assets_manifest("orchestration")["dockerImages"].values()}
+    ours = [p for p in images["code"] if p.startswith(("pipeline_defs/", "assets/", "sensors/", "api/"))]
+    assert ours and not [p for p in ours if p in images["system"]]
+    assert not [p for p in images["system"] if p.startswith("resources/") and p not in
+                ("resources/__init__.py", "resources/secrets.py")]
 
 
 def test_dagster_image_can_come_from_ecr_instead(tmp_path_factory: pytest.TempPathFactory, lambda_asset: str) -> None:
