@@ -4,8 +4,9 @@ schedule ticks, run queue, run monitoring, retries), one Fargate task per run, a
 task. As in Dagster's own `deploy_ecs` example, the webserver and the daemon load no user code: they
 reach it over gRPC, so a code deploy replaces the code server alone and the daemon keeps ticking.
 
-All of them run the image built from `infra/Dockerfile` (the locked dependencies) with
-`infra/dagster.yaml` as the instance configuration. Each has its own task role holding only what it
+They run the two targets of `infra/Dockerfile` (the locked dependencies, `infra/dagster.yaml` as the
+instance configuration): `code` (our packages) for the code server, run tasks and db-setup; `system`
+(none of our packages) for the webserver and daemon. Each has its own task role holding only what it
 does: see `_grant_data_access` and `_grant_run_launching`.
 """
 

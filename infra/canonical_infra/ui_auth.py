@@ -20,6 +20,7 @@ from aws_cdk import aws_s3 as s3
 
 from canonical_infra.common import suppress
 from canonical_infra.config import Config
+from canonical_infra.network import DAGSTER_WEBSERVER_PORT
 
 # How long a signed-in browser session lasts before the ALB asks the provider again.
 SESSION_TIMEOUT = Duration.hours(12)
@@ -48,7 +49,7 @@ def add_authenticated_ui(stack: Stack, config: Config, *, vpc: ec2.IVpc, group: 
     webserver = elbv2.ApplicationTargetGroup(
         stack, "DagsterUiWebserver",
         vpc=vpc,
-        port=3000,
+        port=DAGSTER_WEBSERVER_PORT,
         protocol=elbv2.ApplicationProtocol.HTTP,
         targets=[target],
         health_check=health_check,
