@@ -466,11 +466,7 @@ class OrchestrationStack(Stack):
         trigger = triggers.TriggerFunction(
             self, "DbSetupTrigger",
             description="Runs the db-setup ECS task during deployment and waits for it",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            handler="index.handler",
-            code=lambda_.Code.from_inline(DB_SETUP_TRIGGER.read_text()),
-            timeout=Duration.minutes(15),
-            log_group=log_group(self, "DbSetupTriggerLogs", self.config),
+            **self._inline_handler(DB_SETUP_TRIGGER, "DbSetupTriggerLogs", Duration.minutes(15)),
             environment={
                 # The image's identity as a literal: the function's version hash includes its environment,
                 # so a new image makes a new version and the trigger runs db-setup again (the task
@@ -504,6 +500,12 @@ class OrchestrationStack(Stack):
         suppress(trigger, "IAM5", "db-setup tasks of this cluster (task IDs are generated) and every revision "
                  "of the db-setup task definition.", findings=[f"Resource::{cluster_tasks}", f"Resource::{setup_family}"])
 
+    def _inline_handler(self, source: Path, log_id: str, timeout: Duration) -> dict[str, object]:
+        """A small Python handler inlined into the template (boto3 only, from the runtime), its own logs."""
+        return {"runtime": lambda_.Runtime.PYTHON_3_14, "handler": "index.handler",
+                "code": lambda_.Code.from_inline(source.read_text()), "timeout": timeout,
+                "log_group": log_group(self, log_id, self.config)}
+
     def _restart_services_on_rotation(self) -> None:
         """A successful rotation of a secret the services inject starts fresh tasks of those services
         (restart_on_rotation.py says why): the first month, and every month after, keeps working."""
@@ -512,11 +514,7 @@ class OrchestrationStack(Stack):
         restart = lambda_.Function(
             self, "RestartOnRotation",
             description="Starts fresh Dagster service tasks after their database secret rotated",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            handler="index.handler",
-            code=lambda_.Code.from_inline(RESTART_ON_ROTATION.read_text()),
-            timeout=Duration.minutes(1),
-            log_group=log_group(self, "RestartOnRotationLogs", self.config),
+            **self._inline_handler(RESTART_ON_ROTATION, "RestartOnRotationLogs", Duration.minutes(1)),
             environment={"CLUSTER": self.cluster_name,
                          "SERVICES": ",".join(self.config.name(n) for n in ("dagster-code", "dagster-daemon",
                                                                              "dagster-webserver"))},
