@@ -43,8 +43,14 @@ CUSTOMER_PARAMS = {"metric": "revenue", "group_by": "industry"}
 LONG_QUERY = "SELECT count(*) AS n FROM generate_series(1, 100000) a, generate_series(1, 100000) b"
 
 
+# Waits are upper bounds, not expectations: each returns as soon as its condition holds, so they are set
+# for a shared, busy 2-core machine (run and step processes start several times slower there).
+PATIENCE = 4
+
+
 def _wait(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.5,
           alive: Callable[[], None] | None = None) -> Any:
+    timeout *= PATIENCE
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
