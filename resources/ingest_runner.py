@@ -19,8 +19,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from resources.canonical.mapping import CHANGE_TIME_KEYS, map_record
 from resources.canonical.model import CanonicalRecord, Refusal
 from resources.ingest_registry import FileRow, mark_failed, mark_loaded, start_loading
-from resources.loader import FileLoadResult, load_records
-from resources.parsing import DocumentInfo, MalformedLine, ParseError, iter_records
+from resources.loader import ChunkedMergeRefused, FileLoadResult, load_records
+from resources.parsing import TAIL_BYTES, DocumentInfo, MalformedLine, ParseError, iter_records
 
 # Conflicts another transaction caused, gone once it commits: the file's transaction is run again.
 TRANSIENT_ERRORS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.LockNotAvailable)
@@ -55,6 +55,12 @@ def _open_body(s3: Any, bucket: str, file: FileRow) -> IO[bytes]:
         if code in ("NoSuchKey", "404"):
             raise FileUnavailable("the object no longer exists in the bucket") from exc
         raise
+
+
+def _read_tail(s3: Any, bucket: str, file: FileRow) -> bytes:
+    """The object's last TAIL_BYTES (all of it when smaller), the registered version only."""
+    return s3.get_object(Bucket=bucket, Key=file.s3_key, IfMatch=file.etag,
+                         Range=f"bytes=-{TAIL_BYTES}")["Body"].read()
 
 
 def _mapped(source: str, records: Iterator[Any],
@@ -96,12 +102,28 @@ def ingest_file(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, r
 
 def _load(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, run_id: str,
           change_time_keys: tuple[str, ...]) -> FileLoadResult:
+    try:
+        return _load_once(conn, s3, bucket, file, run_id, change_time_keys, chunked=True)
+    except ChunkedMergeRefused:
+        # Rolled back: this file must be merged whole (rare: see resources/loader.py).
+        return _load_once(conn, s3, bucket, file, run_id, change_time_keys, chunked=False)
+
+
+def _load_once(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, run_id: str,
+               change_time_keys: tuple[str, ...], *, chunked: bool) -> FileLoadResult:
     info = DocumentInfo()
+
+    def early_file_at() -> datetime | None:
+        known, export_date = info.early()
+        return (export_date or file.last_modified or file.discovered_at) if known else None
+
     with conn.transaction():
-        records = iter_records(file.s3_key, lambda: _open_body(s3, bucket, file), info)
+        records = iter_records(file.s3_key, lambda: _open_body(s3, bucket, file), info,
+                               read_tail=(lambda: _read_tail(s3, bucket, file)) if chunked else None)
         result = load_records(conn, _mapped(file.source_system or "", records, change_time_keys),
                               file_id=file.file_id, attempt=file.attempt, source_key=file.s3_key,
-                              run_id=run_id, file_at=lambda: file_time(file, info))
+                              run_id=run_id, file_at=lambda: file_time(file, info),
+                              early_file_at=early_file_at if chunked else None)
         mark_loaded(conn, file.file_id, result.as_dict(), file_time(file, info))
     return result
 
