@@ -20,7 +20,14 @@ from resources.canonical.mapping import CHANGE_TIME_KEYS, map_record
 from resources.canonical.model import CanonicalRecord, Refusal
 from resources.ingest_registry import FileRow, mark_failed, mark_loaded, start_loading
 from resources.loader import ChunkedMergeRefused, FileLoadResult, load_records
-from resources.parsing import TAIL_BYTES, DocumentInfo, MalformedLine, ParseError, iter_records
+from resources.parsing import (
+    NDJSON_SUFFIXES,
+    TAIL_BYTES,
+    DocumentInfo,
+    MalformedLine,
+    ParseError,
+    iter_records,
+)
 
 # Conflicts another transaction caused, gone once it commits: the file's transaction is run again.
 TRANSIENT_ERRORS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.LockNotAvailable)
@@ -63,11 +70,12 @@ def _read_tail(s3: Any, bucket: str, file: FileRow) -> bytes:
                          Range=f"bytes=-{TAIL_BYTES}")["Body"].read()
 
 
-def _mapped(source: str, records: Iterator[Any],
-            change_time_keys: tuple[str, ...]) -> Iterator[CanonicalRecord | Refusal | MalformedLine]:
+def _mapped(source: str, records: Iterator[Any], change_time_keys: tuple[str, ...],
+            json_types_only: bool) -> Iterator[CanonicalRecord | Refusal | MalformedLine]:
     for record in records:
         yield (record if isinstance(record, MalformedLine)
-               else map_record(source, record, change_time_keys))  # type: ignore[arg-type]
+               else map_record(source, record, change_time_keys,  # type: ignore[arg-type]
+                               json_types_only=json_types_only))
 
 
 def file_time(file: FileRow, info: DocumentInfo) -> datetime:
@@ -120,7 +128,10 @@ def _load_once(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, ru
     with conn.transaction():
         records = iter_records(file.s3_key, lambda: _open_body(s3, bucket, file), info,
                                read_tail=(lambda: _read_tail(s3, bucket, file)) if chunked else None)
-        result = load_records(conn, _mapped(file.source_system or "", records, change_time_keys),
+        # ijson builds JSON types only (Decimal for non-integers); NDJSON's json.loads also builds
+        # float NaN/Infinity, which only the json module path refuses as it should.
+        json_types_only = not file.s3_key.lower().endswith(NDJSON_SUFFIXES)
+        result = load_records(conn, _mapped(file.source_system or "", records, change_time_keys, json_types_only),
                               file_id=file.file_id, attempt=file.attempt, source_key=file.s3_key,
                               run_id=run_id, file_at=lambda: file_time(file, info),
                               early_file_at=early_file_at if chunked else None)
