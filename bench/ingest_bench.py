@@ -327,13 +327,13 @@ def run_with_retry(env: Env, fn: Any, label: str) -> list[dict]:
 # Scenario groups
 
 
-def ours_first_and_reload(env: Env, files: CrmFiles, *, loader: str = "resources", ddl: list[str] = (),  # type: ignore[assignment]
+def ours_first_and_reload(env: Env, files: CrmFiles, *, ddl: list[str] = (),  # type: ignore[assignment]
                           tag: str = "ours", label: str = "ours") -> list[dict]:
     env.reset_db(list(ddl))
     key = f"crm-data/bench-{files.records}.json"
     etag, size = upload(env, files.base, key)
     a = env.run(f"{tag}-first", {"scenario": "ours", "source": "s3", "endpoint_url": env.moto.endpoint_url,  # type: ignore[union-attr]
-                                 "bucket": BUCKET, "key": key, "etag": etag, "size": size, "loader": loader},
+                                 "bucket": BUCKET, "key": key, "etag": etag, "size": size},
                 label=f"{label}, first load", group="main")
     a["sizes_mb"] = env.sizes()
     # Steady state before a reload: autovacuum would have vacuumed and analyzed the freshly loaded
@@ -341,7 +341,7 @@ def ours_first_and_reload(env: Env, files: CrmFiles, *, loader: str = "resources
     env.admin("VACUUM (ANALYZE) canonical.entities", db=DB)
     etag2, size2 = upload(env, files.changed, key)  # same key, new version: new work
     b = env.run(f"{tag}-reload", {"scenario": "ours", "source": "s3", "endpoint_url": env.moto.endpoint_url,  # type: ignore[union-attr]
-                                  "bucket": BUCKET, "key": key, "etag": etag2, "size": size2, "loader": loader},
+                                  "bucket": BUCKET, "key": key, "etag": etag2, "size": size2},
                 label=f"{label}, reload 10% changed", group="main")
     return [a, b]
 
@@ -364,12 +364,11 @@ def peer_dlt(env: Env, files: CrmFiles) -> list[dict]:
     return [r]
 
 
-def local_first_load(env: Env, files: CrmFiles, name: str, label: str, group: str, ddl: list[str],
-                     loader: str = "resources") -> list[dict]:
+def local_first_load(env: Env, files: CrmFiles, name: str, label: str, group: str, ddl: list[str]) -> list[dict]:
     env.reset_db(ddl)
     r = env.run(name, {"scenario": "ours", "source": "local", "path": str(files.base),
-                       "key": f"crm-data/{files.base.name}", "etag": "local", "size": files.bytes_base,
-                       "loader": loader}, label=label, group=group)
+                       "key": f"crm-data/{files.base.name}", "etag": "local", "size": files.bytes_base},
+                label=label, group=group)
     r["sizes_mb"] = env.sizes()
     return [r]
 
