@@ -115,9 +115,9 @@ class Instrument:
                 inst.parse += clock() - t
                 yield rec
 
-        def timed_map(source: str, record: Any, *args: Any) -> Any:
+        def timed_map(source: str, record: Any, *args: Any, **kw: Any) -> Any:
             t = time.perf_counter()
-            out = real_map(source, record, *args)
+            out = real_map(source, record, *args, **kw)
             inst.map += time.perf_counter() - t
             return out
 
