@@ -96,7 +96,13 @@ class FileLoadResult:
 
 
 def _text(value: str | None) -> str:
-    return "\\N" if value is None else value.translate(_TEXT_ESCAPES)
+    if value is None:
+        return _NULL
+    # Four substring scans are ~4x cheaper than translate's per-character table lookups, and most
+    # values need no escape.
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_TEXT_ESCAPES)
+    return value
 
 
 def _num(value: Any) -> str:
