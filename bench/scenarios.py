@@ -74,6 +74,10 @@ def self_cpu_seconds() -> float:
 # Instrumentation of the real path, without changing it: module-level names in resources.ingest_runner
 # are wrapped (iter_records, map_record), and the connection's cursor_factory times each statement and
 # the COPY block. Overhead: four perf_counter calls and one generator frame per record (< 1 %).
+# The loader's producer (the calling thread: parse, map, format) and its worker (the connection: COPY,
+# merge) run at the same time, so the worker's rows ("db: …") overlap the producer's and do not add up
+# to the wall time; the loader's own phases are timed by wrapping _produce, _Merger.hand_over and
+# _Merger.finish.
 
 
 class Instrument:
@@ -85,6 +89,9 @@ class Instrument:
         self.copy_write = 0.0  # client blocked in Copy.write (sending to the server)
         self.copy_end = 0.0  # end of COPY: the server finishing the staging rows
         self.copy_block = 0.0  # the whole `with cur.copy(...)` block
+        self.produce = 0.0  # the loader's producer, first record to last hand-over
+        self.blocked = 0.0  # producer waiting to hand a chunk over (the worker still busy)
+        self.tail = 0.0  # waiting for the worker after the last record
         self.backend_pid: int | None = None
 
     def backend_cpu_now(self) -> float:
@@ -95,8 +102,8 @@ class Instrument:
 
         real_iter, real_map, inst = runner.iter_records, runner.map_record, self
 
-        def timed_iter_records(key: str, open_body: Any, *args: Any) -> Iterator[Any]:
-            it = real_iter(key, open_body, *args)
+        def timed_iter_records(key: str, open_body: Any, *args: Any, **kw: Any) -> Iterator[Any]:
+            it = real_iter(key, open_body, *args, **kw)
             clock = time.perf_counter
             while True:
                 t = clock()
@@ -108,29 +115,65 @@ class Instrument:
                 inst.parse += clock() - t
                 yield rec
 
-        def timed_map(source: str, record: Any, *args: Any) -> Any:
+        def timed_map(source: str, record: Any, *args: Any, **kw: Any) -> Any:
             t = time.perf_counter()
-            out = real_map(source, record, *args)
+            out = real_map(source, record, *args, **kw)
             inst.map += time.perf_counter() - t
             return out
 
         runner.iter_records = timed_iter_records
         runner.map_record = timed_map
+        self._time_loader_phases()
         self.backend_pid = conn.info.backend_pid
         conn.cursor_factory = _timed_cursor_class(self)
 
+    def _time_loader_phases(self) -> None:
+        from resources import loader
+
+        real_produce, real_hand_over, real_finish = loader._produce, loader._Merger.hand_over, loader._Merger.finish
+        inst = self
+
+        def produce(*args: Any, **kw: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return real_produce(*args, **kw)
+            finally:
+                inst.produce += time.perf_counter() - t
+
+        def hand_over(merger: Any, chunk: Any) -> None:
+            t = time.perf_counter()
+            try:
+                real_hand_over(merger, chunk)
+            finally:
+                inst.blocked += time.perf_counter() - t
+
+        def finish(merger: Any) -> None:
+            t = time.perf_counter()
+            try:
+                real_finish(merger)
+            finally:
+                inst.tail += time.perf_counter() - t
+
+        loader._produce = produce  # type: ignore[assignment]
+        loader._Merger.hand_over = hand_over  # type: ignore[method-assign]
+        loader._Merger.finish = finish  # type: ignore[method-assign]
+
     def breakdown(self, total: float) -> dict[str, float]:
-        """Seconds per phase; they add up to `total` (the rest is commit + Python between statements)."""
-        copy_python = self.copy_block - self.parse - self.map - self.copy_write - self.copy_end
+        """Seconds per phase. The producer's rows, the tail and "after the records" add up to `total`;
+        the "db: …" rows (the worker's COPY and statements, and the final merge when the file was merged
+        whole) overlap the producer's."""
+        format_python = self.produce - self.parse - self.map - self.blocked
         out = {
             "parse (read+ijson)": self.parse,
             "map+validate": self.map,
-            "COPY rows: format (loader Python)": max(copy_python, 0.0),
-            "COPY rows: client blocked sending": self.copy_write,
-            "COPY end: server finishing staging": self.copy_end,
+            "format COPY rows (loader Python)": max(format_python, 0.0),
+            "producer blocked handing a chunk over": self.blocked,
+            "tail: worker busy after the last record": self.tail,
+            "after the records: final merge if whole, refusals, outcome, commit":
+                max(total - self.produce - self.tail, 0.0),
+            "db: COPY staging (worker)": self.copy_block,
         }
-        out.update(self.statements)
-        out["commit + rest"] = max(total - sum(out.values()), 0.0)
+        out.update({f"db: {k}": v for k, v in self.statements.items()})
         return {k: round(v, 3) for k, v in out.items()}
 
 
@@ -151,6 +194,10 @@ _LABELS = (
     ("UPDATE ingest.files SET status = 'loaded'", "data_version + file outcome"),
     ("COPY ingest.rejected_records", "COPY refused records"),
     ("COPY staging_metrics", "time series"),
+    ("SELECT pg_advisory_xact_lock", "load lock"),
+    ("SELECT xmin::text FROM staging_entities", "claim source order"),
+    ("SELECT EXISTS (SELECT 1 FROM staging_entities s JOIN file_lost", "claim source order"),
+    ("TRUNCATE staging_entities", "empty staging after a chunk"),
 )
 
 
@@ -215,19 +262,17 @@ class _LocalS3:
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def get_object(self, Bucket: str, Key: str, IfMatch: str | None = None) -> dict:
-        return {"Body": open(self.path, "rb")}
+    def get_object(self, Bucket: str, Key: str, IfMatch: str | None = None, Range: str | None = None) -> dict:
+        body = open(self.path, "rb")  # noqa: SIM115 - the caller reads and drops it, as botocore's body
+        if Range is not None:  # only the suffix form the loader asks for: "bytes=-N"
+            body.seek(max(os.path.getsize(self.path) - int(Range.removeprefix("bytes=-")), 0))
+        return {"Body": body}
 
 
 def run_ours(spec: dict) -> dict:
     from resources.ingest_registry import FileObject, register_files
     from resources.ingest_runner import ingest_file
 
-    if spec.get("loader") == "proto":
-        import resources.ingest_runner as runner
-        from bench import loader_proto
-
-        runner.load_records = loader_proto.load_records
     if spec["source"] == "s3":
         from resources.aws import aws_client
         from resources.settings import Settings
@@ -247,7 +292,7 @@ def run_ours(spec: dict) -> dict:
             inst.install(conn)
         backend_pid = conn.info.backend_pid
         cpu0, bcpu0 = self_cpu_seconds(), proc_cpu_seconds(backend_pid)
-        log(f"ours: ingest_file {spec['key']} (source {spec['source']}, loader {spec.get('loader', 'resources')})")
+        log(f"ours: ingest_file {spec['key']} (source {spec['source']})")
         t0 = time.perf_counter()
         outcome = ingest_file(conn, s3, bucket, row, run_id=f"bench-{spec['name']}")
         wall = time.perf_counter() - t0
@@ -263,23 +308,7 @@ def run_ours(spec: dict) -> dict:
                                                         "duplicates", "superseded")},
             "loader_seconds": result.seconds,
         }
-        if inst and spec.get("loader") == "proto":
-            from bench import loader_proto
-
-            st = dict(loader_proto.LAST_STATS)
-            producer = st.pop("producer (parse, map, format)")
-            blocked = st.pop("producer blocked handing over", 0.0)
-            out["breakdown"] = {
-                "parse (read+ijson)": round(inst.parse, 3), "map+validate": round(inst.map, 3),
-                "format + claim/setup (producer)": round(producer - inst.parse - inst.map - blocked, 3),
-                "producer blocked handing over": round(blocked, 3),
-                **{k: round(v, 3) for k, v in st.items()},
-            }
-            out["breakdown"]["commit + rest"] = round(wall - producer - st["tail: worker after the last record"]
-                                                      - st["final (revert check, refusals)"], 3)
-            out["overlapped"] = [k for k in out["breakdown"] if k.startswith("worker ")]
-            out["backend_cpu_by_phase"] = {}
-        elif inst:
+        if inst:
             out["breakdown"] = inst.breakdown(wall)
             out["backend_cpu_by_phase"] = {k: round(v, 2) for k, v in inst.backend_cpu.items()}
     return out

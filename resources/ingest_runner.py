@@ -19,8 +19,15 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from resources.canonical.mapping import CHANGE_TIME_KEYS, map_record
 from resources.canonical.model import CanonicalRecord, Refusal
 from resources.ingest_registry import FileRow, mark_failed, mark_loaded, start_loading
-from resources.loader import FileLoadResult, load_records
-from resources.parsing import DocumentInfo, MalformedLine, ParseError, iter_records
+from resources.loader import ChunkedMergeRefused, FileLoadResult, load_records
+from resources.parsing import (
+    NDJSON_SUFFIXES,
+    TAIL_BYTES,
+    DocumentInfo,
+    MalformedLine,
+    ParseError,
+    iter_records,
+)
 
 # Conflicts another transaction caused, gone once it commits: the file's transaction is run again.
 TRANSIENT_ERRORS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.LockNotAvailable)
@@ -57,11 +64,18 @@ def _open_body(s3: Any, bucket: str, file: FileRow) -> IO[bytes]:
         raise
 
 
-def _mapped(source: str, records: Iterator[Any],
-            change_time_keys: tuple[str, ...]) -> Iterator[CanonicalRecord | Refusal | MalformedLine]:
+def _read_tail(s3: Any, bucket: str, file: FileRow) -> bytes:
+    """The object's last TAIL_BYTES (all of it when smaller), the registered version only."""
+    return s3.get_object(Bucket=bucket, Key=file.s3_key, IfMatch=file.etag,
+                         Range=f"bytes=-{TAIL_BYTES}")["Body"].read()
+
+
+def _mapped(source: str, records: Iterator[Any], change_time_keys: tuple[str, ...],
+            json_types_only: bool) -> Iterator[CanonicalRecord | Refusal | MalformedLine]:
     for record in records:
         yield (record if isinstance(record, MalformedLine)
-               else map_record(source, record, change_time_keys))  # type: ignore[arg-type]
+               else map_record(source, record, change_time_keys,  # type: ignore[arg-type]
+                               json_types_only=json_types_only))
 
 
 def file_time(file: FileRow, info: DocumentInfo) -> datetime:
@@ -96,12 +110,31 @@ def ingest_file(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, r
 
 def _load(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, run_id: str,
           change_time_keys: tuple[str, ...]) -> FileLoadResult:
+    try:
+        return _load_once(conn, s3, bucket, file, run_id, change_time_keys, chunked=True)
+    except ChunkedMergeRefused:
+        # Rolled back: this file must be merged whole (rare: see resources/loader.py).
+        return _load_once(conn, s3, bucket, file, run_id, change_time_keys, chunked=False)
+
+
+def _load_once(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, run_id: str,
+               change_time_keys: tuple[str, ...], *, chunked: bool) -> FileLoadResult:
     info = DocumentInfo()
+
+    def early_file_at() -> datetime | None:
+        known, export_date = info.early()
+        return (export_date or file.last_modified or file.discovered_at) if known else None
+
     with conn.transaction():
-        records = iter_records(file.s3_key, lambda: _open_body(s3, bucket, file), info)
-        result = load_records(conn, _mapped(file.source_system or "", records, change_time_keys),
+        records = iter_records(file.s3_key, lambda: _open_body(s3, bucket, file), info,
+                               read_tail=(lambda: _read_tail(s3, bucket, file)) if chunked else None)
+        # ijson builds JSON types only (Decimal for non-integers); NDJSON's json.loads also builds
+        # float NaN/Infinity, which only the json module path refuses as it should.
+        json_types_only = not file.s3_key.lower().endswith(NDJSON_SUFFIXES)
+        result = load_records(conn, _mapped(file.source_system or "", records, change_time_keys, json_types_only),
                               file_id=file.file_id, attempt=file.attempt, source_key=file.s3_key,
-                              run_id=run_id, file_at=lambda: file_time(file, info))
+                              run_id=run_id, file_at=lambda: file_time(file, info),
+                              early_file_at=early_file_at if chunked else None)
         mark_loaded(conn, file.file_id, result.as_dict(), file_time(file, info))
     return result
 

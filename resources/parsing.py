@@ -54,6 +54,22 @@ class DocumentInfo:
     # The export's own `metadata.exportDate` (the real CRM export has one): when the source system
     # wrote the file, a better place in its history than when the file reached the bucket.
     export_date: datetime | None = None
+    # Set before the first record when export_date can be told early: from the document's shape (arrays
+    # and NDJSON have none), its head, or its tail read apart (`read_tail`). The loader merges chunks
+    # with it while the rest is read, and checks it against export_date at the end.
+    early_known: bool = False
+    early_export_date: datetime | None = None
+    # Reads the stored object's tail: set when only the tail can tell early, called by early() (an
+    # extra request, made only for a file large enough to be merged in chunks).
+    pending_tail: Callable[[], bytes] | None = None
+
+    def early(self) -> tuple[bool, datetime | None]:
+        """(known, export date) before the last record: see early_known."""
+        if self.pending_tail is not None:
+            read_tail, self.pending_tail = self.pending_tail, None
+            self.early_known = True
+            self.early_export_date = _as_time(_tail_value(read_tail()))
+        return self.early_known, self.early_export_date
 
 
 class _Reader(io.RawIOBase):
@@ -87,15 +103,13 @@ class _Reader(io.RawIOBase):
         return self._last[0] + self._last[1]
 
 
-def _open(body: IO[bytes]) -> tuple[IO[bytes], _Reader]:
+def _open(body: IO[bytes]) -> tuple[IO[bytes], _Reader, bool]:
     """Gzip by magic bytes, not by name: a `.json` that is really gzip still parses."""
     buffered = io.BufferedReader(_Reader(body), buffer_size=_CHUNK)
     head = buffered.peek(2)[:2]
-    if head == b"\x1f\x8b":
-        counted = _Reader(gzip.GzipFile(fileobj=buffered, mode="rb"))
-    else:
-        counted = _Reader(buffered)
-    return io.BufferedReader(counted, buffer_size=_CHUNK), counted
+    gzipped = head == b"\x1f\x8b"
+    counted = _Reader(gzip.GzipFile(fileobj=buffered, mode="rb")) if gzipped else _Reader(buffered)
+    return io.BufferedReader(counted, buffer_size=_CHUNK), counted, gzipped
 
 
 def _first_significant_byte(stream: IO[bytes]) -> bytes:
@@ -112,17 +126,27 @@ def _first_significant_byte(stream: IO[bytes]) -> bytes:
         stream.read(len(chunk))
 
 
+TAIL_BYTES = 2 * _CHUNK  # as much of the end as the stream keeps (_Reader.tail)
+
+
 def iter_records(
-    key: str, open_body: Callable[[], IO[bytes]], info: DocumentInfo | None = None
+    key: str,
+    open_body: Callable[[], IO[bytes]],
+    info: DocumentInfo | None = None,
+    read_tail: Callable[[], bytes] | None = None,
 ) -> Iterator[Any]:
     """Yield each record of the file (any JSON value; mapping refuses non-objects).
 
     NDJSON lines that are not JSON are yielded as MalformedLine. Raises ParseError when the file as a
     whole is malformed or of an unsupported shape. `open_body` may be called a second time, only to
-    explain a JSON object without records. `info` is filled when the last record has been yielded.
+    explain a JSON object without records. `info` is filled when the last record has been yielded, and
+    its early fields before the first; `read_tail` (the last TAIL_BYTES of the stored object) lets an
+    uncompressed object document tell its date early when it states it after the records.
     """
-    stream, counter = _open(open_body())
+    stream, counter, gzipped = _open(open_body())
     if key.lower().endswith(NDJSON_SUFFIXES):
+        if info is not None:
+            info.early_known = True
         yield from _iter_ndjson(stream)
         return
     first = _first_significant_byte(stream)
@@ -130,8 +154,12 @@ def iter_records(
         return  # an empty document holds no records
     if first == b"[":
         prefix = "item"
+        if info is not None:
+            info.early_known = True
     elif first == b"{":
         prefix = "records.item"
+        if info is not None:
+            _early_export_date(info, counter.head, None if gzipped else read_tail)
     else:
         raise ParseError("expected a JSON object with a 'records' array, a JSON array, or NDJSON; "
                          f"the file starts with {first.decode('latin-1')!r}", byte_offset=0)
@@ -153,14 +181,30 @@ _METADATA_KEY = b'"metadata"'
 _MAX_TAIL_TRIES = 64
 
 
+def _early_export_date(info: DocumentInfo, head: bytes, read_tail: Callable[[], bytes] | None) -> None:
+    value = _top_level_value(head, stop_at_records=True)
+    if value is not None:
+        info.early_known = True
+        info.early_export_date = _as_time(value)
+    else:  # without read_tail, only the end of the stream will tell
+        info.pending_tail = read_tail
+
+
 def _export_date(counter: _Reader) -> datetime | None:
     """`metadata.exportDate` of a parsed `{"records": [...], ...}` document, from the bytes kept by the
     reader: the head (metadata written before the records) or the tail (after them, as the CRM export
-    does). A top-level key in the tail is found by trying each `"metadata"` from the end: `{` + the rest
-    of the document parses as one object only where the key sits at the top level (inside a record or
-    another object, the closing brackets of the enclosing values are left over)."""
+    does)."""
     value = _top_level_value(counter.head, stop_at_records=True)
-    tail = counter.tail
+    if value is None:
+        value = _tail_value(counter.tail)
+    return _as_time(value)
+
+
+def _tail_value(tail: bytes) -> Any:
+    """A top-level key in the tail is found by trying each `"metadata"` from the end: `{` + the rest of
+    the document parses as one object only where the key sits at the top level (inside a record or
+    another object, the closing brackets of the enclosing values are left over)."""
+    value = None
     pos = len(tail)
     for _ in range(_MAX_TAIL_TRIES):
         if value is not None:
@@ -170,7 +214,7 @@ def _export_date(counter: _Reader) -> datetime | None:
             break
         if tail[pos - 1:pos] != b"\\":
             value = _top_level_value(b"{" + tail[pos:], stop_at_records=False)
-    return _as_time(value)
+    return value
 
 
 def _top_level_value(doc: bytes, *, stop_at_records: bool) -> Any:
@@ -192,7 +236,7 @@ def _as_time(value: Any) -> datetime | None:
 
 def _explain_empty_object(open_body: Callable[[], IO[bytes]]) -> None:
     """Zero records from an object: fine for `"records": []`, an error for anything else."""
-    stream, _ = _open(open_body())
+    stream, _, _ = _open(open_body())
     for prefix, event, _value in ijson.parse(stream, use_float=False):
         if prefix == "records":  # the first event of the top-level records value
             if event == "start_array":

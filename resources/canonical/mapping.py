@@ -48,6 +48,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from resources.canonical.model import (
     SOURCE_SYSTEMS,
     CanonicalRecord,
@@ -149,9 +151,13 @@ def data_quality_score(
 
 
 def map_record(source_system: SourceSystem, record: object,
-               change_time_keys: tuple[str, ...] = CHANGE_TIME_KEYS) -> CanonicalRecord | Refusal:
+               change_time_keys: tuple[str, ...] = CHANGE_TIME_KEYS, *,
+               json_types_only: bool = False) -> CanonicalRecord | Refusal:
     """Map one parsed source record; every problem found is reported, not only the first.
 
+    `json_types_only`: the caller vouches that the record holds only what our parsers build (dict with
+    str keys, list, str, int, Decimal for every other number, bool, None; no float). The result is the
+    same; attributes are then encoded by orjson, about four times faster than the json module.
     Raises ValueError only for an unknown source_system (a caller bug, not bad data).
     """
     if source_system not in SOURCE_SYSTEMS:
@@ -197,7 +203,7 @@ def map_record(source_system: SourceSystem, record: object,
     if industry is not None or "industry" in attributes:
         attributes["industry"] = industry
 
-    serialised = _serialise(attributes)
+    serialised = (_serialise_parsed(attributes) if json_types_only else None) or _serialise(attributes)
     if isinstance(serialised, list):
         # Name the source fields (company_name, not its canonical copy name) where the source has the fault.
         return _refuse(record, source_id, _storage_problems(record) or serialised)
@@ -630,6 +636,31 @@ def _serialise(obj: dict) -> tuple[str, bytes] | list[Problem]:
     except UnicodeEncodeError:  # a lone surrogate: ensure_ascii=False passed it through
         return _storage_problems(obj) or [Problem("unstorable_text", "record holds a lone surrogate")]
     return text, encoded
+
+
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _decimal_fragment(o: object) -> orjson.Fragment:
+    """A Decimal as the json module path writes it (_fast_default, else _encode_exact): orjson takes the
+    text as it is."""
+    if type(o) is not Decimal:
+        raise TypeError(type(o).__name__)
+    native = _decimal_native(o)
+    return orjson.Fragment(_decimal_text(o) if native is None else repr(native))
+
+
+def _serialise_parsed(obj: dict) -> tuple[str, bytes] | None:
+    """_serialise's text for a record of JSON types only (see map_record), by orjson; None when anything
+    needs the json module path (which writes or refuses it): a number orjson or jsonb cannot hold, a
+    lone surrogate, an escaped NUL, nesting deeper than orjson's limit."""
+    try:
+        encoded = orjson.dumps(obj, default=_decimal_fragment, option=_ORJSON_OPTIONS)
+    except Exception:  # noqa: BLE001 - the json module path decides
+        return None
+    if b"\\u0000" in encoded:
+        return None
+    return encoded.decode("utf-8"), encoded
 
 
 def _storage_problems(obj: object) -> list[Problem]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resources.parsing import DocumentInfo, MalformedLine, ParseError, iter_records
+from resources.parsing import TAIL_BYTES, DocumentInfo, MalformedLine, ParseError, iter_records
 from tests.support.stack import SAMPLES
 
 
@@ -73,3 +73,38 @@ def test_only_a_top_level_export_date_is_ever_read(records, with_date):
     parsed, info = parse("crm-data/a.json", doc)
     assert parsed == records
     assert info.export_date == (datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC) if with_date else None)
+
+
+def _early(key: str, data: bytes, tail: bytes | None) -> tuple[bool, datetime | None, int]:
+    """info.early() as the loader asks it, after the first record; and how often the tail was read."""
+    info = DocumentInfo()
+    reads = []
+
+    def read_tail() -> bytes:
+        reads.append(1)
+        return tail  # type: ignore[return-value]
+
+    records = iter_records(key, lambda: io.BytesIO(data), info, read_tail=read_tail if tail is not None else None)
+    next(records)
+    known, date = info.early()
+    list(records)
+    assert not known or date == info.export_date  # what was told early is what the end says
+    return known, date, len(reads)
+
+
+def test_the_export_date_is_told_before_the_records_from_the_head_or_a_tail_read_apart():
+    big = [{"id": i, "name": "x" * 64} for i in range(20_000)]  # several read chunks
+    before = json.dumps({"metadata": {"exportDate": "2026-01-02"}, "records": big}).encode()
+    after = json.dumps({"records": big, "metadata": {"exportDate": "2026-01-03"}}).encode()
+    none = json.dumps({"records": big}).encode()
+    day = datetime(2026, 1, 2, tzinfo=UTC)
+    assert _early("crm-data/a.json", before, b"") == (True, day, 0)
+    assert _early("crm-data/a.json", after, after[-TAIL_BYTES:]) == (True, day + timedelta(days=1), 1)
+    assert _early("crm-data/a.json", none, none[-TAIL_BYTES:]) == (True, None, 1)
+    # without a tail, or through gzip (its compressed tail says nothing), only the end tells
+    assert _early("crm-data/a.json", after, None) == (False, None, 0)
+    zipped = gzip.compress(after)
+    assert _early("crm-data/a.json.gz", zipped, zipped[-TAIL_BYTES:]) == (False, None, 0)
+    # arrays and NDJSON state no date
+    assert _early("crm-data/a.json", json.dumps(big).encode(), b"") == (True, None, 0)
+    assert _early("crm-data/a.ndjson", b'{"id": 1}\n{"id": 2}\n', b"") == (True, None, 0)

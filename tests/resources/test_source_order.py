@@ -1,7 +1,8 @@
 """Never back in time: the order of truth per entity, late files, concurrent runs, hand-started runs.
 
 Real PostgreSQL and a real moto S3 server. Files are registered with the LastModified the test chooses
-(as the sensor records it) and loaded with `ingest_file`, in whatever order the case needs.
+(as the sensor records it) and loaded with `ingest_file`, in whatever order the case needs. Every test
+runs twice: files merged whole, and merged in chunks of two records while they are read.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from dagster import DagsterInstance, instance_for_test
 
 from assets.ingest import ENTITIES
+from resources import loader
 from resources.ingest_registry import FileObject, FileRow, register_files
 from resources.ingest_runner import FileOutcome, ingest_file
 from tests.support.ingest import Driver, q, q1
@@ -58,6 +60,14 @@ def _records(ids: range | list[int], revenue: int, **extra: Any) -> list[dict]:
 
 def _revenues(url: str) -> set[int]:
     return {int(r[0]) for r in q(url, "SELECT revenue FROM canonical.entities")}
+
+
+@pytest.fixture(params=["whole", "chunks of 2"], autouse=True)
+def chunking(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int | None:
+    rows = None if request.param == "whole" else 2
+    if rows is not None:
+        monkeypatch.setattr(loader, "CHUNK_ROWS", rows)
+    return rows
 
 
 @pytest.fixture
@@ -209,7 +219,10 @@ def _load_together(files: Files, rows: list[FileRow]) -> list[BaseException]:
     return errors
 
 
-def test_concurrent_loads_over_the_same_ids_in_opposite_orders_neither_deadlock_nor_go_back(files, stack):
+def test_concurrent_loads_over_the_same_ids_in_opposite_orders_neither_deadlock_nor_go_back(
+        files, stack, chunking, monkeypatch):
+    if chunking:  # several chunks per file, each claiming its ids in an order of its own
+        monkeypatch.setattr(loader, "CHUNK_ROWS", 700)
     ids = list(range(3000))
     rounds = 3
     url = stack.pg.owner_url

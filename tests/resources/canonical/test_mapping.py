@@ -27,6 +27,7 @@ SEED = ROOT.parent / "shared" / "seed-data" / "customer-data.json"
 
 CANONICAL_KEYS = {"name", "revenue", "employees", "industry"}
 
+SAMPLES = ROOT / "samples"
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -950,3 +951,40 @@ def _iso_or_none(text: str) -> datetime | None:
         return datetime.fromisoformat(text.strip())
     except ValueError:
         return None
+
+
+# What our parsers build (ijson with use_float=False): no float, Decimal for every non-integer number.
+parsed_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63 - 2, max_value=2**64 + 2) | st.integers(min_value=-2**63 - 2, max_value=-2**63 + 2)
+    | st.decimals(allow_nan=False, allow_infinity=False)
+    | st.decimals(allow_nan=False, allow_infinity=False, places=2, min_value=-10**9, max_value=10**9)
+    | st.text(st.characters(codec=None), max_size=20)  # surrogates and NUL included
+)
+parsed_values = st.recursive(
+    parsed_scalars,
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.sampled_from(["date", "type", "value", "annualRevenue", "employeeCount"])
+                      | st.text(st.characters(codec=None), max_size=8),
+                      inner | st.sampled_from(["2024-01-31", "2024-02-29T10:00:00Z", "m"]), max_size=4),
+    max_leaves=12,
+)
+parsed_records = st.dictionaries(field_names, parsed_values, max_size=10)
+
+
+@FAST
+@given(st.fixed_dictionaries({"id": st.integers(0, 10**6), "name": st.sampled_from(["Acme", "Bäcker GmbH"])}),
+       parsed_records)
+def test_the_fast_encoder_for_parsed_records_gives_the_same_result(base: dict, record: dict) -> None:
+    for candidate in (record, {**record, **base}):
+        assert map_record("crm", candidate, json_types_only=True) == map_record("crm", candidate)
+
+
+def test_the_fast_encoder_gives_the_same_result_on_the_sample_exports() -> None:
+    for path in sorted(SAMPLES.glob("*/*.json")):
+        prefix = "records.item" if path.read_bytes().lstrip()[:1] == b"{" else "item"
+        with path.open("rb") as f:
+            for record in ijson.items(f, prefix, use_float=False):
+                assert map_record("crm", record, json_types_only=True) == map_record("crm", record)

@@ -1,0 +1,18 @@
+"""COPY text format of the values the loader stages."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from resources.loader import _TEXT_ESCAPES, _text
+
+
+@given(st.text(st.sampled_from("ab\\\t\n\r\x00é😀 ") | st.characters(codec=None), max_size=30))
+def test_text_values_escape_backslash_tab_newline_and_return_for_copy(value: str) -> None:
+    assert _text(value) == value.translate(_TEXT_ESCAPES)
+    assert not any(c in _text(value) for c in "\t\n\r")
+
+
+def test_none_is_copys_null() -> None:
+    assert _text(None) == "\\N"
