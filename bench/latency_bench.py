@@ -46,7 +46,6 @@ from bench.cpu import TICKS, machine_busy_seconds
 from pipeline_defs.devstack.moto_server import MotoServer
 from pipeline_defs.devstack.postgres import libpq_url
 from pipeline_defs.devstack.processes import free_port
-from pipeline_defs.devstack.provisioning import set_queue_wait
 from pipeline_defs.devstack.stack import DevStack
 from resources.aws import aws_client
 from resources.settings import PROJECT_ROOT, Settings
@@ -328,6 +327,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         s = stack.settings
         dagster_url = libpq_url(s.dagster_database_url)
         if args.queue_wait is not None and stack.aws is not None and stack.aws.queue_url:
+            from pipeline_defs.devstack.provisioning import set_queue_wait  # not on commits before it existed
+
             set_queue_wait(s, stack.aws.queue_url, args.queue_wait)
             log(f"ingest queue long-poll set to {args.queue_wait}s")
         wait_first_tick(dagster_url)
