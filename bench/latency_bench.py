@@ -433,9 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     result = run(args)
     text = report(result)
-    raw = args.output.with_suffix(".jsonl")
-    if args.output == RESULTS:
-        raw = PROJECT_ROOT / "bench" / ".data" / "latency_results.jsonl"
+    raw = args.output.parent / ".data" / (args.output.stem + ".jsonl")  # bench/.data is git-ignored
     raw.parent.mkdir(parents=True, exist_ok=True)
     with raw.open("a") as f:
         f.write(json.dumps(result) + "\n")
