@@ -195,3 +195,58 @@ def test_a_batch_whose_run_was_never_launched_is_released_and_rebatched(stack, i
     assert q1(stack.pg.owner_url, "SELECT status FROM ingest.files") == "loaded"
 
 
+
+
+def test_landing_sensor_ticks_at_every_daemon_loop():
+    # The daemon's sensor loop comes round every MIN_INTERVAL_LOOP_TIME (5 s) at best, and the minimum is
+    # measured from the previous tick's start: a minimum of 5 s was missed at every other loop (10 s ticks).
+    from dagster._daemon.sensor import MIN_INTERVAL_LOOP_TIME
+
+    from sensors.landing import landing_sensor
+
+    assert landing_sensor.minimum_interval_seconds < MIN_INTERVAL_LOOP_TIME
+
+
+class _RecordingSqs:
+    """An SQS client that hands out the given batches, then nothing, and records every receive."""
+
+    def __init__(self, batches):
+        self.batches = list(batches)
+        self.receives: list[dict] = []
+        self.deleted = 0
+
+    def receive_message(self, **kwargs):
+        self.receives.append(kwargs)
+        return {"Messages": self.batches.pop(0)} if self.batches else {}
+
+    def delete_message_batch(self, QueueUrl, Entries):
+        self.deleted += len(Entries)
+
+
+class _NoDatabase:
+    def commit(self):
+        pass
+
+
+def test_a_ticks_first_receive_long_polls_as_the_queue_says_and_later_receives_never_wait():
+    from sensors.landing import drain_queue
+
+    test_event = {"Body": json.dumps({"Event": "s3:TestEvent"}), "ReceiptHandle": "h"}
+    sqs = _RecordingSqs([[test_event], [test_event, test_event]])
+    messages, registered = drain_queue(sqs, "url", "raw", _NoDatabase(), receives=10,
+                                       deadline=time.monotonic() + 60, log=None)
+    assert (messages, registered, sqs.deleted) == (3, 0, 3)
+    # No WaitTimeSeconds on the first receive: SQS applies the queue's ReceiveMessageWaitTimeSeconds
+    # (make dev's queue: 4 s; 0 unless set), so an idle tick can wait there for the next upload.
+    assert "WaitTimeSeconds" not in sqs.receives[0]
+    assert [r["WaitTimeSeconds"] for r in sqs.receives[1:]] == [0, 0]
+    assert all(r["QueueUrl"] == "url" and r["MaxNumberOfMessages"] == 10 for r in sqs.receives)
+
+
+def test_an_empty_queue_costs_a_tick_one_receive():
+    from sensors.landing import drain_queue
+
+    sqs = _RecordingSqs([])
+    assert drain_queue(sqs, "url", "raw", _NoDatabase(), receives=10, deadline=time.monotonic() + 60,
+                       log=None) == (0, 0)
+    assert len(sqs.receives) == 1 and "WaitTimeSeconds" not in sqs.receives[0]
