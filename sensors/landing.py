@@ -201,10 +201,13 @@ def recover_lost_work(context: SensorEvaluationContext, conn: psycopg.Connection
     ).fetchall()
     if not rows:
         return notes
+    # Each batch's newest run, in one query whatever the number of batches in flight: a query per batch
+    # made every tick of a backlog slower, and with it every file's hand-over to its run.
+    batch_ids = sorted({r[3] for r in rows if r[3]})
     batch_runs: dict[str, Any] = {}
-    for batch_id in {r[3] for r in rows if r[3]}:
-        runs = context.instance.get_runs(filters=RunsFilter(tags={BATCH_TAG: batch_id}), limit=1)
-        batch_runs[batch_id] = runs[0] if runs else None
+    if batch_ids:
+        for run in context.instance.get_runs(filters=RunsFilter(tags={BATCH_TAG: batch_ids})):  # newest first
+            batch_runs.setdefault(run.tags.get(BATCH_TAG), run)
     for file_id, key, status, batch_id, run_id, launches, age in rows:
         run = batch_runs.get(batch_id)
         if run is None and status == "loading" and run_id:

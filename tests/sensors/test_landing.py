@@ -197,6 +197,25 @@ def test_a_batch_whose_run_was_never_launched_is_released_and_rebatched(stack, i
 
 
 
+@pytest.mark.integration
+def test_batches_in_flight_are_looked_up_in_one_runs_query_per_tick(stack, instance, monkeypatch):
+    driver = Driver(stack, instance, tuning={"max_files_per_run": 1})
+    for i in range(3):
+        driver.upload(f"crm-data/flight-{i}.json", {"records": [{"id": i, "name": "In flight"}]})
+    assert len(driver.tick().run_requests) == 3  # three batches queued; their runs not launched yet
+    calls = []
+    get_runs = instance.get_runs
+    monkeypatch.setattr(instance, "get_runs", lambda *a, **k: calls.append(k) or get_runs(*a, **k))
+    assert not driver.tick().run_requests  # young batches without runs are left alone
+    assert len(calls) == 1
+    with psycopg.connect(stack.pg.owner_url, autocommit=True) as conn:
+        conn.execute("UPDATE ingest.files SET queued_at = now() - interval '1 hour'")
+    again = driver.tick()  # now lost: released and batched again, each still found by its own tag
+    assert len(again.run_requests) == 3 and len(calls) == 2
+    assert all(r.success for r in driver.run(again))
+    assert q(stack.pg.owner_url, "SELECT DISTINCT status FROM ingest.files") == [("loaded",)]
+
+
 def test_landing_sensor_ticks_at_every_daemon_loop():
     # The daemon's sensor loop comes round every MIN_INTERVAL_LOOP_TIME (5 s) at best, and the minimum is
     # measured from the previous tick's start: a minimum of 5 s was missed at every other loop (10 s ticks).
