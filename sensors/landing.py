@@ -258,13 +258,9 @@ def evaluate(context: SensorEvaluationContext, postgres: PostgresResource, aws: 
     new_files = 0
     observations: list[AssetObservation] = []
     with postgres.connection() as conn:
-        if aws.ingest_queue:
-            queue_url = _queue_url(aws)
-            messages, registered = drain_queue(aws.sqs, queue_url, aws.raw_bucket, conn, limits.queue_receives,
-                                               deadline, context.log)
-            new_files += registered
-            if messages:
-                notes.append(f"queue: {messages} messages, {registered} new files")
+        # Housekeeping first and the queue last: a file that arrives while the queue long-polls is handed
+        # to a run with nothing but the claim between them.
+        notes.extend(recover_lost_work(context, conn, limits))
         pass_due = cursor.list_after is not None or (
             time.time() - cursor.last_pass_completed >= limits.reconcile_interval_seconds)
         if pass_due and time.monotonic() < deadline:
@@ -272,7 +268,13 @@ def evaluate(context: SensorEvaluationContext, postgres: PostgresResource, aws: 
             new_files += registered
             notes.append(f"listing: {listed} objects, {registered} new files"
                          + (f", resumes after {cursor.list_after!r}" if cursor.list_after else ", pass complete"))
-        notes.extend(recover_lost_work(context, conn, limits))
+        if aws.ingest_queue:
+            queue_url = _queue_url(aws)
+            messages, registered = drain_queue(aws.sqs, queue_url, aws.raw_bucket, conn, limits.queue_receives,
+                                               deadline, context.log)
+            new_files += registered
+            if messages:
+                notes.append(f"queue: {messages} messages, {registered} new files")
         requests = list(run_requests(conn, limits, max_refused_share))
         since = time.time() - cursor.last_observed
         if since >= limits.observe_interval_seconds or ((new_files or requests) and since >= limits.observe_min_seconds):

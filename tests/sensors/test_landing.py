@@ -269,3 +269,18 @@ def test_an_empty_queue_costs_a_tick_one_receive():
     assert drain_queue(sqs, "url", "raw", _NoDatabase(), receives=10, deadline=time.monotonic() + 60,
                        log=None) == (0, 0)
     assert len(sqs.receives) == 1 and "WaitTimeSeconds" not in sqs.receives[0]
+
+
+@pytest.mark.integration
+def test_a_tick_recovers_and_lists_before_it_drains_the_queue_then_claims(stack, instance, monkeypatch):
+    # A file that arrives while the queue long-polls goes to a run with only the claim in between.
+    import sensors.landing as landing
+
+    order = []
+    for name in ("recover_lost_work", "list_pass", "drain_queue", "run_requests"):
+        real = getattr(landing, name)
+        monkeypatch.setattr(landing, name, lambda *a, _n=name, _r=real, **k: order.append(_n) or _r(*a, **k))
+    driver = Driver(stack, instance)
+    driver.upload("crm-data/order.json", {"records": [{"id": 1, "name": "Order"}]})
+    assert len(driver.tick().run_requests) == 1
+    assert order == ["recover_lost_work", "list_pass", "drain_queue", "run_requests"]
