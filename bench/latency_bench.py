@@ -29,6 +29,7 @@ import json
 import math
 import os
 import platform
+import random
 import shutil
 import statistics
 import subprocess
@@ -190,9 +191,13 @@ def upload_spaced(s3: Any, bucket: str, uploads: list[Upload], bodies: list[byte
 
     poller = threading.Thread(target=poll_until_queryable, args=(reader_url, uploads, poll, timeout), daemon=True)
     started = False
+    # Jittered (±25 %, seeded): spacing that is a multiple of the daemon's 5 s sensor loop would land every
+    # upload at the same moment of the loop, and the sensor's wait would be the same for every file.
+    rng = random.Random(len(uploads))
     for i, (u, body) in enumerate(zip(uploads, bodies, strict=True)):
         if i:
-            time.sleep(max(0.0, uploads[i - 1].uploaded + spacing - time.time()))
+            gap = spacing * rng.uniform(0.75, 1.25)
+            time.sleep(max(0.0, uploads[i - 1].uploaded + gap - time.time()))
         u.uploaded = time.time()
         s3.put_object(Bucket=bucket, Key=u.key, Body=body)
         u.put_done = time.time()
