@@ -7,7 +7,7 @@ the real local platform (issue 14: ≤ 6 s median, ≤ 10 s p95).
    port (never one another checkout's `make dev` may be using). Samples are not uploaded.
 2. Waits until the landing sensor has ticked once (the first tick pays the code location's warm-up).
 3. Spaced case: uploads `--files` small CRM exports (`--records` records each, distinct keys and ids)
-   over real HTTP, `--spacing` seconds apart, so runs do not just queue behind each other. Burst case:
+   over real HTTP, `--spacing` seconds apart (±25 %, seeded), so runs do not just queue behind each other. Burst case:
    `--burst` files at once (they share runs).
 4. "Queryable" = every record of the file is visible in `canonical.entities` to the read-only role
    (`pipeline_reader`, the role the REST API's analytics read with; its cache is keyed on the ingest data
