@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: install dev test lambda-package test-unit lint bench bench-ingest bench-analytics bench-api drill screenshots clean
+.PHONY: install dev test lambda-package test-unit lint bench bench-ingest bench-analytics bench-api bench-latency drill screenshots clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -36,7 +36,7 @@ test-unit: install
 lint: install
 	$(RUN) ruff check .
 
-bench: bench-ingest bench-analytics bench-api ## Every benchmark; figures go in README.md
+bench: bench-ingest bench-analytics bench-api bench-latency ## Every benchmark; figures go in README.md
 
 bench-ingest: install ## Ingest at 1,000,000 records vs per-record upsert and dlt (bench/results.md)
 	$(RUN) python -m bench.ingest_bench
@@ -46,6 +46,9 @@ bench-analytics: install ## Each catalogue operation at 100k and 1M entities (be
 
 bench-api: install ## The REST API under uvicorn, 50 clients, cached vs uncached (bench/api_results.md)
 	$(RUN) python -m bench.api_bench
+
+bench-latency: install ## Upload → queryable for small files on the real local platform (bench/latency_results.md)
+	$(RUN) python -m bench.latency_bench
 
 drill: install ## Ordering drill on the real local platform: 8 × 100,000 and 40 × 5,000 ids (bench/drill_results.md)
 	$(RUN) python -m bench.drill --files 8 --ids 100000

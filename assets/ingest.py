@@ -26,6 +26,7 @@ from dagster import (
     MetadataValue,
     RetryRequested,
     define_asset_job,
+    in_process_executor,
     multi_asset,
 )
 from pydantic import Field
@@ -302,4 +303,8 @@ ingest_job = define_asset_job(
     description="Loads the raw files named in its config (or, with none, whatever is pending) into the "
                 "canonical tables. Launched by landing_sensor.",
     tags={"pipeline/kind": "ingest"},
+    # One op per run, so a step subprocess buys no parallelism; it cost a second Python start-up and
+    # import of the code location in every run (seconds of a small file's upload-to-queryable time, on
+    # a laptop and in every ECS run task alike). RetryRequested retries in process just the same.
+    executor_def=in_process_executor,
 )

@@ -70,6 +70,13 @@ def ensure_queue(sqs: Any, name: str, bucket: str) -> tuple[str, str]:
     return url, arn
 
 
+def set_queue_wait(settings: Settings, queue_url: str, seconds: int) -> None:
+    """The queue's ReceiveMessageWaitTimeSeconds: how long a receive that names no wait of its own
+    (landing_sensor's first receive of a tick) long-polls an empty queue. SQS allows 0 to 20."""
+    aws_client("sqs", settings).set_queue_attributes(
+        QueueUrl=queue_url, Attributes={"ReceiveMessageWaitTimeSeconds": str(seconds)})
+
+
 def ensure_bucket_notifications(s3: Any, bucket: str, queue_arn: str) -> None:
     """Every object created in the bucket → an event message on the queue.
 

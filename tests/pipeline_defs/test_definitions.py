@@ -46,6 +46,14 @@ def test_workspace_yaml_loads_definitions_that_resolve_every_job_schedule_and_se
         assert defs.get_sensor_def(name).name == name
 
 
+def test_ingest_runs_execute_in_the_run_worker_without_a_step_process():
+    # One op per run: a step subprocess bought no parallelism and cost a Python start-up and a code
+    # location import per run (bench/latency_results.md). The tests' execute_in_process runs the same way.
+    job = _workspace_definitions().resolve_job_def(contract.INGEST_JOB)
+    assert job.executor_def is dagster.in_process_executor
+    assert len(job.graph.node_defs) == 1
+
+
 def test_the_ops_the_contract_names_are_the_jobs_ops():
     defs = _workspace_definitions()
     assert contract.INGEST_OP in {n.name for n in defs.resolve_job_def(contract.INGEST_JOB).nodes}

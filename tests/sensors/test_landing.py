@@ -195,3 +195,92 @@ def test_a_batch_whose_run_was_never_launched_is_released_and_rebatched(stack, i
     assert q1(stack.pg.owner_url, "SELECT status FROM ingest.files") == "loaded"
 
 
+
+
+@pytest.mark.integration
+def test_batches_in_flight_are_looked_up_in_one_runs_query_per_tick(stack, instance, monkeypatch):
+    driver = Driver(stack, instance, tuning={"max_files_per_run": 1})
+    for i in range(3):
+        driver.upload(f"crm-data/flight-{i}.json", {"records": [{"id": i, "name": "In flight"}]})
+    assert len(driver.tick().run_requests) == 3  # three batches queued; their runs not launched yet
+    calls = []
+    get_runs = instance.get_runs
+    monkeypatch.setattr(instance, "get_runs", lambda *a, **k: calls.append(k) or get_runs(*a, **k))
+    assert not driver.tick().run_requests  # young batches without runs are left alone
+    assert len(calls) == 1
+    with psycopg.connect(stack.pg.owner_url, autocommit=True) as conn:
+        conn.execute("UPDATE ingest.files SET queued_at = now() - interval '1 hour'")
+    again = driver.tick()  # now lost: released and batched again, each still found by its own tag
+    assert len(again.run_requests) == 3 and len(calls) == 2
+    assert all(r.success for r in driver.run(again))
+    assert q(stack.pg.owner_url, "SELECT DISTINCT status FROM ingest.files") == [("loaded",)]
+
+
+def test_landing_sensor_ticks_at_every_daemon_loop():
+    # The daemon's sensor loop comes round every MIN_INTERVAL_LOOP_TIME (5 s) at best, and the minimum is
+    # measured from the previous tick's start: a minimum of 5 s was missed at every other loop (10 s ticks).
+    from dagster._daemon.sensor import MIN_INTERVAL_LOOP_TIME
+
+    from sensors.landing import landing_sensor
+
+    assert landing_sensor.minimum_interval_seconds < MIN_INTERVAL_LOOP_TIME
+
+
+class _RecordingSqs:
+    """An SQS client that hands out the given batches, then nothing, and records every receive."""
+
+    def __init__(self, batches):
+        self.batches = list(batches)
+        self.receives: list[dict] = []
+        self.deleted = 0
+
+    def receive_message(self, **kwargs):
+        self.receives.append(kwargs)
+        return {"Messages": self.batches.pop(0)} if self.batches else {}
+
+    def delete_message_batch(self, QueueUrl, Entries):
+        self.deleted += len(Entries)
+
+
+class _NoDatabase:
+    def commit(self):
+        pass
+
+
+def test_a_ticks_first_receive_long_polls_as_the_queue_says_and_later_receives_never_wait():
+    from sensors.landing import drain_queue
+
+    test_event = {"Body": json.dumps({"Event": "s3:TestEvent"}), "ReceiptHandle": "h"}
+    sqs = _RecordingSqs([[test_event], [test_event, test_event]])
+    messages, registered = drain_queue(sqs, "url", "raw", _NoDatabase(), receives=10,
+                                       deadline=time.monotonic() + 60, log=None)
+    assert (messages, registered, sqs.deleted) == (3, 0, 3)
+    # No WaitTimeSeconds on the first receive: SQS applies the queue's ReceiveMessageWaitTimeSeconds
+    # (make dev's queue: 4 s; 0 unless set), so an idle tick can wait there for the next upload.
+    assert "WaitTimeSeconds" not in sqs.receives[0]
+    assert [r["WaitTimeSeconds"] for r in sqs.receives[1:]] == [0, 0]
+    assert all(r["QueueUrl"] == "url" and r["MaxNumberOfMessages"] == 10 for r in sqs.receives)
+
+
+def test_an_empty_queue_costs_a_tick_one_receive():
+    from sensors.landing import drain_queue
+
+    sqs = _RecordingSqs([])
+    assert drain_queue(sqs, "url", "raw", _NoDatabase(), receives=10, deadline=time.monotonic() + 60,
+                       log=None) == (0, 0)
+    assert len(sqs.receives) == 1 and "WaitTimeSeconds" not in sqs.receives[0]
+
+
+@pytest.mark.integration
+def test_a_tick_recovers_and_lists_before_it_drains_the_queue_then_claims(stack, instance, monkeypatch):
+    # A file that arrives while the queue long-polls goes to a run with only the claim in between.
+    import sensors.landing as landing
+
+    order = []
+    for name in ("recover_lost_work", "list_pass", "drain_queue", "run_requests"):
+        real = getattr(landing, name)
+        monkeypatch.setattr(landing, name, lambda *a, _n=name, _r=real, **k: order.append(_n) or _r(*a, **k))
+    driver = Driver(stack, instance)
+    driver.upload("crm-data/order.json", {"records": [{"id": 1, "name": "Order"}]})
+    assert len(driver.tick().run_requests) == 1
+    assert order == ["recover_lost_work", "list_pass", "drain_queue", "run_requests"]

@@ -7,7 +7,7 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from pipeline_defs.devstack.provisioning import ensure_aws_resources
+from pipeline_defs.devstack.provisioning import ensure_aws_resources, set_queue_wait
 from resources.aws import aws_client
 from resources.settings import Settings
 from tests.support.aws import receive_messages, s3_event_records, unique_aws_env
@@ -91,3 +91,17 @@ def test_an_empty_ingest_queue_disables_the_queue_and_the_notifications(moto_ser
     assert (res.queue_url, res.queue_arn) == (None, None)
     notif = aws_client("s3", s).get_bucket_notification_configuration(Bucket=s.raw_bucket)
     assert not notif.get("QueueConfigurations")
+
+
+@integration
+def test_the_queue_long_poll_is_set_on_the_queue_and_left_at_zero_by_provisioning(aws_env):
+    res = ensure_aws_resources(aws_env)
+    sqs = aws_client("sqs", aws_env)
+
+    def wait() -> str:
+        return sqs.get_queue_attributes(QueueUrl=res.queue_url, AttributeNames=["ReceiveMessageWaitTimeSeconds"])[
+            "Attributes"]["ReceiveMessageWaitTimeSeconds"]
+
+    assert wait() == "0"  # the tests' queues answer at once: an idle test tick never waits
+    set_queue_wait(aws_env, res.queue_url, 4)
+    assert wait() == "4"

@@ -42,6 +42,8 @@ def test_generated_dagster_yaml_is_a_valid_instance_config(tmp_path, monkeypatch
     config, _ = dagster_instance_config(str(tmp_path))
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["run_coordinator"]["config"]["max_concurrent_runs"] == 2
+    assert config["run_coordinator"]["config"]["dequeue_interval_seconds"] == 1
+    assert config["sensors"] == {"use_threads": True, "num_workers": 4}
     assert config["telemetry"]["enabled"] is False
     assert config["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_DATABASE_URL"}
 
@@ -54,3 +56,11 @@ def test_a_port_taken_by_another_server_stops_pipeline_dev_before_it_starts_anyt
     stack = devstack.DevStack(s, echo=lambda msg: None)
     with pytest.raises(devstack.DevStackError, match=f"port {http_404_server} is taken"):
         stack.start()
+
+
+def test_the_dev_queue_long_polls_less_than_one_daemon_sensor_loop():
+    # A landing_sensor tick that waits on the queue must end before the daemon's next loop, or the loop
+    # finds it still in flight and the sensor ticks every other loop.
+    from dagster._daemon.sensor import MIN_INTERVAL_LOOP_TIME
+
+    assert 0 < devstack.DEV_QUEUE_WAIT_SECONDS < MIN_INTERVAL_LOOP_TIME
