@@ -199,6 +199,10 @@ class DataStack(Stack):
             enforce_ssl=True,
             visibility_timeout=Duration.minutes(5),
             retention_period=Duration.days(4),
+            # The landing sensor's first receive of a tick names no wait, so this long-poll applies: a
+            # file's event is taken the moment it arrives (bench/latency_results.md), and empty receives
+            # are fewer. Under the daemon's 5 s loop, so a tick still fits in it.
+            receive_message_wait_time=Duration.seconds(4),
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.ingest_dlq, max_receive_count=5),
         )
         # Every object created, like the local stack (resources/aws.py): the sensor classifies keys.

@@ -628,3 +628,16 @@ def test_restart_on_rotation_code(monkeypatch: pytest.MonkeyPatch) -> None:
                                                                       "canonical-dev-dagster-daemon"]}
     assert calls == [{"cluster": "canonical-dev-dagster", "service": s, "forceNewDeployment": True}
                      for s in ("canonical-dev-dagster-code", "canonical-dev-dagster-daemon")]
+
+
+def test_on_aws_a_new_file_is_taken_at_once_and_its_run_dequeued_within_a_second(dev: Synth) -> None:
+    """The freshness levers of `make dev` (bench/latency_results.md) hold on ECS too: the ingest queue
+    long-polls (the landing sensor's first receive names no wait of its own) for less than the daemon's
+    5 s loop, and the run queue is looked at every second."""
+    import yaml
+
+    (queue,) = [q["Properties"] for q in dev.resources("AWS::SQS::Queue", "data").values()
+                if q["Properties"]["QueueName"] == "canonical-dev-raw-events"]
+    assert 1 <= queue["ReceiveMessageWaitTimeSeconds"] < 5
+    instance = yaml.safe_load((INFRA_DIR / "dagster.yaml").read_text())
+    assert instance["run_coordinator"]["config"]["dequeue_interval_seconds"] == 1
