@@ -128,3 +128,16 @@ def test_the_runtime_dependencies_hold_nothing_only_the_dev_stack_needs():
     dev = {re.split(r"[\[<>=!~ ;]", d, maxsplit=1)[0] for d in project["dependency-groups"]["dev"]}
     assert not set(DEV_ONLY.values()) & runtime
     assert set(DEV_ONLY.values()) <= dev
+
+
+# Imported on first use only: each costs every process start-up (a run worker, an API cold start) while
+# few runs need it. pglast parses custom_complex_query's SQL; pandas and pyarrow write Parquet results.
+LAZY = ("pglast", "pandas", "pyarrow")
+
+
+def test_the_entry_points_leave_heavy_packages_few_runs_need_unimported():
+    code = ("import sys, pipeline_defs.definitions, api.app, api.lambda_handler\n"
+            f"print('\\n'.join(sorted({{m.split('.')[0] for m in sys.modules}} & {set(LAZY)!r})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PROJECT_ROOT, timeout=120)
+    assert out.stdout.split() == []

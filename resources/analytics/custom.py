@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import psycopg
 
-from resources.analytics.guard import check_query, wrap_with_cap
 from resources.analytics.params import CustomQueryParams
 from resources.analytics.result import Table
+
+
+def _checked_and_capped(query: str, n_params: int) -> str:
+    """The query guard, imported on first use: its parser (pglast) would otherwise cost every process
+    start-up (each run worker, each API cold start) a tenth of a second, and only this operation needs it."""
+    from resources.analytics.guard import check_query, wrap_with_cap
+
+    return wrap_with_cap(check_query(query, n_params))
 
 
 def custom_complex_query(conn: psycopg.Connection, p: CustomQueryParams, *, max_rows: int) -> Table:
     """One SELECT (or WITH … SELECT) over canonical.*, with $1, $2 … bound to params; at most max_rows
     rows, truncated = true when there were more."""
-    checked = check_query(p.query, len(p.params))
-    wrapped = wrap_with_cap(checked)
+    wrapped = _checked_and_capped(p.query, len(p.params))
     with psycopg.RawCursor(conn) as cur:
         cur.execute(wrapped, [*p.params, max_rows + 1])
         assert cur.description is not None
@@ -31,4 +37,4 @@ def custom_complex_query(conn: psycopg.Connection, p: CustomQueryParams, *, max_
 
 def precheck(p: CustomQueryParams) -> None:
     """Refuse a query before any connection is made (QueryRejected)."""
-    wrap_with_cap(check_query(p.query, len(p.params)))
+    _checked_and_capped(p.query, len(p.params))
