@@ -17,8 +17,8 @@ import pytest
 from resources import loader
 from resources.canonical.mapping import map_record
 from resources.ingest_registry import FileObject, FileRow, register_files
-from resources.ingest_runner import FileOutcome, ingest_file
-from tests.support.ingest import q, q1
+from resources.ingest_runner import FileOutcome
+from tests.support.ingest import RawFiles, q, q1
 from tests.support.postgres import reset_canonical
 
 pytestmark = pytest.mark.integration
@@ -32,13 +32,11 @@ def _at(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-class Loads:
+class Loads(RawFiles):
     """Upload, register and load files; records which merges ran (chunked or whole)."""
 
     def __init__(self, stack: Any, monkeypatch: pytest.MonkeyPatch):
-        self.stack = stack
-        self.s3 = stack.client("s3")
-        self.bucket = stack.settings.raw_bucket
+        super().__init__(stack)
         self.merges: list[bool] = []
         real = loader._Merger.merge
 
@@ -48,16 +46,8 @@ class Loads:
 
         monkeypatch.setattr(loader._Merger, "merge", spy)
 
-    def add(self, key: str, doc: Any, last_modified: datetime | None = None) -> FileRow:
-        body = (doc if isinstance(doc, str) else json.dumps(doc)).encode()
-        etag = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)["ETag"]
-        with psycopg.connect(self.stack.settings.database_url) as conn:
-            [row] = register_files(conn, [FileObject(key, etag, len(body), last_modified)], via="test")
-        return row
-
     def load(self, row: FileRow) -> FileOutcome:
-        with psycopg.connect(self.stack.settings.database_url) as conn:
-            return ingest_file(conn, self.s3, self.bucket, row, "test-run")
+        return self.ingest(row)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ runs twice: files merged whole, and merged in chunks of two records while they a
 
 from __future__ import annotations
 
-import json
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,9 +17,9 @@ from dagster import DagsterInstance, instance_for_test
 
 from assets.ingest import ENTITIES
 from resources import loader
-from resources.ingest_registry import FileObject, FileRow, register_files
+from resources.ingest_registry import FileRow
 from resources.ingest_runner import FileOutcome, ingest_file
-from tests.support.ingest import Driver, q, q1
+from tests.support.ingest import Driver, RawFiles, q, q1
 
 pytestmark = pytest.mark.integration
 
@@ -31,24 +30,11 @@ def _at(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-class Files:
-    """Upload to the stack's raw bucket and register with a chosen LastModified."""
-
-    def __init__(self, stack: Any):
-        self.stack = stack
-        self.s3 = stack.client("s3")
-        self.bucket = stack.settings.raw_bucket
-
-    def add(self, key: str, doc: Any, last_modified: datetime | None = None) -> FileRow:
-        body = (doc if isinstance(doc, str) else json.dumps(doc)).encode()
-        etag = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)["ETag"]
-        with psycopg.connect(self.stack.settings.database_url) as conn:
-            [row] = register_files(conn, [FileObject(key, etag, len(body), last_modified)], via="test")
-        return row
+class Files(RawFiles):
+    """Every load in these cases must succeed."""
 
     def load(self, row: FileRow, run_id: str = "test-run", **kw: Any) -> FileOutcome:
-        with psycopg.connect(self.stack.settings.database_url) as conn:
-            out = ingest_file(conn, self.s3, self.bucket, row, run_id, **kw)
+        out = self.ingest(row, run_id, **kw)
         assert out.ok and out.result is not None, out
         return out
 

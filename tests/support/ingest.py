@@ -13,6 +13,8 @@ from assets.analytics import analytics_job
 from assets.ingest import ingest_files, ingest_job
 from resources.contract import analytics_run_config
 from resources.dagster_resources import IngestTuningResource, build_resources
+from resources.ingest_registry import FileObject, FileRow, register_files
+from resources.ingest_runner import FileOutcome, ingest_file
 from sensors.landing import landing_sensor
 
 
@@ -91,3 +93,24 @@ def q(url: str, sql: str, params: tuple | dict | None = None) -> list[tuple]:
 def q1(url: str, sql: str, params: tuple | dict | None = None) -> Any:
     rows = q(url, sql, params)
     return rows[0][0] if rows else None
+
+
+class RawFiles:
+    """Upload exports to the stack's raw bucket, register them with the LastModified a test chooses (as
+    the sensor records it) and ingest them with `ingest_file`, in whatever order a case needs."""
+
+    def __init__(self, stack: Any):
+        self.stack = stack
+        self.s3 = stack.client("s3")
+        self.bucket = stack.settings.raw_bucket
+
+    def add(self, key: str, doc: Any, last_modified: Any = None) -> FileRow:
+        body = (doc if isinstance(doc, str) else json.dumps(doc)).encode()
+        etag = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)["ETag"]
+        with psycopg.connect(self.stack.settings.database_url) as conn:
+            [row] = register_files(conn, [FileObject(key, etag, len(body), last_modified)], via="test")
+        return row
+
+    def ingest(self, row: FileRow, run_id: str = "test-run", **kw: Any) -> FileOutcome:
+        with psycopg.connect(self.stack.settings.database_url) as conn:
+            return ingest_file(conn, self.s3, self.bucket, row, run_id, **kw)
