@@ -400,7 +400,8 @@ def run_dlt(spec: dict) -> dict:
             yield page
 
     pipeline = dlt.pipeline(
-        pipeline_name=f"bench_{spec['name']}", pipelines_dir=spec["pipelines_dir"],
+        # The reload names the first load's pipeline: dlt merges into the table that load made.
+        pipeline_name=spec.get("pipeline", f"bench_{spec['name']}"), pipelines_dir=spec["pipelines_dir"],
         destination=dlt.destinations.postgres(credentials=spec["owner_url"]), dataset_name="dlt_bench",
     )
     cpu0 = self_cpu_seconds()
