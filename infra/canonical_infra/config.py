@@ -63,8 +63,12 @@ def _optional_int(value: object, key: str) -> int | None:
     return _int(value, key, minimum=1)
 
 
-def _url(value: object, key: str) -> str:
-    text = str(value or "").strip().rstrip("/")
+def _url(value: object, key: str, *, exact: bool = False) -> str:
+    """An http(s) URL; a trailing slash is dropped (a base to append paths to) unless `exact`: an OIDC
+    issuer must match the tokens' `iss` claim character for character, slash included."""
+    text = str(value or "").strip()
+    if not exact:
+        text = text.rstrip("/")
     if text and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
         raise ConfigError(f"context {key!r} must be an http(s) URL, got {text!r}")
     return text
@@ -298,10 +302,10 @@ class Config:
             ui_domain_name=str(ctx("uiDomainName", "")).strip().lower(),
             ui_certificate_arn=str(ctx("uiCertificateArn", "")).strip(),
             ui_allowed_cidrs=_list(ctx("uiAllowedCidrs", d.ui_allowed_cidrs), "uiAllowedCidrs"),
-            ui_oidc_issuer=_url(ctx("uiOidcIssuer", ""), "uiOidcIssuer"),
-            ui_oidc_authorization_endpoint=_url(ctx("uiOidcAuthorizationEndpoint", ""), "uiOidcAuthorizationEndpoint"),
-            ui_oidc_token_endpoint=_url(ctx("uiOidcTokenEndpoint", ""), "uiOidcTokenEndpoint"),
-            ui_oidc_user_info_endpoint=_url(ctx("uiOidcUserInfoEndpoint", ""), "uiOidcUserInfoEndpoint"),
+            ui_oidc_issuer=_url(ctx("uiOidcIssuer", ""), "uiOidcIssuer", exact=True),
+            ui_oidc_authorization_endpoint=_url(ctx("uiOidcAuthorizationEndpoint", ""), "uiOidcAuthorizationEndpoint", exact=True),
+            ui_oidc_token_endpoint=_url(ctx("uiOidcTokenEndpoint", ""), "uiOidcTokenEndpoint", exact=True),
+            ui_oidc_user_info_endpoint=_url(ctx("uiOidcUserInfoEndpoint", ""), "uiOidcUserInfoEndpoint", exact=True),
             ui_oidc_client_id=str(ctx("uiOidcClientId", "")).strip(),
             ui_oidc_client_secret_name=str(ctx("uiOidcClientSecretName", "")).strip(),
             max_concurrent_runs=_int(ctx("maxConcurrentRuns", d.max_concurrent_runs), "maxConcurrentRuns", minimum=1),
