@@ -53,7 +53,9 @@ def test_dagster_images_are_built_from_the_infra_dockerfile(dev: Synth) -> None:
         "pyproject.toml", "uv.lock", "infra/Dockerfile", "infra/dagster.yaml", "infra/workspace.yaml",
         "infra/docker/entrypoint.py", "resources/__init__.py", "resources/secrets.py"}
     # The webserver and daemon run the system image; everything else the code image.
-    hashes = {target: image["source"]["directory"].removeprefix("asset.") for target, image in images.items()}
+    # Each image is pushed under its asset hash as the tag (the staging folder's name may carry a suffix:
+    # CDK takes a dot in the checkout's own path for an extension).
+    hashes = {target: next(iter(image["destinations"].values()))["imageTag"] for target, image in images.items()}
     for name, container in _containers(dev).items():
         target = "system" if name in ("webserver", "daemon") else "code"
         assert hashes[target] in json.dumps(container["Image"]), name
