@@ -185,6 +185,7 @@ _LABELS = (
     ("ANALYZE staging_keep", "claim source order"),
     ("DELETE FROM staging_entities", "drop in-file duplicates"),
     ("WITH merged AS", "merge entities (+history)"),
+    ("INSERT INTO canonical.entities", "merge entities (+history)"),
     ("WITH incoming AS", "claim source order"),
     ("UPDATE canonical.entity_relationships", "relationships"),
     ("INSERT INTO canonical.entity_relationships", "relationships"),

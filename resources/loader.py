@@ -146,7 +146,7 @@ CREATE TEMP TABLE staging_metrics (
     ord integer NOT NULL, canonical_id text NOT NULL, metric_type text NOT NULL,
     observed_at timestamptz NOT NULL, value numeric NOT NULL
 ) ON COMMIT DROP;
-CREATE TEMP TABLE staging_keep (canonical_id text NOT NULL) ON COMMIT DROP;
+CREATE TEMP TABLE staging_keep (canonical_id text NOT NULL, fresh boolean NOT NULL) ON COMMIT DROP;
 CREATE TEMP TABLE file_lost (canonical_id text NOT NULL) ON COMMIT DROP;
 """
 
@@ -159,12 +159,10 @@ ENTITY_UPDATE_SET = (
     "source_file_id = EXCLUDED.source_file_id"
 )
 
-# The staged rows whose content is new, upserted: everything up to the SET list's end (the version rule
-# and RETURNING follow).
-ENTITY_UPSERT_HEAD = """
-    INSERT INTO canonical.entities AS e
-        (entity_type, source_system, canonical_id, name, industry, revenue, employees,
-         attributes, attributes_hash, metadata, source_changed_at, source_file_at, source_file_id)
+# The staged rows whose content is new, as canonical.entities rows (the statements add the filter).
+_ENTITY_COLUMNS = """(entity_type, source_system, canonical_id, name, industry, revenue, employees,
+         attributes, attributes_hash, metadata, source_changed_at, source_file_at, source_file_id)"""
+_ENTITY_ROWS = """
     SELECT s.entity_type, s.source_system, s.canonical_id, s.name, s.industry, s.revenue, s.employees,
            s.attributes::jsonb, s.attributes_hash,
            jsonb_build_object('source_key', %(source_key)s::text, 'source_id', s.source_id,
@@ -172,7 +170,12 @@ ENTITY_UPSERT_HEAD = """
                               'data_quality', s.data_quality,
                               'transformation_version', %(transformation_version)s::text),
            coalesce(s.changed_at, %(file_at)s::timestamptz), %(file_at)s::timestamptz, %(file_id)s::bigint
-    FROM staging_entities s
+    FROM staging_entities s"""
+# Upserted: everything up to the SET list's end (the version rule and RETURNING follow).
+ENTITY_UPSERT_HEAD = """
+    INSERT INTO canonical.entities AS e
+        """ + _ENTITY_COLUMNS + _ENTITY_ROWS + """
+    /*filter*/
     ON CONFLICT (canonical_id) DO UPDATE
         SET """ + ENTITY_UPDATE_SET
 
@@ -199,6 +202,20 @@ SELECT count(*) FILTER (WHERE old_entity_id IS NULL), count(*) FILTER (WHERE old
        count(*) FILTER (WHERE moved_back)
 FROM merged
 """
+# A fresh record (its id never claimed before, so never merged: only the loader writes entities, after
+# claiming) is a plain INSERT: no speculative insertion and no RETURNING old.* (measured at 200k new
+# rows: 3.5-3.6 s backend CPU instead of 4.0-4.3). The NOT EXISTS keeps it safe should an entity have
+# been written some other way; those rows are left to the upsert that follows.
+_INSERT_FRESH = ("INSERT INTO canonical.entities " + _ENTITY_COLUMNS + _ENTITY_ROWS + """
+    WHERE NOT EXISTS (SELECT 1 FROM canonical.entities x WHERE x.canonical_id = s.canonical_id) /*filter*/""")
+_FRESH = "SELECT 1 FROM staging_keep k WHERE k.canonical_id = s.canonical_id AND k.fresh"
+# (all staged rows fresh, some fresh) → (insert the fresh, upsert the rest)
+_MERGE_PLANS: dict[str, tuple[str | None, str | None]] = {
+    "none": (None, _MERGE_ENTITIES),
+    "all": (_INSERT_FRESH, None),
+    "some": (_INSERT_FRESH.replace("/*filter*/", f"AND EXISTS ({_FRESH})"),
+             _MERGE_ENTITIES.replace("/*filter*/", f"WHERE NOT EXISTS ({_FRESH})")),
+}
 
 # Each staged record claims its entity's source position, and with it the content hash it brings (so
 # ingest.entity_order.attributes_hash is always the current version's). ORDER BY: every run takes these
@@ -227,12 +244,13 @@ WITH incoming AS MATERIALIZED (
     RETURNING new.canonical_id,
               old.canonical_id IS NULL OR old.attributes_hash IS DISTINCT FROM new.attributes_hash AS writes,
               -- claimed before by this very transaction: an earlier chunk of the file (xid 0 when whole)
-              old.xmin = %(xid)s::xid AS repeat
+              old.xmin = %(xid)s::xid AS repeat,
+              old.canonical_id IS NULL AS fresh
 ), kept AS (
-    INSERT INTO staging_keep SELECT canonical_id FROM claimed WHERE writes RETURNING 1
+    INSERT INTO staging_keep SELECT canonical_id, fresh FROM claimed WHERE writes RETURNING fresh
 )
 SELECT (SELECT count(*) FROM incoming), (SELECT count(*) FROM claimed), (SELECT count(*) FROM kept),
-       (SELECT count(*) FROM claimed WHERE repeat)
+       (SELECT count(*) FROM claimed WHERE repeat), (SELECT count(*) FROM kept WHERE fresh)
 """
 # A chunk's records that lost their claim: remembered (a later chunk naming one of them must not be
 # merged apart from it), and counted where the position that beat them is this transaction's own, i.e.
@@ -386,7 +404,7 @@ class _Merger:
             self.analyzed = True
         if chunked and self.lost and cur.execute(_NAMES_AN_EARLIER_LOSER).fetchone()[0]:  # type: ignore[index]
             raise ChunkedMergeRefused("a record repeats one that lost its claim in an earlier chunk")
-        distinct, claimed, kept, repeats = cur.execute(_CLAIM_SOURCE_ORDER, params).fetchone()  # type: ignore[misc]
+        distinct, claimed, kept, repeats, fresh = cur.execute(_CLAIM_SOURCE_ORDER, params).fetchone()  # type: ignore[misc]
         if repeats:
             raise ChunkedMergeRefused(f"{repeats} canonical ids repeat ones merged from an earlier chunk")
         if distinct < staged:  # the same id more than once in the chunk (rare): keep the one claimed
@@ -400,11 +418,17 @@ class _Merger:
         if kept < distinct:
             cur.execute("ANALYZE staging_keep")
             cur.execute(_KEEP_ONLY_WRITES)
-        row = cur.execute(_MERGE_ENTITIES, params).fetchone()
-        assert row is not None
-        out.inserted += row[0]
-        out.updated += row[1]
-        out.moved_back += row[2]
+        insert_fresh, upsert = _MERGE_PLANS["none" if not fresh else "all" if fresh == kept else "some"]
+        if insert_fresh is not None:
+            out.inserted += cur.execute(insert_fresh, params).rowcount
+            if cur.rowcount < fresh:
+                upsert = _MERGE_ENTITIES  # an entity written outside the loader: the upsert sorts it out
+        if upsert is not None:
+            row = cur.execute(upsert, params).fetchone()
+            assert row is not None
+            out.inserted += row[0]
+            out.updated += row[1]
+            out.moved_back += row[2]
 
         cur.execute(_CLOSE_CHANGED_PARENTS)
         cur.execute(_INSERT_PARENTS, params)

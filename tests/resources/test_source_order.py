@@ -297,3 +297,27 @@ def test_counts_add_up_for_an_entity_written_around_ingest(files, stack):
              mapped.attributes_hash))
     r = files.load(files.add("crm-data/a.json", {"records": [record]}, _at(1))).result
     assert (r.received, r.inserted, r.updated, r.unchanged, r.superseded) == (1, 0, 0, 1, 0)
+
+
+def test_an_entity_written_around_ingest_is_updated_not_inserted_again(files, stack):
+    # Its id was never claimed, so the loader takes the record for fresh and plain-INSERTs fresh
+    # records; the row already there must still be versioned by the upsert (history kept), and the file
+    # must not fail on the unique canonical_id, beside a truly new record in the same file.
+    from resources.canonical.mapping import map_record
+
+    old = map_record("crm", {"customer_id": "C1", "company_name": "Company 1", "annual_revenue": 1000})
+    with psycopg.connect(stack.pg.owner_url) as conn:
+        conn.execute(
+            """INSERT INTO canonical.entities (entity_type, source_system, canonical_id, name, revenue,
+                                               attributes, attributes_hash)
+               VALUES (%s, 'crm', %s, %s, %s, %s::jsonb, %s)""",
+            (old.entity_type, old.canonical_id, old.name, old.revenue, old.attributes_json, old.attributes_hash))
+    records = [{"customer_id": "C1", "company_name": "Company 1", "annual_revenue": 2000},
+               {"customer_id": "C2", "company_name": "Company 2", "annual_revenue": 5}]
+    r = files.load(files.add("crm-data/a.json", {"records": records}, _at(1))).result
+    assert (r.received, r.inserted, r.updated, r.unchanged) == (2, 1, 1, 0)
+    with psycopg.connect(stack.pg.owner_url) as conn:
+        rows = conn.execute("SELECT canonical_id, version, revenue FROM canonical.entities ORDER BY 1").fetchall()
+        history = conn.execute("SELECT canonical_id, version FROM canonical.entity_history").fetchall()
+    assert [(c, v, int(x)) for c, v, x in rows] == [(old.canonical_id, 2, 2000), ("crm_C2", 1, 5)]
+    assert history == [(old.canonical_id, 1)]
