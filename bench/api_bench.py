@@ -308,6 +308,10 @@ def report(n: int, phases: dict[str, Phase], workers: int, duration: float, open
     for tier, (name, _) in TIERS.items():
         if (o := s.get(f"{tier} open")) is not None:
             lines.append(f"| {name} | {o['offered_rps']:g} | " + _row(o) + " |")
+    for tier, (name, _) in TIERS.items():
+        if (o := s.get(f"{tier} open")) is not None and o["rps"] < 0.95 * o["offered_rps"]:
+            lines.append(f"\n{name}: answered {o['rps']} of {o['offered_rps']:g} req/s offered — the machine could "
+                         "not keep up, so the queue grew for the whole phase and its latencies are that queue's.")
     lines += [
         "",
         "## Throughput: closed loop (saturation)",
@@ -347,12 +351,15 @@ def report(n: int, phases: dict[str, Phase], workers: int, duration: float, open
     lines.append(f"| zero errors | {_verdict(not errors, f'{errors} in all phases')} | |")
     keys = list(next(iter(phases.values())).cpu_s) if phases else []
     lines += ["", ("CPU per answered request, in ms of one core, by process (\"other\": everything else on the "
-              "machine in that time, e.g. other people's jobs):"), "",
-              "| phase | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+              "machine in that time, e.g. other people's jobs; the last column is that as cores busy on average, "
+              f"out of {os.cpu_count()}: latency measured while it is high is other people's queueing as much "
+              "as ours):"), "",
+              "| phase | " + " | ".join(keys) + " | other, cores |", "|---|" + "---|" * (len(keys) + 1)]
     for phase in phases.values():
         per = {k: v * 1000 / max(phase.ok, 1) for k, v in phase.cpu_s.items()}
         label = phase.name + (f", open loop {phase.offered_rps:g} req/s" if phase.offered_rps else ", closed loop")
-        lines.append(f"| {label} | " + " | ".join(f"{per.get(k, 0.0):.2f}" for k in keys) + " |")
+        others = phase.cpu_s.get("other", 0.0) / phase.wall_s if phase.wall_s else 0.0
+        lines.append(f"| {label} | " + " | ".join(f"{per.get(k, 0.0):.2f}" for k in keys) + f" | {others:.2f} |")
     for phase in phases.values():
         if phase.errors:
             lines.append(f"\nErrors in {phase.name}: {dict(phase.errors)}")
