@@ -44,7 +44,7 @@ bench-ingest: install ## Ingest at 1,000,000 records vs per-record upsert and dl
 bench-analytics: install ## Each catalogue operation at 100k and 1M entities (bench/analytics_results.md)
 	$(RUN) python -m bench.analytics_bench
 
-bench-api: install ## The REST API under uvicorn, 50 clients, cached vs uncached (bench/api_results.md)
+bench-api: install ## The REST API under uvicorn: latency at a fixed offered rate, throughput with 50 clients, cached vs uncached (bench/api_results.md)
 	$(RUN) python -m bench.api_bench
 
 bench-latency: install ## Upload → queryable for small files on the real local platform (bench/latency_results.md)

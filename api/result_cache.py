@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 from cachetools import TLRUCache
 
@@ -76,7 +77,7 @@ class ResultCache:
         try:
             expires_at = float(item["expiresAt"]["N"])
             body = item["payload"]["S"]
-            payload = json.loads(body)
+            payload = _parse(body)
         except (KeyError, ValueError):
             return None
         if expires_at <= time.time():  # DynamoDB deletes expired items lazily, up to days later
@@ -106,3 +107,12 @@ class ResultCache:
             return
         with self._lock:
             self._memory[key] = _Entry(payload, expires_at, size)
+
+
+def _parse(body: str) -> Any:
+    """The item's JSON: by orjson (several times faster: this runs on every DynamoDB-tier hit), else by the
+    json module, which wrote it and also reads what orjson refuses (NaN, integers past 64 bits)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)

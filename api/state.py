@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from api.auth import ApiKey, parse_api_keys
 from api.config import ApiSettings
 from api.dagster_client import DagsterClient
+from api.fresh_read import FreshRead
 from api.problems import ApiProblem
 from api.result_cache import ResultCache
 from resources.aws import aws_client
@@ -29,6 +30,9 @@ from resources.jobs_store import JobsStore
 from resources.settings import Settings
 
 log = logging.getLogger("api")
+# Blocking AWS calls run in Starlette's worker threads (anyio's default limiter: 40 at once); a client keeps
+# that many connections, so no call under load pays a connection set-up (botocore keeps 10 by default).
+AWS_POOL_CONNECTIONS = 40
 
 
 @dataclass
@@ -41,6 +45,7 @@ class AppState:
     _pools: dict[str, Any] = field(default_factory=dict)
     _async_pool: Any = None
     _async_pool_loop: Any = None
+    _version_read: FreshRead[int] = field(init=False)
     result_cache: ResultCache = field(init=False)
 
     def __post_init__(self) -> None:
@@ -60,7 +65,8 @@ class AppState:
         return found
 
     def client(self, service: str) -> Any:
-        return self._once(self._clients, service, lambda: aws_client(service, self.settings))
+        return self._once(self._clients, service, lambda: aws_client(
+            service, self.settings, max_pool_connections=AWS_POOL_CONNECTIONS))
 
     @property
     def jobs(self) -> JobsStore:
@@ -112,12 +118,17 @@ class AppState:
 
     async def data_version(self) -> int:
         """`ingest.data_version`, read on the event loop: every /analytics request needs it (it is part of the
-        cache key), so the cached path runs without a worker thread. One round trip: autocommit, and no
-        check on checkout — a connection that died meanwhile fails this request with a 503 and has the
-        pool check its idle ones, so the next request finds live connections."""
+        cache key), so the cached path runs without a worker thread. Concurrent requests share a read that
+        started after they arrived (api/fresh_read.py): never older than a commit a caller has seen."""
+        await self._version_pool()
+        return await self._version_read()
+
+    @staticmethod
+    async def _read_data_version(pool: Any) -> int:
+        """One round trip: autocommit, and no check on checkout — a connection that died meanwhile fails
+        this read with a 503 and has the pool check its idle ones, so the next read finds live connections."""
         from psycopg_pool import PoolTimeout
 
-        pool = await self._version_pool()
         try:
             async with pool.connection() as conn:
                 row = await (await conn.execute("SELECT version FROM ingest.data_version")).fetchone()
@@ -143,6 +154,8 @@ class AppState:
                 kwargs=self.connect_kwargs(self.settings.database_url, {
                     "application_name": "canonical-api-version", "connect_timeout": 5, "autocommit": True}))
             self._async_pool_loop = loop
+            pool = self._async_pool
+            self._version_read = FreshRead(lambda: self._read_data_version(pool))
         await self._async_pool.open()  # a no-op once open
         return self._async_pool
 

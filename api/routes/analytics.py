@@ -14,6 +14,7 @@ from api.auth import Principal, require
 from api.compat import job_fields
 from api.deps import ReadScope, State
 from api.jobs_service import launch_job
+from api.json_body import FastJSONResponse
 from api.models import AnalyticsRequest, AnalyticsResponse, JobRequest, OperationsResponse, problem_responses
 from api.problems import ApiProblem, timeout_problem
 from api.state import AppState
@@ -81,7 +82,7 @@ async def answer(request: Request, state: AppState, principal: Principal, operat
         body = await run_in_threadpool(lambda: svc.envelope(state, payload, cache_hit=hit))
     else:
         body = svc.envelope(state, payload, cache_hit=hit)
-    return JSONResponse(body, headers={**headers, "X-Cache": "HIT" if hit else "MISS"})
+    return FastJSONResponse(body, headers={**headers, "X-Cache": "HIT" if hit else "MISS"})
 
 
 def _compute(state: AppState, prep: svc.Prepared) -> dict[str, Any]:

@@ -103,3 +103,11 @@ def test_dynamodb_errors_read_as_a_miss_and_a_failed_put_is_not_remembered() -> 
     assert cache.get("k") is None
     cache.put("k", payload())  # does not raise
     assert cache.get("k") is None  # not served from memory either: other processes could not serve it
+
+
+def test_an_answer_holding_what_orjson_refuses_still_comes_back_from_dynamodb(ddb: Any) -> None:
+    odd = {"operation": "custom_complex_query", "data": [{"x": float("nan"), "big": 2**70}]}
+    ResultCache(lambda: ddb, TABLE, ttl_seconds=60, memory_bytes=0).put("k", odd)
+    got, tier = ResultCache(lambda: ddb, TABLE, ttl_seconds=60, memory_bytes=0).get("k")
+    assert tier == "dynamodb"
+    assert got["data"][0]["big"] == 2**70 and got["data"][0]["x"] != got["data"][0]["x"]  # NaN
