@@ -32,6 +32,42 @@ HIGH, MEDIUM = 0.85, 0.7
 PROBES_PER_PAIR = 4
 W_NAME, W_REVENUE, W_EMPLOYEES = 0.6, 0.25, 0.15
 
+# One target system's lookup for probe p: its candidates through that system's partial trigram index
+# (`c.source_system = '<system>'` is a literal so the planner can prove the index's predicate), the best
+# by match score, then name similarity, then the smaller canonical id. `{system}` only ever comes from
+# LATER_SYSTEMS below, never from a caller.
+_BEST_IN = """
+        (SELECT c.canonical_id AS b_id, c.source_system AS b_system, c.name AS b_name,
+                (c.metadata ->> 'data_quality')::float8 AS b_quality, f.similarity, f.revenue_match,
+                f.employees_match, sc.match_score
+         FROM canonical.entities c
+         CROSS JOIN LATERAL (
+             SELECT similarity(c.name, p.name)::float8 AS similarity,
+                    CASE WHEN p.revenue IS NOT NULL AND c.revenue IS NOT NULL THEN
+                        CASE WHEN greatest(p.revenue, c.revenue) = 0 THEN 1.0::float8
+                             ELSE 1 - (abs(p.revenue - c.revenue) / greatest(p.revenue, c.revenue))::float8 END
+                    END AS revenue_match,
+                    CASE WHEN p.employees IS NOT NULL AND c.employees IS NOT NULL THEN
+                        CASE WHEN greatest(p.employees, c.employees) = 0 THEN 1.0::float8
+                             ELSE 1 - abs(p.employees - c.employees)::float8 / greatest(p.employees, c.employees) END
+                    END AS employees_match
+         ) f
+         CROSS JOIN LATERAL (
+             SELECT (%(w_name)s * f.similarity + %(w_revenue)s * coalesce(f.revenue_match, 0)
+                       + %(w_employees)s * coalesce(f.employees_match, 0))
+                    / (%(w_name)s + CASE WHEN f.revenue_match IS NULL THEN 0 ELSE %(w_revenue)s END
+                                  + CASE WHEN f.employees_match IS NULL THEN 0 ELSE %(w_employees)s END) AS match_score
+         ) sc
+         WHERE p.source_system COLLATE "C" < '{system}'
+           AND c.source_system = '{system}'
+           AND c.name %% p.name
+           AND similarity(c.name, p.name) >= %(min_similarity)s
+         ORDER BY sc.match_score DESC, f.similarity DESC, c.canonical_id COLLATE "C"
+         LIMIT 1)"""
+
+# Systems a pair can be found in from an earlier one (crm < erp < legacy): crm is never a target.
+LATER_SYSTEMS: tuple[str, ...] = ("erp", "legacy")
+
 DATA_INTEGRITY = """
 WITH pairs AS (
     SELECT p.canonical_id AS a_id, p.source_system AS a_system, p.name AS a_name, p.revenue AS a_revenue,
@@ -40,32 +76,7 @@ WITH pairs AS (
           WHERE x.source_system IN ('crm', 'erp')
           ORDER BY x.revenue DESC NULLS LAST, x.canonical_id COLLATE "C"
           LIMIT %(max_probes)s) p
-    CROSS JOIN LATERAL (
-        SELECT DISTINCT ON (s.b_system) s.*, sc.match_score
-        FROM (
-            SELECT c.canonical_id AS b_id, c.source_system AS b_system, c.name AS b_name,
-                   (c.metadata ->> 'data_quality')::float8 AS b_quality,
-                   similarity(c.name, p.name)::float8 AS similarity,
-                   CASE WHEN p.revenue IS NOT NULL AND c.revenue IS NOT NULL THEN
-                       CASE WHEN greatest(p.revenue, c.revenue) = 0 THEN 1.0::float8
-                            ELSE 1 - (abs(p.revenue - c.revenue) / greatest(p.revenue, c.revenue))::float8 END
-                   END AS revenue_match,
-                   CASE WHEN p.employees IS NOT NULL AND c.employees IS NOT NULL THEN
-                       CASE WHEN greatest(p.employees, c.employees) = 0 THEN 1.0::float8
-                            ELSE 1 - abs(p.employees - c.employees)::float8 / greatest(p.employees, c.employees) END
-                   END AS employees_match
-            FROM canonical.entities c
-            WHERE c.name %% p.name
-              AND c.source_system COLLATE "C" > p.source_system COLLATE "C"
-              AND similarity(c.name, p.name) >= %(min_similarity)s
-        ) s
-        CROSS JOIN LATERAL (
-            SELECT (%(w_name)s * s.similarity + %(w_revenue)s * coalesce(s.revenue_match, 0)
-                      + %(w_employees)s * coalesce(s.employees_match, 0))
-                   / (%(w_name)s + CASE WHEN s.revenue_match IS NULL THEN 0 ELSE %(w_revenue)s END
-                                 + CASE WHEN s.employees_match IS NULL THEN 0 ELSE %(w_employees)s END) AS match_score
-        ) sc
-        ORDER BY s.b_system, sc.match_score DESC, s.similarity DESC, s.b_id COLLATE "C"
+    CROSS JOIN LATERAL (""" + "\n        UNION ALL".join(_BEST_IN.format(system=s) for s in LATER_SYSTEMS) + """
     ) m
     ORDER BY p.revenue DESC NULLS LAST, p.canonical_id COLLATE "C", m.b_system
     LIMIT %(limit)s
