@@ -142,11 +142,11 @@ def _load(conn: psycopg.Connection, rows: list[tuple]) -> None:
 
 def _as_at_scale(conn: psycopg.Connection) -> None:
     # A handful of rows: make the planner take the trigram lookups it takes at scale (bitmap scans of the
-    # partial GIN indexes) rather than reading the table or a btree that covers the system, which it would
-    # prefer here. The caller's transaction is rolled back: the indexes come back.
+    # partial GIN indexes) rather than reading the table or the btree on source_system, which it would
+    # prefer here. The caller's transaction is rolled back: the index comes back.
     conn.execute("SET LOCAL enable_seqscan = off")
     conn.execute("SET LOCAL enable_indexscan = off")
-    conn.execute("DROP INDEX canonical.entities_source_system_idx, canonical.entities_probe_order")
+    conn.execute("DROP INDEX IF EXISTS canonical.entities_source_system_idx")
 
 
 def _plan(conn: psycopg.Connection, params: dict) -> str:
@@ -187,11 +187,8 @@ def test_each_later_system_is_searched_through_its_own_trigram_index(pg):
     with psycopg.connect(pg.owner_url) as conn:
         _load(conn, rows)
         conn.execute("SELECT set_config('pg_trgm.similarity_threshold', '0.5', true)")
-        conn.execute("SET LOCAL enable_seqscan = off")
-        probes = _plan(conn, params)
         _as_at_scale(conn)
         lookups = _plan(conn, params)
         conn.rollback()
-    assert "Index Scan using entities_probe_order" in probes, probes
     assert "Index Scan on entities_name_trgm_erp" in lookups, lookups
     assert "Index Scan on entities_name_trgm_legacy" in lookups, lookups
