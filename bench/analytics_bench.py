@@ -566,12 +566,13 @@ NOTES = [
     "ingest carrying the entity's industry on its time-series rows (no join: about half the time), or "
     "ingest keeping small per-period summaries (month, quarter, year × metric type × industry, with entity "
     "counts) that this operation would read directly."),
-    ("- **data_integrity_analysis is linear in the pairs asked for**: one trigram GIN lookup per probe, ~25 ms "
-    "at 1M names (the posting lists of common words — Inc, Corp, Systems — are long). The default (limit "
-    "100) takes 2.5 s; up to limit ≈ 350 stays under 10 s; the maximum (1000) takes ~29 s. Probes are capped "
-    "at 4 × limit, so rare twins cannot make it run away. Remedy for bigger batches: a normalised name key "
-    "(lower-cased, legal suffixes stripped) computed at ingest, with a btree index, for exact-key blocking "
-    "ahead of the trigram comparison. A GiST trigram index (KNN `<->`) was measured ~10x slower per lookup."),
+    ("- **data_integrity_analysis is linear in the pairs asked for**: one trigram GIN lookup per probe and "
+    "later system, through that system's own index (migration 0006: erp, legacy), ~2-20 CPU-ms at 1M names "
+    "depending on min_similarity and how common the name's words are (the posting lists of Inc, Corp, "
+    "Systems are long); through the all-systems index it was ~25-45 ms. Probes are capped at 4 × limit, so "
+    "rare twins cannot make it run away; picking them sorts every CRM and ERP row (~0.5 CPU-s at 1M), which "
+    "a btree in probe order would avoid at a measured +15 % PostgreSQL CPU on CRM loads. A GiST trigram "
+    "index (KNN `<->`) was measured ~10x slower per lookup."),
     ("- customer_analysis sorts the metric values once, in one process, for the median (~1 s at 1M); "
      "revenue_analysis first counts values per power-of-two bucket and ranks only the rows that can make "
      "the top n, so it never sorts a million rows."),
