@@ -6,6 +6,11 @@ session's time zone. "Previous period" is the calendar period just before; a gap
 A dataset with no metric points at all (CRM exports alone) still has a history, as the old system
 read it: when each entity arrived. Both operations then use the entities' revenue by month of arrival
 (metric type `entity_revenue`, which can also be asked for by name).
+
+multi_dimensional_analytics reads its cells (period × metric type × industry: entities, total) from
+analytics.time_series_cells, which the database keeps exact as the points and entities change
+(migration 0005); it computes them from the points only while that summary lists points without
+their entity (analytics.time_series_orphans), and the two ways give the same rows.
 """
 
 from __future__ import annotations
@@ -27,8 +32,7 @@ POINTS: dict[str, str] = {
 }
 # Points are first summed per entity and period (an entity with daily points counts once), then joined to
 # their entity for the industry. Tiers follow the percentile among the period's industries.
-_MULTI_DIMENSIONAL = """
-WITH per_entity AS (
+_CELLS_FROM_POINTS = """per_entity AS (
     SELECT date_trunc(%(unit)s, p.at)::date AS period, p.metric_type, p.entity_canonical_id, sum(p.value) AS value
     FROM (/*points*/) p
     /*window*/
@@ -38,7 +42,15 @@ WITH per_entity AS (
     FROM per_entity p
     JOIN canonical.entities e ON e.canonical_id = p.entity_canonical_id
     GROUP BY 1, 2, 3
-), framed AS (
+)"""
+# The same cells, kept by the database as the points change (migration 0005, analytics.time_series_cells).
+_CELLS_FROM_SUMMARY = """cells AS (
+    SELECT s.period, s.metric_type, s.industry, s.entities, s.total
+    FROM analytics.time_series_cells s
+    WHERE s.unit = %(unit)s /*window*/
+)"""
+_MULTI_DIMENSIONAL = """
+WITH /*cells*/, framed AS (
     SELECT c.*,
            lag(c.period) OVER by_industry AS previous_period,
            lag(c.total) OVER by_industry AS previous_total_any,
@@ -67,15 +79,28 @@ SELECT period, metric_type, industry, entities, total,
 FROM compared
 ORDER BY period, metric_type, total DESC, industry NULLS LAST
 """
+
+
+def _multi_dimensional(cells: str, window: str) -> str:
+    return _MULTI_DIMENSIONAL.replace("/*cells*/", cells).replace("/*window*/", window)
+
+
 # basis → (every period, a window of the last months)
 MULTI_DIMENSIONAL: dict[str, tuple[str, str]] = {
-    basis: (_MULTI_DIMENSIONAL.replace("/*points*/", points).replace("/*window*/", ""),
-            _MULTI_DIMENSIONAL.replace("/*points*/", points).replace("/*window*/", "WHERE p.at >= %(since)s"))
+    basis: (_multi_dimensional(_CELLS_FROM_POINTS.replace("/*points*/", points), ""),
+            _multi_dimensional(_CELLS_FROM_POINTS.replace("/*points*/", points), "WHERE p.at >= %(since)s"))
     for basis, points in POINTS.items()
 }
+MULTI_DIMENSIONAL["summary"] = (_multi_dimensional(_CELLS_FROM_SUMMARY, ""),
+                                _multi_dimensional(_CELLS_FROM_SUMMARY, "AND s.period >= %(since)s::date"))
 # The first month of a window: N calendar months up to the latest point's month.
 WINDOW_START = """SELECT date_trunc('month', max(p.at)) - make_interval(months => %(months)s - 1) FROM (/*points*/) p"""
+WINDOW_START_SUMMARY = """SELECT max(s.period)::timestamp - make_interval(months => %(months)s - 1)
+FROM analytics.time_series_cells s WHERE s.unit = 'month'"""
 HAS_POINTS = "SELECT EXISTS (SELECT 1 FROM canonical.time_series_data)"
+# The summary holds every point exactly when no point lacks its entity (analytics.time_series_orphans is
+# empty: never after ingest alone); otherwise the cells are computed from the points.
+SUMMARY_COMPLETE = "SELECT NOT EXISTS (SELECT 1 FROM analytics.time_series_orphans)"
 
 
 def multi_dimensional_analytics(conn: psycopg.Connection, p: MultiDimensionalParams, *, max_rows: int) -> Table:
@@ -85,13 +110,16 @@ def multi_dimensional_analytics(conn: psycopg.Connection, p: MultiDimensionalPar
     over a window ('3 months'); with no metric points at all, entity revenue by month of arrival."""
     with conn.cursor() as cur:
         basis = "time_series" if cur.execute(HAS_POINTS).fetchone()[0] else "entities"
+        if basis == "time_series" and cur.execute(SUMMARY_COMPLETE).fetchone()[0]:
+            basis = "summary"
         every, window = MULTI_DIMENSIONAL[basis]
         args: dict[str, object] = {"unit": p.unit, "step": TIMEFRAME_STEP[p.unit]}
         if p.window_months is None:
             cur.execute(every, args)
         else:
-            since = cur.execute(WINDOW_START.replace("/*points*/", POINTS[basis]),
-                                {"months": p.window_months}).fetchone()[0]
+            start = (WINDOW_START_SUMMARY if basis == "summary"
+                     else WINDOW_START.replace("/*points*/", POINTS[basis]))
+            since = cur.execute(start, {"months": p.window_months}).fetchone()[0]
             cur.execute(window, {**args, "since": since})
         return fetch(cur, max_rows)
 
