@@ -29,6 +29,8 @@ as within one chunk, and the earlier one must leave no trace: version, history, 
 point), and a file time that turned out different from the one announced early. Chunked loads take a
 transaction-level advisory lock exclusively, whole-file loads share it: per-chunk claims do not take
 their row locks in one global order, so a chunked load must not run beside another load of entities.
+A file with metric points also takes the summary's lock (`SUMMARY_LOCK`) before merging them and holds
+it to the commit: the triggers that keep analytics.time_series_cells read after it (migration 0005).
 Dagster-free: the benchmark and tests drive it directly.
 """
 
@@ -60,6 +62,12 @@ CHUNK_ROWS = 50_000
 _WORKER_READ_CHARS = 64 << 10
 # Chunked loads hold it exclusively, whole-file loads shared (see the module docstring).
 _LOAD_LOCK = "SELECT pg_advisory_xact_lock{}(hashtext('ingest.entity_order chunked loads'))"
+# The summary of the metric points (analytics.time_series_cells, migration 0005) is kept by triggers that
+# take this lock before they read, so that concurrent writers count an entity once; held to the commit.
+# Taken here before the partitions' lock (canonical.ensure_time_series_partitions) so that every load
+# takes its locks in one order: this load lock, entity_order rows, entity rows (whose industry change
+# takes this lock in its trigger), this one, the partitions', then rows no other load holds.
+SUMMARY_LOCK = "SELECT pg_advisory_xact_lock(hashtext('analytics.time_series_cells'))"
 # JSON text never holds raw tabs or newlines (json.dumps escapes them); only its backslashes need
 # doubling for COPY's text format.
 _BACKSLASH = "\\"
@@ -437,6 +445,7 @@ class _Merger:
         if metrics is not None:
             metrics.copy_into(cur, "COPY staging_metrics FROM STDIN", _WORKER_READ_CHARS)
         if (metrics.rows if metrics is not None else self.metric_rows):
+            cur.execute(SUMMARY_LOCK)
             cur.execute(
                 "SELECT canonical.ensure_time_series_partitions(array_agg(DISTINCT date_trunc('month', "
                 "observed_at AT TIME ZONE 'UTC')::date)) FROM staging_metrics "

@@ -37,6 +37,29 @@ CREATE TABLE analytics.time_series_orphans (
     PRIMARY KEY (entity_canonical_id, metric_type)
 );
 
+-- Every maintenance step starts here, before it reads. Its deltas are differences between what it reads
+-- before and after a change, so two transactions must not both read without seeing each other: the
+-- second one to get here waits until the first commits (the lock is the transaction's), and under READ
+-- COMMITTED each following statement of the trigger takes a fresh snapshot, which then holds the first
+-- one's points and industries. Under REPEATABLE READ or SERIALIZABLE the snapshot would stay the one
+-- taken before the wait: refused. The key is listed with the loader's other locks (resources/loader.py,
+-- SUMMARY_LOCK), which takes it itself before its metric merge so that every load takes its locks in one
+-- order.
+CREATE FUNCTION analytics.time_series_cells_lock()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $fn$
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'canonical.time_series_data and canonical.entities are written under READ COMMITTED only'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'analytics.time_series_cells is kept by triggers that must read after their lock.';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('analytics.time_series_cells'));
+END
+$fn$;
+
 -- After each statement on the points: the difference between two states of the (entity, metric type)
 -- pairs it touched, added to the cells. The changes are (entity_canonical_id, metric_type, observed_at,
 -- value, sign): +1 a point the statement added, -1 one it removed (an update is both). The state after is
@@ -53,6 +76,7 @@ DECLARE
     changes text;
     current_points text;
 BEGIN
+    PERFORM analytics.time_series_cells_lock();
     changes := CASE TG_OP
         WHEN 'INSERT' THEN 'SELECT entity_canonical_id, metric_type, observed_at, value, 1 AS sign FROM new_points'
         WHEN 'DELETE' THEN 'SELECT entity_canonical_id, metric_type, observed_at, value, -1 AS sign FROM old_points'
@@ -172,6 +196,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, canonical
 AS $fn$
 BEGIN
+    PERFORM analytics.time_series_cells_lock();
     PERFORM analytics.time_series_cells_move(OLD.canonical_id, OLD.industry, -1);
     IF TG_OP = 'UPDATE' THEN
         PERFORM analytics.time_series_cells_move(NEW.canonical_id, NEW.industry, 1);
@@ -188,10 +213,13 @@ $fn$;
 
 CREATE FUNCTION analytics.rebuild_time_series_cells()
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, canonical
-BEGIN ATOMIC
+AS $fn$
+BEGIN
+    -- plpgsql, so that the statements after the lock read a snapshot taken after it
+    PERFORM analytics.time_series_cells_lock();
     DELETE FROM analytics.time_series_cells;
     DELETE FROM analytics.time_series_orphans;
     INSERT INTO analytics.time_series_cells (unit, period, metric_type, industry, entities, total)
@@ -205,7 +233,8 @@ BEGIN ATOMIC
     INSERT INTO analytics.time_series_orphans (entity_canonical_id, metric_type)
     SELECT DISTINCT t.entity_canonical_id, t.metric_type FROM canonical.time_series_data t
     WHERE NOT EXISTS (SELECT FROM canonical.entities e WHERE e.canonical_id = t.entity_canonical_id);
-END;
+END
+$fn$;
 
 CREATE FUNCTION analytics.time_series_cells_after_truncate()
 RETURNS trigger
@@ -241,6 +270,7 @@ CREATE TRIGGER time_series_cells_entity_truncate AFTER TRUNCATE ON canonical.ent
 
 REVOKE ALL ON FUNCTION analytics.time_series_cells_move(text, text, int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION analytics.rebuild_time_series_cells() FROM PUBLIC;
+REVOKE ALL ON FUNCTION analytics.time_series_cells_lock() FROM PUBLIC;
 GRANT SELECT ON analytics.time_series_cells, analytics.time_series_orphans TO pipeline_reader;
 
 -- The data already there (deploys run this on production data).
