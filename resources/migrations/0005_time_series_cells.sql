@@ -60,10 +60,17 @@ BEGIN
 END
 $fn$;
 
--- After each statement on the points: the difference between two states of the (entity, metric type)
--- pairs it touched, added to the cells. The changes are (entity_canonical_id, metric_type, observed_at,
--- value, sign): +1 a point the statement added, -1 one it removed (an update is both). The state after is
--- the table now; the state before is the table now without the added points and with the removed ones.
+-- After each statement on the points: its changes, grouped per (entity, metric type, month) into the
+-- points gained or lost and the value added, are turned into the cells' differences.
+--   - Totals: the value added, under the entity's industry. Nothing else is read for a pair whose months
+--     kept their number of points (an update of values only: a reload's usual case).
+--   - Entities (an entity counts in a period if it has a point in any of the period's months): for the
+--     pairs that gained or lost points, their points now in the years the statement touched are
+--     counted, per pair. A pair that had none of them before (a first load: "fresh") or has none left
+--     ("gone") needs nothing more: its change is its whole presence. Only for the others ("detail":
+--     points added to or removed from an entity that keeps others in the same year) are the points
+--     read again per month; before = now minus the change.
+-- Each transition table is read once, the entities once per entity.
 CREATE FUNCTION analytics.time_series_cells_after_statement()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -74,83 +81,105 @@ SET work_mem = '256MB'
 AS $fn$
 DECLARE
     changes text;
-    current_points text;
+    small boolean;
+    points_of text;
 BEGIN
     PERFORM analytics.time_series_cells_lock();
+    -- (entity, metric type, time, points: +1 added / -1 removed, value added); an update is both
     changes := CASE TG_OP
-        WHEN 'INSERT' THEN 'SELECT entity_canonical_id, metric_type, observed_at, value, 1 AS sign FROM new_points'
-        WHEN 'DELETE' THEN 'SELECT entity_canonical_id, metric_type, observed_at, value, -1 AS sign FROM old_points'
-        ELSE 'SELECT entity_canonical_id, metric_type, observed_at, value, 1 AS sign FROM new_points
+        WHEN 'INSERT' THEN 'SELECT entity_canonical_id, metric_type, observed_at, 1 AS n, value AS v FROM new_points'
+        WHEN 'DELETE' THEN 'SELECT entity_canonical_id, metric_type, observed_at, -1 AS n, -value AS v FROM old_points'
+        ELSE 'SELECT entity_canonical_id, metric_type, observed_at, 1 AS n, value AS v FROM new_points
               UNION ALL
-              SELECT entity_canonical_id, metric_type, observed_at, value, -1 AS sign FROM old_points'
+              SELECT entity_canonical_id, metric_type, observed_at, -1 AS n, -value AS v FROM old_points'
     END;
-    -- The touched pairs' current points: for a small statement one index lookup per pair, for one as big
-    -- as a good part of the table (a first load) a single pass over it.
+    -- The points of some pairs (%1$s: which), now: for a statement small against the table one index
+    -- lookup per pair (its years bound it to their partitions), for a big one a single pass.
     EXECUTE 'SELECT count(*) * 10 < (SELECT sum(c.reltuples) FROM pg_catalog.pg_class c
                                       WHERE c.oid IN (SELECT relid FROM pg_partition_tree(''canonical.time_series_data'')))
-             FROM (' || changes || ') c' INTO STRICT current_points;
-    current_points := CASE WHEN current_points::boolean THEN
-        'SELECT t.* FROM pairs p CROSS JOIN LATERAL (
-             SELECT t.entity_canonical_id, t.metric_type, t.observed_at, t.value FROM canonical.time_series_data t
-             WHERE t.entity_canonical_id = p.entity_canonical_id AND t.metric_type = p.metric_type OFFSET 0) t'
+             FROM (' || changes || ') c' INTO STRICT small;
+    points_of := CASE WHEN small THEN
+        'SELECT t.* FROM %1$s c CROSS JOIN LATERAL (
+             SELECT t.entity_canonical_id, t.metric_type, t.observed_at FROM canonical.time_series_data t
+             WHERE t.entity_canonical_id = c.e AND t.metric_type = c.m AND t.observed_at >= c.since
+               AND t.observed_at < c.until OFFSET 0) t'
     ELSE
-        'SELECT t.entity_canonical_id, t.metric_type, t.observed_at, t.value FROM canonical.time_series_data t
-         JOIN pairs p ON p.entity_canonical_id = t.entity_canonical_id AND p.metric_type = t.metric_type'
+        'SELECT t.entity_canonical_id, t.metric_type, t.observed_at FROM canonical.time_series_data t
+         JOIN %1$s c ON c.e = t.entity_canonical_id AND c.m = t.metric_type
+         WHERE t.observed_at >= c.since AND t.observed_at < c.until'
     END;
     -- Dynamic only to name the transition tables this trigger has; nothing from the data is pasted.
     EXECUTE format($q$
-        WITH changes AS MATERIALIZED (%s),
-        pairs AS MATERIALIZED (
-            -- pairs already listed as orphans count nowhere (see above) and stay so
-            SELECT DISTINCT c.entity_canonical_id, c.metric_type FROM changes c
-            WHERE NOT EXISTS (SELECT FROM analytics.time_series_orphans o
-                              WHERE o.entity_canonical_id = c.entity_canonical_id AND o.metric_type = c.metric_type)
-        ), pts AS (
-            -- after: 1 for each current point; before: the same, corrected by the changes
-            SELECT t.entity_canonical_id, t.metric_type, t.observed_at, t.value, 1 AS after_n, 1 AS before_n
-            FROM (%s) t
-            UNION ALL
-            SELECT c.entity_canonical_id, c.metric_type, c.observed_at, c.value, 0, -c.sign
-            FROM changes c
-            JOIN pairs p ON p.entity_canonical_id = c.entity_canonical_id AND p.metric_type = c.metric_type
-        ), per_month AS (
-            -- each pair's points per month, now (after) and before the statement
-            SELECT date_trunc('month', p.observed_at AT TIME ZONE 'UTC')::date AS month, p.metric_type,
-                   p.entity_canonical_id,
-                   sum(p.after_n) AS after_n, sum(p.before_n) AS before_n,
-                   coalesce(sum(p.value) FILTER (WHERE p.after_n = 1), 0) AS after_total,
-                   coalesce(sum(p.value) FILTER (WHERE p.before_n = 1), 0)
-                       - coalesce(sum(p.value) FILTER (WHERE p.before_n = -1), 0) AS before_total
-            FROM pts p
+        WITH d AS MATERIALIZED (
+            SELECT c.entity_canonical_id AS e, c.metric_type AS m,
+                   date_trunc('month', c.observed_at AT TIME ZONE 'UTC')::date AS month,
+                   sum(c.n)::bigint AS n, sum(c.v) AS v
+            FROM (%s) c
             GROUP BY 1, 2, 3
+        ), pairs AS MATERIALIZED (
+            SELECT d.e, d.m, sum(d.n) AS n, bool_or(d.n <> 0) AS moved,
+                   date_trunc('year', min(d.month))::timestamp AT TIME ZONE 'UTC' AS since,
+                   (date_trunc('year', max(d.month)) + interval '1 year')::timestamp AT TIME ZONE 'UTC' AS until
+            FROM d GROUP BY 1, 2
+        ), entity AS MATERIALIZED (
+            SELECT x.e, en.canonical_id IS NOT NULL AS present, en.industry COLLATE "C" AS industry
+            FROM (SELECT DISTINCT p.e FROM pairs p) x
+            LEFT JOIN canonical.entities en ON en.canonical_id = x.e
         ), orphans AS (
+            -- points without their entity count nowhere (the query's inner join): listed, see above
             INSERT INTO analytics.time_series_orphans (entity_canonical_id, metric_type)
-            SELECT p.entity_canonical_id, p.metric_type FROM pairs p
-            WHERE NOT EXISTS (SELECT FROM canonical.entities e WHERE e.canonical_id = p.entity_canonical_id)
+            SELECT p.e, p.m FROM pairs p JOIN entity en ON en.e = p.e WHERE NOT en.present
             ON CONFLICT DO NOTHING
-        ), pair_industry AS MATERIALIZED (
-            -- the industry looked up once per pair, not once per month
-            SELECT p.entity_canonical_id, p.metric_type, e.industry COLLATE "C" AS industry
-            FROM pairs p JOIN canonical.entities e ON e.canonical_id = p.entity_canonical_id
-        ), joined AS MATERIALIZED (
-            SELECT m.*, i.industry
-            FROM per_month m
-            JOIN pair_industry i ON i.entity_canonical_id = m.entity_canonical_id AND i.metric_type = m.metric_type
+        ), moved AS MATERIALIZED (
+            -- the pairs that count (entity present, not listed as orphans: those stay so) and moved
+            SELECT p.e, p.m, p.since, p.until FROM pairs p JOIN entity en ON en.e = p.e AND en.present
+            WHERE p.moved AND NOT EXISTS (SELECT FROM analytics.time_series_orphans o
+                                          WHERE o.entity_canonical_id = p.e AND o.metric_type = p.m)
+        ), now_n AS MATERIALIZED (
+            SELECT t.entity_canonical_id AS e, t.metric_type AS m, count(*) AS n
+            FROM (%s) t GROUP BY 1, 2
+        ), counted AS MATERIALIZED (
+            SELECT p.e, p.m, p.since, p.until, en.industry,
+                   -- now minus the change is 0: all of the pair's points in those years are new
+                   p.moved AND coalesce(a.n, 0) = p.n AS fresh,
+                   p.moved AND a.n IS NULL AS gone,
+                   p.moved AND coalesce(a.n, 0) NOT IN (0, p.n) AS detail
+            FROM pairs p JOIN entity en ON en.e = p.e AND en.present
+            LEFT JOIN now_n a ON a.e = p.e AND a.m = p.m
+            WHERE NOT EXISTS (SELECT FROM analytics.time_series_orphans o
+                              WHERE o.entity_canonical_id = p.e AND o.metric_type = p.m)
+        ), detail AS MATERIALIZED (
+            SELECT c.e, c.m, c.since, c.until FROM counted c WHERE c.detail
+        ), months AS MATERIALIZED (
+            -- per counted pair and month (one row each): points after, points before, value added
+            SELECT d.e, d.m, c.industry, d.month,
+                   CASE WHEN c.fresh THEN d.n ELSE 0 END AS after_n,
+                   CASE WHEN c.gone THEN -d.n ELSE 0 END AS before_n, d.v
+            FROM d JOIN counted c ON c.e = d.e AND c.m = d.m AND NOT c.detail
+            UNION ALL
+            SELECT x.e, x.m, c.industry, x.month, sum(x.now_n), sum(x.now_n - x.n), sum(x.v)
+            FROM (SELECT t.entity_canonical_id AS e, t.metric_type AS m,
+                         date_trunc('month', t.observed_at AT TIME ZONE 'UTC')::date AS month,
+                         1 AS now_n, 0 AS n, 0 AS v
+                  FROM (%s) t
+                  UNION ALL
+                  SELECT d.e, d.m, d.month, 0, d.n, d.v FROM d) x
+            JOIN counted c ON c.e = x.e AND c.m = x.m AND c.detail
+            GROUP BY x.e, x.m, c.industry, x.month
         ), per_entity AS (
-            -- an entity counts in a period if it has a point in any of the period's months
-            SELECT 'month' AS unit, j.month AS period, j.metric_type, j.industry,
-                   (j.after_n > 0)::int - (j.before_n > 0)::int AS entities, j.after_total - j.before_total AS total
-            FROM joined j
+            SELECT 'month' AS unit, j.month AS period, j.m, j.industry,
+                   (j.after_n > 0)::int - (j.before_n > 0)::int AS entities, j.v AS total
+            FROM months j
             UNION ALL
-            SELECT 'quarter', date_trunc('quarter', j.month::timestamp)::date, j.metric_type, j.industry,
-                   (sum(j.after_n) > 0)::int - (sum(j.before_n) > 0)::int, sum(j.after_total - j.before_total)
-            FROM joined j GROUP BY 2, 3, 4, j.entity_canonical_id
+            SELECT 'quarter', date_trunc('quarter', j.month::timestamp)::date, j.m, j.industry,
+                   (sum(j.after_n) > 0)::int - (sum(j.before_n) > 0)::int, sum(j.v)
+            FROM months j GROUP BY 2, 3, 4, j.e
             UNION ALL
-            SELECT 'year', date_trunc('year', j.month::timestamp)::date, j.metric_type, j.industry,
-                   (sum(j.after_n) > 0)::int - (sum(j.before_n) > 0)::int, sum(j.after_total - j.before_total)
-            FROM joined j GROUP BY 2, 3, 4, j.entity_canonical_id
+            SELECT 'year', date_trunc('year', j.month::timestamp)::date, j.m, j.industry,
+                   (sum(j.after_n) > 0)::int - (sum(j.before_n) > 0)::int, sum(j.v)
+            FROM months j GROUP BY 2, 3, 4, j.e
         ), delta AS (
-            SELECT d.unit, d.period, d.metric_type COLLATE "C" AS metric_type, d.industry,
+            SELECT d.unit, d.period, d.m COLLATE "C" AS metric_type, d.industry,
                    sum(d.entities) AS entities, sum(d.total) AS total
             FROM per_entity d
             GROUP BY 1, 2, 3, 4
@@ -159,7 +188,7 @@ BEGIN
         SELECT * FROM (SELECT * FROM delta WHERE entities <> 0 OR total <> 0 ORDER BY 1, 2, 3, 4) x
         ON CONFLICT (unit, period, metric_type, industry) DO UPDATE
             SET entities = s.entities + EXCLUDED.entities, total = s.total + EXCLUDED.total
-    $q$, changes, current_points);
+    $q$, changes, format(points_of, 'moved'), format(points_of, 'detail'));
     DELETE FROM analytics.time_series_cells WHERE entities = 0;
     RETURN NULL;
 END
