@@ -9,6 +9,9 @@
 --   - entities: a row whose industry (or canonical id) changes, or that is deleted, moves or removes its
 --     points' contribution (row triggers that fire only on such a change: ingest's ordinary upserts pass);
 --   - TRUNCATE of either table: rebuilt from scratch.
+-- Concurrent writers: every one of these steps first takes one transaction-scoped advisory lock
+-- (analytics.time_series_cells_lock, below), so their reads and deltas are serialised from there to the
+-- commit; writes must run under READ COMMITTED (each statement after the lock reads a fresh snapshot).
 -- Points whose entity does not exist (never the loader's case: it writes the entity first, in the same
 -- transaction; an entity deleted by hand leaves its points so) count nowhere, as in the query's inner
 -- join; their (entity, metric type) pairs are listed in analytics.time_series_orphans and stay out of
