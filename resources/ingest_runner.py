@@ -19,7 +19,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from resources.canonical.mapping import CHANGE_TIME_KEYS, map_record
 from resources.canonical.model import CanonicalRecord, Refusal
 from resources.ingest_registry import FileRow, mark_failed, mark_loaded, start_loading
-from resources.loader import ChunkedMergeRefused, FileLoadResult, load_records
+from resources.loader import ChunkedMergeRefused, FileLoadResult, FreshInsertRefused, load_records
 from resources.parsing import (
     NDJSON_SUFFIXES,
     TAIL_BYTES,
@@ -110,15 +110,25 @@ def ingest_file(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, r
 
 def _load(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, run_id: str,
           change_time_keys: tuple[str, ...]) -> FileLoadResult:
-    try:
-        return _load_once(conn, s3, bucket, file, run_id, change_time_keys, chunked=True)
-    except ChunkedMergeRefused:
-        # Rolled back: this file must be merged whole (rare: see resources/loader.py).
-        return _load_once(conn, s3, bucket, file, run_id, change_time_keys, chunked=False)
+    # Each refusal rolls the transaction back and narrows what the next attempt may do (rare: see
+    # resources/loader.py), so there are at most three attempts.
+    chunked = fresh_inserts = True
+    while True:
+        try:
+            return _load_once(conn, s3, bucket, file, run_id, change_time_keys, chunked=chunked,
+                              fresh_inserts=fresh_inserts)
+        except ChunkedMergeRefused:
+            if not chunked:
+                raise
+            chunked = False  # this file must be merged whole
+        except FreshInsertRefused:
+            if not fresh_inserts:
+                raise
+            fresh_inserts = False  # an entity was written around ingest: upsert every record
 
 
 def _load_once(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, run_id: str,
-               change_time_keys: tuple[str, ...], *, chunked: bool) -> FileLoadResult:
+               change_time_keys: tuple[str, ...], *, chunked: bool, fresh_inserts: bool) -> FileLoadResult:
     info = DocumentInfo()
 
     def early_file_at() -> datetime | None:
@@ -134,7 +144,7 @@ def _load_once(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, ru
         result = load_records(conn, _mapped(file.source_system or "", records, change_time_keys, json_types_only),
                               file_id=file.file_id, attempt=file.attempt, source_key=file.s3_key,
                               run_id=run_id, file_at=lambda: file_time(file, info),
-                              early_file_at=early_file_at if chunked else None)
+                              early_file_at=early_file_at if chunked else None, fresh_inserts=fresh_inserts)
         mark_loaded(conn, file.file_id, result.as_dict(), file_time(file, info))
     return result
 

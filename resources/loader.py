@@ -212,18 +212,21 @@ FROM merged
 """
 # A fresh record (its id never claimed before, so never merged: only the loader writes entities, after
 # claiming) is a plain INSERT: no speculative insertion and no RETURNING old.* (measured at 200k new
-# rows: 3.5-3.6 s backend CPU instead of 4.0-4.3). The NOT EXISTS keeps it safe should an entity have
-# been written some other way; those rows are left to the upsert that follows.
-_INSERT_FRESH = ("INSERT INTO canonical.entities " + _ENTITY_COLUMNS + _ENTITY_ROWS + """
-    WHERE NOT EXISTS (SELECT 1 FROM canonical.entities x WHERE x.canonical_id = s.canonical_id) /*filter*/""")
+# rows: 3.5-3.6 s backend CPU instead of 4.0-4.3). Not guarded by a NOT EXISTS on canonical.entities:
+# that anti-join's plan depends on the table's statistics, and planned as a nested loop over a table
+# vacuumed while empty it re-reads the rows this very statement inserts (a 200k first load took 56 s
+# instead of 7). An entity written around ingest instead trips the unique canonical_id: the loader
+# raises FreshInsertRefused and the caller loads the file again with fresh_inserts=False.
+_INSERT_FRESH = "INSERT INTO canonical.entities " + _ENTITY_COLUMNS + _ENTITY_ROWS + " /*filter*/"
 _FRESH = "SELECT 1 FROM staging_keep k WHERE k.canonical_id = s.canonical_id AND k.fresh"
-# (all staged rows fresh, some fresh) → (insert the fresh, upsert the rest)
+# (insert the fresh, upsert the rest) by how many of the staged rows are fresh: none, all, some
 _MERGE_PLANS: dict[str, tuple[str | None, str | None]] = {
     "none": (None, _MERGE_ENTITIES),
     "all": (_INSERT_FRESH, None),
-    "some": (_INSERT_FRESH.replace("/*filter*/", f"AND EXISTS ({_FRESH})"),
+    "some": (_INSERT_FRESH.replace("/*filter*/", f"WHERE EXISTS ({_FRESH})"),
              _MERGE_ENTITIES.replace("/*filter*/", f"WHERE NOT EXISTS ({_FRESH})")),
 }
+ENTITIES_CANONICAL_ID_KEY = "entities_canonical_id_key"
 
 # Each staged record claims its entity's source position, and with it the content hash it brings (so
 # ingest.entity_order.attributes_hash is always the current version's). ORDER BY: every run takes these
@@ -328,6 +331,11 @@ class ChunkedMergeRefused(Exception):
     load the file again with `early_file_at=None`."""
 
 
+class FreshInsertRefused(Exception):
+    """An entity this file's claim found never claimed is already in canonical.entities (written around
+    ingest): roll the transaction back and load the file again with `fresh_inserts=False`."""
+
+
 @dataclass(slots=True)
 class _Chunk:
     entities: _Spool
@@ -343,8 +351,10 @@ class _Merger:
     """Runs what the database does for one load: the staging COPY of each chunk and, per chunk (chunked
     mode) or once at the end (whole mode), the merge. Its thread owns the connection until `finish`."""
 
-    def __init__(self, conn: psycopg.Connection, params: dict[str, Any], out: FileLoadResult) -> None:
+    def __init__(self, conn: psycopg.Connection, params: dict[str, Any], out: FileLoadResult, *,
+                 fresh_inserts: bool) -> None:
         self.conn, self.params, self.out = conn, params, out
+        self.fresh_inserts = fresh_inserts
         self.staged = 0  # rows of the file COPYed into staging (valid records)
         self.metric_rows = 0  # metric rows staged and not merged yet (whole mode)
         self.lost = 0  # records that lost their claim so far (file_lost rows)
@@ -426,11 +436,16 @@ class _Merger:
         if kept < distinct:
             cur.execute("ANALYZE staging_keep")
             cur.execute(_KEEP_ONLY_WRITES)
+        if not self.fresh_inserts:
+            fresh = 0
         insert_fresh, upsert = _MERGE_PLANS["none" if not fresh else "all" if fresh == kept else "some"]
         if insert_fresh is not None:
-            out.inserted += cur.execute(insert_fresh, params).rowcount
-            if cur.rowcount < fresh:
-                upsert = _MERGE_ENTITIES  # an entity written outside the loader: the upsert sorts it out
+            try:
+                out.inserted += cur.execute(insert_fresh, params).rowcount
+            except psycopg.errors.UniqueViolation as exc:
+                if exc.diag.constraint_name != ENTITIES_CANONICAL_ID_KEY:
+                    raise
+                raise FreshInsertRefused(str(exc).splitlines()[0]) from exc
         if upsert is not None:
             row = cur.execute(upsert, params).fetchone()
             assert row is not None
@@ -466,6 +481,7 @@ def load_records(
     file_at: Callable[[], datetime],
     early_file_at: Callable[[], datetime | None] | None = None,
     chunk_rows: int | None = None,
+    fresh_inserts: bool = True,
 ) -> FileLoadResult:
     """Stage and merge one file. Call inside a transaction: the caller commits or rolls back whole.
 
@@ -474,7 +490,8 @@ def load_records(
     `early_file_at`, called when the first full chunk is ready, gives that place if it is already known
     (else None): then chunks are merged while the next ones are read. Raises ChunkedMergeRefused when
     that must not be (see the module docstring): the caller rolls back and loads the file again without
-    `early_file_at`.
+    `early_file_at`. `fresh_inserts`: records whose id was never claimed are plain-INSERTed; raises
+    FreshInsertRefused when such an entity exists after all (then load again with False: all upserted).
     """
     started = time.perf_counter()
     rows_per_chunk = chunk_rows or CHUNK_ROWS
@@ -485,7 +502,7 @@ def load_records(
     try:
         with conn.cursor() as cur:
             cur.execute(STAGING_DDL)
-        merger = _Merger(conn, params, out)
+        merger = _Merger(conn, params, out, fresh_inserts=fresh_inserts)
         try:
             early = _produce(merger, results, out, refusals, file_id=file_id, attempt=attempt,
                              rows_per_chunk=rows_per_chunk, early_file_at=early_file_at)

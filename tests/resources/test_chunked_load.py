@@ -205,3 +205,55 @@ def test_a_database_error_in_a_chunk_leaves_the_database_as_it_was(loads, stack,
     assert after.pop("files")[-1][:2] == (bad.file_id, "failed")
     before.pop("files")
     assert after == before
+
+
+def _hand_written(owner_url: str, record: dict) -> None:
+    """An entity put into canonical.entities around ingest: no ingest.entity_order claim."""
+    m = map_record("crm", record)
+    with psycopg.connect(owner_url) as conn:
+        conn.execute("""INSERT INTO canonical.entities (entity_type, source_system, canonical_id, name, attributes,
+                                                        attributes_hash)
+                        VALUES (%s, 'crm', %s, %s, %s::jsonb, %s)""",
+                     (m.entity_type, m.canonical_id, m.name, m.attributes_json, m.attributes_hash))
+
+
+def test_fresh_records_are_inserted_without_reading_the_entities_table(stack):
+    # The plan must not depend on canonical.entities' statistics: an anti-join there, planned as a
+    # nested loop over a table vacuumed while empty, re-read every row the statement inserted.
+    with psycopg.connect(stack.pg.owner_url, autocommit=True) as conn:
+        conn.execute("""CREATE TEMP TABLE staging_entities (
+            ord integer, canonical_id text, source_system text, source_id text, entity_type text, name text,
+            industry text, revenue numeric, employees bigint, attributes text, attributes_hash bytea,
+            data_quality real, parent_canonical_id text, changed_at timestamptz)""")
+        conn.execute("CREATE TEMP TABLE staging_keep (canonical_id text, fresh boolean)")
+        params = {"source_key": "k", "run_id": "r", "file_id": 1, "transformation_version": "v", "file_at": T0}
+        for plan in ("all", "some"):
+            insert_fresh, _ = loader._MERGE_PLANS[plan]
+            explained = "\n".join(r[0] for r in conn.execute("EXPLAIN " + insert_fresh, params).fetchall())
+            assert "Insert on entities" in explained
+            assert "Scan on entities" not in explained and "entities_canonical_id_key" not in explained, explained
+
+
+def test_an_entity_written_around_ingest_refuses_the_fresh_insert_and_nothing_lands(stack):
+    _hand_written(stack.pg.owner_url, _rec(0, 1))
+    records = [map_record("crm", _rec(i, 2)) for i in range(3)]
+    with psycopg.connect(stack.settings.database_url) as conn:
+        [row] = register_files(conn, [FileObject("crm-data/a.json", "e", 1, _at(1))], via="test")
+        conn.commit()
+        with pytest.raises(loader.FreshInsertRefused, match="canonical_id"), conn.transaction():
+            loader.load_records(conn, iter(records), file_id=row.file_id, attempt=1, source_key="k", run_id="r",
+                                file_at=lambda: _at(1))
+        with conn.transaction():
+            out = loader.load_records(conn, iter(records), file_id=row.file_id, attempt=1, source_key="k",
+                                      run_id="r", file_at=lambda: _at(1), fresh_inserts=False)
+    assert (out.inserted, out.updated) == (2, 1)
+    assert q1(stack.pg.owner_url, "SELECT count(*) FROM canonical.entity_history") == 1
+
+
+def test_ingest_loads_again_with_upserts_when_an_entity_was_written_around_it(loads, stack, monkeypatch):
+    # Chunked first (refused by the fresh insert), then chunked again with every record upserted.
+    monkeypatch.setattr(loader, "CHUNK_ROWS", 2)
+    _hand_written(stack.pg.owner_url, _rec(3, 1))
+    out = loads.load(loads.add("crm-data/a.json", {"records": [_rec(i, 2) for i in range(5)]}, _at(1)))
+    assert out.ok and (out.result.inserted, out.result.updated) == (4, 1)
+    assert loads.merges.count(False) == 0  # never fell back to a whole-file merge
