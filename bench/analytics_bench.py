@@ -479,7 +479,7 @@ def loaded_cluster(n: int, *, fresh: bool = False) -> Iterator[Cluster]:
         server.ensure_database(DB)
         owner = server.url(DB)
         try:
-            apply_migrations(owner)
+            applied = apply_migrations(owner)
         except MigrationError:
             if not marker.exists():
                 raise
@@ -496,6 +496,12 @@ def loaded_cluster(n: int, *, fresh: bool = False) -> Iterator[Cluster]:
             if marker.exists():
                 counts = json.loads(marker.read_text())["counts"]
                 print(f"N={n:,}: reusing {data_dir}", flush=True)
+                if applied:
+                    # What autovacuum (off here) does on a live server: statistics and the visibility
+                    # map index-only scans need, after a migration rewrote tables (e.g. 0007).
+                    print(f"N={n:,}: migrations {', '.join(applied)} applied; VACUUM ANALYZE", flush=True)
+                    with psycopg.connect(owner, autocommit=True) as conn:
+                        conn.execute("VACUUM ANALYZE")
             else:
                 print(f"N={n:,}: generating and loading", flush=True)
                 counts = load(owner, n)
