@@ -33,8 +33,7 @@ BUCKET_EDGES: list[float] = sorted([-(2.0**k) for k in range(-40, 81)] + [0.0] +
 # all rows by segment and then each segment by value. Instead each worker collects its segment's values
 # (array_agg combines across workers) in the same hash pass as the other statistics, and
 # percentile_cont runs per segment over the collected values: the same function over the same values,
-# so the same result, with one sort per segment of only its values. Measured at 1M entities: 1.3–1.5
-# CPU-s and a serial plan before, ~0.35–0.6 CPU-s across the workers after (bench/analytics_results.md).
+# so the same result, with one sort per segment of only its values.
 CUSTOMER_ANALYSIS = """
 SELECT segment, entities, with_value, total, average,
        (SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY x))::numeric, 2) FROM unnest(vals) x) AS median,

@@ -31,9 +31,8 @@ COVERING_INDEX = "entities_canonical_id_key"
 @pytest.fixture
 def owner(pg) -> Iterator[psycopg.Connection]:
     """The owner's connection in a transaction that is rolled back: nothing written here is seen elsewhere."""
-    with psycopg.connect(pg.owner_url) as conn:
-        with conn.transaction(force_rollback=True):
-            yield conn
+    with psycopg.connect(pg.owner_url) as conn, conn.transaction(force_rollback=True):
+        yield conn
 
 
 def _columns(fragment: str) -> set[str]:
