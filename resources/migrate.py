@@ -8,7 +8,6 @@ Run as the database owner (`pipeline db migrate`). An advisory lock makes concur
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +15,6 @@ import psycopg
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _LOCK_KEY = 727_001  # arbitrary, fixed: identifies "schema migration" among advisory locks
-# Statements a migration needs that cannot run inside its transaction (VACUUM), one per line as
-# `-- after-commit: <statement>`: run once the migration has committed and been recorded, in file order.
-_AFTER_COMMIT = re.compile(r"^--\s*after-commit:\s*(.+?)\s*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -29,10 +25,6 @@ class Migration:
     @property
     def sql(self) -> str:
         return self.path.read_text(encoding="utf-8")
-
-    @property
-    def after_commit(self) -> list[str]:
-        return _AFTER_COMMIT.findall(self.sql)
 
     @property
     def checksum(self) -> str:
@@ -78,13 +70,6 @@ def apply_migrations(owner_url: str, directory: Path = MIGRATIONS_DIR) -> list[s
                 except psycopg.Error as exc:
                     raise MigrationError(f"migration {m.version} failed: {exc}") from exc
                 applied_now.append(m.version)
-                for statement in m.after_commit:
-                    try:
-                        conn.execute(statement)
-                    except psycopg.Error as exc:
-                        raise MigrationError(
-                            f"migration {m.version} is applied, but its after-commit statement failed: {exc}"
-                        ) from exc
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied_now

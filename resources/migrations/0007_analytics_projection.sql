@@ -38,6 +38,6 @@ ALTER TABLE canonical.entities
         INCLUDE (entity_type, source_system, industry, region, country,
                  revenue, employees, lifetime_value, total_spent, revenue_per_employee);
 
--- Index-only scans skip the heap only on pages the visibility map marks all-visible, and the rewrite
--- above cleared it; autovacuum may not come back to the table for a long while.
--- after-commit: VACUUM (ANALYZE) canonical.entities
+-- Index-only scans skip the heap only on pages the visibility map marks all-visible: the rewrite above
+-- cleared it. Autovacuum sets it again as rows settle; run `VACUUM (ANALYZE) canonical.entities` once
+-- after this migration on a loaded database (VACUUM cannot run inside the migration's transaction).
