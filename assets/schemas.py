@@ -31,6 +31,11 @@ ENTITIES_SCHEMA = _schema(
     ("source_changed_at", "timestamptz", "The record's own change time (-infinity when it has none)"),
     ("source_file_at", "timestamptz", "The file's export date, else S3 LastModified"),
     ("source_file_id", "bigint", "ingest.files id of the file the current version came from"),
+    ("region", "text", "attributes.region (generated, for analytics)"),
+    ("country", "text", "attributes.country (generated, for analytics)"),
+    ("lifetime_value", "numeric", "attributes.lifetime_value when a JSON number (generated, for analytics)"),
+    ("total_spent", "numeric", "attributes.total_spent when a JSON number (generated, for analytics)"),
+    ("revenue_per_employee", "numeric", "revenue / employees, 2 decimals (generated, for analytics)"),
 )
 RELATIONSHIPS_SCHEMA = _schema(
     ("relationship_id", "bigint", "Primary key"),

@@ -36,29 +36,26 @@ GROUP_BYS: tuple[str, ...] = get_args(GroupBy)
 METRICS: tuple[str, ...] = get_args(Metric)
 TIMEFRAMES: tuple[str, ...] = get_args(Timeframe)
 
-# Whitelisted identifier → fixed SQL over `canonical.entities e`. region and country live in the
-# attributes (CRM and ERP exports carry them; legacy rows do not: NULL).
+# Whitelisted identifier → fixed SQL over `canonical.entities e`: plain columns only. region, country,
+# lifetime_value, total_spent and revenue_per_employee are stored generated columns (migration 0007) kept
+# from the attributes as ingest writes them (CRM and ERP exports carry region and country, legacy rows do
+# not: NULL; only JSON numbers count as a value, "n/a" gives NULL). A column, not a jsonb expression, so
+# an operation reads it from the canonical_id index without touching the heap, and evaluates it once
+# however many aggregates mention it.
 GROUP_BY_SQL: dict[str, str] = {
     "industry": "e.industry",
     "entity_type": "e.entity_type",
     "source_system": "e.source_system",
-    "region": "(e.attributes ->> 'region')",
-    "country": "(e.attributes ->> 'country')",
+    "region": "e.region",
+    "country": "e.country",
 }
-
-
-def _json_number(key: str) -> str:
-    # Only JSON numbers count: a source that wrote "n/a" gives NULL instead of failing the query.
-    return (f"(CASE WHEN jsonb_typeof(e.attributes -> '{key}') = 'number' "
-            f"THEN (e.attributes ->> '{key}')::numeric END)")
-
 
 METRIC_SQL: dict[str, str] = {
     "revenue": "e.revenue",
     "employees": "e.employees::numeric",
-    "lifetime_value": _json_number("lifetime_value"),
-    "total_spent": _json_number("total_spent"),
-    "revenue_per_employee": "round(e.revenue / NULLIF(e.employees, 0), 2)",
+    "lifetime_value": "e.lifetime_value",
+    "total_spent": "e.total_spent",
+    "revenue_per_employee": "e.revenue_per_employee",
 }
 TIMEFRAME_STEP: dict[str, str] = {"month": "1 month", "quarter": "3 months", "year": "1 year"}
 
