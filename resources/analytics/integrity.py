@@ -70,14 +70,21 @@ _BEST_IN = """
 # Systems a pair can be found in from an earlier one (crm < erp < legacy): crm is never a target.
 LATER_SYSTEMS: tuple[str, ...] = ("erp", "legacy")
 
+# The probes are picked from the canonical_id index, which carries source_system and revenue (migration
+# 0007), in parallel workers, and only the picked rows are read from the heap (each by its key: the fences
+# keep the planner from sorting the whole table for the outer order instead). Reading and sorting every
+# CRM and ERP row from the heap cost ~0.4 s of the 1.4 s at limit 100 on 1M entities. Same probes: the
+# same order and limit over a unique key.
 DATA_INTEGRITY = """
 WITH pairs AS (
     SELECT p.canonical_id AS a_id, p.source_system AS a_system, p.name AS a_name, p.revenue AS a_revenue,
            (p.metadata ->> 'data_quality')::float8 AS a_quality, m.*
-    FROM (SELECT * FROM canonical.entities x
-          WHERE x.source_system IN ('crm', 'erp')
-          ORDER BY x.revenue DESC NULLS LAST, x.canonical_id COLLATE "C"
-          LIMIT %(max_probes)s) p
+    FROM (SELECT x.* FROM (SELECT k.canonical_id FROM canonical.entities k
+                           WHERE k.source_system IN ('crm', 'erp')
+                           ORDER BY k.revenue DESC NULLS LAST, k.canonical_id COLLATE "C"
+                           LIMIT %(max_probes)s) top
+          CROSS JOIN LATERAL (SELECT * FROM canonical.entities y WHERE y.canonical_id = top.canonical_id OFFSET 0) x
+          ORDER BY x.revenue DESC NULLS LAST, x.canonical_id COLLATE "C" OFFSET 0) p
     CROSS JOIN LATERAL (""" + "\n        UNION ALL".join(_BEST_IN.format(system=s) for s in LATER_SYSTEMS) + """
     ) m
     ORDER BY p.revenue DESC NULLS LAST, p.canonical_id COLLATE "C", m.b_system

@@ -40,6 +40,7 @@ from resources.analytics import (
 from resources.analytics import guard as guard_module
 from resources.settings import Settings, get_settings
 from tests.support.ingest import Driver
+from tests.support.periods import period_of
 from tests.support.postgres import reset_canonical
 from tests.support.stack import Stack
 
@@ -441,14 +442,6 @@ def test_count_analysis(reader, group_by):
 
 # --------------------------------------------------------------------------------------------------
 # Time series
-
-
-def period_of(at: datetime, unit: str) -> date:
-    if unit == "month":
-        return date(at.year, at.month, 1)
-    if unit == "quarter":
-        return date(at.year, 3 * ((at.month - 1) // 3) + 1, 1)
-    return date(at.year, 1, 1)
 
 
 def minus_months(d: date, months: int) -> date:

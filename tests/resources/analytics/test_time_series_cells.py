@@ -9,7 +9,7 @@ the tables' contents, not by the triggers' SQL.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import psycopg
@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from resources.analytics import run_operation
+from tests.support.periods import period_of
 
 pytestmark = [pytest.mark.integration]
 
@@ -41,14 +42,6 @@ operations = st.lists(st.one_of(
 ), min_size=1, max_size=8)
 
 UNITS = ("month", "quarter", "year")
-
-
-def _period(at: datetime, unit: str) -> date:
-    if unit == "month":
-        return date(at.year, at.month, 1)
-    if unit == "quarter":
-        return date(at.year, 3 * ((at.month - 1) // 3) + 1, 1)
-    return date(at.year, 1, 1)
 
 
 def _insert_entity(conn: psycopg.Connection, cid: str, industry: str | None) -> None:
@@ -91,7 +84,7 @@ def _expected(conn: psycopg.Connection) -> dict[tuple, tuple[int, Decimal]]:
             "SELECT entity_canonical_id, metric_type, observed_at, value FROM canonical.time_series_data"):
         if cid in industry:
             for unit in UNITS:
-                per_entity[(unit, _period(at.astimezone(UTC), unit), metric, industry[cid], cid)] += value
+                per_entity[(unit, period_of(at.astimezone(UTC), unit), metric, industry[cid], cid)] += value
     cells: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0)])
     for (*cell, _cid), value in per_entity.items():
         cells[tuple(cell)][0] += 1
