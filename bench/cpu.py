@@ -16,20 +16,28 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / TICKS
 
 
-def process_cpu_seconds(pid: int, *, with_children: bool = False) -> float:
-    """utime+stime of `pid`; with `with_children`, plus the children it has reaped and its live children
-    (PostgreSQL's postmaster and its backends, uvicorn and its workers). 0 when the process is gone."""
-    total = 0
+def proc_table() -> dict[int, tuple[int, float, float]]:
+    """Every live process: pid → (parent pid, its own CPU seconds (utime+stime), the CPU seconds of the
+    children it has reaped (cutime+cstime))."""
+    out: dict[int, tuple[int, float, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            f = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        this, parent = int(entry.name), int(fields[1])
+        out[int(entry.name)] = (int(f[1]), (int(f[11]) + int(f[12])) / TICKS, (int(f[13]) + int(f[14])) / TICKS)
+    return out
+
+
+def process_cpu_seconds(pid: int, *, with_children: bool = False) -> float:
+    """utime+stime of `pid`; with `with_children`, plus the children it has reaped and its live children
+    (PostgreSQL's postmaster and its backends, uvicorn and its workers). 0 when the process is gone."""
+    total = 0.0
+    for this, (parent, own, reaped) in proc_table().items():
         if this == pid:
-            total += sum(int(x) for x in fields[11:15 if with_children else 13])  # utime stime [cutime cstime]
+            total += own + (reaped if with_children else 0.0)
         elif with_children and parent == pid:
-            total += int(fields[11]) + int(fields[12])
-    return total / TICKS
+            total += own
+    return total

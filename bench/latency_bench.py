@@ -43,7 +43,7 @@ from typing import Any
 
 import psycopg
 
-from bench.cpu import TICKS, machine_busy_seconds
+from bench.cpu import machine_busy_seconds, proc_table
 from pipeline_defs.devstack.moto_server import MotoServer
 from pipeline_defs.devstack.postgres import libpq_url
 from pipeline_defs.devstack.processes import free_port
@@ -104,16 +104,8 @@ def settings_for(local_dir: Path, endpoint: str) -> Settings:
 
 
 def _proc_table() -> dict[int, tuple[int, float]]:
-    out: dict[int, tuple[int, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            f = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[int(entry.name)] = (int(f[1]), sum(int(x) for x in f[11:15]) / TICKS)
-    return out
+    """pid → (parent pid, CPU seconds of it and of the children it has reaped)."""
+    return {pid: (parent, own + reaped) for pid, (parent, own, reaped) in proc_table().items()}
 
 
 def tree_cpu_seconds(root: int | None) -> float:
