@@ -53,16 +53,19 @@ ORDER BY total DESC NULLS LAST, segment NULLS LAST
 """
 
 
-def customer_analysis_query(p: CustomerAnalysisParams) -> sql.Composed:
-    return sql.SQL(CUSTOMER_ANALYSIS).format(group_by=sql.SQL(GROUP_BY_SQL[p.group_by]),
-                                             metric=sql.SQL(METRIC_SQL[p.metric]))
+def segment_query(template: str, group_by: str, metric: str | None = None) -> sql.Composed:
+    """`template` with the whitelisted dimension's and metric's fixed SQL in place of {group_by} / {metric}."""
+    fragments = {"group_by": sql.SQL(GROUP_BY_SQL[group_by])}
+    if metric is not None:
+        fragments["metric"] = sql.SQL(METRIC_SQL[metric])
+    return sql.SQL(template).format(**fragments)
 
 
 def customer_analysis(conn: psycopg.Connection, p: CustomerAnalysisParams, *, max_rows: int) -> Table:
     """Segments of at least min_group_size entities, with count, sum, average, median, min and max of the
     metric (entities without a value count in `entities`, not in the statistics)."""
     with conn.cursor() as cur:
-        cur.execute(customer_analysis_query(p), {"min_group_size": p.min_group_size})
+        cur.execute(segment_query(CUSTOMER_ANALYSIS, p.group_by, p.metric), {"min_group_size": p.min_group_size})
         return fetch(cur, max_rows)
 
 
@@ -114,17 +117,12 @@ ORDER BY r.segment NULLS LAST, r.rank, r.canonical_id COLLATE "C"
 """
 
 
-def revenue_analysis_query(p: RevenueAnalysisParams) -> sql.Composed:
-    return sql.SQL(REVENUE_ANALYSIS).format(group_by=sql.SQL(GROUP_BY_SQL[p.group_by]),
-                                            metric=sql.SQL(METRIC_SQL[p.metric]))
-
-
 def revenue_analysis(conn: psycopg.Connection, p: RevenueAnalysisParams, *, max_rows: int) -> Table:
     """The top_n entities of each segment by the metric: RANK (ties share a rank, so a segment can give
     more than top_n rows), the next higher value (LAG, ties broken by canonical id) and the gap to it,
     PERCENT_RANK (0 = the top), share of the segment's total, segment size."""
     with conn.cursor() as cur:
-        cur.execute(revenue_analysis_query(p), {"top_n": p.top_n, "edges": BUCKET_EDGES})
+        cur.execute(segment_query(REVENUE_ANALYSIS, p.group_by, p.metric), {"top_n": p.top_n, "edges": BUCKET_EDGES})
         return fetch(cur, max_rows)
 
 
@@ -144,12 +142,8 @@ ORDER BY entities DESC, segment NULLS LAST
 """
 
 
-def count_analysis_query(p: CountAnalysisParams) -> sql.Composed:
-    return sql.SQL(COUNT_ANALYSIS).format(group_by=sql.SQL(GROUP_BY_SQL[p.group_by]))
-
-
 def count_analysis(conn: psycopg.Connection, p: CountAnalysisParams, *, max_rows: int) -> Table:
     """Entities per segment, share of all entities, and the split by source system and entity type."""
     with conn.cursor() as cur:
-        cur.execute(count_analysis_query(p))
+        cur.execute(segment_query(COUNT_ANALYSIS, p.group_by))
         return fetch(cur, max_rows)

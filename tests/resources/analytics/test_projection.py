@@ -18,9 +18,6 @@ from resources.analytics.params import (
     GROUP_BYS,
     METRIC_SQL,
     METRICS,
-    CountAnalysisParams,
-    CustomerAnalysisParams,
-    RevenueAnalysisParams,
 )
 
 pytestmark = [pytest.mark.integration]
@@ -88,15 +85,15 @@ def _plan(conn: psycopg.Connection, query: sql.Composable, params: dict) -> str:
 def _queries() -> list[tuple[str, sql.Composable, dict]]:
     out: list[tuple[str, sql.Composable, dict]] = []
     for group_by in GROUP_BYS:
-        out.append((f"count_analysis {group_by}", segments.count_analysis_query(CountAnalysisParams(group_by=group_by)),
+        out.append((f"count_analysis {group_by}", segments.segment_query(segments.COUNT_ANALYSIS, group_by),
                     {}))
         for metric in METRICS:
             label = f"{metric} by {group_by}"
             out.append((f"customer_analysis {label}",
-                        segments.customer_analysis_query(CustomerAnalysisParams(metric=metric, group_by=group_by)),
+                        segments.segment_query(segments.CUSTOMER_ANALYSIS, group_by, metric),
                         {"min_group_size": 1}))
             out.append((f"revenue_analysis {label}",
-                        segments.revenue_analysis_query(RevenueAnalysisParams(metric=metric, group_by=group_by)),
+                        segments.segment_query(segments.REVENUE_ANALYSIS, group_by, metric),
                         {"top_n": 10, "edges": segments.BUCKET_EDGES}))
     return out
 
