@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: install dev test lambda-package test-unit lint bench bench-ingest bench-analytics bench-api bench-latency drill screenshots clean
+.PHONY: install dev test lambda-package test-unit lint bench bench-ingest bench-analytics bench-api bench-latency drill drill-faults screenshots clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -53,6 +53,9 @@ bench-latency: install ## Upload → queryable for small files on the real local
 drill: install ## Ordering drill on the real local platform: 8 × 100,000 and 40 × 5,000 ids (bench/drill_results.md)
 	$(RUN) python -m bench.drill --files 8 --ids 100000
 	$(RUN) python -m bench.drill --files 40 --ids 5000 --batch-files 10
+
+drill-faults: install ## Fault drill on the real local platform: worker, PostgreSQL, daemon and whole-stack kills mid-load, a redelivery (bench/drill_faults_results.md)
+	$(RUN) python -m bench.drill_faults
 
 screenshots: install ## README pictures of the Dagster UI (docs/img/) from a running `make dev`; needs Debian's chromium
 	$(RUN) python docs/screenshots.py

@@ -170,6 +170,23 @@ class IngestFile(BaseModel):
     finishedAt: str | None
     sourceFileAt: str | None = Field(
         default=None, description="The file's place in its source's history (export date, else LastModified)")
+    failureKind: Literal["data", "infrastructure"] | None = Field(
+        default=None, description="Of a failed file: `data` (its content or the object; waits for a reprocess) "
+                                  "or `infrastructure` (its loader, run or connection died; retried by itself)")
+    retries: int = Field(default=0, description="Automatic retries of this series of attempts")
+    attemptCause: Literal["reprocess", "retry"] | None = Field(
+        default=None, description="Why the current attempt started (null: the file arrived)")
+
+
+class FileAttempt(BaseModel):
+    attempt: int
+    cause: Literal["reprocess", "retry"] | None
+    runId: str | None
+    startedAt: str | None
+    finishedAt: str
+    outcome: Literal["loaded", "failed"]
+    failureKind: Literal["data", "infrastructure"] | None
+    reason: str | None
 
 
 class IngestFilesResponse(BaseModel):
@@ -189,6 +206,8 @@ class IngestFileResponse(BaseModel):
     success: Literal[True] = True
     file: IngestFile
     rejectedSample: list[RejectedRecord]
+    attempts: list[FileAttempt] = Field(default_factory=list,
+                                        description="Every ended attempt of this file version, oldest first")
 
 
 class UploadRequest(BaseModel):

@@ -3,6 +3,7 @@
     pipeline dev                          the whole platform locally (`make dev`)
     pipeline upload FILE --source crm     put a file where the landing sensor finds it
     pipeline files [--status failed]      what arrived and what became of it
+    pipeline history KEY                  every attempt of a file and why it ended
     pipeline reprocess KEY                run a file again on purpose
     pipeline db migrate | db url          schema and connection strings
 
@@ -27,7 +28,7 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
 from pipeline_defs.devstack.state import adopt_running_dev_stack
-from pipeline_defs.tables import format_files
+from pipeline_defs.tables import format_attempts, format_files
 from resources.contract import FILE_STATUSES
 from resources.settings import SOURCE_PREFIXES, get_settings
 
@@ -133,15 +134,35 @@ def upload(file: Path, source: str, key: str | None) -> None:
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @friendly_errors
 def files(status: str | None, source: str | None, limit: int) -> None:
-    """List recorded files, newest first."""
-    from resources.ingest_registry import list_files
+    """List recorded files, newest first (a file whose loader is gone is failed first, as the sensor would)."""
+    from resources.ingest_registry import LOADER_LOST, fail_lost_loaders, list_files
 
     with psycopg.connect(get_settings().database_url, connect_timeout=5) as conn:
+        for lost in fail_lost_loaders(conn):
+            click.echo(f"{lost.s3_key}: failed ({LOADER_LOST}); the landing sensor retries it", err=True)
+        conn.commit()
         rows = list_files(conn, status=status, source=source, limit=limit)
     if not rows:
         click.echo("no files recorded" + (" matching the filters" if status or source else " yet"))
         return
     click.echo(format_files(rows))
+
+
+@cli.command()
+@click.argument("key")
+@friendly_errors
+def history(key: str) -> None:
+    """Every attempt of KEY's latest version: when, by which run, how it ended and why."""
+    from resources.ingest_registry import attempts_of, latest_for_key
+
+    with psycopg.connect(get_settings().database_url, connect_timeout=5) as conn:
+        row = latest_for_key(conn, key)
+        if row is None:
+            raise click.ClickException(f"no file with key {key!r} has been recorded")
+        attempts = attempts_of(conn, row.file_id)
+    click.echo(f"{row.s3_key}  etag {row.etag}: {row.status} (attempt {row.attempt}"
+               + (f", {row.failure_kind} failure" if row.failure_kind else "") + ")")
+    click.echo(format_attempts(attempts) if attempts else "no attempt has ended yet")
 
 
 @cli.command()

@@ -45,3 +45,20 @@ def format_files(rows: Sequence[Any], reason_width: int = 60) -> str:
     )
 
 
+
+
+def format_attempts(rows: Sequence[Any], reason_width: int = 70) -> str:
+    """A table of `ingest_registry.AttemptRow`s, oldest first."""
+    return format_table(
+        ("att", "cause", "started", "finished", "outcome", "failure", "run", "reason"),
+        [
+            (r.attempt, r.cause or "arrival", _when(r.started_at), _when(r.finished_at), r.outcome, r.failure_kind,
+             (r.run_id or "")[:8] or None, _truncate(r.reason, reason_width))
+            for r in rows
+        ],
+        right=("att",),
+    )
+
+
+def _when(at: Any) -> str | None:
+    return None if at is None else at.strftime("%Y-%m-%d %H:%M:%S")

@@ -100,6 +100,9 @@ class IngestTuningResource(ConfigurableResource):
     freshness_hours: float = 26.0
     # Share of refused records above which the blocking asset check fails.
     max_refused_share: float = 0.5
+    # Infrastructure failures (loader, run or connection died) are retried: attempts in all, first wait.
+    max_attempts: int = 3
+    retry_backoff_seconds: float = 30.0
 
 
 def _env(name: str, default: Any, environ: Mapping[str, str], *, integer: bool = False) -> Any:
@@ -138,5 +141,7 @@ def build_resources(settings: Settings | None = None, environ: Mapping[str, str]
             change_time_fields=s.ingest_change_time_fields,
             freshness_hours=s.ingest_freshness_hours,
             max_refused_share=s.ingest_max_refused_share,
+            max_attempts=s.ingest_max_attempts,
+            retry_backoff_seconds=s.ingest_retry_backoff_seconds,
         ),
     }

@@ -5,7 +5,13 @@ restarted moto re-uploading samples) is recorded once; a changed object under th
 row and new work. Status moves pending → queued → loading → loaded | failed; files we will not
 process are recorded as skipped with the reason; a queued file whose run was lost goes back to pending,
 and `pipeline reprocess` puts a finished file back to pending as its next attempt. Every one of these
-transitions is a function of this module. Dagster-free: the sensor, the ingest asset, the CLI and the
+transitions is a function of this module.
+
+A file is `loading` only while its loader's session holds the file's advisory lock (taken before the
+file becomes `loading`, let go after its outcome is committed; PostgreSQL drops it when the session
+ends, however the loader died). A `loading` file whose lock nobody holds has lost its loader: it is
+failed as an infrastructure failure and retried with backoff, a bounded number of times; data failures
+wait for a person. Every attempt's ending is kept in `ingest.file_attempts` (a trigger of migration 0009). Dagster-free: the sensor, the ingest asset, the CLI and the
 REST app share it.
 """
 
@@ -13,9 +19,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg.rows import class_row, dict_row
@@ -87,6 +93,9 @@ class FileRow:
     finished_at: datetime | None
     last_modified: datetime | None  # S3 LastModified (or the event's time), as registered
     source_file_at: datetime | None  # the file's place in its source's history, set when it loads
+    failure_kind: str | None = None  # 'data' (waits for a person) | 'infrastructure' (retried by itself)
+    retries: int = 0  # automatic retries of this attempt series
+    attempt_cause: str | None = None  # why the current attempt started: None (arrival), 'reprocess', 'retry'
 
 
 _FILE_COLUMNS = ", ".join(FileRow.__slots__)  # type: ignore[attr-defined]
@@ -219,22 +228,25 @@ class ReprocessError(LookupError):
 
 
 def request_reprocess(conn: psycopg.Connection, key: str) -> FileRow:
-    """Run the latest version of a key again on purpose: next attempt, back to pending."""
+    """Run the latest version of a key again on purpose: next attempt, back to pending, a new series of
+    automatic retries. A `loading` file whose loader is gone is failed first, so it can be."""
+    fail_lost_loaders(conn)
     row = latest_for_key(conn, key)
     if row is None:
         raise ReprocessError(f"no file with key {key!r} has been recorded")
-    if row.status in ("queued", "loading"):
-        raise ReprocessError(f"{key!r} is {row.status} (batch {row.batch_id}); wait for it to finish")
     with conn.cursor(row_factory=class_row(FileRow)) as cur:
         cur.execute(
             f"""UPDATE ingest.files
-                SET status = 'pending', attempt = attempt + 1, launches = 0, reason = NULL, batch_id = NULL,
+                SET status = 'pending', attempt = attempt + 1, retries = 0, attempt_cause = 'reprocess',
+                    launches = 0, reason = NULL, failure_kind = NULL, batch_id = NULL,
                     queued_at = NULL, started_at = NULL, finished_at = NULL
-                WHERE file_id = %s RETURNING {_FILE_COLUMNS}""",
+                WHERE file_id = %s AND status NOT IN ('queued', 'loading') RETURNING {_FILE_COLUMNS}""",
             (row.file_id,),
         )
         out = cur.fetchone()
-    assert out is not None
+    if out is None:
+        busy = latest_for_key(conn, key) or row
+        raise ReprocessError(f"{key!r} is {busy.status} (batch {busy.batch_id}); wait for it to finish")
     return out
 
 
@@ -255,44 +267,163 @@ LOADED_COUNTS = ("received", "inserted", "updated", "unchanged", "rejected", "du
                  "moved_back", "relationships", "time_series", "seconds")
 
 
-def start_loading(conn: psycopg.Connection, file_id: int, run_id: str) -> str | None:
-    """pending | queued → loading for this run (or loading already by this run: a retried step); commits.
+# The loader's lock on a file (migration 0009 names the key; `ingest.loader_alive` tests it).
+_TAKE_LOADER_LOCK = "SELECT pg_try_advisory_lock(727002, ingest.loader_lock_key(%s))"
+_DROP_LOADER_LOCK = "SELECT pg_advisory_unlock(727002, ingest.loader_lock_key(%s))"
+LOADER_LOST = "its loader ended without finishing; nothing of it landed"
 
-    Returns None when this run may load the file, else why not (another run has or had it)."""
+FailureKind = Literal["data", "infrastructure"]
+
+
+def start_loading(conn: psycopg.Connection, file_id: int, run_id: str) -> str | None:
+    """pending | queued → loading for this run, holding the file's loader lock; commits.
+
+    Also taken again by the same run after its loader was lost (a retried step: `loading`, or failed
+    for an infrastructure reason and not yet retried). Returns None when this run now loads the file
+    (call `finish_loading` once its outcome is committed), else why not (another run has or had it)."""
+    _notice_a_dead_client_soon(conn)
+    if not conn.execute(_TAKE_LOADER_LOCK, (file_id,)).fetchone()[0]:  # type: ignore[index]
+        conn.commit()
+        return "its loader lock is held by another session (a live loader has it)"
     claimed = conn.execute(
-        """UPDATE ingest.files SET status = 'loading', run_id = %s, started_at = now()
-           WHERE file_id = %s AND (status IN ('pending', 'queued') OR (status = 'loading' AND run_id = %s))""",
-        (run_id, file_id, run_id),
+        """UPDATE ingest.files SET status = 'loading', run_id = %(run)s, started_at = now(), reason = NULL,
+                  failure_kind = NULL, finished_at = NULL
+           WHERE file_id = %(id)s
+             AND (status IN ('pending', 'queued') OR (status = 'loading' AND run_id = %(run)s)
+                  OR (status = 'failed' AND failure_kind = 'infrastructure' AND run_id = %(run)s))""",
+        {"run": run_id, "id": file_id},
     ).rowcount
     row = None if claimed else conn.execute(
         "SELECT status, run_id FROM ingest.files WHERE file_id = %s", (file_id,)).fetchone()
     conn.commit()
     if claimed:
         return None
+    finish_loading(conn, file_id)
     status, by = row if row else ("gone", None)
     return f"already {status}" + (f" by run {by}" if by else "") + " (not pending or queued any more)"
+
+
+# The server ends a dead loader's session (and so drops its lock) when it notices the client is gone:
+# at once for a killed process on the same host, but a vanished host or task sends nothing, so the
+# session probes its client: TCP keepalives while it waits for the client (idle 30 s, then 3 probes 10 s
+# apart), and a check of the socket every 10 s while a statement runs. Settings a server refuses (the
+# socket check needs Linux-style poll) are left at its defaults.
+_CLIENT_WATCH = ("SET tcp_keepalives_idle = 30", "SET tcp_keepalives_interval = 10", "SET tcp_keepalives_count = 3",
+                 "SET client_connection_check_interval = '10s'")
+
+
+def _notice_a_dead_client_soon(conn: psycopg.Connection) -> None:
+    for statement in _CLIENT_WATCH:
+        try:
+            with conn.transaction():
+                conn.execute(statement)
+        except (psycopg.errors.InvalidParameterValue, psycopg.errors.CantChangeRuntimeParam):
+            pass
+    conn.commit()
+
+
+def finish_loading(conn: psycopg.Connection, file_id: int) -> None:
+    """Let go of the file's loader lock (its outcome is committed, or it was never ours). A connection
+    that broke has lost the lock with its session already."""
+    if conn.closed or conn.broken:
+        return
+    try:
+        conn.execute(_DROP_LOADER_LOCK, (file_id,))
+        conn.commit()
+    except psycopg.OperationalError:
+        pass  # the session is gone, and the lock with it
 
 
 def mark_loaded(conn: psycopg.Connection, file_id: int, counts: Mapping[str, Any],
                 source_file_at: datetime) -> None:
     """loading → loaded with the file's counts, inside the file's own transaction (no commit)."""
     conn.execute(
-        f"""UPDATE ingest.files SET status = 'loaded', reason = NULL, source_file_at = %s, finished_at = now(),
-                   {", ".join(f"{c} = %s" for c in LOADED_COUNTS)}
+        f"""UPDATE ingest.files SET status = 'loaded', reason = NULL, failure_kind = NULL, source_file_at = %s,
+                   finished_at = now(), {", ".join(f"{c} = %s" for c in LOADED_COUNTS)}
             WHERE file_id = %s""",
         (source_file_at, *(counts[c] for c in LOADED_COUNTS), file_id),
     )
 
 
-def mark_failed(conn: psycopg.Connection, file_id: int, reason: str, *, from_status: str | None = None) -> bool:
-    """→ failed with the reason; nothing of the file landed, so no counts (no commit). With `from_status`,
-    only from that status. Returns whether the row changed."""
+def mark_failed(conn: psycopg.Connection, file_id: int, reason: str, *, kind: FailureKind = "data",
+                from_status: str | None = None) -> bool:
+    """→ failed with the reason and its kind; nothing of the file landed, so no counts (no commit). With
+    `from_status`, only from that status. Returns whether the row changed."""
     return conn.execute(
-        f"""UPDATE ingest.files SET status = 'failed', reason = %s, finished_at = now(),
+        f"""UPDATE ingest.files SET status = 'failed', reason = %s, failure_kind = %s, finished_at = now(),
                    {", ".join(f"{c} = NULL" for c in LOADED_COUNTS)}
             WHERE file_id = %s AND (%s::text IS NULL OR status = %s)""",
-        (reason[:2000], file_id, from_status, from_status),
+        (reason[:2000], kind, file_id, from_status, from_status),
     ).rowcount > 0
+
+
+def fail_lost_loaders(conn: psycopg.Connection) -> list[FileRow]:
+    """`loading` files whose loader's session is gone → failed (infrastructure); no commit.
+
+    The lock is tested in the UPDATE itself, against the newest row: a file whose loader finished (or
+    whose same run took it again) in the meantime is left as it is."""
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        cur.execute(
+            f"""UPDATE ingest.files SET status = 'failed', reason = %s, failure_kind = 'infrastructure',
+                       finished_at = now(), {", ".join(f"{c} = NULL" for c in LOADED_COUNTS)}
+                WHERE status = 'loading' AND NOT ingest.loader_alive(file_id)
+                RETURNING {_FILE_COLUMNS}""",
+            (LOADER_LOST,),
+        )
+        return cur.fetchall()
+
+
+def retry_due(conn: psycopg.Connection, *, max_attempts: int, backoff_seconds: float) -> list[FileRow]:
+    """Infrastructure failures whose backoff has passed → pending as the next attempt (no commit).
+
+    A series of attempts (the file's arrival or a reprocess, then its automatic retries) has at most
+    `max_attempts`; the n-th retry waits backoff_seconds × 2^(n-1) after the failure."""
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        cur.execute(
+            f"""UPDATE ingest.files
+                SET status = 'pending', attempt = attempt + 1, retries = retries + 1, attempt_cause = 'retry',
+                    launches = 0, reason = NULL, failure_kind = NULL, batch_id = NULL, queued_at = NULL,
+                    started_at = NULL, finished_at = NULL
+                WHERE status = 'failed' AND failure_kind = 'infrastructure' AND retries + 1 < %(max)s
+                  AND finished_at <= now() - make_interval(secs => %(base)s * power(2, retries))
+                RETURNING {_FILE_COLUMNS}""",
+            {"max": max_attempts, "base": backoff_seconds},
+        )
+        return cur.fetchall()
+
+
+def runs_with_lost_loaders(conn: psycopg.Connection, *, within_seconds: float) -> list[str]:
+    """Runs whose loader of some file was found gone in the last `within_seconds`."""
+    rows = conn.execute(
+        """SELECT DISTINCT run_id FROM ingest.file_attempts
+           WHERE failure_kind = 'infrastructure' AND reason = %s AND run_id IS NOT NULL
+             AND finished_at > now() - make_interval(secs => %s)""",
+        (LOADER_LOST, within_seconds),
+    ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    attempt: int
+    cause: str | None
+    run_id: str | None
+    started_at: datetime | None
+    finished_at: datetime
+    outcome: str
+    failure_kind: str | None
+    reason: str | None
+
+
+def attempts_of(conn: psycopg.Connection, file_id: int) -> list[AttemptRow]:
+    """Every ended attempt of a file, oldest first: its history."""
+    with conn.cursor(row_factory=class_row(AttemptRow)) as cur:
+        cur.execute(
+            f"""SELECT {", ".join(f.name for f in fields(AttemptRow))} FROM ingest.file_attempts
+                WHERE file_id = %s ORDER BY file_attempt_id""",
+            (file_id,),
+        )
+        return cur.fetchall()
 
 
 def release_to_pending(conn: psycopg.Connection, file_id: int) -> bool:

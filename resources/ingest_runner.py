@@ -6,6 +6,7 @@ not at all, and one bad file never blocks or half-loads another.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,14 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from resources.canonical.mapping import CHANGE_TIME_KEYS, map_record
 from resources.canonical.model import CanonicalRecord, Refusal
-from resources.ingest_registry import FileRow, mark_failed, mark_loaded, start_loading
+from resources.ingest_registry import (
+    FailureKind,
+    FileRow,
+    finish_loading,
+    mark_failed,
+    mark_loaded,
+    start_loading,
+)
 from resources.loader import ChunkedMergeRefused, FileLoadResult, FreshInsertRefused, load_records
 from resources.parsing import (
     NDJSON_SUFFIXES,
@@ -32,6 +40,11 @@ from resources.parsing import (
 # Conflicts another transaction caused, gone once it commits: the file's transaction is run again.
 TRANSIENT_ERRORS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.LockNotAvailable)
 TRANSIENT_ATTEMPTS = 6
+INTERRUPTED = "its run was interrupted while loading it; nothing of it landed"
+# S3 answers that say "not now" rather than "never": the file fails as an infrastructure failure and is
+# retried by itself; any other refusal (access denied, no such bucket) waits for a person.
+S3_TRANSIENT_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
+                                "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable", "500", "503"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +52,7 @@ class FileOutcome:
     file: FileRow
     result: FileLoadResult | None = None
     error: str | None = None  # why the file failed; nothing of it landed
+    failure_kind: FailureKind | None = None  # 'data' waits for a person; 'infrastructure' is retried
     skipped: str | None = None  # why this run did not touch the file (another run has it)
 
     @property
@@ -103,9 +117,19 @@ def ingest_file(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, r
                 result = _load(conn, s3, bucket, file, run_id, keys)
         return FileOutcome(file, result=result)
     except (ParseError, FileUnavailable, psycopg.DataError, psycopg.IntegrityError) as exc:
-        return _fail(conn, file, str(exc))
-    except (ClientError, BotoCoreError) as exc:
-        return _fail(conn, file, f"could not read s3://{bucket}/{file.s3_key}: {exc}")
+        return _fail(conn, file, str(exc), "data")
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        kind: FailureKind = "infrastructure" if code in S3_TRANSIENT_CODES else "data"
+        return _fail(conn, file, f"could not read s3://{bucket}/{file.s3_key}: {exc}", kind)
+    except BotoCoreError as exc:  # no answer from S3 at all: connection, timeout
+        return _fail(conn, file, f"could not read s3://{bucket}/{file.s3_key}: {exc}", "infrastructure")
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # the worker is being interrupted (SIGINT/SIGTERM, run canceled)
+            _fail_interrupted(conn, file)
+        raise
+    finally:
+        finish_loading(conn, file.file_id)
 
 
 def _load(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, run_id: str,
@@ -149,7 +173,15 @@ def _load_once(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, ru
     return result
 
 
-def _fail(conn: psycopg.Connection, file: FileRow, reason: str) -> FileOutcome:
-    mark_failed(conn, file.file_id, reason)
+def _fail_interrupted(conn: psycopg.Connection, file: FileRow) -> None:
+    """Say so at once when we can; when we cannot, the lock rule finds the file once the session ends."""
+    with contextlib.suppress(psycopg.Error):
+        conn.rollback()
+        mark_failed(conn, file.file_id, INTERRUPTED, kind="infrastructure", from_status="loading")
+        conn.commit()
+
+
+def _fail(conn: psycopg.Connection, file: FileRow, reason: str, kind: FailureKind) -> FileOutcome:
+    mark_failed(conn, file.file_id, reason, kind=kind)
     conn.commit()
-    return FileOutcome(file, error=reason)
+    return FileOutcome(file, error=reason, failure_kind=kind)

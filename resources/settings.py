@@ -63,6 +63,10 @@ class Settings(BaseSettings):
                                                             alias="INGEST_CHANGE_TIME_FIELDS")
     # The freshness check warns when the newest loaded file is older than this (hours).
     ingest_freshness_hours: float = Field(default=26.0, alias="INGEST_FRESHNESS_HOURS", gt=0)
+    # A file that failed because its loader, run or connection died is retried by itself: at most this
+    # many attempts in all, the first retry this long after the failure, each next one twice as long.
+    ingest_max_attempts: int = Field(default=3, alias="INGEST_MAX_ATTEMPTS", ge=1)
+    ingest_retry_backoff_seconds: float = Field(default=30.0, alias="INGEST_RETRY_BACKOFF_SECONDS", ge=0)
     # Share of refused records above which the blocking asset check fails.
     ingest_max_refused_share: float = Field(default=0.5, alias="INGEST_MAX_REFUSED_SHARE", ge=0, le=1)
 

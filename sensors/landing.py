@@ -8,8 +8,10 @@ Discovery has two paths that feed one idempotent registry (`ingest.files`, uniqu
 Each tick is bounded in messages, pages and seconds, so a bucket of 100k objects never pushes a tick
 past its timeout: the listing position is carried in the cursor.
 The heavy work is left to runs: pending files are grouped into batches bounded by files and bytes,
-each batch one run (run key = batch id). Runs that die before reaching their files are detected and
-their files released (or failed after repeated launches), so nothing waits forever.
+each batch one run (run key = batch id). Nothing waits forever: runs that die before reaching their
+files are detected and their files released (or failed after repeated launches); a `loading` file whose
+loader's database session is gone (the registry's liveness rule, whatever the launcher or platform) is
+failed, its run too once it has gone silent; and infrastructure failures are retried with backoff.
 """
 
 
@@ -40,17 +42,22 @@ from assets.raw import RAW_FILES
 from resources.contract import BATCH_TAG, LANDING_SENSOR, ingest_run_config
 from resources.dagster_resources import AwsResource, IngestTuningResource, PostgresResource
 from resources.ingest_registry import (
+    LOADER_LOST,
     FileObject,
     claim_batches,
+    fail_lost_loaders,
     mark_failed,
     register_files,
     release_to_pending,
+    retry_due,
+    runs_with_lost_loaders,
     source_summary,
 )
 
 MAX_LAUNCHES = 3
 LANDING_MIN_INTERVAL_SECONDS = 1
 _TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+_LIVE = {DagsterRunStatus.STARTING, DagsterRunStatus.STARTED}
 
 
 @dataclass(frozen=True)
@@ -69,12 +76,21 @@ class TickLimits:
     # this often: its summary groups the whole registry, not a query for every 5-second tick of a backfill.
     observe_interval_seconds: float = 300.0
     observe_min_seconds: float = 30.0
+    # Automatic retries of infrastructure failures: attempts per series, and the first retry's wait
+    # (doubling after each).
+    max_attempts: int = 3
+    retry_backoff_seconds: float = 30.0
+    # A run whose loader is gone is failed once it has logged nothing for this long; runs that lost a
+    # loader longer ago than the lookback are no longer looked at.
+    dead_run_grace_seconds: float = 60.0
+    lost_run_lookback_seconds: float = 3600.0
 
     @classmethod
     def from_tuning(cls, tuning: IngestTuningResource, *, queue_on: bool) -> "TickLimits":
         # Without the event queue the listing is the only way files are found: it runs continuously.
         return cls(max_files_per_run=tuning.max_files_per_run, max_bytes_per_run=tuning.max_bytes_per_run,
-                   reconcile_interval_seconds=tuning.reconcile_interval_seconds if queue_on else 0.0)
+                   reconcile_interval_seconds=tuning.reconcile_interval_seconds if queue_on else 0.0,
+                   max_attempts=tuning.max_attempts, retry_backoff_seconds=tuning.retry_backoff_seconds)
 
 
 @dataclass
@@ -192,36 +208,70 @@ def list_pass(s3: Any, bucket: str, conn: psycopg.Connection, cursor: LandingCur
 
 
 def recover_lost_work(context: SensorEvaluationContext, conn: psycopg.Connection, limits: TickLimits) -> list[str]:
-    """Files whose run ended (or never started) without finishing them: release or fail them."""
+    """Nothing waits forever: loaders the database proves gone, batches whose run ended or never started,
+    and infrastructure failures whose backoff has passed."""
+    notes = [f"{f.s3_key}: failed ({LOADER_LOST}); it is retried automatically" for f in fail_lost_loaders(conn)]
+    conn.commit()
+    notes.extend(_fail_runs_of_lost_loaders(context, conn, limits))
+    notes.extend(_recover_queued(context, conn, limits))
+    for f in retry_due(conn, max_attempts=limits.max_attempts, backoff_seconds=limits.retry_backoff_seconds):
+        notes.append(f"{f.s3_key}: attempt {f.attempt} pending (automatic retry {f.retries} of "
+                     f"{limits.max_attempts - 1} after an infrastructure failure)")
+    conn.commit()
+    return notes
+
+
+def _fail_runs_of_lost_loaders(context: SensorEvaluationContext, conn: psycopg.Connection,
+                               limits: TickLimits) -> list[str]:
+    """A run that lost its loader and still shows as started is failed too, once it has been silent for
+    `dead_run_grace_seconds`: a live run between a lost connection and its step's retry logs events,
+    and whatever the launcher, a dead worker never will."""
+    notes: list[str] = []
+    now = time.time()
+    for run_id in runs_with_lost_loaders(conn, within_seconds=limits.lost_run_lookback_seconds):
+        record = context.instance.get_run_record_by_id(run_id)
+        if record is None or record.dagster_run.status not in _LIVE:
+            continue
+        run = record.dagster_run
+        events = context.instance.get_records_for_run(run_id, limit=1, ascending=False).records
+        last = events[0].event_log_entry.timestamp if events else record.create_timestamp.timestamp()
+        if now - last < limits.dead_run_grace_seconds:
+            continue
+        context.instance.report_run_failed(
+            run, message=f"landing_sensor: the run's file loader ended without finishing (its database session "
+                         f"is gone) and the run has logged nothing for {now - last:.0f}s; its files are retried "
+                         "by themselves")
+        notes.append(f"run {run_id}: marked failed (its loader is gone)")
+    return notes
+
+
+def _recover_queued(context: SensorEvaluationContext, conn: psycopg.Connection, limits: TickLimits) -> list[str]:
+    """Queued files whose run ended (or never started) without reaching them: release or fail them."""
     notes: list[str] = []
     rows = conn.execute(
-        """SELECT file_id, s3_key, status, batch_id, run_id, launches,
-                  extract(epoch FROM now() - coalesce(queued_at, started_at)) AS age
-           FROM ingest.files WHERE status IN ('queued', 'loading')"""
+        """SELECT file_id, s3_key, batch_id, launches, extract(epoch FROM now() - queued_at) AS age
+           FROM ingest.files WHERE status = 'queued'"""
     ).fetchall()
     if not rows:
         return notes
     # Each batch's newest run, in one query whatever the number of batches in flight: a query per batch
     # made every tick of a backlog slower, and with it every file's hand-over to its run.
-    batch_ids = sorted({r[3] for r in rows if r[3]})
+    batch_ids = sorted({r[2] for r in rows if r[2]})
     batch_runs: dict[str, Any] = {}
     if batch_ids:
         for run in context.instance.get_runs(filters=RunsFilter(tags={BATCH_TAG: batch_ids})):  # newest first
             batch_runs.setdefault(run.tags.get(BATCH_TAG), run)
-    for file_id, key, status, batch_id, run_id, launches, age in rows:
+    for file_id, key, batch_id, launches, age in rows:
         run = batch_runs.get(batch_id)
-        if run is None and status == "loading" and run_id:
-            run = context.instance.get_run_by_id(run_id)
         ended = run is not None and run.status in _TERMINAL
         lost = run is None and float(age or 0) > limits.lost_batch_seconds
         if not (ended or lost):
             continue
-        if status == "loading" or launches >= MAX_LAUNCHES:
+        if launches >= MAX_LAUNCHES:
             why = (f"run {run.run_id} ended ({run.status.value}) before this file finished; nothing of it landed"
                    if run is not None else "its run was never launched")
-            if status == "queued":
-                why = f"{launches} ingest runs ended before reaching this file; last: {why}"
-            mark_failed(conn, file_id, why, from_status=status)
+            why = f"{launches} ingest runs ended before reaching this file; last: {why}"
+            mark_failed(conn, file_id, why, kind="infrastructure", from_status="queued")
             notes.append(f"{key}: failed ({why})")
         else:
             release_to_pending(conn, file_id)

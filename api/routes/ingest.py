@@ -22,8 +22,10 @@ from api.models import (
 from api.problems import ApiProblem
 from resources.contract import FileStatus
 from resources.ingest_registry import (
+    AttemptRow,
     FileRow,
     ReprocessError,
+    attempts_of,
     latest_for_key,
     list_files,
     rejected_sample,
@@ -46,7 +48,14 @@ def file_view(f: FileRow) -> dict[str, Any]:
                        "unchanged": f.unchanged, "rejected": f.rejected, "duplicates": f.duplicates,
                        "superseded": f.superseded},
             "seconds": f.seconds, "discoveredAt": _iso(f.discovered_at), "finishedAt": _iso(f.finished_at),
-            "sourceFileAt": _iso(f.source_file_at)}
+            "sourceFileAt": _iso(f.source_file_at), "failureKind": f.failure_kind, "retries": f.retries,
+            "attemptCause": f.attempt_cause}
+
+
+def attempt_view(a: AttemptRow) -> dict[str, Any]:
+    return {"attempt": a.attempt, "cause": a.cause, "runId": a.run_id, "startedAt": _iso(a.started_at),
+            "finishedAt": a.finished_at.isoformat(), "outcome": a.outcome, "failureKind": a.failure_kind,
+            "reason": a.reason}
 
 
 @router.get("/ingest/files", response_model=IngestFilesResponse, summary="Files received, newest first",
@@ -80,7 +89,8 @@ def reprocess(key: str, _: JobsScope, state: State) -> JSONResponse:
             known = latest_for_key(conn, key) is not None
             raise ApiProblem(409 if known else 404, "file_busy" if known else "file_not_found", str(exc),
                              error_type="Conflict" if known else "NotFound") from None
-    return JSONResponse({"success": True, "file": file_view(row), "rejectedSample": []}, status_code=202)
+    return JSONResponse({"success": True, "file": file_view(row), "rejectedSample": [], "attempts": []},
+                        status_code=202)
 
 
 @router.get("/ingest/files/{key:path}", response_model=IngestFileResponse,
@@ -91,6 +101,7 @@ def file_detail(key: str, _: ReadScope, state: State,
     with state.connection("writer") as conn, conn.transaction():  # one snapshot for the file and its sample
         row = latest_for_key(conn, key)
         rejected = rejected_sample(conn, row.file_id, row.attempt, sample) if row and sample else []
+        attempts = attempts_of(conn, row.file_id) if row else []
     if row is None:
         raise ApiProblem(404, "file_not_found", f"no file with key {key!r} has been recorded", error_type="NotFound",
                          suggestions=["GET /ingest/files lists the files received"])
@@ -102,7 +113,8 @@ def file_detail(key: str, _: ReadScope, state: State,
             record = r["record"]
         out.append({"recordIndex": r["record_index"], "sourceId": r["source_id"], "reasons": r["reasons"],
                     "record": record})
-    return JSONResponse({"success": True, "file": file_view(row), "rejectedSample": out})
+    return JSONResponse({"success": True, "file": file_view(row), "rejectedSample": out,
+                         "attempts": [attempt_view(a) for a in attempts]})
 
 
 @router.post("/ingest/uploads", status_code=201, response_model=UploadResponse,

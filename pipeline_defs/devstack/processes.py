@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -63,12 +64,39 @@ def http_ok(url: str) -> bool:
         return False
 
 
+def group_alive(pgid: int) -> bool:
+    """Some process of the group still runs (zombies waiting for a reaper do not count)."""
+    proc = Path("/proc")
+    if proc.is_dir():
+        for stat in proc.glob("[0-9]*/stat"):
+            try:
+                # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so split after it.
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+        return False
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
 def stop_group(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
-    """Signal a child's whole process group; SIGKILL the group if it outlives `timeout`."""
+    """Signal a child's whole process group; SIGKILL what is left of it after `timeout`.
+
+    The group is interrupted first even when its leader has already exited: run workers it left behind
+    get the chance to end their runs and roll their transactions back before anything is killed."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(0.2)
+        if proc.poll() is not None and not group_alive(proc.pid):
+            break
     # Whatever is left in the group (workers of a run, a code server) goes now.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)

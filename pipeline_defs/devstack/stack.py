@@ -59,6 +59,11 @@ DEFAULT_MOTO_ENDPOINT = "http://127.0.0.1:4566"
 # next tick starts at the next loop (bench/latency_results.md).
 DEV_QUEUE_WAIT_SECONDS = 4
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+# `dagster dev` dies with its daemon or webserver: restarted this often within the window, then the stack
+# stops. Run workers it left get this long after an interrupt to end their runs before they are killed.
+MAX_DAGSTER_RESTARTS = 3
+DAGSTER_RESTART_WINDOW = 600.0
+DAGSTER_LEFTOVER_GRACE = 20.0
 
 DAGSTER_YAML = """\
 # Written by `pipeline dev` at every start; edits here are overwritten.
@@ -173,6 +178,7 @@ class DevStack:
     moto: MotoServer | None = None  # when started here
     dagster: subprocess.Popen[bytes] | None = None
     _dagster_log: IO[bytes] | None = None
+    dagster_starts: int = 0
     api: subprocess.Popen[bytes] | None = None
     _api_log: IO[bytes] | None = None
     aws: AwsResources | None = None
@@ -225,10 +231,25 @@ class DevStack:
         self._refuse_second_instance()
         self._check_ports()
         self._start_postgres()
+        self._write_dagster_yaml()
+        self._recover()
         self._start_aws()
         self._write_state()
         self._start_dagster()
         self._start_api()
+
+    def _recover(self) -> None:
+        """Put right what an abrupt end of the previous stack (or of `dagster dev`) left in progress."""
+        from pipeline_defs.devstack.recovery import recover
+
+        try:
+            found = recover(libpq_url(self.settings.dagster_database_url), self.settings.database_url,
+                            child_env(self.settings, self._extra_env()), self.root)
+        except (RuntimeError, subprocess.SubprocessError, psycopg.Error) as exc:
+            self.echo(f"  ! could not recover the previous stack's work: {exc}")
+            return
+        for line in found.lines():
+            self.echo(f"  recovered: {line}")
 
     def _refuse_second_instance(self) -> None:
 
@@ -389,15 +410,20 @@ class DevStack:
         path.write_text(json.dumps({"pid": os.getpid(), "env": env}, indent=2))
         path.chmod(0o600)
 
-    def _start_dagster(self) -> None:
+    def _write_dagster_yaml(self) -> None:
         self.dagster_home.mkdir(parents=True, exist_ok=True)
         (self.dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+
+    def _start_dagster(self) -> None:
         host, port = self.ui_host_port
         cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(self.root / "workspace.yaml"),
                "-h", host, "-p", str(port)]
         out: IO[bytes] | None = None
         if not self.follow_logs:
-            self._dagster_log = out = open(self.dagster_log_path, "wb")  # noqa: SIM115 - closed in stop()
+            # A restart after `dagster dev` died appends: the lines that say why stay in the log.
+            mode = "ab" if self.dagster_starts else "wb"
+            self._dagster_log = out = open(self.dagster_log_path, mode)  # noqa: SIM115 - closed in stop()
+        self.dagster_starts += 1
         self.echo(f"• Dagster: starting UI + daemon (DAGSTER_HOME {self._rel(self.dagster_home)}, "
                   f"log {'here' if self.follow_logs else self._rel(self.dagster_log_path)})")
         t = time.monotonic()
@@ -592,13 +618,28 @@ class DevStack:
         self.echo("Press Ctrl-C to stop everything.")
 
     def wait_foreground(self) -> int:
-        """Until a signal (→ _Stop) or `dagster dev` dies on its own (→ 1)."""
+        """Until a signal (→ _Stop), or something dies on its own (→ 1). `dagster dev` (UI + daemon) is
+        restarted when it dies, at most MAX_DAGSTER_RESTARTS times in DAGSTER_RESTART_WINDOW seconds."""
+        restarts: list[float] = []
         while True:
             assert self.dagster is not None
             code = self.dagster.poll()
             if code is not None:
-                self.echo(f"! `dagster dev` exited on its own with code {code}{self._log_hint()}")
-                return 1
+                what = self._what_died(code)
+                now = time.monotonic()
+                restarts = [t for t in restarts if now - t < DAGSTER_RESTART_WINDOW]
+                if len(restarts) >= MAX_DAGSTER_RESTARTS:
+                    self.echo(f"! {what}; it died {len(restarts) + 1} times in {DAGSTER_RESTART_WINDOW // 60:.0f} "
+                              f"minutes, so the stack stops{self._log_hint()}")
+                    self.echo("  The next `make dev` marks the runs left in progress as failed and retries the "
+                              "files left loading (nothing of them landed).")
+                    return 1
+                restarts.append(now)
+                self.echo(f"! {what}; restarting it")
+                self._stop_dagster()
+                self._recover()
+                self._start_dagster()
+                continue
             if self.api is not None and self.api.poll() is not None:
                 self.echo(f"! the REST API exited on its own; see {self._rel(self.api_log_path)}")
                 return 1
@@ -607,7 +648,27 @@ class DevStack:
                 return 1
             time.sleep(1)
 
+    def _what_died(self, code: int) -> str:
+        """Which of `dagster dev`'s processes ended it, as its log says."""
+        log = "" if self.follow_logs else tail(self.dagster_log_path, 60)
+        for name in ("dagster-daemon", "dagster-webserver"):
+            if f"{name} process shut down unexpectedly" in log:
+                return f"the Dagster {name.split('-')[1]} died, and `dagster dev` with it (exit code {code})"
+        return f"`dagster dev` (Dagster UI + daemon) exited on its own with code {code}"
+
     # -- stop ----------------------------------------------------------------------------------------
+
+    def _stop_dagster(self) -> None:
+        """Interrupt `dagster dev` and whatever its process group still holds (run workers left by a dead
+        daemon included), then kill what outlived the interrupt."""
+        if self.dagster is not None:
+            proc, self.dagster = self.dagster, None
+            self.echo("• stopping Dagster …" if proc.poll() is None else
+                      "• interrupting what `dagster dev` left running (run workers) …")
+            stop_group(proc, signal.SIGINT, timeout=45 if proc.poll() is None else DAGSTER_LEFTOVER_GRACE)
+        if self._dagster_log is not None:
+            self._dagster_log.close()
+            self._dagster_log = None
 
     def stop(self) -> bool:
         """Stop what this process started, newest first; True if there was anything. Signals are
@@ -625,16 +686,7 @@ class DevStack:
         if self._api_log is not None:
             self._api_log.close()
             self._api_log = None
-        if self.dagster is not None:
-            proc, self.dagster = self.dagster, None
-            if proc.poll() is None:
-                self.echo("• stopping Dagster …")
-                stop_group(proc, signal.SIGINT, timeout=45)
-            else:
-                stop_group(proc, signal.SIGKILL, timeout=5)  # leftovers of its group, if any
-        if self._dagster_log is not None:
-            self._dagster_log.close()
-            self._dagster_log = None
+        self._stop_dagster()
         if self.moto is not None:
             self.echo("• stopping moto …")
             self.moto.stop()

@@ -14,6 +14,7 @@ import pytest
 from api.auth import hash_key
 from resources.ingest_registry import FileObject, register_files
 from tests.api.conftest import make_client
+from tests.support.ingest import live_loader, q1
 
 pytestmark = pytest.mark.integration
 
@@ -58,10 +59,16 @@ def test_reprocess(api):
     assert resp.status_code == 202, resp.text
     assert resp.json()["file"]["status"] == "pending" and resp.json()["file"]["attempt"] == 2
     assert api.post("/ingest/files/crm-data/nope.json/reprocess").status_code == 404
-    with psycopg.connect(api.stack.pg.writer_url) as conn:
-        conn.execute("UPDATE ingest.files SET status = 'loading' WHERE s3_key = 'crm-data/c.json'")
+    c_id = q1(api.stack.pg.writer_url, "SELECT file_id FROM ingest.files WHERE s3_key = 'crm-data/c.json'")
+    with live_loader(api.stack.pg.writer_url, c_id):
+        resp = api.post("/ingest/files/crm-data/c.json/reprocess")
+        assert resp.status_code == 409 and resp.json()["error"]["code"] == "file_busy"
+    # The loader gone, the file is failed for it and may be reprocessed; its history says why.
     resp = api.post("/ingest/files/crm-data/c.json/reprocess")
-    assert resp.status_code == 409 and resp.json()["error"]["code"] == "file_busy"
+    assert resp.status_code == 202 and resp.json()["file"]["attemptCause"] == "reprocess"
+    [ended] = api.get("/ingest/files/crm-data/c.json").json()["attempts"]
+    assert ended["outcome"] == "failed" and ended["failureKind"] == "infrastructure"
+    assert ended["reason"] == "its loader ended without finishing; nothing of it landed"
 
 
 def test_presigned_upload_lands_in_the_raw_bucket(api):

@@ -12,6 +12,7 @@ from pipeline_defs.cli import cli
 from pipeline_defs.devstack.processes import free_port
 from resources.aws import aws_client
 from resources.settings import get_settings
+from tests.support.ingest import live_loader, q1
 
 integration = pytest.mark.integration
 
@@ -142,7 +143,16 @@ def test_files_and_reprocess_against_the_registry(pg_env):
     assert unknown.exit_code == 1 and "no file with key" in unknown.output
     busy = CliRunner().invoke(cli, ["reprocess", "crm-data/a.json"])
     assert busy.exit_code == 0  # pending again is allowed; queued/loading is not:
-    with psycopg.connect(pg_env.writer_url) as conn:
-        conn.execute("UPDATE ingest.files SET status = 'loading' WHERE s3_key = 'crm-data/a.json'")
-    refused = CliRunner().invoke(cli, ["reprocess", "crm-data/a.json"])
-    assert refused.exit_code == 1 and "is loading" in refused.output
+    file_id = q1(pg_env.writer_url, "SELECT file_id FROM ingest.files WHERE s3_key = 'crm-data/a.json'")
+    with live_loader(pg_env.writer_url, file_id):
+        refused = CliRunner().invoke(cli, ["reprocess", "crm-data/a.json"])
+        assert refused.exit_code == 1 and "is loading" in refused.output
+        assert "loading" in run("files").output  # a live loader's file is never touched
+    # Its loader gone (the session ended): `files` fails it, and then it may be reprocessed.
+    listed = CliRunner().invoke(cli, ["files"])
+    assert "its loader ended without finishing; nothing of it landed" in listed.output
+    assert q1(pg_env.writer_url, "SELECT failure_kind FROM ingest.files WHERE file_id = %s",
+              (file_id,)) == "infrastructure"
+    history = run("history", "crm-data/a.json").output
+    assert "infrastructure" in history and "reprocess" in history
+    assert CliRunner().invoke(cli, ["reprocess", "crm-data/a.json"]).exit_code == 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +15,7 @@ from assets.analytics import analytics_job
 from assets.ingest import ingest_files, ingest_job
 from resources.contract import analytics_run_config
 from resources.dagster_resources import IngestTuningResource, build_resources
-from resources.ingest_registry import FileObject, FileRow, register_files
+from resources.ingest_registry import FileObject, FileRow, finish_loading, register_files, start_loading
 from resources.ingest_runner import FileOutcome, ingest_file
 from sensors.landing import landing_sensor
 
@@ -83,6 +85,17 @@ class Driver:
                 return
             self.run(result)
         raise AssertionError("the sensor kept requesting runs")
+
+
+@contextmanager
+def live_loader(url: str, file_id: int, run_id: str = "live-run") -> Iterator[psycopg.Connection]:
+    """A loader that is alive: a session that took the file as `start_loading` does and holds it."""
+    with psycopg.connect(url) as conn:
+        assert start_loading(conn, file_id, run_id) is None
+        try:
+            yield conn
+        finally:
+            finish_loading(conn, file_id)
 
 
 def q(url: str, sql: str, params: tuple | dict | None = None) -> list[tuple]:
