@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from api.compat import analytics_fields
+from api.compat import analytics_fields, answer_data
 from api.state import AppState
 from resources.analytics.catalogue import get_operation
 from resources.analytics.result import jsonable
@@ -93,7 +93,7 @@ def envelope(state: AppState, payload: dict[str, Any], *, cache_hit: bool) -> di
                                 "expiresIn": state.api.presign_seconds}
     return {"success": True, "operation": payload["operation"],
             **analytics_fields(payload, state.settings.results_bucket),
-            "data": payload.get("data"), "metadata": metadata}
+            "data": answer_data(payload["operation"], payload.get("data")), "metadata": metadata}
 
 
 def now_iso() -> str:

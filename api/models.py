@@ -39,13 +39,51 @@ class Metadata(BaseModel):
     download: Download | None = None
 
 
+class TableStructureColumn(BaseModel):
+    column_name: str
+    data_type: str
+
+
+class DatabaseInfoData(BaseModel):
+    """database_info's `data`: the old system's object (its dashboards read `data.tables`)."""
+
+    model_config = ConfigDict(title="DatabaseInfoData")
+    tables: list[dict[str, Any]] = Field(
+        ..., description="One object per canonical table: table_name (as the old answer), kind, partitions, "
+                         "row_count, row_count_exact, total_bytes, column_count, columns")
+    sample_table_structure: list[TableStructureColumn] = Field(
+        ..., description="The first table's columns and their types (the old answer's sample)")
+
+
+Rows = list[dict[str, Any]]
+DATA_DESCRIPTION = (
+    "Per operation: database_info answers an object, `{tables, sample_table_structure}` (the old system's "
+    "shape); every other operation answers its rows as objects. null when the result is in the results bucket "
+    "(see largeResult, downloadUrl).")
+
+
+def _data_schema(schema: dict[str, Any]) -> None:
+    """`data`'s branches exclude each other (a list, an object, null): say so (oneOf), and name each."""
+    branches = schema.pop("anyOf", None) or []
+
+    def titled(branch: dict[str, Any]) -> dict[str, Any]:
+        if "$ref" in branch:
+            return {"allOf": [branch], "title": "database_info"}
+        if branch.get("type") == "array":
+            return {**branch, "title": "Rows (every other operation)"}
+        return {**branch, "title": "Large result (in the results bucket)"}
+
+    schema["oneOf"] = [titled(b) for b in branches]
+
+
 class AnalyticsResponse(BaseModel):
     success: Literal[True] = True
     operation: str
     operationId: str = Field(..., description="The old API's field: <operation>_<epoch ms>")
     executionTime: str = Field(..., description="The old API's field, e.g. '123ms' (metadata.executionTimeMs: ours)")
-    data: list[dict[str, Any]] | None = Field(
-        ..., description="The rows as objects; null when the result is in the results bucket (see metadata.download)")
+    data: Rows | DatabaseInfoData | None = Field(
+        ..., description=DATA_DESCRIPTION + " metadata.download has presigned links to it.",
+        json_schema_extra=_data_schema)
     metadata: Metadata
     largeResult: bool | None = Field(None, description="The old API's large-result fields: true when data is null "
                                                        "and the rows are in the results bucket")
@@ -53,9 +91,12 @@ class AnalyticsResponse(BaseModel):
     downloadUrl: str | None = Field(None, description="GET it (relative to the API's base URL) for the rows")
     recordCount: int | None = None
     message: str | None = None
-    tables: list[dict[str, Any]] | None = Field(None, description="database_info, the old API's form: table names")
-    sample_table_structure: list[dict[str, Any]] | None = Field(
-        None, description="database_info, the old API's form: the first table's columns and types")
+    tables: list[dict[str, Any]] | None = Field(
+        None, deprecated=True, description="database_info: the table names (read data.tables, the old system's "
+                                           "place for them)")
+    sample_table_structure: list[TableStructureColumn] | None = Field(
+        None, deprecated=True, description="database_info: the first table's columns and types (read "
+                                           "data.sample_table_structure)")
 
 
 class DownloadResponse(BaseModel):
@@ -133,6 +174,15 @@ class Job(BaseModel):
     links: dict[str, str] = Field(default_factory=dict)
 
 
+class JobResultMetadata(BaseModel):
+    resultCount: int = Field(..., description="Rows of the answer")
+    timestamp: str | None = Field(..., description="When the job finished")
+    cacheHit: Literal[False] = False
+    columns: list[str] | None = None
+    truncated: bool
+    storage: Literal["inline", "s3"]
+
+
 class JobResponse(BaseModel):
     success: Literal[True] = True
     job: Job
@@ -145,10 +195,20 @@ class JobResponse(BaseModel):
     submittedAt: str | None = None
     resultUrl: str | None = Field(None, description="Once completed: where the result is")
     message: str | None = None
-    largeResult: bool | None = Field(None, description="Completed with a result in the results bucket")
-    s3Url: str | None = None
+    # The answer, as the old workflow merged it into a completed job's record: inline up to 1,000 rows that
+    # fit in the job item (operation … data, metadata), else the large-result fields (… recordCount).
+    operation: str | None = Field(None, description="Once completed: the operation")
+    operationId: str | None = Field(None, description="Once completed: <operation>_<start, epoch ms>")
+    executionTime: str | None = Field(None, description="Once completed: the query's time, e.g. '123ms'")
+    data: Rows | DatabaseInfoData | None = Field(
+        None, description="Once completed with at most 1,000 rows that fit in the job item. " + DATA_DESCRIPTION,
+        json_schema_extra=_data_schema)
+    metadata: JobResultMetadata | None = Field(None, description="Once completed: about the answer")
+    largeResult: bool | None = Field(None, description="Completed with a result in the results bucket (over 1,000 "
+                                                       "rows, or too large for the job item): no data")
+    s3Url: str | None = Field(None, description="s3://bucket/key of the JSON result (large results)")
     downloadUrl: str | None = Field(None, description="GET it (relative to the API's base URL) for the rows")
-    recordCount: int | None = None
+    recordCount: int | None = Field(None, description="Rows of a large result")
 
 
 class IngestFile(BaseModel):

@@ -9,7 +9,9 @@ operation: the REST API, the DynamoDB job mirror and the run history all follow 
 The op validates the request against the catalogue's model again (bounds and patterns; a bad config
 fails the run at once with the validation message, and is not retried); runs the operation as the
 read-only role; retries only transient database errors, with exponential backoff and jitter; and stores
-the result inline on the job item or, when large, as JSON and CSV in the results bucket.
+the result inline on the job item or, when large (over 1,000 rows, or too large for the item beside the
+job's other attributes), as JSON and CSV in the results bucket. The REST API serves a completed job's
+answer from what is stored here; nothing runs the query again.
 """
 
 import decimal
@@ -35,9 +37,10 @@ from resources.analytics.catalogue import CATALOGUE, Operation, validate_paramet
 from resources.analytics.errors import AnalyticsError, TransientDatabaseError
 from resources.analytics.result import jsonable
 from resources.analytics.runner import run_operation
-from resources.contract import ANALYTICS_JOB, ANALYTICS_OP, JSON_TEXT_PARAMETERS
+from resources.contract import ANALYTICS_JOB, ANALYTICS_OP, JSON_TEXT_PARAMETERS, analytics_request
 from resources.dagster_resources import AwsResource, PostgresResource
-from resources.results_store import result_keys, result_metadata, store_result
+from resources.jobs_store import attribute_bytes
+from resources.results_store import OTHER_ATTRIBUTES_BYTES, result_keys, result_metadata, store_result
 
 
 def operation_config(op: Operation) -> type[Config]:
@@ -72,7 +75,7 @@ class TransientAnalyticsError(Exception):
 @op(
     name=ANALYTICS_OP,
     description="Runs one analytics catalogue operation under the read-only role and stores its result "
-    "(inline on the job item up to 1,000 rows, else JSON + CSV in the results bucket).",
+    "(inline on the job item up to 1,000 rows that fit in it, else JSON + CSV in the results bucket).",
     retry_policy=RetryPolicy(max_retries=3, delay=1.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS),
     tags={"kind": "analytics"},
 )
@@ -93,8 +96,11 @@ def run_analytics(context: OpExecutionContext, config: AnalyticsConfig, readonly
     except AnalyticsError as exc:
         raise Failure(description=exc.message, metadata={"error": MetadataValue.json(exc.as_dict())},
                       allow_retries=False) from None
+    # The run-status sensors write the parameters from this run's config onto the same item: count them.
+    besides = OTHER_ATTRIBUTES_BYTES + attribute_bytes("parameters", analytics_request(context.run.run_config)[1])
     summary = store_result(aws.s3, aws.results_bucket, context.run_id, result.columns, result.rows,
-                           truncated=result.truncated, operation=operation)
+                           truncated=result.truncated, operation=operation,
+                           extra={"executionTimeMs": round(result.elapsed_s * 1000, 1)}, item_bytes_besides=besides)
     summary["parquet"] = write_parquet(aws, context.run_id, result.columns, result.rows, operation)
     aws.jobs_store().record_result(context.run_id, summary)
     where = (f"s3://{summary['bucket']}/{summary['s3']['json']}" if summary["storage"] == "s3" else "inline")

@@ -42,7 +42,12 @@ class Transition:
 
 
 def _av(value: Any) -> dict[str, Any]:
-    """Python value → DynamoDB attribute value (the low-level client's format)."""
+    """Python value → DynamoDB attribute value (the low-level client's format).
+
+    A dict or list (parameters, a result with its rows) is stored as one JSON string, not as a DynamoDB map:
+    a map would need every float as a Decimal and give back Decimals, while the JSON text gives back exactly
+    the numbers the run wrote, so the answer GET /analytics/jobs/{id} serves from it is the old clients'
+    JSON, and its size is measured before it is written (attribute_bytes)."""
     if value is None:
         return {"NULL": True}
     if isinstance(value, bool):
@@ -52,6 +57,14 @@ def _av(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         return {"S": value}
     return {"S": json.dumps(value, default=str, separators=(",", ":"))}
+
+
+def attribute_bytes(name: str, value: Any) -> int:
+    """What one attribute counts towards DynamoDB's 400 KB item limit as this store writes it: the name's
+    and the value's UTF-8 bytes (a number: its digits, an upper bound of what DynamoDB counts)."""
+    (kind, encoded), = _av(value).items()
+    size = len(encoded.encode("utf-8")) if kind in ("S", "N") else 1
+    return len(name.encode("utf-8")) + size
 
 
 class JobsStore:

@@ -1,9 +1,9 @@
 """Where analytics results go: small ones inline in the job item, large ones to the results bucket.
 
-Up to 1,000 rows that fit comfortably in a DynamoDB item (400 KB, shared with the job's other
-attributes) are kept inline; anything larger is written to `results/<run_id>/result.json` and
-`result.csv` in the results bucket, and the job item carries the keys, row count and byte sizes.
-Dagster-free: the REST app uses the same rules for synchronous answers.
+Up to 1,000 rows (the old system's threshold) are kept inline when the result attribute, measured as the
+jobs store encodes it, fits in the item beside the job's other attributes within ITEM_BUDGET_BYTES;
+anything larger, in rows or in bytes, is written to `results/<run_id>/result.json` and `result.csv` in
+the results bucket, and the job item carries the keys, row count and byte sizes. Dagster-free.
 """
 
 from __future__ import annotations
@@ -14,9 +14,15 @@ import json
 from typing import Any
 
 from resources.analytics.result import jsonable
+from resources.jobs_store import attribute_bytes
 
 INLINE_MAX_ROWS = 1000
-INLINE_MAX_BYTES = 300_000
+# Of DynamoDB's 400 KB (409,600 bytes) per item: room for what is written after the result (status,
+# timestamps, a later rewrite of the same facts) and for the estimate's own slack.
+ITEM_BUDGET_BYTES = 350_000
+# The job item's attributes besides the result and the parameters: key, ids, status and its rank, five
+# timestamps, TTL, job type, operation, the Dagster run URL, rowCount: about 500 bytes with a UUID run id.
+OTHER_ATTRIBUTES_BYTES = 4_000
 
 
 def _json_default(value: Any) -> Any:
@@ -60,14 +66,25 @@ def result_keys(run_id: str) -> dict[str, str]:
             "parquet": f"results/{run_id}/result.parquet"}
 
 
+def fits_inline(summary: dict[str, Any], item_bytes_besides: int) -> bool:
+    """Whether a summary with its rows fits in the job item beside `item_bytes_besides` of other attributes."""
+    return attribute_bytes("result", summary) + item_bytes_besides <= ITEM_BUDGET_BYTES
+
+
 def store_result(s3: Any, bucket: str, run_id: str, columns: list[str], rows: list[tuple[Any, ...]],
-                 *, truncated: bool = False, operation: str | None = None) -> dict[str, Any]:
-    """Keep the result inline or write it to S3; return the summary that goes on the job item."""
+                 *, truncated: bool = False, operation: str | None = None,
+                 extra: dict[str, Any] | None = None,
+                 item_bytes_besides: int = OTHER_ATTRIBUTES_BYTES) -> dict[str, Any]:
+    """Keep the result inline or write it to S3; return the summary that goes on the job item.
+
+    `extra` goes into the summary either way (e.g. executionTimeMs); `item_bytes_besides` is what the job
+    item holds besides the result (OTHER_ATTRIBUTES_BYTES plus the parameters' attribute_bytes)."""
     body = to_json(columns, rows)
-    summary: dict[str, Any] = {"rowCount": len(rows), "columns": columns, "truncated": truncated}
-    if len(rows) <= INLINE_MAX_ROWS and len(body) <= INLINE_MAX_BYTES:
-        summary.update(storage="inline", byteSize=len(body), rows=json.loads(body)["rows"])
-        return summary
+    summary: dict[str, Any] = {"rowCount": len(rows), "columns": columns, "truncated": truncated, **(extra or {})}
+    if len(rows) <= INLINE_MAX_ROWS:
+        inline = {**summary, "storage": "inline", "byteSize": len(body), "rows": json.loads(body)["rows"]}
+        if fits_inline(inline, item_bytes_besides):
+            return inline
     keys = {k: v for k, v in result_keys(run_id).items() if k != "parquet"}  # parquet: the Dagster side writes it
     csv_body = to_csv(columns, rows)
     meta = result_metadata(operation, len(rows))

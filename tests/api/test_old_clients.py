@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import quote
 
 import httpx
+import jsonschema
 import psycopg
 import pytest
+from dagster import instance_for_test
 
+from api.app import create_app
+from api.config import ApiSettings
+from resources.settings import Settings
+from sensors.job_status import mirror_run
 from tests.api.conftest import ENTITIES, make_client, seed_entities
+from tests.support.ingest import Driver, resources_for
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +49,13 @@ def _refused(resp: httpx.Response, status: int) -> dict:
     assert body["success"] is False and body["error"]["message"] and body["error"]["type"]
     assert isinstance(body["suggestions"], list)
     return body
+
+
+def _conforms(body: dict, schema_name: str) -> None:
+    """The body is what the OpenAPI document says this answer is."""
+    doc = create_app(Settings(), ApiSettings()).openapi()
+    jsonschema.Draft202012Validator({"$ref": f"#/components/schemas/{schema_name}",
+                                     "components": doc["components"]}).validate(body)
 
 
 def _get(api, operation: str, parameters: dict | None = None) -> httpx.Response:
@@ -66,12 +82,27 @@ def test_health_answers_healthy_with_the_old_fields(api):
 # GET /analytics (C2, C3, C5, C6, README and analytics-service.js forms)
 
 
-def test_database_info_answers_tables_and_sample_table_structure(api):
-    body = _ok(api.get("/analytics?operation=database_info"))
-    names = [t["table_name"] for t in body["tables"]]
-    assert "entities" in names and names == [r["table_name"] for r in body["data"]]
-    first = body["sample_table_structure"]
-    assert first and all(set(c) == {"column_name", "data_type"} for c in first)
+_DATABASE_INFO_FORMS: dict[str, Callable[[Any], httpx.Response]] = {
+    "GET": lambda api: api.get("/analytics?operation=database_info"),
+    "GET parameters={}": lambda api: _get(api, "database_info", {}),
+    "POST without parameters": lambda api: api.post("/analytics", json={"operation": "database_info"}),
+}
+
+
+@pytest.mark.parametrize("form", list(_DATABASE_INFO_FORMS))
+def test_database_info_data_is_the_old_object_an_old_dashboard_reads_data_tables_from(api, form):
+    body = _ok(_DATABASE_INFO_FORMS[form](api))
+    data = body["data"]
+    assert [t["table_name"] for t in data["tables"]] == [
+        "entities", "entity_history", "entity_relationships", "time_series_data"]
+    sample = data["sample_table_structure"]  # the first table's columns, as the old answer gave them
+    assert all(set(c) == {"column_name", "data_type"} for c in sample)
+    assert {"column_name": "canonical_id", "data_type": "text"} in sample
+    # Our counts ride along on each table; the earlier top-level copies stay for this platform's clients.
+    assert data["tables"][0]["row_count"] == len(ENTITIES) and body["metadata"]["resultCount"] == 4
+    assert body["tables"] == [{"table_name": t["table_name"]} for t in data["tables"]]
+    assert body["sample_table_structure"] == sample
+    _conforms(body, "AnalyticsResponse")
 
 
 @pytest.mark.parametrize("operation", ["customer_analysis", "simple_demo", "count_analysis", "revenue_analysis",
@@ -223,6 +254,101 @@ def test_a_job_submission_has_its_id_and_old_status_at_the_top_level(api, body):
     assert sub["checkStatusUrl"] == f"/analytics/jobs/{sub['jobId']}" and sub["submittedAt"]
     poll = api.get(f"/analytics/jobs/{sub['jobId']}")  # C15, C17
     assert poll.status_code == 200 and poll.json()["status"] == "submitted" and poll.json()["job"]["status"] == "queued"
+
+
+# --------------------------------------------------------------------------------------------------
+# A completed job's record (C15, C17): the old workflow merged the answer into it, and the old client reads
+# the answer from the record it polls.
+
+
+@pytest.fixture
+def finish_run(api) -> Iterator[Callable[[str, dict], dict]]:
+    """Runs a submitted job's analytics_job in process under the run id the launch gave, then mirrors the
+    finished run as the run-status sensor does; answers the record GET /analytics/jobs/{id} then serves.
+    The path a job takes on the platform, the daemon aside (test_api_async_e2e.py has it too)."""
+    with instance_for_test() as instance:
+        driver = Driver(api.stack, instance)
+        aws = resources_for(api.stack)["aws"]
+
+        def finish(job_id: str, body: dict) -> dict:
+            run = driver.analytics(body["operation"], body.get("parameters"), run_id=job_id)
+            assert run.success, [e.message for e in run.get_step_failure_events()]
+            mirror_run(instance, run.dagster_run, aws, "http://dagster.test")
+            resp = api.get(f"/analytics/jobs/{job_id}")
+            assert resp.status_code == 200, resp.text
+            return resp.json()
+
+        yield finish
+
+
+def _submit(api, body: dict) -> str:
+    resp = api.post("/analytics/jobs", json=body)
+    assert resp.status_code == 202, resp.text
+    return resp.json()["jobId"]
+
+
+@pytest.mark.parametrize("body", [
+    {"operation": "multi_dimensional_analytics", "parameters": {"timeframe": "3 months"}},  # the README's
+    {"operation": "customer_analysis", "parameters": {"metric": "lifetime_value", "group_by": "industry"}},
+    {"operation": "database_info"},
+], ids=lambda b: b["operation"])
+def test_a_completed_job_record_carries_the_answer_as_data_and_metadata(api, finish_run, body):
+    job_id = _submit(api, body)
+    record = finish_run(job_id, body)
+    assert record["status"] == "completed" and record["job"]["status"] == "succeeded"
+    # The answer the synchronous call gives, from the stored result (the query is not run again).
+    assert record["data"] and record["data"] == _ok(_get(api, body["operation"], body.get("parameters", {})))["data"]
+    metadata = record["metadata"]
+    assert metadata["resultCount"] == record["job"]["rowCount"] and metadata["cacheHit"] is False
+    assert metadata["timestamp"] == record["job"]["finishedAt"] and metadata["storage"] == "inline"
+    assert record["operation"] == body["operation"] and record["operationId"].startswith(body["operation"] + "_")
+    assert record["executionTime"].endswith("ms")
+    assert record["resultUrl"] == f"/analytics/jobs/{job_id}/result" and "largeResult" not in record
+    assert "rows" not in record["job"]["result"]  # ours: the summary, without the rows
+    _conforms(record, "JobResponse")
+
+
+@pytest.mark.parametrize(("rows", "large"), [(1000, False), (1001, True)])
+def test_a_completed_job_over_1000_rows_carries_the_old_large_result_fields_instead(api, finish_run, rows, large):
+    body = {"operation": "custom_complex_query",
+            "parameters": {"query": f"SELECT g AS n FROM generate_series(1, {rows}) AS g"}}
+    job_id = _submit(api, body)
+    record = finish_run(job_id, body)
+    assert record["status"] == "completed" and record["metadata"]["resultCount"] == rows
+    _conforms(record, "JobResponse")
+    if not large:
+        assert len(record["data"]) == rows and "largeResult" not in record
+        return
+    assert "data" not in record and record["largeResult"] is True and record["recordCount"] == rows
+    assert record["s3Url"] == f"s3://{api.stack.settings.results_bucket}/results/{job_id}/result.json"
+    assert record["message"] == "Large result saved to S3 for download" and record["metadata"]["storage"] == "s3"
+    download = api.get(record["downloadUrl"])
+    assert download.status_code == 200 and len(download.json()["data"]) == rows
+
+
+def test_an_answer_too_large_for_the_job_item_goes_the_large_result_way_whatever_its_row_count(api, finish_run):
+    # 100 rows: 270 KB as UTF-8, 540 KB as the item's JSON text (each character escaped as \uXXXX), past
+    # DynamoDB's 400 KB item limit.
+    body = {"operation": "custom_complex_query",
+            "parameters": {"query": "SELECT g AS n, repeat('漢', 900) AS text FROM generate_series(1, 100) AS g"}}
+    job_id = _submit(api, body)
+    record = finish_run(job_id, body)
+    assert record["status"] == "completed" and record["largeResult"] is True and record["recordCount"] == 100
+    assert "data" not in record
+    rows = api.get(record["downloadUrl"]).json()["data"]
+    assert len(rows) == 100 and rows[0]["text"] == "漢" * 900
+
+
+def test_the_openapi_document_describes_both_shapes_of_data_and_the_completed_job_answer():
+    schemas = create_app(Settings(), ApiSettings()).openapi()["components"]["schemas"]
+    for model in ("AnalyticsResponse", "JobResponse"):
+        branches = schemas[model]["properties"]["data"]["oneOf"]
+        assert {b.get("type") for b in branches} >= {"array", "null"}, model
+        assert {"$ref": "#/components/schemas/DatabaseInfoData"} in [r for b in branches for r in b.get("allOf", [])]
+        assert "database_info" in schemas[model]["properties"]["data"]["description"]
+    assert set(schemas["DatabaseInfoData"]["required"]) == {"tables", "sample_table_structure"}
+    job = schemas["JobResponse"]["properties"]
+    assert {"metadata", "largeResult", "s3Url", "downloadUrl", "recordCount", "resultUrl"} <= set(job)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -68,11 +68,12 @@ class Driver:
         self.results.extend(outs)
         return outs
 
-    def analytics(self, operation: str, parameters: dict | None = None, **config: Any) -> Any:
-        """Execute analytics_job in process, as a launched run would."""
+    def analytics(self, operation: str, parameters: dict | None = None, *, run_id: str | None = None,
+                  **config: Any) -> Any:
+        """Execute analytics_job in process, as a launched run would (`run_id`: the one the launch gave)."""
         run_config = analytics_run_config(operation, parameters or {}, **config)
         return self.defs.resolve_job_def("analytics_job").execute_in_process(
-            run_config=run_config, instance=self.instance, raise_on_error=False)
+            run_config=run_config, instance=self.instance, raise_on_error=False, run_id=run_id)
 
     def tick_and_run(self) -> list[Any]:
         return self.run(self.tick())
