@@ -39,10 +39,15 @@ def canonical_parameters(operation: str, raw: dict[str, Any] | None) -> dict[str
     return get_operation(operation).validate(raw or {}).model_dump(mode="json")
 
 
+# The shape of the body served for an answer: bumped when it changes (database_info's `data` became the
+# old object at 2), so an ETag a client kept from before never matches a body of another shape.
+ANSWER_SHAPE = 2
+
+
 def prepare(operation: str, raw: dict[str, Any] | None, data_version: int) -> Prepared:
     params = canonical_parameters(operation, raw)
-    material = json.dumps({"operation": operation, "parameters": params, "dataVersion": data_version},
-                          sort_keys=True, separators=(",", ":"))
+    material = json.dumps({"operation": operation, "parameters": params, "dataVersion": data_version,
+                           "shape": ANSWER_SHAPE}, sort_keys=True, separators=(",", ":"))
     return Prepared(operation, params, data_version, hashlib.sha256(material.encode()).hexdigest())
 
 
