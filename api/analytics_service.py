@@ -19,7 +19,7 @@ from api.state import AppState
 from resources.analytics.catalogue import get_operation
 from resources.analytics.result import jsonable
 from resources.analytics.runner import run_operation
-from resources.results_store import result_metadata, to_csv, to_json
+from resources.clients.results_store import result_metadata, to_csv, to_json
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ def job_fields(job: dict[str, Any]) -> dict[str, Any]:
 def completed_fields(job: dict[str, Any]) -> dict[str, Any]:
     """What the old workflow wrote onto a completed job's record, from the result the run stored on the job
     item (never by running the query again). Up to 1,000 rows that fit in the item (the rule is
-    resources/results_store.py's): the analytics payload, `operation`, `operationId`, `executionTime`,
+    resources/clients/results_store.py's): the analytics payload, `operation`, `operationId`, `executionTime`,
     `data`, `metadata`; a larger answer, in the results bucket: `largeResult`, `s3Url`, `downloadUrl`,
     `recordCount`, `message`, `metadata`. Nothing when the item holds no result, or a view of it without
     its rows (the answer to a submission or a cancel)."""

@@ -46,7 +46,7 @@ class ApiSettings(BaseSettings):
     # DELETE /analytics/jobs/{id} on a run that is still starting: how long to keep asking Dagster.
     cancel_wait_seconds: float = Field(default=5.0, alias="API_CANCEL_WAIT_SECONDS", ge=0, le=20)
     db_pool_timeout_seconds: float = Field(default=5.0, alias="API_DB_POOL_TIMEOUT_SECONDS", gt=0)
-    # On AWS: connect through RDS Proxy with IAM auth tokens instead of passwords (resources/db_iam.py).
+    # On AWS: connect through RDS Proxy with IAM auth tokens instead of passwords (resources/clients/db_iam.py).
     db_iam_auth: bool = Field(default=False, alias="DATABASE_IAM_AUTH")
     db_pool_max_size: int = Field(default=8, alias="API_DB_POOL_MAX_SIZE", ge=1)
     health_timeout_seconds: float = Field(default=3.0, alias="API_HEALTH_TIMEOUT_SECONDS", gt=0)

@@ -21,9 +21,9 @@ from mangum import Mangum
 
 from api.app import create_app
 from api.auth import DIRECT_INVOKE_MARK
-from resources.aws import aws_client
-from resources.db_iam import iam_database_urls
-from resources.secrets import database_urls_from_secret_arns
+from resources.clients.aws import aws_client
+from resources.clients.db_iam import iam_database_urls
+from resources.clients.secrets import database_urls_from_secret_arns
 
 # Bodies of these types go back as text: a REST API (v1) without binaryMediaTypes would otherwise hand
 # base64 to the client.

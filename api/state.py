@@ -24,9 +24,9 @@ from api.dagster_client import DagsterClient
 from api.fresh_read import FreshRead
 from api.problems import ApiProblem
 from api.result_cache import ResultCache
-from resources.aws import aws_client
-from resources.db_iam import iam_auth_kwargs
-from resources.jobs_store import JobsStore
+from resources.clients.aws import aws_client
+from resources.clients.db_iam import iam_auth_kwargs
+from resources.clients.jobs_store import JobsStore
 from resources.settings import Settings
 
 log = logging.getLogger("api")

@@ -37,10 +37,10 @@ from resources.analytics.catalogue import CATALOGUE, Operation, validate_paramet
 from resources.analytics.errors import AnalyticsError, TransientDatabaseError
 from resources.analytics.result import jsonable
 from resources.analytics.runner import run_operation
+from resources.clients.jobs_store import attribute_bytes
+from resources.clients.results_store import OTHER_ATTRIBUTES_BYTES, result_keys, result_metadata, store_result
 from resources.contract import ANALYTICS_JOB, ANALYTICS_OP, JSON_TEXT_PARAMETERS, analytics_request
 from resources.dagster_resources import AwsResource, PostgresResource
-from resources.jobs_store import attribute_bytes
-from resources.results_store import OTHER_ATTRIBUTES_BYTES, result_keys, result_metadata, store_result
 
 
 def operation_config(op: Operation) -> type[Config]:

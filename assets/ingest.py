@@ -37,9 +37,9 @@ from resources.analytics.info import database_info
 from resources.analytics.params import NoParams
 from resources.contract import BATCH_TAG, INGEST_JOB, INGEST_OP
 from resources.dagster_resources import AwsResource, IngestTuningResource, PostgresResource
-from resources.ingest_registry import claim_batches, get_files
-from resources.ingest_runner import FileOutcome, ingest_file
-from resources.loader import FileLoadResult
+from resources.ingest.loader import FileLoadResult
+from resources.ingest.registry import claim_batches, get_files
+from resources.ingest.runner import FileOutcome, ingest_file
 
 ENTITIES = AssetKey(["canonical", "entities"])
 RELATIONSHIPS = AssetKey(["canonical", "entity_relationships"])

@@ -43,7 +43,7 @@ from pipeline_defs.devstack.postgres import LocalPostgres
 from pipeline_defs.devstack.processes import free_port
 from resources.canonical.mapping import map_record
 from resources.canonical.model import CanonicalRecord
-from resources.migrate import MigrationError, apply_migrations
+from resources.schema.migrate import MigrationError, apply_migrations
 
 BENCH_DIR = Path(__file__).resolve().parent
 DATA_DIR = BENCH_DIR / ".data"

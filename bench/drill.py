@@ -34,7 +34,7 @@ import psycopg
 
 from pipeline_defs.devstack.postgres import libpq_url
 from pipeline_defs.devstack.stack import DevStack
-from resources.aws import aws_client
+from resources.clients.aws import aws_client
 from resources.settings import PROJECT_ROOT, Settings
 
 PG_PORT, UI_PORT, API_PORT = 55432, 3390, 8390

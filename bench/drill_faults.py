@@ -38,7 +38,7 @@ from typing import Any
 import psycopg
 
 from pipeline_defs.devstack.postgres import LocalPostgres
-from resources.aws import aws_client
+from resources.clients.aws import aws_client
 from resources.settings import PROJECT_ROOT, Settings
 
 PG_PORT, UI_PORT, API_PORT = 55442, 3391, 8391

@@ -47,7 +47,7 @@ from bench.scenarios import RESULT_MARKER
 from pipeline_defs.devstack.moto_server import MotoServer
 from pipeline_defs.devstack.postgres import LocalPostgres
 from pipeline_defs.devstack.processes import free_port
-from resources.migrate import apply_migrations
+from resources.schema.migrate import apply_migrations
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = BENCH_DIR.parent
@@ -292,7 +292,7 @@ def upload(env: Env, path: Path, key: str) -> tuple[str, int]:
     from boto3.s3.transfer import TransferConfig
 
     from pipeline_defs.devstack.provisioning import ensure_bucket
-    from resources.aws import aws_client
+    from resources.clients.aws import aws_client
     from resources.settings import Settings
 
     assert env.moto is not None
@@ -457,7 +457,7 @@ def report(args: argparse.Namespace, env_info: dict, main: list[dict], index_row
     if "ours-first" in by and by["ours-first"].get("sizes_mb"):
         out.append(f"- Secondary indexes on canonical.entities (as migrated) during ours: "
                    f"{_secondary(by['ours-first'])} (plus the primary key and the unique canonical_id).")
-    out.append("- ours = `resources.ingest_runner.ingest_file` on a file registered in `ingest.files` and read "
+    out.append("- ours = `resources.ingest.runner.ingest_file` on a file registered in `ingest.files` and read "
                "from the moto S3 server over HTTP: read → parse → validate → map → COPY into staging → one merge → "
                "commit (with the file's `ingest.files` outcome), timed from the call to its return.")
     out.append("- Reload: the 10 %-changed file under the same key (a new ETag, so new work) on top of the first "

@@ -48,7 +48,7 @@ from pipeline_defs.devstack.moto_server import MotoServer
 from pipeline_defs.devstack.postgres import libpq_url
 from pipeline_defs.devstack.processes import free_port
 from pipeline_defs.devstack.stack import DevStack
-from resources.aws import aws_client
+from resources.clients.aws import aws_client
 from resources.settings import PROJECT_ROOT, Settings
 
 RESULTS = PROJECT_ROOT / "bench" / "latency_results.md"

@@ -27,11 +27,11 @@ import psycopg
 from bench.analytics_bench import DATA_DIR, DB, PG_SETTINGS, READER_PASSWORD, _timed
 from pipeline_defs.devstack.postgres import LocalPostgres
 from pipeline_defs.devstack.processes import free_port
-from resources.migrate import apply_migrations
+from resources.schema.migrate import apply_migrations
 
 TICKS = os.sysconf("SC_CLK_TCK")
 OP_CASES = (("quarter", {"timeframe": "quarter"}), ("month", {"timeframe": "month"}))
-# The loader's metric merge (resources/loader.py _MERGE_METRICS) minus its join to staged entities.
+# The loader's metric merge (resources/ingest/loader.py _MERGE_METRICS) minus its join to staged entities.
 MERGE = """
 INSERT INTO canonical.time_series_data AS t (entity_canonical_id, metric_type, observed_at, value, source_key)
 SELECT DISTINCT ON (m.canonical_id, m.metric_type, m.observed_at)
@@ -52,7 +52,7 @@ STAGE = {
                  SELECT row_number() OVER () AS ord, entity_canonical_id AS canonical_id, metric_type, observed_at,
                         value + CASE WHEN abs(hashtext(entity_canonical_id)) % 10 = 0 THEN 1 ELSE 0 END AS value
                  FROM canonical.time_series_data""",
-    # The loader's first load as it really runs: one merge per chunk of 50,000 entities (resources/loader.py
+    # The loader's first load as it really runs: one merge per chunk of 50,000 entities (resources/ingest/loader.py
     # CHUNK_ROWS), each on top of the previous chunks' points.
     "chunks": """CREATE TEMP TABLE bench_metrics ON COMMIT DROP AS
                  SELECT row_number() OVER () AS ord, entity_canonical_id AS canonical_id, metric_type, observed_at,

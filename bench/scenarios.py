@@ -8,7 +8,7 @@ touched) is reported apart, for information.
 The result is one JSON line on stdout, prefixed with RESULT_MARKER; progress goes to stderr.
 
 Scenarios:
-- ``ours``:       `resources.ingest_runner.ingest_file` on a file registered in `ingest.files`, read
+- ``ours``:       `resources.ingest.runner.ingest_file` on a file registered in `ingest.files`, read
                   from the moto S3 server (`source: "s3"`) or, for the index study, from the local file
                   through a stub client (`source: "local"`). Timed from the call to its return: read →
                   parse → validate → map → COPY → merge → commit. Optional instrumentation splits the
@@ -32,7 +32,7 @@ from typing import Any
 
 import psycopg
 
-from resources.loader import ENTITY_UPDATE_SET
+from resources.ingest.loader import ENTITY_UPDATE_SET
 
 RESULT_MARKER = "BENCH_RESULT "
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -71,7 +71,7 @@ def self_cpu_seconds() -> float:
 
 
 # --------------------------------------------------------------------------------------------------
-# Instrumentation of the real path, without changing it: module-level names in resources.ingest_runner
+# Instrumentation of the real path, without changing it: module-level names in resources.ingest.runner
 # are wrapped (iter_records, map_record), and the connection's cursor_factory times each statement and
 # the COPY block. Overhead: four perf_counter calls and one generator frame per record (< 1 %).
 # The loader's producer (the calling thread: parse, map, format) and its worker (the connection: COPY,
@@ -98,7 +98,7 @@ class Instrument:
         return proc_cpu_seconds(self.backend_pid) if self.backend_pid else 0.0
 
     def install(self, conn: psycopg.Connection) -> None:
-        import resources.ingest_runner as runner
+        import resources.ingest.runner as runner
 
         real_iter, real_map, inst = runner.iter_records, runner.map_record, self
 
@@ -128,7 +128,7 @@ class Instrument:
         conn.cursor_factory = _timed_cursor_class(self)
 
     def _time_loader_phases(self) -> None:
-        from resources import loader
+        from resources.ingest import loader
 
         real_produce, real_hand_over, real_finish = loader._produce, loader._Merger.hand_over, loader._Merger.finish
         inst = self
@@ -271,11 +271,11 @@ class _LocalS3:
 
 
 def run_ours(spec: dict) -> dict:
-    from resources.ingest_registry import FileObject, register_files
-    from resources.ingest_runner import ingest_file
+    from resources.ingest.registry import FileObject, register_files
+    from resources.ingest.runner import ingest_file
 
     if spec["source"] == "s3":
-        from resources.aws import aws_client
+        from resources.clients.aws import aws_client
         from resources.settings import Settings
 
         settings = Settings(AWS_ENDPOINT_URL=spec["endpoint_url"], AWS_REGION="us-east-1")
@@ -328,7 +328,7 @@ ON CONFLICT (canonical_id) DO UPDATE
 
 def _mapped_local(spec: dict) -> Iterator[Any]:
     from resources.canonical.mapping import map_record
-    from resources.parsing import iter_records
+    from resources.ingest.parsing import iter_records
 
     for rec in iter_records(spec["key"], lambda: open(spec["path"], "rb")):  # noqa: SIM115
         yield map_record("crm", rec)

@@ -49,8 +49,8 @@ def friendly_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from resources.migrate import MigrationError
-        from resources.postgres import redact
+        from resources.clients.postgres import redact
+        from resources.schema.migrate import MigrationError
 
         settings = get_settings()
         try:
@@ -116,7 +116,7 @@ def object_key(source: str, file: Path, key: str | None) -> str:
 @friendly_errors
 def upload(file: Path, source: str, key: str | None) -> None:
     """Upload FILE to the raw bucket, where the landing sensor picks it up."""
-    from resources.aws import aws_client
+    from resources.clients.aws import aws_client
 
     settings = get_settings()
     s3 = aws_client("s3", settings)
@@ -135,7 +135,7 @@ def upload(file: Path, source: str, key: str | None) -> None:
 @friendly_errors
 def files(status: str | None, source: str | None, limit: int) -> None:
     """List recorded files, newest first (a file whose loader is gone is failed first, as the sensor would)."""
-    from resources.ingest_registry import LOADER_LOST, fail_lost_loaders, list_files
+    from resources.ingest.registry import LOADER_LOST, fail_lost_loaders, list_files
 
     with psycopg.connect(get_settings().database_url, connect_timeout=5) as conn:
         for lost in fail_lost_loaders(conn):
@@ -153,7 +153,7 @@ def files(status: str | None, source: str | None, limit: int) -> None:
 @friendly_errors
 def history(key: str) -> None:
     """Every attempt of KEY's latest version: when, by which run, how it ended and why."""
-    from resources.ingest_registry import attempts_of, latest_for_key
+    from resources.ingest.registry import attempts_of, latest_for_key
 
     with psycopg.connect(get_settings().database_url, connect_timeout=5) as conn:
         row = latest_for_key(conn, key)
@@ -170,7 +170,7 @@ def history(key: str) -> None:
 @friendly_errors
 def reprocess(key: str) -> None:
     """Run the latest version of KEY again (next attempt)."""
-    from resources.ingest_registry import ReprocessError, request_reprocess
+    from resources.ingest.registry import ReprocessError, request_reprocess
 
     with psycopg.connect(get_settings().database_url, connect_timeout=5) as conn:
         try:
@@ -190,8 +190,8 @@ def db() -> None:
 @friendly_errors
 def db_migrate() -> None:
     """Apply pending schema migrations (as the owner, ADMIN_DATABASE_URL)."""
-    from resources.migrate import apply_migrations, available_migrations
-    from resources.postgres import database_name, redact, with_database
+    from resources.clients.postgres import database_name, redact, with_database
+    from resources.schema.migrate import apply_migrations, available_migrations
 
     settings = get_settings()
     owner_url = with_database(settings.admin_database_url, database_name(settings.database_url))

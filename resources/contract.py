@@ -24,7 +24,7 @@ BATCH_TAG = "ingest/batch"  # the ingest.files batch a run loads (landing_sensor
 PRINCIPAL_TAG = "canonical/api-principal"
 IDEMPOTENCY_TAG = "canonical/idempotency-key"
 
-# `ingest.files.status`; the transitions are resources/ingest_registry.py's.
+# `ingest.files.status`; the transitions are resources/ingest/registry.py's.
 FileStatus = Literal["pending", "queued", "loading", "loaded", "failed", "skipped"]
 FILE_STATUSES: tuple[FileStatus, ...] = ("pending", "queued", "loading", "loaded", "failed", "skipped")
 OPEN_STATUSES: tuple[FileStatus, ...] = ("pending", "queued", "loading")

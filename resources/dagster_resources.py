@@ -18,9 +18,9 @@ import psycopg
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
 
-from resources.aws import boto3_client
-from resources.jobs_store import JobsStore
-from resources.metrics import NAMESPACE, put_count
+from resources.clients.aws import boto3_client
+from resources.clients.jobs_store import JobsStore
+from resources.clients.metrics import NAMESPACE, put_count
 from resources.settings import Settings, get_settings
 
 
@@ -63,7 +63,7 @@ class AwsResource(ConfigurableResource):
         return self._clients[service]
 
     def put_count(self, name: str, value: float, dimensions: dict[str, str] | None = None) -> str | None:
-        """A custom CloudWatch metric of this environment (resources.metrics.put_count)."""
+        """A custom CloudWatch metric of this environment (resources.clients.metrics.put_count)."""
         return put_count(self.client("cloudwatch"), name, value, environment=self.environment,
                          namespace=self.metrics_namespace, dimensions=dimensions)
 

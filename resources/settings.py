@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from resources.metrics import NAMESPACE
+from resources.clients.metrics import NAMESPACE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_PREFIXES: dict[str, str] = {"crm": "crm-data/", "erp": "erp-data/", "legacy": "legacy-data/"}

@@ -31,10 +31,10 @@ from dagster import (
     sensor,
 )
 
+from resources.clients.jobs_store import TERMINAL, JobStatus
+from resources.clients.notices import JobNotice, publish
 from resources.contract import ANALYTICS_JOB, INGEST_JOB, INGEST_OP, analytics_request, op_config
 from resources.dagster_resources import AwsResource
-from resources.jobs_store import TERMINAL, JobStatus
-from resources.notices import JobNotice, publish
 
 MIRRORED_JOBS = (ANALYTICS_JOB, INGEST_JOB)
 

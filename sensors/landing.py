@@ -41,7 +41,7 @@ from assets.ingest import ingest_job
 from assets.raw import RAW_FILES
 from resources.contract import BATCH_TAG, LANDING_SENSOR, ingest_run_config
 from resources.dagster_resources import AwsResource, IngestTuningResource, PostgresResource
-from resources.ingest_registry import (
+from resources.ingest.registry import (
     LOADER_LOST,
     FileObject,
     claim_batches,

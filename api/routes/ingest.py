@@ -21,7 +21,7 @@ from api.models import (
 )
 from api.problems import ApiProblem
 from resources.contract import FileStatus
-from resources.ingest_registry import (
+from resources.ingest.registry import (
     AttemptRow,
     FileRow,
     ReprocessError,

@@ -15,8 +15,8 @@ from api.jobs_service import job_view, launch_job
 from api.models import JobRequest, JobResponse, problem_responses
 from api.problems import ApiProblem
 from api.state import AppState
-from resources.jobs_store import TERMINAL
-from resources.results_store import to_csv
+from resources.clients.jobs_store import TERMINAL
+from resources.clients.results_store import to_csv
 
 CANCEL_RETRY_SECONDS = 0.5
 

@@ -114,7 +114,7 @@ class ApiStack(Stack):
                 "JOBS_TABLE": data.jobs_table.table_name,
                 "DAGSTER_URL": orchestration.dagster_url,  # GraphQL, inside the VPC
                 **({"DAGSTER_PUBLIC_URL": config.dagster_public_url} if config.dagster_public_url else {}),
-                # Through the proxy with IAM auth tokens (resources/db_iam.py): no password, nothing for a
+                # Through the proxy with IAM auth tokens (resources/clients/db_iam.py): no password, nothing for a
                 # secret rotation to invalidate in a warm function.
                 "DATABASE_IAM_AUTH": "true",
                 "DATABASE_PROXY_ENDPOINT": data.proxy.endpoint,

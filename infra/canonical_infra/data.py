@@ -37,7 +37,7 @@ POSTGRES_VERSION = rds.PostgresEngineVersion.VER_17_9
 CANONICAL_DB = "canonical"
 DAGSTER_DB = "dagster"
 MASTER_USER = "canonical_admin"
-# Roles created by resources/migrations (writer, reader) and by infra/docker/db_setup.py (dagster).
+# Roles created by resources/schema/migrations (writer, reader) and by infra/docker/db_setup.py (dagster).
 WRITER_USER = "pipeline_writer"
 READER_USER = "pipeline_reader"
 # The roles the API Lambda connects as, through the proxy, with IAM auth tokens: twins of the two
@@ -205,7 +205,7 @@ class DataStack(Stack):
             receive_message_wait_time=Duration.seconds(4),
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.ingest_dlq, max_receive_count=5),
         )
-        # Every object created, like the local stack (resources/aws.py): the sensor classifies keys.
+        # Every object created, like the local stack (resources/clients/aws.py): the sensor classifies keys.
         self.raw_bucket.add_event_notification(s3.EventType.OBJECT_CREATED, s3n.SqsDestination(self.ingest_queue))
         handler = self.node.find_child("BucketNotificationsHandler050a0587b7544547bf325f094a3db834")
         # cfn-lint W3005: CDK's notification resources repeat, as DependsOn, what they already reference.

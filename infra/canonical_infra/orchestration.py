@@ -61,7 +61,7 @@ SYSTEM_CONTEXT = [
     "*",
     "!pyproject.toml", "!uv.lock",
     "!infra/Dockerfile", "!infra/dagster.yaml", "!infra/workspace.yaml", "!infra/docker/entrypoint.py",
-    "!resources/__init__.py", "!resources/secrets.py",
+    "!resources/__init__.py", "!resources/clients/__init__.py", "!resources/clients/secrets.py",
     "**/__pycache__", "**/*.pyc",
 ]
 DB_SETUP_TRIGGER = Path(__file__).with_name("db_setup_trigger.py")  # inlined into the template

@@ -3,7 +3,7 @@ one-off ECS task after every deploy that changes the image (README: "Deploy", st
 
 As the master user (ADMIN_DATABASE_URL, from the master secret):
 1. create the `canonical` and `dagster` databases, and the `dagster` role that owns the latter;
-2. apply the schema migrations to `canonical` (resources/migrations: they create the NOLOGIN roles
+2. apply the schema migrations to `canonical` (resources/schema/migrations: they create the NOLOGIN roles
    `pipeline_writer` and `pipeline_reader` with their grants);
 3. let each application role log in with the password from its own secret, and prepare its
    `<role>_clone` twin for Secrets Manager's multi-user rotation: a login role that is a member of
@@ -24,7 +24,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from resources.migrate import apply_migrations
+from resources.schema.migrate import apply_migrations
 
 CANONICAL_DB = "canonical"
 DAGSTER_DB = "dagster"

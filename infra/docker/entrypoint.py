@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from resources.secrets import url_from_secret
+from resources.clients.secrets import url_from_secret
 
 # secret variable -> (URL variable, database when the secret names none)
 SECRET_URLS = {

@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from resources.aws import aws_client
+from resources.clients.aws import aws_client
 from resources.settings import Settings, get_settings
 
 NOTIFICATION_ID = "raw-objects-to-ingest-queue"

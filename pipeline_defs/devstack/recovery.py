@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from resources.ingest_registry import fail_lost_loaders
+from resources.ingest.registry import fail_lost_loaders
 
 LEFTOVER_STATUSES = ("STARTING", "STARTED", "CANCELING")
 MESSAGE = ("pipeline dev: this run was in progress when the previous local stack stopped; no worker of the "

@@ -302,8 +302,8 @@ class DevStack:
             raise DevStackError(f"port {port} (REST API) is taken; free it or set API_URL=http://{host}:<port>")
 
     def _start_postgres(self) -> None:
-        from resources.migrate import apply_migrations
-        from resources.postgres import database_name, redact, with_database
+        from resources.clients.postgres import database_name, redact, with_database
+        from resources.schema.migrate import apply_migrations
 
         s = self.settings
         if self._embedded_postgres():
@@ -507,7 +507,7 @@ class DevStack:
     # -- samples -------------------------------------------------------------------------------------
 
     def upload_samples(self) -> None:
-        from resources.aws import aws_client
+        from resources.clients.aws import aws_client
 
         files = sample_files(self.root)
         if not files:
@@ -533,7 +533,7 @@ class DevStack:
         return {(k, e): (fid, st, at) for k, e, fid, st, at in rows}
 
     def wait_for_ingest(self) -> None:
-        from resources.ingest_registry import get_files
+        from resources.ingest.registry import get_files
 
         if not self.uploaded:
             return
@@ -585,7 +585,7 @@ class DevStack:
             return str(path)
 
     def summary(self) -> None:
-        from resources.postgres import redact
+        from resources.clients.postgres import redact
 
         s = self.settings
         pg_label = f"embedded, data in {self._rel(self.pg.data_dir)}" if self.pg is not None else "external"

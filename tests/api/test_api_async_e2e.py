@@ -29,7 +29,7 @@ from api.config import ApiSettings
 from pipeline_defs.devstack.postgres import dagster_storage_url
 from pipeline_defs.devstack.processes import die_with_parent, free_port, http_ok, stop_group, tail
 from pipeline_defs.devstack.stack import DAGSTER_YAML
-from resources.aws import aws_client
+from resources.clients.aws import aws_client
 from resources.settings import PROJECT_ROOT, Settings
 from tests.support import aws as support_aws
 from tests.support.postgres import reset_canonical

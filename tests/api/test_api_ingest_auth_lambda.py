@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from api.auth import hash_key
-from resources.ingest_registry import FileObject, register_files
+from resources.ingest.registry import FileObject, register_files
 from tests.api.conftest import make_client
 from tests.support.ingest import live_loader, q1
 

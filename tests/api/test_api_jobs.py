@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from resources.jobs_store import JobsStore
-from resources.results_store import store_result
+from resources.clients.jobs_store import JobsStore
+from resources.clients.results_store import store_result
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ import pytest
 from dagster import DagsterEventType, DagsterInvalidConfigError, Definitions, instance_for_test
 
 from assets.analytics import analytics_job
+from resources.clients.jobs_store import JobsStore
 from resources.dagster_resources import PostgresResource
-from resources.jobs_store import JobsStore
 from sensors.job_status import mirror_run
 from tests.support.ingest import Driver, resources_for
 from tests.support.stack import SAMPLES

@@ -244,7 +244,7 @@ def test_relationships_and_monthly_time_series_land_with_partitions_created(driv
 def test_reprocess_runs_a_loaded_file_again_on_purpose(driver, stack):
     import psycopg
 
-    from resources.ingest_registry import request_reprocess
+    from resources.ingest.registry import request_reprocess
 
     driver.upload("crm-data/customer-data.json", SEED)
     driver.settle()

@@ -165,13 +165,14 @@ def test_entrypoint_turns_secrets_into_urls() -> None:
 
 def test_the_entrypoint_runs_with_only_what_the_system_image_holds(tmp_path: Path) -> None:
     """The system image (webserver, daemon) has Python's standard library, the entrypoint and
-    resources/secrets.py of ours: the entrypoint must need nothing else (run here without site-packages)."""
+    resources/clients/secrets.py of ours: the entrypoint must need nothing else (run here without site-packages)."""
     import shutil
     import subprocess
     import sys
 
     root = INFRA_DIR.parent
-    for relative in ("infra/docker/entrypoint.py", "resources/__init__.py", "resources/secrets.py"):
+    for relative in ("infra/docker/entrypoint.py", "resources/__init__.py", "resources/clients/__init__.py",
+                     "resources/clients/secrets.py"):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(root / relative, tmp_path / relative)
     secret = json.dumps({"username": "dagster", "password": "pw", "host": "db", "port": 5432, "dbname": "dagster"})

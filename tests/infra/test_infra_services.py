@@ -51,7 +51,8 @@ def test_dagster_images_are_built_from_the_infra_dockerfile(dev: Synth) -> None:
                 or "__pycache__" in p]
     assert _staged(dev, images["system"]) == {
         "pyproject.toml", "uv.lock", "infra/Dockerfile", "infra/dagster.yaml", "infra/workspace.yaml",
-        "infra/docker/entrypoint.py", "resources/__init__.py", "resources/secrets.py"}
+        "infra/docker/entrypoint.py", "resources/__init__.py", "resources/clients/__init__.py",
+        "resources/clients/secrets.py"}
     # The webserver and daemon run the system image; everything else the code image.
     # Each image is pushed under its asset hash as the tag (the staging folder's name may carry a suffix:
     # CDK takes a dot in the checkout's own path for an extension).
@@ -253,7 +254,7 @@ def test_alarms_cover_every_failure_mode_and_notify(dev: Synth) -> None:
     (topic_id,) = [tid for tid in dev.resources("AWS::SNS::Topic", "monitoring")]
     for name, alarm in alarms.items():
         assert alarm["AlarmActions"] == [{"Ref": topic_id}], name
-    # Custom metrics, as the platform's code emits them (resources.metrics.put_count: an Environment
+    # Custom metrics, as the platform's code emits them (resources.clients.metrics.put_count: an Environment
     # dimension on every datum; sensors/job_status.py: FailedRuns per JobType too).
     refused = alarms["canonical-dev-RefusedRecords"]
     assert refused["Namespace"] == "CanonicalPipeline"
@@ -263,7 +264,7 @@ def test_alarms_cover_every_failure_mode_and_notify(dev: Synth) -> None:
             for m in failed} == {
         ("CanonicalPipeline", "FailedRuns", (("Environment", "dev"), ("JobType", "analytics"))),
         ("CanonicalPipeline", "FailedRuns", (("Environment", "dev"), ("JobType", "ingest")))}
-    from resources.metrics import NAMESPACE  # what the sensor and the ingest asset publish into
+    from resources.clients.metrics import NAMESPACE  # what the sensor and the ingest asset publish into
 
     assert NAMESPACE == "CanonicalPipeline"
     for emitter, needles in ((INFRA_DIR.parent / "sensors" / "job_status.py", ('"FailedRuns"', '"JobType"')),

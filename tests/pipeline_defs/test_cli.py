@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from pipeline_defs.cli import cli
 from pipeline_defs.devstack.processes import free_port
-from resources.aws import aws_client
+from resources.clients.aws import aws_client
 from resources.settings import get_settings
 from tests.support.ingest import live_loader, q1
 
@@ -120,7 +120,7 @@ def test_db_migrate_reports_an_up_to_date_schema(pg_env):
 
 @integration
 def test_files_and_reprocess_against_the_registry(pg_env):
-    from resources.ingest_registry import FileObject, register_files
+    from resources.ingest.registry import FileObject, register_files
 
     with psycopg.connect(pg_env.writer_url) as conn:
         register_files(conn, [FileObject("crm-data/a.json", '"e1"', 10), FileObject("notes/readme.txt", "e2", 5)],

@@ -7,7 +7,7 @@ import pytest
 from dagster import DagsterRunStatus, build_sensor_context, instance_for_test
 from dagster._core.test_utils import create_run_for_test
 
-from resources.jobs_store import JobsStore
+from resources.clients.jobs_store import JobsStore
 from sensors.job_status import mirror_run, reconcile
 from tests.support.ingest import Driver, resources_for
 

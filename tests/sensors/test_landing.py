@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from dagster import DagsterRunStatus, build_sensor_context, instance_for_test
 
-from resources.ingest_registry import FileObject, get_files, register_files
+from resources.ingest.registry import FileObject, get_files, register_files
 from resources.settings import Settings
 from sensors.landing import LandingCursor, TickLimits, evaluate, parse_s3_event
 from tests.support.ingest import Driver, q, q1, resources_for
@@ -130,8 +130,8 @@ def _load_in_child(writer_url, endpoint, bucket, file_id, run_id):
     import os
 
     os.environ["AWS_ENDPOINT_URL"] = endpoint
-    from resources.aws import aws_client
-    from resources.ingest_runner import ingest_file
+    from resources.clients.aws import aws_client
+    from resources.ingest.runner import ingest_file
 
     with psycopg.connect(writer_url) as conn:
         [file] = get_files(conn, [file_id])

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from dagster import DagsterRunStatus, build_sensor_context, instance_for_test
 from dagster._core.test_utils import create_run_for_test
 
-from resources.ingest_registry import (
+from resources.ingest.registry import (
     LOADER_LOST,
     attempts_of,
     fail_lost_loaders,
@@ -22,7 +22,7 @@ from resources.ingest_registry import (
     request_reprocess,
     start_loading,
 )
-from resources.ingest_runner import INTERRUPTED, ingest_file
+from resources.ingest.runner import INTERRUPTED, ingest_file
 from sensors.landing import LandingCursor, TickLimits, evaluate
 from tests.support.ingest import Driver, RawFiles, live_loader, q, q1, resources_for
 

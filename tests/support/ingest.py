@@ -15,8 +15,8 @@ from assets.analytics import analytics_job
 from assets.ingest import ingest_files, ingest_job
 from resources.contract import analytics_run_config
 from resources.dagster_resources import IngestTuningResource, build_resources
-from resources.ingest_registry import FileObject, FileRow, finish_loading, register_files, start_loading
-from resources.ingest_runner import FileOutcome, ingest_file
+from resources.ingest.registry import FileObject, FileRow, finish_loading, register_files, start_loading
+from resources.ingest.runner import FileOutcome, ingest_file
 from sensors.landing import landing_sensor
 
 

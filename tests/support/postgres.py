@@ -11,7 +11,7 @@ import pytest
 
 from pipeline_defs.devstack.postgres import LocalPostgres
 from pipeline_defs.devstack.processes import free_port
-from resources.migrate import apply_migrations
+from resources.schema.migrate import apply_migrations
 
 WRITER_PASSWORD = "writer-test"
 READER_PASSWORD = "reader-test"

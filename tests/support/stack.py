@@ -11,7 +11,7 @@ import pytest
 
 from pipeline_defs.devstack.moto_server import MotoServer
 from pipeline_defs.devstack.provisioning import AwsResources, ensure_aws_resources
-from resources.aws import aws_client
+from resources.clients.aws import aws_client
 from resources.settings import Settings, get_settings
 from tests.support.aws import unique_aws_env
 from tests.support.postgres import PgCluster

@@ -8,7 +8,7 @@ from urllib.parse import unquote_plus
 import pytest
 
 from pipeline_defs.devstack.provisioning import ensure_aws_resources, set_queue_wait
-from resources.aws import aws_client
+from resources.clients.aws import aws_client
 from resources.settings import Settings
 from tests.support.aws import receive_messages, s3_event_records, unique_aws_env
 

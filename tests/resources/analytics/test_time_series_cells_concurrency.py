@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from resources import loader
+from resources.ingest import loader
 from tests.resources.analytics.test_time_series_cells import _apply, _expected, _insert_entity, _summary
 
 pytestmark = [pytest.mark.integration]

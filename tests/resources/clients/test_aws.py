@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from resources.aws import aws_client
+from resources.clients.aws import aws_client
 from resources.settings import Settings
 
 

@@ -14,10 +14,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from resources import loader
 from resources.canonical.mapping import map_record
-from resources.ingest_registry import FileObject, FileRow, register_files
-from resources.ingest_runner import FileOutcome
+from resources.ingest import loader
+from resources.ingest.registry import FileObject, FileRow, register_files
+from resources.ingest.runner import FileOutcome
 from tests.support.ingest import RawFiles, q, q1
 from tests.support.postgres import reset_canonical
 

@@ -45,7 +45,7 @@ CREATE TABLE analytics.time_series_orphans (
 -- second one to get here waits until the first commits (the lock is the transaction's), and under READ
 -- COMMITTED each following statement of the trigger takes a fresh snapshot, which then holds the first
 -- one's points and industries. Under REPEATABLE READ or SERIALIZABLE the snapshot would stay the one
--- taken before the wait: refused. The key is listed with the loader's other locks (resources/loader.py,
+-- taken before the wait: refused. The key is listed with the loader's other locks (resources/ingest/loader.py,
 -- SUMMARY_LOCK), which takes it itself before its metric merge so that every load takes its locks in one
 -- order.
 CREATE FUNCTION analytics.time_series_cells_lock()

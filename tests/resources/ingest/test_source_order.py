@@ -16,9 +16,9 @@ import pytest
 from dagster import DagsterInstance, instance_for_test
 
 from assets.ingest import ENTITIES
-from resources import loader
-from resources.ingest_registry import FileRow
-from resources.ingest_runner import FileOutcome, ingest_file
+from resources.ingest import loader
+from resources.ingest.registry import FileRow
+from resources.ingest.runner import FileOutcome, ingest_file
 from tests.support.ingest import Driver, RawFiles, q, q1
 
 pytestmark = pytest.mark.integration

@@ -49,7 +49,7 @@ from typing import IO, Any
 import psycopg
 
 from resources.canonical.model import TRANSFORMATION_VERSION, CanonicalRecord, Problem, Refusal
-from resources.parsing import MalformedLine
+from resources.ingest.parsing import MalformedLine
 
 _COPY_FLUSH_BYTES = 1 << 20
 _SPOOL_MEMORY_BYTES = 8 << 20

@@ -4,7 +4,7 @@ server; a fresh token for every new connection."""
 import boto3
 from psycopg.conninfo import conninfo_to_dict
 
-from resources.db_iam import iam_auth_kwargs, iam_database_urls
+from resources.clients.db_iam import iam_auth_kwargs, iam_database_urls
 
 ENV = {"DATABASE_PROXY_ENDPOINT": "canonical-prod-db-proxy.proxy-abc.eu-west-1.rds.amazonaws.com",
        "DATABASE_NAME": "canonical", "DATABASE_USER": "pipeline_writer_iam",

@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from resources.analytics.result import jsonable
-from resources.jobs_store import attribute_bytes
+from resources.clients.jobs_store import attribute_bytes
 
 INLINE_MAX_ROWS = 1000
 # Of DynamoDB's 400 KB (409,600 bytes) per item: room for what is written after the result (status,

@@ -1,4 +1,4 @@
-"""Versioned schema migrations: `resources/migrations/NNNN_name.sql`, each applied once, in order,
+"""Versioned schema migrations: `resources/schema/migrations/NNNN_name.sql`, each applied once, in order,
 in its own transaction, recorded with its checksum in `public.schema_migrations`.
 
 Run as the database owner (`pipeline db migrate`). An advisory lock makes concurrent callers

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resources.parsing import TAIL_BYTES, DocumentInfo, MalformedLine, ParseError, iter_records
+from resources.ingest.parsing import TAIL_BYTES, DocumentInfo, MalformedLine, ParseError, iter_records
 from tests.support.stack import SAMPLES
 
 

@@ -19,22 +19,22 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from resources.canonical.mapping import CHANGE_TIME_KEYS, map_record
 from resources.canonical.model import CanonicalRecord, Refusal
-from resources.ingest_registry import (
-    FailureKind,
-    FileRow,
-    finish_loading,
-    mark_failed,
-    mark_loaded,
-    start_loading,
-)
-from resources.loader import ChunkedMergeRefused, FileLoadResult, FreshInsertRefused, load_records
-from resources.parsing import (
+from resources.ingest.loader import ChunkedMergeRefused, FileLoadResult, FreshInsertRefused, load_records
+from resources.ingest.parsing import (
     NDJSON_SUFFIXES,
     TAIL_BYTES,
     DocumentInfo,
     MalformedLine,
     ParseError,
     iter_records,
+)
+from resources.ingest.registry import (
+    FailureKind,
+    FileRow,
+    finish_loading,
+    mark_failed,
+    mark_loaded,
+    start_loading,
 )
 
 # Conflicts another transaction caused, gone once it commits: the file's transaction is run again.
@@ -135,7 +135,7 @@ def ingest_file(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, r
 def _load(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, run_id: str,
           change_time_keys: tuple[str, ...]) -> FileLoadResult:
     # Each refusal rolls the transaction back and narrows what the next attempt may do (rare: see
-    # resources/loader.py), so there are at most three attempts.
+    # resources/ingest/loader.py), so there are at most three attempts.
     chunked = fresh_inserts = True
     while True:
         try:

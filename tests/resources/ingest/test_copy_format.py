@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resources.loader import _TEXT_ESCAPES, _text
+from resources.ingest.loader import _TEXT_ESCAPES, _text
 
 
 @given(st.text(st.sampled_from("ab\\\t\n\r\x00é😀 ") | st.characters(codec=None), max_size=30))

@@ -2,7 +2,7 @@
 
 import json
 
-from resources.secrets import database_urls_from_secret_arns, url_from_secret
+from resources.clients.secrets import database_urls_from_secret_arns, url_from_secret
 
 RDS_SECRET = {"engine": "postgres", "username": "pipeline_reader", "password": "p@ss w/rd:1",
               "host": "db.internal", "port": 5432, "dbname": "canonical"}
