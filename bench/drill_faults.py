@@ -218,6 +218,15 @@ def upload(settings: Settings, key: str, body: bytes) -> str:
     return str(aws_client("s3", settings).put_object(Bucket=settings.raw_bucket, Key=key, Body=body)["ETag"])
 
 
+def kill(stack: Stack, needle: str, what: str) -> str:
+    """SIGKILL the stack's processes whose command line holds `needle`."""
+    assert stack.proc is not None
+    pids = find(stack.proc.pid, needle)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    return f"SIGKILL {what} {pids}"
+
+
 def fault_mid_load(case: Case, stack: Stack, settings: Settings, into: float, fault: Callable[[], str]) -> None:
     upload(settings, case.key, case.body)
     wait_loading(settings.database_url, case.key)
@@ -252,13 +261,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for case in cases:
             if case.scenario == "worker":
-                def kill_worker() -> str:
-                    # The code server starts each run's worker as a multiprocessing child.
-                    workers = find(stack.proc.pid, "multiprocessing.spawn")  # type: ignore[union-attr]
-                    for pid in workers:
-                        os.kill(pid, signal.SIGKILL)
-                    return f"SIGKILL run worker(s) {workers}"
-                fault_mid_load(case, stack, settings, args.into, kill_worker)
+                # The code server starts each run's worker as a multiprocessing child.
+                fault_mid_load(case, stack, settings, args.into,
+                               lambda: kill(stack, "multiprocessing.spawn", "run worker(s)"))
             elif case.scenario == "postgres":
                 def restart_postgres() -> str:
                     pg = LocalPostgres(LOCAL_DIR / "postgres", port=PG_PORT)
@@ -267,12 +272,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     return "PostgreSQL restarted in immediate mode"
                 fault_mid_load(case, stack, settings, args.into, restart_postgres)
             elif case.scenario == "daemon":
-                def kill_daemon() -> str:
-                    daemons = find(stack.proc.pid, "dagster._daemon")  # type: ignore[union-attr]
-                    for pid in daemons:
-                        os.kill(pid, signal.SIGKILL)
-                    return f"SIGKILL Dagster daemon {daemons}"
-                fault_mid_load(case, stack, settings, args.into, kill_daemon)
+                fault_mid_load(case, stack, settings, args.into,
+                               lambda: kill(stack, "dagster._daemon", "Dagster daemon"))
             elif case.scenario == "stack":
                 def kill_stack() -> str:
                     t0 = time.monotonic()

@@ -17,7 +17,9 @@ REST app share it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -312,14 +314,22 @@ _CLIENT_WATCH = ("SET tcp_keepalives_idle = 30", "SET tcp_keepalives_interval = 
                  "SET client_connection_check_interval = '10s'")
 
 
+_WATCHED: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()  # sessions already set up
+
+
 def _notice_a_dead_client_soon(conn: psycopg.Connection) -> None:
-    for statement in _CLIENT_WATCH:
-        try:
-            with conn.transaction():
+    if conn in _WATCHED:
+        return
+    try:
+        with conn.transaction():
+            conn.execute("; ".join(_CLIENT_WATCH))
+    except (psycopg.errors.InvalidParameterValue, psycopg.errors.CantChangeRuntimeParam):
+        for statement in _CLIENT_WATCH:  # one by one: keep what this server accepts
+            with contextlib.suppress(psycopg.errors.InvalidParameterValue, psycopg.errors.CantChangeRuntimeParam), \
+                    conn.transaction():
                 conn.execute(statement)
-        except (psycopg.errors.InvalidParameterValue, psycopg.errors.CantChangeRuntimeParam):
-            pass
     conn.commit()
+    _WATCHED.add(conn)
 
 
 def finish_loading(conn: psycopg.Connection, file_id: int) -> None:
