@@ -14,7 +14,7 @@ For each size N (entities):
 3. VACUUM ANALYZE, then times each catalogue operation through `run_operation` as the read-only role
    (one warm-up, then the median of `--runs`), and writes bench/analytics_results.md.
 
-Targets at 1,000,000 entities on 2 cores (issue 14): every operation's median under 1 s, data_integrity_analysis
+Targets at 1,000,000 entities on 2 cores: every operation's median under 1 s, data_integrity_analysis
 under 5 s at limit 1000. A case stopped by its statement timeout is reported as such, and the run goes on.
 """
 
@@ -380,7 +380,7 @@ def cases(reader_url: str) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def target_seconds(name: str, params: dict[str, Any]) -> float:
-    """Issue 14: every operation's median under 1 s; data_integrity_analysis at limit 1000 under 5 s."""
+    """Every operation's median under 1 s; data_integrity_analysis at limit 1000 under 5 s."""
     return 5.0 if name == "data_integrity_analysis" and params.get("limit") == 1000 else 1.0
 
 
@@ -498,9 +498,9 @@ def loaded_cluster(n: int, *, fresh: bool = False) -> Iterator[Cluster]:
                 print(f"N={n:,}: reusing {data_dir}", flush=True)
                 if applied:
                     # What autovacuum (off here) does on a live server: statistics and the visibility
-                    # map index-only scans need, after a migration rewrote tables (e.g. 0007). Measured
-                    # after 0007: one pass left 11 % of the entities' pages not all-visible (every scan
-                    # then visits them in the heap); the second pass marks the rest.
+                    # map index-only scans need, after a migration rewrote tables (e.g. 0007). One pass
+                    # can leave part of the entities' pages not all-visible (every scan then visits them
+                    # in the heap); the second pass marks the rest.
                     print(f"N={n:,}: migrations {', '.join(applied)} applied; VACUUM ANALYZE", flush=True)
                     with psycopg.connect(owner, autocommit=True) as conn:
                         conn.execute("VACUUM ANALYZE")

@@ -56,7 +56,7 @@ from resources.settings import Settings
 
 RESULTS_PATH = Path(__file__).resolve().parent / "api_results.md"
 QUERY = {"operation": "customer_analysis", "metric": "revenue", "group_by": "industry"}
-TARGET_P99_MS = {"memory": 50.0, "dynamodb": 100.0}  # issue 14, per tier, at the open-loop offered rate
+TARGET_P99_MS = {"memory": 50.0, "dynamodb": 100.0}  # per tier, at the open-loop offered rate
 TARGET_RPS = 300.0
 TARGET_SPEEDUP = 10.0
 Want = tuple[str, tuple[str | None, ...]]  # the X-Cache answer, and the X-Cache-Tier values accepted
@@ -260,7 +260,7 @@ def _verdict(ok: bool, shown: str) -> str:
 
 
 def targets(phases: dict[str, Phase]) -> list[tuple[str, bool]]:
-    """Each target issue 14 sets and whether it was met, for the phases that ran."""
+    """Each API target and whether it was met, for the phases that ran."""
     out: list[tuple[str, bool]] = []
     s = {k: p.summary() for k, p in phases.items()}
     for tier in TIERS:
@@ -334,7 +334,7 @@ def report(n: int, phases: dict[str, Phase], workers: int, duration: float, open
         o = s.get(f"{tier} open")
         cells.append(_verdict(o["p99_ms"] <= TARGET_P99_MS[tier], f"p99 {o['p99_ms']} ms at {o['offered_rps']:g} "
                               f"req/s (target ≤ {TARGET_P99_MS[tier]:.0f} ms)") if o else "not run")
-    lines.append(f"| cached p99 at the offered rate (issue 14) | {cells[0]} | {cells[1]} |")
+    lines.append(f"| cached p99 at the offered rate | {cells[0]} | {cells[1]} |")
     if "memory" in s:
         m = s["memory"]
         d = s.get("dynamodb")

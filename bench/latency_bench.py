@@ -1,5 +1,5 @@
 """Freshness benchmark (`make bench-latency`): how long a small file takes from upload to queryable on
-the real local platform (issue 14: ≤ 6 s median, ≤ 10 s p95).
+the real local platform (target: ≤ 6 s median, ≤ 10 s p95).
 
 1. Starts the platform with `pipeline dev`'s own code (`DevStack`: embedded PostgreSQL, `dagster dev`
    with the dev instance's dagster.yaml, the landing sensor fed by the raw bucket's S3 events through

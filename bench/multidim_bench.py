@@ -1,4 +1,4 @@
-"""Issue 14's multi_dimensional_analytics and the ingest cost of the summary it reads (migration 0005),
+"""multi_dimensional_analytics and the ingest cost of the summary it reads (migration 0005),
 on the analytics bench's cluster: `python -m bench.multidim_bench {op,ingest} [--size 1000000]`.
 
 - `op`: the operation (quarter, month) through `run_operation` as the read-only role, one warm-up then

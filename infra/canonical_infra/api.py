@@ -33,13 +33,14 @@ from canonical_infra.network import NetworkStack
 from canonical_infra.orchestration import OrchestrationStack
 
 HANDLER = "api.lambda_handler.handler"
-# API Gateway gives up after 29 s; the app's own time budget is 20 s (issue 4).
+# API Gateway gives up after 29 s; the app's own time budget (API_SYNC_TIMEOUT_SECONDS, 20 s) ends first,
+# so a slow query gets the app's 504 pointing to POST /analytics/jobs rather than the gateway's.
 FUNCTION_TIMEOUT = Duration.seconds(29)
 # What the first key may do: sync analytics, ingest status, jobs. `sql` (custom_complex_query) is granted
 # per key, on purpose.
 DEFAULT_KEY_SCOPES = ("read", "jobs")
 
-# Bodies checked at the edge before the function is invoked (contract of issue 4:
+# Bodies checked at the edge before the function is invoked (the REST API's contract:
 # POST /analytics and POST /analytics/jobs take {"operation", "parameters"}).
 ANALYTICS_REQUEST_SCHEMA = apigw.JsonSchema(
     schema=apigw.JsonSchemaVersion.DRAFT4,
@@ -262,7 +263,7 @@ class ApiStack(Stack):
                  "per key by the usage plan, and bodies are validated at the edge; a WAF web ACL can be "
                  "attached to the stage later without changing this stack (README).")
         suppress(self.api, "APIG4", "Clients authenticate with API Gateway API keys (usage plan) and the app "
-                 "checks scoped keys itself (issue 4); there is no user directory to authorise against.",
+                 "checks scoped keys itself; there is no user directory to authorise against.",
                  )
         suppress(self.api_keys_secret, "SMG4", "Not a credential: the secret maps API key ids and sha256 "
                  "digests to scopes, so there is nothing to rotate; keys are rotated in API Gateway (infra/README.md).")

@@ -72,9 +72,9 @@ LATER_SYSTEMS: tuple[str, ...] = ("erp", "legacy")
 
 # The probes are picked from the canonical_id index, which carries source_system and revenue (migration
 # 0007), in parallel workers, and only the picked rows are read from the heap (each by its key: the fences
-# keep the planner from sorting the whole table for the outer order instead). Reading and sorting every
-# CRM and ERP row from the heap cost ~0.4 s of the 1.4 s at limit 100 on 1M entities. Same probes: the
-# same order and limit over a unique key.
+# keep the planner from sorting the whole table for the outer order instead), because reading and sorting
+# every CRM and ERP row from the heap would dominate a small limit (bench/analytics_results.md). Same
+# probes: the same order and limit over a unique key.
 DATA_INTEGRITY = """
 WITH pairs AS (
     SELECT p.canonical_id AS a_id, p.source_system AS a_system, p.name AS a_name, p.revenue AS a_revenue,

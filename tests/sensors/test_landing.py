@@ -218,7 +218,7 @@ def test_batches_in_flight_are_looked_up_in_one_runs_query_per_tick(stack, insta
 
 def test_landing_sensor_ticks_at_every_daemon_loop():
     # The daemon's sensor loop comes round every MIN_INTERVAL_LOOP_TIME (5 s) at best, and the minimum is
-    # measured from the previous tick's start: a minimum of 5 s was missed at every other loop (10 s ticks).
+    # measured from the previous tick's start: a minimum of 5 s would be missed at every other loop (10 s ticks).
     from dagster._daemon.sensor import MIN_INTERVAL_LOOP_TIME
 
     from sensors.landing import landing_sensor

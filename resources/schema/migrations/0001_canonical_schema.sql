@@ -1,4 +1,4 @@
--- Canonical model, ingest registry and roles (DESIGN §3).
+-- Canonical model, ingest registry and roles.
 -- Runs as the database owner (local: postgres; AWS: the RDS master user).
 
 CREATE EXTENSION IF NOT EXISTS pg_trgm;

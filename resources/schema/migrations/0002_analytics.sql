@@ -1,4 +1,4 @@
--- Analytics (issue 3): the read-only role hardened for caller-written queries (custom_complex_query).
+-- Analytics: the read-only role hardened for caller-written queries (custom_complex_query).
 -- Runs as the database owner (local: postgres; AWS: the RDS master user).
 --
 -- The role already has (0001): SELECT on canonical.* only, default_transaction_read_only, statement_timeout,
@@ -54,14 +54,13 @@ EXCEPTION WHEN insufficient_privilege THEN
 END
 $$;
 
--- 5. Indexes: none added. Measured at 1,000,000 entities (bench/analytics_bench.py, results in
---    bench/analytics_results.md), every operation is served by what 0001 already has:
+-- 5. Indexes: none added here. What 0001 has serves the operations (bench/analytics_results.md):
 --    - relationship_network: entity_relationships_parent_idx (current links by parent) and the unique
---      canonical_id index — milliseconds at any size;
+--      canonical_id index;
 --    - time_series_patterns: time_series_metric_time_idx (metric_type, observed_at);
 --    - data_integrity_analysis: entities_name_trgm (GIN, the % operator) — one lookup per probe. A GiST
---      trigram index for KNN (`ORDER BY name <-> x LIMIT k`) was tried: ~10x slower per lookup than the
---      GIN % lookup at 1M names, so it would cost ingest for nothing;
---    - the segment operations read every entity once (a parallel sequential scan; the median and the
---      top-n ranking avoid sorting every row), which no single index would serve for all their
---      whitelisted dimensions and metrics; one covering index per combination would tax every ingest.
+--      trigram index for KNN (`ORDER BY name <-> x LIMIT k`) is slower per lookup than the GIN % lookup,
+--      so it would cost ingest for nothing (bench/schema_measurements.md);
+--    - the segment operations read every entity once (the median and the top-n ranking avoid sorting
+--      every row); one covering index per whitelisted combination would tax every ingest (0007 adds one
+--      for all of them instead).

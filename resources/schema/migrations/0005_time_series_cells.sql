@@ -1,7 +1,8 @@
--- multi_dimensional_analytics from a summary kept by the database (issue 14): per unit (month, quarter,
--- year) × period × metric type × entity industry, the entities with points in that period and their total.
--- Computed from 1.7M points at 1M entities it took 2.3 s (quarter) / 3.6 s (month): every point grouped by
--- entity, then joined to its entity for the industry. Read from here it is a few hundred rows.
+-- multi_dimensional_analytics from a summary kept by the database: per unit (month, quarter, year) ×
+-- period × metric type × entity industry, the entities with points in that period and their total.
+-- Computed from the points, every point is grouped by entity and joined to its entity for the industry,
+-- which grows with the points (seconds at 1M entities: bench/schema_measurements.md); read from here it
+-- is a few hundred rows. Ingest of metric points pays for the triggers below; loads without points do not.
 --
 -- Kept exact by triggers, whatever statement changes the data (no change in the loader):
 --   - time_series_data: after each INSERT / UPDATE / DELETE statement (transition tables), the (entity,

@@ -1,13 +1,11 @@
--- Analytics projection of canonical.entities (issue 14): every segment dimension and metric the
--- catalogue offers (resources/analytics/params.py GROUP_BY_SQL / METRIC_SQL) as a plain column, and all
--- of them in the canonical_id index, so customer_analysis, revenue_analysis, count_analysis and
--- simple_demo read a ~140 MB index (index-only scan, parallel) instead of the ~1 GB heap with its wide
--- jsonb attributes.
+-- Analytics projection of canonical.entities: every segment dimension and metric the catalogue offers
+-- (resources/analytics/params.py GROUP_BY_SQL / METRIC_SQL) as a plain column, and all of them in the
+-- canonical_id index, so customer_analysis, revenue_analysis, count_analysis and simple_demo read a
+-- narrow index (index-only scan, parallel) instead of the heap with its wide jsonb attributes.
 --
--- Measured at 1M entities (2 cores): scanning the heap costs ~0.3 s CPU before any column is read and
--- ~0.6 s to reach the columns after `attributes`; extracting region / lifetime_value from the jsonb adds
--- ~0.2 s per reference, and a jsonb metric appears in six aggregates. The covering index makes the same
--- pass ~0.15 s of CPU, split across the parallel workers.
+-- Why: scanning the heap costs CPU before any column is read, reaching the columns after `attributes`
+-- costs more, and every jsonb extraction (a metric appears in six aggregates) more again; the covering
+-- index makes the same pass a fraction of that (bench/schema_measurements.md).
 --
 -- Stored, not virtual: PostgreSQL 18 cannot index a virtual generated column. Computed on every write
 -- of a row from values the row already holds (no detoasting: attributes are stored inline), so ingest
@@ -42,5 +40,5 @@ ALTER TABLE canonical.entities
 -- above cleared it; autovacuum may not come back to the table for a long while. On a loaded database,
 -- run `VACUUM (ANALYZE) canonical.entities` once after this migration. Not here (VACUUM cannot run in
 -- a transaction), and not automatically after it: on a fresh database it marks the empty table as
--- known-empty, and the first load's plans (the fresh-insert NOT EXISTS guard) then assume an empty
--- table throughout (measured: 56.5 s PostgreSQL CPU for a 200k first load instead of ~7 s).
+-- known-empty, and the first load's plans then assume an empty table throughout, which makes that load
+-- many times slower (bench/schema_measurements.md).

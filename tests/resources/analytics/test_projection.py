@@ -1,6 +1,6 @@
 """The segment operations read the analytics projection of canonical.entities (migration 0007): plain
 columns for every dimension and metric, all of them in the canonical_id index, and queries the planner
-may run in parallel workers. Issue 14's 1M-entity timings depend on each of these; the golden tests pin
+may run in parallel workers. The 1M-entity timings (README, Benchmark) depend on each of these; the golden tests pin
 the answers, these pin the shape that makes them fast."""
 
 from __future__ import annotations

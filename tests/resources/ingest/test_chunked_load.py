@@ -1,4 +1,4 @@
-"""Chunked, overlapped loading (issue 14): a file merged chunk by chunk while it is read ends exactly as
+"""Chunked, overlapped loading: a file merged chunk by chunk while it is read ends exactly as
 if it had been merged whole, lands whole or not at all, and keeps the order of truth.
 
 Real PostgreSQL and moto S3 server, through `ingest_file`; `CHUNK_ROWS` is made tiny so that a few
