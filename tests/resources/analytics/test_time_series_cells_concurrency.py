@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from resources.ingest import loader
+from resources.ingest.merge_sql import SUMMARY_LOCK
+from resources.schema.migrate import MIGRATIONS_DIR
 from tests.resources.analytics.test_time_series_cells import _apply, _expected, _insert_entity, _summary
 
 pytestmark = [pytest.mark.integration]
@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.integration]
 JAN_5 = datetime(2024, 1, 5, tzinfo=UTC)
 JAN_20 = datetime(2024, 1, 20, tzinfo=UTC)
 FEB_10 = datetime(2024, 2, 10, tzinfo=UTC)
-MIGRATION = Path(loader.__file__).parent / "migrations" / "0005_time_series_cells.sql"
+MIGRATION = MIGRATIONS_DIR / "0005_time_series_cells.sql"
 
 
 def _points(*points: tuple[str, datetime, int]) -> tuple:
@@ -130,5 +130,5 @@ def test_a_write_to_the_points_outside_read_committed_is_refused(db):
 
 
 def test_the_loader_documents_the_lock_key_the_triggers_take():
-    key = re.search(r"hashtext\('([^']+)'\)", loader.SUMMARY_LOCK).group(1)
+    key = re.search(r"hashtext\('([^']+)'\)", SUMMARY_LOCK).group(1)
     assert f"hashtext('{key}')" in MIGRATION.read_text()
