@@ -31,7 +31,7 @@ from resources.schema.migrate import apply_migrations
 
 TICKS = os.sysconf("SC_CLK_TCK")
 OP_CASES = (("quarter", {"timeframe": "quarter"}), ("month", {"timeframe": "month"}))
-# The loader's metric merge (resources/ingest/loader.py _MERGE_METRICS) minus its join to staged entities.
+# The loader's metric merge (resources/ingest/merge_sql.py MERGE_METRICS) minus its join to staged entities.
 MERGE = """
 INSERT INTO canonical.time_series_data AS t (entity_canonical_id, metric_type, observed_at, value, source_key)
 SELECT DISTINCT ON (m.canonical_id, m.metric_type, m.observed_at)

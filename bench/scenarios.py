@@ -32,7 +32,7 @@ from typing import Any
 
 import psycopg
 
-from resources.ingest.loader import ENTITY_UPDATE_SET
+from resources.ingest.merge_sql import ENTITY_UPDATE_SET
 
 RESULT_MARKER = "BENCH_RESULT "
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -129,8 +129,9 @@ class Instrument:
 
     def _time_loader_phases(self) -> None:
         from resources.ingest import loader
+        from resources.ingest.chunks import ChunkWorker
 
-        real_produce, real_hand_over, real_finish = loader._produce, loader._Merger.hand_over, loader._Merger.finish
+        real_produce, real_hand_over, real_finish = loader.produce, ChunkWorker.hand_over, ChunkWorker.finish
         inst = self
 
         def produce(*args: Any, **kw: Any) -> Any:
@@ -154,9 +155,9 @@ class Instrument:
             finally:
                 inst.tail += time.perf_counter() - t
 
-        loader._produce = produce  # type: ignore[assignment]
-        loader._Merger.hand_over = hand_over  # type: ignore[method-assign]
-        loader._Merger.finish = finish  # type: ignore[method-assign]
+        loader.produce = produce  # type: ignore[assignment]
+        ChunkWorker.hand_over = hand_over  # type: ignore[method-assign]
+        ChunkWorker.finish = finish  # type: ignore[method-assign]
 
     def breakdown(self, total: float) -> dict[str, float]:
         """Seconds per phase. The producer's rows, the tail and "after the records" add up to `total`;

@@ -92,10 +92,17 @@ def _mapped(source: str, records: Iterator[Any], change_time_keys: tuple[str, ..
                                json_types_only=json_types_only))
 
 
-def file_time(file: FileRow, info: DocumentInfo) -> datetime:
+def file_time(file: FileRow, export_date: datetime | None) -> datetime:
     """The file's place in its source's history: the export's own date, else S3 LastModified, else
     when it was registered (README, "Order of truth")."""
-    return info.export_date or file.last_modified or file.discovered_at
+    return export_date or file.last_modified or file.discovered_at
+
+
+def early_file_time(file: FileRow, info: DocumentInfo) -> datetime | None:
+    """`file_time` before the file's last record is read, when the document already tells its export
+    date (or that it has none); None when only the end of the file can tell."""
+    known, export_date = info.early()
+    return file_time(file, export_date) if known else None
 
 
 def ingest_file(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, run_id: str,
@@ -154,11 +161,6 @@ def _load(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, run_id:
 def _load_once(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, run_id: str,
                change_time_keys: tuple[str, ...], *, chunked: bool, fresh_inserts: bool) -> FileLoadResult:
     info = DocumentInfo()
-
-    def early_file_at() -> datetime | None:
-        known, export_date = info.early()
-        return (export_date or file.last_modified or file.discovered_at) if known else None
-
     with conn.transaction():
         records = iter_records(file.s3_key, lambda: _open_body(s3, bucket, file), info,
                                read_tail=(lambda: _read_tail(s3, bucket, file)) if chunked else None)
@@ -167,9 +169,10 @@ def _load_once(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, ru
         json_types_only = not file.s3_key.lower().endswith(NDJSON_SUFFIXES)
         result = load_records(conn, _mapped(file.source_system or "", records, change_time_keys, json_types_only),
                               file_id=file.file_id, attempt=file.attempt, source_key=file.s3_key,
-                              run_id=run_id, file_at=lambda: file_time(file, info),
-                              early_file_at=early_file_at if chunked else None, fresh_inserts=fresh_inserts)
-        mark_loaded(conn, file.file_id, result.as_dict(), file_time(file, info))
+                              run_id=run_id, file_at=lambda: file_time(file, info.export_date),
+                              early_file_at=(lambda: early_file_time(file, info)) if chunked else None,
+                              fresh_inserts=fresh_inserts)
+        mark_loaded(conn, file.file_id, result.as_dict(), file_time(file, info.export_date))
     return result
 
 

@@ -20,7 +20,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from resources.ingest import loader
+from resources.ingest.merge_sql import SUMMARY_LOCK
 from resources.schema.migrate import MIGRATIONS_DIR
 from tests.resources.analytics.test_time_series_cells import _apply, _expected, _insert_entity, _summary
 
@@ -130,5 +130,5 @@ def test_a_write_to_the_points_outside_read_committed_is_refused(db):
 
 
 def test_the_loader_documents_the_lock_key_the_triggers_take():
-    key = re.search(r"hashtext\('([^']+)'\)", loader.SUMMARY_LOCK).group(1)
+    key = re.search(r"hashtext\('([^']+)'\)", SUMMARY_LOCK).group(1)
     assert f"hashtext('{key}')" in MIGRATION.read_text()

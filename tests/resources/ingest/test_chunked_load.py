@@ -15,7 +15,8 @@ import psycopg
 import pytest
 
 from resources.canonical.mapping import map_record
-from resources.ingest import loader
+from resources.ingest import loader, merge_sql
+from resources.ingest.merge import Merger
 from resources.ingest.registry import FileObject, FileRow, register_files
 from resources.ingest.runner import FileOutcome
 from tests.support.ingest import RawFiles, q, q1
@@ -38,13 +39,13 @@ class Loads(RawFiles):
     def __init__(self, stack: Any, monkeypatch: pytest.MonkeyPatch):
         super().__init__(stack)
         self.merges: list[bool] = []
-        real = loader._Merger.merge
+        real = Merger.merge
 
-        def spy(merger: Any, cur: Any, staged: int, metrics: Any, *, chunked: bool) -> None:
+        def spy(merger: Any, cur: Any, staged: int, *, chunked: bool, **staged_metrics: Any) -> None:
             self.merges.append(chunked)
-            real(merger, cur, staged, metrics, chunked=chunked)
+            real(merger, cur, staged, chunked=chunked, **staged_metrics)
 
-        monkeypatch.setattr(loader._Merger, "merge", spy)
+        monkeypatch.setattr(Merger, "merge", spy)
 
     def load(self, row: FileRow) -> FileOutcome:
         return self.ingest(row)
@@ -188,16 +189,16 @@ def test_a_database_error_in_a_chunk_leaves_the_database_as_it_was(loads, stack,
     assert loads.load(loads.add("crm-data/a.json", {"records": [_rec(i, 1) for i in range(3)]}, _at(1))).ok
     before = _state(url)
     monkeypatch.setattr(loader, "CHUNK_ROWS", 2)
-    spy = loader._Merger.merge
+    spy = Merger.merge
     calls = []
 
-    def failing(merger: Any, cur: Any, staged: int, metrics: Any, *, chunked: bool) -> None:
+    def failing(merger: Any, cur: Any, staged: int, *, chunked: bool, **staged_metrics: Any) -> None:
         calls.append(chunked)
         if len(calls) == 3:
             cur.execute("SELECT 1/0")  # a DataError from the server, in the worker thread
-        spy(merger, cur, staged, metrics, chunked=chunked)
+        spy(merger, cur, staged, chunked=chunked, **staged_metrics)
 
-    monkeypatch.setattr(loader._Merger, "merge", failing)
+    monkeypatch.setattr(Merger, "merge", failing)
     bad = loads.add("crm-data/b.json", {"records": [_rec(i, 2) for i in range(9)]}, _at(2))
     out = loads.load(bad)
     assert not out.ok and "division by zero" in (out.error or "")
@@ -227,8 +228,9 @@ def test_fresh_records_are_inserted_without_reading_the_entities_table(stack):
             data_quality real, parent_canonical_id text, changed_at timestamptz)""")
         conn.execute("CREATE TEMP TABLE staging_keep (canonical_id text, fresh boolean)")
         params = {"source_key": "k", "run_id": "r", "file_id": 1, "transformation_version": "v", "file_at": T0}
-        for plan in ("all", "some"):
-            insert_fresh, _ = loader._MERGE_PLANS[plan]
+        for plan in (merge_sql.ALL_FRESH_PLAN, merge_sql.SOME_FRESH_PLAN):
+            insert_fresh = plan.insert_fresh
+            assert insert_fresh is not None
             explained = "\n".join(r[0] for r in conn.execute("EXPLAIN " + insert_fresh, params).fetchall())
             assert "Insert on entities" in explained
             assert "Scan on entities" not in explained and "entities_canonical_id_key" not in explained, explained
