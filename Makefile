@@ -33,8 +33,10 @@ lambda-package: install ## The API Lambda zip (dist/lambda.zip) from the locked 
 test-unit: install
 	$(RUN) pytest -m "not integration"
 
-lint: install
+lint: install ## ruff's rules, ruff's format, mypy (strict on resources/ and api/)
 	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
 
 bench: bench-ingest bench-analytics bench-api bench-latency ## Every benchmark; figures go in README.md
 
