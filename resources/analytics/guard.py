@@ -19,6 +19,7 @@ only, no TEMP, no server roles) inside a READ ONLY transaction with a statement 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pglast import ast, parse_sql
 from pglast.parser import ParseError
@@ -147,7 +148,7 @@ class _Inspector(Visitor):
         if self.problem is None:
             self.problem = QueryRejected(reason, rule)
 
-    def visit(self, ancestors, node):
+    def visit(self, ancestors: Any, node: Any) -> None:
         kind = type(node).__name__
         if kind in _WRITES:
             self._refuse(f"{_STATEMENT_WORDS[kind]} inside a SELECT (a data-modifying WITH) writes data; "
@@ -160,7 +161,7 @@ class _Inspector(Visitor):
                 shown = ".".join(parts)
                 self._refuse(f"function {shown}() is not allowed: it {reason}", "denied_function")
         elif isinstance(node, ast.ParamRef):
-            self.max_param = max(self.max_param, node.number)
+            self.max_param = max(self.max_param, node.number or 0)
         elif isinstance(node, ast.SelectStmt):
             if node.intoClause is not None:
                 self._refuse("SELECT … INTO creates a table; only reads are allowed", "select_into")
@@ -201,7 +202,8 @@ def check_query(query: str, param_count: int = 0) -> CheckedQuery:
         raise QueryRejected(f"{param_count} parameter value(s) were given but the query uses {used}",
                             "parameters")
     raw = statements[0]
-    text = query[raw.stmt_location: raw.stmt_location + raw.stmt_len] if raw.stmt_len else query[raw.stmt_location:]
+    start = raw.stmt_location or 0
+    text = query[start: start + raw.stmt_len] if raw.stmt_len else query[start:]
     return CheckedQuery(text=text.strip(), param_count=param_count)
 
 
@@ -218,11 +220,10 @@ def wrap_with_cap(checked: CheckedQuery) -> str:
     except ParseError as exc:
         raise QueryRejected(f"the query cannot be used as a subquery: {exc.args[0] if exc.args else exc}",
                             "not_a_subquery") from exc
-    ok = (len(statements) == 1 and isinstance(statements[0].stmt, ast.SelectStmt)
-          and len(statements[0].stmt.fromClause or ()) == 1
-          and isinstance(statements[0].stmt.fromClause[0], ast.RangeSubselect)
-          and isinstance(statements[0].stmt.limitCount, ast.ParamRef)
-          and statements[0].stmt.limitCount.number == cap_param)
+    stmt = statements[0].stmt if len(statements) == 1 else None
+    sources = (stmt.fromClause or ()) if isinstance(stmt, ast.SelectStmt) else ()
+    ok = (isinstance(stmt, ast.SelectStmt) and len(sources) == 1 and isinstance(sources[0], ast.RangeSubselect)
+          and isinstance(stmt.limitCount, ast.ParamRef) and stmt.limitCount.number == cap_param)
     if not ok:
         raise QueryRejected("the query cannot be used as a subquery", "not_a_subquery")
     return wrapped

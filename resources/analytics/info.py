@@ -7,6 +7,7 @@ from psycopg import sql
 
 from resources.analytics.params import NoParams
 from resources.analytics.result import Table, fetch
+from resources.clients.postgres import scalar
 
 # Tables whose planner estimate is below this are counted exactly (a count(*) of 100k narrow rows costs
 # a few milliseconds); larger ones report pg_class.reltuples, refreshed by (auto)ANALYZE.
@@ -52,8 +53,7 @@ def database_info(conn: psycopg.Connection, p: NoParams, *, max_rows: int) -> Ta
             exact = bool(never_analyzed) or (estimate or 0) < EXACT_COUNT_BELOW
             if exact:
                 # The name comes from the catalogue, quoted as an identifier.
-                count = cur.execute(
-                    sql.SQL("SELECT count(*) FROM canonical.{}").format(sql.Identifier(name))).fetchone()[0]
+                count = scalar(cur, sql.SQL("SELECT count(*) FROM canonical.{}").format(sql.Identifier(name)))
             else:
                 count = estimate
             rows.append((name, kind, partitions, count, exact, size, ncols, columns))

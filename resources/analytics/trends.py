@@ -19,6 +19,7 @@ import psycopg
 
 from resources.analytics.params import TIMEFRAME_STEP, MultiDimensionalParams, TimeSeriesPatternsParams
 from resources.analytics.result import Table, fetch
+from resources.clients.postgres import scalar
 
 # Where the points come from: the metric points, or (no points at all) each entity's revenue in the month
 # it arrived. Fixed fragments, chosen in Python: each statement keeps its own plan.
@@ -109,8 +110,8 @@ def multi_dimensional_analytics(conn: psycopg.Connection, p: MultiDimensionalPar
     (leader ≥ 0.75, strong ≥ 0.5, moderate ≥ 0.25, else emerging). Periods of the timeframe, or monthly
     over a window ('3 months'); with no metric points at all, entity revenue by month of arrival."""
     with conn.cursor() as cur:
-        basis = "time_series" if cur.execute(HAS_POINTS).fetchone()[0] else "entities"
-        if basis == "time_series" and cur.execute(SUMMARY_COMPLETE).fetchone()[0]:
+        basis = "time_series" if scalar(cur, HAS_POINTS) else "entities"
+        if basis == "time_series" and scalar(cur, SUMMARY_COMPLETE):
             basis = "summary"
         every, window = MULTI_DIMENSIONAL[basis]
         args: dict[str, object] = {"unit": p.unit, "step": TIMEFRAME_STEP[p.unit]}
@@ -119,7 +120,7 @@ def multi_dimensional_analytics(conn: psycopg.Connection, p: MultiDimensionalPar
         else:
             start = (WINDOW_START_SUMMARY if basis == "summary"
                      else WINDOW_START.replace("/*points*/", POINTS[basis]))
-            since = cur.execute(start, {"months": p.window_months}).fetchone()[0]
+            since = scalar(cur, start, {"months": p.window_months})
             cur.execute(window, {**args, "since": since})
         return fetch(cur, max_rows)
 
@@ -204,7 +205,7 @@ def time_series_patterns(conn: psycopg.Connection, p: TimeSeriesPatternsParams, 
     stable, decline, strong_decline ≤ -5 %). With no metric points at all (or metric_type
     entity_revenue): the revenue of the entities known by each month, by month of arrival."""
     with conn.cursor() as cur:
-        from_entities = p.metric_type == ENTITY_REVENUE or not cur.execute(HAS_POINTS).fetchone()[0]
+        from_entities = p.metric_type == ENTITY_REVENUE or not scalar(cur, HAS_POINTS)
         cur.execute(ENTITY_REVENUE_PATTERNS if from_entities else TIME_SERIES_PATTERNS,
                     {"metric_type": p.metric_type, "months": p.months, "volatile": VOLATILE_PCT})
         return fetch(cur, max_rows)

@@ -108,7 +108,8 @@ def produce(worker: ChunkWorker, results: Iterable[CanonicalRecord | Refusal | M
     were merged with (None: only staged, the caller merges)."""
     early: datetime | None = None
     decided = early_file_at is None
-    chunk: Chunk | None = Chunk.new(False)
+    chunk = Chunk.new(False)
+    handed_last = False
     try:
         # Entity rows reach the spool in pieces, not one call per row: that call's overhead would be paid
         # on every record.
@@ -132,7 +133,8 @@ def produce(worker: ChunkWorker, results: Iterable[CanonicalRecord | Refusal | M
                         if not decided:
                             # The first full chunk decides: merge as we go if the file's time is known.
                             decided = True
-                            early = early_file_at()  # type: ignore[misc]
+                            assert early_file_at is not None  # undecided only when there is one
+                            early = early_file_at()
                             if early is not None:
                                 worker.merger.place_file_at(early)
                                 chunk.merge = True
@@ -149,12 +151,12 @@ def produce(worker: ChunkWorker, results: Iterable[CanonicalRecord | Refusal | M
                                            json.dumps(res.text, ensure_ascii=True)))
         if buf:
             entities.file.write("".join(buf))
-        last, chunk = chunk, None
-        if last.entities.rows:
-            worker.hand_over(last)
+        handed_last = True
+        if chunk.entities.rows:
+            worker.hand_over(chunk)
         else:
-            last.close()
+            chunk.close()
     finally:
-        if chunk is not None:  # failed before the last hand-over
+        if not handed_last:  # failed before the last hand-over
             chunk.close()
     return early

@@ -108,13 +108,14 @@ def _open(body: IO[bytes]) -> tuple[IO[bytes], _Reader, bool]:
     buffered = io.BufferedReader(_Reader(body), buffer_size=_CHUNK)
     head = buffered.peek(2)[:2]
     gzipped = head == b"\x1f\x8b"
-    counted = _Reader(gzip.GzipFile(fileobj=buffered, mode="rb")) if gzipped else _Reader(buffered)
+    inner: IO[bytes] = gzip.GzipFile(fileobj=buffered, mode="rb") if gzipped else buffered  # type: ignore[assignment]  # GzipFile is a binary IO in all but name
+    counted = _Reader(inner)
     return io.BufferedReader(counted, buffer_size=_CHUNK), counted, gzipped
 
 
 def _first_significant_byte(stream: IO[bytes]) -> bytes:
     while True:
-        chunk = stream.peek(64)  # type: ignore[attr-defined]
+        chunk: bytes = stream.peek(64)  # type: ignore[attr-defined]  # a BufferedReader, typed as IO
         if not chunk:
             return b""
         stripped = chunk.lstrip(b" \t\r\n")

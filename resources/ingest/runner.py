@@ -67,7 +67,8 @@ class FileUnavailable(RuntimeError):
 def _open_body(s3: Any, bucket: str, file: FileRow) -> IO[bytes]:
     try:
         # IfMatch: load exactly the version that was registered; a newer one is its own row.
-        return s3.get_object(Bucket=bucket, Key=file.s3_key, IfMatch=file.etag)["Body"]
+        body: IO[bytes] = s3.get_object(Bucket=bucket, Key=file.s3_key, IfMatch=file.etag)["Body"]
+        return body
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("PreconditionFailed", "412"):
@@ -80,8 +81,9 @@ def _open_body(s3: Any, bucket: str, file: FileRow) -> IO[bytes]:
 
 def _read_tail(s3: Any, bucket: str, file: FileRow) -> bytes:
     """The object's last TAIL_BYTES (all of it when smaller), the registered version only."""
-    return s3.get_object(Bucket=bucket, Key=file.s3_key, IfMatch=file.etag,
-                         Range=f"bytes=-{TAIL_BYTES}")["Body"].read()
+    tail: bytes = s3.get_object(Bucket=bucket, Key=file.s3_key, IfMatch=file.etag,
+                                Range=f"bytes=-{TAIL_BYTES}")["Body"].read()
+    return tail
 
 
 def _mapped(source: str, records: Iterator[Any], change_time_keys: tuple[str, ...],

@@ -107,7 +107,7 @@ def apply_migrations(owner_url: str, directory: Path = MIGRATIONS_DIR) -> list[s
                        checksum text NOT NULL,
                        applied_at timestamptz NOT NULL DEFAULT now())"""
             )
-            done = dict(conn.execute("SELECT version, checksum FROM public.schema_migrations").fetchall())
+            done: dict[str, str] = dict(conn.execute("SELECT version, checksum FROM public.schema_migrations").fetchall())
             for m in available_migrations(directory):
                 if m.version in done:
                     if not m.accepts(done[m.version]):
