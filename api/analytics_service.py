@@ -17,7 +17,6 @@ from typing import Any
 from api.compat import analytics_fields, answer_data
 from api.state import AppState
 from resources.analytics.catalogue import get_operation
-from resources.analytics.result import jsonable
 from resources.analytics.runner import run_operation
 from resources.clients.results_store import result_metadata, to_csv, to_json
 
@@ -105,4 +104,4 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-__all__ = ["Prepared", "envelope", "execute", "jsonable", "prepare"]
+__all__ = ["Prepared", "envelope", "execute", "prepare"]

@@ -13,7 +13,7 @@ import io
 import json
 from typing import Any
 
-from resources.analytics.result import jsonable
+from resources.analytics.values import csv_cell, json_default
 from resources.clients.jobs_store import attribute_bytes
 
 INLINE_MAX_ROWS = 1000
@@ -25,18 +25,12 @@ ITEM_BUDGET_BYTES = 350_000
 OTHER_ATTRIBUTES_BYTES = 4_000
 
 
-def _json_default(value: Any) -> Any:
-    converted = jsonable(value)
-    # Anything jsonable leaves as it is (an interval, a range) is written as its text.
-    return str(value) if converted is value else converted
-
-
 def rows_as_objects(columns: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 def to_json(columns: list[str], rows: list[tuple[Any, ...]]) -> bytes:
-    return json.dumps({"columns": columns, "rows": rows_as_objects(columns, rows)}, default=_json_default,
+    return json.dumps({"columns": columns, "rows": rows_as_objects(columns, rows)}, default=json_default,
                       separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -44,16 +38,8 @@ def to_csv(columns: list[str], rows: list[tuple[Any, ...]]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(columns)
-    writer.writerows([_csv_cell(v) for v in row] for row in rows)
+    writer.writerows([csv_cell(v) for v in row] for row in rows)
     return buf.getvalue().encode("utf-8")
-
-
-def _csv_cell(value: Any) -> Any:
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return "" if value is None else value
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, default=_json_default, ensure_ascii=False)
-    return _json_default(value)
 
 
 def result_metadata(operation: str | None, row_count: int) -> dict[str, str]:
