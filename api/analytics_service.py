@@ -17,9 +17,8 @@ from typing import Any
 from api.compat import analytics_fields, answer_data
 from api.state import AppState
 from resources.analytics.catalogue import get_operation
-from resources.analytics.result import jsonable
 from resources.analytics.runner import run_operation
-from resources.clients.results_store import result_metadata, to_csv, to_json
+from resources.clients.results_store import result_metadata, stays_inline, to_csv, to_json
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ def execute(state: AppState, prep: Prepared) -> dict[str, Any]:
         "executionTimeMs": round(result.elapsed_s * 1000, 1), "dataVersion": prep.data_version,
     }
     body = to_json(result.columns, result.rows)
-    if result.row_count > state.api.inline_max_rows or len(body) > state.api.inline_max_bytes:
+    if not stays_inline(result.row_count, lambda: len(body), state.api.inline_budget()):
         keys = {"json": f"sync/{prep.key}/result.json", "csv": f"sync/{prep.key}/result.csv"}
         s3 = state.client("s3")
         meta = result_metadata(prep.operation, result.row_count)
@@ -105,4 +104,4 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-__all__ = ["Prepared", "envelope", "execute", "jsonable", "prepare"]
+__all__ = ["Prepared", "envelope", "execute", "prepare"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from resources.clients.results_store import RESPONSE_BODY, InlineBudget
+
 
 class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
@@ -25,11 +27,12 @@ class ApiSettings(BaseSettings):
     cors_origins: str = Field(default="*", alias="API_CORS_ORIGINS")
     max_body_bytes: int = Field(default=1_048_576, alias="API_MAX_BODY_BYTES", ge=1)
 
-    # Synchronous analytics: time budget (API Gateway stops at 29 s), row cap, inline limits.
+    # Synchronous analytics: time budget (API Gateway stops at 29 s), row cap, inline limits (the response
+    # body's budget, resources.clients.results_store.RESPONSE_BODY, unless configured).
     sync_timeout_seconds: float = Field(default=20.0, alias="API_SYNC_TIMEOUT_SECONDS", gt=0, le=300)
     sync_max_rows: int = Field(default=100_000, alias="API_SYNC_MAX_ROWS", ge=1, le=1_000_000)
-    inline_max_rows: int = Field(default=1000, alias="API_INLINE_MAX_ROWS", ge=0)
-    inline_max_bytes: int = Field(default=5 * 1024 * 1024, alias="API_INLINE_MAX_BYTES", ge=0)
+    inline_max_rows: int = Field(default=RESPONSE_BODY.max_rows, alias="API_INLINE_MAX_ROWS", ge=0)
+    inline_max_bytes: int = Field(default=RESPONSE_BODY.max_bytes, alias="API_INLINE_MAX_BYTES", ge=0)
     presign_seconds: int = Field(default=3600, alias="API_PRESIGN_SECONDS", ge=60, le=7 * 24 * 3600)
     # GET /download/{key}: JSON results up to this size come back in the response; larger ones (and CSV)
     # redirect to a presigned URL (a Lambda response stops at 6 MB).
@@ -50,6 +53,10 @@ class ApiSettings(BaseSettings):
     db_iam_auth: bool = Field(default=False, alias="DATABASE_IAM_AUTH")
     db_pool_max_size: int = Field(default=8, alias="API_DB_POOL_MAX_SIZE", ge=1)
     health_timeout_seconds: float = Field(default=3.0, alias="API_HEALTH_TIMEOUT_SECONDS", gt=0)
+
+    def inline_budget(self) -> InlineBudget:
+        """How large a synchronous answer may be and still travel in the response body."""
+        return InlineBudget(max_rows=self.inline_max_rows, max_bytes=self.inline_max_bytes)
 
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]

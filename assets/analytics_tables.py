@@ -9,10 +9,7 @@ ranking and duplicate answers and a monthly one the trends, as the old system's 
 """
 
 
-import datetime as dt
-import decimal
 import json
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,8 +37,9 @@ from psycopg.types.json import Jsonb
 from assets.ingest import ENTITIES, RELATIONSHIPS, TIME_SERIES
 from assets.raw import OWNERS
 from resources.analytics.catalogue import get_operation
-from resources.analytics.result import Result, jsonable
+from resources.analytics.result import Result
 from resources.analytics.runner import run_operation
+from resources.analytics.values import column_pg_type, jsonable
 from resources.dagster_resources import PostgresResource
 
 SCHEMA = "analytics"
@@ -93,31 +91,9 @@ TABLES: tuple[AnalyticsTable, ...] = (
 )
 
 
-def pg_type(values: Sequence[Any]) -> str:
-    """The column type for a result column, from its first non-null value (text when all are null)."""
-    value = next((v for v in values if v is not None), None)
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "bigint"
-    if isinstance(value, float):
-        return "double precision"
-    if isinstance(value, decimal.Decimal):
-        return "numeric"
-    if isinstance(value, dt.datetime):
-        return "timestamptz" if value.tzinfo else "timestamp"
-    if isinstance(value, dt.date):
-        return "date"
-    if isinstance(value, uuid.UUID):
-        return "uuid"
-    if isinstance(value, dict | list):
-        return "jsonb"
-    return "text"
-
-
 def write_table(conn: psycopg.Connection, name: str, result: Result) -> list[tuple[str, str]]:
     """Replace analytics.<name> with the result's rows (the caller commits); returns (column, type)."""
-    columns = [(c, pg_type([row[i] for row in result.rows])) for i, c in enumerate(result.columns)]
+    columns = [(c, column_pg_type([row[i] for row in result.rows])) for i, c in enumerate(result.columns)]
     staging = f"{name}__next"
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SCHEMA, staging)))
     conn.execute(sql.SQL("CREATE TABLE {} ({})").format(

@@ -6,7 +6,7 @@ analytics/* (the daily and monthly schedules).
 
 from dagster import Definitions
 
-from assets.analytics import analytics_job
+from assets.analytics_job import analytics_job
 from assets.analytics_tables import (
     analytics_daily_schedule,
     analytics_monthly_schedule,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+
+from resources.analytics.values import jsonable
 
 
 @dataclass(frozen=True)
@@ -41,24 +40,6 @@ class Result:
             "truncated": self.truncated,
             "elapsed_ms": round(self.elapsed_s * 1000, 1),
         }
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, decimal.Decimal):
-        if not value.is_finite():
-            return str(value)
-        return int(value) if value == value.to_integral_value() and abs(value) < 2**53 else float(value)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, bytes | memoryview):
-        return bytes(value).hex()
-    return value
 
 
 def fetch(cur: psycopg.Cursor, max_rows: int) -> Table:

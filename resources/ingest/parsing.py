@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import ijson
 
-from resources.canonical.mapping import parse_time
+from resources.canonical.times import parse_time
 
 _CHUNK = 256 * 1024
 NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")

@@ -132,7 +132,7 @@ def test_a_parquet_result_is_a_303_to_presigned_s3_and_a_job_without_one_is_404(
     store.record_status(job_id, "succeeded", job_type="analytics")
     resp = api.get(f"/analytics/jobs/{job_id}/result?format=parquet")
     assert resp.status_code == 404 and "Parquet" in resp.json()["detail"]
-    # What the analytics op writes beside JSON and CSV (assets/analytics.py, pandas on the Dagster side).
+    # What the analytics op writes beside JSON and CSV (assets/analytics_job.py, pandas on the Dagster side).
     key = f"results/{job_id}/result.parquet"
     api.stack.client("s3").put_object(Bucket=api.stack.settings.results_bucket, Key=key, Body=b"PAR1")
     store.record_result(job_id, {**summary, "parquet": key})

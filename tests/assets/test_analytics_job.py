@@ -7,7 +7,7 @@ import json
 import pytest
 from dagster import DagsterEventType, DagsterInvalidConfigError, Definitions, instance_for_test
 
-from assets.analytics import analytics_job
+from assets.analytics_job import analytics_job
 from resources.clients.jobs_store import JobsStore
 from resources.dagster_resources import PostgresResource
 from sensors.job_status import mirror_run

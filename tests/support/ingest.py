@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from dagster import DagsterInstance, Definitions, SensorResult, build_sensor_context
 
-from assets.analytics import analytics_job
+from assets.analytics_job import analytics_job
 from assets.ingest import ingest_files, ingest_job
 from resources.contract import analytics_run_config
 from resources.dagster_resources import IngestTuningResource, build_resources

@@ -14,10 +14,7 @@ job's other attributes), as JSON and CSV in the results bucket. The REST API ser
 answer from what is stored here; nothing runs the query again.
 """
 
-import decimal
 import io
-import json
-import uuid
 from typing import Annotated, Any, Literal, Union
 
 from dagster import (
@@ -35,8 +32,8 @@ from pydantic import Field, create_model
 
 from resources.analytics.catalogue import CATALOGUE, Operation, validate_parameters
 from resources.analytics.errors import AnalyticsError, TransientDatabaseError
-from resources.analytics.result import jsonable
 from resources.analytics.runner import run_operation
+from resources.analytics.values import parquet_value
 from resources.clients.jobs_store import attribute_bytes
 from resources.clients.results_store import OTHER_ATTRIBUTES_BYTES, result_keys, result_metadata, store_result
 from resources.contract import ANALYTICS_JOB, ANALYTICS_OP, JSON_TEXT_PARAMETERS, analytics_request
@@ -110,18 +107,6 @@ def run_analytics(context: OpExecutionContext, config: AnalyticsConfig, readonly
         "parameters": MetadataValue.json(result.parameters),
     })
     return {k: v for k, v in summary.items() if k != "rows"}
-
-
-def parquet_value(value: Any) -> Any:
-    """A cell as Parquet holds it: numbers as float (a numeric column's scales vary per row), ids and JSON as
-    text; dates, times, text, booleans and integers as they are."""
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, dict | list):
-        return json.dumps(jsonable(value))
-    return value
 
 
 def write_parquet(aws: AwsResource, run_id: str, columns: list[str], rows: list[tuple[Any, ...]],
