@@ -15,7 +15,7 @@ class Table:
     """What an operation function hands back to the runner."""
 
     columns: list[str]
-    rows: list[tuple]
+    rows: list[tuple[Any, ...]]
     truncated: bool = False
 
 
@@ -23,7 +23,7 @@ class Table:
 class Result:
     operation: str
     columns: list[str]
-    rows: list[tuple]
+    rows: list[tuple[Any, ...]]
     row_count: int  # len(rows): rows returned (after the cap)
     truncated: bool  # True when the operation had more rows than the cap
     elapsed_s: float  # database work, transaction included

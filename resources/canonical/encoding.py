@@ -13,6 +13,7 @@ import json
 import math
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import orjson
 
@@ -107,7 +108,7 @@ def _encode_exact(obj: object) -> str:
         attempt += 1
 
 
-def serialise(obj: dict) -> tuple[str, bytes] | list[Problem]:
+def serialise(obj: dict[str, Any]) -> tuple[str, bytes] | list[Problem]:
     """(JSON text, its UTF-8 bytes) as jsonb will take it, or the problems that keep it out."""
     try:
         try:
@@ -142,7 +143,7 @@ def _decimal_fragment(o: object) -> orjson.Fragment:
     return orjson.Fragment(_decimal_text(o) if native is None else repr(native))
 
 
-def serialise_parsed(obj: dict) -> tuple[str, bytes] | None:
+def serialise_parsed(obj: dict[str, Any]) -> tuple[str, bytes] | None:
     """serialise's text for a record of JSON types only (see map_record), by orjson; None when anything
     needs the json module path (which writes or refuses it): a number orjson or jsonb cannot hold, a
     lone surrogate, an escaped NUL, nesting deeper than orjson's limit."""

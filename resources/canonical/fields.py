@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def first(record: dict, keys: tuple[str, ...]) -> tuple[str, Any]:
+def first(record: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, Any]:
     """The first non-null of the alternative source fields (dotted = one level of nesting)."""
     for key in keys:
         if "." in key:

@@ -6,6 +6,8 @@ Problem codes: ``missing_id``, ``invalid_id``, ``missing_name``, ``invalid_name`
 
 from __future__ import annotations
 
+from typing import Any
+
 from resources.canonical.fields import first
 from resources.canonical.messages import show
 from resources.canonical.model import Problem
@@ -18,7 +20,7 @@ MAX_ID_LENGTH = 200
 MAX_NAME_LENGTH = 1000
 
 
-def read_id(record: dict, problems: list[Problem]) -> str | None:
+def read_id(record: dict[str, Any], problems: list[Problem]) -> str | None:
     field, raw = first(record, ID_KEYS)
     if raw is None:
         problems.append(Problem("missing_id", "record has no id (looked for id, customer_id)", None))
@@ -47,7 +49,7 @@ def _identifier(raw: object) -> str | None:
     return value if len(value) <= MAX_ID_LENGTH else None
 
 
-def read_name(record: dict, problems: list[Problem]) -> str | None:
+def read_name(record: dict[str, Any], problems: list[Problem]) -> str | None:
     field, raw = first(record, NAME_KEYS)
     if raw is None:
         problems.append(Problem("missing_name", "record has no name (looked for company_name, "
@@ -67,7 +69,7 @@ def read_name(record: dict, problems: list[Problem]) -> str | None:
     return name
 
 
-def read_parent(record: dict, source_id: str | None, problems: list[Problem]) -> str | None:
+def read_parent(record: dict[str, Any], source_id: str | None, problems: list[Problem]) -> str | None:
     field, raw = first(record, PARENT_KEYS)
     if raw is None:
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from typing import Any
 
 from resources.canonical.fields import first
 from resources.canonical.messages import MAX_INT_BITS, show
@@ -14,7 +15,7 @@ INDUSTRY_KEYS = ("industry_code", "industry", "sector")
 MAX_INDUSTRY_LENGTH = 200
 
 
-def read_industry(record: dict, problems: list[Problem]) -> str | None:
+def read_industry(record: dict[str, Any], problems: list[Problem]) -> str | None:
     field, raw = first(record, INDUSTRY_KEYS)
     if raw is None:
         return None

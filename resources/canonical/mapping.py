@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import re
 from decimal import Decimal
+from typing import Any
 
 from resources.canonical.encoding import record_json, serialise, serialise_parsed, storage_problems
 from resources.canonical.fields import first
@@ -198,7 +199,7 @@ def map_record(source_system: SourceSystem, record: object,
     )
 
 
-def _refuse(record: dict, source_id: str | None, problems: list[Problem]) -> Refusal:
+def _refuse(record: dict[str, Any], source_id: str | None, problems: list[Problem]) -> Refusal:
     # The id travels to a text column; NUL or a lone surrogate would break the refusal's own insert.
     return Refusal(safe_text(source_id) if source_id is not None else None, tuple(problems),
                    record_json(record))

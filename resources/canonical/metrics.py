@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from resources.canonical.messages import show
 from resources.canonical.model import Metric, Problem
@@ -50,7 +51,8 @@ def _metric_fast(entry: object) -> Metric | None:
     """The well-formed common case without building field names; None sends it to _metric_checked."""
     if type(entry) is not dict:
         return None
-    date, kind, value = entry.get("date"), entry.get("type"), entry.get("value")
+    date, kind = entry.get("date"), entry.get("type")
+    value: Any = entry.get("value")  # its type is tested below with `type(...) is` (cheaper than isinstance)
     if type(date) is not str or type(kind) is not str:
         return None
     vtype = type(value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 SourceSystem = Literal["crm", "erp", "legacy"]
 SOURCE_SYSTEMS: tuple[SourceSystem, ...] = ("crm", "erp", "legacy")
@@ -46,7 +46,7 @@ class CanonicalRecord:
     industry: str | None
     revenue: Decimal | None
     employees: int | None
-    attributes: dict  # every source field kept, plus canonical keys name/revenue/employees/industry
+    attributes: dict[str, Any]  # every source field kept, plus canonical keys name/revenue/employees/industry
     attributes_json: str  # attributes serialised once, as loaded into jsonb
     attributes_hash: bytes  # md5 of attributes_json: change detection without comparing jsonb
     data_quality: float  # 0..1

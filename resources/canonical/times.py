@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
+from typing import Any
 
 from resources.canonical.fields import first
 from resources.canonical.messages import show
@@ -25,7 +26,7 @@ def parse_time(text: str) -> datetime | None:
         return None
 
 
-def read_change_time(record: dict, keys: tuple[str, ...], problems: list[Problem]) -> datetime | None:
+def read_change_time(record: dict[str, Any], keys: tuple[str, ...], problems: list[Problem]) -> datetime | None:
     field, raw = first(record, keys)
     if raw is None:
         return None
