@@ -27,8 +27,8 @@ import psycopg
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
+from pipeline_defs.cli_format import format_attempts, format_files
 from pipeline_defs.devstack.state import adopt_running_dev_stack
-from pipeline_defs.tables import format_attempts, format_files
 from resources.contract import FILE_STATUSES
 from resources.settings import SOURCE_PREFIXES, get_settings
 

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
+from pipeline_defs.cli_format import format_files
 from pipeline_defs.devstack.moto_server import MotoServer, MotoServerError, probe
 from pipeline_defs.devstack.postgres import (
     LocalPostgres,
@@ -49,7 +50,6 @@ from pipeline_defs.devstack.postgres import (
 from pipeline_defs.devstack.processes import die_with_parent, http_ok, port_open, stop_group, tail
 from pipeline_defs.devstack.provisioning import AwsResources, ensure_aws_resources, set_queue_wait
 from pipeline_defs.devstack.state import dev_stack_file, pid_alive
-from pipeline_defs.tables import format_files
 from resources.contract import DONE_STATUSES
 from resources.settings import PROJECT_ROOT, SOURCE_PREFIXES, Settings
 
