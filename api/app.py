@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
         await state.aclose()
 
     app = FastAPI(title="canonical-pipeline API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
-    app.state.ctx = state
+    app.state.app_state = state
     problems.install(app)
     for module in (health, analytics, jobs, download, ingest):
         app.include_router(module.router)

@@ -13,7 +13,7 @@ from api.state import AppState
 
 
 async def get_state(request: Request) -> AppState:
-    return request.app.state.ctx
+    return request.app.state.app_state
 
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (scopes: read, jobs, sql)")

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from resources.analytics.errors import (
     AnalyticsError,
     InvalidParameters,
+    NotReadOnlyRole,
     QueryFailed,
     QueryRejected,
     QueryTimeout,
@@ -93,21 +94,41 @@ def request_id_of(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
+# The HTTP status of each analytics error, in one table: the domain errors know nothing of HTTP, and a
+# test fails for an error class missing here.
+ANALYTICS_ERROR_STATUS: dict[type[AnalyticsError], int] = {
+    AnalyticsError: 500,
+    UnknownOperation: 404,
+    InvalidParameters: 422,
+    QueryRejected: 422,
+    QueryTimeout: 504,
+    QueryFailed: 400,
+    TransientDatabaseError: 503,
+    NotReadOnlyRole: 500,
+}
+
+
+def analytics_error_status(exc: AnalyticsError) -> int:
+    """The status of the nearest class of `exc` in ANALYTICS_ERROR_STATUS."""
+    return next(ANALYTICS_ERROR_STATUS[c] for c in type(exc).__mro__ if c in ANALYTICS_ERROR_STATUS)
+
+
 def from_analytics_error(exc: AnalyticsError) -> ApiProblem:
     """The catalogue's errors → problems with the seed's hints."""
+    status = analytics_error_status(exc)
     if isinstance(exc, UnknownOperation):
-        return ApiProblem(404, exc.code, exc.message, title="Unknown operation", error_type="UnknownOperation",
+        return ApiProblem(status, exc.code, exc.message, title="Unknown operation", error_type="UnknownOperation",
                           suggestions=[f"Use one of: {', '.join(exc.known)}",
                                        "GET /analytics/operations lists each operation and its parameters"],
                           extra={"validOperations": exc.known})
     if isinstance(exc, InvalidParameters):
         errors = [{"field": e.field, "message": e.message,
                    **({"validValues": e.valid_values} if e.valid_values is not None else {})} for e in exc.errors]
-        return ApiProblem(422, exc.code, exc.message, title="Invalid parameters", error_type="ValidationError",
+        return ApiProblem(status, exc.code, exc.message, title="Invalid parameters", error_type="ValidationError",
                           errors=errors,
                           suggestions=[f"GET /analytics/operations shows the parameters of {exc.operation}"])
     if isinstance(exc, QueryRejected):
-        return ApiProblem(422, exc.code, exc.message, title="Query rejected", error_type="QueryRejected",
+        return ApiProblem(status, exc.code, exc.message, title="Query rejected", error_type="QueryRejected",
                           errors=[{"field": "query", "message": exc.reason, "rule": exc.rule}],
                           suggestions=["custom_complex_query accepts one SELECT or WITH statement over canonical.*"])
     if isinstance(exc, QueryTimeout):
@@ -116,21 +137,21 @@ def from_analytics_error(exc: AnalyticsError) -> ApiProblem:
         # The database's own message about the caller's query (e.g. a table that does not exist); never SQL
         # of ours: catalogue operations do not fail this way, and the message carries no statement text.
         extra = {"sqlstate": exc.sqlstate} if exc.sqlstate else {}
-        return ApiProblem(400, exc.code, exc.message, title="Query failed", error_type="DatabaseError",
+        return ApiProblem(status, exc.code, exc.message, title="Query failed", error_type="DatabaseError",
                           extra=extra,
                           suggestions=[("Check the table and column names: the read-only role sees canonical.* "
                                         "(entities, entity_history, entity_relationships, time_series_data)")])
     if isinstance(exc, TransientDatabaseError):
-        return ApiProblem(503, exc.code, "the database is unavailable at the moment; retry shortly",
+        return ApiProblem(status, exc.code, "the database is unavailable at the moment; retry shortly",
                           title="Database unavailable", error_type="DatabaseUnavailable",
                           headers={"Retry-After": "5"}, suggestions=["Retry after a few seconds"])
     log.error("analytics error %s: %s", exc.code, exc.message)
-    return ApiProblem(500, "internal_error", "the request could not be completed", error_type="InternalError")
+    return ApiProblem(status, "internal_error", "the request could not be completed", error_type="InternalError")
 
 
 def timeout_problem(operation: str, timeout_s: float) -> ApiProblem:
     return ApiProblem(
-        504, "query_timeout",
+        ANALYTICS_ERROR_STATUS[QueryTimeout], "query_timeout",
         f"{operation} did not finish within the synchronous budget of {timeout_s:g} s; run it as a job",
         title="Timeout", error_type="TimeoutError",
         suggestions=["POST /analytics/jobs with the same operation and parameters, then poll GET /analytics/jobs/{id}",

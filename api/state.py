@@ -1,5 +1,5 @@
 """The app's long-lived state: settings, AWS clients, database pools, the Dagster client, the result
-cache and the API keys. One `AppState` per app (built by `create_app`, kept on `app.state.ctx`): clients
+cache and the API keys. One `AppState` per app (built by `create_app`, kept on `app.state.app_state`): clients
 are built once and reused (boto3 clients are thread-safe; sessions are not, so each client comes from
 its own session). Dagster-free.
 """

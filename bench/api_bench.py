@@ -48,10 +48,10 @@ import httpx
 
 from bench.analytics_bench import DATA_DIR, loaded_cluster
 from bench.cpu import machine_busy_seconds, process_cpu_seconds
+from pipeline_defs.devstack.environment import child_env
 from pipeline_defs.devstack.moto_server import MotoServer
 from pipeline_defs.devstack.processes import die_with_parent, free_port, http_ok
 from pipeline_defs.devstack.provisioning import ensure_aws_resources
-from pipeline_defs.devstack.stack import child_env
 from resources.settings import Settings
 
 RESULTS_PATH = Path(__file__).resolve().parent / "api_results.md"

@@ -27,8 +27,8 @@ import psycopg
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
+from pipeline_defs.cli_format import format_attempts, format_files
 from pipeline_defs.devstack.state import adopt_running_dev_stack
-from pipeline_defs.tables import format_attempts, format_files
 from resources.contract import FILE_STATUSES
 from resources.settings import SOURCE_PREFIXES, get_settings
 
@@ -223,7 +223,8 @@ def db_url(readonly: bool) -> None:
 @friendly_errors
 def dev(wait_seconds: int, no_samples: bool, follow_logs: bool) -> None:
     """Run the platform locally: PostgreSQL, moto (S3/SQS/DynamoDB/SNS), Dagster UI + daemon."""
-    from pipeline_defs.devstack.stack import DevStackError, run_dev
+    from pipeline_defs.devstack.errors import DevStackError
+    from pipeline_defs.devstack.stack import run_dev
 
     try:
         code = run_dev(get_settings(), wait_seconds=wait_seconds, samples=not no_samples, follow_logs=follow_logs)

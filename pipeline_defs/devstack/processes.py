@@ -1,5 +1,5 @@
 """Child processes of the dev stack: started in their own process group, ended with us, probed for
-readiness. Standard library only."""
+readiness; their logs and paths as messages show them. Standard library only."""
 
 from __future__ import annotations
 
@@ -110,3 +110,13 @@ def tail(path: Path, lines: int = 25) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def display_path(path: Path | None) -> str:
+    """`path` as the user sees it in messages: relative to the working directory when it is under it."""
+    if path is None:
+        return "-"
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -17,6 +17,13 @@ def dev_stack_file(local_dir: Path) -> Path:
     return local_dir / DEV_STACK_FILE
 
 
+def write_dev_stack_file(local_dir: Path, env: dict[str, str]) -> None:
+    """Leave this process's pid and the stack's environment for other terminals; readable by this user only."""
+    path = dev_stack_file(local_dir)
+    path.write_text(json.dumps({"pid": os.getpid(), "env": env}, indent=2))
+    path.chmod(0o600)
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -1,8 +1,8 @@
 """What can go wrong with an analytics request, each with its reason.
 
 Every error is an `AnalyticsError` with a machine-readable `code`, a message for people and
-`as_dict()` for a JSON body. The REST app maps codes to HTTP statuses (see `http_status`); the Dagster
-job treats only `TransientDatabaseError` as worth a retry.
+`as_dict()` for a JSON body. HTTP statuses are the REST app's concern (`api/problems.py` maps each
+error class to one); the Dagster job treats only `TransientDatabaseError` as worth a retry.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 
 class AnalyticsError(Exception):
     code = "analytics_error"
-    http_status = 500
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -25,7 +24,6 @@ class AnalyticsError(Exception):
 
 class UnknownOperation(AnalyticsError):
     code = "unknown_operation"
-    http_status = 404
 
     def __init__(self, name: object, known: list[str]) -> None:
         super().__init__(f"unknown operation {name!r}; known operations: {', '.join(known)}")
@@ -54,7 +52,6 @@ class FieldError:
 
 class InvalidParameters(AnalyticsError):
     code = "invalid_parameters"
-    http_status = 422
 
     def __init__(self, operation: str, errors: list[FieldError]) -> None:
         parts = []
@@ -75,7 +72,6 @@ class QueryRejected(AnalyticsError):
     """custom_complex_query refused before it reached the database."""
 
     code = "query_rejected"
-    http_status = 422
 
     def __init__(self, reason: str, rule: str) -> None:
         super().__init__(f"query rejected: {reason}")
@@ -88,7 +84,6 @@ class QueryRejected(AnalyticsError):
 
 class QueryTimeout(AnalyticsError):
     code = "query_timeout"
-    http_status = 504
 
     def __init__(self, operation: str, timeout_s: float) -> None:
         super().__init__(f"{operation} was stopped after its statement timeout of {timeout_s:g} s")
@@ -100,7 +95,6 @@ class QueryFailed(AnalyticsError):
     """The database refused the query (permission, read-only transaction, bad SQL in a custom query, ...)."""
 
     code = "query_failed"
-    http_status = 400
 
     def __init__(self, operation: str, message: str, sqlstate: str | None) -> None:
         super().__init__(f"{operation} failed: {message}")
@@ -115,7 +109,6 @@ class TransientDatabaseError(AnalyticsError):
     """Connection lost, server shutting down, serialization failure, lock timeout: worth a retry."""
 
     code = "transient_database_error"
-    http_status = 503
 
     def __init__(self, operation: str, message: str, sqlstate: str | None) -> None:
         super().__init__(f"{operation}: transient database error: {message}")
@@ -127,4 +120,3 @@ class NotReadOnlyRole(AnalyticsError):
     """The connection is not the read-only role and cannot become it."""
 
     code = "not_read_only_role"
-    http_status = 500

@@ -26,9 +26,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.config import ApiSettings
+from pipeline_defs.devstack.dagster_process import DAGSTER_YAML
 from pipeline_defs.devstack.postgres import dagster_storage_url
 from pipeline_defs.devstack.processes import die_with_parent, free_port, http_ok, stop_group, tail
-from pipeline_defs.devstack.stack import DAGSTER_YAML
 from resources.clients.aws import aws_client
 from resources.settings import PROJECT_ROOT, Settings
 from tests.support import aws as support_aws

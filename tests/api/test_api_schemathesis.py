@@ -64,7 +64,7 @@ def app(pg: Any, moto_server: Any) -> Iterator[FastAPI]:
         try:
             yield application
         finally:
-            application.state.ctx.close()
+            application.state.app_state.close()
 
 
 @schema.parametrize()

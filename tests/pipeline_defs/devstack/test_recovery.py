@@ -16,9 +16,9 @@ import pytest
 from dagster import DagsterRunStatus
 from dagster._core.test_utils import create_run_for_test, instance_for_test
 
+from pipeline_defs.devstack.dagster_process import DAGSTER_YAML
 from pipeline_defs.devstack.processes import group_alive, stop_group
 from pipeline_defs.devstack.recovery import MESSAGE, recover
-from pipeline_defs.devstack.stack import DAGSTER_YAML
 from resources.ingest.registry import FileObject, register_files, start_loading
 from resources.settings import PROJECT_ROOT
 from tests.support.ingest import q
