@@ -299,8 +299,10 @@ def run_requests(conn: psycopg.Connection, limits: TickLimits, max_refused_share
         )
 
 
-def evaluate(context: SensorEvaluationContext, postgres: PostgresResource, aws: AwsResource,
-             limits: TickLimits, max_refused_share: float) -> SensorResult:
+def landing_tick(context: SensorEvaluationContext, postgres: PostgresResource, aws: AwsResource,
+                 limits: TickLimits, max_refused_share: float) -> SensorResult:
+    """One tick of landing_sensor: recover lost work, discover files (listing, then queue), launch batches
+    and observe the raw-files asset, within `limits`."""
     started = time.monotonic()
     deadline = started + limits.tick_seconds
     cursor = LandingCursor.parse(context.cursor)
@@ -374,6 +376,6 @@ def _queue_url(aws: AwsResource) -> str:
 def landing_sensor(context: SensorEvaluationContext, postgres: PostgresResource, aws: AwsResource,
                    ingest_tuning: IngestTuningResource) -> SensorResult:
     limits = TickLimits.from_tuning(ingest_tuning, queue_on=bool(aws.ingest_queue))
-    return evaluate(context, postgres, aws, limits, ingest_tuning.max_refused_share)
+    return landing_tick(context, postgres, aws, limits, ingest_tuning.max_refused_share)
 
 

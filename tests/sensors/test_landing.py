@@ -14,7 +14,7 @@ from dagster import DagsterRunStatus, build_sensor_context, instance_for_test
 
 from resources.ingest.registry import FileObject, get_files, register_files
 from resources.settings import Settings
-from sensors.landing import LandingCursor, TickLimits, evaluate, parse_s3_event
+from sensors.landing import LandingCursor, TickLimits, landing_tick, parse_s3_event
 from tests.support.ingest import Driver, q, q1, resources_for
 
 
@@ -86,7 +86,7 @@ def test_listing_is_bounded_per_tick_and_resumes_from_the_cursor(stack, instance
     seen = []
     for _ in range(3):
         ctx = build_sensor_context(instance=instance, cursor=cursor, resources=res)
-        result = evaluate(ctx, res["postgres"], res["aws"], limits, 0.5)
+        result = landing_tick(ctx, res["postgres"], res["aws"], limits, 0.5)
         cursor = result.cursor
         seen.append(q1(stack.pg.owner_url, "SELECT count(*) FROM ingest.files"))
     assert seen == [500, 1000, 1200]  # 2 pages of 250 per tick, carried in the cursor
@@ -172,7 +172,7 @@ def test_a_run_killed_half_way_leaves_no_partial_file_and_the_file_is_failed_aft
     # The daemon notices the run ended; the sensor then fails the file instead of leaving it loading.
     instance.report_run_failed(dagster_run)
     res = resources_for(stack)
-    evaluate(build_sensor_context(instance=instance, resources=res,
+    landing_tick(build_sensor_context(instance=instance, resources=res,
                                   cursor=LandingCursor(last_pass_completed=time.time()).serialize()),
              res["postgres"], res["aws"], TickLimits(), 0.5)
     status, reason = q(url, "SELECT status, reason FROM ingest.files")[0]
