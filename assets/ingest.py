@@ -37,6 +37,7 @@ from resources.analytics.info import database_info
 from resources.analytics.params import NoParams
 from resources.contract import BATCH_TAG, INGEST_JOB, INGEST_OP
 from resources.dagster_resources import AwsResource, IngestTuningResource, PostgresResource
+from resources.ingest import defaults as ingest_defaults
 from resources.ingest.loader import FileLoadResult
 from resources.ingest.registry import claim_batches, get_files
 from resources.ingest.runner import FileOutcome, ingest_file
@@ -60,7 +61,7 @@ class IngestConfig(Config):
                     f"Left empty, the run loads whatever is pending (up to {MANUAL_RUN_MAX_FILES} files).",
     )
     max_refused_share: float = Field(
-        default=0.5, ge=0, le=1,
+        default=ingest_defaults.MAX_REFUSED_SHARE, ge=0, le=1,
         description="The blocking check fails when more than this share of the run's records is refused.",
     )
     max_file_age_hours: float | None = Field(

@@ -21,6 +21,7 @@ from pydantic import Field, PrivateAttr
 from resources.clients.aws import boto3_client
 from resources.clients.jobs_store import JobsStore
 from resources.clients.metrics import NAMESPACE, put_count
+from resources.ingest import defaults as ingest_defaults
 from resources.settings import Settings, get_settings
 
 
@@ -86,23 +87,19 @@ class AwsResource(ConfigurableResource):
 
 
 class IngestTuningResource(ConfigurableResource):
-    """How ingest batches files, orders records and judges a load (the INGEST_* variables): the landing
-    sensor and the ingest assets read it."""
+    """How ingest batches files, orders records and judges a load (the INGEST_* variables; their meaning
+    and defaults are resources/ingest/defaults.py's): the landing sensor and the ingest assets read it."""
 
-    max_files_per_run: int = 20
-    max_bytes_per_run: int = 512 * 1024 * 1024
-    # Pause between full listing passes of the raw bucket while the event queue is on.
-    reconcile_interval_seconds: float = 60.0
+    max_files_per_run: int = ingest_defaults.MAX_FILES_PER_RUN
+    max_bytes_per_run: int = ingest_defaults.MAX_BYTES_PER_RUN
+    reconcile_interval_seconds: float = ingest_defaults.RECONCILE_INTERVAL_SECONDS
     # Per source system, the record fields holding the record's own change time ({} = the mapping's
     # defaults for every source; [] for a source turns record times off).
     change_time_fields: dict[str, list[str]] = Field(default_factory=dict)
-    # The freshness check warns when the newest loaded file is older than this.
-    freshness_hours: float = 26.0
-    # Share of refused records above which the blocking asset check fails.
-    max_refused_share: float = 0.5
-    # Infrastructure failures (loader, run or connection died) are retried: attempts in all, first wait.
-    max_attempts: int = 3
-    retry_backoff_seconds: float = 30.0
+    freshness_hours: float = ingest_defaults.FRESHNESS_HOURS
+    max_refused_share: float = ingest_defaults.MAX_REFUSED_SHARE
+    max_attempts: int = ingest_defaults.MAX_ATTEMPTS
+    retry_backoff_seconds: float = ingest_defaults.RETRY_BACKOFF_SECONDS
 
 
 def _env(name: str, default: Any, environ: Mapping[str, str], *, integer: bool = False) -> Any:

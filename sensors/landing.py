@@ -41,6 +41,7 @@ from assets.ingest import ingest_job
 from assets.raw import RAW_FILES
 from resources.contract import BATCH_TAG, LANDING_SENSOR, ingest_run_config
 from resources.dagster_resources import AwsResource, IngestTuningResource, PostgresResource
+from resources.ingest import defaults as ingest_defaults
 from resources.ingest.registry import (
     LOADER_LOST,
     FileObject,
@@ -66,9 +67,9 @@ class TickLimits:
     queue_receives: int = 10  # SQS receive calls per tick, 10 messages each
     list_pages: int = 10  # listing pages per tick
     page_size: int = 1000
-    reconcile_interval_seconds: float = 60.0  # pause between full listing passes when the queue is on
-    max_files_per_run: int = 20
-    max_bytes_per_run: int = 512 * 1024 * 1024
+    reconcile_interval_seconds: float = ingest_defaults.RECONCILE_INTERVAL_SECONDS
+    max_files_per_run: int = ingest_defaults.MAX_FILES_PER_RUN
+    max_bytes_per_run: int = ingest_defaults.MAX_BYTES_PER_RUN
     max_runs_per_tick: int = 10
     max_batches_in_flight: int = 20
     lost_batch_seconds: float = 600.0  # a queued batch with no run after this long is re-batched
@@ -76,10 +77,8 @@ class TickLimits:
     # this often: its summary groups the whole registry, not a query for every 5-second tick of a backfill.
     observe_interval_seconds: float = 300.0
     observe_min_seconds: float = 30.0
-    # Automatic retries of infrastructure failures: attempts per series, and the first retry's wait
-    # (doubling after each).
-    max_attempts: int = 3
-    retry_backoff_seconds: float = 30.0
+    max_attempts: int = ingest_defaults.MAX_ATTEMPTS
+    retry_backoff_seconds: float = ingest_defaults.RETRY_BACKOFF_SECONDS
     # A run whose loader is gone is failed once it has logged nothing for this long; runs that lost a
     # loader longer ago than the lookback are no longer looked at.
     dead_run_grace_seconds: float = 60.0

@@ -159,3 +159,21 @@ def test_the_analytics_config_rejects_a_bad_parameter_before_the_run():
     validate_run_config(job, custom)
     assert contract.analytics_request(custom) == ("custom_complex_query",
                                                   {"query": "SELECT $1", "params": [1, "a", None]})
+
+
+def test_ingest_defaults_have_one_owner():
+    """Settings, the tuning resource and the landing sensor's limits all start from resources/ingest/defaults.py."""
+    from resources.dagster_resources import IngestTuningResource
+    from resources.ingest import defaults
+    from sensors.landing import TickLimits
+
+    owned = {"max_files_per_run": defaults.MAX_FILES_PER_RUN, "max_bytes_per_run": defaults.MAX_BYTES_PER_RUN,
+             "reconcile_interval_seconds": defaults.RECONCILE_INTERVAL_SECONDS,
+             "freshness_hours": defaults.FRESHNESS_HOURS, "max_refused_share": defaults.MAX_REFUSED_SHARE,
+             "max_attempts": defaults.MAX_ATTEMPTS, "retry_backoff_seconds": defaults.RETRY_BACKOFF_SECONDS}
+    tuning, limits = IngestTuningResource(), TickLimits()
+    for name, value in owned.items():
+        assert Settings.model_fields[f"ingest_{name}"].default == value, name
+        assert getattr(tuning, name) == value, name
+        if hasattr(limits, name):
+            assert getattr(limits, name) == value, name
