@@ -39,7 +39,7 @@ from resources.contract import BATCH_TAG, INGEST_JOB, INGEST_OP
 from resources.dagster_resources import AwsResource, IngestTuningResource, PostgresResource
 from resources.ingest import defaults as ingest_defaults
 from resources.ingest.loader import FileLoadResult
-from resources.ingest.registry import claim_batches, get_files
+from resources.ingest.registry import claim_batches, get_files, newest_loaded
 from resources.ingest.runner import FileOutcome, ingest_file
 
 ENTITIES = AssetKey(["canonical", "entities"])
@@ -107,17 +107,13 @@ def _check_never_back(total: FileLoadResult) -> AssetCheckResult:
 
 
 def _check_freshness(conn: psycopg.Connection, max_age_hours: float) -> AssetCheckResult:
-    newest, age_hours = conn.execute(
-        """SELECT max(coalesce(last_modified, discovered_at)),
-                  extract(epoch FROM now() - max(coalesce(last_modified, discovered_at))) / 3600
-           FROM ingest.files WHERE status = 'loaded'"""
-    ).fetchone()  # type: ignore[misc]
+    newest = newest_loaded(conn)
     conn.commit()
-    passed = age_hours is not None and float(age_hours) <= max_age_hours
+    passed = newest.age_hours is not None and newest.age_hours <= max_age_hours
     return AssetCheckResult(
         asset_key=ENTITIES, check_name=CHECK_FRESHNESS, passed=passed, severity=AssetCheckSeverity.WARN,
-        metadata={"newest_file_arrived": str(newest), "max_age_hours": max_age_hours,
-                  "age_hours": round(float(age_hours), 2) if age_hours is not None else None},
+        metadata={"newest_file_arrived": str(newest.arrived), "max_age_hours": max_age_hours,
+                  "age_hours": round(newest.age_hours, 2) if newest.age_hours is not None else None},
     )
 
 

@@ -45,9 +45,11 @@ from resources.ingest import defaults as ingest_defaults
 from resources.ingest.registry import (
     LOADER_LOST,
     FileObject,
+    batches_in_flight,
     claim_batches,
     fail_lost_loaders,
     mark_failed,
+    queued_files,
     register_files,
     release_to_pending,
     retry_due,
@@ -247,43 +249,37 @@ def _fail_runs_of_lost_loaders(context: SensorEvaluationContext, conn: psycopg.C
 def _recover_queued(context: SensorEvaluationContext, conn: psycopg.Connection, limits: TickLimits) -> list[str]:
     """Queued files whose run ended (or never started) without reaching them: release or fail them."""
     notes: list[str] = []
-    rows = conn.execute(
-        """SELECT file_id, s3_key, batch_id, launches, extract(epoch FROM now() - queued_at) AS age
-           FROM ingest.files WHERE status = 'queued'"""
-    ).fetchall()
+    rows = queued_files(conn)
     if not rows:
         return notes
     # Each batch's newest run, in one query whatever the number of batches in flight: a query per batch
     # made every tick of a backlog slower, and with it every file's hand-over to its run.
-    batch_ids = sorted({r[2] for r in rows if r[2]})
+    batch_ids = sorted({r.batch_id for r in rows if r.batch_id})
     batch_runs: dict[str, Any] = {}
     if batch_ids:
         for run in context.instance.get_runs(filters=RunsFilter(tags={BATCH_TAG: batch_ids})):  # newest first
             batch_runs.setdefault(run.tags.get(BATCH_TAG), run)
-    for file_id, key, batch_id, launches, age in rows:
-        run = batch_runs.get(batch_id)
+    for row in rows:
+        run = batch_runs.get(row.batch_id)
         ended = run is not None and run.status in _TERMINAL
-        lost = run is None and float(age or 0) > limits.lost_batch_seconds
+        lost = run is None and row.age_seconds > limits.lost_batch_seconds
         if not (ended or lost):
             continue
-        if launches >= MAX_LAUNCHES:
+        if row.launches >= MAX_LAUNCHES:
             why = (f"run {run.run_id} ended ({run.status.value}) before this file finished; nothing of it landed"
                    if run is not None else "its run was never launched")
-            why = f"{launches} ingest runs ended before reaching this file; last: {why}"
-            mark_failed(conn, file_id, why, kind="infrastructure", from_status="queued")
-            notes.append(f"{key}: failed ({why})")
+            why = f"{row.launches} ingest runs ended before reaching this file; last: {why}"
+            mark_failed(conn, row.file_id, why, kind="infrastructure", from_status="queued")
+            notes.append(f"{row.s3_key}: failed ({why})")
         else:
-            release_to_pending(conn, file_id)
-            notes.append(f"{key}: released for a new batch")
+            release_to_pending(conn, row.file_id)
+            notes.append(f"{row.s3_key}: released for a new batch")
     conn.commit()
     return notes
 
 
 def run_requests(conn: psycopg.Connection, limits: TickLimits, max_refused_share: float) -> Iterator[RunRequest]:
-    in_flight = conn.execute(
-        "SELECT count(DISTINCT batch_id) FROM ingest.files WHERE status IN ('queued', 'loading')"
-    ).fetchone()[0]  # type: ignore[index]
-    room = min(limits.max_runs_per_tick, limits.max_batches_in_flight - in_flight)
+    room = min(limits.max_runs_per_tick, limits.max_batches_in_flight - batches_in_flight(conn))
     if room <= 0:
         return
     batches = claim_batches(conn, max_files=limits.max_files_per_run, max_bytes=limits.max_bytes_per_run,
