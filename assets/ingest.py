@@ -36,7 +36,12 @@ from assets.schemas import ENTITIES_SCHEMA, RELATIONSHIPS_SCHEMA, TIME_SERIES_SC
 from resources.analytics.info import database_info
 from resources.analytics.params import NoParams
 from resources.contract import BATCH_TAG, INGEST_JOB, INGEST_OP
-from resources.dagster_resources import AwsResource, IngestTuningResource, PostgresResource
+from resources.dagster_resources import (
+    IngestTuningResource,
+    MetricsResource,
+    PostgresResource,
+    RawBucketResource,
+)
 from resources.ingest import defaults as ingest_defaults
 from resources.ingest.loader import FileLoadResult
 from resources.ingest.registry import claim_batches, get_files, newest_loaded
@@ -171,8 +176,8 @@ def _check_required_attributes(conn: psycopg.Connection, run_id: str) -> AssetCh
     op_tags={"kind": "ingest"},
 )
 def ingest_files(
-    context: AssetExecutionContext, config: IngestConfig, postgres: PostgresResource, aws: AwsResource,
-    ingest_tuning: IngestTuningResource,
+    context: AssetExecutionContext, config: IngestConfig, postgres: PostgresResource, raw_bucket: RawBucketResource,
+    metrics: MetricsResource, ingest_tuning: IngestTuningResource,
 ) -> Iterator[Any]:
     started = time.perf_counter()
     run_id = context.run.run_id
@@ -188,7 +193,7 @@ def ingest_files(
                 if missing:
                     context.log.warning(f"file ids not in ingest.files, ignored: {sorted(missing)}")
             for file in files:
-                outcome = ingest_file(conn, aws.s3, aws.raw_bucket, file, run_id,
+                outcome = ingest_file(conn, raw_bucket.s3, raw_bucket.bucket, file, run_id,
                                       ingest_tuning.change_time_fields)
                 outcomes.append(outcome)
                 if outcome.result:
@@ -207,7 +212,7 @@ def ingest_files(
             refused = sum(o.result.rejected for o in loaded if o.result)
             if refused:
                 # The CloudWatch alarm on refused records watches this metric (infra monitoring stack).
-                problem = aws.put_count("RefusedRecords", refused)
+                problem = metrics.put_count("RefusedRecords", refused)
                 if problem:
                     context.log.warning(problem)
             max_age = config.max_file_age_hours or ingest_tuning.freshness_hours

@@ -40,7 +40,7 @@ from dagster import (
 from assets.ingest import ingest_job
 from assets.raw import RAW_FILES
 from resources.contract import BATCH_TAG, LANDING_SENSOR, ingest_run_config
-from resources.dagster_resources import AwsResource, IngestTuningResource, PostgresResource
+from resources.dagster_resources import IngestTuningResource, PostgresResource, RawBucketResource
 from resources.ingest import defaults as ingest_defaults
 from resources.ingest.registry import (
     LOADER_LOST,
@@ -294,7 +294,7 @@ def run_requests(conn: psycopg.Connection, limits: TickLimits, max_refused_share
         )
 
 
-def landing_tick(context: SensorEvaluationContext, postgres: PostgresResource, aws: AwsResource,
+def landing_tick(context: SensorEvaluationContext, postgres: PostgresResource, raw_bucket: RawBucketResource,
                  limits: TickLimits, max_refused_share: float) -> SensorResult:
     """One tick of landing_sensor: recover lost work, discover files (listing, then queue), launch batches
     and observe the raw-files asset, within `limits`."""
@@ -311,21 +311,20 @@ def landing_tick(context: SensorEvaluationContext, postgres: PostgresResource, a
         pass_due = cursor.list_after is not None or (
             time.time() - cursor.last_pass_completed >= limits.reconcile_interval_seconds)
         if pass_due and time.monotonic() < deadline:
-            listed, registered = list_pass(aws.s3, aws.raw_bucket, conn, cursor, limits, deadline)
+            listed, registered = list_pass(raw_bucket.s3, raw_bucket.bucket, conn, cursor, limits, deadline)
             new_files += registered
             notes.append(f"listing: {listed} objects, {registered} new files"
                          + (f", resumes after {cursor.list_after!r}" if cursor.list_after else ", pass complete"))
-        if aws.ingest_queue:
-            queue_url = _queue_url(aws)
-            messages, registered = drain_queue(aws.sqs, queue_url, aws.raw_bucket, conn, limits.queue_receives,
-                                               deadline, context.log)
+        if raw_bucket.event_queue:
+            messages, registered = drain_queue(raw_bucket.sqs, raw_bucket.queue_url(), raw_bucket.bucket, conn,
+                                               limits.queue_receives, deadline, context.log)
             new_files += registered
             if messages:
                 notes.append(f"queue: {messages} messages, {registered} new files")
         requests = list(run_requests(conn, limits, max_refused_share))
         since = time.time() - cursor.last_observed
         if since >= limits.observe_interval_seconds or ((new_files or requests) and since >= limits.observe_min_seconds):
-            observations.append(observe_raw_files(conn, aws.raw_bucket))
+            observations.append(observe_raw_files(conn, raw_bucket.bucket))
             cursor.last_observed = time.time()
         conn.commit()
     if notes:
@@ -348,11 +347,6 @@ def observe_raw_files(conn: psycopg.Connection, bucket: str) -> AssetObservation
     return AssetObservation(asset_key=RAW_FILES, metadata=metadata)
 
 
-def _queue_url(aws: AwsResource) -> str:
-    q = aws.ingest_queue
-    return q if q.startswith("http") else aws.sqs.get_queue_url(QueueName=q)["QueueUrl"]
-
-
 @sensor(
     name=LANDING_SENSOR,
     job=ingest_job,
@@ -368,9 +362,9 @@ def _queue_url(aws: AwsResource) -> str:
         "as skipped with the reason."
     ),
 )
-def landing_sensor(context: SensorEvaluationContext, postgres: PostgresResource, aws: AwsResource,
+def landing_sensor(context: SensorEvaluationContext, postgres: PostgresResource, raw_bucket: RawBucketResource,
                    ingest_tuning: IngestTuningResource) -> SensorResult:
-    limits = TickLimits.from_tuning(ingest_tuning, queue_on=bool(aws.ingest_queue))
-    return landing_tick(context, postgres, aws, limits, ingest_tuning.max_refused_share)
+    limits = TickLimits.from_tuning(ingest_tuning, queue_on=bool(raw_bucket.event_queue))
+    return landing_tick(context, postgres, raw_bucket, limits, ingest_tuning.max_refused_share)
 
 

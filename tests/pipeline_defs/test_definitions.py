@@ -90,8 +90,10 @@ def test_op_config_reads_back_what_the_builders_wrote():
 def test_every_resource_a_definition_asks_for_is_provided():
     """A sensor or asset naming a resource the code location does not provide fails at load; pin the set."""
     defs = _workspace_definitions()
-    assert set(defs.resources or {}) == {"postgres", "readonly_postgres", "aws", "ingest_tuning"}
-    assert {"postgres", "aws", "ingest_tuning"} <= set(defs.get_sensor_def(contract.LANDING_SENSOR).required_resource_keys)
+    assert set(defs.resources or {}) == {"postgres", "readonly_postgres", "raw_bucket", "job_tracking", "metrics",
+                                         "ingest_tuning"}
+    assert {"postgres", "raw_bucket", "ingest_tuning"} <= set(
+        defs.get_sensor_def(contract.LANDING_SENSOR).required_resource_keys)
 
 
 def test_resources_take_their_configuration_from_the_environment_as_env_vars(monkeypatch):
@@ -107,15 +109,15 @@ def test_resources_take_their_configuration_from_the_environment_as_env_vars(mon
         assert r.postgres.database_url == env["DATABASE_URL"]
         assert r.ingest_tuning.max_files_per_run == 7
         assert r.ingest_tuning.freshness_hours == 3.0
-        assert r.aws.dagster_url == "https://dagster.example"
-        assert r.aws.raw_bucket == "canonical-raw"  # unset: the default
+        assert r.job_tracking.dagster_url == "https://dagster.example"
+        assert r.raw_bucket.bucket == "canonical-raw"  # unset: the default
 
 
 def test_run_links_use_the_public_dagster_url_when_set():
     resources = build_resources(Settings(DAGSTER_URL="http://internal-alb", DAGSTER_PUBLIC_URL="https://dagster.example"),
                                 environ={})
-    assert resources["aws"].dagster_url == "https://dagster.example"
-    assert build_resources(Settings(DAGSTER_URL="http://internal-alb"), environ={})["aws"].dagster_url == (
+    assert resources["job_tracking"].dagster_url == "https://dagster.example"
+    assert build_resources(Settings(DAGSTER_URL="http://internal-alb"), environ={})["job_tracking"].dagster_url == (
         "http://internal-alb")
 
 
@@ -123,7 +125,7 @@ def test_resources_built_with_no_environment_hold_plain_values():
     """Tests and other deployments build resources from values; nothing is patched, no cache is cleared."""
     s = Settings(RAW_BUCKET="mine", INGEST_MAX_FILES_PER_RUN=3)
     resources = build_resources(s, environ={})
-    assert resources["aws"].raw_bucket == "mine"
+    assert resources["raw_bucket"].bucket == "mine"
     assert resources["ingest_tuning"].max_files_per_run == 3
 
 

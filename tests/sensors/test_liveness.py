@@ -48,7 +48,7 @@ def _tick(stack: Any, instance: Any, limits: TickLimits) -> Any:
     res = resources_for(stack)
     return landing_tick(build_sensor_context(instance=instance, resources=res,
                                          cursor=LandingCursor(last_pass_completed=time.time()).serialize()),
-                    res["postgres"], res["aws"], limits, 0.5)
+                    res["postgres"], res["raw_bucket"], limits, 0.5)
 
 
 def _status(url: str) -> tuple[str, str | None, int]:
