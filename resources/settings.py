@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from resources.clients.metrics import NAMESPACE
@@ -92,3 +92,19 @@ def run_link(settings: Settings, run_id: str) -> str:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+class SettingsError(ValueError):
+    """Environment variables holding values their settings cannot take."""
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems  # variable → why its value is refused (never the value: it may be a secret)
+        super().__init__("invalid environment: " + "; ".join(f"{name}: {why}" for name, why in problems.items()))
+
+
+def load_settings() -> Settings:
+    """get_settings(), or a SettingsError naming each variable whose value is refused and why."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        raise SettingsError({".".join(str(p) for p in e["loc"]) or "?": e["msg"] for e in exc.errors()}) from None

@@ -8,6 +8,9 @@ valid for the jobs they target, so renaming an op or a config field fails here a
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster
@@ -24,7 +27,7 @@ def _workspace_definitions() -> Definitions:
     ws = yaml.safe_load((Path(PROJECT_ROOT) / "workspace.yaml").read_text())
     [entry] = ws["load_from"]
     module = importlib.import_module(entry["python_module"]["module_name"])
-    defs = module.defs
+    defs = getattr(module, entry["python_module"]["attribute"])()  # built lazily, as Dagster loads it
     assert isinstance(defs, Definitions)
     return defs
 
@@ -179,3 +182,16 @@ def test_ingest_defaults_have_one_owner():
         assert getattr(tuning, name) == value, name
         if hasattr(limits, name):
             assert getattr(limits, name) == value, name
+
+
+def test_a_bad_environment_variable_fails_loading_the_definitions_by_name_not_importing_the_module():
+    """The UI shows a code location that fails to load with its error: the variable and why, never its value.
+    Importing the module (the import-graph checks, a run worker's imports) does not read the environment."""
+    code = ("import pipeline_defs.definitions as m\n"
+            "try:\n    m.defs()\nexcept Exception as e:\n    print(type(e).__name__, e)")
+    env = {**os.environ, "INGEST_MAX_FILES_PER_RUN": "abc", "DATABASE_URL": "postgresql://w:s3cret@db/canonical"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT,
+                         env=env, timeout=120)
+    assert out.stdout.startswith("SettingsError "), out.stdout + out.stderr
+    assert "INGEST_MAX_FILES_PER_RUN" in out.stdout and "integer" in out.stdout
+    assert "abc" not in out.stdout and "s3cret" not in out.stdout
