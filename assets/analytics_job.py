@@ -32,12 +32,11 @@ from pydantic import Field, create_model
 
 from resources.analytics.catalogue import CATALOGUE, Operation, validate_parameters
 from resources.analytics.errors import AnalyticsError, TransientDatabaseError
-from resources.analytics.runner import run_operation
 from resources.analytics.values import parquet_value
 from resources.clients.jobs_store import attribute_bytes
 from resources.clients.results_store import OTHER_ATTRIBUTES_BYTES, result_keys, result_metadata, store_result
 from resources.contract import ANALYTICS_JOB, ANALYTICS_OP, JSON_TEXT_PARAMETERS, analytics_request
-from resources.dagster_resources import AwsResource, PostgresResource
+from resources.dagster_resources import JobTrackingResource, PostgresResource
 
 
 def operation_config(op: Operation) -> type[Config]:
@@ -77,7 +76,7 @@ class TransientAnalyticsError(Exception):
     tags={"kind": "analytics"},
 )
 def run_analytics(context: OpExecutionContext, config: AnalyticsConfig, readonly_postgres: PostgresResource,
-                  aws: AwsResource) -> dict:
+                  job_tracking: JobTrackingResource) -> dict:
     operation = config.request.operation
     try:
         params = validate_parameters(operation, config.request.model_dump(exclude={"operation"}))
@@ -85,8 +84,8 @@ def run_analytics(context: OpExecutionContext, config: AnalyticsConfig, readonly
         raise Failure(description=exc.message, metadata={"error": MetadataValue.json(exc.as_dict())},
                       allow_retries=False) from None
     try:
-        result = run_operation(readonly_postgres.database_url, operation, params,
-                               timeout_s=config.timeout_seconds, max_rows=config.max_rows)
+        result = readonly_postgres.run_operation(operation, params, timeout_s=config.timeout_seconds,
+                                                 max_rows=config.max_rows)
     except TransientDatabaseError as exc:
         context.log.warning(f"transient database error, will retry: {exc.message}")
         raise TransientAnalyticsError(exc.message) from exc
@@ -95,11 +94,11 @@ def run_analytics(context: OpExecutionContext, config: AnalyticsConfig, readonly
                       allow_retries=False) from None
     # The run-status sensors write the parameters from this run's config onto the same item: count them.
     besides = OTHER_ATTRIBUTES_BYTES + attribute_bytes("parameters", analytics_request(context.run.run_config)[1])
-    summary = store_result(aws.s3, aws.results_bucket, context.run_id, result.columns, result.rows,
+    summary = store_result(job_tracking.s3, job_tracking.results_bucket, context.run_id, result.columns, result.rows,
                            truncated=result.truncated, operation=operation,
                            extra={"executionTimeMs": round(result.elapsed_s * 1000, 1)}, item_bytes_besides=besides)
-    summary["parquet"] = write_parquet(aws, context.run_id, result.columns, result.rows, operation)
-    aws.jobs_store().record_result(context.run_id, summary)
+    summary["parquet"] = write_parquet(job_tracking, context.run_id, result.columns, result.rows, operation)
+    job_tracking.jobs_store().record_result(context.run_id, summary)
     where = (f"s3://{summary['bucket']}/{summary['s3']['json']}" if summary["storage"] == "s3" else "inline")
     context.add_output_metadata({
         "operation": operation, "row_count": result.row_count, "truncated": result.truncated,
@@ -109,7 +108,7 @@ def run_analytics(context: OpExecutionContext, config: AnalyticsConfig, readonly
     return {k: v for k, v in summary.items() if k != "rows"}
 
 
-def write_parquet(aws: AwsResource, run_id: str, columns: list[str], rows: list[tuple[Any, ...]],
+def write_parquet(job_tracking: JobTrackingResource, run_id: str, columns: list[str], rows: list[tuple[Any, ...]],
                   operation: str) -> str:
     """The result as Parquet beside its JSON and CSV, for every job (GET /analytics/jobs/{id}/result?format=
     parquet). pandas stays on the Dagster side: the API only presigns the object."""
@@ -119,7 +118,7 @@ def write_parquet(aws: AwsResource, run_id: str, columns: list[str], rows: list[
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     key = result_keys(run_id)["parquet"]
-    aws.s3.put_object(Bucket=aws.results_bucket, Key=key, Body=buf.getvalue(),
+    job_tracking.s3.put_object(Bucket=job_tracking.results_bucket, Key=key, Body=buf.getvalue(),
                       ContentType="application/vnd.apache.parquet", Metadata=result_metadata(operation, len(rows)))
     return key
 

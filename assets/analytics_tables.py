@@ -38,7 +38,6 @@ from assets.ingest import ENTITIES, RELATIONSHIPS, TIME_SERIES
 from assets.raw import OWNERS
 from resources.analytics.catalogue import get_operation
 from resources.analytics.result import Result
-from resources.analytics.runner import run_operation
 from resources.analytics.values import column_pg_type, jsonable
 from resources.dagster_resources import PostgresResource
 
@@ -171,8 +170,7 @@ def build_asset(table: AnalyticsTable) -> AssetsDefinition:
     )
     def _materialize(context: AssetExecutionContext, postgres: PostgresResource,
                      readonly_postgres: PostgresResource) -> Iterator[Any]:
-        result = run_operation(readonly_postgres.database_url, table.operation, table.parameters,
-                               max_rows=MAX_ROWS)
+        result = readonly_postgres.run_operation(table.operation, table.parameters, max_rows=MAX_ROWS)
         with postgres.connection() as conn:
             data_version = int(conn.execute("SELECT version FROM ingest.data_version").fetchone()[0])  # type: ignore[index]
             columns = write_table(conn, table.name, result)

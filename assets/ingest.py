@@ -36,9 +36,15 @@ from assets.schemas import ENTITIES_SCHEMA, RELATIONSHIPS_SCHEMA, TIME_SERIES_SC
 from resources.analytics.info import database_info
 from resources.analytics.params import NoParams
 from resources.contract import BATCH_TAG, INGEST_JOB, INGEST_OP
-from resources.dagster_resources import AwsResource, IngestTuningResource, PostgresResource
+from resources.dagster_resources import (
+    IngestTuningResource,
+    MetricsResource,
+    PostgresResource,
+    RawBucketResource,
+)
+from resources.ingest import defaults as ingest_defaults
 from resources.ingest.loader import FileLoadResult
-from resources.ingest.registry import claim_batches, get_files
+from resources.ingest.registry import claim_batches, get_files, newest_loaded
 from resources.ingest.runner import FileOutcome, ingest_file
 
 ENTITIES = AssetKey(["canonical", "entities"])
@@ -60,7 +66,7 @@ class IngestConfig(Config):
                     f"Left empty, the run loads whatever is pending (up to {MANUAL_RUN_MAX_FILES} files).",
     )
     max_refused_share: float = Field(
-        default=0.5, ge=0, le=1,
+        default=ingest_defaults.MAX_REFUSED_SHARE, ge=0, le=1,
         description="The blocking check fails when more than this share of the run's records is refused.",
     )
     max_file_age_hours: float | None = Field(
@@ -106,17 +112,13 @@ def _check_never_back(total: FileLoadResult) -> AssetCheckResult:
 
 
 def _check_freshness(conn: psycopg.Connection, max_age_hours: float) -> AssetCheckResult:
-    newest, age_hours = conn.execute(
-        """SELECT max(coalesce(last_modified, discovered_at)),
-                  extract(epoch FROM now() - max(coalesce(last_modified, discovered_at))) / 3600
-           FROM ingest.files WHERE status = 'loaded'"""
-    ).fetchone()  # type: ignore[misc]
+    newest = newest_loaded(conn)
     conn.commit()
-    passed = age_hours is not None and float(age_hours) <= max_age_hours
+    passed = newest.age_hours is not None and newest.age_hours <= max_age_hours
     return AssetCheckResult(
         asset_key=ENTITIES, check_name=CHECK_FRESHNESS, passed=passed, severity=AssetCheckSeverity.WARN,
-        metadata={"newest_file_arrived": str(newest), "max_age_hours": max_age_hours,
-                  "age_hours": round(float(age_hours), 2) if age_hours is not None else None},
+        metadata={"newest_file_arrived": str(newest.arrived), "max_age_hours": max_age_hours,
+                  "age_hours": round(newest.age_hours, 2) if newest.age_hours is not None else None},
     )
 
 
@@ -174,8 +176,8 @@ def _check_required_attributes(conn: psycopg.Connection, run_id: str) -> AssetCh
     op_tags={"kind": "ingest"},
 )
 def ingest_files(
-    context: AssetExecutionContext, config: IngestConfig, postgres: PostgresResource, aws: AwsResource,
-    ingest_tuning: IngestTuningResource,
+    context: AssetExecutionContext, config: IngestConfig, postgres: PostgresResource, raw_bucket: RawBucketResource,
+    metrics: MetricsResource, ingest_tuning: IngestTuningResource,
 ) -> Iterator[Any]:
     started = time.perf_counter()
     run_id = context.run.run_id
@@ -191,7 +193,7 @@ def ingest_files(
                 if missing:
                     context.log.warning(f"file ids not in ingest.files, ignored: {sorted(missing)}")
             for file in files:
-                outcome = ingest_file(conn, aws.s3, aws.raw_bucket, file, run_id,
+                outcome = ingest_file(conn, raw_bucket.s3, raw_bucket.bucket, file, run_id,
                                       ingest_tuning.change_time_fields)
                 outcomes.append(outcome)
                 if outcome.result:
@@ -210,7 +212,7 @@ def ingest_files(
             refused = sum(o.result.rejected for o in loaded if o.result)
             if refused:
                 # The CloudWatch alarm on refused records watches this metric (infra monitoring stack).
-                problem = aws.put_count("RefusedRecords", refused)
+                problem = metrics.put_count("RefusedRecords", refused)
                 if problem:
                     context.log.warning(problem)
             max_age = config.max_file_age_hours or ingest_tuning.freshness_hours

@@ -28,6 +28,7 @@ IDEMPOTENCY_TAG = "canonical/idempotency-key"
 FileStatus = Literal["pending", "queued", "loading", "loaded", "failed", "skipped"]
 FILE_STATUSES: tuple[FileStatus, ...] = ("pending", "queued", "loading", "loaded", "failed", "skipped")
 OPEN_STATUSES: tuple[FileStatus, ...] = ("pending", "queued", "loading")
+IN_FLIGHT_STATUSES: tuple[FileStatus, ...] = ("queued", "loading")  # a run holds the file
 DONE_STATUSES: tuple[FileStatus, ...] = ("loaded", "failed", "skipped")
 
 

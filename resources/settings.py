@@ -10,10 +10,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from resources.clients.metrics import NAMESPACE
+from resources.ingest import defaults as ingest_defaults
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_PREFIXES: dict[str, str] = {"crm": "crm-data/", "erp": "erp-data/", "legacy": "legacy-data/"}
@@ -50,25 +51,25 @@ class Settings(BaseSettings):
     # (the listing reconciler alone then finds new files).
     ingest_queue: str = Field(default="canonical-raw-events", alias="INGEST_QUEUE")
 
-    # Ingest batching: one run takes at most this many files / bytes.
-    ingest_max_files_per_run: int = Field(default=20, alias="INGEST_MAX_FILES_PER_RUN", ge=1)
-    ingest_max_bytes_per_run: int = Field(default=512 * 1024 * 1024, alias="INGEST_MAX_BYTES_PER_RUN", ge=1)
-    # Pause between full listing passes of the raw bucket while the event queue is on (the listing
-    # only reconciles what the queue missed); without a queue the listing runs continuously.
-    ingest_reconcile_interval_seconds: float = Field(default=60.0, alias="INGEST_RECONCILE_INTERVAL_SECONDS", ge=0)
+    # Ingest tuning: what each one means and its default are resources/ingest/defaults.py's.
+    ingest_max_files_per_run: int = Field(default=ingest_defaults.MAX_FILES_PER_RUN,
+                                          alias="INGEST_MAX_FILES_PER_RUN", ge=1)
+    ingest_max_bytes_per_run: int = Field(default=ingest_defaults.MAX_BYTES_PER_RUN,
+                                          alias="INGEST_MAX_BYTES_PER_RUN", ge=1)
+    ingest_reconcile_interval_seconds: float = Field(default=ingest_defaults.RECONCILE_INTERVAL_SECONDS,
+                                                     alias="INGEST_RECONCILE_INTERVAL_SECONDS", ge=0)
     # Per source system, the record fields that hold the record's own change time, which orders
     # records ahead of the file's export date (JSON, e.g. {"crm": ["updated_at"], "legacy": []}; a
     # source not named uses resources.canonical.mapping.CHANGE_TIME_KEYS, [] turns record times off).
     ingest_change_time_fields: dict[str, list[str]] = Field(default_factory=dict,
                                                             alias="INGEST_CHANGE_TIME_FIELDS")
-    # The freshness check warns when the newest loaded file is older than this (hours).
-    ingest_freshness_hours: float = Field(default=26.0, alias="INGEST_FRESHNESS_HOURS", gt=0)
-    # A file that failed because its loader, run or connection died is retried by itself: at most this
-    # many attempts in all, the first retry this long after the failure, each next one twice as long.
-    ingest_max_attempts: int = Field(default=3, alias="INGEST_MAX_ATTEMPTS", ge=1)
-    ingest_retry_backoff_seconds: float = Field(default=30.0, alias="INGEST_RETRY_BACKOFF_SECONDS", ge=0)
-    # Share of refused records above which the blocking asset check fails.
-    ingest_max_refused_share: float = Field(default=0.5, alias="INGEST_MAX_REFUSED_SHARE", ge=0, le=1)
+    ingest_freshness_hours: float = Field(default=ingest_defaults.FRESHNESS_HOURS, alias="INGEST_FRESHNESS_HOURS",
+                                          gt=0)
+    ingest_max_attempts: int = Field(default=ingest_defaults.MAX_ATTEMPTS, alias="INGEST_MAX_ATTEMPTS", ge=1)
+    ingest_retry_backoff_seconds: float = Field(default=ingest_defaults.RETRY_BACKOFF_SECONDS,
+                                                alias="INGEST_RETRY_BACKOFF_SECONDS", ge=0)
+    ingest_max_refused_share: float = Field(default=ingest_defaults.MAX_REFUSED_SHARE,
+                                            alias="INGEST_MAX_REFUSED_SHARE", ge=0, le=1)
 
     dagster_url: str = Field(default="http://127.0.0.1:3000", alias="DAGSTER_URL")
     # The Dagster UI's address as people open it (a public or VPN name in front of the internal load
@@ -91,3 +92,19 @@ def run_link(settings: Settings, run_id: str) -> str:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+class SettingsError(ValueError):
+    """Environment variables holding values their settings cannot take."""
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems  # variable → why its value is refused (never the value: it may be a secret)
+        super().__init__("invalid environment: " + "; ".join(f"{name}: {why}" for name, why in problems.items()))
+
+
+def load_settings() -> Settings:
+    """get_settings(), or a SettingsError naming each variable whose value is refused and why."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        raise SettingsError({".".join(str(p) for p in e["loc"]) or "?": e["msg"] for e in exc.errors()}) from None

@@ -34,7 +34,7 @@ from dagster import (
 from resources.clients.jobs_store import TERMINAL, JobStatus
 from resources.clients.notices import JobNotice, publish
 from resources.contract import ANALYTICS_JOB, INGEST_JOB, INGEST_OP, analytics_request, op_config
-from resources.dagster_resources import AwsResource
+from resources.dagster_resources import JobTrackingResource, MetricsResource
 
 MIRRORED_JOBS = (ANALYTICS_JOB, INGEST_JOB)
 
@@ -81,7 +81,8 @@ def _run_fields(run: DagsterRun, dagster_url: str) -> dict[str, Any]:
     return fields
 
 
-def mirror_run(instance: DagsterInstance, run: DagsterRun, aws: AwsResource, dagster_url: str) -> str | None:
+def mirror_run(instance: DagsterInstance, run: DagsterRun, job_tracking: JobTrackingResource,
+               metrics: MetricsResource, dagster_url: str) -> str | None:
     """Write the run's status to its job item; publish a notice if this write finished the job.
 
     Returns a short note of what changed, or None when nothing did.
@@ -93,7 +94,7 @@ def mirror_run(instance: DagsterInstance, run: DagsterRun, aws: AwsResource, dag
     fields = _run_fields(run, dagster_url)
     if status == "failed":
         fields["error"] = _failure_message(instance, run.run_id)
-    store = aws.jobs_store()
+    store = job_tracking.jobs_store()
     transition = store.record_status(run.run_id, status, job_type=job_type, fields=fields)
     if not transition.applied:
         return None
@@ -105,17 +106,18 @@ def mirror_run(instance: DagsterInstance, run: DagsterRun, aws: AwsResource, dag
         notice = JobNotice(job_id=run.run_id, job_type=job_type, status=status, operation=fields.get("operation"),
                            row_count=job.get("rowCount"), result_location=location, error=fields.get("error"),
                            dagster_run_url=fields["dagsterRunUrl"])
-        publish(aws.client("sns"), aws.topic_arn(), notice)
+        publish(job_tracking.sns, job_tracking.topic_arn(), notice)
     note = f"{run.run_id[:8]} {transition.previous_status or 'new'} → {status}"
     if status == "failed":
         # The CloudWatch alarm on failed runs watches this metric (infra monitoring stack).
-        problem = aws.put_count("FailedRuns", 1, {"JobType": job_type})
+        problem = metrics.put_count("FailedRuns", 1, {"JobType": job_type})
         note += f" ({problem})" if problem else ""
     return note
 
 
-def _mirror_from_context(context: RunStatusSensorContext, aws: AwsResource) -> None:
-    note = mirror_run(context.instance, context.dagster_run, aws, aws.dagster_url)
+def _mirror_from_context(context: RunStatusSensorContext, job_tracking: JobTrackingResource,
+                         metrics: MetricsResource) -> None:
+    note = mirror_run(context.instance, context.dagster_run, job_tracking, metrics, job_tracking.dagster_url)
     if note:
         context.log.info(note)
 
@@ -125,8 +127,9 @@ def _status_sensor(status: DagsterRunStatus, name: str, description: str) -> Any
         run_status=status, name=name, description=description, minimum_interval_seconds=5,
         default_status=DefaultSensorStatus.RUNNING, monitor_all_code_locations=False,
     )
-    def _sensor(context: RunStatusSensorContext, aws: AwsResource) -> None:
-        _mirror_from_context(context, aws)
+    def _sensor(context: RunStatusSensorContext, job_tracking: JobTrackingResource,
+                metrics: MetricsResource) -> None:
+        _mirror_from_context(context, job_tracking, metrics)
 
     return _sensor
 
@@ -174,17 +177,17 @@ class ReconcileCursor:
         return json.dumps({"ts": self.ts, "seen": self.seen})
 
 
-def reconcile(context: SensorEvaluationContext, aws: AwsResource, *, budget_seconds: float = 30.0,
-              page: int = 200) -> SensorResult:
+def reconcile(context: SensorEvaluationContext, job_tracking: JobTrackingResource, metrics: MetricsResource, *,
+              budget_seconds: float = 30.0, page: int = 200) -> SensorResult:
     deadline = time.monotonic() + budget_seconds
     cursor = ReconcileCursor.parse(context.cursor)
     notes: list[str] = []
-    dagster_url = aws.dagster_url
+    dagster_url = job_tracking.dagster_url
 
     def mirror(records: list[Any]) -> None:
         for rec in records:
             if rec.dagster_run.job_name in MIRRORED_JOBS:
-                note = mirror_run(context.instance, rec.dagster_run, aws, dagster_url)
+                note = mirror_run(context.instance, rec.dagster_run, job_tracking, metrics, dagster_url)
                 if note:
                     notes.append(note)
 
@@ -220,5 +223,6 @@ def reconcile(context: SensorEvaluationContext, aws: AwsResource, *, budget_seco
         "missing or behind (run-status sensors can skip runs under a burst); sends any notice still owed."
     ),
 )
-def job_status_reconciler(context: SensorEvaluationContext, aws: AwsResource) -> SensorResult:
-    return reconcile(context, aws)
+def job_status_reconciler(context: SensorEvaluationContext, job_tracking: JobTrackingResource,
+                          metrics: MetricsResource) -> SensorResult:
+    return reconcile(context, job_tracking, metrics)

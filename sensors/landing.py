@@ -40,13 +40,16 @@ from dagster import (
 from assets.ingest import ingest_job
 from assets.raw import RAW_FILES
 from resources.contract import BATCH_TAG, LANDING_SENSOR, ingest_run_config
-from resources.dagster_resources import AwsResource, IngestTuningResource, PostgresResource
+from resources.dagster_resources import IngestTuningResource, PostgresResource, RawBucketResource
+from resources.ingest import defaults as ingest_defaults
 from resources.ingest.registry import (
     LOADER_LOST,
     FileObject,
+    batches_in_flight,
     claim_batches,
     fail_lost_loaders,
     mark_failed,
+    queued_files,
     register_files,
     release_to_pending,
     retry_due,
@@ -66,9 +69,9 @@ class TickLimits:
     queue_receives: int = 10  # SQS receive calls per tick, 10 messages each
     list_pages: int = 10  # listing pages per tick
     page_size: int = 1000
-    reconcile_interval_seconds: float = 60.0  # pause between full listing passes when the queue is on
-    max_files_per_run: int = 20
-    max_bytes_per_run: int = 512 * 1024 * 1024
+    reconcile_interval_seconds: float = ingest_defaults.RECONCILE_INTERVAL_SECONDS
+    max_files_per_run: int = ingest_defaults.MAX_FILES_PER_RUN
+    max_bytes_per_run: int = ingest_defaults.MAX_BYTES_PER_RUN
     max_runs_per_tick: int = 10
     max_batches_in_flight: int = 20
     lost_batch_seconds: float = 600.0  # a queued batch with no run after this long is re-batched
@@ -76,10 +79,8 @@ class TickLimits:
     # this often: its summary groups the whole registry, not a query for every 5-second tick of a backfill.
     observe_interval_seconds: float = 300.0
     observe_min_seconds: float = 30.0
-    # Automatic retries of infrastructure failures: attempts per series, and the first retry's wait
-    # (doubling after each).
-    max_attempts: int = 3
-    retry_backoff_seconds: float = 30.0
+    max_attempts: int = ingest_defaults.MAX_ATTEMPTS
+    retry_backoff_seconds: float = ingest_defaults.RETRY_BACKOFF_SECONDS
     # A run whose loader is gone is failed once it has logged nothing for this long; runs that lost a
     # loader longer ago than the lookback are no longer looked at.
     dead_run_grace_seconds: float = 60.0
@@ -248,43 +249,37 @@ def _fail_runs_of_lost_loaders(context: SensorEvaluationContext, conn: psycopg.C
 def _recover_queued(context: SensorEvaluationContext, conn: psycopg.Connection, limits: TickLimits) -> list[str]:
     """Queued files whose run ended (or never started) without reaching them: release or fail them."""
     notes: list[str] = []
-    rows = conn.execute(
-        """SELECT file_id, s3_key, batch_id, launches, extract(epoch FROM now() - queued_at) AS age
-           FROM ingest.files WHERE status = 'queued'"""
-    ).fetchall()
+    rows = queued_files(conn)
     if not rows:
         return notes
     # Each batch's newest run, in one query whatever the number of batches in flight: a query per batch
     # made every tick of a backlog slower, and with it every file's hand-over to its run.
-    batch_ids = sorted({r[2] for r in rows if r[2]})
+    batch_ids = sorted({r.batch_id for r in rows if r.batch_id})
     batch_runs: dict[str, Any] = {}
     if batch_ids:
         for run in context.instance.get_runs(filters=RunsFilter(tags={BATCH_TAG: batch_ids})):  # newest first
             batch_runs.setdefault(run.tags.get(BATCH_TAG), run)
-    for file_id, key, batch_id, launches, age in rows:
-        run = batch_runs.get(batch_id)
+    for row in rows:
+        run = batch_runs.get(row.batch_id)
         ended = run is not None and run.status in _TERMINAL
-        lost = run is None and float(age or 0) > limits.lost_batch_seconds
+        lost = run is None and row.age_seconds > limits.lost_batch_seconds
         if not (ended or lost):
             continue
-        if launches >= MAX_LAUNCHES:
+        if row.launches >= MAX_LAUNCHES:
             why = (f"run {run.run_id} ended ({run.status.value}) before this file finished; nothing of it landed"
                    if run is not None else "its run was never launched")
-            why = f"{launches} ingest runs ended before reaching this file; last: {why}"
-            mark_failed(conn, file_id, why, kind="infrastructure", from_status="queued")
-            notes.append(f"{key}: failed ({why})")
+            why = f"{row.launches} ingest runs ended before reaching this file; last: {why}"
+            mark_failed(conn, row.file_id, why, kind="infrastructure", from_status="queued")
+            notes.append(f"{row.s3_key}: failed ({why})")
         else:
-            release_to_pending(conn, file_id)
-            notes.append(f"{key}: released for a new batch")
+            release_to_pending(conn, row.file_id)
+            notes.append(f"{row.s3_key}: released for a new batch")
     conn.commit()
     return notes
 
 
 def run_requests(conn: psycopg.Connection, limits: TickLimits, max_refused_share: float) -> Iterator[RunRequest]:
-    in_flight = conn.execute(
-        "SELECT count(DISTINCT batch_id) FROM ingest.files WHERE status IN ('queued', 'loading')"
-    ).fetchone()[0]  # type: ignore[index]
-    room = min(limits.max_runs_per_tick, limits.max_batches_in_flight - in_flight)
+    room = min(limits.max_runs_per_tick, limits.max_batches_in_flight - batches_in_flight(conn))
     if room <= 0:
         return
     batches = claim_batches(conn, max_files=limits.max_files_per_run, max_bytes=limits.max_bytes_per_run,
@@ -299,8 +294,10 @@ def run_requests(conn: psycopg.Connection, limits: TickLimits, max_refused_share
         )
 
 
-def evaluate(context: SensorEvaluationContext, postgres: PostgresResource, aws: AwsResource,
-             limits: TickLimits, max_refused_share: float) -> SensorResult:
+def landing_tick(context: SensorEvaluationContext, postgres: PostgresResource, raw_bucket: RawBucketResource,
+                 limits: TickLimits, max_refused_share: float) -> SensorResult:
+    """One tick of landing_sensor: recover lost work, discover files (listing, then queue), launch batches
+    and observe the raw-files asset, within `limits`."""
     started = time.monotonic()
     deadline = started + limits.tick_seconds
     cursor = LandingCursor.parse(context.cursor)
@@ -314,21 +311,20 @@ def evaluate(context: SensorEvaluationContext, postgres: PostgresResource, aws: 
         pass_due = cursor.list_after is not None or (
             time.time() - cursor.last_pass_completed >= limits.reconcile_interval_seconds)
         if pass_due and time.monotonic() < deadline:
-            listed, registered = list_pass(aws.s3, aws.raw_bucket, conn, cursor, limits, deadline)
+            listed, registered = list_pass(raw_bucket.s3, raw_bucket.bucket, conn, cursor, limits, deadline)
             new_files += registered
             notes.append(f"listing: {listed} objects, {registered} new files"
                          + (f", resumes after {cursor.list_after!r}" if cursor.list_after else ", pass complete"))
-        if aws.ingest_queue:
-            queue_url = _queue_url(aws)
-            messages, registered = drain_queue(aws.sqs, queue_url, aws.raw_bucket, conn, limits.queue_receives,
-                                               deadline, context.log)
+        if raw_bucket.event_queue:
+            messages, registered = drain_queue(raw_bucket.sqs, raw_bucket.queue_url(), raw_bucket.bucket, conn,
+                                               limits.queue_receives, deadline, context.log)
             new_files += registered
             if messages:
                 notes.append(f"queue: {messages} messages, {registered} new files")
         requests = list(run_requests(conn, limits, max_refused_share))
         since = time.time() - cursor.last_observed
         if since >= limits.observe_interval_seconds or ((new_files or requests) and since >= limits.observe_min_seconds):
-            observations.append(observe_raw_files(conn, aws.raw_bucket))
+            observations.append(observe_raw_files(conn, raw_bucket.bucket))
             cursor.last_observed = time.time()
         conn.commit()
     if notes:
@@ -351,11 +347,6 @@ def observe_raw_files(conn: psycopg.Connection, bucket: str) -> AssetObservation
     return AssetObservation(asset_key=RAW_FILES, metadata=metadata)
 
 
-def _queue_url(aws: AwsResource) -> str:
-    q = aws.ingest_queue
-    return q if q.startswith("http") else aws.sqs.get_queue_url(QueueName=q)["QueueUrl"]
-
-
 @sensor(
     name=LANDING_SENSOR,
     job=ingest_job,
@@ -371,9 +362,9 @@ def _queue_url(aws: AwsResource) -> str:
         "as skipped with the reason."
     ),
 )
-def landing_sensor(context: SensorEvaluationContext, postgres: PostgresResource, aws: AwsResource,
+def landing_sensor(context: SensorEvaluationContext, postgres: PostgresResource, raw_bucket: RawBucketResource,
                    ingest_tuning: IngestTuningResource) -> SensorResult:
-    limits = TickLimits.from_tuning(ingest_tuning, queue_on=bool(aws.ingest_queue))
-    return evaluate(context, postgres, aws, limits, ingest_tuning.max_refused_share)
+    limits = TickLimits.from_tuning(ingest_tuning, queue_on=bool(raw_bucket.event_queue))
+    return landing_tick(context, postgres, raw_bucket, limits, ingest_tuning.max_refused_share)
 
 

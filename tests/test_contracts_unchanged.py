@@ -24,8 +24,9 @@ def openapi_document() -> dict[str, Any]:
 
 
 def definitions_summary() -> dict[str, Any]:
-    from pipeline_defs.definitions import defs
+    from pipeline_defs.definitions import defs as load_definitions
 
+    defs = load_definitions()
     repo = defs.get_repository_def()
     graph = repo.asset_graph
     assets = {}

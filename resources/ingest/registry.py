@@ -29,6 +29,7 @@ import psycopg
 from psycopg.rows import class_row, dict_row
 
 from resources.canonical.model import SourceSystem
+from resources.contract import IN_FLIGHT_STATUSES, FileStatus
 from resources.settings import SOURCE_PREFIXES
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".json", ".ndjson", ".jsonl", ".json.gz", ".ndjson.gz", ".jsonl.gz")
@@ -101,6 +102,15 @@ class FileRow:
 
 
 _FILE_COLUMNS = ", ".join(FileRow.__slots__)  # type: ignore[attr-defined]
+
+
+def _status_list(statuses: Sequence[FileStatus]) -> str:
+    """A tuple of the contract's statuses as an SQL list: constants of ours, never input, written into the
+    statement so the planner sees them as it sees the partial index's predicate."""
+    return ", ".join(f"'{s}'" for s in statuses)
+
+
+_IN_FLIGHT = _status_list(IN_FLIGHT_STATUSES)
 
 
 def register_files(conn: psycopg.Connection, objects: Iterable[FileObject], via: str) -> list[FileRow]:
@@ -242,7 +252,7 @@ def request_reprocess(conn: psycopg.Connection, key: str) -> FileRow:
                 SET status = 'pending', attempt = attempt + 1, retries = 0, attempt_cause = 'reprocess',
                     launches = 0, reason = NULL, failure_kind = NULL, batch_id = NULL,
                     queued_at = NULL, started_at = NULL, finished_at = NULL
-                WHERE file_id = %s AND status NOT IN ('queued', 'loading') RETURNING {_FILE_COLUMNS}""",
+                WHERE file_id = %s AND status NOT IN ({_IN_FLIGHT}) RETURNING {_FILE_COLUMNS}""",
             (row.file_id,),
         )
         out = cur.fetchone()
@@ -434,6 +444,49 @@ def attempts_of(conn: psycopg.Connection, file_id: int) -> list[AttemptRow]:
             (file_id,),
         )
         return cur.fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedFile:
+    file_id: int
+    s3_key: str
+    batch_id: str | None
+    launches: int
+    age_seconds: float  # since it was queued
+
+
+def queued_files(conn: psycopg.Connection) -> list[QueuedFile]:
+    """Every queued file and how long ago it was queued: the landing sensor releases or fails those whose
+    run ended (or never started) without reaching them."""
+    rows = conn.execute(
+        """SELECT file_id, s3_key, batch_id, launches, extract(epoch FROM now() - queued_at) AS age
+           FROM ingest.files WHERE status = 'queued'"""
+    ).fetchall()
+    return [QueuedFile(file_id, key, batch_id, launches, float(age or 0))
+            for file_id, key, batch_id, launches, age in rows]
+
+
+def batches_in_flight(conn: psycopg.Connection) -> int:
+    """How many batches runs hold (files queued or loading): the landing sensor launches up to its bound."""
+    row = conn.execute(f"SELECT count(DISTINCT batch_id) FROM ingest.files WHERE status IN ({_IN_FLIGHT})").fetchone()
+    return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewestLoaded:
+    arrived: datetime | None  # the newest loaded file's LastModified (else when it was discovered)
+    age_hours: float | None  # None: no file is loaded
+
+
+def newest_loaded(conn: psycopg.Connection) -> NewestLoaded:
+    """When the newest loaded file arrived, and how long ago: the ingest freshness check."""
+    row = conn.execute(
+        """SELECT max(coalesce(last_modified, discovered_at)),
+                  extract(epoch FROM now() - max(coalesce(last_modified, discovered_at))) / 3600
+           FROM ingest.files WHERE status = 'loaded'"""
+    ).fetchone()
+    arrived, age = row if row else (None, None)
+    return NewestLoaded(arrived, float(age) if age is not None else None)
 
 
 def release_to_pending(conn: psycopg.Connection, file_id: int) -> bool:

@@ -268,12 +268,12 @@ def finish_run(api) -> Iterator[Callable[[str, dict], dict]]:
     The path a job takes on the platform, the daemon aside (test_api_async_e2e.py has it too)."""
     with instance_for_test() as instance:
         driver = Driver(api.stack, instance)
-        aws = resources_for(api.stack)["aws"]
+        res = resources_for(api.stack)
 
         def finish(job_id: str, body: dict) -> dict:
             run = driver.analytics(body["operation"], body.get("parameters"), run_id=job_id)
             assert run.success, [e.message for e in run.get_step_failure_events()]
-            mirror_run(instance, run.dagster_run, aws, "http://dagster.test")
+            mirror_run(instance, run.dagster_run, res["job_tracking"], res["metrics"], "http://dagster.test")
             resp = api.get(f"/analytics/jobs/{job_id}")
             assert resp.status_code == 200, resp.text
             return resp.json()

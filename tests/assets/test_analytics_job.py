@@ -27,8 +27,8 @@ def driver(stack):
 
 
 def _mirror(driver, run):
-    aws = resources_for(driver.stack)["aws"]
-    mirror_run(driver.instance, run.dagster_run, aws, "http://dagster.test")
+    res = resources_for(driver.stack)
+    mirror_run(driver.instance, run.dagster_run, res["job_tracking"], res["metrics"], "http://dagster.test")
     return JobsStore(driver.stack.client("dynamodb"), driver.stack.settings.jobs_table).get(run.run_id)
 
 

@@ -111,7 +111,7 @@ def test_the_schedules_request_their_tables(schedule, when, tables):
 def _asset_graph():
     from pipeline_defs.definitions import defs
 
-    return defs.get_repository_def().asset_graph
+    return defs().get_repository_def().asset_graph
 
 
 def test_the_canonical_column_schemas_are_the_migrated_tables(db):

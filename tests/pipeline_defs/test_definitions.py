@@ -8,6 +8,9 @@ valid for the jobs they target, so renaming an op or a config field fails here a
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster
@@ -24,7 +27,7 @@ def _workspace_definitions() -> Definitions:
     ws = yaml.safe_load((Path(PROJECT_ROOT) / "workspace.yaml").read_text())
     [entry] = ws["load_from"]
     module = importlib.import_module(entry["python_module"]["module_name"])
-    defs = module.defs
+    defs = getattr(module, entry["python_module"]["attribute"])()  # built lazily, as Dagster loads it
     assert isinstance(defs, Definitions)
     return defs
 
@@ -90,8 +93,10 @@ def test_op_config_reads_back_what_the_builders_wrote():
 def test_every_resource_a_definition_asks_for_is_provided():
     """A sensor or asset naming a resource the code location does not provide fails at load; pin the set."""
     defs = _workspace_definitions()
-    assert set(defs.resources or {}) == {"postgres", "readonly_postgres", "aws", "ingest_tuning"}
-    assert {"postgres", "aws", "ingest_tuning"} <= set(defs.get_sensor_def(contract.LANDING_SENSOR).required_resource_keys)
+    assert set(defs.resources or {}) == {"postgres", "readonly_postgres", "raw_bucket", "job_tracking", "metrics",
+                                         "ingest_tuning"}
+    assert {"postgres", "raw_bucket", "ingest_tuning"} <= set(
+        defs.get_sensor_def(contract.LANDING_SENSOR).required_resource_keys)
 
 
 def test_resources_take_their_configuration_from_the_environment_as_env_vars(monkeypatch):
@@ -107,15 +112,15 @@ def test_resources_take_their_configuration_from_the_environment_as_env_vars(mon
         assert r.postgres.database_url == env["DATABASE_URL"]
         assert r.ingest_tuning.max_files_per_run == 7
         assert r.ingest_tuning.freshness_hours == 3.0
-        assert r.aws.dagster_url == "https://dagster.example"
-        assert r.aws.raw_bucket == "canonical-raw"  # unset: the default
+        assert r.job_tracking.dagster_url == "https://dagster.example"
+        assert r.raw_bucket.bucket == "canonical-raw"  # unset: the default
 
 
 def test_run_links_use_the_public_dagster_url_when_set():
     resources = build_resources(Settings(DAGSTER_URL="http://internal-alb", DAGSTER_PUBLIC_URL="https://dagster.example"),
                                 environ={})
-    assert resources["aws"].dagster_url == "https://dagster.example"
-    assert build_resources(Settings(DAGSTER_URL="http://internal-alb"), environ={})["aws"].dagster_url == (
+    assert resources["job_tracking"].dagster_url == "https://dagster.example"
+    assert build_resources(Settings(DAGSTER_URL="http://internal-alb"), environ={})["job_tracking"].dagster_url == (
         "http://internal-alb")
 
 
@@ -123,7 +128,7 @@ def test_resources_built_with_no_environment_hold_plain_values():
     """Tests and other deployments build resources from values; nothing is patched, no cache is cleared."""
     s = Settings(RAW_BUCKET="mine", INGEST_MAX_FILES_PER_RUN=3)
     resources = build_resources(s, environ={})
-    assert resources["aws"].raw_bucket == "mine"
+    assert resources["raw_bucket"].bucket == "mine"
     assert resources["ingest_tuning"].max_files_per_run == 3
 
 
@@ -159,3 +164,34 @@ def test_the_analytics_config_rejects_a_bad_parameter_before_the_run():
     validate_run_config(job, custom)
     assert contract.analytics_request(custom) == ("custom_complex_query",
                                                   {"query": "SELECT $1", "params": [1, "a", None]})
+
+
+def test_ingest_defaults_have_one_owner():
+    """Settings, the tuning resource and the landing sensor's limits all start from resources/ingest/defaults.py."""
+    from resources.dagster_resources import IngestTuningResource
+    from resources.ingest import defaults
+    from sensors.landing import TickLimits
+
+    owned = {"max_files_per_run": defaults.MAX_FILES_PER_RUN, "max_bytes_per_run": defaults.MAX_BYTES_PER_RUN,
+             "reconcile_interval_seconds": defaults.RECONCILE_INTERVAL_SECONDS,
+             "freshness_hours": defaults.FRESHNESS_HOURS, "max_refused_share": defaults.MAX_REFUSED_SHARE,
+             "max_attempts": defaults.MAX_ATTEMPTS, "retry_backoff_seconds": defaults.RETRY_BACKOFF_SECONDS}
+    tuning, limits = IngestTuningResource(), TickLimits()
+    for name, value in owned.items():
+        assert Settings.model_fields[f"ingest_{name}"].default == value, name
+        assert getattr(tuning, name) == value, name
+        if hasattr(limits, name):
+            assert getattr(limits, name) == value, name
+
+
+def test_a_bad_environment_variable_fails_loading_the_definitions_by_name_not_importing_the_module():
+    """The UI shows a code location that fails to load with its error: the variable and why, never its value.
+    Importing the module (the import-graph checks, a run worker's imports) does not read the environment."""
+    code = ("import pipeline_defs.definitions as m\n"
+            "try:\n    m.defs()\nexcept Exception as e:\n    print(type(e).__name__, e)")
+    env = {**os.environ, "INGEST_MAX_FILES_PER_RUN": "abc", "DATABASE_URL": "postgresql://w:s3cret@db/canonical"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT,
+                         env=env, timeout=120)
+    assert out.stdout.startswith("SettingsError "), out.stdout + out.stderr
+    assert "INGEST_MAX_FILES_PER_RUN" in out.stdout and "integer" in out.stdout
+    assert "abc" not in out.stdout and "s3cret" not in out.stdout

@@ -70,8 +70,8 @@ def test_a_failed_ingest_run_is_mirrored_with_its_error_and_announced(stack, ins
     driver.upload("crm-data/broken.json", "{broken")
     [run] = driver.tick_and_run()
     assert not run.success
-    aws = resources_for(stack)["aws"]
-    note = mirror_run(instance, run.dagster_run, aws, "http://dagster.test")
+    res = resources_for(stack)
+    note = mirror_run(instance, run.dagster_run, res["job_tracking"], res["metrics"], "http://dagster.test")
     assert note and note.endswith("failed")
     job = store.get(run.run_id)
     assert job["status"] == "failed" and job["jobType"] == "ingest"
@@ -84,7 +84,7 @@ def test_a_failed_ingest_run_is_mirrored_with_its_error_and_announced(stack, ins
     assert msg["MessageAttributes"]["status"]["Value"] == "failed"
     assert "failed" in msg["Subject"]
     # Mirroring the same run again changes nothing and sends nothing.
-    assert mirror_run(instance, run.dagster_run, aws, "http://dagster.test") is None
+    assert mirror_run(instance, run.dagster_run, res["job_tracking"], res["metrics"], "http://dagster.test") is None
     assert notices(0, timeout=1) == []
     assert _failed_runs_metric(stack, "ingest") == 1  # once, in this environment's series (the alarm's input)
 
@@ -106,13 +106,15 @@ def test_a_successful_ingest_run_is_mirrored_without_a_notice(stack, instance, n
     driver.upload("crm-data/ok.json", {"records": [{"id": 1, "name": "Fine"}]})
     [run] = driver.tick_and_run()
     assert run.success
-    mirror_run(instance, run.dagster_run, resources_for(stack)["aws"], "http://dagster.test")
+    res = resources_for(stack)
+    mirror_run(instance, run.dagster_run, res["job_tracking"], res["metrics"], "http://dagster.test")
     assert store.get(run.run_id)["status"] == "succeeded"
     assert notices(0, timeout=1) == []
 
 
 def test_reconciler_repairs_a_burst_of_200_runs_and_owes_no_duplicate_notices(stack, instance, notices, store):
-    aws = resources_for(stack)["aws"]
+    res = resources_for(stack)
+    tracking = {k: res[k] for k in ("job_tracking", "metrics")}
     expected: dict[str, str] = {}
     final = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED,
              DagsterRunStatus.STARTED, DagsterRunStatus.NOT_STARTED]
@@ -134,16 +136,16 @@ def test_reconciler_repairs_a_burst_of_200_runs_and_owes_no_duplicate_notices(st
     # The run-status sensors saw only a few of them (say the first 3 runs were marked running early).
     for run_id in list(expected)[:3]:
         store.record_status(run_id, "running")
-    ctx = build_sensor_context(instance=instance, resources={"aws": aws})
+    ctx = build_sensor_context(instance=instance, resources=tracking)
     # A budget no busy machine exhausts: this pins what one pass repairs, not how fast.
-    result = reconcile(ctx, aws, page=50, budget_seconds=600)
+    result = reconcile(ctx, **tracking, page=50, budget_seconds=600)
     assert json.loads(result.cursor)["ts"] > 0
     for run_id, status in expected.items():
         assert store.get(run_id)["status"] == status, run_id
     got = notices(owed, timeout=20)
     assert len(got) == owed
     # A second pass finds nothing to repair and sends nothing more.
-    again = reconcile(build_sensor_context(instance=instance, cursor=result.cursor, resources={"aws": aws}),
-                      aws, page=50)
+    again = reconcile(build_sensor_context(instance=instance, cursor=result.cursor, resources=tracking),
+                      **tracking, page=50)
     assert again.skip_reason is not None
     assert notices(0, timeout=1) == []

@@ -14,7 +14,7 @@ from dagster import DagsterRunStatus, build_sensor_context, instance_for_test
 
 from resources.ingest.registry import FileObject, get_files, register_files
 from resources.settings import Settings
-from sensors.landing import LandingCursor, TickLimits, evaluate, parse_s3_event
+from sensors.landing import LandingCursor, TickLimits, landing_tick, parse_s3_event
 from tests.support.ingest import Driver, q, q1, resources_for
 
 
@@ -79,14 +79,14 @@ def test_listing_is_bounded_per_tick_and_resumes_from_the_cursor(stack, instance
     keys = [f"legacy-data/{i:05d}.json" for i in range(1200)]
     _upload_many(stack, keys)
     res = resources_for(stack)
-    res["aws"] = res["aws"].model_copy(update={"ingest_queue": ""})  # listing alone, as when notifications are off
+    res["raw_bucket"] = res["raw_bucket"].model_copy(update={"event_queue": ""})  # listing alone, as when notifications are off
     limits = replace(TickLimits.from_tuning(res["ingest_tuning"], queue_on=False), page_size=250, list_pages=2,
                      max_runs_per_tick=0)
     cursor = None
     seen = []
     for _ in range(3):
         ctx = build_sensor_context(instance=instance, cursor=cursor, resources=res)
-        result = evaluate(ctx, res["postgres"], res["aws"], limits, 0.5)
+        result = landing_tick(ctx, res["postgres"], res["raw_bucket"], limits, 0.5)
         cursor = result.cursor
         seen.append(q1(stack.pg.owner_url, "SELECT count(*) FROM ingest.files"))
     assert seen == [500, 1000, 1200]  # 2 pages of 250 per tick, carried in the cursor
@@ -172,9 +172,9 @@ def test_a_run_killed_half_way_leaves_no_partial_file_and_the_file_is_failed_aft
     # The daemon notices the run ended; the sensor then fails the file instead of leaving it loading.
     instance.report_run_failed(dagster_run)
     res = resources_for(stack)
-    evaluate(build_sensor_context(instance=instance, resources=res,
+    landing_tick(build_sensor_context(instance=instance, resources=res,
                                   cursor=LandingCursor(last_pass_completed=time.time()).serialize()),
-             res["postgres"], res["aws"], TickLimits(), 0.5)
+             res["postgres"], res["raw_bucket"], TickLimits(), 0.5)
     status, reason = q(url, "SELECT status, reason FROM ingest.files")[0]
     assert status == "failed" and "ended" in reason and "nothing of it landed" in reason
 

@@ -23,7 +23,7 @@ from resources.ingest.registry import (
     start_loading,
 )
 from resources.ingest.runner import INTERRUPTED, ingest_file
-from sensors.landing import LandingCursor, TickLimits, evaluate
+from sensors.landing import LandingCursor, TickLimits, landing_tick
 from tests.support.ingest import Driver, RawFiles, live_loader, q, q1, resources_for
 
 pytestmark = pytest.mark.integration
@@ -46,9 +46,9 @@ def _lose_loader(url: str, file_id: int, run_id: str = "lost-run") -> None:
 
 def _tick(stack: Any, instance: Any, limits: TickLimits) -> Any:
     res = resources_for(stack)
-    return evaluate(build_sensor_context(instance=instance, resources=res,
+    return landing_tick(build_sensor_context(instance=instance, resources=res,
                                          cursor=LandingCursor(last_pass_completed=time.time()).serialize()),
-                    res["postgres"], res["aws"], limits, 0.5)
+                    res["postgres"], res["raw_bucket"], limits, 0.5)
 
 
 def _status(url: str) -> tuple[str, str | None, int]:

@@ -11,8 +11,8 @@ from typing import Any
 import psycopg
 from dagster import DagsterInstance, Definitions, SensorResult, build_sensor_context
 
-from assets.analytics_job import analytics_job
-from assets.ingest import ingest_files, ingest_job
+from pipeline_defs.domains.analytics import analytics_definitions
+from pipeline_defs.domains.ingest import ingest_definitions
 from resources.contract import analytics_run_config
 from resources.dagster_resources import IngestTuningResource, build_resources
 from resources.ingest.registry import FileObject, FileRow, finish_loading, register_files, start_loading
@@ -41,8 +41,9 @@ class Driver:
 
     def __post_init__(self) -> None:
         self.resources = resources_for(self.stack, **self.tuning)
-        self.defs = Definitions(assets=[ingest_files], jobs=[ingest_job, analytics_job], sensors=[landing_sensor],
-                                resources=self.resources)
+        # The code location's ingest and analytics domains, with this stack's resources.
+        self.defs = Definitions.merge(ingest_definitions(), analytics_definitions(),
+                                      Definitions(resources=self.resources))
 
     def upload(self, key: str, body: bytes | str | dict | list) -> str:
         if isinstance(body, (dict, list)):
