@@ -1,8 +1,8 @@
 """Analytics: analytics_job (one catalogue operation on request) and the scheduled analytics tables."""
 
-from assets.analytics_job import analytics_job
 from dagster import Definitions
 
+from assets.analytics_job import analytics_job
 from assets.analytics_tables import (
     analytics_daily_schedule,
     analytics_monthly_schedule,
