@@ -79,8 +79,9 @@ def presign_get(state: AppState, key: str, filename: str | None = None) -> str:
     params: dict[str, Any] = {"Bucket": state.settings.results_bucket, "Key": key}
     if filename:
         params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
-    return state.client("s3").generate_presigned_url("get_object", Params=params,
-                                                     ExpiresIn=state.api.presign_seconds)
+    url: str = state.client("s3").generate_presigned_url("get_object", Params=params,
+                                                         ExpiresIn=state.api.presign_seconds)
+    return url
 
 
 def envelope(state: AppState, payload: dict[str, Any], *, cache_hit: bool) -> dict[str, Any]:

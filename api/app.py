@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
                                           "If-None-Match", "Cache-Control", "Prefer", "X-Request-Id"],
                            expose_headers=["X-Request-Id", "X-Cache", "X-Cache-Tier", "ETag", "Location"])
     app.add_middleware(RequestContextMiddleware, max_body_bytes=state.api.max_body_bytes)
-    app.openapi = _document_headers(_problem_schemas_under_problem_json(app.openapi))  # type: ignore[method-assign]
+    app.openapi = _document_headers(_problem_schemas_under_problem_json(app.openapi))  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
     return app
 
 

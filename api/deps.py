@@ -13,7 +13,8 @@ from api.state import AppState
 
 
 async def get_state(request: Request) -> AppState:
-    return request.app.state.app_state
+    state: AppState = request.app.state.app_state
+    return state
 
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (scopes: read, jobs, sql)")

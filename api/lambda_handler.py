@@ -39,7 +39,7 @@ def make_handler(app: Any) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
             return asgi(event, context)
         out = asgi(direct_event(event, getattr(context, "aws_request_id", "direct")), context)
         try:
-            body = json.loads(out.get("body") or "{}")
+            body: dict[str, Any] = json.loads(out.get("body") or "{}")
         except ValueError:
             body = {"success": False, "error": {"message": "unreadable response", "type": "InternalError"}}
         if event.get("requestId"):

@@ -31,7 +31,7 @@ class RequestContextMiddleware:
         self.app = app
         self.max_body_bytes = max_body_bytes
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -49,13 +49,13 @@ class RequestContextMiddleware:
         received = 0
         overflow = False
 
-        async def limited_receive() -> dict:
+        async def limited_receive() -> dict[str, Any]:
             # A body without Content-Length (chunked) is counted as it streams; past the limit the app sees
             # the body end there, and whatever it answers is replaced by the 413 below.
             nonlocal received, overflow
             if overflow:
                 return {"type": "http.request", "body": b"", "more_body": False}
-            message = await receive()
+            message: dict[str, Any] = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
@@ -65,7 +65,7 @@ class RequestContextMiddleware:
 
         started = False
 
-        async def send_with_id(message: dict) -> None:
+        async def send_with_id(message: dict[str, Any]) -> None:
             nonlocal started
             if overflow:
                 if message["type"] == "http.response.start" and not started:

@@ -102,7 +102,8 @@ class AppState:
     def connect_params(self, url: str, base: dict[str, Any]) -> dict[str, Any]:
         """The keyword arguments of one direct connection (outside the pools), token included."""
         kwargs = self.connect_kwargs(url, base)
-        return kwargs() if callable(kwargs) else kwargs
+        params: dict[str, Any] = kwargs() if callable(kwargs) else kwargs
+        return params
 
     @contextmanager
     def connection(self, which: str) -> Iterator[psycopg.Connection]:

@@ -39,6 +39,7 @@ from assets.raw import OWNERS
 from resources.analytics.catalogue import get_operation
 from resources.analytics.result import Result
 from resources.analytics.values import column_pg_type, jsonable
+from resources.clients.postgres import scalar
 from resources.dagster_resources import PostgresResource
 
 SCHEMA = "analytics"
@@ -172,7 +173,7 @@ def build_asset(table: AnalyticsTable) -> AssetsDefinition:
                      readonly_postgres: PostgresResource) -> Iterator[Any]:
         result = readonly_postgres.run_operation(table.operation, table.parameters, max_rows=MAX_ROWS)
         with postgres.connection() as conn:
-            data_version = int(conn.execute("SELECT version FROM ingest.data_version").fetchone()[0])  # type: ignore[index]
+            data_version = int(scalar(conn, "SELECT version FROM ingest.data_version"))
             columns = write_table(conn, table.name, result)
             record_materialization(conn, table, result, data_version, columns, context.run.run_id)
             checks = list(_checks(conn, table, result))

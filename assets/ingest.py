@@ -255,7 +255,7 @@ def _materialize(context: AssetExecutionContext, conn: psycopg.Connection, confi
                  outcomes: list[FileOutcome], started: float, max_age_hours: float) -> Iterator[Any]:
     total = _totals(outcomes)
     elapsed = time.perf_counter() - started
-    common = {"files": MetadataValue.md(_files_table(outcomes)),
+    common: dict[str, Any] = {"files": MetadataValue.md(_files_table(outcomes)),
               "file_count": len([o for o in outcomes if o.result])}
     counts = _row_counts(conn)
     yield MaterializeResult(

@@ -91,7 +91,7 @@ def friendly_errors(fn: F) -> F:
         except S3UploadFailedError as exc:
             raise click.ClickException(_first_line(exc)) from exc
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # functools.wraps keeps the signature F promises
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -31,14 +31,14 @@ from resources.ingest import defaults as ingest_defaults
 from resources.settings import Settings, get_settings
 
 
-class PostgresResource(ConfigurableResource):
+class PostgresResource(ConfigurableResource):  # type: ignore[type-arg]  # a plain resource: dagster reads the generic argument only for IO managers
     """The canonical database as one role (the writer for ingest, the reader for analytics): connections,
     and catalogue operations run on it."""
 
     database_url: str
 
     @contextmanager
-    def connection(self, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+    def connection(self, *, autocommit: bool = False) -> Iterator[psycopg.Connection[Any]]:
         with psycopg.connect(self.database_url, autocommit=autocommit,
                              application_name="canonical-pipeline-dagster") as conn:
             yield conn
@@ -50,7 +50,7 @@ class PostgresResource(ConfigurableResource):
         return run_catalogue_operation(self.database_url, name, params, timeout_s=timeout_s, max_rows=max_rows)
 
 
-class AwsClientsResource(ConfigurableResource):
+class AwsClientsResource(ConfigurableResource):  # type: ignore[type-arg]  # a plain resource: dagster reads the generic argument only for IO managers
     """What every AWS-facing resource shares: the region and endpoint, and its boto3 clients, built once per
     resource instance. Not a resource of the code location itself."""
 
@@ -127,7 +127,7 @@ class MetricsResource(AwsClientsResource):
                          namespace=self.namespace, dimensions=dimensions)
 
 
-class IngestTuningResource(ConfigurableResource):
+class IngestTuningResource(ConfigurableResource):  # type: ignore[type-arg]  # a plain resource: dagster reads the generic argument only for IO managers
     """How ingest batches files, orders records and judges a load (the INGEST_* variables; their meaning
     and defaults are resources/ingest/defaults.py's): the landing sensor and the ingest assets read it."""
 

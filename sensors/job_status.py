@@ -14,7 +14,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from dagster import (
     DagsterEventType,
@@ -90,7 +90,7 @@ def mirror_run(instance: DagsterInstance, run: DagsterRun, job_tracking: JobTrac
     status = STATUS_MAP.get(run.status)
     if status is None or run.job_name not in MIRRORED_JOBS:
         return None
-    job_type = "analytics" if run.job_name == ANALYTICS_JOB else "ingest"
+    job_type: Literal["analytics", "ingest"] = "analytics" if run.job_name == ANALYTICS_JOB else "ingest"
     fields = _run_fields(run, dagster_url)
     if status == "failed":
         fields["error"] = _failure_message(instance, run.run_id)

@@ -257,10 +257,10 @@ def _recover_queued(context: SensorEvaluationContext, conn: psycopg.Connection, 
     batch_ids = sorted({r.batch_id for r in rows if r.batch_id})
     batch_runs: dict[str, Any] = {}
     if batch_ids:
-        for run in context.instance.get_runs(filters=RunsFilter(tags={BATCH_TAG: batch_ids})):  # newest first
-            batch_runs.setdefault(run.tags.get(BATCH_TAG), run)
+        for found in context.instance.get_runs(filters=RunsFilter(tags={BATCH_TAG: batch_ids})):  # newest first
+            batch_runs.setdefault(found.tags.get(BATCH_TAG, ""), found)
     for row in rows:
-        run = batch_runs.get(row.batch_id)
+        run = batch_runs.get(row.batch_id or "")
         ended = run is not None and run.status in _TERMINAL
         lost = run is None and row.age_seconds > limits.lost_batch_seconds
         if not (ended or lost):

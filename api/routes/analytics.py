@@ -46,7 +46,7 @@ def _etag_matches(header: str | None, etag: str) -> bool:
 
 
 def _no_cache(header: str | None) -> bool:
-    return bool(header) and any(d.strip().lower() == "no-cache" for d in header.split(","))
+    return header is not None and any(d.strip().lower() == "no-cache" for d in header.split(","))
 
 
 async def answer(request: Request, state: AppState, principal: Principal, operation: str,

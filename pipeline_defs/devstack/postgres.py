@@ -181,7 +181,7 @@ def grant_local_logins(owner_url: str, urls: list[str]) -> list[str]:
 
 def pg_host_port(url: str) -> tuple[str, int]:
     params = conninfo_to_dict(url)
-    return params.get("host") or "127.0.0.1", int(params.get("port") or 5432)
+    return str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432)
 
 
 def url_on_port(url: str, port: int) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 
+from resources.clients.postgres import scalar
 from resources.ingest.registry import fail_lost_loaders
 
 LEFTOVER_STATUSES = ("STARTING", "STARTED", "CANCELING")
@@ -45,10 +46,10 @@ def leftover_runs_exist(dagster_db_url: str) -> bool:
     """Cheap check before starting a Dagster process: any run stuck in progress in the run storage."""
     try:
         with psycopg.connect(dagster_db_url, connect_timeout=10) as conn:
-            if conn.execute("SELECT to_regclass('public.runs')").fetchone()[0] is None:  # type: ignore[index]
+            if scalar(conn, "SELECT to_regclass('public.runs')") is None:
                 return False  # a fresh Dagster database: nothing ran yet
             return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM runs WHERE status = ANY(%s))",
-                                     (list(LEFTOVER_STATUSES),)).fetchone()[0])  # type: ignore[index]
+                                     (list(LEFTOVER_STATUSES),)).fetchone()[0])  # type: ignore[index]  # EXISTS: one row
     except psycopg.Error:
         return False  # Dagster reports its own storage problems when it starts
 

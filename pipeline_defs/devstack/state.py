@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import MutableMapping
 from pathlib import Path
 
 from resources.settings import Settings
@@ -34,7 +35,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def adopt_running_dev_stack(environ: dict[str, str] | None = None) -> bool:
+def adopt_running_dev_stack(environ: MutableMapping[str, str] | None = None) -> bool:
     """Fill unset variables from a running `pipeline dev` in this checkout; True if one was found."""
     environ = os.environ if environ is None else environ
     local_dir = Path(environ.get("PIPELINE_LOCAL_DIR") or Settings.model_fields["local_dir"].default)

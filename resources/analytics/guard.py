@@ -234,5 +234,5 @@ def _word(stmt: object) -> str:
     if kind == "SelectStmt":
         return "SELECT"
     if kind == "VariableSetStmt" and getattr(stmt, "name", None) in ("role", "session_authorization"):
-        return f"SET {stmt.name.upper()}"  # type: ignore[attr-defined]
+        return f"SET {stmt.name.upper()}"  # type: ignore[attr-defined]  # a VariableSetStmt, known by its class name
     return _STATEMENT_WORDS.get(kind, kind.removesuffix("Stmt").upper() or kind)

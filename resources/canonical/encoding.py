@@ -69,7 +69,7 @@ _ENCODE: Callable[..., str] = json.JSONEncoder(
 
 
 def _decimal_storable(d: Decimal) -> bool:
-    return d.is_finite() and d.adjusted() <= _PG_MAX_ADJUSTED and d.as_tuple().exponent >= _PG_MIN_EXPONENT  # type: ignore[operator]
+    return d.is_finite() and d.adjusted() <= _PG_MAX_ADJUSTED and d.as_tuple().exponent >= _PG_MIN_EXPONENT  # type: ignore[operator]  # finite, so the exponent is an int
 
 
 def _decimal_text(d: Decimal) -> str:

@@ -35,13 +35,13 @@ def _number(raw: object) -> int | Decimal | object:
         return raw
     if kind is Decimal:
         # type(raw) is tested, not isinstance (per record, cheaper), and mypy does not narrow on it
-        return raw if raw.is_finite() else _NOT_NUMERIC  # type: ignore[attr-defined]
+        return raw if raw.is_finite() else _NOT_NUMERIC  # type: ignore[attr-defined]  # type(raw) is Decimal
     if kind is str:
         text = raw.strip()  # type: ignore[attr-defined]  # type(raw) is str, as above
         return Decimal(text) if _PLAIN_NUMBER.fullmatch(text) else _NOT_NUMERIC
     if kind is float:
         # repr is the shortest text that reads back as this float: 0.1 → Decimal("0.1"), as in the JSON.
-        return Decimal(repr(raw)) if math.isfinite(raw) else _NOT_NUMERIC  # type: ignore[arg-type]
+        return Decimal(repr(raw)) if math.isfinite(raw) else _NOT_NUMERIC  # type: ignore[arg-type]  # type(raw) is float
     # Subclasses, from parsers other than ours; bool is an int subclass and is not a number here.
     if isinstance(raw, bool):
         return _NOT_NUMERIC
@@ -66,7 +66,7 @@ def read_amount(raw: object, field: str, problems: list[Problem], *, allow_negat
     if value > limit or value < -limit:
         problems.append(Problem(code or "out_of_range", f"{field} is beyond {limit:,}: {show(raw)}", field))
         return None
-    return Decimal(value) if type(value) is int else value  # type: ignore[return-value]
+    return Decimal(value) if type(value) is int else value  # type: ignore[return-value]  # a number by now
 
 
 def read_count(raw: object, field: str, problems: list[Problem]) -> int | None:

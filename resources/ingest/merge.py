@@ -93,7 +93,7 @@ class Merger:
             raise ChunkedMergeRefused("a record repeats one that lost its claim in an earlier chunk")
 
     def _claim(self, cur: psycopg.Cursor) -> Claim:
-        claim = Claim(*cur.execute(sql.CLAIM_SOURCE_ORDER, self.params).fetchone())  # type: ignore[misc]
+        claim = Claim(*cur.execute(sql.CLAIM_SOURCE_ORDER, self.params).fetchone())  # type: ignore[misc]  # the claim's statement returns one row
         if claim.repeats:
             raise ChunkedMergeRefused(f"{claim.repeats} canonical ids repeat ones merged from an earlier chunk")
         return claim

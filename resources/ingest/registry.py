@@ -23,12 +23,13 @@ import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import psycopg
 from psycopg.rows import class_row, dict_row
 
 from resources.canonical.model import SourceSystem
+from resources.clients.postgres import scalar
 from resources.contract import IN_FLIGHT_STATUSES, FileStatus
 from resources.settings import SOURCE_PREFIXES
 
@@ -58,7 +59,7 @@ class Classification:
 
 def classify(key: str, size: int) -> Classification:
     """Which source system a key belongs to, or why it will not be processed."""
-    source = next((s for s, prefix in SOURCE_PREFIXES.items() if key.startswith(prefix)), None)
+    source = next((cast(SourceSystem, s) for s, prefix in SOURCE_PREFIXES.items() if key.startswith(prefix)), None)
     if source is None:
         return Classification(None, f"unknown prefix: expected one of {', '.join(SOURCE_PREFIXES.values())}")
     if key.endswith("/"):
@@ -67,7 +68,7 @@ def classify(key: str, size: int) -> Classification:
         return Classification(source, f"unsupported extension: expected one of {', '.join(SUPPORTED_SUFFIXES)}")
     if size == 0:
         return Classification(source, "empty file (0 bytes)")
-    return Classification(source, None)  # type: ignore[arg-type]
+    return Classification(source, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,7 @@ class FileRow:
     attempt_cause: str | None = None  # why the current attempt started: None (arrival), 'reprocess', 'retry'
 
 
-_FILE_COLUMNS = ", ".join(FileRow.__slots__)  # type: ignore[attr-defined]
+_FILE_COLUMNS = ", ".join(FileRow.__slots__)
 
 
 def _status_list(statuses: Sequence[FileStatus]) -> str:
@@ -294,7 +295,7 @@ def start_loading(conn: psycopg.Connection, file_id: int, run_id: str) -> str | 
     for an infrastructure reason and not yet retried). Returns None when this run now loads the file
     (call `finish_loading` once its outcome is committed), else why not (another run has or had it)."""
     _notice_a_dead_client_soon(conn)
-    if not conn.execute(_TAKE_LOADER_LOCK, (file_id,)).fetchone()[0]:  # type: ignore[index]
+    if not scalar(conn, _TAKE_LOADER_LOCK, (file_id,)):
         conn.commit()
         return "its loader lock is held by another session (a live loader has it)"
     claimed = conn.execute(

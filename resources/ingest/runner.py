@@ -90,7 +90,7 @@ def _mapped(source: str, records: Iterator[Any], change_time_keys: tuple[str, ..
             json_types_only: bool) -> Iterator[CanonicalRecord | Refusal | MalformedLine]:
     for record in records:
         yield (record if isinstance(record, MalformedLine)
-               else map_record(source, record, change_time_keys,  # type: ignore[arg-type]
+               else map_record(source, record, change_time_keys,  # type: ignore[arg-type]  # the registry classified the file's source
                                json_types_only=json_types_only))
 
 
