@@ -45,30 +45,52 @@ ANSWER_SHAPE = 2
 
 def prepare(operation: str, raw: dict[str, Any] | None, data_version: int) -> Prepared:
     params = canonical_parameters(operation, raw)
-    material = json.dumps({"operation": operation, "parameters": params, "dataVersion": data_version,
-                           "shape": ANSWER_SHAPE}, sort_keys=True, separators=(",", ":"))
+    material = json.dumps(
+        {"operation": operation, "parameters": params, "dataVersion": data_version, "shape": ANSWER_SHAPE},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
     return Prepared(operation, params, data_version, hashlib.sha256(material.encode()).hexdigest())
 
 
 def execute(state: AppState, prep: Prepared) -> dict[str, Any]:
     """Run the operation and return the cacheable payload (rows inline, or parked in the results bucket)."""
     with state.connection("reader") as conn:
-        result = run_operation(conn, prep.operation, prep.parameters, timeout_s=state.api.sync_timeout_seconds,
-                               max_rows=state.api.sync_max_rows)
+        result = run_operation(
+            conn,
+            prep.operation,
+            prep.parameters,
+            timeout_s=state.api.sync_timeout_seconds,
+            max_rows=state.api.sync_max_rows,
+        )
     payload: dict[str, Any] = {
-        "operation": prep.operation, "parameters": result.parameters, "columns": result.columns,
-        "resultCount": result.row_count, "truncated": result.truncated,
-        "executionTimeMs": round(result.elapsed_s * 1000, 1), "dataVersion": prep.data_version,
+        "operation": prep.operation,
+        "parameters": result.parameters,
+        "columns": result.columns,
+        "resultCount": result.row_count,
+        "truncated": result.truncated,
+        "executionTimeMs": round(result.elapsed_s * 1000, 1),
+        "dataVersion": prep.data_version,
     }
     body = to_json(result.columns, result.rows)
     if not stays_inline(result.row_count, lambda: len(body), state.api.inline_budget()):
         keys = {"json": f"sync/{prep.key}/result.json", "csv": f"sync/{prep.key}/result.csv"}
         s3 = state.client("s3")
         meta = result_metadata(prep.operation, result.row_count)
-        s3.put_object(Bucket=state.settings.results_bucket, Key=keys["json"], Body=body,
-                      ContentType="application/json", Metadata=meta)
-        s3.put_object(Bucket=state.settings.results_bucket, Key=keys["csv"], Body=to_csv(result.columns, result.rows),
-                      ContentType="text/csv", Metadata=meta)
+        s3.put_object(
+            Bucket=state.settings.results_bucket,
+            Key=keys["json"],
+            Body=body,
+            ContentType="application/json",
+            Metadata=meta,
+        )
+        s3.put_object(
+            Bucket=state.settings.results_bucket,
+            Key=keys["csv"],
+            Body=to_csv(result.columns, result.rows),
+            ContentType="text/csv",
+            Metadata=meta,
+        )
         payload.update(storage="s3", s3=keys, data=None)
     else:
         payload.update(storage="inline", data=json.loads(body)["rows"])
@@ -79,26 +101,38 @@ def presign_get(state: AppState, key: str, filename: str | None = None) -> str:
     params: dict[str, Any] = {"Bucket": state.settings.results_bucket, "Key": key}
     if filename:
         params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
-    url: str = state.client("s3").generate_presigned_url("get_object", Params=params,
-                                                         ExpiresIn=state.api.presign_seconds)
+    url: str = state.client("s3").generate_presigned_url(
+        "get_object", Params=params, ExpiresIn=state.api.presign_seconds
+    )
     return url
 
 
 def envelope(state: AppState, payload: dict[str, Any], *, cache_hit: bool) -> dict[str, Any]:
     """The old API's success envelope (its fields: api/compat.py), with our additions in metadata."""
     metadata: dict[str, Any] = {
-        "resultCount": payload["resultCount"], "timestamp": now_iso(), "cacheHit": cache_hit,
-        "executionTimeMs": payload["executionTimeMs"], "columns": payload["columns"],
-        "dataVersion": payload["dataVersion"], "truncated": payload["truncated"],
-        "parameters": payload["parameters"], "storage": payload["storage"],
+        "resultCount": payload["resultCount"],
+        "timestamp": now_iso(),
+        "cacheHit": cache_hit,
+        "executionTimeMs": payload["executionTimeMs"],
+        "columns": payload["columns"],
+        "dataVersion": payload["dataVersion"],
+        "truncated": payload["truncated"],
+        "parameters": payload["parameters"],
+        "storage": payload["storage"],
     }
     if payload["storage"] == "s3":
-        metadata["download"] = {"json": presign_get(state, payload["s3"]["json"]),
-                                "csv": presign_get(state, payload["s3"]["csv"]),
-                                "expiresIn": state.api.presign_seconds}
-    return {"success": True, "operation": payload["operation"],
-            **analytics_fields(payload, state.settings.results_bucket),
-            "data": answer_data(payload["operation"], payload.get("data")), "metadata": metadata}
+        metadata["download"] = {
+            "json": presign_get(state, payload["s3"]["json"]),
+            "csv": presign_get(state, payload["s3"]["csv"]),
+            "expiresIn": state.api.presign_seconds,
+        }
+    return {
+        "success": True,
+        "operation": payload["operation"],
+        **analytics_fields(payload, state.settings.results_bucket),
+        "data": answer_data(payload["operation"], payload.get("data")),
+        "metadata": metadata,
+    }
 
 
 def now_iso() -> str:

@@ -47,10 +47,22 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
         app.include_router(module.router)
     origins = state.api.cors_origin_list()
     if origins:
-        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-                           allow_headers=["Content-Type", "X-API-Key", "Authorization", "Idempotency-Key",
-                                          "If-None-Match", "Cache-Control", "Prefer", "X-Request-Id"],
-                           expose_headers=["X-Request-Id", "X-Cache", "X-Cache-Tier", "ETag", "Location"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=[
+                "Content-Type",
+                "X-API-Key",
+                "Authorization",
+                "Idempotency-Key",
+                "If-None-Match",
+                "Cache-Control",
+                "Prefer",
+                "X-Request-Id",
+            ],
+            expose_headers=["X-Request-Id", "X-Cache", "X-Cache-Tier", "ETag", "Location"],
+        )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=state.api.max_body_bytes)
     app.openapi = _document_headers(_problem_schemas_under_problem_json(app.openapi))  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
     return app
@@ -60,14 +72,23 @@ def _header(description: str, schema: dict[str, Any], *, required: bool = False)
     return {"description": description, "required": required, "schema": schema}
 
 
-_REQUEST_ID = _header("This request's id (yours when you sent a valid X-Request-Id); quote it when reporting",
-                      {"type": "string"}, required=True)
+_REQUEST_ID = _header(
+    "This request's id (yours when you sent a valid X-Request-Id); quote it when reporting",
+    {"type": "string"},
+    required=True,
+)
 _CACHE_HEADERS = {
-    "ETag": _header("The answer's version: send it as If-None-Match to get 304 while it holds", {"type": "string"},
-                    required=True),
-    "X-Cache": _header("Whether the answer came from the cache", {"type": "string", "enum": ["HIT", "MISS"]},
-                       required=True),
-    "X-Cache-Tier": _header("On a HIT, which tier had it", {"type": "string", "enum": ["memory", "dynamodb"]}),
+    "ETag": _header(
+        "The answer's version: send it as If-None-Match to get 304 while it holds",
+        {"type": "string"},
+        required=True,
+    ),
+    "X-Cache": _header(
+        "Whether the answer came from the cache", {"type": "string", "enum": ["HIT", "MISS"]}, required=True
+    ),
+    "X-Cache-Tier": _header(
+        "On a HIT, which tier had it", {"type": "string", "enum": ["memory", "dynamodb"]}
+    ),
 }
 _RETRY_AFTER = _header("Seconds to wait before trying again", {"type": "string"})
 
@@ -90,7 +111,9 @@ def _document_headers(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[
                     if code in ("409", "429", "503"):
                         headers["Retry-After"] = _RETRY_AFTER
                     if code == "401":
-                        headers["WWW-Authenticate"] = _header("The scheme to authenticate with", {"type": "string"})
+                        headers["WWW-Authenticate"] = _header(
+                            "The scheme to authenticate with", {"type": "string"}
+                        )
         return doc
 
     return openapi

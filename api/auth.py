@@ -60,9 +60,12 @@ def parse_api_keys(raw: str) -> dict[str, ApiKey]:
         scopes = frozenset(e.get("scopes") or ["read"])
         unknown = scopes - set(SCOPES)
         if unknown:
-            raise ValueError(f"API_KEYS entry {i}: unknown scopes {sorted(unknown)}; valid: {', '.join(SCOPES)}")
+            raise ValueError(
+                f"API_KEYS entry {i}: unknown scopes {sorted(unknown)}; valid: {', '.join(SCOPES)}"
+            )
         keys[GATEWAY_PREFIX + gateway_id if gateway_id else digest] = ApiKey(
-            name=str(e.get("name") or f"key-{i}"), scopes=scopes)
+            name=str(e.get("name") or f"key-{i}"), scopes=scopes
+        )
     return keys
 
 
@@ -92,10 +95,20 @@ def require(principal: Principal, scope: str) -> None:
     if scope in principal.scopes:
         return
     if not principal.authenticated:
-        raise ApiProblem(401, "authentication_required", f"this request needs an API key with the {scope!r} scope",
-                         title="Authentication required", error_type="AuthenticationError",
-                         headers={"WWW-Authenticate": 'Bearer realm="api"'},
-                         suggestions=["Send an API key in the X-API-Key header"])
-    raise ApiProblem(403, "insufficient_scope", f"the API key {principal.name!r} lacks the {scope!r} scope",
-                     title="Forbidden", error_type="AuthorizationError",
-                     suggestions=[f"Use a key with the {scope!r} scope"])
+        raise ApiProblem(
+            401,
+            "authentication_required",
+            f"this request needs an API key with the {scope!r} scope",
+            title="Authentication required",
+            error_type="AuthenticationError",
+            headers={"WWW-Authenticate": 'Bearer realm="api"'},
+            suggestions=["Send an API key in the X-API-Key header"],
+        )
+    raise ApiProblem(
+        403,
+        "insufficient_scope",
+        f"the API key {principal.name!r} lacks the {scope!r} scope",
+        title="Forbidden",
+        error_type="AuthorizationError",
+        suggestions=[f"Use a key with the {scope!r} scope"],
+    )

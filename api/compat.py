@@ -17,8 +17,14 @@ from typing import Any
 
 # Our job status → the old vocabulary (a poller of the old API waits for "completed"). Statuses the old
 # system never wrote (it had no failure or cancel state) keep our word for them.
-OLD_JOB_STATUS: dict[str, str] = {"queued": "submitted", "running": "running", "canceling": "running",
-                                  "succeeded": "completed", "failed": "failed", "canceled": "canceled"}
+OLD_JOB_STATUS: dict[str, str] = {
+    "queued": "submitted",
+    "running": "running",
+    "canceling": "running",
+    "succeeded": "completed",
+    "failed": "failed",
+    "canceled": "canceled",
+}
 LARGE_RESULT_MESSAGE = "Large result saved to S3 for download"
 
 
@@ -36,13 +42,20 @@ def analytics_fields(payload: dict[str, Any], bucket: str) -> dict[str, Any]:
     }
     if payload["storage"] == "s3":
         key = payload["s3"]["json"]
-        out.update(largeResult=True, s3Url=f"s3://{bucket}/{key}", downloadUrl=download_path(key),
-                   recordCount=payload["resultCount"], message=LARGE_RESULT_MESSAGE)
+        out.update(
+            largeResult=True,
+            s3Url=f"s3://{bucket}/{key}",
+            downloadUrl=download_path(key),
+            recordCount=payload["resultCount"],
+            message=LARGE_RESULT_MESSAGE,
+        )
     elif operation == "database_info" and isinstance(payload.get("data"), list):
         # Where this platform put the old fields before `data` took the old shape; kept for its clients.
         info = database_info_object(payload["data"])
-        out.update(tables=[{"table_name": t.get("table_name")} for t in info["tables"]],
-                   sample_table_structure=info["sample_table_structure"])
+        out.update(
+            tables=[{"table_name": t.get("table_name")} for t in info["tables"]],
+            sample_table_structure=info["sample_table_structure"],
+        )
     return out
 
 
@@ -60,10 +73,16 @@ def answer_data(operation: str | None, rows: list[dict[str, Any]] | None) -> Any
 def database_info_object(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The old database_info answer: the tables (one row each), and the first table's columns with their
     types (the old answer's sample; [] when there is no table, as the old code answered)."""
-    sample = [] if not rows else [
-        {"column_name": name, "data_type": data_type}
-        for name, _, data_type in (c.partition(" ") for c in str(rows[0].get("columns") or "").split(", ") if c)
-    ]
+    sample = (
+        []
+        if not rows
+        else [
+            {"column_name": name, "data_type": data_type}
+            for name, _, data_type in (
+                c.partition(" ") for c in str(rows[0].get("columns") or "").split(", ") if c
+            )
+        ]
+    )
     return {"tables": rows, "sample_table_structure": sample}
 
 
@@ -72,9 +91,12 @@ def job_fields(job: dict[str, Any]) -> dict[str, Any]:
     once it has completed the answer as the old workflow merged it into the record (completed_fields)."""
     status = str(job.get("status"))
     job_id = job.get("jobId")
-    out: dict[str, Any] = {"jobId": job_id, "status": OLD_JOB_STATUS.get(status, status),
-                           "checkStatusUrl": f"/analytics/jobs/{job_id}",
-                           "submittedAt": job.get("queuedAt") or job.get("createdAt")}
+    out: dict[str, Any] = {
+        "jobId": job_id,
+        "status": OLD_JOB_STATUS.get(status, status),
+        "checkStatusUrl": f"/analytics/jobs/{job_id}",
+        "submittedAt": job.get("queuedAt") or job.get("createdAt"),
+    }
     if status == "succeeded":
         out["resultUrl"] = f"/analytics/jobs/{job_id}/result"
         out.update(completed_fields(job))
@@ -95,9 +117,17 @@ def completed_fields(job: dict[str, Any]) -> dict[str, Any]:
     if not large and not isinstance(result.get("rows"), list):
         return {}
     operation = job.get("operation")
-    out: dict[str, Any] = {"operation": operation, "metadata": {
-        "resultCount": result.get("rowCount"), "timestamp": job.get("finishedAt"), "cacheHit": False,
-        "columns": result.get("columns"), "truncated": bool(result.get("truncated")), "storage": result.get("storage")}}
+    out: dict[str, Any] = {
+        "operation": operation,
+        "metadata": {
+            "resultCount": result.get("rowCount"),
+            "timestamp": job.get("finishedAt"),
+            "cacheHit": False,
+            "columns": result.get("columns"),
+            "truncated": bool(result.get("truncated")),
+            "storage": result.get("storage"),
+        },
+    }
     started = _epoch_ms(job.get("startedAt") or job.get("createdAt"))
     if operation and started is not None:
         out["operationId"] = f"{operation}_{started}"  # the old id: <operation>_<start, epoch ms>
@@ -105,8 +135,13 @@ def completed_fields(job: dict[str, Any]) -> dict[str, Any]:
         out["executionTime"] = f"{round(result['executionTimeMs'])}ms"
     if large:
         key = result["s3"]["json"]
-        out.update(largeResult=True, s3Url=f"s3://{result.get('bucket')}/{key}", downloadUrl=download_path(key),
-                   recordCount=result.get("rowCount"), message=LARGE_RESULT_MESSAGE)
+        out.update(
+            largeResult=True,
+            s3Url=f"s3://{result.get('bucket')}/{key}",
+            downloadUrl=download_path(key),
+            recordCount=result.get("rowCount"),
+            message=LARGE_RESULT_MESSAGE,
+        )
     else:
         out["data"] = answer_data(operation, result["rows"])
     return out

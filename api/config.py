@@ -36,7 +36,9 @@ class ApiSettings(BaseSettings):
     presign_seconds: int = Field(default=3600, alias="API_PRESIGN_SECONDS", ge=60, le=7 * 24 * 3600)
     # GET /download/{key}: JSON results up to this size come back in the response; larger ones (and CSV)
     # redirect to a presigned URL (a Lambda response stops at 6 MB).
-    download_inline_max_bytes: int = Field(default=5 * 1024 * 1024, alias="API_DOWNLOAD_INLINE_MAX_BYTES", ge=0)
+    download_inline_max_bytes: int = Field(
+        default=5 * 1024 * 1024, alias="API_DOWNLOAD_INLINE_MAX_BYTES", ge=0
+    )
 
     # Result cache in the jobs table (items CACHE#<hash>); 0 disables it.
     cache_ttl_seconds: int = Field(default=3600, alias="API_CACHE_TTL_SECONDS", ge=0)

@@ -49,14 +49,27 @@ class Termination:
 
 
 def _unavailable(detail: str) -> ApiProblem:
-    return ApiProblem(503, "dagster_unavailable", detail, title="Service unavailable",
-                      error_type="OrchestratorUnavailable", headers={"Retry-After": "10"},
-                      suggestions=["Retry shortly", "GET /health shows whether Dagster is reachable"])
+    return ApiProblem(
+        503,
+        "dagster_unavailable",
+        detail,
+        title="Service unavailable",
+        error_type="OrchestratorUnavailable",
+        headers={"Retry-After": "10"},
+        suggestions=["Retry shortly", "GET /health shows whether Dagster is reachable"],
+    )
 
 
 class DagsterClient:
-    def __init__(self, base_url: str, *, location: str, repository: str, timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        location: str,
+        repository: str,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.url = base_url.rstrip("/") + "/graphql"
         self.base_url = base_url.rstrip("/")
         self.location = location
@@ -77,31 +90,53 @@ class DagsterClient:
         except ValueError as exc:
             raise _unavailable("Dagster answered something that is not JSON") from exc
         if body.get("errors") and not body.get("data"):
-            raise ApiProblem(502, "dagster_error", "Dagster refused the request: "
-                             + "; ".join(str(e.get("message", "")) for e in body["errors"])[:500],
-                             title="Bad gateway", error_type="OrchestratorError")
+            raise ApiProblem(
+                502,
+                "dagster_error",
+                "Dagster refused the request: "
+                + "; ".join(str(e.get("message", "")) for e in body["errors"])[:500],
+                title="Bad gateway",
+                error_type="OrchestratorError",
+            )
         return body.get("data") or {}
 
     def launch(self, job_name: str, run_config: dict[str, Any], tags: dict[str, str]) -> str:
         """The new run's id; ApiProblem when Dagster refuses."""
-        data = self._post(LAUNCH_RUN, {"executionParams": {
-            "selector": {"repositoryLocationName": self.location, "repositoryName": self.repository,
-                         "jobName": job_name},
-            "runConfigData": run_config,
-            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
-        }})
+        data = self._post(
+            LAUNCH_RUN,
+            {
+                "executionParams": {
+                    "selector": {
+                        "repositoryLocationName": self.location,
+                        "repositoryName": self.repository,
+                        "jobName": job_name,
+                    },
+                    "runConfigData": run_config,
+                    "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
+                }
+            },
+        )
         res = data.get("launchRun") or {}
         kind = res.get("__typename")
         if kind == "LaunchRunSuccess":
             return str(res["run"]["runId"])
         if kind == "RunConfigValidationInvalid":
             msgs = [e.get("message", "") for e in res.get("errors", [])]
-            raise ApiProblem(422, "invalid_job_config", "Dagster refused the run config: " + "; ".join(msgs)[:500],
-                             error_type="ValidationError", errors=[{"field": "config", "message": m} for m in msgs])
-        raise ApiProblem(502, "dagster_launch_failed",
-                         f"Dagster did not launch the run ({kind}): {str(res.get('message', ''))[:300]}",
-                         title="Bad gateway", error_type="OrchestratorError",
-                         suggestions=["Check that the code location is loaded in Dagster"])
+            raise ApiProblem(
+                422,
+                "invalid_job_config",
+                "Dagster refused the run config: " + "; ".join(msgs)[:500],
+                error_type="ValidationError",
+                errors=[{"field": "config", "message": m} for m in msgs],
+            )
+        raise ApiProblem(
+            502,
+            "dagster_launch_failed",
+            f"Dagster did not launch the run ({kind}): {str(res.get('message', ''))[:300]}",
+            title="Bad gateway",
+            error_type="OrchestratorError",
+            suggestions=["Check that the code location is loaded in Dagster"],
+        )
 
     def terminate(self, run_id: str) -> Termination:
         """Ask Dagster to terminate the run (its default, safe policy: the run launcher stops the process)."""
@@ -114,8 +149,13 @@ class DagsterClient:
             return Termination("not_found", res.get("message"), None)
         if kind == "TerminateRunFailure":
             return Termination("failed", res.get("message"), run_status)
-        raise ApiProblem(502, "dagster_terminate_failed", f"Dagster did not terminate the run ({kind})",
-                         title="Bad gateway", error_type="OrchestratorError")
+        raise ApiProblem(
+            502,
+            "dagster_terminate_failed",
+            f"Dagster did not terminate the run ({kind})",
+            title="Bad gateway",
+            error_type="OrchestratorError",
+        )
 
     def ping(self) -> None:
         try:

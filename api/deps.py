@@ -17,7 +17,9 @@ async def get_state(request: Request) -> AppState:
     return state
 
 
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (scopes: read, jobs, sql)")
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="An API key (scopes: read, jobs, sql)"
+)
 _bearer = HTTPBearer(auto_error=False, description="The same API key as a bearer token")
 
 
@@ -39,9 +41,15 @@ async def get_principal(
     if presented:
         found = keys.get(hash_key(presented))
         if found is None:
-            raise ApiProblem(401, "invalid_api_key", "the API key is not valid", title="Authentication required",
-                             error_type="AuthenticationError", headers={"WWW-Authenticate": 'Bearer realm="api"'},
-                             suggestions=["Send a valid key in the X-API-Key header"])
+            raise ApiProblem(
+                401,
+                "invalid_api_key",
+                "the API key is not valid",
+                title="Authentication required",
+                error_type="AuthenticationError",
+                headers={"WWW-Authenticate": 'Bearer realm="api"'},
+                suggestions=["Send a valid key in the X-API-Key header"],
+            )
         return Principal(found.name, found.scopes, authenticated=True)
     anonymous = frozenset(s.strip() for s in state.api.api_anonymous_scopes.split(",") if s.strip())
     return Principal("anonymous", anonymous, authenticated=False)

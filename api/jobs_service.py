@@ -30,8 +30,12 @@ def _idem_key(principal: Principal, key: str) -> dict[str, dict[str, str]]:
 
 
 def job_links(job_id: str) -> dict[str, str]:
-    return {"self": f"/analytics/jobs/{job_id}", "result": f"/analytics/jobs/{job_id}/result",
-            "parquet": f"/analytics/jobs/{job_id}/result?format=parquet", "cancel": f"/analytics/jobs/{job_id}"}
+    return {
+        "self": f"/analytics/jobs/{job_id}",
+        "result": f"/analytics/jobs/{job_id}/result",
+        "parquet": f"/analytics/jobs/{job_id}/result?format=parquet",
+        "cancel": f"/analytics/jobs/{job_id}",
+    }
 
 
 def job_view(job: dict[str, Any]) -> dict[str, Any]:
@@ -44,46 +48,73 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def launch_job(state: AppState, principal: Principal, req: JobRequest,
-               idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
+def launch_job(
+    state: AppState, principal: Principal, req: JobRequest, idempotency_key: str | None
+) -> tuple[dict[str, Any], bool]:
     """(job view, replayed). Validates before anything is launched."""
     if req.operation == "custom_complex_query":
         require(principal, "sql")
     params = canonical_parameters(req.operation, req.parameters)
-    request_hash = hashlib.sha256(json.dumps(
-        {"operation": req.operation, "parameters": params, "timeout_seconds": req.timeout_seconds,
-         "max_rows": req.max_rows}, sort_keys=True).encode()).hexdigest()
+    request_hash = hashlib.sha256(
+        json.dumps(
+            {
+                "operation": req.operation,
+                "parameters": params,
+                "timeout_seconds": req.timeout_seconds,
+                "max_rows": req.max_rows,
+            },
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()
     ddb = state.client("dynamodb")
     table = state.settings.jobs_table
     idem = _idem_key(principal, idempotency_key) if idempotency_key else None
     now = time.time()
     if idem is not None:
         try:
-            ddb.put_item(TableName=table, Item={**idem, "requestHash": {"S": request_hash},
-                                                "expiresAt": {"N": str(int(now + IDEMPOTENCY_TTL_SECONDS))}},
-                         ConditionExpression="attribute_not_exists(PK) OR expiresAt < :now",
-                         ExpressionAttributeValues={":now": {"N": str(int(now))}})
+            ddb.put_item(
+                TableName=table,
+                Item={
+                    **idem,
+                    "requestHash": {"S": request_hash},
+                    "expiresAt": {"N": str(int(now + IDEMPOTENCY_TTL_SECONDS))},
+                },
+                ConditionExpression="attribute_not_exists(PK) OR expiresAt < :now",
+                ExpressionAttributeValues={":now": {"N": str(int(now))}},
+            )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
             item = ddb.get_item(TableName=table, Key=idem, ConsistentRead=True).get("Item") or {}
             if item.get("requestHash", {}).get("S") != request_hash:
-                raise ApiProblem(409, "idempotency_conflict",
-                                 "this Idempotency-Key was already used with a different request",
-                                 error_type="IdempotencyConflict",
-                                 suggestions=["Use a new Idempotency-Key for a different request"]) from None
+                raise ApiProblem(
+                    409,
+                    "idempotency_conflict",
+                    "this Idempotency-Key was already used with a different request",
+                    error_type="IdempotencyConflict",
+                    suggestions=["Use a new Idempotency-Key for a different request"],
+                ) from None
             job_id = item.get("jobId", {}).get("S")
             if not job_id:
-                raise ApiProblem(409, "idempotency_in_progress",
-                                 "a request with this Idempotency-Key is still being processed",
-                                 error_type="IdempotencyConflict", headers={"Retry-After": "1"},
-                                 suggestions=["Retry the same request in a moment"]) from None
-            job = state.jobs.get(job_id) or {"jobId": job_id, "status": "queued", "operation": req.operation,
-                                              "parameters": params}
+                raise ApiProblem(
+                    409,
+                    "idempotency_in_progress",
+                    "a request with this Idempotency-Key is still being processed",
+                    error_type="IdempotencyConflict",
+                    headers={"Retry-After": "1"},
+                    suggestions=["Retry the same request in a moment"],
+                ) from None
+            job = state.jobs.get(job_id) or {
+                "jobId": job_id,
+                "status": "queued",
+                "operation": req.operation,
+                "parameters": params,
+            }
             return job_view(job), True
     try:
-        run_config = analytics_run_config(req.operation, params, timeout_seconds=req.timeout_seconds,
-                                          max_rows=req.max_rows)
+        run_config = analytics_run_config(
+            req.operation, params, timeout_seconds=req.timeout_seconds, max_rows=req.max_rows
+        )
         tags = {PRINCIPAL_TAG: principal.name}
         if idempotency_key:
             tags[IDEMPOTENCY_TAG] = idempotency_key[:200]
@@ -92,11 +123,18 @@ def launch_job(state: AppState, principal: Principal, req: JobRequest,
         if idem is not None:
             ddb.delete_item(TableName=table, Key=idem)
         raise
-    fields = {"operation": req.operation, "parameters": params,
-              "dagsterRunUrl": run_link(state.settings, run_id)}
+    fields = {
+        "operation": req.operation,
+        "parameters": params,
+        "dagsterRunUrl": run_link(state.settings, run_id),
+    }
     state.jobs.record_status(run_id, "queued", job_type="analytics", fields=fields)
     if idem is not None:
-        ddb.update_item(TableName=table, Key=idem, UpdateExpression="SET jobId = :j",
-                        ExpressionAttributeValues={":j": {"S": run_id}})
+        ddb.update_item(
+            TableName=table,
+            Key=idem,
+            UpdateExpression="SET jobId = :j",
+            ExpressionAttributeValues={":j": {"S": run_id}},
+        )
     job = state.jobs.get(run_id) or {"jobId": run_id, "status": "queued", **fields}
     return job_view(job), False

@@ -27,8 +27,14 @@ from resources.clients.secrets import database_urls_from_secret_arns
 
 # Bodies of these types go back as text: a REST API (v1) without binaryMediaTypes would otherwise hand
 # base64 to the client.
-TEXT_MIME_TYPES = ["application/json", "application/problem+json", "application/vnd.oai.openapi",
-                   "application/javascript", "application/xml", "text/csv"]
+TEXT_MIME_TYPES = [
+    "application/json",
+    "application/problem+json",
+    "application/vnd.oai.openapi",
+    "application/javascript",
+    "application/xml",
+    "text/csv",
+]
 
 
 def make_handler(app: Any) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
@@ -51,21 +57,38 @@ def make_handler(app: Any) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
 
 def is_direct_invocation(event: Any) -> bool:
     """An event naming an operation that no API Gateway sent (no request context, no HTTP method)."""
-    return (isinstance(event, dict) and "operation" in event and "requestContext" not in event
-            and "httpMethod" not in event and "routeKey" not in event)
+    return (
+        isinstance(event, dict)
+        and "operation" in event
+        and "requestContext" not in event
+        and "httpMethod" not in event
+        and "routeKey" not in event
+    )
 
 
 def direct_event(event: dict[str, Any], request_id: str) -> dict[str, Any]:
     """The REST (v1) event of `POST /analytics` carrying the invocation's operation and parameters."""
     body = json.dumps({"operation": event.get("operation"), "parameters": event.get("parameters") or {}})
     return {
-        "resource": "/analytics", "path": "/analytics", "httpMethod": "POST",
+        "resource": "/analytics",
+        "path": "/analytics",
+        "httpMethod": "POST",
         "headers": {"Content-Type": "application/json", "Accept": "application/json"},
         "multiValueHeaders": {"Content-Type": ["application/json"], "Accept": ["application/json"]},
-        "queryStringParameters": None, "multiValueQueryStringParameters": None, "pathParameters": None,
-        "stageVariables": None, "body": body, "isBase64Encoded": False,
-        "requestContext": {"resourcePath": "/analytics", "httpMethod": "POST", "path": "/analytics",
-                           "stage": "direct", "requestId": request_id, "identity": {"sourceIp": "127.0.0.1"}},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "body": body,
+        "isBase64Encoded": False,
+        "requestContext": {
+            "resourcePath": "/analytics",
+            "httpMethod": "POST",
+            "path": "/analytics",
+            "stage": "direct",
+            "requestId": request_id,
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
         DIRECT_INVOKE_MARK: True,
     }
 
@@ -80,7 +103,9 @@ def _database_urls_from_secrets() -> None:
         return
     if any(os.environ.get(v) for v in ("DATABASE_SECRET_ARN", "READONLY_DATABASE_SECRET_ARN")):
         sm = aws_client("secretsmanager")
-        database_urls_from_secret_arns(os.environ, lambda arn: sm.get_secret_value(SecretId=arn)["SecretString"])
+        database_urls_from_secret_arns(
+            os.environ, lambda arn: sm.get_secret_value(SecretId=arn)["SecretString"]
+        )
 
 
 _database_urls_from_secrets()

@@ -20,8 +20,11 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 async def _send_problem(send: Any, p: ApiProblem, path: str, request_id: str) -> None:
     body = json.dumps(problem_body(p, path, request_id)).encode()
-    headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
-               (b"x-request-id", request_id.encode())]
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
     await send({"type": "http.response.start", "status": p.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -84,12 +87,24 @@ class RequestContextMiddleware:
         except Exception:
             log.exception("unhandled error (request id %s)", request_id)
             if not started:
-                await _send_problem(send, ApiProblem(500, "internal_error",
-                                                     "the request could not be completed; quote the request id "
-                                                     "when reporting it", error_type="InternalError"),
-                                    path, request_id)
+                await _send_problem(
+                    send,
+                    ApiProblem(
+                        500,
+                        "internal_error",
+                        "the request could not be completed; quote the request id when reporting it",
+                        error_type="InternalError",
+                    ),
+                    path,
+                    request_id,
+                )
 
 
 def _too_large(limit: int) -> ApiProblem:
-    return ApiProblem(413, "request_too_large", f"the request body is larger than {limit} bytes",
-                      error_type="PayloadTooLarge", suggestions=["Send a smaller body"])
+    return ApiProblem(
+        413,
+        "request_too_large",
+        f"the request body is larger than {limit} bytes",
+        error_type="PayloadTooLarge",
+        suggestions=["Send a smaller body"],
+    )

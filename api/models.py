@@ -8,8 +8,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class AnalyticsRequest(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"operation": "customer_analysis", "parameters": {"metric": "revenue", "group_by": "industry"}}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "operation": "customer_analysis",
+                    "parameters": {"metric": "revenue", "group_by": "industry"},
+                }
+            ]
+        }
+    )
     operation: str = Field(..., min_length=1, max_length=100, description="A catalogue operation name")
     parameters: dict[str, Any] = Field(default_factory=dict, description="The operation's parameters")
 
@@ -49,17 +57,21 @@ class DatabaseInfoData(BaseModel):
 
     model_config = ConfigDict(title="DatabaseInfoData")
     tables: list[dict[str, Any]] = Field(
-        ..., description="One object per canonical table: table_name (as the old answer), kind, partitions, "
-                         "row_count, row_count_exact, total_bytes, column_count, columns")
+        ...,
+        description="One object per canonical table: table_name (as the old answer), kind, partitions, "
+        "row_count, row_count_exact, total_bytes, column_count, columns",
+    )
     sample_table_structure: list[TableStructureColumn] = Field(
-        ..., description="The first table's columns and their types (the old answer's sample)")
+        ..., description="The first table's columns and their types (the old answer's sample)"
+    )
 
 
 Rows = list[dict[str, Any]]
 DATA_DESCRIPTION = (
     "Per operation: database_info answers an object, `{tables, sample_table_structure}` (the old system's "
     "shape); every other operation answers its rows as objects. null when the result is in the results bucket "
-    "(see largeResult, downloadUrl).")
+    "(see largeResult, downloadUrl)."
+)
 
 
 def _data_schema(schema: dict[str, Any]) -> None:
@@ -80,23 +92,34 @@ class AnalyticsResponse(BaseModel):
     success: Literal[True] = True
     operation: str
     operationId: str = Field(..., description="The old API's field: <operation>_<epoch ms>")
-    executionTime: str = Field(..., description="The old API's field, e.g. '123ms' (metadata.executionTimeMs: ours)")
+    executionTime: str = Field(
+        ..., description="The old API's field, e.g. '123ms' (metadata.executionTimeMs: ours)"
+    )
     data: Rows | DatabaseInfoData | None = Field(
-        ..., description=DATA_DESCRIPTION + " metadata.download has presigned links to it.",
-        json_schema_extra=_data_schema)
+        ...,
+        description=DATA_DESCRIPTION + " metadata.download has presigned links to it.",
+        json_schema_extra=_data_schema,
+    )
     metadata: Metadata
-    largeResult: bool | None = Field(None, description="The old API's large-result fields: true when data is null "
-                                                       "and the rows are in the results bucket")
+    largeResult: bool | None = Field(
+        None,
+        description="The old API's large-result fields: true when data is null "
+        "and the rows are in the results bucket",
+    )
     s3Url: str | None = Field(None, description="s3://bucket/key of the JSON result (large results)")
     downloadUrl: str | None = Field(None, description="GET it (relative to the API's base URL) for the rows")
     recordCount: int | None = None
     message: str | None = None
     tables: list[dict[str, Any]] | None = Field(
-        None, deprecated=True, description="database_info: the table names (read data.tables, the old system's "
-                                           "place for them)")
+        None,
+        deprecated=True,
+        description="database_info: the table names (read data.tables, the old system's place for them)",
+    )
     sample_table_structure: list[TableStructureColumn] | None = Field(
-        None, deprecated=True, description="database_info: the first table's columns and types (read "
-                                           "data.sample_table_structure)")
+        None,
+        deprecated=True,
+        description="database_info: the first table's columns and types (read data.sample_table_structure)",
+    )
 
 
 class DownloadResponse(BaseModel):
@@ -188,9 +211,12 @@ class JobResponse(BaseModel):
     job: Job
     # The old API's fields, beside ours: a poller written for it reads jobId and status at the top level.
     jobId: str
-    status: str = Field(..., description="The old vocabulary: submitted, running, completed, failed, canceled "
-                                         "(job.status: ours — queued, running, canceling, succeeded, failed, "
-                                         "canceled)")
+    status: str = Field(
+        ...,
+        description="The old vocabulary: submitted, running, completed, failed, canceled "
+        "(job.status: ours — queued, running, canceling, succeeded, failed, "
+        "canceled)",
+    )
     checkStatusUrl: str
     submittedAt: str | None = None
     resultUrl: str | None = Field(None, description="Once completed: where the result is")
@@ -201,11 +227,16 @@ class JobResponse(BaseModel):
     operationId: str | None = Field(None, description="Once completed: <operation>_<start, epoch ms>")
     executionTime: str | None = Field(None, description="Once completed: the query's time, e.g. '123ms'")
     data: Rows | DatabaseInfoData | None = Field(
-        None, description="Once completed with at most 1,000 rows that fit in the job item. " + DATA_DESCRIPTION,
-        json_schema_extra=_data_schema)
+        None,
+        description="Once completed with at most 1,000 rows that fit in the job item. " + DATA_DESCRIPTION,
+        json_schema_extra=_data_schema,
+    )
     metadata: JobResultMetadata | None = Field(None, description="Once completed: about the answer")
-    largeResult: bool | None = Field(None, description="Completed with a result in the results bucket (over 1,000 "
-                                                       "rows, or too large for the job item): no data")
+    largeResult: bool | None = Field(
+        None,
+        description="Completed with a result in the results bucket (over 1,000 "
+        "rows, or too large for the job item): no data",
+    )
     s3Url: str | None = Field(None, description="s3://bucket/key of the JSON result (large results)")
     downloadUrl: str | None = Field(None, description="GET it (relative to the API's base URL) for the rows")
     recordCount: int | None = Field(None, description="Rows of a large result")
@@ -224,18 +255,23 @@ class IngestFile(BaseModel):
     runId: str | None
     counts: dict[str, int | None] = Field(
         description="received, inserted, updated, unchanged, rejected, duplicates (a later occurrence in the "
-                    "file won), superseded (older in source order than what the store holds: not applied)")
+        "file won), superseded (older in source order than what the store holds: not applied)"
+    )
     seconds: float | None
     discoveredAt: str
     finishedAt: str | None
     sourceFileAt: str | None = Field(
-        default=None, description="The file's place in its source's history (export date, else LastModified)")
+        default=None, description="The file's place in its source's history (export date, else LastModified)"
+    )
     failureKind: Literal["data", "infrastructure"] | None = Field(
-        default=None, description="Of a failed file: `data` (its content or the object; waits for a reprocess) "
-                                  "or `infrastructure` (its loader, run or connection died; retried by itself)")
+        default=None,
+        description="Of a failed file: `data` (its content or the object; waits for a reprocess) "
+        "or `infrastructure` (its loader, run or connection died; retried by itself)",
+    )
     retries: int = Field(default=0, description="Automatic retries of this series of attempts")
     attemptCause: Literal["reprocess", "retry"] | None = Field(
-        default=None, description="Why the current attempt started (null: the file arrived)")
+        default=None, description="Why the current attempt started (null: the file arrived)"
+    )
 
 
 class FileAttempt(BaseModel):
@@ -266,8 +302,9 @@ class IngestFileResponse(BaseModel):
     success: Literal[True] = True
     file: IngestFile
     rejectedSample: list[RejectedRecord]
-    attempts: list[FileAttempt] = Field(default_factory=list,
-                                        description="Every ended attempt of this file version, oldest first")
+    attempts: list[FileAttempt] = Field(
+        default_factory=list, description="Every ended attempt of this file version, oldest first"
+    )
 
 
 class UploadRequest(BaseModel):

@@ -36,15 +36,21 @@ class _Entry:
 
 
 class ResultCache:
-    def __init__(self, dynamodb: Callable[[], Any], table: str, *, ttl_seconds: int, memory_bytes: int) -> None:
+    def __init__(
+        self, dynamodb: Callable[[], Any], table: str, *, ttl_seconds: int, memory_bytes: int
+    ) -> None:
         self._dynamodb = dynamodb  # a getter: the client is built on first use, once per process
         self._table = table
         self._ttl = ttl_seconds
         self._lock = threading.Lock()  # cachetools caches are not thread-safe; sync routes run in threads
         self._memory: TLRUCache[str, _Entry] | None = None
         if ttl_seconds > 0 and memory_bytes > 0:
-            self._memory = TLRUCache(maxsize=memory_bytes, ttu=lambda _k, entry, _now: entry.expires_at,
-                                     timer=time.time, getsizeof=lambda entry: entry.size)
+            self._memory = TLRUCache(
+                maxsize=memory_bytes,
+                ttu=lambda _k, entry, _now: entry.expires_at,
+                timer=time.time,
+                getsizeof=lambda entry: entry.size,
+            )
 
     @property
     def enabled(self) -> bool:
@@ -67,9 +73,14 @@ class ResultCache:
         if not self.enabled:
             return None
         try:
-            item = self._dynamodb().get_item(
-                TableName=self._table, Key={"PK": {"S": f"CACHE#{key}"}, "SK": {"S": CACHE_SK}},
-            ).get("Item")
+            item = (
+                self._dynamodb()
+                .get_item(
+                    TableName=self._table,
+                    Key={"PK": {"S": f"CACHE#{key}"}, "SK": {"S": CACHE_SK}},
+                )
+                .get("Item")
+            )
         except (ClientError, BotoCoreError):
             return None
         if not item:
@@ -95,8 +106,13 @@ class ResultCache:
         try:
             self._dynamodb().put_item(
                 TableName=self._table,
-                Item={"PK": {"S": f"CACHE#{key}"}, "SK": {"S": CACHE_SK}, "payload": {"S": body},
-                      "operation": {"S": payload["operation"]}, "expiresAt": {"N": str(expires_at)}},
+                Item={
+                    "PK": {"S": f"CACHE#{key}"},
+                    "SK": {"S": CACHE_SK},
+                    "payload": {"S": body},
+                    "operation": {"S": payload["operation"]},
+                    "expiresAt": {"N": str(expires_at)},
+                },
             )
         except (ClientError, BotoCoreError):
             return  # not shared, so not remembered either: every process answers the same way

@@ -49,9 +49,12 @@ class AppState:
     result_cache: ResultCache = field(init=False)
 
     def __post_init__(self) -> None:
-        self.result_cache = ResultCache(lambda: self.client("dynamodb"), self.settings.jobs_table,
-                                        ttl_seconds=self.api.cache_ttl_seconds,
-                                        memory_bytes=self.api.memory_cache_bytes)
+        self.result_cache = ResultCache(
+            lambda: self.client("dynamodb"),
+            self.settings.jobs_table,
+            ttl_seconds=self.api.cache_ttl_seconds,
+            memory_bytes=self.api.memory_cache_bytes,
+        )
 
     # AWS ---------------------------------------------------------------------------------------------
     def _once(self, cache: dict[str, Any], key: str, build: Callable[[], Any]) -> Any:
@@ -65,8 +68,11 @@ class AppState:
         return found
 
     def client(self, service: str) -> Any:
-        return self._once(self._clients, service, lambda: aws_client(
-            service, self.settings, max_pool_connections=AWS_POOL_CONNECTIONS))
+        return self._once(
+            self._clients,
+            service,
+            lambda: aws_client(service, self.settings, max_pool_connections=AWS_POOL_CONNECTIONS),
+        )
 
     @property
     def jobs(self) -> JobsStore:
@@ -74,8 +80,12 @@ class AppState:
 
     @property
     def dagster(self) -> DagsterClient:
-        return DagsterClient(self.settings.dagster_url, location=self.api.dagster_location,
-                             repository=self.api.dagster_repository, timeout=self.api.dagster_timeout_seconds)
+        return DagsterClient(
+            self.settings.dagster_url,
+            location=self.api.dagster_location,
+            repository=self.api.dagster_repository,
+            timeout=self.api.dagster_timeout_seconds,
+        )
 
     # PostgreSQL --------------------------------------------------------------------------------------
     def pool(self, which: str) -> Any:
@@ -88,10 +98,21 @@ class AppState:
         reader = which == "reader"
         url = self.settings.readonly_database_url if reader else self.settings.database_url
         # The writer's connections are autocommit: its routes open transactions explicitly.
-        kwargs = {"application_name": f"canonical-api-{which}", "connect_timeout": 5, "autocommit": not reader}
-        return ConnectionPool(url, min_size=0, max_size=self.api.db_pool_max_size, open=True,
-                              timeout=self.api.db_pool_timeout_seconds, kwargs=self.connect_kwargs(url, kwargs),
-                              check=ConnectionPool.check_connection, name=f"api-{which}")
+        kwargs = {
+            "application_name": f"canonical-api-{which}",
+            "connect_timeout": 5,
+            "autocommit": not reader,
+        }
+        return ConnectionPool(
+            url,
+            min_size=0,
+            max_size=self.api.db_pool_max_size,
+            open=True,
+            timeout=self.api.db_pool_timeout_seconds,
+            kwargs=self.connect_kwargs(url, kwargs),
+            check=ConnectionPool.check_connection,
+            name=f"api-{which}",
+        )
 
     def connect_kwargs(self, url: str, base: dict[str, Any]) -> Any:
         """`base`, or with IAM auth a callable the pool evaluates per new connection (a fresh token each)."""
@@ -150,10 +171,17 @@ class AppState:
             # client that runs each request in a new loop (Starlette's TestClient outside `with`) gets a
             # new pool, and the old one's connections close when it is collected.
             self._async_pool = AsyncConnectionPool(
-                self.settings.database_url, min_size=0, max_size=4, open=False,
-                timeout=self.api.db_pool_timeout_seconds, name="api-version",
-                kwargs=self.connect_kwargs(self.settings.database_url, {
-                    "application_name": "canonical-api-version", "connect_timeout": 5, "autocommit": True}))
+                self.settings.database_url,
+                min_size=0,
+                max_size=4,
+                open=False,
+                timeout=self.api.db_pool_timeout_seconds,
+                name="api-version",
+                kwargs=self.connect_kwargs(
+                    self.settings.database_url,
+                    {"application_name": "canonical-api-version", "connect_timeout": 5, "autocommit": True},
+                ),
+            )
             self._async_pool_loop = loop
             pool = self._async_pool
             self._version_read = FreshRead(lambda: self._read_data_version(pool))
@@ -180,12 +208,18 @@ class AppState:
             if not raw and self.api.api_keys_secret_arn:
                 try:
                     raw = self.client("secretsmanager").get_secret_value(
-                        SecretId=self.api.api_keys_secret_arn)["SecretString"]
+                        SecretId=self.api.api_keys_secret_arn
+                    )["SecretString"]
                 except (ClientError, BotoCoreError) as exc:
                     log.warning("API keys secret unreadable: %s", exc)
-                    raise ApiProblem(503, "auth_unavailable", "API keys cannot be checked at the moment; retry "
-                                     "shortly", title="Authentication unavailable", error_type="ServiceUnavailable",
-                                     headers={"Retry-After": "5"}) from None
+                    raise ApiProblem(
+                        503,
+                        "auth_unavailable",
+                        "API keys cannot be checked at the moment; retry shortly",
+                        title="Authentication unavailable",
+                        error_type="ServiceUnavailable",
+                        headers={"Retry-After": "5"},
+                    ) from None
             if not raw and not self.api.api_keys_secret_arn:
                 return None
             try:
@@ -193,13 +227,24 @@ class AppState:
                 self._keys = parse_api_keys(raw or "[]")
             except (ValueError, TypeError) as exc:  # fail closed, and say why in the log
                 log.error("API keys are misconfigured: %s", exc)
-                raise ApiProblem(503, "auth_unavailable", "API keys cannot be checked: their configuration is "
-                                 "invalid (the server log says why)", title="Authentication unavailable",
-                                 error_type="ServiceUnavailable", headers={"Retry-After": "30"}) from None
+                raise ApiProblem(
+                    503,
+                    "auth_unavailable",
+                    "API keys cannot be checked: their configuration is invalid (the server log says why)",
+                    title="Authentication unavailable",
+                    error_type="ServiceUnavailable",
+                    headers={"Retry-After": "30"},
+                ) from None
         return self._keys
 
 
 def db_unavailable() -> ApiProblem:
-    return ApiProblem(503, "database_unavailable", "the database is unavailable at the moment; retry shortly",
-                      title="Database unavailable", error_type="DatabaseUnavailable", headers={"Retry-After": "5"},
-                      suggestions=["Retry after a few seconds", "GET /health shows which dependency is down"])
+    return ApiProblem(
+        503,
+        "database_unavailable",
+        "the database is unavailable at the moment; retry shortly",
+        title="Database unavailable",
+        error_type="DatabaseUnavailable",
+        headers={"Retry-After": "5"},
+        suggestions=["Retry after a few seconds", "GET /health shows which dependency is down"],
+    )

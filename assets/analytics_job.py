@@ -62,9 +62,14 @@ else:
 
 class AnalyticsConfig(Config):
     request: OperationRequest = Field(
-        description="The operation and its parameters: pick one; GET /analytics/operations documents the same")
-    timeout_seconds: float | None = Field(default=None, description="Statement timeout; default: the operation's.")
-    max_rows: int = Field(default=100_000, ge=1, le=1_000_000, description="Row cap; the result says if it cut.")
+        description="The operation and its parameters: pick one; GET /analytics/operations documents the same"
+    )
+    timeout_seconds: float | None = Field(
+        default=None, description="Statement timeout; default: the operation's."
+    )
+    max_rows: int = Field(
+        default=100_000, ge=1, le=1_000_000, description="Row cap; the result says if it cut."
+    )
 
 
 class TransientAnalyticsError(Exception):
@@ -78,41 +83,72 @@ class TransientAnalyticsError(Exception):
     retry_policy=RetryPolicy(max_retries=3, delay=1.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS),
     tags={"kind": "analytics"},
 )
-def run_analytics(context: OpExecutionContext, config: AnalyticsConfig, readonly_postgres: PostgresResource,
-                  job_tracking: JobTrackingResource) -> dict:
+def run_analytics(
+    context: OpExecutionContext,
+    config: AnalyticsConfig,
+    readonly_postgres: PostgresResource,
+    job_tracking: JobTrackingResource,
+) -> dict:
     operation = config.request.operation
     try:
         params = validate_parameters(operation, config.request.model_dump(exclude={"operation"}))
     except AnalyticsError as exc:
-        raise Failure(description=exc.message, metadata={"error": MetadataValue.json(exc.as_dict())},
-                      allow_retries=False) from None
+        raise Failure(
+            description=exc.message,
+            metadata={"error": MetadataValue.json(exc.as_dict())},
+            allow_retries=False,
+        ) from None
     try:
-        result = readonly_postgres.run_operation(operation, params, timeout_s=config.timeout_seconds,
-                                                 max_rows=config.max_rows)
+        result = readonly_postgres.run_operation(
+            operation, params, timeout_s=config.timeout_seconds, max_rows=config.max_rows
+        )
     except TransientDatabaseError as exc:
         context.log.warning(f"transient database error, will retry: {exc.message}")
         raise TransientAnalyticsError(exc.message) from exc
     except AnalyticsError as exc:
-        raise Failure(description=exc.message, metadata={"error": MetadataValue.json(exc.as_dict())},
-                      allow_retries=False) from None
+        raise Failure(
+            description=exc.message,
+            metadata={"error": MetadataValue.json(exc.as_dict())},
+            allow_retries=False,
+        ) from None
     # The run-status sensors write the parameters from this run's config onto the same item: count them.
-    besides = OTHER_ATTRIBUTES_BYTES + attribute_bytes("parameters", analytics_request(context.run.run_config)[1])
-    summary = store_result(job_tracking.s3, job_tracking.results_bucket, context.run_id, result.columns, result.rows,
-                           truncated=result.truncated, operation=operation,
-                           extra={"executionTimeMs": round(result.elapsed_s * 1000, 1)}, item_bytes_besides=besides)
+    besides = OTHER_ATTRIBUTES_BYTES + attribute_bytes(
+        "parameters", analytics_request(context.run.run_config)[1]
+    )
+    summary = store_result(
+        job_tracking.s3,
+        job_tracking.results_bucket,
+        context.run_id,
+        result.columns,
+        result.rows,
+        truncated=result.truncated,
+        operation=operation,
+        extra={"executionTimeMs": round(result.elapsed_s * 1000, 1)},
+        item_bytes_besides=besides,
+    )
     summary["parquet"] = write_parquet(job_tracking, context.run_id, result.columns, result.rows, operation)
     job_tracking.jobs_store().record_result(context.run_id, summary)
-    where = (f"s3://{summary['bucket']}/{summary['s3']['json']}" if summary["storage"] == "s3" else "inline")
-    context.add_output_metadata({
-        "operation": operation, "row_count": result.row_count, "truncated": result.truncated,
-        "elapsed_ms": round(result.elapsed_s * 1000, 1), "result": where,
-        "parameters": MetadataValue.json(result.parameters),
-    })
+    where = f"s3://{summary['bucket']}/{summary['s3']['json']}" if summary["storage"] == "s3" else "inline"
+    context.add_output_metadata(
+        {
+            "operation": operation,
+            "row_count": result.row_count,
+            "truncated": result.truncated,
+            "elapsed_ms": round(result.elapsed_s * 1000, 1),
+            "result": where,
+            "parameters": MetadataValue.json(result.parameters),
+        }
+    )
     return {k: v for k, v in summary.items() if k != "rows"}
 
 
-def write_parquet(job_tracking: JobTrackingResource, run_id: str, columns: list[str], rows: list[tuple[Any, ...]],
-                  operation: str) -> str:
+def write_parquet(
+    job_tracking: JobTrackingResource,
+    run_id: str,
+    columns: list[str],
+    rows: list[tuple[Any, ...]],
+    operation: str,
+) -> str:
     """The result as Parquet beside its JSON and CSV, for every job (GET /analytics/jobs/{id}/result?format=
     parquet). pandas stays on the Dagster side: the API only presigns the object."""
     import pandas as pd
@@ -121,8 +157,13 @@ def write_parquet(job_tracking: JobTrackingResource, run_id: str, columns: list[
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     key = result_keys(run_id)["parquet"]
-    job_tracking.s3.put_object(Bucket=job_tracking.results_bucket, Key=key, Body=buf.getvalue(),
-                      ContentType="application/vnd.apache.parquet", Metadata=result_metadata(operation, len(rows)))
+    job_tracking.s3.put_object(
+        Bucket=job_tracking.results_bucket,
+        Key=key,
+        Body=buf.getvalue(),
+        ContentType="application/vnd.apache.parquet",
+        Metadata=result_metadata(operation, len(rows)),
+    )
     return key
 
 

@@ -8,7 +8,6 @@ ranking and duplicate answers and a monthly one the trends, as the old system's 
 (02:00 UTC daily, 03:00 UTC on the 1st). Each asset has checks that can fail.
 """
 
-
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -69,25 +68,55 @@ class AnalyticsTable:
 
 
 TABLES: tuple[AnalyticsTable, ...] = (
-    AnalyticsTable("customer_segments", "customer_analysis", {"metric": "revenue", "group_by": "industry"},
-                   "Revenue per industry segment: entities, total, average, median, share (customer_analysis).",
-                   [ENTITIES], "daily", required_columns=("entities",)),
-    AnalyticsTable("revenue_rankings", "revenue_analysis", {"metric": "revenue", "group_by": "industry", "top_n": 10},
-                   "The ten largest entities by revenue within each industry (revenue_analysis).",
-                   [ENTITIES], "daily", required_columns=("rank", "canonical_id", "value")),
-    AnalyticsTable("duplicate_candidates", "data_integrity_analysis", {"min_similarity": 0.6, "limit": 100},
-                   "Likely duplicates across CRM, ERP and legacy: similar names, revenue and employees, with a "
-                   "recommended action and the record to keep (data_integrity_analysis).",
-                   [ENTITIES], "daily", required_columns=("a_id", "b_id", "match_score"),
-                   checks=("required_columns_present", "no_entity_paired_with_itself")),
-    AnalyticsTable("monthly_trends", "time_series_patterns", {"analysis_period": "12 months"},
-                   "The last twelve months of the main revenue series: totals, moving averages, growth, volatility, "
-                   "trend (time_series_patterns).",
-                   [TIME_SERIES, ENTITIES], "monthly", required_columns=("period", "total")),
-    AnalyticsTable("market_cube", "multi_dimensional_analytics", {"timeframe": "3 months"},
-                   "Industry × month over the last three months: entities, totals, growth, share, tier "
-                   "(multi_dimensional_analytics, as the old monthly schedule ran it).",
-                   [TIME_SERIES, ENTITIES, RELATIONSHIPS], "monthly", required_columns=("period", "industry")),
+    AnalyticsTable(
+        "customer_segments",
+        "customer_analysis",
+        {"metric": "revenue", "group_by": "industry"},
+        "Revenue per industry segment: entities, total, average, median, share (customer_analysis).",
+        [ENTITIES],
+        "daily",
+        required_columns=("entities",),
+    ),
+    AnalyticsTable(
+        "revenue_rankings",
+        "revenue_analysis",
+        {"metric": "revenue", "group_by": "industry", "top_n": 10},
+        "The ten largest entities by revenue within each industry (revenue_analysis).",
+        [ENTITIES],
+        "daily",
+        required_columns=("rank", "canonical_id", "value"),
+    ),
+    AnalyticsTable(
+        "duplicate_candidates",
+        "data_integrity_analysis",
+        {"min_similarity": 0.6, "limit": 100},
+        "Likely duplicates across CRM, ERP and legacy: similar names, revenue and employees, with a "
+        "recommended action and the record to keep (data_integrity_analysis).",
+        [ENTITIES],
+        "daily",
+        required_columns=("a_id", "b_id", "match_score"),
+        checks=("required_columns_present", "no_entity_paired_with_itself"),
+    ),
+    AnalyticsTable(
+        "monthly_trends",
+        "time_series_patterns",
+        {"analysis_period": "12 months"},
+        "The last twelve months of the main revenue series: totals, moving averages, growth, volatility, "
+        "trend (time_series_patterns).",
+        [TIME_SERIES, ENTITIES],
+        "monthly",
+        required_columns=("period", "total"),
+    ),
+    AnalyticsTable(
+        "market_cube",
+        "multi_dimensional_analytics",
+        {"timeframe": "3 months"},
+        "Industry × month over the last three months: entities, totals, growth, share, tier "
+        "(multi_dimensional_analytics, as the old monthly schedule ran it).",
+        [TIME_SERIES, ENTITIES, RELATIONSHIPS],
+        "monthly",
+        required_columns=("period", "industry"),
+    ),
 )
 
 
@@ -96,21 +125,32 @@ def write_table(conn: psycopg.Connection, name: str, result: Result) -> list[tup
     columns = [(c, column_pg_type([row[i] for row in result.rows])) for i, c in enumerate(result.columns)]
     staging = f"{name}__next"
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SCHEMA, staging)))
-    conn.execute(sql.SQL("CREATE TABLE {} ({})").format(
-        sql.Identifier(SCHEMA, staging),
-        sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in columns)))
+    conn.execute(
+        sql.SQL("CREATE TABLE {} ({})").format(
+            sql.Identifier(SCHEMA, staging),
+            sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in columns),
+        )
+    )
     jsonb = [t == "jsonb" for _, t in columns]
     with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(sql.Identifier(SCHEMA, staging))) as copy:
         for row in result.rows:
             copy.write_row([Jsonb(v) if j and v is not None else v for v, j in zip(row, jsonb, strict=True)])
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SCHEMA, name)))
-    conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(SCHEMA, staging), sql.Identifier(name)))
+    conn.execute(
+        sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(SCHEMA, staging), sql.Identifier(name))
+    )
     conn.execute(sql.SQL("GRANT SELECT ON {} TO pipeline_reader").format(sql.Identifier(SCHEMA, name)))
     return columns
 
 
-def record_materialization(conn: psycopg.Connection, table: AnalyticsTable, result: Result, data_version: int,
-                           columns: list[tuple[str, str]], run_id: str) -> None:
+def record_materialization(
+    conn: psycopg.Connection,
+    table: AnalyticsTable,
+    result: Result,
+    data_version: int,
+    columns: list[tuple[str, str]],
+    run_id: str,
+) -> None:
     conn.execute(
         """INSERT INTO analytics.materializations
                (name, operation, parameters, data_version, row_count, columns, run_id, materialized_at)
@@ -118,37 +158,60 @@ def record_materialization(conn: psycopg.Connection, table: AnalyticsTable, resu
            ON CONFLICT (name) DO UPDATE SET operation = EXCLUDED.operation, parameters = EXCLUDED.parameters,
                data_version = EXCLUDED.data_version, row_count = EXCLUDED.row_count, columns = EXCLUDED.columns,
                run_id = EXCLUDED.run_id, materialized_at = EXCLUDED.materialized_at""",
-        (table.name, table.operation, Jsonb(result.parameters), data_version, result.row_count,
-         Jsonb([c for c, _ in columns]), run_id))
+        (
+            table.name,
+            table.operation,
+            Jsonb(result.parameters),
+            data_version,
+            result.row_count,
+            Jsonb([c for c, _ in columns]),
+            run_id,
+        ),
+    )
 
 
 def _checks(conn: psycopg.Connection, table: AnalyticsTable, result: Result) -> Iterator[AssetCheckResult]:
     entities = conn.execute("SELECT EXISTS (SELECT 1 FROM canonical.entities)").fetchone()[0]  # type: ignore[index]
     if "has_rows_when_entities_exist" in table.checks:
-        yield AssetCheckResult(asset_key=table.key, check_name="has_rows_when_entities_exist",
-                               passed=bool(result.rows) or not entities,
-                               metadata={"rows": result.row_count, "entities_exist": bool(entities)})
+        yield AssetCheckResult(
+            asset_key=table.key,
+            check_name="has_rows_when_entities_exist",
+            passed=bool(result.rows) or not entities,
+            metadata={"rows": result.row_count, "entities_exist": bool(entities)},
+        )
     if "required_columns_present" in table.checks:
         positions = [result.columns.index(c) for c in table.required_columns if c in result.columns]
         missing = [c for c in table.required_columns if c not in result.columns]
         nulls = sum(1 for row in result.rows if any(row[i] is None for i in positions))
-        yield AssetCheckResult(asset_key=table.key, check_name="required_columns_present",
-                               passed=not missing and nulls == 0,
-                               metadata={"required": list(table.required_columns), "missing_columns": missing,
-                                         "rows_with_nulls": nulls})
+        yield AssetCheckResult(
+            asset_key=table.key,
+            check_name="required_columns_present",
+            passed=not missing and nulls == 0,
+            metadata={
+                "required": list(table.required_columns),
+                "missing_columns": missing,
+                "rows_with_nulls": nulls,
+            },
+        )
     if "no_entity_paired_with_itself" in table.checks:
         a, b = result.columns.index("a_id"), result.columns.index("b_id")
         same = [row[a] for row in result.rows if row[a] == row[b]]
-        yield AssetCheckResult(asset_key=table.key, check_name="no_entity_paired_with_itself", passed=not same,
-                               severity=AssetCheckSeverity.ERROR,
-                               metadata={"self_pairs": MetadataValue.json(same[:20])})
+        yield AssetCheckResult(
+            asset_key=table.key,
+            check_name="no_entity_paired_with_itself",
+            passed=not same,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={"self_pairs": MetadataValue.json(same[:20])},
+        )
 
 
 def _preview(result: Result) -> str:
     """The first rows as a Markdown table (pandas, which the Dagster side has; never in the Lambda)."""
     import pandas as pd
 
-    frame = pd.DataFrame([[jsonable(v) for v in row] for row in result.rows[:PREVIEW_ROWS]], columns=result.columns)
+    frame = pd.DataFrame(
+        [[jsonable(v) for v in row] for row in result.rows[:PREVIEW_ROWS]], columns=result.columns
+    )
     return frame.to_markdown(index=False) if not frame.empty else "(no rows)"
 
 
@@ -164,13 +227,19 @@ def build_asset(table: AnalyticsTable) -> AssetsDefinition:
         kinds={"postgres"},
         owners=OWNERS,
         tags={"layer": "analytics", "schedule": table.schedule},
-        metadata={"dagster/table_name": f"{SCHEMA}.{table.name}", "operation": table.operation,
-                  "parameters": MetadataValue.json(table.parameters)},
-        check_specs=[AssetCheckSpec(name, asset=table.key, blocking=name == "no_entity_paired_with_itself")
-                     for name in table.checks],
+        metadata={
+            "dagster/table_name": f"{SCHEMA}.{table.name}",
+            "operation": table.operation,
+            "parameters": MetadataValue.json(table.parameters),
+        },
+        check_specs=[
+            AssetCheckSpec(name, asset=table.key, blocking=name == "no_entity_paired_with_itself")
+            for name in table.checks
+        ],
     )
-    def _materialize(context: AssetExecutionContext, postgres: PostgresResource,
-                     readonly_postgres: PostgresResource) -> Iterator[Any]:
+    def _materialize(
+        context: AssetExecutionContext, postgres: PostgresResource, readonly_postgres: PostgresResource
+    ) -> Iterator[Any]:
         result = readonly_postgres.run_operation(table.operation, table.parameters, max_rows=MAX_ROWS)
         with postgres.connection() as conn:
             data_version = int(scalar(conn, "SELECT version FROM ingest.data_version"))
@@ -178,14 +247,17 @@ def build_asset(table: AnalyticsTable) -> AssetsDefinition:
             record_materialization(conn, table, result, data_version, columns, context.run.run_id)
             checks = list(_checks(conn, table, result))
             conn.commit()
-        yield MaterializeResult(metadata={
-            "dagster/row_count": result.row_count,
-            "dagster/column_schema": TableSchema(columns=[TableColumn(c, t) for c, t in columns]),
-            "data_version": data_version, "truncated": result.truncated,
-            "elapsed_ms": round(result.elapsed_s * 1000, 1),
-            "parameters": MetadataValue.json(json.loads(json.dumps(result.parameters, default=str))),
-            "preview": MetadataValue.md(_preview(result)),
-        })
+        yield MaterializeResult(
+            metadata={
+                "dagster/row_count": result.row_count,
+                "dagster/column_schema": TableSchema(columns=[TableColumn(c, t) for c, t in columns]),
+                "data_version": data_version,
+                "truncated": result.truncated,
+                "elapsed_ms": round(result.elapsed_s * 1000, 1),
+                "parameters": MetadataValue.json(json.loads(json.dumps(result.parameters, default=str))),
+                "preview": MetadataValue.md(_preview(result)),
+            }
+        )
         yield from checks
 
     return _materialize
@@ -195,15 +267,31 @@ analytics_table_assets: list[AssetsDefinition] = [build_asset(t) for t in TABLES
 
 
 def _schedule(name: str, cron: str, which: str, description: str) -> ScheduleDefinition:
-    job = define_asset_job(f"analytics_{which}_job", selection=[t.key for t in TABLES if t.schedule == which],
-                           description=description, tags={"pipeline/kind": "scheduled-analytics"})
-    return ScheduleDefinition(name=name, job=job, cron_schedule=cron, execution_timezone="UTC",
-                              default_status=DefaultScheduleStatus.RUNNING, description=description)
+    job = define_asset_job(
+        f"analytics_{which}_job",
+        selection=[t.key for t in TABLES if t.schedule == which],
+        description=description,
+        tags={"pipeline/kind": "scheduled-analytics"},
+    )
+    return ScheduleDefinition(
+        name=name,
+        job=job,
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        default_status=DefaultScheduleStatus.RUNNING,
+        description=description,
+    )
 
 
 analytics_daily_schedule = _schedule(
-    "analytics_daily", "0 2 * * *", "daily",
-    "Rebuilds the daily analytics tables (segments, rankings, duplicate candidates) at 02:00 UTC.")
+    "analytics_daily",
+    "0 2 * * *",
+    "daily",
+    "Rebuilds the daily analytics tables (segments, rankings, duplicate candidates) at 02:00 UTC.",
+)
 analytics_monthly_schedule = _schedule(
-    "analytics_monthly", "0 3 1 * *", "monthly",
-    "Rebuilds the monthly analytics tables (trends, market cube) at 03:00 UTC on the 1st.")
+    "analytics_monthly",
+    "0 3 1 * *",
+    "monthly",
+    "Rebuilds the monthly analytics tables (trends, market cube) at 03:00 UTC on the 1st.",
+)

@@ -7,7 +7,6 @@ fails (after loading every other file of the batch) when a file failed. A run th
 already loaded (a re-execution, a retry) reports them and ends cleanly.
 """
 
-
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -63,16 +62,19 @@ class IngestConfig(Config):
     file_ids: list[int] | None = Field(
         default=None,
         description="ingest.files ids to load, set by landing_sensor (or `pipeline reprocess KEY`). "
-                    f"Left empty, the run loads whatever is pending (up to {MANUAL_RUN_MAX_FILES} files).",
+        f"Left empty, the run loads whatever is pending (up to {MANUAL_RUN_MAX_FILES} files).",
     )
     max_refused_share: float = Field(
-        default=ingest_defaults.MAX_REFUSED_SHARE, ge=0, le=1,
+        default=ingest_defaults.MAX_REFUSED_SHARE,
+        ge=0,
+        le=1,
         description="The blocking check fails when more than this share of the run's records is refused.",
     )
     max_file_age_hours: float | None = Field(
-        default=None, gt=0,
+        default=None,
+        gt=0,
         description="The freshness check warns when the newest loaded file arrived longer ago than this "
-                    "(default: INGEST_FRESHNESS_HOURS).",
+        "(default: INGEST_FRESHNESS_HOURS).",
     )
 
 
@@ -81,22 +83,37 @@ def _totals(outcomes: list[FileOutcome]) -> FileLoadResult:
     for o in outcomes:
         if o.result is None:
             continue
-        for field in ("received", "inserted", "updated", "unchanged", "rejected", "duplicates", "superseded",
-                      "moved_back", "relationships", "time_series", "seconds"):
+        for field in (
+            "received",
+            "inserted",
+            "updated",
+            "unchanged",
+            "rejected",
+            "duplicates",
+            "superseded",
+            "moved_back",
+            "relationships",
+            "time_series",
+            "seconds",
+        ):
             setattr(total, field, getattr(total, field) + getattr(o.result, field))
     return total
 
 
 def _files_table(outcomes: list[FileOutcome]) -> str:
-    lines = ["| file | outcome | received | inserted | updated | unchanged | superseded | refused | seconds |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| file | outcome | received | inserted | updated | unchanged | superseded | refused | seconds |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for o in outcomes:
         r = o.result
         outcome = "loaded" if r else ("skipped: " + o.skipped if o.skipped else "FAILED: " + (o.error or ""))
         outcome = outcome.replace("|", "\\|")[:300]
         if r:
-            lines.append(f"| {o.file.s3_key} | {outcome} | {r.received} | {r.inserted} | {r.updated} | "
-                         f"{r.unchanged} | {r.superseded} | {r.rejected} | {r.seconds:.2f} |")
+            lines.append(
+                f"| {o.file.s3_key} | {outcome} | {r.received} | {r.inserted} | {r.updated} | "
+                f"{r.unchanged} | {r.superseded} | {r.rejected} | {r.seconds:.2f} |"
+            )
         else:
             lines.append(f"| {o.file.s3_key} | {outcome} | | | | | | | |")
     return "\n".join(lines)
@@ -105,7 +122,9 @@ def _files_table(outcomes: list[FileOutcome]) -> str:
 def _check_never_back(total: FileLoadResult) -> AssetCheckResult:
     # moved_back is counted by the merge itself (old vs new source position of every replaced row).
     return AssetCheckResult(
-        asset_key=ENTITIES, check_name=CHECK_NEVER_BACK, passed=total.moved_back == 0,
+        asset_key=ENTITIES,
+        check_name=CHECK_NEVER_BACK,
+        passed=total.moved_back == 0,
         severity=AssetCheckSeverity.ERROR,
         metadata={"moved_back": total.moved_back, "superseded": total.superseded, "updated": total.updated},
     )
@@ -116,9 +135,15 @@ def _check_freshness(conn: psycopg.Connection, max_age_hours: float) -> AssetChe
     conn.commit()
     passed = newest.age_hours is not None and newest.age_hours <= max_age_hours
     return AssetCheckResult(
-        asset_key=ENTITIES, check_name=CHECK_FRESHNESS, passed=passed, severity=AssetCheckSeverity.WARN,
-        metadata={"newest_file_arrived": str(newest.arrived), "max_age_hours": max_age_hours,
-                  "age_hours": round(newest.age_hours, 2) if newest.age_hours is not None else None},
+        asset_key=ENTITIES,
+        check_name=CHECK_FRESHNESS,
+        passed=passed,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "newest_file_arrived": str(newest.arrived),
+            "max_age_hours": max_age_hours,
+            "age_hours": round(newest.age_hours, 2) if newest.age_hours is not None else None,
+        },
     )
 
 
@@ -132,7 +157,9 @@ def _check_required_attributes(conn: psycopg.Connection, run_id: str) -> AssetCh
         (run_id,),
     ).fetchall()
     return AssetCheckResult(
-        asset_key=ENTITIES, check_name=CHECK_REQUIRED_ATTRIBUTES, passed=not bad,
+        asset_key=ENTITIES,
+        check_name=CHECK_REQUIRED_ATTRIBUTES,
+        passed=not bad,
         metadata={"sample_failing_ids": MetadataValue.json([r[0] for r in bad])},
     )
 
@@ -145,39 +172,82 @@ def _check_required_attributes(conn: psycopg.Connection, run_id: str) -> AssetCh
         "transaction per file; refused records are kept in ingest.rejected_records with reasons."
     ),
     specs=[
-        AssetSpec(ENTITIES, description="Canonical business entities (one row per source record id; "
-                  "versioned, previous versions in canonical.entity_history).", group_name="canonical",
-                  kinds={"postgres"}, skippable=True, deps=[RAW_FILES], owners=OWNERS,
-                  tags={"layer": "canonical"},
-                  metadata={"dagster/column_schema": ENTITIES_SCHEMA, "dagster/table_name": "canonical.entities"}),
-        AssetSpec(RELATIONSHIPS, description="Current and past parent links named by source records.",
-                  group_name="canonical", kinds={"postgres"}, skippable=True, deps=[RAW_FILES], owners=OWNERS,
-                  tags={"layer": "canonical"},
-                  metadata={"dagster/column_schema": RELATIONSHIPS_SCHEMA,
-                            "dagster/table_name": "canonical.entity_relationships"}),
-        AssetSpec(TIME_SERIES, description="Metric points from records' `metrics`, partitioned by month.",
-                  group_name="canonical", kinds={"postgres"}, skippable=True, deps=[RAW_FILES], owners=OWNERS,
-                  tags={"layer": "canonical"},
-                  metadata={"dagster/column_schema": TIME_SERIES_SCHEMA,
-                            "dagster/table_name": "canonical.time_series_data"}),
+        AssetSpec(
+            ENTITIES,
+            description="Canonical business entities (one row per source record id; "
+            "versioned, previous versions in canonical.entity_history).",
+            group_name="canonical",
+            kinds={"postgres"},
+            skippable=True,
+            deps=[RAW_FILES],
+            owners=OWNERS,
+            tags={"layer": "canonical"},
+            metadata={"dagster/column_schema": ENTITIES_SCHEMA, "dagster/table_name": "canonical.entities"},
+        ),
+        AssetSpec(
+            RELATIONSHIPS,
+            description="Current and past parent links named by source records.",
+            group_name="canonical",
+            kinds={"postgres"},
+            skippable=True,
+            deps=[RAW_FILES],
+            owners=OWNERS,
+            tags={"layer": "canonical"},
+            metadata={
+                "dagster/column_schema": RELATIONSHIPS_SCHEMA,
+                "dagster/table_name": "canonical.entity_relationships",
+            },
+        ),
+        AssetSpec(
+            TIME_SERIES,
+            description="Metric points from records' `metrics`, partitioned by month.",
+            group_name="canonical",
+            kinds={"postgres"},
+            skippable=True,
+            deps=[RAW_FILES],
+            owners=OWNERS,
+            tags={"layer": "canonical"},
+            metadata={
+                "dagster/column_schema": TIME_SERIES_SCHEMA,
+                "dagster/table_name": "canonical.time_series_data",
+            },
+        ),
     ],
     check_specs=[
-        AssetCheckSpec(CHECK_REFUSED_SHARE, asset=ENTITIES, blocking=True,
-                       description="Share of refused records in this run is at most max_refused_share."),
-        AssetCheckSpec(CHECK_NEVER_BACK, asset=ENTITIES, blocking=True,
-                       description="No entity written by this run replaced a version newer in source order "
-                                   "(record change time, then the file's export date or LastModified, then "
-                                   "registration order)."),
-        AssetCheckSpec(CHECK_FRESHNESS, asset=ENTITIES,
-                       description="The newest loaded file arrived within max_file_age_hours."),
-        AssetCheckSpec(CHECK_REQUIRED_ATTRIBUTES, asset=ENTITIES,
-                       description="Entities written by this run carry a name and a consistent canonical id."),
+        AssetCheckSpec(
+            CHECK_REFUSED_SHARE,
+            asset=ENTITIES,
+            blocking=True,
+            description="Share of refused records in this run is at most max_refused_share.",
+        ),
+        AssetCheckSpec(
+            CHECK_NEVER_BACK,
+            asset=ENTITIES,
+            blocking=True,
+            description="No entity written by this run replaced a version newer in source order "
+            "(record change time, then the file's export date or LastModified, then "
+            "registration order).",
+        ),
+        AssetCheckSpec(
+            CHECK_FRESHNESS,
+            asset=ENTITIES,
+            description="The newest loaded file arrived within max_file_age_hours.",
+        ),
+        AssetCheckSpec(
+            CHECK_REQUIRED_ATTRIBUTES,
+            asset=ENTITIES,
+            description="Entities written by this run carry a name and a consistent canonical id.",
+        ),
     ],
     op_tags={"kind": "ingest"},
 )
 def ingest_files(
-    context: AssetExecutionContext, config: IngestConfig, postgres: PostgresResource, raw_bucket: RawBucketResource,
-    metrics: MetricsResource, ingest_tuning: IngestTuningResource,
+    context: AssetExecutionContext,
+    config: IngestConfig,
+    postgres: PostgresResource,
+    raw_bucket: RawBucketResource,
+    metrics: MetricsResource,
+    ingest_tuning: IngestTuningResource,
 ) -> Iterator[Any]:
     started = time.perf_counter()
     run_id = context.run.run_id
@@ -193,15 +263,17 @@ def ingest_files(
                 if missing:
                     context.log.warning(f"file ids not in ingest.files, ignored: {sorted(missing)}")
             for file in files:
-                outcome = ingest_file(conn, raw_bucket.s3, raw_bucket.bucket, file, run_id,
-                                      ingest_tuning.change_time_fields)
+                outcome = ingest_file(
+                    conn, raw_bucket.s3, raw_bucket.bucket, file, run_id, ingest_tuning.change_time_fields
+                )
                 outcomes.append(outcome)
                 if outcome.result:
                     r = outcome.result
                     context.log.info(
                         f"{file.s3_key}: {r.received} received, {r.inserted} inserted, {r.updated} updated, "
                         f"{r.unchanged} unchanged, {r.superseded} superseded, {r.rejected} refused, "
-                        f"{r.duplicates} duplicates in {r.seconds:.2f}s")
+                        f"{r.duplicates} duplicates in {r.seconds:.2f}s"
+                    )
                 elif outcome.error:
                     context.log.error(f"{file.s3_key} failed, nothing of it landed: {outcome.error}")
                 else:
@@ -221,8 +293,13 @@ def ingest_files(
             else:
                 # Nothing new landed (every file was already loaded, e.g. a re-execution, or none was
                 # pending): no materialization, but the checks still report on the tables as they are.
-                context.log.info("no file loaded by this run: " + (
-                    "; ".join(f"{o.file.s3_key}: {o.skipped}" for o in outcomes if o.skipped) or "none pending"))
+                context.log.info(
+                    "no file loaded by this run: "
+                    + (
+                        "; ".join(f"{o.file.s3_key}: {o.skipped}" for o in outcomes if o.skipped)
+                        or "none pending"
+                    )
+                )
                 yield from _checks(context, conn, config, FileLoadResult(), max_age)
     except psycopg.OperationalError as exc:
         # Connection lost or server restarting: worth another try. Files already loaded are
@@ -233,8 +310,11 @@ def ingest_files(
         raise Failure(
             description=f"{len(failed)} of {len(outcomes)} file(s) failed; nothing of them landed: "
             + "; ".join(f"{o.file.s3_key}: {o.error}" for o in failed)[:2000],
-            metadata={"failed_files": MetadataValue.json([{"key": o.file.s3_key, "reason": o.error}
-                                                          for o in failed])},
+            metadata={
+                "failed_files": MetadataValue.json(
+                    [{"key": o.file.s3_key, "reason": o.error} for o in failed]
+                )
+            },
             allow_retries=False,
         )
 
@@ -251,27 +331,53 @@ def _claim_pending(context: AssetExecutionContext, conn: psycopg.Connection) -> 
     return list(batches[0].files)
 
 
-def _materialize(context: AssetExecutionContext, conn: psycopg.Connection, config: IngestConfig,
-                 outcomes: list[FileOutcome], started: float, max_age_hours: float) -> Iterator[Any]:
+def _materialize(
+    context: AssetExecutionContext,
+    conn: psycopg.Connection,
+    config: IngestConfig,
+    outcomes: list[FileOutcome],
+    started: float,
+    max_age_hours: float,
+) -> Iterator[Any]:
     total = _totals(outcomes)
     elapsed = time.perf_counter() - started
-    common: dict[str, Any] = {"files": MetadataValue.md(_files_table(outcomes)),
-              "file_count": len([o for o in outcomes if o.result])}
+    common: dict[str, Any] = {
+        "files": MetadataValue.md(_files_table(outcomes)),
+        "file_count": len([o for o in outcomes if o.result]),
+    }
     counts = _row_counts(conn)
     yield MaterializeResult(
         asset_key=ENTITIES,
         metadata={
-            **common, "dagster/row_count": counts["entities"],
-            "received": total.received, "inserted": total.inserted, "updated": total.updated,
-            "unchanged": total.unchanged, "rejected": total.rejected, "duplicates": total.duplicates,
-            "superseded": total.superseded, "seconds": round(elapsed, 3),
+            **common,
+            "dagster/row_count": counts["entities"],
+            "received": total.received,
+            "inserted": total.inserted,
+            "updated": total.updated,
+            "unchanged": total.unchanged,
+            "rejected": total.rejected,
+            "duplicates": total.duplicates,
+            "superseded": total.superseded,
+            "seconds": round(elapsed, 3),
             "records_per_second": round(total.received / elapsed, 1) if elapsed > 0 else 0.0,
         },
     )
-    yield MaterializeResult(asset_key=RELATIONSHIPS, metadata={
-        **common, "links_changed": total.relationships, "dagster/row_count": counts["entity_relationships"]})
-    yield MaterializeResult(asset_key=TIME_SERIES, metadata={
-        **common, "points_changed": total.time_series, "dagster/row_count": counts["time_series_data"]})
+    yield MaterializeResult(
+        asset_key=RELATIONSHIPS,
+        metadata={
+            **common,
+            "links_changed": total.relationships,
+            "dagster/row_count": counts["entity_relationships"],
+        },
+    )
+    yield MaterializeResult(
+        asset_key=TIME_SERIES,
+        metadata={
+            **common,
+            "points_changed": total.time_series,
+            "dagster/row_count": counts["time_series_data"],
+        },
+    )
     yield from _checks(context, conn, config, total, max_age_hours)
 
 
@@ -284,14 +390,25 @@ def _row_counts(conn: psycopg.Connection) -> dict[str, int]:
     return {row[name]: int(row[count]) for row in table.rows}
 
 
-def _checks(context: AssetExecutionContext, conn: psycopg.Connection, config: IngestConfig,
-            total: FileLoadResult, max_age_hours: float) -> Iterator[AssetCheckResult]:
+def _checks(
+    context: AssetExecutionContext,
+    conn: psycopg.Connection,
+    config: IngestConfig,
+    total: FileLoadResult,
+    max_age_hours: float,
+) -> Iterator[AssetCheckResult]:
     share = total.rejected / total.received if total.received else 0.0
     yield AssetCheckResult(
-        asset_key=ENTITIES, check_name=CHECK_REFUSED_SHARE, passed=share <= config.max_refused_share,
+        asset_key=ENTITIES,
+        check_name=CHECK_REFUSED_SHARE,
+        passed=share <= config.max_refused_share,
         severity=AssetCheckSeverity.ERROR,
-        metadata={"refused": total.rejected, "received": total.received, "refused_share": round(share, 4),
-                  "max_refused_share": config.max_refused_share},
+        metadata={
+            "refused": total.rejected,
+            "received": total.received,
+            "refused_share": round(share, 4),
+            "max_refused_share": config.max_refused_share,
+        },
     )
     yield _check_never_back(total)
     yield _check_freshness(conn, max_age_hours)
@@ -303,7 +420,7 @@ ingest_job = define_asset_job(
     name=INGEST_JOB,
     selection=[ENTITIES, RELATIONSHIPS, TIME_SERIES],
     description="Loads the raw files named in its config (or, with none, whatever is pending) into the "
-                "canonical tables. Launched by landing_sensor.",
+    "canonical tables. Launched by landing_sensor.",
     tags={"pipeline/kind": "ingest"},
     # One op per run, so a step subprocess buys no parallelism; it cost a second Python start-up and
     # import of the code location in every run (seconds of a small file's upload-to-queryable time, on

@@ -22,16 +22,23 @@ FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus
 
 
 class PurgeConfig(Config):
-    older_than_days: int = Field(90, ge=1, description="Finished runs created longer ago than this are deleted")
-    max_runs: int = Field(5000, ge=1, le=100_000, description="At most this many per run (the rest next time)")
+    older_than_days: int = Field(
+        90, ge=1, description="Finished runs created longer ago than this are deleted"
+    )
+    max_runs: int = Field(
+        5000, ge=1, le=100_000, description="At most this many per run (the rest next time)"
+    )
 
 
-@op(description="Deletes finished runs (and their event logs) older than the retention period.",
-    tags={"kind": "maintenance"})
+@op(
+    description="Deletes finished runs (and their event logs) older than the retention period.",
+    tags={"kind": "maintenance"},
+)
 def purge_old_runs(context: OpExecutionContext, config: PurgeConfig) -> int:
     cutoff = datetime.now(UTC) - timedelta(days=config.older_than_days)
     records = context.instance.get_run_records(
-        filters=RunsFilter(statuses=FINISHED, created_before=cutoff), limit=config.max_runs)
+        filters=RunsFilter(statuses=FINISHED, created_before=cutoff), limit=config.max_runs
+    )
     for record in records:
         context.instance.delete_run(record.dagster_run.run_id)
     context.log.info(f"deleted {len(records)} finished run(s) created before {cutoff.isoformat()}")
@@ -39,8 +46,10 @@ def purge_old_runs(context: OpExecutionContext, config: PurgeConfig) -> int:
     return len(records)
 
 
-@job(description="Deletes finished Dagster runs older than the retention period (DAGSTER_RUN_RETENTION_DAYS).",
-     tags={"pipeline/kind": "maintenance"})
+@job(
+    description="Deletes finished Dagster runs older than the retention period (DAGSTER_RUN_RETENTION_DAYS).",
+    tags={"pipeline/kind": "maintenance"},
+)
 def purge_old_runs_job() -> None:
     purge_old_runs()
 
@@ -56,5 +65,5 @@ def run_retention_schedule(retention_days: int) -> ScheduleDefinition:
         default_status=DefaultScheduleStatus.RUNNING,
         run_config={"ops": {"purge_old_runs": {"config": {"older_than_days": retention_days}}}},
         description=f"Daily at 04:30 UTC: deletes finished runs older than {retention_days} days "
-                    "(DAGSTER_RUN_RETENTION_DAYS).",
+        "(DAGSTER_RUN_RETENTION_DAYS).",
     )

@@ -13,7 +13,7 @@ OWNERS = ["team:data-platform"]
 raw_files = AssetSpec(
     RAW_FILES,
     description="JSON, NDJSON and gzipped exports landing in the raw bucket under crm-data/, erp-data/ and "
-                "legacy-data/. Observed by landing_sensor: files per source and status, newest file's age.",
+    "legacy-data/. Observed by landing_sensor: files per source and status, newest file's age.",
     group_name="raw",
     kinds={"s3"},
     owners=OWNERS,

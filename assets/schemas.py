@@ -8,13 +8,18 @@ from dagster import TableColumn, TableSchema
 
 
 def _schema(*columns: tuple[str, str, str]) -> TableSchema:
-    return TableSchema(columns=[TableColumn(name, type_, description=description)
-                                for name, type_, description in columns])
+    return TableSchema(
+        columns=[TableColumn(name, type_, description=description) for name, type_, description in columns]
+    )
 
 
 ENTITIES_SCHEMA = _schema(
     ("entity_id", "uuid", "Primary key (uuidv7)"),
-    ("entity_type", "text", "large_enterprise | medium_business | small_business (from revenue and employees)"),
+    (
+        "entity_type",
+        "text",
+        "large_enterprise | medium_business | small_business (from revenue and employees)",
+    ),
     ("source_system", "text", "crm | erp | legacy"),
     ("canonical_id", "text", "<source>_<source record id>: one row per source record"),
     ("name", "text", "Company name, trimmed (trigram-indexed for fuzzy matching)"),

@@ -27,7 +27,11 @@ def proc_table() -> dict[int, tuple[int, float, float]]:
             f = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        out[int(entry.name)] = (int(f[1]), (int(f[11]) + int(f[12])) / TICKS, (int(f[13]) + int(f[14])) / TICKS)
+        out[int(entry.name)] = (
+            int(f[1]),
+            (int(f[11]) + int(f[12])) / TICKS,
+            (int(f[13]) + int(f[14])) / TICKS,
+        )
     return out
 
 

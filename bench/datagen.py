@@ -33,6 +33,7 @@ GENERATOR_VERSION = 2
 CHANGE_EVERY = 10
 INVALID_SHARE = 0.001
 
+
 def _words(text: str) -> tuple[str, ...]:
     return tuple(text.split())
 
@@ -99,30 +100,123 @@ _NOUN = _words(
     "Studios Security Services Outfitters Brands Markets Freight Aviation Marine Mining Chemicals Metals Power "
     "Water Telecom Cloud Data Insights Learning Education Finance Insurance Realty Properties Hospitality Travel"
 )
-_SUFFIX = ("Inc", "Inc.", "LLC", "Ltd", "Ltd.", "Corp", "Corporation", "Group", "Co.", "GmbH", "AG", "S.A.",
-           "SAS", "BV", "Pty Ltd", "KK", "PLC", "& Co", "Holdings", "International", "")
-_UNICODE_NAMES = ("Société Générale d'Études", "Müller & Söhne", "Łódź Przemysł", "株式会社 山田製作所",
-                  "Ørsted Kraft", "Café Olé", "Škoda Komponenty", "Αθηνά Εμπόριο", "Ñandú Andino",
-                  "Zürich Präzision", "北京数据科技", "Москва Торг", "İstanbul Lojistik", "Đà Nẵng Trading")
+_SUFFIX = (
+    "Inc",
+    "Inc.",
+    "LLC",
+    "Ltd",
+    "Ltd.",
+    "Corp",
+    "Corporation",
+    "Group",
+    "Co.",
+    "GmbH",
+    "AG",
+    "S.A.",
+    "SAS",
+    "BV",
+    "Pty Ltd",
+    "KK",
+    "PLC",
+    "& Co",
+    "Holdings",
+    "International",
+    "",
+)
+_UNICODE_NAMES = (
+    "Société Générale d'Études",
+    "Müller & Söhne",
+    "Łódź Przemysł",
+    "株式会社 山田製作所",
+    "Ørsted Kraft",
+    "Café Olé",
+    "Škoda Komponenty",
+    "Αθηνά Εμπόριο",
+    "Ñandú Andino",
+    "Zürich Präzision",
+    "北京数据科技",
+    "Москва Торг",
+    "İstanbul Lojistik",
+    "Đà Nẵng Trading",
+)
 _INDUSTRIES = (
-    "Technology", "Retail", "Manufacturing", "Healthcare", "Financial Services", "Education", "Energy",
-    "Logistics", "Telecommunications", "Media", "Hospitality", "Real Estate", "Construction", "Agriculture",
-    "Automotive", "Aerospace", "Pharmaceuticals", "Biotechnology", "Insurance", "Consulting", "Legal",
-    "Government", "Non-Profit", "Food & Beverage", "Consumer Goods", "Chemicals", "Mining", "Utilities",
-    "Transportation", "Entertainment", "Gaming", "Sports", "Fashion", "Cosmetics", "Security", "Software",
-    "Hardware", "E-commerce", "Marketing", "Travel",
+    "Technology",
+    "Retail",
+    "Manufacturing",
+    "Healthcare",
+    "Financial Services",
+    "Education",
+    "Energy",
+    "Logistics",
+    "Telecommunications",
+    "Media",
+    "Hospitality",
+    "Real Estate",
+    "Construction",
+    "Agriculture",
+    "Automotive",
+    "Aerospace",
+    "Pharmaceuticals",
+    "Biotechnology",
+    "Insurance",
+    "Consulting",
+    "Legal",
+    "Government",
+    "Non-Profit",
+    "Food & Beverage",
+    "Consumer Goods",
+    "Chemicals",
+    "Mining",
+    "Utilities",
+    "Transportation",
+    "Entertainment",
+    "Gaming",
+    "Sports",
+    "Fashion",
+    "Cosmetics",
+    "Security",
+    "Software",
+    "Hardware",
+    "E-commerce",
+    "Marketing",
+    "Travel",
 )
 _COUNTRIES = (
-    ("United States", "North America"), ("Canada", "North America"), ("Mexico", "Latin America"),
-    ("Brazil", "Latin America"), ("Argentina", "Latin America"), ("Chile", "Latin America"),
-    ("Colombia", "Latin America"), ("United Kingdom", "Europe"), ("Germany", "Europe"), ("France", "Europe"),
-    ("Spain", "Europe"), ("Italy", "Europe"), ("Netherlands", "Europe"), ("Sweden", "Europe"),
-    ("Poland", "Europe"), ("Switzerland", "Europe"), ("Ireland", "Europe"), ("Denmark", "Europe"),
-    ("Japan", "Asia Pacific"), ("China", "Asia Pacific"), ("India", "Asia Pacific"), ("Singapore", "Asia Pacific"),
-    ("Australia", "Asia Pacific"), ("South Korea", "Asia Pacific"), ("Indonesia", "Asia Pacific"),
-    ("Vietnam", "Asia Pacific"), ("New Zealand", "Asia Pacific"), ("United Arab Emirates", "Middle East"),
-    ("Saudi Arabia", "Middle East"), ("Israel", "Middle East"), ("Turkey", "Middle East"),
-    ("South Africa", "Africa"), ("Nigeria", "Africa"), ("Kenya", "Africa"), ("Egypt", "Africa"),
+    ("United States", "North America"),
+    ("Canada", "North America"),
+    ("Mexico", "Latin America"),
+    ("Brazil", "Latin America"),
+    ("Argentina", "Latin America"),
+    ("Chile", "Latin America"),
+    ("Colombia", "Latin America"),
+    ("United Kingdom", "Europe"),
+    ("Germany", "Europe"),
+    ("France", "Europe"),
+    ("Spain", "Europe"),
+    ("Italy", "Europe"),
+    ("Netherlands", "Europe"),
+    ("Sweden", "Europe"),
+    ("Poland", "Europe"),
+    ("Switzerland", "Europe"),
+    ("Ireland", "Europe"),
+    ("Denmark", "Europe"),
+    ("Japan", "Asia Pacific"),
+    ("China", "Asia Pacific"),
+    ("India", "Asia Pacific"),
+    ("Singapore", "Asia Pacific"),
+    ("Australia", "Asia Pacific"),
+    ("South Korea", "Asia Pacific"),
+    ("Indonesia", "Asia Pacific"),
+    ("Vietnam", "Asia Pacific"),
+    ("New Zealand", "Asia Pacific"),
+    ("United Arab Emirates", "Middle East"),
+    ("Saudi Arabia", "Middle East"),
+    ("Israel", "Middle East"),
+    ("Turkey", "Middle East"),
+    ("South Africa", "Africa"),
+    ("Nigeria", "Africa"),
+    ("Kenya", "Africa"),
+    ("Egypt", "Africa"),
 )
 # US-heavy, as CRM exports usually are.
 _COUNTRY_WEIGHTS = tuple(30 if c == "United States" else 6 if r == "Europe" else 3 for c, r in _COUNTRIES)
@@ -239,10 +333,14 @@ def ensure_files(directory: Path, records: int, seed: int, *, log: Callable[[str
     meta_path = _meta_path(directory, records, seed)
     if meta_path.exists() and base.exists() and changed.exists():
         meta = json.loads(meta_path.read_text())
-        if (meta.get("generator_version") == GENERATOR_VERSION and meta.get("bytes_base") == base.stat().st_size
-                and meta.get("bytes_changed") == changed.stat().st_size):
-            return CrmFiles(base, changed, records, seed, meta["invalid"], meta["changed_records"],
-                            meta["bytes_base"])
+        if (
+            meta.get("generator_version") == GENERATOR_VERSION
+            and meta.get("bytes_base") == base.stat().st_size
+            and meta.get("bytes_changed") == changed.stat().st_size
+        ):
+            return CrmFiles(
+                base, changed, records, seed, meta["invalid"], meta["changed_records"], meta["bytes_base"]
+            )
     log(f"generating {records:,} CRM records (seed {seed}) into {directory} ...")
     started = time.perf_counter()
     rng = random.Random(seed)
@@ -266,9 +364,12 @@ def ensure_files(directory: Path, records: int, seed: int, *, log: Callable[[str
                 line = dumps(rec)
                 changed_records += 1
             buf_c.append(sep + line)
-            if not isinstance(rec["annual_revenue"], int | float | None) or (
-                    rec["annual_revenue"] is not None and rec["annual_revenue"] < 0) or \
-                    not rec["company_name"].strip() or isinstance(rec["employee_count"], str):
+            if (
+                not isinstance(rec["annual_revenue"], int | float | None)
+                or (rec["annual_revenue"] is not None and rec["annual_revenue"] < 0)
+                or not rec["company_name"].strip()
+                or isinstance(rec["employee_count"], str)
+            ):
                 invalid += 1
             if len(buf_b) >= 10_000:
                 fb.write("".join(buf_b))
@@ -279,10 +380,18 @@ def ensure_files(directory: Path, records: int, seed: int, *, log: Callable[[str
         fc.write("".join(buf_c) + "\n]}\n")
     os.replace(tmp_base, base)
     os.replace(tmp_changed, changed)
-    meta = {"generator_version": GENERATOR_VERSION, "records": records, "seed": seed, "invalid": invalid,
-            "changed_records": changed_records, "bytes_base": base.stat().st_size,
-            "bytes_changed": changed.stat().st_size}
+    meta = {
+        "generator_version": GENERATOR_VERSION,
+        "records": records,
+        "seed": seed,
+        "invalid": invalid,
+        "changed_records": changed_records,
+        "bytes_base": base.stat().st_size,
+        "bytes_changed": changed.stat().st_size,
+    }
     meta_path.write_text(json.dumps(meta, indent=2))
-    log(f"  generated in {time.perf_counter() - started:.1f}s: {base.name} {meta['bytes_base'] / 1e6:.0f} MB, "
-        f"{invalid} invalid records, {changed_records:,} changed in {changed.name}")
+    log(
+        f"  generated in {time.perf_counter() - started:.1f}s: {base.name} {meta['bytes_base'] / 1e6:.0f} MB, "
+        f"{invalid} invalid records, {changed_records:,} changed in {changed.name}"
+    )
     return CrmFiles(base, changed, records, seed, invalid, changed_records, meta["bytes_base"])

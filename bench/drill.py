@@ -61,13 +61,24 @@ def log(msg: str) -> None:
 
 def export(i: int, ids: int, with_date: bool) -> bytes:
     order = range(ids) if i % 2 == 0 else range(ids - 1, -1, -1)
-    records = [{"customer_id": f"DRILL-{n}", "company_name": f"Drill Customer {n}", "annual_revenue": i * 1000,
-                "employee_count": 10 + n % 500, "industry": ("Retail", "Energy", "Health")[n % 3],
-                "country": "Canada"} for n in order]
+    records = [
+        {
+            "customer_id": f"DRILL-{n}",
+            "company_name": f"Drill Customer {n}",
+            "annual_revenue": i * 1000,
+            "employee_count": 10 + n % 500,
+            "industry": ("Retail", "Energy", "Health")[n % 3],
+            "country": "Canada",
+        }
+        for n in order
+    ]
     doc: dict[str, Any] = {"records": records}
     if with_date:
-        doc["metadata"] = {"exportId": f"drill-{i:04d}", "recordCount": ids,
-                           "exportDate": (BASE + timedelta(minutes=i)).isoformat().replace("+00:00", "Z")}
+        doc["metadata"] = {
+            "exportId": f"drill-{i:04d}",
+            "recordCount": ids,
+            "exportDate": (BASE + timedelta(minutes=i)).isoformat().replace("+00:00", "Z"),
+        }
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
@@ -76,11 +87,16 @@ def settings_for(local_dir: Path, tag: str, batch_files: int) -> Settings:
     return Settings(
         DATABASE_URL=f"postgresql://pipeline_writer:pipeline_writer@127.0.0.1:{PG_PORT}/canonical",
         READONLY_DATABASE_URL=f"postgresql://pipeline_reader:pipeline_reader@127.0.0.1:{PG_PORT}/canonical",
-        DAGSTER_URL=f"http://127.0.0.1:{UI_PORT}", PIPELINE_LOCAL_DIR=local_dir,
+        DAGSTER_URL=f"http://127.0.0.1:{UI_PORT}",
+        PIPELINE_LOCAL_DIR=local_dir,
         # Own names: a moto server already running (`make dev`) is reused, and must not mix buckets.
-        RAW_BUCKET=f"drill-raw-{tag}", RESULTS_BUCKET=f"drill-results-{tag}", JOBS_TABLE=f"drill-jobs-{tag}",
-        NOTIFY_TOPIC=f"drill-notices-{tag}", INGEST_QUEUE=f"drill-raw-events-{tag}",
-        INGEST_MAX_FILES_PER_RUN=batch_files, PIPELINE_ENV="drill",
+        RAW_BUCKET=f"drill-raw-{tag}",
+        RESULTS_BUCKET=f"drill-results-{tag}",
+        JOBS_TABLE=f"drill-jobs-{tag}",
+        NOTIFY_TOPIC=f"drill-notices-{tag}",
+        INGEST_QUEUE=f"drill-raw-events-{tag}",
+        INGEST_MAX_FILES_PER_RUN=batch_files,
+        PIPELINE_ENV="drill",
     )
 
 
@@ -107,12 +123,14 @@ def wait_for_outcomes(stack: DevStack, n: int, timeout: float) -> float:
 def verdict(url: str, dagster_url: str, n: int, ids: int) -> dict[str, Any]:
     newest = n * 1000  # export n (numbered from 1) is the newest
     with psycopg.connect(url) as conn:
+
         def one(sql: str) -> Any:
             return conn.execute(sql).fetchone()[0]  # type: ignore[index]
 
         runs = conn.execute(
             """SELECT run_id, min(started_at), max(finished_at), count(*) FROM ingest.files
-               WHERE status = 'loaded' GROUP BY run_id ORDER BY 2""").fetchall()
+               WHERE status = 'loaded' GROUP BY run_id ORDER BY 2"""
+        ).fetchall()
         out = {
             "files": one("SELECT count(*) FROM ingest.files"),
             "failed": one("SELECT count(*) FROM ingest.files WHERE status <> 'loaded'"),
@@ -132,14 +150,23 @@ def verdict(url: str, dagster_url: str, n: int, ids: int) -> dict[str, Any]:
     out["peak_runs_in_flight"] = _peak(run_windows)
     # Most runs loading at one moment (from their files' first start to their last finish).
     out["peak_concurrent_loads"] = _peak([(s, f) for _, s, f, _ in runs])
-    out["passed"] = (out["failed"] == 0 and out["files"] == n and out["entities"] == ids and out["off_newest"] == 0
-                     and out["backward_steps"] == 0 and out["moved_back"] == 0 and out["peak_runs_in_flight"] >= 2)
+    out["passed"] = (
+        out["failed"] == 0
+        and out["files"] == n
+        and out["entities"] == ids
+        and out["off_newest"] == 0
+        and out["backward_steps"] == 0
+        and out["moved_back"] == 0
+        and out["peak_runs_in_flight"] >= 2
+    )
     return out
 
 
 def _peak(windows: list[tuple[Any, Any]]) -> int:
-    events = sorted([(s, 1) for s, _ in windows] + [(e, -1) for _, e in windows if e is not None],
-                    key=lambda x: (x[0], x[1]))
+    events = sorted(
+        [(s, 1) for s, _ in windows] + [(e, -1) for _, e in windows if e is not None],
+        key=lambda x: (x[0], x[1]),
+    )
     depth = peak = 0
     for _, d in events:
         depth += d
@@ -153,8 +180,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     shutil.rmtree(local_dir, ignore_errors=True)
     local_dir.mkdir(parents=True)
     tag = str(int(time.time()))
-    stack = DevStack(settings_for(local_dir, tag, args.batch_files), samples=False,
-                     echo=lambda m: log(m.strip()) if m.strip() else None)
+    stack = DevStack(
+        settings_for(local_dir, tag, args.batch_files),
+        samples=False,
+        echo=lambda m: log(m.strip()) if m.strip() else None,
+    )
     with_date = args.order_by == "export-date"
     log(f"writing {args.files} exports × {args.ids:,} ids")
     bodies = [export(i, args.ids, with_date) for i in range(1, args.files + 1)]
@@ -163,17 +193,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if stack.location_error:
             raise SystemExit(f"drill: the code location did not load: {stack.location_error}")
         s3 = aws_client("s3", stack.settings)
-        log(f"uploading {len(bodies)} files ({sum(map(len, bodies)) / 1e6:.0f} MB) in a burst, "
-            f"{args.batch_files} file(s) per run, ordered by {args.order_by}")
+        log(
+            f"uploading {len(bodies)} files ({sum(map(len, bodies)) / 1e6:.0f} MB) in a burst, "
+            f"{args.batch_files} file(s) per run, ordered by {args.order_by}"
+        )
         t0 = time.monotonic()
         for i, body in enumerate(bodies, start=1):
-            s3.put_object(Bucket=stack.settings.raw_bucket, Key=f"crm-data/drill/export-{i:04d}.json", Body=body)
+            s3.put_object(
+                Bucket=stack.settings.raw_bucket, Key=f"crm-data/drill/export-{i:04d}.json", Body=body
+            )
             if not with_date:
                 time.sleep(1.1)  # LastModified has one-second resolution
         uploaded = time.monotonic() - t0
         seconds = wait_for_outcomes(stack, args.files, args.timeout)
-        result = verdict(stack.settings.database_url, libpq_url(stack.settings.dagster_database_url),
-                         args.files, args.ids)
+        result = verdict(
+            stack.settings.database_url, libpq_url(stack.settings.dagster_database_url), args.files, args.ids
+        )
         result.update(upload_seconds=round(uploaded, 1), seconds_to_last_outcome=round(seconds, 1))
         return result
     finally:
@@ -181,18 +216,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(args: argparse.Namespace, r: dict[str, Any]) -> str:
-    head = (f"| {datetime.now(UTC):%Y-%m-%d %H:%M} UTC | {args.files} × {args.ids:,} | {args.order_by} | "
-            f"{args.batch_files} | {r['runs']} | {r['peak_runs_in_flight']} | {r['peak_concurrent_loads']} | "
-            f"{r['failed']} | {r['off_newest']} | "
-            f"{r['backward_steps']} | {r['superseded']:,} | {r['history_rows']:,} | "
-            f"{r['seconds_to_last_outcome']} | {'**pass**' if r['passed'] else '**FAIL**'} |")
+    head = (
+        f"| {datetime.now(UTC):%Y-%m-%d %H:%M} UTC | {args.files} × {args.ids:,} | {args.order_by} | "
+        f"{args.batch_files} | {r['runs']} | {r['peak_runs_in_flight']} | {r['peak_concurrent_loads']} | "
+        f"{r['failed']} | {r['off_newest']} | "
+        f"{r['backward_steps']} | {r['superseded']:,} | {r['history_rows']:,} | "
+        f"{r['seconds_to_last_outcome']} | {'**pass**' if r['passed'] else '**FAIL**'} |"
+    )
     if not RESULTS.exists():
         RESULTS.write_text(
             "# Ordering drill results (`make drill`)\n\n"
             "| when | files × ids | ordered by | files per run | runs | peak runs in flight | peak concurrent loads | "
             "failed files | entities off the newest export | history steps backwards | superseded records | "
             "history rows | seconds to last outcome | result |\n"
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
+        )
     with RESULTS.open("a") as f:
         f.write(head + "\n")
     return head

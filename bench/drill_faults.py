@@ -52,9 +52,16 @@ def log(msg: str) -> None:
 
 
 def export(tag: str, records: int) -> bytes:
-    rows = [{"customer_id": f"{tag}-{n}", "company_name": f"Fault Drill {tag} {n}", "annual_revenue": 1000 + n,
-             "employee_count": 10 + n % 500, "industry": ("Retail", "Energy", "Health")[n % 3]}
-            for n in range(records)]
+    rows = [
+        {
+            "customer_id": f"{tag}-{n}",
+            "company_name": f"Fault Drill {tag} {n}",
+            "annual_revenue": 1000 + n,
+            "employee_count": 10 + n % 500,
+            "industry": ("Retail", "Energy", "Health")[n % 3],
+        }
+        for n in range(records)
+    ]
     return json.dumps({"records": rows}, separators=(",", ":")).encode()
 
 
@@ -63,19 +70,26 @@ def environment(tag: str) -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": f"postgresql://pipeline_writer:pipeline_writer@127.0.0.1:{PG_PORT}/canonical",
         "READONLY_DATABASE_URL": f"postgresql://pipeline_reader:pipeline_reader@127.0.0.1:{PG_PORT}/canonical",
-        "DAGSTER_URL": f"http://127.0.0.1:{UI_PORT}", "API_URL": f"http://127.0.0.1:{API_PORT}",
+        "DAGSTER_URL": f"http://127.0.0.1:{UI_PORT}",
+        "API_URL": f"http://127.0.0.1:{API_PORT}",
         "PIPELINE_LOCAL_DIR": str(LOCAL_DIR),
         # Own names: a moto server already running (`make dev`) is reused, and must not mix buckets.
-        "RAW_BUCKET": f"faults-raw-{tag}", "RESULTS_BUCKET": f"faults-results-{tag}",
-        "JOBS_TABLE": f"faults-jobs-{tag}", "NOTIFY_TOPIC": f"faults-notices-{tag}",
-        "INGEST_QUEUE": f"faults-raw-events-{tag}", "PIPELINE_ENV": "drill",
+        "RAW_BUCKET": f"faults-raw-{tag}",
+        "RESULTS_BUCKET": f"faults-results-{tag}",
+        "JOBS_TABLE": f"faults-jobs-{tag}",
+        "NOTIFY_TOPIC": f"faults-notices-{tag}",
+        "INGEST_QUEUE": f"faults-raw-events-{tag}",
+        "PIPELINE_ENV": "drill",
         # The stack's own moto server (or one `make dev` already runs there, reused).
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:4566",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
     }
 
 
 # ---- processes ------------------------------------------------------------------------------------------
+
 
 def _processes() -> dict[int, tuple[int, str]]:
     """pid → (parent pid, command line) of every process."""
@@ -121,14 +135,22 @@ class Stack:
     def start(self, timeout: float = 600) -> None:
         self.lines = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline_defs.cli", "dev", "--no-samples"], cwd=PROJECT_ROOT, env=self.env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True)
+            [sys.executable, "-m", "pipeline_defs.cli", "dev", "--no-samples"],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
         deadline = time.monotonic() + timeout
         while not any("The platform is running" in line for line in self.lines):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("drill-faults: `pipeline dev` did not come up:\n" + "\n".join(self.lines[-40:]))
+                raise SystemExit(
+                    "drill-faults: `pipeline dev` did not come up:\n" + "\n".join(self.lines[-40:])
+                )
             time.sleep(0.5)
         self.back_at = time.monotonic()
 
@@ -169,6 +191,7 @@ class Stack:
 
 # ---- the scenarios ----------------------------------------------------------------------------------------
 
+
 @dataclass
 class Case:
     scenario: str
@@ -183,8 +206,9 @@ class Case:
 
 def _status(url: str, key: str) -> str | None:
     with psycopg.connect(url, connect_timeout=5) as conn:
-        row = conn.execute("SELECT status FROM ingest.files WHERE s3_key = %s ORDER BY file_id DESC LIMIT 1",
-                           (key,)).fetchone()
+        row = conn.execute(
+            "SELECT status FROM ingest.files WHERE s3_key = %s ORDER BY file_id DESC LIMIT 1", (key,)
+        ).fetchone()
     return row[0] if row else None
 
 
@@ -227,7 +251,9 @@ def kill(stack: Stack, needle: str, what: str) -> str:
     return f"SIGKILL {what} {pids}"
 
 
-def fault_mid_load(case: Case, stack: Stack, settings: Settings, into: float, fault: Callable[[], str]) -> None:
+def fault_mid_load(
+    case: Case, stack: Stack, settings: Settings, into: float, fault: Callable[[], str]
+) -> None:
     upload(settings, case.key, case.body)
     wait_loading(settings.database_url, case.key)
     time.sleep(into)
@@ -236,7 +262,9 @@ def fault_mid_load(case: Case, stack: Stack, settings: Settings, into: float, fa
     case.fault_at = time.monotonic()
     if "[]" in case.note:
         raise SystemExit(f"drill-faults: {case.scenario}: found no process to kill")
-    log(f"{case.scenario}: {case.note} (file was {'still loading' if case.fault_seen_loading else 'NOT loading'})")
+    log(
+        f"{case.scenario}: {case.note} (file was {'still loading' if case.fault_seen_loading else 'NOT loading'})"
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -250,11 +278,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     LOCAL_DIR.mkdir(parents=True)
     tag = str(int(time.time()))
     env = environment(tag)
-    settings = Settings(**{k: v for k, v in env.items() if k in {f.alias for f in Settings.model_fields.values()}})
+    settings = Settings(
+        **{k: v for k, v in env.items() if k in {f.alias for f in Settings.model_fields.values()}}
+    )
     stack = Stack(env)
     wanted = [s for s in SCENARIOS if s in args.scenarios]
-    cases = [Case(s, f"crm-data/faults/{i}-{s}.json", export(f"FD{i}", args.records), args.records)
-             for i, s in enumerate(wanted, start=1) if s != "redelivery"]
+    cases = [
+        Case(s, f"crm-data/faults/{i}-{s}.json", export(f"FD{i}", args.records), args.records)
+        for i, s in enumerate(wanted, start=1)
+        if s != "redelivery"
+    ]
     log(f"{len(cases)} files × {args.records:,} records; scenarios: {', '.join(wanted)}")
     stack.start()
     db = settings.database_url
@@ -262,19 +295,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for case in cases:
             if case.scenario == "worker":
                 # The code server starts each run's worker as a multiprocessing child.
-                fault_mid_load(case, stack, settings, args.into,
-                               lambda: kill(stack, "multiprocessing.spawn", "run worker(s)"))
+                fault_mid_load(
+                    case,
+                    stack,
+                    settings,
+                    args.into,
+                    lambda: kill(stack, "multiprocessing.spawn", "run worker(s)"),
+                )
             elif case.scenario == "postgres":
+
                 def restart_postgres() -> str:
                     pg = LocalPostgres(LOCAL_DIR / "postgres", port=PG_PORT)
                     pg.stop(mode="immediate")
                     pg.start(timeout=120)
                     return "PostgreSQL restarted in immediate mode"
+
                 fault_mid_load(case, stack, settings, args.into, restart_postgres)
             elif case.scenario == "daemon":
-                fault_mid_load(case, stack, settings, args.into,
-                               lambda: kill(stack, "dagster._daemon", "Dagster daemon"))
+                fault_mid_load(
+                    case, stack, settings, args.into, lambda: kill(stack, "dagster._daemon", "Dagster daemon")
+                )
             elif case.scenario == "stack":
+
                 def kill_stack() -> str:
                     t0 = time.monotonic()
                     n = stack.kill_all()
@@ -282,13 +324,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     stack.start()
                     for c in cases:  # S3 is durable; moto is not
                         upload(settings, c.key, c.body)
-                    return f"SIGKILL of {n} processes, fresh `pipeline dev` back in " \
-                           f"{time.monotonic() - t0:.0f}s"
+                    return (
+                        f"SIGKILL of {n} processes, fresh `pipeline dev` back in {time.monotonic() - t0:.0f}s"
+                    )
+
                 fault_mid_load(case, stack, settings, args.into, kill_stack)
                 case.fault_at = stack.back_at
             case.loaded_after = wait_loaded(db, case.key, case.fault_at, args.bound)
-            log(f"{case.scenario}: " + (f"loaded {case.loaded_after:.0f}s after the fault"
-                                        if case.loaded_after is not None else f"NOT loaded within {args.bound:.0f}s"))
+            log(
+                f"{case.scenario}: "
+                + (
+                    f"loaded {case.loaded_after:.0f}s after the fault"
+                    if case.loaded_after is not None
+                    else f"NOT loaded within {args.bound:.0f}s"
+                )
+            )
         redelivered = redeliver(settings, cases[0]) if "redelivery" in wanted and cases else None
         return verdict(db, cases, redelivered, args, stack)
     finally:
@@ -300,24 +350,34 @@ def redeliver(settings: Settings, case: Case) -> dict[str, Any]:
     sqs = aws_client("sqs", settings)
     s3 = aws_client("s3", settings)
     head = s3.head_object(Bucket=settings.raw_bucket, Key=case.key)
-    event = {"Records": [{"eventName": "ObjectCreated:Put", "eventTime": datetime.now(UTC).isoformat(),
-                          "s3": {"bucket": {"name": settings.raw_bucket},
-                                 "object": {"key": case.key, "size": len(case.body),
-                                            "eTag": head["ETag"].strip('"')}}}]}
+    event = {
+        "Records": [
+            {
+                "eventName": "ObjectCreated:Put",
+                "eventTime": datetime.now(UTC).isoformat(),
+                "s3": {
+                    "bucket": {"name": settings.raw_bucket},
+                    "object": {"key": case.key, "size": len(case.body), "eTag": head["ETag"].strip('"')},
+                },
+            }
+        ]
+    }
     queue_url = sqs.get_queue_url(QueueName=settings.ingest_queue)["QueueUrl"]
     sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(event))
     upload(settings, case.key, case.body)
     time.sleep(20)  # several landing_sensor ticks
     with psycopg.connect(settings.database_url) as conn:
-        rows = conn.execute("SELECT count(*), max(status) FROM ingest.files WHERE s3_key = %s",
-                            (case.key,)).fetchone()
+        rows = conn.execute(
+            "SELECT count(*), max(status) FROM ingest.files WHERE s3_key = %s", (case.key,)
+        ).fetchone()
     assert rows is not None
     log(f"redelivery: {rows[0]} row(s) for {case.key} ({rows[1]})")
     return {"rows": rows[0], "status": rows[1]}
 
 
-def verdict(url: str, cases: list[Case], redelivered: dict[str, Any] | None, args: argparse.Namespace,
-            stack: Stack) -> dict[str, Any]:
+def verdict(
+    url: str, cases: list[Case], redelivered: dict[str, Any] | None, args: argparse.Namespace, stack: Stack
+) -> dict[str, Any]:
     out: dict[str, Any] = {"cases": []}
     ok = True
     with psycopg.connect(url) as conn:
@@ -325,25 +385,47 @@ def verdict(url: str, cases: list[Case], redelivered: dict[str, Any] | None, arg
             prefix = f"crm_FD{i}-%"
             n, max_version = conn.execute(
                 "SELECT count(*), coalesce(max(version), 0) FROM canonical.entities WHERE canonical_id LIKE %s",
-                (prefix,)).fetchone()  # type: ignore[misc]
-            history = conn.execute("SELECT count(*) FROM canonical.entity_history WHERE canonical_id LIKE %s",
-                                   (prefix,)).fetchone()[0]  # type: ignore[index]
-            file = conn.execute("SELECT file_id, status, attempt, inserted FROM ingest.files WHERE s3_key = %s",
-                                (case.key,)).fetchall()
+                (prefix,),
+            ).fetchone()  # type: ignore[misc]
+            history = conn.execute(
+                "SELECT count(*) FROM canonical.entity_history WHERE canonical_id LIKE %s", (prefix,)
+            ).fetchone()[0]  # type: ignore[index]
+            file = conn.execute(
+                "SELECT file_id, status, attempt, inserted FROM ingest.files WHERE s3_key = %s", (case.key,)
+            ).fetchall()
             attempts = conn.execute(
                 """SELECT a.attempt, a.outcome, coalesce(a.failure_kind, ''), coalesce(a.reason, '')
                    FROM ingest.file_attempts a JOIN ingest.files f USING (file_id)
-                   WHERE f.s3_key = %s ORDER BY a.file_attempt_id""", (case.key,)).fetchall()
-            passed = (len(file) == 1 and file[0][1] == "loaded" and n == case.ids and max_version == 1
-                      and history == 0 and case.loaded_after is not None and case.fault_seen_loading)
+                   WHERE f.s3_key = %s ORDER BY a.file_attempt_id""",
+                (case.key,),
+            ).fetchall()
+            passed = (
+                len(file) == 1
+                and file[0][1] == "loaded"
+                and n == case.ids
+                and max_version == 1
+                and history == 0
+                and case.loaded_after is not None
+                and case.fault_seen_loading
+            )
             ok &= passed
-            out["cases"].append({
-                "scenario": case.scenario, "fault": case.note, "mid_load": case.fault_seen_loading,
-                "status": file[0][1] if file else None, "entities": n, "expected": case.ids,
-                "max_version": max_version, "history": history,
-                "seconds_to_loaded": round(case.loaded_after, 1) if case.loaded_after is not None else None,
-                "attempts": [f"{a}: {o}" + (f" ({k}: {r})" if k else "") for a, o, k, r in attempts],
-                "passed": passed})
+            out["cases"].append(
+                {
+                    "scenario": case.scenario,
+                    "fault": case.note,
+                    "mid_load": case.fault_seen_loading,
+                    "status": file[0][1] if file else None,
+                    "entities": n,
+                    "expected": case.ids,
+                    "max_version": max_version,
+                    "history": history,
+                    "seconds_to_loaded": round(case.loaded_after, 1)
+                    if case.loaded_after is not None
+                    else None,
+                    "attempts": [f"{a}: {o}" + (f" ({k}: {r})" if k else "") for a, o, k, r in attempts],
+                    "passed": passed,
+                }
+            )
     if redelivered is not None:
         out["redelivery"] = redelivered
         ok &= redelivered["rows"] == 1 and redelivered["status"] == "loaded"
@@ -356,19 +438,24 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> str:
     when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     rows = []
     for c in r["cases"]:
-        rows.append(f"| {when} | {c['scenario']} | {c['fault']} | {'yes' if c['mid_load'] else 'NO'} | "
-                    f"{c['entities']:,}/{c['expected']:,} | {c['max_version']} | {c['history']} | "
-                    f"{c['seconds_to_loaded']} | {'; '.join(c['attempts'])} | "
-                    f"{'**pass**' if c['passed'] else '**FAIL**'} |")
+        rows.append(
+            f"| {when} | {c['scenario']} | {c['fault']} | {'yes' if c['mid_load'] else 'NO'} | "
+            f"{c['entities']:,}/{c['expected']:,} | {c['max_version']} | {c['history']} | "
+            f"{c['seconds_to_loaded']} | {'; '.join(c['attempts'])} | "
+            f"{'**pass**' if c['passed'] else '**FAIL**'} |"
+        )
     if "redelivery" in r:
         red = r["redelivery"]
-        rows.append(f"| {when} | redelivery | event re-sent + same bytes re-uploaded | - | - | - | - | - | "
-                    f"{red['rows']} row(s), {red['status']} | {'**pass**' if red['rows'] == 1 else '**FAIL**'} |")
+        rows.append(
+            f"| {when} | redelivery | event re-sent + same bytes re-uploaded | - | - | - | - | - | "
+            f"{red['rows']} row(s), {red['status']} | {'**pass**' if red['rows'] == 1 else '**FAIL**'} |"
+        )
     if not RESULTS.exists():
         RESULTS.write_text(
             "# Fault drill results (`make drill-faults`)\n\n"
             "| when | scenario | fault | mid-load | entities | max version | history rows | s to loaded | "
-            "attempts | result |\n|---|---|---|---|---:|---:|---:|---:|---|---|\n")
+            "attempts | result |\n|---|---|---|---|---:|---:|---:|---:|---|---|\n"
+        )
     with RESULTS.open("a") as f:
         f.write("\n".join(rows) + "\n")
     return "\n".join(rows)
@@ -377,9 +464,15 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.drill_faults", description=__doc__.split("\n\n")[0])
     p.add_argument("--records", type=int, default=200_000, help="records per file (default 200,000)")
-    p.add_argument("--into", type=float, default=2.0, help="seconds into the load before the fault (default 2)")
-    p.add_argument("--bound", type=float, default=120.0,
-                   help="longest a file may stay open after its fault or after the stack is back (default 120 s)")
+    p.add_argument(
+        "--into", type=float, default=2.0, help="seconds into the load before the fault (default 2)"
+    )
+    p.add_argument(
+        "--bound",
+        type=float,
+        default=120.0,
+        help="longest a file may stay open after its fault or after the stack is back (default 120 s)",
+    )
     p.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
     return p.parse_args(argv)
 

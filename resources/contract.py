@@ -20,7 +20,9 @@ ANALYTICS_OP = "run_analytics"
 LANDING_SENSOR = "landing_sensor"
 
 # Run tags.
-BATCH_TAG = "ingest/batch"  # the ingest.files batch a run loads (landing_sensor's run key; manual runs add it)
+BATCH_TAG = (
+    "ingest/batch"  # the ingest.files batch a run loads (landing_sensor's run key; manual runs add it)
+)
 PRINCIPAL_TAG = "canonical/api-principal"
 IDEMPOTENCY_TAG = "canonical/idempotency-key"
 
@@ -32,7 +34,9 @@ IN_FLIGHT_STATUSES: tuple[FileStatus, ...] = ("queued", "loading")  # a run hold
 DONE_STATUSES: tuple[FileStatus, ...] = ("loaded", "failed", "skipped")
 
 
-def ingest_run_config(file_ids: Sequence[int] | None, max_refused_share: float | None = None) -> dict[str, Any]:
+def ingest_run_config(
+    file_ids: Sequence[int] | None, max_refused_share: float | None = None
+) -> dict[str, Any]:
     """ingest_job's run config: these files (None: whatever is pending)."""
     config: dict[str, Any] = {}
     if file_ids is not None:
@@ -47,12 +51,19 @@ def ingest_run_config(file_ids: Sequence[int] | None, max_refused_share: float |
 JSON_TEXT_PARAMETERS: dict[str, frozenset[str]] = {"custom_complex_query": frozenset({"params"})}
 
 
-def analytics_run_config(operation: str, parameters: Mapping[str, Any], *, timeout_seconds: float | None = None,
-                         max_rows: int | None = None) -> dict[str, Any]:
+def analytics_run_config(
+    operation: str,
+    parameters: Mapping[str, Any],
+    *,
+    timeout_seconds: float | None = None,
+    max_rows: int | None = None,
+) -> dict[str, Any]:
     """analytics_job's run config for one catalogue operation: `request` is a selector keyed by the operation
     (a discriminated union in the op's config), holding that operation's typed parameters."""
-    typed = {k: json.dumps(v) if k in JSON_TEXT_PARAMETERS.get(operation, ()) and not isinstance(v, str) else v
-             for k, v in parameters.items()}
+    typed = {
+        k: json.dumps(v) if k in JSON_TEXT_PARAMETERS.get(operation, ()) and not isinstance(v, str) else v
+        for k, v in parameters.items()
+    }
     config: dict[str, Any] = {"request": {operation: typed}}
     if timeout_seconds is not None:
         config["timeout_seconds"] = timeout_seconds

@@ -39,15 +39,24 @@ class PostgresResource(ConfigurableResource):  # type: ignore[type-arg]  # a pla
 
     @contextmanager
     def connection(self, *, autocommit: bool = False) -> Iterator[psycopg.Connection[Any]]:
-        with psycopg.connect(self.database_url, autocommit=autocommit,
-                             application_name="canonical-pipeline-dagster") as conn:
+        with psycopg.connect(
+            self.database_url, autocommit=autocommit, application_name="canonical-pipeline-dagster"
+        ) as conn:
             yield conn
 
-    def run_operation(self, name: str, params: Mapping[str, Any] | BaseModel | None = None, *,
-                      timeout_s: float | None = None, max_rows: int | None = None) -> Result:
+    def run_operation(
+        self,
+        name: str,
+        params: Mapping[str, Any] | BaseModel | None = None,
+        *,
+        timeout_s: float | None = None,
+        max_rows: int | None = None,
+    ) -> Result:
         """One analytics catalogue operation on a connection of its own (resources.analytics.runner), which
         reports a connection that cannot be made as a transient error, worth a retry."""
-        return run_catalogue_operation(self.database_url, name, params, timeout_s=timeout_s, max_rows=max_rows)
+        return run_catalogue_operation(
+            self.database_url, name, params, timeout_s=timeout_s, max_rows=max_rows
+        )
 
 
 class AwsClientsResource(ConfigurableResource):  # type: ignore[type-arg]  # a plain resource: dagster reads the generic argument only for IO managers
@@ -123,8 +132,14 @@ class MetricsResource(AwsClientsResource):
 
     def put_count(self, name: str, value: float, dimensions: dict[str, str] | None = None) -> str | None:
         """resources.clients.metrics.put_count: None when sent, else why it was not."""
-        return put_count(self.client("cloudwatch"), name, value, environment=self.environment,
-                         namespace=self.namespace, dimensions=dimensions)
+        return put_count(
+            self.client("cloudwatch"),
+            name,
+            value,
+            environment=self.environment,
+            namespace=self.namespace,
+            dimensions=dimensions,
+        )
 
 
 class IngestTuningResource(ConfigurableResource):  # type: ignore[type-arg]  # a plain resource: dagster reads the generic argument only for IO managers
@@ -150,30 +165,43 @@ def _env(name: str, default: Any, environ: Mapping[str, str], *, integer: bool =
     return EnvVar.int(name) if integer else EnvVar(name)
 
 
-def build_resources(settings: Settings | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def build_resources(
+    settings: Settings | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The code location's resources from `settings` (default: the environment's). Variables set in
     `environ` (default: this process's) become EnvVars; pass `{}` for plain values (tests)."""
     s = settings or get_settings()
     env = os.environ if environ is None else environ
-    aws = {"region_name": _env("AWS_REGION", s.aws_region, env),
-           "endpoint_url": _env("AWS_ENDPOINT_URL", s.aws_endpoint_url, env)}
+    aws = {
+        "region_name": _env("AWS_REGION", s.aws_region, env),
+        "endpoint_url": _env("AWS_ENDPOINT_URL", s.aws_endpoint_url, env),
+    }
     return {
         "postgres": PostgresResource(database_url=_env("DATABASE_URL", s.database_url, env)),
         "readonly_postgres": PostgresResource(
-            database_url=_env("READONLY_DATABASE_URL", s.readonly_database_url, env)),
+            database_url=_env("READONLY_DATABASE_URL", s.readonly_database_url, env)
+        ),
         "raw_bucket": RawBucketResource(
-            **aws, bucket=_env("RAW_BUCKET", s.raw_bucket, env), event_queue=_env("INGEST_QUEUE", s.ingest_queue, env)),
+            **aws,
+            bucket=_env("RAW_BUCKET", s.raw_bucket, env),
+            event_queue=_env("INGEST_QUEUE", s.ingest_queue, env),
+        ),
         "job_tracking": JobTrackingResource(
             **aws,
             jobs_table=_env("JOBS_TABLE", s.jobs_table, env),
             results_bucket=_env("RESULTS_BUCKET", s.results_bucket, env),
             notify_topic=_env("NOTIFY_TOPIC", s.notify_topic, env),
-            dagster_url=(_env("DAGSTER_PUBLIC_URL", s.dagster_public_url, env) if s.dagster_public_url
-                         else _env("DAGSTER_URL", s.dagster_url, env)),
+            dagster_url=(
+                _env("DAGSTER_PUBLIC_URL", s.dagster_public_url, env)
+                if s.dagster_public_url
+                else _env("DAGSTER_URL", s.dagster_url, env)
+            ),
         ),
         "metrics": MetricsResource(
-            **aws, environment=_env("PIPELINE_ENV", s.pipeline_env, env),
-            namespace=_env("METRICS_NAMESPACE", s.metrics_namespace, env)),
+            **aws,
+            environment=_env("PIPELINE_ENV", s.pipeline_env, env),
+            namespace=_env("METRICS_NAMESPACE", s.metrics_namespace, env),
+        ),
         "ingest_tuning": IngestTuningResource(
             max_files_per_run=_env("INGEST_MAX_FILES_PER_RUN", s.ingest_max_files_per_run, env, integer=True),
             max_bytes_per_run=_env("INGEST_MAX_BYTES_PER_RUN", s.ingest_max_bytes_per_run, env, integer=True),

@@ -52,24 +52,31 @@ class Settings(BaseSettings):
     ingest_queue: str = Field(default="canonical-raw-events", alias="INGEST_QUEUE")
 
     # Ingest tuning: what each one means and its default are resources/ingest/defaults.py's.
-    ingest_max_files_per_run: int = Field(default=ingest_defaults.MAX_FILES_PER_RUN,
-                                          alias="INGEST_MAX_FILES_PER_RUN", ge=1)
-    ingest_max_bytes_per_run: int = Field(default=ingest_defaults.MAX_BYTES_PER_RUN,
-                                          alias="INGEST_MAX_BYTES_PER_RUN", ge=1)
-    ingest_reconcile_interval_seconds: float = Field(default=ingest_defaults.RECONCILE_INTERVAL_SECONDS,
-                                                     alias="INGEST_RECONCILE_INTERVAL_SECONDS", ge=0)
+    ingest_max_files_per_run: int = Field(
+        default=ingest_defaults.MAX_FILES_PER_RUN, alias="INGEST_MAX_FILES_PER_RUN", ge=1
+    )
+    ingest_max_bytes_per_run: int = Field(
+        default=ingest_defaults.MAX_BYTES_PER_RUN, alias="INGEST_MAX_BYTES_PER_RUN", ge=1
+    )
+    ingest_reconcile_interval_seconds: float = Field(
+        default=ingest_defaults.RECONCILE_INTERVAL_SECONDS, alias="INGEST_RECONCILE_INTERVAL_SECONDS", ge=0
+    )
     # Per source system, the record fields that hold the record's own change time, which orders
     # records ahead of the file's export date (JSON, e.g. {"crm": ["updated_at"], "legacy": []}; a
     # source not named uses resources.canonical.mapping.CHANGE_TIME_KEYS, [] turns record times off).
-    ingest_change_time_fields: dict[str, list[str]] = Field(default_factory=dict,
-                                                            alias="INGEST_CHANGE_TIME_FIELDS")
-    ingest_freshness_hours: float = Field(default=ingest_defaults.FRESHNESS_HOURS, alias="INGEST_FRESHNESS_HOURS",
-                                          gt=0)
+    ingest_change_time_fields: dict[str, list[str]] = Field(
+        default_factory=dict, alias="INGEST_CHANGE_TIME_FIELDS"
+    )
+    ingest_freshness_hours: float = Field(
+        default=ingest_defaults.FRESHNESS_HOURS, alias="INGEST_FRESHNESS_HOURS", gt=0
+    )
     ingest_max_attempts: int = Field(default=ingest_defaults.MAX_ATTEMPTS, alias="INGEST_MAX_ATTEMPTS", ge=1)
-    ingest_retry_backoff_seconds: float = Field(default=ingest_defaults.RETRY_BACKOFF_SECONDS,
-                                                alias="INGEST_RETRY_BACKOFF_SECONDS", ge=0)
-    ingest_max_refused_share: float = Field(default=ingest_defaults.MAX_REFUSED_SHARE,
-                                            alias="INGEST_MAX_REFUSED_SHARE", ge=0, le=1)
+    ingest_retry_backoff_seconds: float = Field(
+        default=ingest_defaults.RETRY_BACKOFF_SECONDS, alias="INGEST_RETRY_BACKOFF_SECONDS", ge=0
+    )
+    ingest_max_refused_share: float = Field(
+        default=ingest_defaults.MAX_REFUSED_SHARE, alias="INGEST_MAX_REFUSED_SHARE", ge=0, le=1
+    )
 
     dagster_url: str = Field(default="http://127.0.0.1:3000", alias="DAGSTER_URL")
     # The Dagster UI's address as people open it (a public or VPN name in front of the internal load
@@ -99,7 +106,9 @@ class SettingsError(ValueError):
 
     def __init__(self, problems: dict[str, str]):
         self.problems = problems  # variable → why its value is refused (never the value: it may be a secret)
-        super().__init__("invalid environment: " + "; ".join(f"{name}: {why}" for name, why in problems.items()))
+        super().__init__(
+            "invalid environment: " + "; ".join(f"{name}: {why}" for name, why in problems.items())
+        )
 
 
 def load_settings() -> Settings:
@@ -107,4 +116,6 @@ def load_settings() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
-        raise SettingsError({".".join(str(p) for p in e["loc"]) or "?": e["msg"] for e in exc.errors()}) from None
+        raise SettingsError(
+            {".".join(str(p) for p in e["loc"]) or "?": e["msg"] for e in exc.errors()}
+        ) from None

@@ -81,8 +81,13 @@ def _run_fields(run: DagsterRun, dagster_url: str) -> dict[str, Any]:
     return fields
 
 
-def mirror_run(instance: DagsterInstance, run: DagsterRun, job_tracking: JobTrackingResource,
-               metrics: MetricsResource, dagster_url: str) -> str | None:
+def mirror_run(
+    instance: DagsterInstance,
+    run: DagsterRun,
+    job_tracking: JobTrackingResource,
+    metrics: MetricsResource,
+    dagster_url: str,
+) -> str | None:
     """Write the run's status to its job item; publish a notice if this write finished the job.
 
     Returns a short note of what changed, or None when nothing did.
@@ -101,11 +106,21 @@ def mirror_run(instance: DagsterInstance, run: DagsterRun, job_tracking: JobTrac
     if status in TERMINAL and (job_type == "analytics" or status == "failed"):
         job = store.get(run.run_id) or {}
         result = job.get("result") or {}
-        location = result.get("s3", {}).get("json") if isinstance(result, dict) and result.get("s3") else (
-            "inline" if result else None)
-        notice = JobNotice(job_id=run.run_id, job_type=job_type, status=status, operation=fields.get("operation"),
-                           row_count=job.get("rowCount"), result_location=location, error=fields.get("error"),
-                           dagster_run_url=fields["dagsterRunUrl"])
+        location = (
+            result.get("s3", {}).get("json")
+            if isinstance(result, dict) and result.get("s3")
+            else ("inline" if result else None)
+        )
+        notice = JobNotice(
+            job_id=run.run_id,
+            job_type=job_type,
+            status=status,
+            operation=fields.get("operation"),
+            row_count=job.get("rowCount"),
+            result_location=location,
+            error=fields.get("error"),
+            dagster_run_url=fields["dagsterRunUrl"],
+        )
         publish(job_tracking.sns, job_tracking.topic_arn(), notice)
     note = f"{run.run_id[:8]} {transition.previous_status or 'new'} → {status}"
     if status == "failed":
@@ -115,8 +130,9 @@ def mirror_run(instance: DagsterInstance, run: DagsterRun, job_tracking: JobTrac
     return note
 
 
-def _mirror_from_context(context: RunStatusSensorContext, job_tracking: JobTrackingResource,
-                         metrics: MetricsResource) -> None:
+def _mirror_from_context(
+    context: RunStatusSensorContext, job_tracking: JobTrackingResource, metrics: MetricsResource
+) -> None:
     note = mirror_run(context.instance, context.dagster_run, job_tracking, metrics, job_tracking.dagster_url)
     if note:
         context.log.info(note)
@@ -124,28 +140,41 @@ def _mirror_from_context(context: RunStatusSensorContext, job_tracking: JobTrack
 
 def _status_sensor(status: DagsterRunStatus, name: str, description: str) -> Any:
     @run_status_sensor(
-        run_status=status, name=name, description=description, minimum_interval_seconds=5,
-        default_status=DefaultSensorStatus.RUNNING, monitor_all_code_locations=False,
+        run_status=status,
+        name=name,
+        description=description,
+        minimum_interval_seconds=5,
+        default_status=DefaultSensorStatus.RUNNING,
+        monitor_all_code_locations=False,
     )
-    def _sensor(context: RunStatusSensorContext, job_tracking: JobTrackingResource,
-                metrics: MetricsResource) -> None:
+    def _sensor(
+        context: RunStatusSensorContext, job_tracking: JobTrackingResource, metrics: MetricsResource
+    ) -> None:
         _mirror_from_context(context, job_tracking, metrics)
 
     return _sensor
 
 
 job_started_mirror = _status_sensor(
-    DagsterRunStatus.STARTED, "job_started_mirror",
-    "Marks analytics and ingest jobs running in the DynamoDB jobs table as their runs start.")
+    DagsterRunStatus.STARTED,
+    "job_started_mirror",
+    "Marks analytics and ingest jobs running in the DynamoDB jobs table as their runs start.",
+)
 job_succeeded_mirror = _status_sensor(
-    DagsterRunStatus.SUCCESS, "job_succeeded_mirror",
-    "Marks jobs succeeded in the DynamoDB jobs table and sends the SNS notice for analytics jobs.")
+    DagsterRunStatus.SUCCESS,
+    "job_succeeded_mirror",
+    "Marks jobs succeeded in the DynamoDB jobs table and sends the SNS notice for analytics jobs.",
+)
 job_failed_mirror = _status_sensor(
-    DagsterRunStatus.FAILURE, "job_failed_mirror",
-    "Marks jobs failed (with the error) in the DynamoDB jobs table and sends the SNS failure notice.")
+    DagsterRunStatus.FAILURE,
+    "job_failed_mirror",
+    "Marks jobs failed (with the error) in the DynamoDB jobs table and sends the SNS failure notice.",
+)
 job_canceled_mirror = _status_sensor(
-    DagsterRunStatus.CANCELED, "job_canceled_mirror",
-    "Marks canceled jobs in the DynamoDB jobs table and sends the SNS notice for analytics jobs.")
+    DagsterRunStatus.CANCELED,
+    "job_canceled_mirror",
+    "Marks canceled jobs in the DynamoDB jobs table and sends the SNS notice for analytics jobs.",
+)
 
 # Runs whose update landed with a timestamp a little behind the cursor (another process's clock) are
 # caught by re-checking this window each tick; the writes are idempotent, so a re-check costs one
@@ -155,10 +184,14 @@ _LOOKBACK_SECONDS = 10.0
 
 def _runs_updated_since(instance: DagsterInstance, ts: float, limit: int) -> list[Any]:
     """Runs updated at or after `ts`, oldest update first."""
-    return list(instance.get_run_records(
-        filters=RunsFilter(updated_after=datetime.fromtimestamp(ts, tz=UTC) - timedelta(microseconds=1)),
-        limit=limit, order_by="update_timestamp", ascending=True,
-    ))
+    return list(
+        instance.get_run_records(
+            filters=RunsFilter(updated_after=datetime.fromtimestamp(ts, tz=UTC) - timedelta(microseconds=1)),
+            limit=limit,
+            order_by="update_timestamp",
+            ascending=True,
+        )
+    )
 
 
 @dataclass
@@ -177,8 +210,14 @@ class ReconcileCursor:
         return json.dumps({"ts": self.ts, "seen": self.seen})
 
 
-def reconcile(context: SensorEvaluationContext, job_tracking: JobTrackingResource, metrics: MetricsResource, *,
-              budget_seconds: float = 30.0, page: int = 200) -> SensorResult:
+def reconcile(
+    context: SensorEvaluationContext,
+    job_tracking: JobTrackingResource,
+    metrics: MetricsResource,
+    *,
+    budget_seconds: float = 30.0,
+    page: int = 200,
+) -> SensorResult:
     deadline = time.monotonic() + budget_seconds
     cursor = ReconcileCursor.parse(context.cursor)
     notes: list[str] = []
@@ -192,14 +231,22 @@ def reconcile(context: SensorEvaluationContext, job_tracking: JobTrackingResourc
                     notes.append(note)
 
     if cursor.ts:
-        mirror([r for r in _runs_updated_since(context.instance, max(cursor.ts - _LOOKBACK_SECONDS, 0), page)
-                if r.update_timestamp.timestamp() < cursor.ts])
+        mirror(
+            [
+                r
+                for r in _runs_updated_since(context.instance, max(cursor.ts - _LOOKBACK_SECONDS, 0), page)
+                if r.update_timestamp.timestamp() < cursor.ts
+            ]
+        )
     while time.monotonic() < deadline:
         # Many runs can share one update time (a burst, a coarse clock): page by (time, run id seen).
         records = _runs_updated_since(context.instance, cursor.ts, page + len(cursor.seen))
         seen = set(cursor.seen)
-        fresh = [r for r in records
-                 if not (r.update_timestamp.timestamp() == cursor.ts and r.dagster_run.run_id in seen)]
+        fresh = [
+            r
+            for r in records
+            if not (r.update_timestamp.timestamp() == cursor.ts and r.dagster_run.run_id in seen)
+        ]
         if not fresh:
             break
         mirror(fresh)
@@ -210,8 +257,9 @@ def reconcile(context: SensorEvaluationContext, job_tracking: JobTrackingResourc
             break
     if notes:
         context.log.info(f"repaired {len(notes)} job item(s): " + "; ".join(notes[:20]))
-    return SensorResult(skip_reason=None if notes else SkipReason("job items match run status"),
-                        cursor=cursor.serialize())
+    return SensorResult(
+        skip_reason=None if notes else SkipReason("job items match run status"), cursor=cursor.serialize()
+    )
 
 
 @sensor(
@@ -223,6 +271,7 @@ def reconcile(context: SensorEvaluationContext, job_tracking: JobTrackingResourc
         "missing or behind (run-status sensors can skip runs under a burst); sends any notice still owed."
     ),
 )
-def job_status_reconciler(context: SensorEvaluationContext, job_tracking: JobTrackingResource,
-                          metrics: MetricsResource) -> SensorResult:
+def job_status_reconciler(
+    context: SensorEvaluationContext, job_tracking: JobTrackingResource, metrics: MetricsResource
+) -> SensorResult:
     return reconcile(context, job_tracking, metrics)

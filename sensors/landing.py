@@ -14,7 +14,6 @@ loader's database session is gone (the registry's liveness rule, whatever the la
 failed, its run too once it has gone silent; and infrastructure failures are retried with backoff.
 """
 
-
 import json
 import time
 from collections.abc import Iterator
@@ -89,9 +88,13 @@ class TickLimits:
     @classmethod
     def from_tuning(cls, tuning: IngestTuningResource, *, queue_on: bool) -> "TickLimits":
         # Without the event queue the listing is the only way files are found: it runs continuously.
-        return cls(max_files_per_run=tuning.max_files_per_run, max_bytes_per_run=tuning.max_bytes_per_run,
-                   reconcile_interval_seconds=tuning.reconcile_interval_seconds if queue_on else 0.0,
-                   max_attempts=tuning.max_attempts, retry_backoff_seconds=tuning.retry_backoff_seconds)
+        return cls(
+            max_files_per_run=tuning.max_files_per_run,
+            max_bytes_per_run=tuning.max_bytes_per_run,
+            reconcile_interval_seconds=tuning.reconcile_interval_seconds if queue_on else 0.0,
+            max_attempts=tuning.max_attempts,
+            retry_backoff_seconds=tuning.retry_backoff_seconds,
+        )
 
 
 @dataclass
@@ -136,18 +139,22 @@ def parse_s3_event(body: str, bucket: str) -> list[FileObject] | None:
                 continue
             obj = s3["object"]
             when = rec.get("eventTime")
-            out.append(FileObject(
-                key=unquote_plus(obj["key"]), etag=str(obj.get("eTag") or obj.get("etag") or ""),
-                size=int(obj.get("size", 0)),
-                last_modified=datetime.fromisoformat(when) if when else None,
-            ))
+            out.append(
+                FileObject(
+                    key=unquote_plus(obj["key"]),
+                    etag=str(obj.get("eTag") or obj.get("etag") or ""),
+                    size=int(obj.get("size", 0)),
+                    last_modified=datetime.fromisoformat(when) if when else None,
+                )
+            )
         except (KeyError, TypeError, ValueError):
             return None
     return [o for o in out if o.etag]
 
 
-def drain_queue(sqs: Any, queue_url: str, bucket: str, conn: psycopg.Connection, receives: int,
-                deadline: float, log: Any) -> tuple[int, int]:
+def drain_queue(
+    sqs: Any, queue_url: str, bucket: str, conn: psycopg.Connection, receives: int, deadline: float, log: Any
+) -> tuple[int, int]:
     """Register the files announced on the queue; delete messages only after the registry commits."""
     messages = registered = 0
     for i in range(receives):
@@ -168,7 +175,9 @@ def drain_queue(sqs: Any, queue_url: str, bucket: str, conn: psycopg.Connection,
         for m in batch:
             parsed = parse_s3_event(m.get("Body", ""), bucket)
             if parsed is None:
-                log.warning(f"ignoring a message that is not an S3 event notification: {m.get('Body', '')[:200]}")
+                log.warning(
+                    f"ignoring a message that is not an S3 event notification: {m.get('Body', '')[:200]}"
+                )
             else:
                 objects.extend(parsed)
         registered += len(register_files(conn, objects, via="queue"))
@@ -181,8 +190,9 @@ def drain_queue(sqs: Any, queue_url: str, bucket: str, conn: psycopg.Connection,
     return messages, registered
 
 
-def list_pass(s3: Any, bucket: str, conn: psycopg.Connection, cursor: LandingCursor, limits: TickLimits,
-              deadline: float) -> tuple[int, int]:
+def list_pass(
+    s3: Any, bucket: str, conn: psycopg.Connection, cursor: LandingCursor, limits: TickLimits, deadline: float
+) -> tuple[int, int]:
     """Continue the listing pass from the cursor for a bounded number of pages."""
     listed = registered = 0
     for _ in range(limits.list_pages):
@@ -193,8 +203,9 @@ def list_pass(s3: Any, bucket: str, conn: psycopg.Connection, cursor: LandingCur
             kwargs["StartAfter"] = cursor.list_after
         page = s3.list_objects_v2(**kwargs)
         contents = page.get("Contents", [])
-        objects = [FileObject(o["Key"], o["ETag"], int(o.get("Size", 0)), o.get("LastModified"))
-                   for o in contents]
+        objects = [
+            FileObject(o["Key"], o["ETag"], int(o.get("Size", 0)), o.get("LastModified")) for o in contents
+        ]
         registered += len(register_files(conn, objects, via="listing"))
         conn.commit()
         listed += len(objects)
@@ -208,22 +219,29 @@ def list_pass(s3: Any, bucket: str, conn: psycopg.Connection, cursor: LandingCur
     return listed, registered
 
 
-def recover_lost_work(context: SensorEvaluationContext, conn: psycopg.Connection, limits: TickLimits) -> list[str]:
+def recover_lost_work(
+    context: SensorEvaluationContext, conn: psycopg.Connection, limits: TickLimits
+) -> list[str]:
     """Nothing waits forever: loaders the database proves gone, batches whose run ended or never started,
     and infrastructure failures whose backoff has passed."""
-    notes = [f"{f.s3_key}: failed ({LOADER_LOST}); it is retried automatically" for f in fail_lost_loaders(conn)]
+    notes = [
+        f"{f.s3_key}: failed ({LOADER_LOST}); it is retried automatically" for f in fail_lost_loaders(conn)
+    ]
     conn.commit()
     notes.extend(_fail_runs_of_lost_loaders(context, conn, limits))
     notes.extend(_recover_queued(context, conn, limits))
     for f in retry_due(conn, max_attempts=limits.max_attempts, backoff_seconds=limits.retry_backoff_seconds):
-        notes.append(f"{f.s3_key}: attempt {f.attempt} pending (automatic retry {f.retries} of "
-                     f"{limits.max_attempts - 1} after an infrastructure failure)")
+        notes.append(
+            f"{f.s3_key}: attempt {f.attempt} pending (automatic retry {f.retries} of "
+            f"{limits.max_attempts - 1} after an infrastructure failure)"
+        )
     conn.commit()
     return notes
 
 
-def _fail_runs_of_lost_loaders(context: SensorEvaluationContext, conn: psycopg.Connection,
-                               limits: TickLimits) -> list[str]:
+def _fail_runs_of_lost_loaders(
+    context: SensorEvaluationContext, conn: psycopg.Connection, limits: TickLimits
+) -> list[str]:
     """A run that lost its loader and still shows as started is failed too, once it has been silent for
     `dead_run_grace_seconds`: a live run between a lost connection and its step's retry logs events,
     and whatever the launcher, a dead worker never will."""
@@ -239,14 +257,18 @@ def _fail_runs_of_lost_loaders(context: SensorEvaluationContext, conn: psycopg.C
         if now - last < limits.dead_run_grace_seconds:
             continue
         context.instance.report_run_failed(
-            run, message=f"landing_sensor: the run's file loader ended without finishing (its database session "
-                         f"is gone) and the run has logged nothing for {now - last:.0f}s; its files are retried "
-                         "by themselves")
+            run,
+            message=f"landing_sensor: the run's file loader ended without finishing (its database session "
+            f"is gone) and the run has logged nothing for {now - last:.0f}s; its files are retried "
+            "by themselves",
+        )
         notes.append(f"run {run_id}: marked failed (its loader is gone)")
     return notes
 
 
-def _recover_queued(context: SensorEvaluationContext, conn: psycopg.Connection, limits: TickLimits) -> list[str]:
+def _recover_queued(
+    context: SensorEvaluationContext, conn: psycopg.Connection, limits: TickLimits
+) -> list[str]:
     """Queued files whose run ended (or never started) without reaching them: release or fail them."""
     notes: list[str] = []
     rows = queued_files(conn)
@@ -257,7 +279,9 @@ def _recover_queued(context: SensorEvaluationContext, conn: psycopg.Connection, 
     batch_ids = sorted({r.batch_id for r in rows if r.batch_id})
     batch_runs: dict[str, Any] = {}
     if batch_ids:
-        for found in context.instance.get_runs(filters=RunsFilter(tags={BATCH_TAG: batch_ids})):  # newest first
+        for found in context.instance.get_runs(
+            filters=RunsFilter(tags={BATCH_TAG: batch_ids})
+        ):  # newest first
             batch_runs.setdefault(found.tags.get(BATCH_TAG, ""), found)
     for row in rows:
         run = batch_runs.get(row.batch_id or "")
@@ -266,8 +290,11 @@ def _recover_queued(context: SensorEvaluationContext, conn: psycopg.Connection, 
         if not (ended or lost):
             continue
         if row.launches >= MAX_LAUNCHES:
-            why = (f"run {run.run_id} ended ({run.status.value}) before this file finished; nothing of it landed"
-                   if run is not None else "its run was never launched")
+            why = (
+                f"run {run.run_id} ended ({run.status.value}) before this file finished; nothing of it landed"
+                if run is not None
+                else "its run was never launched"
+            )
             why = f"{row.launches} ingest runs ended before reaching this file; last: {why}"
             mark_failed(conn, row.file_id, why, kind="infrastructure", from_status="queued")
             notes.append(f"{row.s3_key}: failed ({why})")
@@ -278,24 +305,35 @@ def _recover_queued(context: SensorEvaluationContext, conn: psycopg.Connection, 
     return notes
 
 
-def run_requests(conn: psycopg.Connection, limits: TickLimits, max_refused_share: float) -> Iterator[RunRequest]:
+def run_requests(
+    conn: psycopg.Connection, limits: TickLimits, max_refused_share: float
+) -> Iterator[RunRequest]:
     room = min(limits.max_runs_per_tick, limits.max_batches_in_flight - batches_in_flight(conn))
     if room <= 0:
         return
-    batches = claim_batches(conn, max_files=limits.max_files_per_run, max_bytes=limits.max_bytes_per_run,
-                            max_batches=room)
+    batches = claim_batches(
+        conn, max_files=limits.max_files_per_run, max_bytes=limits.max_bytes_per_run, max_batches=room
+    )
     conn.commit()
     for b in batches:
         yield RunRequest(
             run_key=b.batch_id,
             run_config=ingest_run_config([f.file_id for f in b.files], max_refused_share),
-            tags={BATCH_TAG: b.batch_id, "ingest/files": str(len(b.files)),
-                  "ingest/first_key": b.files[0].s3_key[:200]},
+            tags={
+                BATCH_TAG: b.batch_id,
+                "ingest/files": str(len(b.files)),
+                "ingest/first_key": b.files[0].s3_key[:200],
+            },
         )
 
 
-def landing_tick(context: SensorEvaluationContext, postgres: PostgresResource, raw_bucket: RawBucketResource,
-                 limits: TickLimits, max_refused_share: float) -> SensorResult:
+def landing_tick(
+    context: SensorEvaluationContext,
+    postgres: PostgresResource,
+    raw_bucket: RawBucketResource,
+    limits: TickLimits,
+    max_refused_share: float,
+) -> SensorResult:
     """One tick of landing_sensor: recover lost work, discover files (listing, then queue), launch batches
     and observe the raw-files asset, within `limits`."""
     started = time.monotonic()
@@ -309,37 +347,55 @@ def landing_tick(context: SensorEvaluationContext, postgres: PostgresResource, r
         # to a run with nothing but the claim between them.
         notes.extend(recover_lost_work(context, conn, limits))
         pass_due = cursor.list_after is not None or (
-            time.time() - cursor.last_pass_completed >= limits.reconcile_interval_seconds)
+            time.time() - cursor.last_pass_completed >= limits.reconcile_interval_seconds
+        )
         if pass_due and time.monotonic() < deadline:
             listed, registered = list_pass(raw_bucket.s3, raw_bucket.bucket, conn, cursor, limits, deadline)
             new_files += registered
-            notes.append(f"listing: {listed} objects, {registered} new files"
-                         + (f", resumes after {cursor.list_after!r}" if cursor.list_after else ", pass complete"))
+            notes.append(
+                f"listing: {listed} objects, {registered} new files"
+                + (f", resumes after {cursor.list_after!r}" if cursor.list_after else ", pass complete")
+            )
         if raw_bucket.event_queue:
-            messages, registered = drain_queue(raw_bucket.sqs, raw_bucket.queue_url(), raw_bucket.bucket, conn,
-                                               limits.queue_receives, deadline, context.log)
+            messages, registered = drain_queue(
+                raw_bucket.sqs,
+                raw_bucket.queue_url(),
+                raw_bucket.bucket,
+                conn,
+                limits.queue_receives,
+                deadline,
+                context.log,
+            )
             new_files += registered
             if messages:
                 notes.append(f"queue: {messages} messages, {registered} new files")
         requests = list(run_requests(conn, limits, max_refused_share))
         since = time.time() - cursor.last_observed
-        if since >= limits.observe_interval_seconds or ((new_files or requests) and since >= limits.observe_min_seconds):
+        if since >= limits.observe_interval_seconds or (
+            (new_files or requests) and since >= limits.observe_min_seconds
+        ):
             observations.append(observe_raw_files(conn, raw_bucket.bucket))
             cursor.last_observed = time.time()
         conn.commit()
     if notes:
         context.log.info("; ".join(notes))
     if not requests:
-        return SensorResult(skip_reason=SkipReason("; ".join(notes) or "no new files"), cursor=cursor.serialize(),
-                            asset_events=observations)
+        return SensorResult(
+            skip_reason=SkipReason("; ".join(notes) or "no new files"),
+            cursor=cursor.serialize(),
+            asset_events=observations,
+        )
     return SensorResult(run_requests=requests, cursor=cursor.serialize(), asset_events=observations)
 
 
 def observe_raw_files(conn: psycopg.Connection, bucket: str) -> AssetObservation:
     """The raw-files asset as the registry sees it: files per source and status, the newest one's age."""
     summary = source_summary(conn)
-    metadata: dict[str, Any] = {"bucket": bucket, "files": sum(s["files"] for s in summary.values()),
-                                "by_source": MetadataValue.json(summary)}
+    metadata: dict[str, Any] = {
+        "bucket": bucket,
+        "files": sum(s["files"] for s in summary.values()),
+        "by_source": MetadataValue.json(summary),
+    }
     for source, entry in summary.items():
         metadata[f"{source}_files"] = entry["files"]
         if entry["newest_file_age_hours"] is not None:
@@ -362,9 +418,11 @@ def observe_raw_files(conn: psycopg.Connection, bucket: str) -> AssetObservation
         "as skipped with the reason."
     ),
 )
-def landing_sensor(context: SensorEvaluationContext, postgres: PostgresResource, raw_bucket: RawBucketResource,
-                   ingest_tuning: IngestTuningResource) -> SensorResult:
+def landing_sensor(
+    context: SensorEvaluationContext,
+    postgres: PostgresResource,
+    raw_bucket: RawBucketResource,
+    ingest_tuning: IngestTuningResource,
+) -> SensorResult:
     limits = TickLimits.from_tuning(ingest_tuning, queue_on=bool(raw_bucket.event_queue))
     return landing_tick(context, postgres, raw_bucket, limits, ingest_tuning.max_refused_share)
-
-

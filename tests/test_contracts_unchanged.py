@@ -35,9 +35,13 @@ def definitions_summary() -> dict[str, Any]:
         metadata = node.metadata or {}
         schema = metadata.get("dagster/column_schema")
         assets[key.to_user_string()] = {
-            "group": node.group_name, "kinds": sorted(node.kinds), "description": node.description,
-            "deps": sorted(p.to_user_string() for p in node.parent_keys), "external": node.is_external,
-            "owners": sorted(node.owners), "tags": dict(sorted(node.tags.items())),
+            "group": node.group_name,
+            "kinds": sorted(node.kinds),
+            "description": node.description,
+            "deps": sorted(p.to_user_string() for p in node.parent_keys),
+            "external": node.is_external,
+            "owners": sorted(node.owners),
+            "tags": dict(sorted(node.tags.items())),
             "automation": str(node.automation_condition) if node.automation_condition else None,
             "metadata_keys": sorted(metadata),
             "columns": [c.name for c in schema.columns] if schema is not None else None,
@@ -46,30 +50,62 @@ def definitions_summary() -> dict[str, Any]:
     for check_key in sorted(graph.asset_check_keys, key=str):
         spec = graph.get_check_spec(check_key)
         checks[f"{check_key.asset_key.to_user_string()}:{check_key.name}"] = {
-            "blocking": spec.blocking, "description": spec.description}
-    jobs = {j.name: {"description": j.description, "tags": dict(sorted((j.tags or {}).items())),
-                     "ops": sorted(n.name for n in j.nodes), "executor": j.executor_def.name}
-            for j in sorted(repo.get_all_jobs(), key=lambda j: j.name) if not j.name.startswith("__")}
-    schedules = {s.name: {"cron": s.cron_schedule, "job": s.job_name, "timezone": s.execution_timezone,
-                          "default_status": s.default_status.value, "description": s.description}
-                 for s in sorted(repo.schedule_defs, key=lambda s: s.name)}
-    sensors = {s.name: {"kind": type(s).__name__, "minimum_interval_seconds": s.minimum_interval_seconds,
-                        "default_status": s.default_status.value, "job": s.job_name if s.has_jobs else None,
-                        "description": s.description}
-               for s in sorted(repo.sensor_defs, key=lambda s: s.name)}
-    resources = {name: {"type": type(r).__name__,
-                        "fields": sorted(getattr(type(r), "model_fields", {}))}
-                 for name, r in sorted((defs.resources or {}).items())}
-    return {"assets": assets, "asset_checks": checks, "jobs": jobs, "schedules": schedules, "sensors": sensors,
-            "resources": resources}
+            "blocking": spec.blocking,
+            "description": spec.description,
+        }
+    jobs = {
+        j.name: {
+            "description": j.description,
+            "tags": dict(sorted((j.tags or {}).items())),
+            "ops": sorted(n.name for n in j.nodes),
+            "executor": j.executor_def.name,
+        }
+        for j in sorted(repo.get_all_jobs(), key=lambda j: j.name)
+        if not j.name.startswith("__")
+    }
+    schedules = {
+        s.name: {
+            "cron": s.cron_schedule,
+            "job": s.job_name,
+            "timezone": s.execution_timezone,
+            "default_status": s.default_status.value,
+            "description": s.description,
+        }
+        for s in sorted(repo.schedule_defs, key=lambda s: s.name)
+    }
+    sensors = {
+        s.name: {
+            "kind": type(s).__name__,
+            "minimum_interval_seconds": s.minimum_interval_seconds,
+            "default_status": s.default_status.value,
+            "job": s.job_name if s.has_jobs else None,
+            "description": s.description,
+        }
+        for s in sorted(repo.sensor_defs, key=lambda s: s.name)
+    }
+    resources = {
+        name: {"type": type(r).__name__, "fields": sorted(getattr(type(r), "model_fields", {}))}
+        for name, r in sorted((defs.resources or {}).items())
+    }
+    return {
+        "assets": assets,
+        "asset_checks": checks,
+        "jobs": jobs,
+        "schedules": schedules,
+        "sensors": sensors,
+        "resources": resources,
+    }
 
 
-@pytest.mark.parametrize(("name", "build"), [("openapi.json", openapi_document),
-                                             ("definitions.json", definitions_summary)])
+@pytest.mark.parametrize(
+    ("name", "build"), [("openapi.json", openapi_document), ("definitions.json", definitions_summary)]
+)
 def test_the_public_contract_matches_its_snapshot(name: str, build: Any) -> None:
     now = json.loads(json.dumps(build(), sort_keys=True, default=str))
     path = SNAPSHOTS / name
     if os.environ.get("UPDATE_SNAPSHOTS"):
         path.parent.mkdir(exist_ok=True)
         path.write_text(json.dumps(now, indent=1, sort_keys=True) + "\n")
-    assert now == json.loads(path.read_text()), f"{name} changed: if on purpose, UPDATE_SNAPSHOTS=1 (module doc)"
+    assert now == json.loads(path.read_text()), (
+        f"{name} changed: if on purpose, UPDATE_SNAPSHOTS=1 (module doc)"
+    )

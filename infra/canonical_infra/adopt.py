@@ -29,8 +29,19 @@ NAMED_TYPES: dict[str, tuple[str, str]] = {
     "AWS::SecretsManager::Secret": ("Name", "Id"),  # imported by ARN, which carries a random suffix
 }
 # Name properties of other types: a retained resource with one of these and no importer would collide.
-OTHER_NAME_PROPERTIES = ("AliasName", "TopicName", "QueueName", "DBInstanceIdentifier", "FunctionName", "RoleName",
-                         "DBProxyName", "UserPoolName", "Name", "ClusterName", "Family")
+OTHER_NAME_PROPERTIES = (
+    "AliasName",
+    "TopicName",
+    "QueueName",
+    "DBInstanceIdentifier",
+    "FunctionName",
+    "RoleName",
+    "DBProxyName",
+    "UserPoolName",
+    "Name",
+    "ClusterName",
+    "Family",
+)
 
 
 class AdoptError(RuntimeError):
@@ -63,15 +74,20 @@ def adoptable_resources(stack: str, template: Mapping[str, Any]) -> list[Adoptab
             if _encrypts_a_retained_bucket(logical_id, resources):
                 found.append(Adoptable(stack, logical_id, kind, ""))
         elif any(isinstance(props.get(p), str) for p in OTHER_NAME_PROPERTIES):
-            raise AdoptError(f"{stack}/{logical_id} ({kind}) is retained under a fixed name that infra/adopt.py "
-                             "cannot import: give it a generated name or add its importer")
+            raise AdoptError(
+                f"{stack}/{logical_id} ({kind}) is retained under a fixed name that infra/adopt.py "
+                "cannot import: give it a generated name or add its importer"
+            )
     return found
 
 
 def _encrypts_a_retained_bucket(key_id: str, resources: Mapping[str, Any]) -> bool:
     for resource in resources.values():
-        if (resource["Type"] == "AWS::S3::Bucket" and resource.get("DeletionPolicy") in RETAINED
-                and f'"{key_id}"' in json.dumps(resource.get("Properties", {}).get("BucketEncryption", {}))):
+        if (
+            resource["Type"] == "AWS::S3::Bucket"
+            and resource.get("DeletionPolicy") in RETAINED
+            and f'"{key_id}"' in json.dumps(resource.get("Properties", {}).get("BucketEncryption", {}))
+        ):
             return True
     return False
 
@@ -102,13 +118,19 @@ class AccountLookup:
             if item.type == "AWS::SecretsManager::Secret":
                 secret = self.secrets.describe_secret(SecretId=item.name)
                 if secret.get("DeletedDate"):
-                    raise AdoptError(f"secret {item.name} is scheduled for deletion: restore it first "
-                                     f"(aws secretsmanager restore-secret --secret-id {item.name}), then run again")
+                    raise AdoptError(
+                        f"secret {item.name} is scheduled for deletion: restore it first "
+                        f"(aws secretsmanager restore-secret --secret-id {item.name}), then run again"
+                    )
                 return secret["ARN"]
             if item.type == "AWS::KMS::Key":
                 return self._bucket_key(buckets)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "ResourceNotFoundException"):
+            if exc.response.get("Error", {}).get("Code") in (
+                "404",
+                "NoSuchBucket",
+                "ResourceNotFoundException",
+            ):
                 return None
             raise
         raise AdoptError(f"no lookup for {item.type}")
@@ -124,8 +146,9 @@ class AccountLookup:
         return None
 
 
-def resource_mappings(templates: Mapping[str, Mapping[str, Any]], lookup: AccountLookup
-                      ) -> dict[str, dict[str, dict[str, str]]]:
+def resource_mappings(
+    templates: Mapping[str, Mapping[str, Any]], lookup: AccountLookup
+) -> dict[str, dict[str, dict[str, str]]]:
     """`{stack: {logical id: {identifier property: value}}}` for each retained resource that exists, ready
     for `cdk import <stack> --resource-mapping`. Stacks with nothing to adopt are left out."""
     mappings: dict[str, dict[str, dict[str, str]]] = {}

@@ -84,7 +84,9 @@ def _choice(value: object, key: str, allowed: tuple[str, ...]) -> str:
 def _stage(value: object) -> str:
     text = str(value).strip()
     if not re.fullmatch(r"[A-Za-z0-9_]{1,128}", text):
-        raise ConfigError(f"context 'apiStageName' must be letters, digits or _ (it is part of the URL), got {text!r}")
+        raise ConfigError(
+            f"context 'apiStageName' must be letters, digits or _ (it is part of the URL), got {text!r}"
+        )
     return text
 
 
@@ -132,7 +134,9 @@ class Config:
 
     # Dagster on ECS Fargate (cpu units / MiB)
     dagster_image: str = ""  # an image URI to use instead of building infra/Dockerfile (its `code` target)
-    dagster_system_image: str = ""  # the same for its `system` target (webserver, daemon); default: dagster_image
+    dagster_system_image: str = (
+        ""  # the same for its `system` target (webserver, daemon); default: dagster_image
+    )
     webserver_cpu: int = 512
     webserver_memory: int = 1024
     daemon_cpu: int = 512
@@ -252,15 +256,19 @@ class Config:
 
         env_name = str(ctx("env", "dev")).strip()
         if not env_name.isalnum() or not env_name.islower():
-            raise ConfigError(f"context 'env' must be lowercase letters/digits (it names resources), got {env_name!r}")
+            raise ConfigError(
+                f"context 'env' must be lowercase letters/digits (it names resources), got {env_name!r}"
+            )
         is_prod = env_name == "prod"
         profile = str(ctx("profile", "standard")).strip()
         if profile not in PROFILES:
             raise ConfigError(f"context 'profile' must be one of {', '.join(PROFILES)}, got {profile!r}")
         lean = profile == "dev-lean"
         if lean and is_prod:
-            raise ConfigError("profile 'dev-lean' is not for prod: its Spot tasks and NAT instance can stop "
-                              "at any time; deploy prod with the standard profile")
+            raise ConfigError(
+                "profile 'dev-lean' is not for prod: its Spot tasks and NAT instance can stop "
+                "at any time; deploy prod with the standard profile"
+            )
         d = cls()  # defaults
         small = 256 if lean else 512
         config = cls(
@@ -270,19 +278,32 @@ class Config:
             region=str(ctx("region", os.environ.get("CDK_DEFAULT_REGION") or "")) or None,
             vpc_cidr=str(ctx("vpcCidr", d.vpc_cidr)),
             nat_gateways=_int(ctx("natGateways", 2 if is_prod else d.nat_gateways), "natGateways", minimum=1),
-            nat_provider=_choice(ctx("natProvider", "instance" if lean else d.nat_provider), "natProvider",
-                                 ("gateway", "instance")),
-            db_instance_class=str(ctx("dbInstanceClass", "t4g.micro" if lean else d.db_instance_class)
-                                  ).removeprefix("db."),
-            db_allocated_storage_gib=_int(ctx("dbAllocatedStorage", d.db_allocated_storage_gib),
-                                          "dbAllocatedStorage", minimum=20),
-            db_max_allocated_storage_gib=_int(ctx("dbMaxAllocatedStorage", d.db_max_allocated_storage_gib),
-                                              "dbMaxAllocatedStorage", minimum=20),
+            nat_provider=_choice(
+                ctx("natProvider", "instance" if lean else d.nat_provider),
+                "natProvider",
+                ("gateway", "instance"),
+            ),
+            db_instance_class=str(
+                ctx("dbInstanceClass", "t4g.micro" if lean else d.db_instance_class)
+            ).removeprefix("db."),
+            db_allocated_storage_gib=_int(
+                ctx("dbAllocatedStorage", d.db_allocated_storage_gib), "dbAllocatedStorage", minimum=20
+            ),
+            db_max_allocated_storage_gib=_int(
+                ctx("dbMaxAllocatedStorage", d.db_max_allocated_storage_gib),
+                "dbMaxAllocatedStorage",
+                minimum=20,
+            ),
             db_multi_az=_bool(ctx("dbMultiAz", is_prod), "dbMultiAz"),
-            db_backup_retention_days=_int(ctx("dbBackupRetentionDays", 14 if is_prod else d.db_backup_retention_days),
-                                          "dbBackupRetentionDays", minimum=1),
+            db_backup_retention_days=_int(
+                ctx("dbBackupRetentionDays", 14 if is_prod else d.db_backup_retention_days),
+                "dbBackupRetentionDays",
+                minimum=1,
+            ),
             db_snapshot=str(ctx("dbSnapshot", "")).strip(),
-            db_connections_alarm=_int(ctx("dbConnectionsAlarm", d.db_connections_alarm), "dbConnectionsAlarm", minimum=1),
+            db_connections_alarm=_int(
+                ctx("dbConnectionsAlarm", d.db_connections_alarm), "dbConnectionsAlarm", minimum=1
+            ),
             dagster_image=str(ctx("dagsterImage", "")),
             dagster_system_image=str(ctx("dagsterSystemImage", "")),
             webserver_cpu=_int(ctx("webserverCpu", small), "webserverCpu", minimum=256),
@@ -292,10 +313,13 @@ class Config:
             run_cpu=_int(ctx("runCpu", d.run_cpu), "runCpu", minimum=256),
             run_memory=_int(ctx("runMemory", d.run_memory), "runMemory", minimum=512),
             code_server_cpu=_int(ctx("codeServerCpu", d.code_server_cpu), "codeServerCpu", minimum=256),
-            code_server_memory=_int(ctx("codeServerMemory", d.code_server_memory), "codeServerMemory", minimum=512),
+            code_server_memory=_int(
+                ctx("codeServerMemory", d.code_server_memory), "codeServerMemory", minimum=512
+            ),
             # Two webservers in prod: a task replaced or lost leaves the UI and the API's GraphQL up.
-            webserver_count=_int(ctx("webserverCount", 2 if is_prod else d.webserver_count), "webserverCount",
-                                 minimum=1),
+            webserver_count=_int(
+                ctx("webserverCount", 2 if is_prod else d.webserver_count), "webserverCount", minimum=1
+            ),
             fargate_spot=_bool(ctx("fargateSpot", lean), "fargateSpot"),
             internal_alb=_bool(ctx("internalAlb", not lean), "internalAlb"),
             ui_auth=_choice(ctx("uiAuth", d.ui_auth), "uiAuth", UI_AUTH),
@@ -303,16 +327,24 @@ class Config:
             ui_certificate_arn=str(ctx("uiCertificateArn", "")).strip(),
             ui_allowed_cidrs=_list(ctx("uiAllowedCidrs", d.ui_allowed_cidrs), "uiAllowedCidrs"),
             ui_oidc_issuer=_url(ctx("uiOidcIssuer", ""), "uiOidcIssuer", exact=True),
-            ui_oidc_authorization_endpoint=_url(ctx("uiOidcAuthorizationEndpoint", ""), "uiOidcAuthorizationEndpoint", exact=True),
+            ui_oidc_authorization_endpoint=_url(
+                ctx("uiOidcAuthorizationEndpoint", ""), "uiOidcAuthorizationEndpoint", exact=True
+            ),
             ui_oidc_token_endpoint=_url(ctx("uiOidcTokenEndpoint", ""), "uiOidcTokenEndpoint", exact=True),
-            ui_oidc_user_info_endpoint=_url(ctx("uiOidcUserInfoEndpoint", ""), "uiOidcUserInfoEndpoint", exact=True),
+            ui_oidc_user_info_endpoint=_url(
+                ctx("uiOidcUserInfoEndpoint", ""), "uiOidcUserInfoEndpoint", exact=True
+            ),
             ui_oidc_client_id=str(ctx("uiOidcClientId", "")).strip(),
             ui_oidc_client_secret_name=str(ctx("uiOidcClientSecretName", "")).strip(),
-            max_concurrent_runs=_int(ctx("maxConcurrentRuns", d.max_concurrent_runs), "maxConcurrentRuns", minimum=1),
+            max_concurrent_runs=_int(
+                ctx("maxConcurrentRuns", d.max_concurrent_runs), "maxConcurrentRuns", minimum=1
+            ),
             lambda_asset=str(ctx("lambdaAsset", "")),
             lambda_runtime=str(ctx("lambdaRuntime", d.lambda_runtime)),
             lambda_memory=_int(ctx("lambdaMemory", d.lambda_memory), "lambdaMemory", minimum=128),
-            lambda_reserved_concurrency=_optional_int(ctx("lambdaReservedConcurrency"), "lambdaReservedConcurrency"),
+            lambda_reserved_concurrency=_optional_int(
+                ctx("lambdaReservedConcurrency"), "lambdaReservedConcurrency"
+            ),
             api_rate_limit=_int(ctx("apiRateLimit", d.api_rate_limit), "apiRateLimit", minimum=1),
             api_burst_limit=_int(ctx("apiBurstLimit", d.api_burst_limit), "apiBurstLimit", minimum=1),
             api_quota_per_day=_int(ctx("apiQuotaPerDay", d.api_quota_per_day), "apiQuotaPerDay", minimum=1),
@@ -322,10 +354,14 @@ class Config:
             alert_email=str(ctx("alertEmail", "")),
             job_notice_emails=_list(ctx("jobNoticeEmails", []), "jobNoticeEmails"),
             dagster_public_url=_url(ctx("dagsterPublicUrl", ""), "dagsterPublicUrl"),
-            refused_records_alarm=_int(ctx("refusedRecordsAlarm", d.refused_records_alarm),
-                                       "refusedRecordsAlarm", minimum=1),
-            log_retention_days=_int(ctx("logRetentionDays", 90 if is_prod else d.log_retention_days),
-                                    "logRetentionDays", minimum=1),
+            refused_records_alarm=_int(
+                ctx("refusedRecordsAlarm", d.refused_records_alarm), "refusedRecordsAlarm", minimum=1
+            ),
+            log_retention_days=_int(
+                ctx("logRetentionDays", 90 if is_prod else d.log_retention_days),
+                "logRetentionDays",
+                minimum=1,
+            ),
         )
         config.check_ui_auth()
         return config
@@ -347,9 +383,14 @@ class Config:
             }
         missing = [key for key, value in needed.items() if not value]
         if missing:
-            raise ConfigError(f"uiAuth={self.ui_auth} needs {', '.join(missing)} (infra/README.md, "
-                              "\"The Dagster UI\")")
+            raise ConfigError(
+                f'uiAuth={self.ui_auth} needs {", ".join(missing)} (infra/README.md, "The Dagster UI")'
+            )
         if not re.fullmatch(r"arn:aws[\w-]*:acm:[\w-]+:\d{12}:certificate/[\w-]+", self.ui_certificate_arn):
-            raise ConfigError(f"uiCertificateArn must be an ACM certificate ARN, got {self.ui_certificate_arn!r}")
+            raise ConfigError(
+                f"uiCertificateArn must be an ACM certificate ARN, got {self.ui_certificate_arn!r}"
+            )
         if not self.ui_allowed_cidrs:
-            raise ConfigError("uiAllowedCidrs is empty: nobody could reach the UI; leave it unset for any address")
+            raise ConfigError(
+                "uiAllowedCidrs is empty: nobody could reach the UI; leave it unset for any address"
+            )

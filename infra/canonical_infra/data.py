@@ -62,7 +62,8 @@ class DataStack(Stack):
         # One customer-managed key for the data at rest that services read on our behalf
         # (raw and results objects, job notices): its key policy and CloudTrail show every use.
         self.data_key = kms.Key(
-            self, "DataKey",
+            self,
+            "DataKey",
             alias=f"alias/{config.name('data')}",
             description="canonical-pipeline: raw/results objects and job notices",
             enable_key_rotation=True,
@@ -78,7 +79,8 @@ class DataStack(Stack):
         self._ingest_queue(config)
         self._jobs_table(config)
         self.notices_topic = sns.Topic(
-            self, "JobNotices",
+            self,
+            "JobNotices",
             topic_name=config.name("job-notices"),
             display_name="canonical-pipeline job notices",
             master_key=self.data_key,
@@ -118,26 +120,39 @@ class DataStack(Stack):
         # Access logs of the other buckets, ALB access logs and Dagster compute logs. S3 server access
         # logging and ALB log delivery both require SSE-S3 on the target bucket.
         self.logs_bucket = s3.Bucket(
-            self, "LogsBucket",
+            self,
+            "LogsBucket",
             bucket_name=config.bucket_name("logs"),
             encryption=s3.BucketEncryption.S3_MANAGED,
             versioned=True,
             lifecycle_rules=[
-                s3.LifecycleRule(id="expire-logs", expiration=Duration.days(365 if config.is_prod else 90),
-                                 noncurrent_version_expiration=Duration.days(7),
-                                 abort_incomplete_multipart_upload_after=Duration.days(1)),
+                s3.LifecycleRule(
+                    id="expire-logs",
+                    expiration=Duration.days(365 if config.is_prod else 90),
+                    noncurrent_version_expiration=Duration.days(7),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                ),
             ],
             **common,
         )
 
-        cors = [
-            s3.CorsRule(allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.PUT, s3.HttpMethods.HEAD],
-                        allowed_origins=config.cors_origins, allowed_headers=["*"], max_age=3000)
-        ] if config.cors_origins else None
+        cors = (
+            [
+                s3.CorsRule(
+                    allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.PUT, s3.HttpMethods.HEAD],
+                    allowed_origins=config.cors_origins,
+                    allowed_headers=["*"],
+                    max_age=3000,
+                )
+            ]
+            if config.cors_origins
+            else None
+        )
 
         # Raw uploads: kept (versioned) for reprocessing, moved to cheaper storage as they age.
         self.raw_bucket = s3.Bucket(
-            self, "RawBucket",
+            self,
+            "RawBucket",
             bucket_name=config.bucket_name("raw"),
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.data_key,
@@ -150,10 +165,14 @@ class DataStack(Stack):
                 s3.LifecycleRule(
                     id="age-to-cheaper-storage",
                     transitions=[
-                        s3.Transition(storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-                                      transition_after=Duration.days(30)),
-                        s3.Transition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
-                                      transition_after=Duration.days(90)),
+                        s3.Transition(
+                            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                            transition_after=Duration.days(30),
+                        ),
+                        s3.Transition(
+                            storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                            transition_after=Duration.days(90),
+                        ),
                     ],
                     noncurrent_version_expiration=Duration.days(30),
                     abort_incomplete_multipart_upload_after=Duration.days(7),
@@ -163,7 +182,8 @@ class DataStack(Stack):
         )
         # Results of analytics jobs: downloaded through presigned URLs, gone after 30 days.
         self.results_bucket = s3.Bucket(
-            self, "ResultsBucket",
+            self,
+            "ResultsBucket",
             bucket_name=config.bucket_name("results"),
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.data_key,
@@ -171,12 +191,22 @@ class DataStack(Stack):
             versioned=False,
             server_access_logs_bucket=self.logs_bucket,
             server_access_logs_prefix="s3-access/results/",
-            cors=[s3.CorsRule(allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD],
-                              allowed_origins=config.cors_origins, allowed_headers=["*"], max_age=3000)]
-            if config.cors_origins else None,
+            cors=[
+                s3.CorsRule(
+                    allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD],
+                    allowed_origins=config.cors_origins,
+                    allowed_headers=["*"],
+                    max_age=3000,
+                )
+            ]
+            if config.cors_origins
+            else None,
             lifecycle_rules=[
-                s3.LifecycleRule(id="expire-results", expiration=RESULTS_EXPIRY,
-                                 abort_incomplete_multipart_upload_after=Duration.days(1)),
+                s3.LifecycleRule(
+                    id="expire-results",
+                    expiration=RESULTS_EXPIRY,
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                ),
             ],
             **common,
         )
@@ -185,14 +215,16 @@ class DataStack(Stack):
 
     def _ingest_queue(self, config: Config) -> None:
         self.ingest_dlq = sqs.Queue(
-            self, "IngestDeadLetterQueue",
+            self,
+            "IngestDeadLetterQueue",
             queue_name=config.name("raw-events-dlq"),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
         self.ingest_queue = sqs.Queue(
-            self, "IngestQueue",
+            self,
+            "IngestQueue",
             queue_name=config.name("raw-events"),
             # SQS-managed keys: S3 can send to the queue without a KMS key policy of its own.
             encryption=sqs.QueueEncryption.SQS_MANAGED,
@@ -206,28 +238,35 @@ class DataStack(Stack):
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.ingest_dlq, max_receive_count=5),
         )
         # Every object created, like the local stack (resources/clients/aws.py): the sensor classifies keys.
-        self.raw_bucket.add_event_notification(s3.EventType.OBJECT_CREATED, s3n.SqsDestination(self.ingest_queue))
+        self.raw_bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED, s3n.SqsDestination(self.ingest_queue)
+        )
         handler = self.node.find_child("BucketNotificationsHandler050a0587b7544547bf325f094a3db834")
         # cfn-lint W3005: CDK's notification resources repeat, as DependsOn, what they already reference.
         lint_ignore(handler.node.find_child("Resource"), "W3005")
         lint_ignore(self.raw_bucket.node.find_child("Notifications").node.find_child("Resource"), "W3005")
-        suppress(handler, "IAM4",
-                 "CDK's own handler that writes the raw bucket's notification configuration at deploy time; "
-                 "AWSLambdaBasicExecutionRole only lets it write its logs.",
-                 findings=[f"Policy::{MANAGED_POLICY_PREFIX}AWSLambdaBasicExecutionRole"])
+        suppress(
+            handler,
+            "IAM4",
+            "CDK's own handler that writes the raw bucket's notification configuration at deploy time; "
+            "AWSLambdaBasicExecutionRole only lets it write its logs.",
+            findings=[f"Policy::{MANAGED_POLICY_PREFIX}AWSLambdaBasicExecutionRole"],
+        )
 
     # -- DynamoDB: job tracking and the API's result cache (single table) --------------------------
 
     def _jobs_table(self, config: Config) -> None:
         self.jobs_table = dynamodb.Table(
-            self, "JobsTable",
+            self,
+            "JobsTable",
             table_name=config.name("jobs"),
             partition_key=dynamodb.Attribute(name="PK", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="SK", type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             time_to_live_attribute="expiresAt",
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True),
+                point_in_time_recovery_enabled=True
+            ),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             deletion_protection=config.is_prod,
             removal_policy=data_removal_policy(config),
@@ -238,12 +277,27 @@ class DataStack(Stack):
     def _database(self, config: Config, vpc: ec2.IVpc, compute: SecurityGroups) -> None:
         # Who may reach PostgreSQL: the proxy (for the API Lambda), Dagster, and secret rotation.
         pg = ec2.Port.tcp(POSTGRES_PORT)
-        self.database_sg = ec2.SecurityGroup(self, "DatabaseSg", vpc=vpc, allow_all_outbound=False,
-                                             description="RDS PostgreSQL: from the proxy, Dagster and rotation only")
-        self.proxy_sg = ec2.SecurityGroup(self, "ProxySg", vpc=vpc, allow_all_outbound=False,
-                                          description="RDS Proxy: from the API Lambda only")
-        self.rotation_sg = ec2.SecurityGroup(self, "RotationSg", vpc=vpc, allow_all_outbound=False,
-                                             description="Secrets Manager rotation functions: no ingress")
+        self.database_sg = ec2.SecurityGroup(
+            self,
+            "DatabaseSg",
+            vpc=vpc,
+            allow_all_outbound=False,
+            description="RDS PostgreSQL: from the proxy, Dagster and rotation only",
+        )
+        self.proxy_sg = ec2.SecurityGroup(
+            self,
+            "ProxySg",
+            vpc=vpc,
+            allow_all_outbound=False,
+            description="RDS Proxy: from the API Lambda only",
+        )
+        self.rotation_sg = ec2.SecurityGroup(
+            self,
+            "RotationSg",
+            vpc=vpc,
+            allow_all_outbound=False,
+            description="Secrets Manager rotation functions: no ingress",
+        )
         # The rotation functions call Secrets Manager (HTTPS, through the NAT gateway) and the database.
         self.rotation_sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "Secrets Manager over HTTPS")
         # Their rules to the database (ingress there, egress here) come from CDK: add_proxy and
@@ -252,13 +306,16 @@ class DataStack(Stack):
         # add_rotation_* below open the database port to their groups); adding them here too would
         # duplicate the rules, which EC2 refuses.
         self.database_sg.connections.allow_from(compute.dagster_tasks, pg, "Dagster daemon, runs, db-setup")
-        self.database_sg.connections.allow_from(compute.dagster_webserver, pg, "Dagster webserver (run storage)")
+        self.database_sg.connections.allow_from(
+            compute.dagster_webserver, pg, "Dagster webserver (run storage)"
+        )
         self.database_sg.connections.allow_from(compute.dagster_code, pg, "Dagster code location (sensors)")
         self.proxy_sg.connections.allow_from(compute.api_lambda, pg, "API Lambda")
 
         engine = rds.DatabaseInstanceEngine.postgres(version=POSTGRES_VERSION)
         parameters = rds.ParameterGroup(
-            self, "DbParameters",
+            self,
+            "DbParameters",
             engine=engine,
             description="canonical-pipeline PostgreSQL: TLS only, slow statements logged",
             parameters={"rds.force_ssl": "1", "log_min_duration_statement": "2000"},
@@ -267,10 +324,13 @@ class DataStack(Stack):
         identifier = config.name("db")
         exported_logs = ("postgresql", "upgrade")
         log_groups = [
-            logs.LogGroup(self, f"DbLog{kind.capitalize()}",
-                          log_group_name=f"/aws/rds/instance/{identifier}/{kind}",
-                          retention=retention(config),
-                          removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY)
+            logs.LogGroup(
+                self,
+                f"DbLog{kind.capitalize()}",
+                log_group_name=f"/aws/rds/instance/{identifier}/{kind}",
+                retention=retention(config),
+                removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+            )
             for kind in exported_logs
         ]
         instance = {
@@ -301,20 +361,36 @@ class DataStack(Stack):
             # Restoring after a destroy (infra/README.md, "Teardown and redeploy"): the final snapshot, opened
             # with the master secret prod kept (adopted under this construct's name). The snapshot carries
             # the data, the roles and their passwords, which the adopted user secrets still hold.
-            master = rds.DatabaseSecret(self, "MasterSecret", username=MASTER_USER,
-                                        secret_name=config.name("db-master"),
-                                        exclude_characters=SECRET_EXCLUDE_CHARACTERS)
+            master = rds.DatabaseSecret(
+                self,
+                "MasterSecret",
+                username=MASTER_USER,
+                secret_name=config.name("db-master"),
+                exclude_characters=SECRET_EXCLUDE_CHARACTERS,
+            )
             master.apply_removal_policy(data_removal_policy(config))
             self.database: rds.DatabaseInstanceBase = rds.DatabaseInstanceFromSnapshot(
-                self, "Database", snapshot_identifier=config.db_snapshot,
-                credentials=rds.SnapshotCredentials.from_secret(master), **instance)
-            suppress(self.database, "RDS2", "Restored from the final snapshot of an encrypted instance: the "
-                     "restored storage is encrypted with the snapshot's key (RDS keeps a snapshot's encryption).")
+                self,
+                "Database",
+                snapshot_identifier=config.db_snapshot,
+                credentials=rds.SnapshotCredentials.from_secret(master),
+                **instance,
+            )
+            suppress(
+                self.database,
+                "RDS2",
+                "Restored from the final snapshot of an encrypted instance: the "
+                "restored storage is encrypted with the snapshot's key (RDS keeps a snapshot's encryption).",
+            )
         else:
             self.database = rds.DatabaseInstance(
-                self, "Database",
+                self,
+                "Database",
                 credentials=rds.Credentials.from_generated_secret(
-                    MASTER_USER, secret_name=config.name("db-master"), exclude_characters=SECRET_EXCLUDE_CHARACTERS),
+                    MASTER_USER,
+                    secret_name=config.name("db-master"),
+                    exclude_characters=SECRET_EXCLUDE_CHARACTERS,
+                ),
                 storage_encrypted=True,
                 **instance,
             )
@@ -334,7 +410,8 @@ class DataStack(Stack):
 
         def user_secret(id: str, username: str, dbname: str) -> secretsmanager.ISecret:
             generated = rds.DatabaseSecret(
-                self, id,
+                self,
+                id,
                 username=username,
                 dbname=dbname,
                 secret_name=config.name(f"db-{username.replace('_', '-')}"),
@@ -347,8 +424,9 @@ class DataStack(Stack):
             # `<user>` and `<user>_clone`, so credentials a running process holds stay valid for a whole
             # rotation period. The first rotation waits a period: the roles exist only once db-setup has
             # run, during the deployment of the orchestration stack (README).
-            self.database.add_rotation_multi_user(f"{id}Rotation", secret=secret,
-                                                  rotate_immediately_on_update=False, **rotation)
+            self.database.add_rotation_multi_user(
+                f"{id}Rotation", secret=secret, rotate_immediately_on_update=False, **rotation
+            )
             return secret
 
         self.writer_secret = user_secret("WriterSecret", WRITER_USER, CANONICAL_DB)
@@ -357,13 +435,27 @@ class DataStack(Stack):
 
         # The API Lambda connects through the proxy: connection pooling across many short-lived
         # Lambda environments, TLS required. It carries the roles the API uses.
-        proxy_role = iam.Role(self, "ProxyRole", assumed_by=iam.ServicePrincipal("rds.amazonaws.com"),
-                              description="RDS Proxy: connects to the database with IAM as the API's roles")
-        proxy_role.add_to_policy(iam.PolicyStatement(
-            sid="ConnectAsApiRoles", actions=["rds-db:connect"],
-            resources=[self.format_arn(service="rds-db", resource="dbuser", arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                                       resource_name=f"{self.database.instance_resource_id}/{user}")
-                       for user in PROXY_USERS]))
+        proxy_role = iam.Role(
+            self,
+            "ProxyRole",
+            assumed_by=iam.ServicePrincipal("rds.amazonaws.com"),
+            description="RDS Proxy: connects to the database with IAM as the API's roles",
+        )
+        proxy_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ConnectAsApiRoles",
+                actions=["rds-db:connect"],
+                resources=[
+                    self.format_arn(
+                        service="rds-db",
+                        resource="dbuser",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        resource_name=f"{self.database.instance_resource_id}/{user}",
+                    )
+                    for user in PROXY_USERS
+                ],
+            )
+        )
         self.proxy = self.database.add_proxy(
             "Proxy",
             db_proxy_name=config.name("db-proxy"),
@@ -383,10 +475,22 @@ class DataStack(Stack):
         self.proxy.node.find_child("Resource").add_property_deletion_override("Auth")
 
         if not config.is_prod:
-            suppress(self.database, "RDS3", "Single-AZ outside prod to halve the cost; prod (env=prod) is "
-                     "Multi-AZ by default (context dbMultiAz).")
-            suppress(self.database, "RDS10", "Deletion protection is on in prod only, so a dev stack can be "
-                     "torn down; a final snapshot is still taken (RemovalPolicy.SNAPSHOT).")
-        suppress(self.database, "RDS11", "The standard PostgreSQL port: the instance sits in isolated subnets "
-                 "and accepts only the security groups listed in the network stack, so a non-default port "
-                 "would add no protection, only client configuration.")
+            suppress(
+                self.database,
+                "RDS3",
+                "Single-AZ outside prod to halve the cost; prod (env=prod) is "
+                "Multi-AZ by default (context dbMultiAz).",
+            )
+            suppress(
+                self.database,
+                "RDS10",
+                "Deletion protection is on in prod only, so a dev stack can be "
+                "torn down; a final snapshot is still taken (RemovalPolicy.SNAPSHOT).",
+            )
+        suppress(
+            self.database,
+            "RDS11",
+            "The standard PostgreSQL port: the instance sits in isolated subnets "
+            "and accepts only the security groups listed in the network stack, so a non-default port "
+            "would add no protection, only client configuration.",
+        )

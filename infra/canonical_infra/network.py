@@ -50,15 +50,20 @@ class NetworkStack(Stack):
                 associate_public_ip_address=True,
             )
         self.vpc = ec2.Vpc(
-            self, "Vpc",
+            self,
+            "Vpc",
             ip_addresses=ec2.IpAddresses.cidr(config.vpc_cidr),
             max_azs=2,
             nat_gateways=1 if nat_instance else config.nat_gateways,
             nat_gateway_provider=nat_instance,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
-                ec2.SubnetConfiguration(name="app", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=22),
-                ec2.SubnetConfiguration(name="data", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24),
+                ec2.SubnetConfiguration(
+                    name="app", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=22
+                ),
+                ec2.SubnetConfiguration(
+                    name="data", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
+                ),
             ],
             # S3 and DynamoDB traffic stays on the AWS network and off the NAT bill.
             gateway_endpoints={
@@ -86,36 +91,57 @@ class NetworkStack(Stack):
             # gateway: ECR, S3, DynamoDB, SQS, SNS, CloudWatch, Secrets Manager) and the ports of the
             # groups it talks to, named below and in the data stack. DNS (the VPC resolver) is not
             # subject to security groups.
-            return ec2.SecurityGroup(self, id, vpc=self.vpc, description=description, allow_all_outbound=False)
+            return ec2.SecurityGroup(
+                self, id, vpc=self.vpc, description=description, allow_all_outbound=False
+            )
 
         groups = SecurityGroups(
             dagster_alb=sg("DagsterAlbSg", "Internal ALB of the Dagster webserver: from the API Lambda only"),
             dagster_webserver=sg("DagsterWebserverSg", "Dagster webserver: from its load balancer only"),
             dagster_tasks=sg("DagsterTasksSg", "Dagster daemon, run tasks and db-setup: no ingress"),
-            dagster_code=sg("DagsterCodeSg", "Dagster code-location server: from the daemon and webserver only"),
+            dagster_code=sg(
+                "DagsterCodeSg", "Dagster code-location server: from the daemon and webserver only"
+            ),
             api_lambda=sg("ApiLambdaSg", "REST API Lambda: no ingress"),
-            dagster_ui=(sg("DagsterUiSg", "Internet-facing ALB of the Dagster UI: HTTPS, authenticated")
-                        if config.ui_auth != "none" else None),
+            dagster_ui=(
+                sg("DagsterUiSg", "Internet-facing ALB of the Dagster UI: HTTPS, authenticated")
+                if config.ui_auth != "none"
+                else None
+            ),
         )
         for group in (groups.dagster_webserver, groups.dagster_tasks, groups.dagster_code, groups.api_lambda):
-            group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(HTTPS_PORT), "AWS APIs and ECR over HTTPS")
+            group.add_egress_rule(
+                ec2.Peer.any_ipv4(), ec2.Port.tcp(HTTPS_PORT), "AWS APIs and ECR over HTTPS"
+            )
         # connections.allow_from opens the ingress on the target and the matching egress on the source.
         webserver = ec2.Port.tcp(DAGSTER_WEBSERVER_PORT)
         if config.internal_alb:
-            groups.dagster_alb.connections.allow_from(groups.api_lambda, ec2.Port.tcp(DAGSTER_ALB_PORT),
-                                                      "API Lambda: Dagster GraphQL")
+            groups.dagster_alb.connections.allow_from(
+                groups.api_lambda, ec2.Port.tcp(DAGSTER_ALB_PORT), "API Lambda: Dagster GraphQL"
+            )
             groups.dagster_webserver.connections.allow_from(groups.dagster_alb, webserver, "Internal ALB")
         else:  # dev-lean: the API calls the webserver by its service-discovery name
-            groups.dagster_webserver.connections.allow_from(groups.api_lambda, webserver, "API Lambda: Dagster GraphQL")
+            groups.dagster_webserver.connections.allow_from(
+                groups.api_lambda, webserver, "API Lambda: Dagster GraphQL"
+            )
         code = ec2.Port.tcp(DAGSTER_CODE_SERVER_PORT)
-        groups.dagster_code.connections.allow_from(groups.dagster_tasks, code, "Dagster daemon: sensors, schedules")
-        groups.dagster_code.connections.allow_from(groups.dagster_webserver, code, "Dagster webserver: definitions")
+        groups.dagster_code.connections.allow_from(
+            groups.dagster_tasks, code, "Dagster daemon: sensors, schedules"
+        )
+        groups.dagster_code.connections.allow_from(
+            groups.dagster_webserver, code, "Dagster webserver: definitions"
+        )
         if groups.dagster_ui is not None:
             for cidr in config.ui_allowed_cidrs:
-                groups.dagster_ui.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(HTTPS_PORT),
-                                                   "People opening the Dagster UI (authenticated by the ALB)")
+                groups.dagster_ui.add_ingress_rule(
+                    ec2.Peer.ipv4(cidr),
+                    ec2.Port.tcp(HTTPS_PORT),
+                    "People opening the Dagster UI (authenticated by the ALB)",
+                )
             # Authentication calls the identity provider's token and user-info endpoints over HTTPS.
-            groups.dagster_ui.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(HTTPS_PORT), "Identity provider")
+            groups.dagster_ui.add_egress_rule(
+                ec2.Peer.any_ipv4(), ec2.Port.tcp(HTTPS_PORT), "Identity provider"
+            )
             groups.dagster_webserver.connections.allow_from(groups.dagster_ui, webserver, "UI load balancer")
         # Without uiAuth, operators reach the UI through ECS Exec port forwarding (README): no ingress rule.
         self.security_groups = groups
@@ -127,7 +153,15 @@ class NetworkStack(Stack):
         for instance in provider.gateway_instances:
             lint_ignore(instance, "W3010")  # in the public subnet of the AZ CDK pinned (as the subnets above)
             suppress(instance, "EC28", "dev-lean's NAT instance: basic monitoring is enough for a dev NAT.")
-            suppress(instance, "EC26", "dev-lean's NAT instance: its root volume holds the OS image only; "
-                     "traffic is forwarded, never stored.")
-            suppress(instance, "EC29", "dev-lean's NAT instance is replaced by redeploying; no termination "
-                     "protection, so the stack can be destroyed.")
+            suppress(
+                instance,
+                "EC26",
+                "dev-lean's NAT instance: its root volume holds the OS image only; "
+                "traffic is forwarded, never stored.",
+            )
+            suppress(
+                instance,
+                "EC29",
+                "dev-lean's NAT instance is replaced by redeploying; no termination "
+                "protection, so the stack can be destroyed.",
+            )

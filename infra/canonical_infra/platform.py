@@ -44,17 +44,50 @@ def build_app(app: App, *, nag: bool = True) -> Stacks:
     prefix = config.stack_prefix
     common = {"env": env, "termination_protection": config.is_prod}
 
-    network = NetworkStack(app, f"{prefix}-Network", config=config, description="canonical-pipeline: VPC and "
-                           "security groups", **common)
-    data = DataStack(app, f"{prefix}-Data", config=config, network=network,
-                     description="canonical-pipeline: RDS PostgreSQL, S3, SQS, DynamoDB, SNS, secrets", **common)
-    orchestration = OrchestrationStack(app, f"{prefix}-Orchestration", config=config, network=network, data=data,
-                                       description="canonical-pipeline: Dagster on ECS Fargate", **common)
-    api = ApiStack(app, f"{prefix}-Api", config=config, network=network, data=data, orchestration=orchestration,
-                   description="canonical-pipeline: REST API (Lambda + API Gateway)", **common)
-    monitoring = MonitoringStack(app, f"{prefix}-Monitoring", config=config, data=data,
-                                 orchestration=orchestration, api=api,
-                                 description="canonical-pipeline: alerts, alarms, dashboard", **common)
+    network = NetworkStack(
+        app,
+        f"{prefix}-Network",
+        config=config,
+        description="canonical-pipeline: VPC and security groups",
+        **common,
+    )
+    data = DataStack(
+        app,
+        f"{prefix}-Data",
+        config=config,
+        network=network,
+        description="canonical-pipeline: RDS PostgreSQL, S3, SQS, DynamoDB, SNS, secrets",
+        **common,
+    )
+    orchestration = OrchestrationStack(
+        app,
+        f"{prefix}-Orchestration",
+        config=config,
+        network=network,
+        data=data,
+        description="canonical-pipeline: Dagster on ECS Fargate",
+        **common,
+    )
+    api = ApiStack(
+        app,
+        f"{prefix}-Api",
+        config=config,
+        network=network,
+        data=data,
+        orchestration=orchestration,
+        description="canonical-pipeline: REST API (Lambda + API Gateway)",
+        **common,
+    )
+    monitoring = MonitoringStack(
+        app,
+        f"{prefix}-Monitoring",
+        config=config,
+        data=data,
+        orchestration=orchestration,
+        api=api,
+        description="canonical-pipeline: alerts, alarms, dashboard",
+        **common,
+    )
     stacks = Stacks(network, data, orchestration, api, monitoring)
 
     for stack in stacks.all():
@@ -64,5 +97,7 @@ def build_app(app: App, *, nag: bool = True) -> Stacks:
     if nag:
         # Any finding not acknowledged (with its reason, next to the resource) fails the synth.
         # The acknowledgments are also written into the templates' Metadata as an audit trail.
-        Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True, write_suppressions_to_cloud_formation=True))
+        Validations.of(app).add_plugins(
+            AwsSolutionsChecks(app, verbose=True, write_suppressions_to_cloud_formation=True)
+        )
     return stacks

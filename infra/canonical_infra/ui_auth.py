@@ -33,11 +33,20 @@ class AuthenticatedUi:
     user_pool: cognito.UserPool | None
 
 
-def add_authenticated_ui(stack: Stack, config: Config, *, vpc: ec2.IVpc, group: ec2.ISecurityGroup,
-                         logs_bucket: s3.IBucket, target: elbv2.IApplicationLoadBalancerTarget,
-                         health_check: elbv2.HealthCheck, https_port: int) -> AuthenticatedUi:
+def add_authenticated_ui(
+    stack: Stack,
+    config: Config,
+    *,
+    vpc: ec2.IVpc,
+    group: ec2.ISecurityGroup,
+    logs_bucket: s3.IBucket,
+    target: elbv2.IApplicationLoadBalancerTarget,
+    health_check: elbv2.HealthCheck,
+    https_port: int,
+) -> AuthenticatedUi:
     alb = elbv2.ApplicationLoadBalancer(
-        stack, "DagsterUiAlb",
+        stack,
+        "DagsterUiAlb",
         vpc=vpc,
         internet_facing=True,
         security_group=group,
@@ -47,7 +56,8 @@ def add_authenticated_ui(stack: Stack, config: Config, *, vpc: ec2.IVpc, group: 
     )
     alb.log_access_logs(logs_bucket, prefix="alb/dagster-ui")
     webserver = elbv2.ApplicationTargetGroup(
-        stack, "DagsterUiWebserver",
+        stack,
+        "DagsterUiWebserver",
         vpc=vpc,
         port=DAGSTER_WEBSERVER_PORT,
         protocol=elbv2.ApplicationProtocol.HTTP,
@@ -82,39 +92,62 @@ def add_authenticated_ui(stack: Stack, config: Config, *, vpc: ec2.IVpc, group: 
         default_action=action,
     )
     if "0.0.0.0/0" in config.ui_allowed_cidrs:
-        suppress(group, "EC23", "The Dagster UI's load balancer accepts HTTPS from anywhere (uiAllowedCidrs "
-                 "unset) because every request is authenticated by the ALB (Cognito/OIDC) before it is forwarded.")
+        suppress(
+            group,
+            "EC23",
+            "The Dagster UI's load balancer accepts HTTPS from anywhere (uiAllowedCidrs "
+            "unset) because every request is authenticated by the ALB (Cognito/OIDC) before it is forwarded.",
+        )
     url = f"https://{config.ui_domain_name}"
     CfnOutput(stack, "DagsterUiUrl", value=url, description="Open in a browser (after the DNS record below)")
-    CfnOutput(stack, "DagsterUiLoadBalancerDns", value=alb.load_balancer_dns_name,
-              description=f"Point {config.ui_domain_name} here (CNAME, or a Route 53 alias)")
+    CfnOutput(
+        stack,
+        "DagsterUiLoadBalancerDns",
+        value=alb.load_balancer_dns_name,
+        description=f"Point {config.ui_domain_name} here (CNAME, or a Route 53 alias)",
+    )
     return AuthenticatedUi(load_balancer=alb, url=url, user_pool=user_pool)
 
 
-def _cognito(stack: Stack, config: Config, forward: elbv2.ListenerAction
-             ) -> tuple[cognito.UserPool, elbv2.ListenerAction]:
+def _cognito(
+    stack: Stack, config: Config, forward: elbv2.ListenerAction
+) -> tuple[cognito.UserPool, elbv2.ListenerAction]:
     """A user pool for the operators: no self sign-up (an administrator invites people), MFA by an
     authenticator app, strong passwords, recovery by e-mail."""
     pool = cognito.UserPool(
-        stack, "UiUserPool",
+        stack,
+        "UiUserPool",
         self_sign_up_enabled=False,
         sign_in_aliases=cognito.SignInAliases(email=True),
         auto_verify=cognito.AutoVerifiedAttrs(email=True),
         mfa=cognito.Mfa.REQUIRED,
         mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
-        password_policy=cognito.PasswordPolicy(min_length=12, require_digits=True, require_lowercase=True,
-                                               require_uppercase=True, require_symbols=True,
-                                               temp_password_validity=Duration.days(3)),
+        password_policy=cognito.PasswordPolicy(
+            min_length=12,
+            require_digits=True,
+            require_lowercase=True,
+            require_uppercase=True,
+            require_symbols=True,
+            temp_password_validity=Duration.days(3),
+        ),
         account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
         deletion_protection=config.is_prod,
         # The users (operators) outlive a prod stack; its name is generated, so a redeploy never collides.
         removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
     )
     for rule in ("COG3", "COG8"):
-        suppress(pool, rule, "Threat protection (Cognito's Plus plan, priced per user) is left to the deployer; "
-                 "sign-in needs a password and an authenticator-app code, and there is no self sign-up.")
-    domain = pool.add_domain("UiDomain", cognito_domain=cognito.CognitoDomainOptions(
-        domain_prefix=f"canonical-{config.env_name}-{config.account}"))
+        suppress(
+            pool,
+            rule,
+            "Threat protection (Cognito's Plus plan, priced per user) is left to the deployer; "
+            "sign-in needs a password and an authenticator-app code, and there is no self sign-up.",
+        )
+    domain = pool.add_domain(
+        "UiDomain",
+        cognito_domain=cognito.CognitoDomainOptions(
+            domain_prefix=f"canonical-{config.env_name}-{config.account}"
+        ),
+    )
     client = pool.add_client(
         "UiClient",
         generate_secret=True,  # the ALB is a confidential client
@@ -126,9 +159,17 @@ def _cognito(stack: Stack, config: Config, forward: elbv2.ListenerAction
         supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
         prevent_user_existence_errors=True,
     )
-    CfnOutput(stack, "DagsterUiUserPoolId", value=pool.user_pool_id,
-              description="Invite operators: aws cognito-idp admin-create-user --user-pool-id <this> ...")
+    CfnOutput(
+        stack,
+        "DagsterUiUserPoolId",
+        value=pool.user_pool_id,
+        description="Invite operators: aws cognito-idp admin-create-user --user-pool-id <this> ...",
+    )
     action = elbv2_actions.AuthenticateCognitoAction(
-        user_pool=pool, user_pool_client=client, user_pool_domain=domain,
-        session_timeout=SESSION_TIMEOUT, next=forward)
+        user_pool=pool,
+        user_pool_client=client,
+        user_pool_domain=domain,
+        session_timeout=SESSION_TIMEOUT,
+        next=forward,
+    )
     return pool, action

@@ -48,8 +48,11 @@ def mirror_role(conn: psycopg.Connection, base: str, twin: str) -> None:
     settings = conn.execute("SELECT unnest(rolconfig) FROM pg_roles WHERE rolname = %s", (base,)).fetchall()
     for (setting,) in settings:
         name, _, value = setting.partition("=")
-        conn.execute(sql.SQL("ALTER ROLE {} SET {} = {}").format(
-            sql.Identifier(twin), sql.Identifier(name), sql.Literal(value)))
+        conn.execute(
+            sql.SQL("ALTER ROLE {} SET {} = {}").format(
+                sql.Identifier(twin), sql.Identifier(name), sql.Literal(value)
+            )
+        )
     conn.execute(sql.SQL("ALTER ROLE {} SET role = {}").format(sql.Identifier(twin), sql.Literal(base)))
 
 
@@ -78,9 +81,14 @@ def ensure_login(conn: psycopg.Connection, secret_user: str, password: str) -> N
     for role in (base, clone):
         if not _role_exists(conn, role):
             conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
-    conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
-        sql.Identifier(secret_user), sql.Literal(password)))
-    conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN").format(sql.Identifier(clone if secret_user == base else base)))
+    conn.execute(
+        sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
+            sql.Identifier(secret_user), sql.Literal(password)
+        )
+    )
+    conn.execute(
+        sql.SQL("ALTER ROLE {} WITH LOGIN").format(sql.Identifier(clone if secret_user == base else base))
+    )
     mirror_role(conn, base, clone)
 
 
@@ -89,7 +97,9 @@ def ensure_database(conn: psycopg.Connection, name: str, owner: str | None = Non
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         print(f"created database {name}")
     if owner:
-        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(name), sql.Identifier(owner)))
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(name), sql.Identifier(owner))
+        )
 
 
 def main() -> int:
@@ -100,7 +110,9 @@ def main() -> int:
         dagster_user, dagster_password = _password("DAGSTER_DATABASE_URL")
         ensure_login(conn, dagster_user, dagster_password)
         # PostgreSQL 16+: the master may hand a database to a role only if it can act as that role.
-        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(DAGSTER_ROLE), sql.Identifier(master_user)))
+        conn.execute(
+            sql.SQL("GRANT {} TO {}").format(sql.Identifier(DAGSTER_ROLE), sql.Identifier(master_user))
+        )
         ensure_database(conn, DAGSTER_DB, owner=DAGSTER_ROLE)
 
     applied = apply_migrations(make_conninfo(admin_url, dbname=CANONICAL_DB))

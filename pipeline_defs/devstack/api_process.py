@@ -32,19 +32,37 @@ class ApiProcess:
 
     def start(self, env: dict[str, str]) -> None:
         """Start uvicorn and wait until the app answers."""
-        cmd = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", self.host,
-               "--port", str(self.port), "--no-access-log"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "api.app:create_app",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--no-access-log",
+        ]
         self._log = out = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.echo(f"• REST API: starting uvicorn on {self.url} (log {display_path(self.log_path)})")
         self.proc = subprocess.Popen(
-            cmd, cwd=self.root, env=env, stdin=subprocess.DEVNULL,
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509
+            cmd,
+            cwd=self.root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509
         )
         deadline = time.monotonic() + 60
         while not http_ok(f"{self.url}/analytics/operations"):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise DevStackError(f"the REST API did not start on {self.url}; see {display_path(self.log_path)}"
-                                    f":\n{tail(self.log_path)}")
+                raise DevStackError(
+                    f"the REST API did not start on {self.url}; see {display_path(self.log_path)}"
+                    f":\n{tail(self.log_path)}"
+                )
             time.sleep(0.3)
 
     def exited(self) -> bool:

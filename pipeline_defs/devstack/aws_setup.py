@@ -33,8 +33,10 @@ def start_moto(local_dir: Path, echo: Callable[[str], None]) -> MotoServer:
     if moto.reused:
         echo(f"• moto: a moto server already answers on {moto.endpoint_url}; reusing it (not ours to stop)")
     else:
-        echo(f"• moto: started on {moto.endpoint_url} in {time.monotonic() - t:.1f}s "
-             f"(log {display_path(moto.log_path)})")
+        echo(
+            f"• moto: started on {moto.endpoint_url} in {time.monotonic() - t:.1f}s "
+            f"(log {display_path(moto.log_path)})"
+        )
     return moto
 
 
@@ -44,6 +46,8 @@ def provision_aws(settings: Settings, echo: Callable[[str], None]) -> AwsResourc
     res = ensure_aws_resources(s)
     if res.queue_url:
         set_queue_wait(s, res.queue_url, DEV_QUEUE_WAIT_SECONDS)
-    echo(f"  buckets {s.raw_bucket}, {s.results_bucket}; queue {s.ingest_queue or '(disabled)'} "
-         f"← raw bucket events (long-polled {DEV_QUEUE_WAIT_SECONDS}s); table {s.jobs_table}; topic {s.notify_topic}")
+    echo(
+        f"  buckets {s.raw_bucket}, {s.results_bucket}; queue {s.ingest_queue or '(disabled)'} "
+        f"← raw bucket events (long-polled {DEV_QUEUE_WAIT_SECONDS}s); table {s.jobs_table}; topic {s.notify_topic}"
+    )
     return res

@@ -112,28 +112,46 @@ class DagsterProcess:
 
     def start(self, env: dict[str, str]) -> str | None:
         """Start `dagster dev` and wait until its code location has loaded; return its load error, if any."""
-        cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(self.root / "workspace.yaml"),
-               "-h", self.host, "-p", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-w",
+            str(self.root / "workspace.yaml"),
+            "-h",
+            self.host,
+            "-p",
+            str(self.port),
+        ]
         out: IO[bytes] | None = None
         if not self.follow_logs:
             # A restart after `dagster dev` died appends: the lines that say why stay in the log.
             mode = "ab" if self.starts else "wb"
             self._log = out = open(self.log_path, mode)  # noqa: SIM115 - closed in stop()
         self.starts += 1
-        self.echo(f"• Dagster: starting UI + daemon (DAGSTER_HOME {display_path(self.home)}, "
-                  f"log {'here' if self.follow_logs else display_path(self.log_path)})")
+        self.echo(
+            f"• Dagster: starting UI + daemon (DAGSTER_HOME {display_path(self.home)}, "
+            f"log {'here' if self.follow_logs else display_path(self.log_path)})"
+        )
         t = time.monotonic()
         self.proc = subprocess.Popen(
-            cmd, cwd=self.root, env=env, stdin=subprocess.DEVNULL,
-            stdout=out, stderr=subprocess.STDOUT if out else None,
-            start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509
+            cmd,
+            cwd=self.root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509
         )
         deadline = time.monotonic() + 300
         while not http_ok(f"{self.ui_url}/server_info"):
             self.check_alive()
             if time.monotonic() > deadline:
-                raise DevStackError(f"the Dagster UI did not answer on {self.ui_url} within 300s"
-                                    f"{self.log_hint()}")
+                raise DevStackError(
+                    f"the Dagster UI did not answer on {self.ui_url} within 300s{self.log_hint()}"
+                )
             time.sleep(0.5)
         self.echo(f"  UI answering on {self.ui_url} after {time.monotonic() - t:.0f}s")
         return self._wait_code_location(deadline)
@@ -168,8 +186,11 @@ class DagsterProcess:
         daemon included), then kill what outlived the interrupt."""
         if self.proc is not None:
             proc, self.proc = self.proc, None
-            self.echo("• stopping Dagster …" if proc.poll() is None else
-                      "• interrupting what `dagster dev` left running (run workers) …")
+            self.echo(
+                "• stopping Dagster …"
+                if proc.poll() is None
+                else "• interrupting what `dagster dev` left running (run workers) …"
+            )
             stop_group(proc, signal.SIGINT, timeout=45 if proc.poll() is None else DAGSTER_LEFTOVER_GRACE)
         if self._log is not None:
             self._log.close()
@@ -177,7 +198,8 @@ class DagsterProcess:
 
     def _graphql(self, query: str) -> dict[str, Any] | None:
         req = urllib.request.Request(
-            f"{self.ui_url}/graphql", data=json.dumps({"query": query}).encode(),
+            f"{self.ui_url}/graphql",
+            data=json.dumps({"query": query}).encode(),
             headers={"Content-Type": "application/json"},
         )
         try:
@@ -192,14 +214,19 @@ class DagsterProcess:
             data = self._graphql(_CODE_LOCATION_QUERY) or {}
             entries = ((data.get("data") or {}).get("workspaceOrError") or {}).get("locationEntries") or []
             if entries and all(e.get("loadStatus") == "LOADED" for e in entries):
-                errors = [f"{e['name']}: {(e['locationOrLoadError'] or {}).get('message', '').strip()}"
-                          for e in entries if (e.get("locationOrLoadError") or {}).get("__typename") == "PythonError"]
+                errors = [
+                    f"{e['name']}: {(e['locationOrLoadError'] or {}).get('message', '').strip()}"
+                    for e in entries
+                    if (e.get("locationOrLoadError") or {}).get("__typename") == "PythonError"
+                ]
                 if errors:
                     self.echo("  ! the code location failed to load: " + errors[0].splitlines()[0])
                     self.echo(f"    fix it, then reload it in the UI ({self.ui_url}/locations)")
                     return errors[0]
-                self.echo("  code location " + ", ".join(e["name"] for e in entries) + " loaded; daemon running "
-                          "the sensors")
+                self.echo(
+                    "  code location " + ", ".join(e["name"] for e in entries) + " loaded; daemon running "
+                    "the sensors"
+                )
                 return None
             time.sleep(1)
         return "timed out loading the code location"

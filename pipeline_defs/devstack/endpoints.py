@@ -29,4 +29,6 @@ def embedded_postgres(settings: Settings) -> bool:
 
 
 def moto_here(settings: Settings) -> bool:
-    return settings.aws_endpoint_url is None or same_endpoint(settings.aws_endpoint_url, DEFAULT_MOTO_ENDPOINT)
+    return settings.aws_endpoint_url is None or same_endpoint(
+        settings.aws_endpoint_url, DEFAULT_MOTO_ENDPOINT
+    )

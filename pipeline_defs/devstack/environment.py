@@ -42,7 +42,10 @@ def adoptable_env(settings: Settings, dagster_home: Path) -> dict[str, str]:
     """The variables the state file hands to other terminals: the Settings variables and the stack's
     extras, without the rest of this process's environment."""
     extra = stack_env(settings, dagster_home)
-    env = {k: v for k, v in child_env(settings, extra).items()
-           if k in {f.alias for f in Settings.model_fields.values()} | set(extra)}
+    env = {
+        k: v
+        for k, v in child_env(settings, extra).items()
+        if k in {f.alias for f in Settings.model_fields.values()} | set(extra)
+    }
     env.pop("PYTHONUNBUFFERED", None)
     return env

@@ -124,7 +124,9 @@ class MotoServer:
                 return self
             if time.monotonic() > deadline:
                 self.stop()
-                raise MotoServerError(f"moto server did not answer on {self.endpoint_url} within {timeout:.0f}s")
+                raise MotoServerError(
+                    f"moto server did not answer on {self.endpoint_url} within {timeout:.0f}s"
+                )
             time.sleep(0.1)
 
     def stop(self, timeout: float = 10) -> None:

@@ -103,9 +103,19 @@ class LocalPostgres:
             pwfile.write_text(SUPERUSER_PASSWORD + "\n")
             self._chown(user, self.data_dir)
             _commands().initdb(
-                ["-U", SUPERUSER, "--pwfile", str(pwfile), "--auth-local=trust", "--auth-host=scram-sha-256",
-                 "--encoding=UTF8", "--locale=C.UTF-8"],
-                pgdata=self._pgdata, user=user, timeout=120,
+                [
+                    "-U",
+                    SUPERUSER,
+                    "--pwfile",
+                    str(pwfile),
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                pgdata=self._pgdata,
+                user=user,
+                timeout=120,
             )
             pwfile.unlink()
         sockets = self.data_dir / "sockets"
@@ -114,11 +124,19 @@ class LocalPostgres:
         log.touch(exist_ok=True)
         self._chown(user, sockets)
         self._chown(user, log)
-        opts = [f"-c listen_addresses={self.host}", f"-c port={self.port}", f"-c unix_socket_directories={sockets}"]
+        opts = [
+            f"-c listen_addresses={self.host}",
+            f"-c port={self.port}",
+            f"-c unix_socket_directories={sockets}",
+        ]
         opts += [f"-c {k}={v}" for k, v in self.settings.items()]
         try:
-            _commands().pg_ctl(["-w", "-t", str(int(timeout)), "-o", " ".join(opts), "-l", str(log), "start"],
-                   pgdata=self._pgdata, user=user, timeout=timeout + 5)
+            _commands().pg_ctl(
+                ["-w", "-t", str(int(timeout)), "-o", " ".join(opts), "-l", str(log), "start"],
+                pgdata=self._pgdata,
+                user=user,
+                timeout=timeout + 5,
+            )
         except subprocess.CalledProcessError as exc:
             tail = log.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"embedded PostgreSQL failed to start on port {self.port}:\n{tail}") from exc
@@ -173,7 +191,9 @@ def grant_local_logins(owner_url: str, urls: list[str]) -> list[str]:
             user, password = params.get("user"), params.get("password")
             if user in LOGIN_ROLES and password:
                 conn.execute(
-                    sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(user), sql.Literal(password))
+                    sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+                        sql.Identifier(user), sql.Literal(password)
+                    )
                 )
                 granted.append(user)
     return granted

@@ -43,8 +43,11 @@ def start_postgres(settings: Settings, pg: LocalPostgres | None, echo: Callable[
     if pg is not None:
         fresh = not pg.initialised()
         was_running = pg.running()
-        verb = "reusing the server already running from" if was_running else (
-            "creating a new cluster in" if fresh else "starting")
+        verb = (
+            "reusing the server already running from"
+            if was_running
+            else ("creating a new cluster in" if fresh else "starting")
+        )
         echo(f"• PostgreSQL: {verb} {display_path(pg.data_dir)} (port {pg.port})")
         t = time.monotonic()
         try:
@@ -79,8 +82,11 @@ def start_postgres(settings: Settings, pg: LocalPostgres | None, echo: Callable[
             f"cannot connect as admin to {redact(admin)}: {str(exc).strip().splitlines()[0]} "
             "(set ADMIN_DATABASE_URL)"
         ) from exc
-    for label, url in (("writer", s.database_url), ("read-only", s.readonly_database_url),
-                       ("dagster", libpq_url(s.dagster_database_url))):
+    for label, url in (
+        ("writer", s.database_url),
+        ("read-only", s.readonly_database_url),
+        ("dagster", libpq_url(s.dagster_database_url)),
+    ):
         try:
             with psycopg.connect(url, connect_timeout=10):
                 pass

@@ -74,7 +74,8 @@ def set_queue_wait(settings: Settings, queue_url: str, seconds: int) -> None:
     """The queue's ReceiveMessageWaitTimeSeconds: how long a receive that names no wait of its own
     (landing_sensor's first receive of a tick) long-polls an empty queue. SQS allows 0 to 20."""
     aws_client("sqs", settings).set_queue_attributes(
-        QueueUrl=queue_url, Attributes={"ReceiveMessageWaitTimeSeconds": str(seconds)})
+        QueueUrl=queue_url, Attributes={"ReceiveMessageWaitTimeSeconds": str(seconds)}
+    )
 
 
 def ensure_bucket_notifications(s3: Any, bucket: str, queue_arn: str) -> None:
@@ -85,7 +86,11 @@ def ensure_bucket_notifications(s3: Any, bucket: str, queue_arn: str) -> None:
     """
     current = s3.get_bucket_notification_configuration(Bucket=bucket)
     for qc in current.get("QueueConfigurations", []):
-        if qc.get("QueueArn") == queue_arn and "s3:ObjectCreated:*" in qc.get("Events", []) and not qc.get("Filter"):
+        if (
+            qc.get("QueueArn") == queue_arn
+            and "s3:ObjectCreated:*" in qc.get("Events", [])
+            and not qc.get("Filter")
+        ):
             return
     queue_configs = [qc for qc in current.get("QueueConfigurations", []) if qc.get("Id") != NOTIFICATION_ID]
     queue_configs.append({"Id": NOTIFICATION_ID, "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]})
@@ -135,7 +140,9 @@ def ensure_aws_resources(settings: Settings | None = None) -> AwsResources:
 
     queue_url = queue_arn = None
     if settings.ingest_queue:
-        queue_url, queue_arn = ensure_queue(aws_client("sqs", settings), settings.ingest_queue, settings.raw_bucket)
+        queue_url, queue_arn = ensure_queue(
+            aws_client("sqs", settings), settings.ingest_queue, settings.raw_bucket
+        )
         ensure_bucket_notifications(s3, settings.raw_bucket, queue_arn)
 
     ensure_jobs_table(aws_client("dynamodb", settings), settings.jobs_table)

@@ -21,8 +21,10 @@ from resources.clients.postgres import scalar
 from resources.ingest.registry import fail_lost_loaders
 
 LEFTOVER_STATUSES = ("STARTING", "STARTED", "CANCELING")
-MESSAGE = ("pipeline dev: this run was in progress when the previous local stack stopped; no worker of the "
-           "local run launcher survives a restart, so it is marked as ended")
+MESSAGE = (
+    "pipeline dev: this run was in progress when the previous local stack stopped; no worker of the "
+    "local run launcher survives a restart, so it is marked as ended"
+)
 
 
 @dataclass(frozen=True)
@@ -33,12 +35,17 @@ class Recovered:
     def lines(self) -> list[str]:
         out = []
         if self.runs:
-            out.append(f"{len(self.runs)} run(s) a previous stack left in progress, marked ended: "
-                       + ", ".join(f"{r['job']} {r['run_id'][:8]} ({r['status'].lower()})" for r in self.runs))
+            out.append(
+                f"{len(self.runs)} run(s) a previous stack left in progress, marked ended: "
+                + ", ".join(f"{r['job']} {r['run_id'][:8]} ({r['status'].lower()})" for r in self.runs)
+            )
         if self.files:
-            out.append(f"{len(self.files)} file(s) left loading (their loaders are gone; nothing of them landed), "
-                       "failed and retried automatically: " + ", ".join(self.files[:5])
-                       + (" …" if len(self.files) > 5 else ""))
+            out.append(
+                f"{len(self.files)} file(s) left loading (their loaders are gone; nothing of them landed), "
+                "failed and retried automatically: "
+                + ", ".join(self.files[:5])
+                + (" …" if len(self.files) > 5 else "")
+            )
         return out
 
 
@@ -48,16 +55,28 @@ def leftover_runs_exist(dagster_db_url: str) -> bool:
         with psycopg.connect(dagster_db_url, connect_timeout=10) as conn:
             if scalar(conn, "SELECT to_regclass('public.runs')") is None:
                 return False  # a fresh Dagster database: nothing ran yet
-            return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM runs WHERE status = ANY(%s))",
-                                     (list(LEFTOVER_STATUSES),)).fetchone()[0])  # type: ignore[index]  # EXISTS: one row
+            return bool(
+                scalar(
+                    conn,
+                    "SELECT EXISTS (SELECT 1 FROM runs WHERE status = ANY(%s))",
+                    (list(LEFTOVER_STATUSES),),
+                )
+            )
     except psycopg.Error:
         return False  # Dagster reports its own storage problems when it starts
 
 
 def end_leftover_runs(env: dict[str, str], cwd: Path) -> list[dict[str, str]]:
     """Mark every run left in progress as ended, through Dagster's own instance API (a subprocess)."""
-    out = subprocess.run([sys.executable, "-m", "pipeline_defs.devstack.recovery"], cwd=cwd, env=env,
-                         capture_output=True, text=True, timeout=300, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline_defs.devstack.recovery"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"could not mark the previous stack's runs as ended: {out.stderr.strip()[-2000:]}")
     return list(json.loads(out.stdout.strip().splitlines()[-1]))

@@ -43,8 +43,10 @@ def upload_samples(settings: Settings, root: Path, echo: Callable[[str], None]) 
     for path, key in files:
         etag = s3.put_object(Bucket=settings.raw_bucket, Key=key, Body=path.read_bytes())["ETag"]
         uploaded.append((key, etag.strip('"')))
-    echo(f"• samples: uploaded {len(files)} file(s) to s3://{settings.raw_bucket}/ "
-         f"({', '.join(sorted({k.split('/')[0] for k, _ in uploaded}))})")
+    echo(
+        f"• samples: uploaded {len(files)} file(s) to s3://{settings.raw_bucket}/ "
+        f"({', '.join(sorted({k.split('/')[0] for k, _ in uploaded}))})"
+    )
     return uploaded
 
 
@@ -61,8 +63,16 @@ def _file_states(database_url: str, uploaded: list[Upload]) -> dict[Upload, tupl
     return {(k, e): (fid, st, at) for k, e, fid, st, at in rows}
 
 
-def wait_for_ingest(settings: Settings, uploaded: list[Upload], *, wait_seconds: float, started_at: datetime,
-                    ui_url: str, check_alive: Callable[[], None], echo: Callable[[str], None]) -> None:
+def wait_for_ingest(
+    settings: Settings,
+    uploaded: list[Upload],
+    *,
+    wait_seconds: float,
+    started_at: datetime,
+    ui_url: str,
+    check_alive: Callable[[], None],
+    echo: Callable[[str], None],
+) -> None:
     """Report progress until every upload has an outcome or `wait_seconds` passed, then what became of
     them. `check_alive` raises when the Dagster side is gone (nothing would ever arrive)."""
     from resources.ingest.registry import get_files
@@ -91,16 +101,20 @@ def wait_for_ingest(settings: Settings, uploaded: list[Upload], *, wait_seconds:
             echo(line + f" ({elapsed:.0f}s)")
             last_line, last_print = line, elapsed
         if elapsed >= wait_seconds:
-            echo(f"  ! not all samples were ingested within {wait_seconds:.0f}s; they may still "
-                 f"arrive — watch the runs at {ui_url}/runs or `pipeline files`")
+            echo(
+                f"  ! not all samples were ingested within {wait_seconds:.0f}s; they may still "
+                f"arrive — watch the runs at {ui_url}/runs or `pipeline files`"
+            )
             break
         time.sleep(2)
     if not states:
         return
     earlier = [k for k, (_, _, at) in states.items() if at < started_at]
     if earlier:
-        echo(f"  {len(earlier)} of them were recorded by an earlier start (same key and ETag): "
-             "not ingested again")
+        echo(
+            f"  {len(earlier)} of them were recorded by an earlier start (same key and ETag): "
+            "not ingested again"
+        )
     with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
         rows = get_files(conn, [fid for fid, _, _ in states.values()])
     echo("")

@@ -92,8 +92,9 @@ class DevStack:
 
     def __post_init__(self) -> None:
         ui_host, ui_port = self.ui_host_port
-        self.dagster_process = DagsterProcess(self.root, self.dagster_home, self.dagster_log_path, ui_host, ui_port,
-                                              self.follow_logs, self.echo)
+        self.dagster_process = DagsterProcess(
+            self.root, self.dagster_home, self.dagster_log_path, ui_host, ui_port, self.follow_logs, self.echo
+        )
         api_host, api_port = self.api_host_port
         self.api_process = ApiProcess(self.root, self.api_log_path, api_host, api_port, self.echo)
 
@@ -171,7 +172,9 @@ class DevStack:
                 self.moto = moto
             self.settings = self.settings.model_copy(update={"aws_endpoint_url": moto.endpoint_url})
         else:
-            self.echo(f"• AWS: using {self.settings.aws_endpoint_url} (AWS_ENDPOINT_URL; no moto server started)")
+            self.echo(
+                f"• AWS: using {self.settings.aws_endpoint_url} (AWS_ENDPOINT_URL; no moto server started)"
+            )
         self.aws = provision_aws(self.settings, self.echo)
 
     def _start_dagster(self) -> None:
@@ -180,8 +183,12 @@ class DevStack:
     def _recover(self) -> None:
         """Put right what an abrupt end of the previous stack (or of `dagster dev`) left in progress."""
         try:
-            found = recover(libpq_url(self.settings.dagster_database_url), self.settings.database_url,
-                            self._env(), self.root)
+            found = recover(
+                libpq_url(self.settings.dagster_database_url),
+                self.settings.database_url,
+                self._env(),
+                self.root,
+            )
         except (RuntimeError, subprocess.SubprocessError, psycopg.Error) as exc:
             self.echo(f"  ! could not recover the previous stack's work: {exc}")
             return
@@ -198,15 +205,25 @@ class DevStack:
         self.uploaded.extend(upload_samples(self.settings, self.root, self.echo))
 
     def wait_for_ingest(self) -> None:
-        wait_for_ingest(self.settings, self.uploaded, wait_seconds=self.wait_seconds, started_at=self.started_at,
-                        ui_url=self.ui_url, check_alive=self.dagster_process.check_alive, echo=self.echo)
+        wait_for_ingest(
+            self.settings,
+            self.uploaded,
+            wait_seconds=self.wait_seconds,
+            started_at=self.started_at,
+            ui_url=self.ui_url,
+            check_alive=self.dagster_process.check_alive,
+            echo=self.echo,
+        )
 
     # -- hand-over -----------------------------------------------------------------------------------
 
     def summary(self) -> None:
         lines = summary_lines(
-            self.settings, ui_url=self.ui_url, api_url=self.api_url,
-            pg_data_dir=self.pg.data_dir if self.pg is not None else None, moto_here=moto_here(self.settings),
+            self.settings,
+            ui_url=self.ui_url,
+            api_url=self.api_url,
+            pg_data_dir=self.pg.data_dir if self.pg is not None else None,
+            moto_here=moto_here(self.settings),
             dagster_log="this terminal" if self.follow_logs else display_path(self.dagster_log_path),
         )
         for line in lines:
@@ -221,10 +238,14 @@ class DevStack:
             if code is not None:
                 what = self.dagster_process.what_died(code)
                 if not budget.spend(time.monotonic()):
-                    self.echo(f"! {what}; it died {budget.deaths()} times in {DAGSTER_RESTART_WINDOW // 60:.0f} "
-                              f"minutes, so the stack stops{self.dagster_process.log_hint()}")
-                    self.echo("  The next `make dev` marks the runs left in progress as failed and retries the "
-                              "files left loading (nothing of them landed).")
+                    self.echo(
+                        f"! {what}; it died {budget.deaths()} times in {DAGSTER_RESTART_WINDOW // 60:.0f} "
+                        f"minutes, so the stack stops{self.dagster_process.log_hint()}"
+                    )
+                    self.echo(
+                        "  The next `make dev` marks the runs left in progress as failed and retries the "
+                        "files left loading (nothing of them landed)."
+                    )
                     return 1
                 self.echo(f"! {what}; restarting it")
                 self.dagster_process.stop()
@@ -266,8 +287,14 @@ class DevStack:
         return anything
 
 
-def run_dev(settings: Settings, *, wait_seconds: float = 180, samples: bool = True,
-            follow_logs: bool = False, root: Path = PROJECT_ROOT) -> int:
+def run_dev(
+    settings: Settings,
+    *,
+    wait_seconds: float = 180,
+    samples: bool = True,
+    follow_logs: bool = False,
+    root: Path = PROJECT_ROOT,
+) -> int:
     """The foreground `pipeline dev`; returns the exit code (0 after Ctrl-C / SIGTERM)."""
     stack = DevStack(settings, root=root, wait_seconds=wait_seconds, samples=samples, follow_logs=follow_logs)
     stack.local_dir.mkdir(parents=True, exist_ok=True)

@@ -51,5 +51,3 @@ def adopt_running_dev_stack(environ: MutableMapping[str, str] | None = None) -> 
     for k, v in env.items():
         environ.setdefault(k, str(v))
     return True
-
-

@@ -8,8 +8,15 @@ from pipeline_defs.devstack.processes import display_path
 from resources.settings import Settings
 
 
-def summary_lines(settings: Settings, *, ui_url: str, api_url: str, pg_data_dir: Path | None, moto_here: bool,
-                  dagster_log: str) -> list[str]:
+def summary_lines(
+    settings: Settings,
+    *,
+    ui_url: str,
+    api_url: str,
+    pg_data_dir: Path | None,
+    moto_here: bool,
+    dagster_log: str,
+) -> list[str]:
     """The URLs table and the first commands to try; `pg_data_dir` is None for an external PostgreSQL,
     `dagster_log` says where Dagster's output goes."""
     from resources.clients.postgres import redact

@@ -11,5 +11,8 @@ from assets.analytics_tables import (
 
 
 def analytics_definitions() -> Definitions:
-    return Definitions(assets=analytics_table_assets, jobs=[analytics_job],
-                       schedules=[analytics_daily_schedule, analytics_monthly_schedule])
+    return Definitions(
+        assets=analytics_table_assets,
+        jobs=[analytics_job],
+        schedules=[analytics_daily_schedule, analytics_monthly_schedule],
+    )

@@ -12,5 +12,12 @@ from sensors.job_status import (
 
 
 def job_tracking_definitions() -> Definitions:
-    return Definitions(sensors=[job_started_mirror, job_succeeded_mirror, job_failed_mirror, job_canceled_mirror,
-                                job_status_reconciler])
+    return Definitions(
+        sensors=[
+            job_started_mirror,
+            job_succeeded_mirror,
+            job_failed_mirror,
+            job_canceled_mirror,
+            job_status_reconciler,
+        ]
+    )

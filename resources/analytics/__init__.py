@@ -1,7 +1,7 @@
 """Analytics catalogue (README, REST API), dagster-free: the REST app and the Dagster job share it.
 
-    from resources.analytics import run_operation
-    result = run_operation(readonly_url, "customer_analysis", {"metric": "revenue", "group_by": "industry"})
+from resources.analytics import run_operation
+result = run_operation(readonly_url, "customer_analysis", {"metric": "revenue", "group_by": "industry"})
 """
 
 from resources.analytics.catalogue import (
@@ -26,7 +26,20 @@ from resources.analytics.result import Result
 from resources.analytics.runner import run_operation
 
 __all__ = [
-    "CATALOGUE", "OPERATION_NAMES", "AnalyticsError", "FieldError", "InvalidParameters", "NotReadOnlyRole",
-    "QueryFailed", "QueryRejected", "QueryTimeout", "Result", "TransientDatabaseError", "UnknownOperation",
-    "describe_catalogue", "get_operation", "run_operation", "validate_parameters",
+    "CATALOGUE",
+    "OPERATION_NAMES",
+    "AnalyticsError",
+    "FieldError",
+    "InvalidParameters",
+    "NotReadOnlyRole",
+    "QueryFailed",
+    "QueryRejected",
+    "QueryTimeout",
+    "Result",
+    "TransientDatabaseError",
+    "UnknownOperation",
+    "describe_catalogue",
+    "get_operation",
+    "run_operation",
+    "validate_parameters",
 ]

@@ -64,7 +64,9 @@ class Operation:
         if isinstance(raw, BaseModel):
             raw = raw.model_dump()
         if not isinstance(raw, Mapping):
-            raise InvalidParameters(self.name, [FieldError("parameters", "must be an object of named values")])
+            raise InvalidParameters(
+                self.name, [FieldError("parameters", "must be an object of named values")]
+            )
         raw = read_old_forms(self.name, self.params_model, raw)
         try:
             params = self.params_model.model_validate(raw)
@@ -78,8 +80,11 @@ class Operation:
         return self.function(conn, params, max_rows=max_rows)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description,
-                "parameters": self.params_model.model_json_schema()}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "parameters": self.params_model.model_json_schema(),
+        }
 
 
 def _field_errors(model: type[BaseModel], exc: pydantic.ValidationError) -> list[FieldError]:
@@ -101,25 +106,54 @@ def _doc(fn: Callable[..., Any]) -> str:
 _OPERATIONS = [
     Operation("database_info", _doc(info.database_info), NoParams, info.database_info, timeout_s=10),
     Operation("simple_demo", _doc(info.simple_demo), NoParams, info.simple_demo, timeout_s=10),
-    Operation("customer_analysis", _doc(segments.customer_analysis), CustomerAnalysisParams,
-              segments.customer_analysis),
-    Operation("revenue_analysis", _doc(segments.revenue_analysis), RevenueAnalysisParams, segments.revenue_analysis),
+    Operation(
+        "customer_analysis",
+        _doc(segments.customer_analysis),
+        CustomerAnalysisParams,
+        segments.customer_analysis,
+    ),
+    Operation(
+        "revenue_analysis", _doc(segments.revenue_analysis), RevenueAnalysisParams, segments.revenue_analysis
+    ),
     Operation("count_analysis", _doc(segments.count_analysis), CountAnalysisParams, segments.count_analysis),
-    Operation("multi_dimensional_analytics", _doc(trends.multi_dimensional_analytics), MultiDimensionalParams,
-              trends.multi_dimensional_analytics),
-    Operation("relationship_network", _doc(network.relationship_network), RelationshipNetworkParams,
-              network.relationship_network),
-    Operation("time_series_patterns", _doc(trends.time_series_patterns), TimeSeriesPatternsParams,
-              trends.time_series_patterns),
-    Operation("data_integrity_analysis",
-              "Cross-system duplicate candidates: for the highest-revenue CRM and ERP entities first (at most "
-              "4 × limit of them), the best-matching record among the similar names (pg_trgm, trigram index) in "
-              "each later system, with name/revenue/employee match, "
-              "match score, confidence, recommended action (merge/review/keep_separate), each record's data "
-              "quality and the survivor to keep.",
-              DataIntegrityParams, integrity.data_integrity_analysis, timeout_s=60),
-    Operation("custom_complex_query", _doc(custom.custom_complex_query), CustomQueryParams,
-              custom.custom_complex_query, timeout_s=10, work_mem=None, precheck=custom.precheck),
+    Operation(
+        "multi_dimensional_analytics",
+        _doc(trends.multi_dimensional_analytics),
+        MultiDimensionalParams,
+        trends.multi_dimensional_analytics,
+    ),
+    Operation(
+        "relationship_network",
+        _doc(network.relationship_network),
+        RelationshipNetworkParams,
+        network.relationship_network,
+    ),
+    Operation(
+        "time_series_patterns",
+        _doc(trends.time_series_patterns),
+        TimeSeriesPatternsParams,
+        trends.time_series_patterns,
+    ),
+    Operation(
+        "data_integrity_analysis",
+        "Cross-system duplicate candidates: for the highest-revenue CRM and ERP entities first (at most "
+        "4 × limit of them), the best-matching record among the similar names (pg_trgm, trigram index) in "
+        "each later system, with name/revenue/employee match, "
+        "match score, confidence, recommended action (merge/review/keep_separate), each record's data "
+        "quality and the survivor to keep.",
+        DataIntegrityParams,
+        integrity.data_integrity_analysis,
+        timeout_s=60,
+    ),
+    Operation(
+        "custom_complex_query",
+        _doc(custom.custom_complex_query),
+        CustomQueryParams,
+        custom.custom_complex_query,
+        timeout_s=10,
+        work_mem=None,
+        precheck=custom.precheck,
+    ),
 ]
 CATALOGUE: dict[str, Operation] = {op.name: op for op in _OPERATIONS}
 OPERATION_NAMES: list[str] = list(CATALOGUE)

@@ -65,7 +65,11 @@ class InvalidParameters(AnalyticsError):
         self.errors = errors
 
     def as_dict(self) -> dict[str, Any]:
-        return {**super().as_dict(), "operation": self.operation, "errors": [e.as_dict() for e in self.errors]}
+        return {
+            **super().as_dict(),
+            "operation": self.operation,
+            "errors": [e.as_dict() for e in self.errors],
+        }
 
 
 class QueryRejected(AnalyticsError):

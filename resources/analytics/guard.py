@@ -95,23 +95,61 @@ DENIED_SUFFIXES: tuple[tuple[str, str], ...] = (
 
 # Statement node → what a person calls it.
 _STATEMENT_WORDS: dict[str, str] = {
-    "InsertStmt": "INSERT", "UpdateStmt": "UPDATE", "DeleteStmt": "DELETE", "MergeStmt": "MERGE",
-    "CreateStmt": "CREATE TABLE", "CreateTableAsStmt": "CREATE TABLE AS", "DropStmt": "DROP",
-    "AlterTableStmt": "ALTER TABLE", "TruncateStmt": "TRUNCATE", "IndexStmt": "CREATE INDEX",
-    "ViewStmt": "CREATE VIEW", "CreateFunctionStmt": "CREATE FUNCTION", "CreateSchemaStmt": "CREATE SCHEMA",
-    "RenameStmt": "ALTER … RENAME", "GrantStmt": "GRANT/REVOKE", "GrantRoleStmt": "GRANT/REVOKE role",
-    "CreateRoleStmt": "CREATE ROLE", "AlterRoleStmt": "ALTER ROLE", "AlterRoleSetStmt": "ALTER ROLE … SET",
-    "VariableSetStmt": "SET", "VariableShowStmt": "SHOW", "CopyStmt": "COPY", "ExplainStmt": "EXPLAIN",
-    "TransactionStmt": "a transaction command (BEGIN/COMMIT/ROLLBACK/SAVEPOINT)", "DoStmt": "DO",
-    "CallStmt": "CALL", "PrepareStmt": "PREPARE", "ExecuteStmt": "EXECUTE", "DeallocateStmt": "DEALLOCATE",
-    "LockStmt": "LOCK", "VacuumStmt": "VACUUM/ANALYZE", "ListenStmt": "LISTEN", "NotifyStmt": "NOTIFY",
-    "UnlistenStmt": "UNLISTEN", "DeclareCursorStmt": "DECLARE CURSOR", "FetchStmt": "FETCH",
-    "ClosePortalStmt": "CLOSE", "LoadStmt": "LOAD", "DiscardStmt": "DISCARD", "CheckPointStmt": "CHECKPOINT",
-    "RefreshMatViewStmt": "REFRESH MATERIALIZED VIEW", "ReindexStmt": "REINDEX", "ClusterStmt": "CLUSTER",
-    "CreateExtensionStmt": "CREATE EXTENSION", "AlterSystemStmt": "ALTER SYSTEM", "CommentStmt": "COMMENT",
-    "SecLabelStmt": "SECURITY LABEL", "CreateSeqStmt": "CREATE SEQUENCE", "AlterSeqStmt": "ALTER SEQUENCE",
-    "ReturnStmt": "RETURN", "PLAssignStmt": "an assignment", "CreatedbStmt": "CREATE DATABASE",
-    "DropdbStmt": "DROP DATABASE", "ConstraintsSetStmt": "SET CONSTRAINTS", "CreateTrigStmt": "CREATE TRIGGER",
+    "InsertStmt": "INSERT",
+    "UpdateStmt": "UPDATE",
+    "DeleteStmt": "DELETE",
+    "MergeStmt": "MERGE",
+    "CreateStmt": "CREATE TABLE",
+    "CreateTableAsStmt": "CREATE TABLE AS",
+    "DropStmt": "DROP",
+    "AlterTableStmt": "ALTER TABLE",
+    "TruncateStmt": "TRUNCATE",
+    "IndexStmt": "CREATE INDEX",
+    "ViewStmt": "CREATE VIEW",
+    "CreateFunctionStmt": "CREATE FUNCTION",
+    "CreateSchemaStmt": "CREATE SCHEMA",
+    "RenameStmt": "ALTER … RENAME",
+    "GrantStmt": "GRANT/REVOKE",
+    "GrantRoleStmt": "GRANT/REVOKE role",
+    "CreateRoleStmt": "CREATE ROLE",
+    "AlterRoleStmt": "ALTER ROLE",
+    "AlterRoleSetStmt": "ALTER ROLE … SET",
+    "VariableSetStmt": "SET",
+    "VariableShowStmt": "SHOW",
+    "CopyStmt": "COPY",
+    "ExplainStmt": "EXPLAIN",
+    "TransactionStmt": "a transaction command (BEGIN/COMMIT/ROLLBACK/SAVEPOINT)",
+    "DoStmt": "DO",
+    "CallStmt": "CALL",
+    "PrepareStmt": "PREPARE",
+    "ExecuteStmt": "EXECUTE",
+    "DeallocateStmt": "DEALLOCATE",
+    "LockStmt": "LOCK",
+    "VacuumStmt": "VACUUM/ANALYZE",
+    "ListenStmt": "LISTEN",
+    "NotifyStmt": "NOTIFY",
+    "UnlistenStmt": "UNLISTEN",
+    "DeclareCursorStmt": "DECLARE CURSOR",
+    "FetchStmt": "FETCH",
+    "ClosePortalStmt": "CLOSE",
+    "LoadStmt": "LOAD",
+    "DiscardStmt": "DISCARD",
+    "CheckPointStmt": "CHECKPOINT",
+    "RefreshMatViewStmt": "REFRESH MATERIALIZED VIEW",
+    "ReindexStmt": "REINDEX",
+    "ClusterStmt": "CLUSTER",
+    "CreateExtensionStmt": "CREATE EXTENSION",
+    "AlterSystemStmt": "ALTER SYSTEM",
+    "CommentStmt": "COMMENT",
+    "SecLabelStmt": "SECURITY LABEL",
+    "CreateSeqStmt": "CREATE SEQUENCE",
+    "AlterSeqStmt": "ALTER SEQUENCE",
+    "ReturnStmt": "RETURN",
+    "PLAssignStmt": "an assignment",
+    "CreatedbStmt": "CREATE DATABASE",
+    "DropdbStmt": "DROP DATABASE",
+    "ConstraintsSetStmt": "SET CONSTRAINTS",
+    "CreateTrigStmt": "CREATE TRIGGER",
 }
 _WRITES = {"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"}
 
@@ -151,8 +189,11 @@ class _Inspector(Visitor):
     def visit(self, ancestors: Any, node: Any) -> None:
         kind = type(node).__name__
         if kind in _WRITES:
-            self._refuse(f"{_STATEMENT_WORDS[kind]} inside a SELECT (a data-modifying WITH) writes data; "
-                         "only reads are allowed", "data_modifying")
+            self._refuse(
+                f"{_STATEMENT_WORDS[kind]} inside a SELECT (a data-modifying WITH) writes data; "
+                "only reads are allowed",
+                "data_modifying",
+            )
         elif isinstance(node, ast.FuncCall):
             parts = [getattr(p, "sval", "") for p in node.funcname or ()]
             name = parts[-1] if parts else ""
@@ -185,8 +226,9 @@ def check_query(query: str, param_count: int = 0) -> CheckedQuery:
         raise QueryRejected("the query holds no statement (only comments or semicolons)", "empty")
     if len(statements) > 1:
         kinds = ", ".join(_word(s.stmt) for s in statements)
-        raise QueryRejected(f"exactly one statement is allowed, found {len(statements)} ({kinds})",
-                            "not_one_statement")
+        raise QueryRejected(
+            f"exactly one statement is allowed, found {len(statements)} ({kinds})", "not_one_statement"
+        )
     stmt = statements[0].stmt
     if not isinstance(stmt, ast.SelectStmt):
         raise QueryRejected(f"only SELECT (or WITH … SELECT) is allowed, this is {_word(stmt)}", "not_select")
@@ -195,15 +237,18 @@ def check_query(query: str, param_count: int = 0) -> CheckedQuery:
     if inspector.problem is not None:
         raise inspector.problem
     if inspector.max_param > param_count:
-        raise QueryRejected(f"the query uses ${inspector.max_param} but {param_count} parameter value(s) were "
-                            "given", "parameters")
+        raise QueryRejected(
+            f"the query uses ${inspector.max_param} but {param_count} parameter value(s) were given",
+            "parameters",
+        )
     if param_count > inspector.max_param:
         used = f"only $1..${inspector.max_param}" if inspector.max_param else "no parameters"
-        raise QueryRejected(f"{param_count} parameter value(s) were given but the query uses {used}",
-                            "parameters")
+        raise QueryRejected(
+            f"{param_count} parameter value(s) were given but the query uses {used}", "parameters"
+        )
     raw = statements[0]
     start = raw.stmt_location or 0
-    text = query[start: start + raw.stmt_len] if raw.stmt_len else query[start:]
+    text = query[start : start + raw.stmt_len] if raw.stmt_len else query[start:]
     return CheckedQuery(text=text.strip(), param_count=param_count)
 
 
@@ -218,12 +263,18 @@ def wrap_with_cap(checked: CheckedQuery) -> str:
     try:
         statements = parse_sql(wrapped)
     except ParseError as exc:
-        raise QueryRejected(f"the query cannot be used as a subquery: {exc.args[0] if exc.args else exc}",
-                            "not_a_subquery") from exc
+        raise QueryRejected(
+            f"the query cannot be used as a subquery: {exc.args[0] if exc.args else exc}", "not_a_subquery"
+        ) from exc
     stmt = statements[0].stmt if len(statements) == 1 else None
     sources = (stmt.fromClause or ()) if isinstance(stmt, ast.SelectStmt) else ()
-    ok = (isinstance(stmt, ast.SelectStmt) and len(sources) == 1 and isinstance(sources[0], ast.RangeSubselect)
-          and isinstance(stmt.limitCount, ast.ParamRef) and stmt.limitCount.number == cap_param)
+    ok = (
+        isinstance(stmt, ast.SelectStmt)
+        and len(sources) == 1
+        and isinstance(sources[0], ast.RangeSubselect)
+        and isinstance(stmt.limitCount, ast.ParamRef)
+        and stmt.limitCount.number == cap_param
+    )
     if not ok:
         raise QueryRejected("the query cannot be used as a subquery", "not_a_subquery")
     return wrapped

@@ -57,8 +57,16 @@ def database_info(conn: psycopg.Connection, p: NoParams, *, max_rows: int) -> Ta
             else:
                 count = estimate
             rows.append((name, kind, partitions, count, exact, size, ncols, columns))
-    columns_out = ["table_name", "kind", "partitions", "row_count", "row_count_exact", "total_bytes",
-                   "column_count", "columns"]
+    columns_out = [
+        "table_name",
+        "kind",
+        "partitions",
+        "row_count",
+        "row_count_exact",
+        "total_bytes",
+        "column_count",
+        "columns",
+    ]
     return Table(columns_out, rows[:max_rows], len(rows) > max_rows)
 
 

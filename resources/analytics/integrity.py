@@ -75,7 +75,8 @@ LATER_SYSTEMS: tuple[str, ...] = ("erp", "legacy")
 # keep the planner from sorting the whole table for the outer order instead), because reading and sorting
 # every CRM and ERP row from the heap would dominate a small limit (bench/analytics_results.md). Same
 # probes: the same order and limit over a unique key.
-DATA_INTEGRITY = """
+DATA_INTEGRITY = (
+    """
 WITH pairs AS (
     SELECT p.canonical_id AS a_id, p.source_system AS a_system, p.name AS a_name, p.revenue AS a_revenue,
            (p.metadata ->> 'data_quality')::float8 AS a_quality, m.*
@@ -85,7 +86,9 @@ WITH pairs AS (
                            LIMIT %(max_probes)s) top
           CROSS JOIN LATERAL (SELECT * FROM canonical.entities y WHERE y.canonical_id = top.canonical_id OFFSET 0) x
           ORDER BY x.revenue DESC NULLS LAST, x.canonical_id COLLATE "C" OFFSET 0) p
-    CROSS JOIN LATERAL (""" + "\n        UNION ALL".join(_BEST_IN.format(system=s) for s in LATER_SYSTEMS) + """
+    CROSS JOIN LATERAL ("""
+    + "\n        UNION ALL".join(_BEST_IN.format(system=s) for s in LATER_SYSTEMS)
+    + """
     ) m
     ORDER BY p.revenue DESC NULLS LAST, p.canonical_id COLLATE "C", m.b_system
     LIMIT %(limit)s
@@ -104,16 +107,26 @@ SELECT a_id, a_system, a_name, b_id, b_system, b_name,
 FROM pairs
 ORDER BY a_revenue DESC NULLS LAST, a_id COLLATE "C", b_system
 """
+)
 
 
 def data_integrity_analysis(conn: psycopg.Connection, p: DataIntegrityParams, *, max_rows: int) -> Table:
     with conn.cursor() as cur:
         # The % operator's threshold: lets the GIN index discard names below min_similarity.
         cur.execute("SELECT set_config('pg_trgm.similarity_threshold', %s, true)", (str(p.min_similarity),))
-        cur.execute(DATA_INTEGRITY, {"min_similarity": p.min_similarity, "limit": p.limit,
-                                     "max_probes": p.limit * PROBES_PER_PAIR, "high": HIGH,
-                                     "medium": MEDIUM, "w_name": W_NAME, "w_revenue": W_REVENUE,
-                                     "w_employees": W_EMPLOYEES})
+        cur.execute(
+            DATA_INTEGRITY,
+            {
+                "min_similarity": p.min_similarity,
+                "limit": p.limit,
+                "max_probes": p.limit * PROBES_PER_PAIR,
+                "high": HIGH,
+                "medium": MEDIUM,
+                "w_name": W_NAME,
+                "w_revenue": W_REVENUE,
+                "w_employees": W_EMPLOYEES,
+            },
+        )
         return fetch(cur, max_rows)
 
 

@@ -46,7 +46,9 @@ def read_old_forms(operation: str, model: type[BaseModel], raw: Mapping[str, Any
     for key, value in raw.items():
         name = renames.get(key, key)
         if name in out and out[name] != value:
-            problems.append(FieldError(name, f"given twice, as {name} and {to_camel(name)}, with different values"))
+            problems.append(
+                FieldError(name, f"given twice, as {name} and {to_camel(name)}, with different values")
+            )
             continue
         out[name] = value
     if problems:

@@ -49,18 +49,24 @@ LEFT JOIN rollup r ON r.ancestor = n.canonical_id AND NOT n.is_cycle
 ORDER BY n.path COLLATE "C"
 """
 # The root asked for (a canonical id, or an entity_id uuid resolved to its canonical id).
-RELATIONSHIP_NETWORK = _WALK.replace("/*roots*/", """SELECT coalesce(
+RELATIONSHIP_NETWORK = _WALK.replace(
+    "/*roots*/",
+    """SELECT coalesce(
         (SELECT e.canonical_id FROM canonical.entities e WHERE e.entity_id = %(root_uuid)s::uuid),
-        CASE WHEN %(root_uuid)s::uuid IS NULL THEN %(root)s::text END) AS canonical_id""")
+        CASE WHEN %(root_uuid)s::uuid IS NULL THEN %(root)s::text END) AS canonical_id""",
+)
 # No root (the old API's form): every top of a hierarchy, a parent that has no parent itself. A separate
 # statement, so that the planner keeps its one-root plan for the rooted form.
-EVERY_HIERARCHY = _WALK.replace("/*roots*/", """SELECT DISTINCT l.parent_canonical_id COLLATE "C" AS canonical_id
+EVERY_HIERARCHY = _WALK.replace(
+    "/*roots*/",
+    """SELECT DISTINCT l.parent_canonical_id COLLATE "C" AS canonical_id
     FROM canonical.entity_relationships l
     WHERE l.effective_to IS NULL AND l.relationship_type = 'parent_of'
       AND NOT EXISTS (SELECT 1 FROM canonical.entity_relationships up
                       WHERE up.child_canonical_id = l.parent_canonical_id AND up.effective_to IS NULL
                         AND up.relationship_type = 'parent_of')
-    ORDER BY 1 LIMIT %(max_roots)s""")
+    ORDER BY 1 LIMIT %(max_roots)s""",
+)
 
 
 def relationship_network(conn: psycopg.Connection, p: RelationshipNetworkParams, *, max_rows: int) -> Table:
@@ -71,6 +77,8 @@ def relationship_network(conn: psycopg.Connection, p: RelationshipNetworkParams,
         if p.root_entity_id is None:
             cur.execute(EVERY_HIERARCHY, {"max_depth": p.max_depth, "max_roots": p.max_roots})
         else:
-            cur.execute(RELATIONSHIP_NETWORK, {"root": p.root_entity_id, "root_uuid": p.root_uuid,
-                                               "max_depth": p.max_depth})
+            cur.execute(
+                RELATIONSHIP_NETWORK,
+                {"root": p.root_entity_id, "root_uuid": p.root_uuid, "max_depth": p.max_depth},
+            )
         return fetch(cur, max_rows)

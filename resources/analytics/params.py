@@ -98,8 +98,9 @@ class NoParams(_Params):
 class CustomerAnalysisParams(_Params):
     metric: Metric = Field("revenue", description="value aggregated per segment")
     group_by: GroupBy = Field("industry", description="segment dimension")
-    min_group_size: Int = Field(1, ge=1, le=MAX_GROUP_SIZE,
-                                description="segments with fewer entities are left out (HAVING)")
+    min_group_size: Int = Field(
+        1, ge=1, le=MAX_GROUP_SIZE, description="segments with fewer entities are left out (HAVING)"
+    )
 
 
 class RevenueAnalysisParams(_Params):
@@ -135,8 +136,8 @@ class MultiDimensionalParams(_Params):
     timeframe: str = Field(
         "quarter",
         description="'month' | 'quarter' | 'year': the period length metrics are summed over, all periods; or a "
-                    "window 'N months' | 'N quarters' | 'N years' (the old API's form): monthly periods over the "
-                    "last N months up to the latest observation",
+        "window 'N months' | 'N quarters' | 'N years' (the old API's form): monthly periods over the "
+        "last N months up to the latest observation",
     )
 
     @field_validator("timeframe")
@@ -148,8 +149,9 @@ class MultiDimensionalParams(_Params):
         try:
             return _months_text(_months(text))
         except ValueError:
-            raise ValueError(f"must be one of {', '.join(TIMEFRAMES)}, or a window such as '3 months' or "
-                             "'1 year'") from None
+            raise ValueError(
+                f"must be one of {', '.join(TIMEFRAMES)}, or a window such as '3 months' or '1 year'"
+            ) from None
 
     @property
     def unit(self) -> str:
@@ -167,13 +169,19 @@ _CANONICAL_ID = re.compile(r"(crm|erp|legacy)_\S.{0,199}", re.DOTALL)
 
 class RelationshipNetworkParams(_Params):
     root_entity_id: str | None = Field(
-        None, min_length=1, max_length=210,
+        None,
+        min_length=1,
+        max_length=210,
         description="the root: a canonical id (crm_CUST-1001, erp_ERP-2001, legacy_30001) or an entity_id uuid; "
-                    "omitted: every top of a hierarchy (a parent with no parent of its own), up to max_roots",
+        "omitted: every top of a hierarchy (a parent with no parent of its own), up to max_roots",
     )
     max_depth: Int = Field(3, ge=1, le=MAX_DEPTH, description="levels below the root to follow")
-    max_roots: Int = Field(MAX_ROOTS, ge=1, le=MAX_ROOTS,
-                           description="without root_entity_id: hierarchies walked at most (by canonical id)")
+    max_roots: Int = Field(
+        MAX_ROOTS,
+        ge=1,
+        le=MAX_ROOTS,
+        description="without root_entity_id: hierarchies walked at most (by canonical id)",
+    )
 
     @field_validator("root_entity_id")
     @classmethod
@@ -202,10 +210,15 @@ class TimeSeriesPatternsParams(_Params):
     analysis_period: str = Field(
         "12 months",
         description="how far back from the latest observation: 'N months' | 'N quarters' | 'N years' "
-                    f"(1 month .. {MAX_ANALYSIS_MONTHS // 12} years) or 'all'",
+        f"(1 month .. {MAX_ANALYSIS_MONTHS // 12} years) or 'all'",
     )
-    metric_type: str = Field("monthly_revenue", min_length=1, max_length=100,
-                             pattern=r"^[A-Za-z0-9_.:\- ]+$", description="time_series_data.metric_type")
+    metric_type: str = Field(
+        "monthly_revenue",
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_.:\- ]+$",
+        description="time_series_data.metric_type",
+    )
 
     @field_validator("analysis_period")
     @classmethod
@@ -224,8 +237,9 @@ class TimeSeriesPatternsParams(_Params):
 
 
 class DataIntegrityParams(_Params):
-    min_similarity: Float = Field(0.6, ge=MIN_SIMILARITY, le=1.0,
-                                  description="smallest trigram name similarity of a reported pair")
+    min_similarity: Float = Field(
+        0.6, ge=MIN_SIMILARITY, le=1.0, description="smallest trigram name similarity of a reported pair"
+    )
     limit: Int = Field(100, ge=1, le=MAX_LIMIT, description="pairs reported at most")
 
 
@@ -235,10 +249,15 @@ Scalar = Annotated[StrictStr, Field(max_length=MAX_PARAM_TEXT)] | StrictBool | S
 class CustomQueryParams(_Params):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
-    query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS,
-                       description="one SELECT (or WITH … SELECT) statement; $1, $2, … refer to params")
-    params: list[Scalar] = Field(default_factory=list, max_length=MAX_QUERY_PARAMS,
-                                 description="values bound to $1, $2, …")
+    query: str = Field(
+        ...,
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        description="one SELECT (or WITH … SELECT) statement; $1, $2, … refer to params",
+    )
+    params: list[Scalar] = Field(
+        default_factory=list, max_length=MAX_QUERY_PARAMS, description="values bound to $1, $2, …"
+    )
 
     @field_validator("params", mode="before")
     @classmethod

@@ -119,8 +119,15 @@ def _run(conn: psycopg.Connection, op: Operation, params: BaseModel, timeout: fl
     except psycopg.Error as exc:
         raise _translate(exc, op, timeout) from exc
     elapsed = time.perf_counter() - started
-    return Result(operation=op.name, columns=table.columns, rows=table.rows, row_count=len(table.rows),
-                  truncated=table.truncated, elapsed_s=elapsed, parameters=params.model_dump(mode="json"))
+    return Result(
+        operation=op.name,
+        columns=table.columns,
+        rows=table.rows,
+        row_count=len(table.rows),
+        truncated=table.truncated,
+        elapsed_s=elapsed,
+        parameters=params.model_dump(mode="json"),
+    )
 
 
 def _become_reader(conn: psycopg.Connection) -> None:

@@ -24,7 +24,9 @@ from resources.analytics.result import Table, fetch
 # is monotone in the value, so a segment's top_n values lie in its highest buckets, and a first counting
 # pass (a hash aggregate, no sort) tells which. Values beyond ±2^80 fall in the two open end buckets,
 # which stays correct, just less selective.
-BUCKET_EDGES: list[float] = sorted([-(2.0**k) for k in range(-40, 81)] + [0.0] + [2.0**k for k in range(-40, 81)])
+BUCKET_EDGES: list[float] = sorted(
+    [-(2.0**k) for k in range(-40, 81)] + [0.0] + [2.0**k for k in range(-40, 81)]
+)
 
 # Every dimension and metric is a plain column (params.GROUP_BY_SQL / METRIC_SQL), so the aggregates can
 # read it straight from the scan: no fence to compute a jsonb expression once, and without a fence the
@@ -65,7 +67,9 @@ def customer_analysis(conn: psycopg.Connection, p: CustomerAnalysisParams, *, ma
     """Segments of at least min_group_size entities, with count, sum, average, median, min and max of the
     metric (entities without a value count in `entities`, not in the statistics)."""
     with conn.cursor() as cur:
-        cur.execute(segment_query(CUSTOMER_ANALYSIS, p.group_by, p.metric), {"min_group_size": p.min_group_size})
+        cur.execute(
+            segment_query(CUSTOMER_ANALYSIS, p.group_by, p.metric), {"min_group_size": p.min_group_size}
+        )
         return fetch(cur, max_rows)
 
 
@@ -122,7 +126,9 @@ def revenue_analysis(conn: psycopg.Connection, p: RevenueAnalysisParams, *, max_
     more than top_n rows), the next higher value (LAG, ties broken by canonical id) and the gap to it,
     PERCENT_RANK (0 = the top), share of the segment's total, segment size."""
     with conn.cursor() as cur:
-        cur.execute(segment_query(REVENUE_ANALYSIS, p.group_by, p.metric), {"top_n": p.top_n, "edges": BUCKET_EDGES})
+        cur.execute(
+            segment_query(REVENUE_ANALYSIS, p.group_by, p.metric), {"top_n": p.top_n, "edges": BUCKET_EDGES}
+        )
         return fetch(cur, max_rows)
 
 

@@ -88,14 +88,20 @@ def _multi_dimensional(cells: str, window: str) -> str:
 
 # basis → (every period, a window of the last months)
 MULTI_DIMENSIONAL: dict[str, tuple[str, str]] = {
-    basis: (_multi_dimensional(_CELLS_FROM_POINTS.replace("/*points*/", points), ""),
-            _multi_dimensional(_CELLS_FROM_POINTS.replace("/*points*/", points), "WHERE p.at >= %(since)s"))
+    basis: (
+        _multi_dimensional(_CELLS_FROM_POINTS.replace("/*points*/", points), ""),
+        _multi_dimensional(_CELLS_FROM_POINTS.replace("/*points*/", points), "WHERE p.at >= %(since)s"),
+    )
     for basis, points in POINTS.items()
 }
-MULTI_DIMENSIONAL["summary"] = (_multi_dimensional(_CELLS_FROM_SUMMARY, ""),
-                                _multi_dimensional(_CELLS_FROM_SUMMARY, "AND s.period >= %(since)s::date"))
+MULTI_DIMENSIONAL["summary"] = (
+    _multi_dimensional(_CELLS_FROM_SUMMARY, ""),
+    _multi_dimensional(_CELLS_FROM_SUMMARY, "AND s.period >= %(since)s::date"),
+)
 # The first month of a window: N calendar months up to the latest point's month.
-WINDOW_START = """SELECT date_trunc('month', max(p.at)) - make_interval(months => %(months)s - 1) FROM (/*points*/) p"""
+WINDOW_START = (
+    """SELECT date_trunc('month', max(p.at)) - make_interval(months => %(months)s - 1) FROM (/*points*/) p"""
+)
 WINDOW_START_SUMMARY = """SELECT max(s.period)::timestamp - make_interval(months => %(months)s - 1)
 FROM analytics.time_series_cells s WHERE s.unit = 'month'"""
 HAS_POINTS = "SELECT EXISTS (SELECT 1 FROM canonical.time_series_data)"
@@ -104,7 +110,9 @@ HAS_POINTS = "SELECT EXISTS (SELECT 1 FROM canonical.time_series_data)"
 SUMMARY_COMPLETE = "SELECT NOT EXISTS (SELECT 1 FROM analytics.time_series_orphans)"
 
 
-def multi_dimensional_analytics(conn: psycopg.Connection, p: MultiDimensionalParams, *, max_rows: int) -> Table:
+def multi_dimensional_analytics(
+    conn: psycopg.Connection, p: MultiDimensionalParams, *, max_rows: int
+) -> Table:
     """Period × metric type × industry: entities, total, average per entity, growth against the previous
     period, market share within the period, percentile among the period's industries and a tier
     (leader ≥ 0.75, strong ≥ 0.5, moderate ≥ 0.25, else emerging). Periods of the timeframe, or monthly
@@ -118,8 +126,11 @@ def multi_dimensional_analytics(conn: psycopg.Connection, p: MultiDimensionalPar
         if p.window_months is None:
             cur.execute(every, args)
         else:
-            start = (WINDOW_START_SUMMARY if basis == "summary"
-                     else WINDOW_START.replace("/*points*/", POINTS[basis]))
+            start = (
+                WINDOW_START_SUMMARY
+                if basis == "summary"
+                else WINDOW_START.replace("/*points*/", POINTS[basis])
+            )
             since = scalar(cur, start, {"months": p.window_months})
             cur.execute(window, {**args, "since": since})
         return fetch(cur, max_rows)
@@ -161,7 +172,8 @@ FROM measured
 ORDER BY period
 """
 # The window: the last N calendar months up to the month of the metric's latest observation.
-TIME_SERIES_PATTERNS = """
+TIME_SERIES_PATTERNS = (
+    """
 WITH latest AS (
     SELECT date_trunc('month', max(observed_at) AT TIME ZONE 'UTC') AS last_month
     FROM canonical.time_series_data WHERE metric_type = %(metric_type)s
@@ -174,8 +186,11 @@ WITH latest AS (
       AND (%(months)s::int IS NULL
            OR t.observed_at >= (l.last_month - make_interval(months => %(months)s::int - 1)) AT TIME ZONE 'UTC')
     GROUP BY 1
-""" + _PATTERNS_TAIL
-ENTITY_REVENUE_PATTERNS = """
+"""
+    + _PATTERNS_TAIL
+)
+ENTITY_REVENUE_PATTERNS = (
+    """
 WITH arrivals AS (
     -- Entity revenue by month of arrival, cumulated: the revenue of the entities known by each month.
     SELECT date_trunc('month', e.created_at AT TIME ZONE 'UTC')::date AS period, count(*) AS n, sum(e.revenue) AS revenue
@@ -193,7 +208,9 @@ WITH arrivals AS (
     SELECT k.* FROM known k
     WHERE %(months)s::int IS NULL
        OR k.period > (SELECT max(period) FROM known) - make_interval(months => %(months)s::int)
-""" + _PATTERNS_TAIL
+"""
+    + _PATTERNS_TAIL
+)
 ENTITY_REVENUE = "entity_revenue"  # the metric type of the series derived from the entities
 VOLATILE_PCT = 20  # coefficient of variation over the last 3 months at or above which a month is 'volatile'
 
@@ -206,6 +223,8 @@ def time_series_patterns(conn: psycopg.Connection, p: TimeSeriesPatternsParams, 
     entity_revenue): the revenue of the entities known by each month, by month of arrival."""
     with conn.cursor() as cur:
         from_entities = p.metric_type == ENTITY_REVENUE or not scalar(cur, HAS_POINTS)
-        cur.execute(ENTITY_REVENUE_PATTERNS if from_entities else TIME_SERIES_PATTERNS,
-                    {"metric_type": p.metric_type, "months": p.months, "volatile": VOLATILE_PCT})
+        cur.execute(
+            ENTITY_REVENUE_PATTERNS if from_entities else TIME_SERIES_PATTERNS,
+            {"metric_type": p.metric_type, "months": p.months, "volatile": VOLATILE_PCT},
+        )
         return fetch(cur, max_rows)

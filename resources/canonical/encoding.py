@@ -99,8 +99,9 @@ def _encode_exact(obj: object) -> str:
                 return f"{marker}{len(texts) - 1}\ue002"
             raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
-        out = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False,
-                         default=default)
+        out = json.dumps(
+            obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False, default=default
+        )
         if out.count(marker) == len(texts):
             for i, text in enumerate(texts):
                 out = out.replace(f'"{marker}{i}\ue002"', text, 1)
@@ -116,8 +117,9 @@ def serialise(obj: dict[str, Any]) -> tuple[str, bytes] | list[Problem]:
         except _NeedsExactText:
             text = _encode_exact(obj)
     except Exception as exc:  # noqa: BLE001 - any failure becomes a reason, found by the walk below
-        return storage_problems(obj) or [Problem("unserialisable", f"record cannot be written as JSON: "
-                                                                    f"{show(str(exc))}")]
+        return storage_problems(obj) or [
+            Problem("unserialisable", f"record cannot be written as JSON: {show(str(exc))}")
+        ]
     # The encoder escapes NUL as \u0000; jsonb refuses that escape. The substring can also come from a
     # literal backslash in the source, so confirm with the walk (rare) before refusing.
     if "\\u0000" in text:
@@ -197,7 +199,9 @@ def storage_problems(obj: object) -> list[Problem]:
                 add("unstorable_number", f"{label} is not a finite number: {value!r}", where)
         elif isinstance(value, Decimal):
             if not _decimal_storable(value):
-                add("unstorable_number", f"{label} is not a number PostgreSQL can store: {show(value)}", where)
+                add(
+                    "unstorable_number", f"{label} is not a number PostgreSQL can store: {show(value)}", where
+                )
         elif isinstance(value, dict | list | tuple):
             if depth >= _MAX_DEPTH:
                 add("unserialisable", f"{label} is nested more than {_MAX_DEPTH} levels deep", where)

@@ -27,8 +27,13 @@ def read_id(record: dict[str, Any], problems: list[Problem]) -> str | None:
         return None
     value = _identifier(raw)
     if value is None:
-        problems.append(Problem("invalid_id", f"{field} must be a string or an integer of at most "
-                                              f"{MAX_ID_LENGTH} characters: {show(raw)}", field))
+        problems.append(
+            Problem(
+                "invalid_id",
+                f"{field} must be a string or an integer of at most {MAX_ID_LENGTH} characters: {show(raw)}",
+                field,
+            )
+        )
         return None
     if not value:
         problems.append(Problem("missing_id", f"{field} is empty: {show(raw)}", field))
@@ -52,8 +57,13 @@ def _identifier(raw: object) -> str | None:
 def read_name(record: dict[str, Any], problems: list[Problem]) -> str | None:
     field, raw = first(record, NAME_KEYS)
     if raw is None:
-        problems.append(Problem("missing_name", "record has no name (looked for company_name, "
-                                                "business_name, businessName, name)", None))
+        problems.append(
+            Problem(
+                "missing_name",
+                "record has no name (looked for company_name, business_name, businessName, name)",
+                None,
+            )
+        )
         return None
     if not isinstance(raw, str):
         problems.append(Problem("invalid_name", f"{field} is not text: {show(raw)}", field))
@@ -63,8 +73,13 @@ def read_name(record: dict[str, Any], problems: list[Problem]) -> str | None:
         problems.append(Problem("missing_name", f"{field} is blank: {show(raw)}", field))
         return None
     if len(name) > MAX_NAME_LENGTH:
-        problems.append(Problem("invalid_name", f"{field} is longer than {MAX_NAME_LENGTH} characters "
-                                                f"({len(name)}): {show(raw)}", field))
+        problems.append(
+            Problem(
+                "invalid_name",
+                f"{field} is longer than {MAX_NAME_LENGTH} characters ({len(name)}): {show(raw)}",
+                field,
+            )
+        )
         return None
     return name
 
@@ -75,8 +90,13 @@ def read_parent(record: dict[str, Any], source_id: str | None, problems: list[Pr
         return None
     parent = _identifier(raw)
     if parent is None:
-        problems.append(Problem("invalid_parent", f"{field} must be a string or an integer of at most "
-                                                  f"{MAX_ID_LENGTH} characters: {show(raw)}", field))
+        problems.append(
+            Problem(
+                "invalid_parent",
+                f"{field} must be a string or an integer of at most {MAX_ID_LENGTH} characters: {show(raw)}",
+                field,
+            )
+        )
         return None
     if not parent:
         return None

@@ -28,11 +28,17 @@ def read_industry(record: dict[str, Any], problems: list[Problem]) -> str | None
     elif isinstance(raw, float) and math.isfinite(raw):
         text = repr(raw)
     else:
-        problems.append(Problem("invalid_industry", f"{field} is neither text nor a number: {show(raw)}",
-                                field))
+        problems.append(
+            Problem("invalid_industry", f"{field} is neither text nor a number: {show(raw)}", field)
+        )
         return None
     if len(text) > MAX_INDUSTRY_LENGTH:
-        problems.append(Problem("invalid_industry", f"{field} is longer than {MAX_INDUSTRY_LENGTH} characters "
-                                                    f"({len(text)}): {show(raw)}", field))
+        problems.append(
+            Problem(
+                "invalid_industry",
+                f"{field} is longer than {MAX_INDUSTRY_LENGTH} characters ({len(text)}): {show(raw)}",
+                field,
+            )
+        )
         return None
     return text or None

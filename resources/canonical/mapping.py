@@ -71,7 +71,9 @@ def classify_entity_type(revenue: Decimal | None, employees: int | None) -> Enti
 
     A missing value counts as 0, so either figure alone can lift a record into a larger class.
     """
-    if (revenue is not None and revenue > LARGE_REVENUE) or (employees is not None and employees > LARGE_EMPLOYEES):
+    if (revenue is not None and revenue > LARGE_REVENUE) or (
+        employees is not None and employees > LARGE_EMPLOYEES
+    ):
         return "large_enterprise"
     if (revenue is not None and revenue > MEDIUM_REVENUE) or (
         employees is not None and employees > MEDIUM_EMPLOYEES
@@ -108,14 +110,21 @@ def data_quality_score(
         + (employees is not None)
         + (industry is not None and industry != "")
         + (isinstance(email, str) and _EMAIL.fullmatch(email.strip()) is not None)
-        + ((isinstance(country, str) and country.strip() != "") or (isinstance(region, str) and region.strip() != ""))
+        + (
+            (isinstance(country, str) and country.strip() != "")
+            or (isinstance(region, str) and region.strip() != "")
+        )
     )
     return round(n / 6, 2)
 
 
-def map_record(source_system: SourceSystem, record: object,
-               change_time_keys: tuple[str, ...] = CHANGE_TIME_KEYS, *,
-               json_types_only: bool = False) -> CanonicalRecord | Refusal:
+def map_record(
+    source_system: SourceSystem,
+    record: object,
+    change_time_keys: tuple[str, ...] = CHANGE_TIME_KEYS,
+    *,
+    json_types_only: bool = False,
+) -> CanonicalRecord | Refusal:
     """Map one parsed source record; every problem found is reported, not only the first.
 
     `json_types_only`: the caller vouches that the record holds only what our parsers build (dict with
@@ -144,8 +153,11 @@ def map_record(source_system: SourceSystem, record: object,
     raw_metrics = record.get("metrics")
     metrics = read_metrics(raw_metrics, problems) if raw_metrics is not None else []
     # isdisjoint: one C call for the common record that has none of the fields
-    changed_at = (None if record.keys().isdisjoint(change_time_keys)
-                  else read_change_time(record, change_time_keys, problems))
+    changed_at = (
+        None
+        if record.keys().isdisjoint(change_time_keys)
+        else read_change_time(record, change_time_keys, problems)
+    )
 
     if problems:
         # Report storage problems too, so one round of fixes makes the record loadable.
@@ -201,5 +213,6 @@ def map_record(source_system: SourceSystem, record: object,
 
 def _refuse(record: dict[str, Any], source_id: str | None, problems: list[Problem]) -> Refusal:
     # The id travels to a text column; NUL or a lone surrogate would break the refusal's own insert.
-    return Refusal(safe_text(source_id) if source_id is not None else None, tuple(problems),
-                   record_json(record))
+    return Refusal(
+        safe_text(source_id) if source_id is not None else None, tuple(problems), record_json(record)
+    )

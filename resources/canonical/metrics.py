@@ -38,12 +38,14 @@ def read_metrics(raw: object, problems: list[Problem]) -> list[Metric]:
             metrics.append(metric)
         elif earlier[1] != metric.value:
             # (entity, type, time) is the time series' primary key: two values cannot both land.
-            problems.append(Problem(
-                "invalid_metric",
-                f"metrics[{i}] repeats metrics[{earlier[0]}] ({show(metric.metric_type)} at "
-                f"{metric.observed_at.isoformat()}) with another value: {show(entry.get('value'))}",
-                f"metrics[{i}]",
-            ))
+            problems.append(
+                Problem(
+                    "invalid_metric",
+                    f"metrics[{i}] repeats metrics[{earlier[0]}] ({show(metric.metric_type)} at "
+                    f"{metric.observed_at.isoformat()}) with another value: {show(entry.get('value'))}",
+                    f"metrics[{i}]",
+                )
+            )
     return metrics
 
 
@@ -84,8 +86,14 @@ def _metric_checked(entry: object, where: str, problems: list[Problem]) -> Metri
     if value_raw is None:
         problems.append(Problem("invalid_metric", f"{where}.value is missing", f"{where}.value"))
     else:
-        value = read_amount(value_raw, f"{where}.value", problems, allow_negative=True,
-                             limit=MAX_METRIC_ABS, code="invalid_metric")
+        value = read_amount(
+            value_raw,
+            f"{where}.value",
+            problems,
+            allow_negative=True,
+            limit=MAX_METRIC_ABS,
+            code="invalid_metric",
+        )
     if len(problems) > count:
         return None
     assert observed_at is not None and metric_type is not None and value is not None
@@ -99,7 +107,9 @@ def _metric_time(raw: object, field: str, problems: list[Problem]) -> datetime |
         return None
     parsed = parse_time(raw.strip())
     if parsed is None:
-        problems.append(Problem("invalid_metric", f"{field} is not an ISO date or datetime: {show(raw)}", field))
+        problems.append(
+            Problem("invalid_metric", f"{field} is not an ISO date or datetime: {show(raw)}", field)
+        )
     return parsed
 
 
@@ -110,7 +120,12 @@ def _metric_type(raw: object, field: str, problems: list[Problem]) -> str | None
         return None
     text = raw.strip()
     if not text or len(text) > MAX_METRIC_TYPE_LENGTH:
-        problems.append(Problem("invalid_metric", f"{field} must be 1..{MAX_METRIC_TYPE_LENGTH} characters: "
-                                                  f"{show(raw)}", field))
+        problems.append(
+            Problem(
+                "invalid_metric",
+                f"{field} must be 1..{MAX_METRIC_TYPE_LENGTH} characters: {show(raw)}",
+                field,
+            )
+        )
         return None
     return text

@@ -51,8 +51,15 @@ def _number(raw: object) -> int | Decimal | object:
     return _NOT_NUMERIC
 
 
-def read_amount(raw: object, field: str, problems: list[Problem], *, allow_negative: bool = False,
-                 limit: Decimal = MAX_REVENUE, code: str | None = None) -> Decimal | None:
+def read_amount(
+    raw: object,
+    field: str,
+    problems: list[Problem],
+    *,
+    allow_negative: bool = False,
+    limit: Decimal = MAX_REVENUE,
+    code: str | None = None,
+) -> Decimal | None:
     """A non-negative (unless allowed) amount ≤ limit, as Decimal. `code` overrides every problem code."""
     value = _number(raw)
     if value is _NOT_NUMERIC:

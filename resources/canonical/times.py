@@ -26,12 +26,15 @@ def parse_time(text: str) -> datetime | None:
         return None
 
 
-def read_change_time(record: dict[str, Any], keys: tuple[str, ...], problems: list[Problem]) -> datetime | None:
+def read_change_time(
+    record: dict[str, Any], keys: tuple[str, ...], problems: list[Problem]
+) -> datetime | None:
     field, raw = first(record, keys)
     if raw is None:
         return None
     parsed = parse_time(raw.strip()) if isinstance(raw, str) else None
     if parsed is None:
-        problems.append(Problem("invalid_change_time",
-                                f"{field} is not an ISO date or datetime: {show(raw)}", field))
+        problems.append(
+            Problem("invalid_change_time", f"{field} is not an ISO date or datetime: {show(raw)}", field)
+        )
     return parsed

@@ -20,15 +20,19 @@ from resources.settings import Settings, get_settings
 DUMMY_CREDENTIAL = "testing"
 
 
-def aws_client(service: str, settings: Settings | None = None, *, max_pool_connections: int | None = None) -> Any:
+def aws_client(
+    service: str, settings: Settings | None = None, *, max_pool_connections: int | None = None
+) -> Any:
     """A boto3 client for `service` on the configured endpoint and region."""
     settings = settings or get_settings()
-    return boto3_client(service, settings.aws_region, settings.aws_endpoint_url,
-                        max_pool_connections=max_pool_connections)
+    return boto3_client(
+        service, settings.aws_region, settings.aws_endpoint_url, max_pool_connections=max_pool_connections
+    )
 
 
-def boto3_client(service: str, region: str, endpoint_url: str | None, *,
-                 max_pool_connections: int | None = None) -> Any:
+def boto3_client(
+    service: str, region: str, endpoint_url: str | None, *, max_pool_connections: int | None = None
+) -> Any:
     """A boto3 client for `service` in `region`, on `endpoint_url` when given (else real AWS).
 
     A fresh session per call: boto3's default session is not safe to share across threads (sensor,

@@ -25,13 +25,17 @@ def iam_database_urls(environ: Mapping[str, str]) -> dict[str, str]:
     host = environ["DATABASE_PROXY_ENDPOINT"]
     port = environ.get("DATABASE_PORT") or "5432"
     dbname = quote(environ.get("DATABASE_NAME") or "canonical", safe="")
-    return {url_var: f"postgresql://{quote(environ[user_var], safe='')}@{host}:{port}/{dbname}"
-                     "?sslmode=verify-full&sslrootcert=system"
-            for url_var, user_var in IAM_ROLES.items() if environ.get(user_var)}
+    return {
+        url_var: f"postgresql://{quote(environ[user_var], safe='')}@{host}:{port}/{dbname}"
+        "?sslmode=verify-full&sslrootcert=system"
+        for url_var, user_var in IAM_ROLES.items()
+        if environ.get(user_var)
+    }
 
 
-def iam_auth_kwargs(url: str, rds_client: Any, base: Mapping[str, Any] | None = None
-                    ) -> Callable[[], dict[str, Any]]:
+def iam_auth_kwargs(
+    url: str, rds_client: Any, base: Mapping[str, Any] | None = None
+) -> Callable[[], dict[str, Any]]:
     """Connection keyword arguments for a psycopg pool, evaluated for every new connection: `base` plus a
     fresh token for the URL's host, port and user."""
     params = conninfo_to_dict(url)

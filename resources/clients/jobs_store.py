@@ -22,8 +22,14 @@ from botocore.exceptions import ClientError
 
 JobStatus = Literal["queued", "running", "canceling", "succeeded", "failed", "canceled"]
 JobType = Literal["analytics", "ingest"]
-STATUS_RANK: dict[str, int] = {"queued": 0, "running": 1, "canceling": 2, "succeeded": 3, "failed": 3,
-                               "canceled": 3}
+STATUS_RANK: dict[str, int] = {
+    "queued": 0,
+    "running": 1,
+    "canceling": 2,
+    "succeeded": 3,
+    "failed": 3,
+    "canceled": 3,
+}
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
 SK = "JOB"
 DEFAULT_TTL_SECONDS = 7 * 24 * 3600
@@ -62,7 +68,7 @@ def _av(value: Any) -> dict[str, Any]:
 def attribute_bytes(name: str, value: Any) -> int:
     """What one attribute counts towards DynamoDB's 400 KB item limit as this store writes it: the name's
     and the value's UTF-8 bytes (a number: its digits, an upper bound of what DynamoDB counts)."""
-    (kind, encoded), = _av(value).items()
+    ((kind, encoded),) = _av(value).items()
     size = len(encoded.encode("utf-8")) if kind in ("S", "N") else 1
     return len(name.encode("utf-8")) + size
 
@@ -75,20 +81,33 @@ class JobsStore:
         self.table = table
         self.ttl_seconds = ttl_seconds
 
-    def record_status(self, run_id: str, status: JobStatus, *, job_type: JobType | None = None,
-                      fields: dict[str, Any] | None = None, now: float | None = None) -> Transition:
+    def record_status(
+        self,
+        run_id: str,
+        status: JobStatus,
+        *,
+        job_type: JobType | None = None,
+        fields: dict[str, Any] | None = None,
+        now: float | None = None,
+    ) -> Transition:
         """Move the job to `status` (creating the item if needed) unless that would move it backwards.
 
         `fields` (operation, parameters, rowCount, error, dagsterRunUrl, …) are written with the status.
         """
         now = time.time() if now is None else now
-        values: dict[str, Any] = {**(fields or {}), "status": status, "statusRank": STATUS_RANK[status],
-                                  "updatedAt": _iso(now), "expiresAt": int(now + self.ttl_seconds),
-                                  "jobId": run_id}
+        values: dict[str, Any] = {
+            **(fields or {}),
+            "status": status,
+            "statusRank": STATUS_RANK[status],
+            "updatedAt": _iso(now),
+            "expiresAt": int(now + self.ttl_seconds),
+            "jobId": run_id,
+        }
         if job_type:
             values["jobType"] = job_type
         stamp = {"queued": "queuedAt", "running": "startedAt", "canceling": "cancelRequestedAt"}.get(
-            status, "finishedAt")
+            status, "finishedAt"
+        )
         names = {f"#{i}": k for i, k in enumerate(values)}
         exprs = [f"#{i} = :{i}" for i in range(len(values))]
         attr_values = {f":{i}": _av(v) for i, v in enumerate(values.values())}
@@ -97,17 +116,23 @@ class JobsStore:
         attr_values[":rank"] = _av(STATUS_RANK[status])
         attr_values[":status"] = _av(status)
         # createdAt once, the status's own timestamp once (first time the job reached it).
-        update = ("SET " + ", ".join(exprs) + ", #stamp = if_not_exists(#stamp, :stamp), "
-                  "#created = if_not_exists(#created, :stamp)")
+        update = (
+            "SET " + ", ".join(exprs) + ", #stamp = if_not_exists(#stamp, :stamp), "
+            "#created = if_not_exists(#created, :stamp)"
+        )
         names["#created"] = "createdAt"
         names["#rank_attr"] = "statusRank"
         names["#status_attr"] = "status"
         try:
             resp = self.dynamodb.update_item(
-                TableName=self.table, Key=job_key(run_id), UpdateExpression=update,
-                ConditionExpression=("attribute_not_exists(#rank_attr) OR #rank_attr < :rank "
-                                     "OR #status_attr = :status"),
-                ExpressionAttributeNames=names, ExpressionAttributeValues=attr_values,
+                TableName=self.table,
+                Key=job_key(run_id),
+                UpdateExpression=update,
+                ConditionExpression=(
+                    "attribute_not_exists(#rank_attr) OR #rank_attr < :rank OR #status_attr = :status"
+                ),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=attr_values,
                 ReturnValues="ALL_OLD",
             )
         except ClientError as exc:
@@ -121,16 +146,28 @@ class JobsStore:
         """Attach a result summary (inline rows or S3 keys, row count, byte size). Not a status change."""
         now = time.time() if now is None else now
         self.dynamodb.update_item(
-            TableName=self.table, Key=job_key(run_id),
+            TableName=self.table,
+            Key=job_key(run_id),
             UpdateExpression="SET #r = :r, #rc = :rc, #exp = if_not_exists(#exp, :exp), #jid = :jid",
-            ExpressionAttributeNames={"#r": "result", "#rc": "rowCount", "#exp": "expiresAt", "#jid": "jobId"},
-            ExpressionAttributeValues={":r": _av(result), ":rc": _av(result.get("rowCount", 0)),
-                                       ":exp": _av(int(now + self.ttl_seconds)), ":jid": _av(run_id)},
+            ExpressionAttributeNames={
+                "#r": "result",
+                "#rc": "rowCount",
+                "#exp": "expiresAt",
+                "#jid": "jobId",
+            },
+            ExpressionAttributeValues={
+                ":r": _av(result),
+                ":rc": _av(result.get("rowCount", 0)),
+                ":exp": _av(int(now + self.ttl_seconds)),
+                ":jid": _av(run_id),
+            },
         )
 
     def get(self, run_id: str, *, now: float | None = None) -> dict[str, Any] | None:
         """The job as plain values, or None when absent or expired."""
-        item = self.dynamodb.get_item(TableName=self.table, Key=job_key(run_id), ConsistentRead=True).get("Item")
+        item = self.dynamodb.get_item(TableName=self.table, Key=job_key(run_id), ConsistentRead=True).get(
+            "Item"
+        )
         if not item:
             return None
         job = {k: _plain(v) for k, v in item.items()}
@@ -147,7 +184,7 @@ class JobsStore:
 
 
 def _plain(av: dict[str, Any]) -> Any:
-    (kind, value), = av.items()
+    ((kind, value),) = av.items()
     if kind == "N":
         d = Decimal(value)
         return int(d) if d == d.to_integral_value() else float(d)

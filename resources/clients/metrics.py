@@ -12,13 +12,24 @@ from botocore.exceptions import BotoCoreError, ClientError
 NAMESPACE = "CanonicalPipeline"  # the default; METRICS_NAMESPACE (resources.settings) overrides it
 
 
-def put_count(cloudwatch: Any, name: str, value: float, *, environment: str, namespace: str = NAMESPACE,
-              dimensions: dict[str, str] | None = None) -> str | None:
+def put_count(
+    cloudwatch: Any,
+    name: str,
+    value: float,
+    *,
+    environment: str,
+    namespace: str = NAMESPACE,
+    dimensions: dict[str, str] | None = None,
+) -> str | None:
     """Publish one Count datum with an Environment dimension (plus `dimensions`); return None, or the reason
     it could not be published."""
     dims = {"Environment": environment, **(dimensions or {})}
-    datum: dict[str, Any] = {"MetricName": name, "Value": value, "Unit": "Count",
-                             "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()]}
+    datum: dict[str, Any] = {
+        "MetricName": name,
+        "Value": value,
+        "Unit": "Count",
+        "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
+    }
     try:
         cloudwatch.put_metric_data(Namespace=namespace, MetricData=[datum])
     except (ClientError, BotoCoreError) as exc:

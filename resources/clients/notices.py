@@ -29,10 +29,16 @@ class JobNotice:
         return f"[canonical-pipeline] {self.job_type} job {self.status}: {what}"[:100]
 
     def message(self) -> str:
-        body = {"jobId": self.job_id, "jobType": self.job_type, "status": self.status,
-                "operation": self.operation, "rowCount": self.row_count,
-                "resultLocation": self.result_location, "error": self.error,
-                "dagsterRunUrl": self.dagster_run_url}
+        body = {
+            "jobId": self.job_id,
+            "jobType": self.job_type,
+            "status": self.status,
+            "operation": self.operation,
+            "rowCount": self.row_count,
+            "resultLocation": self.result_location,
+            "error": self.error,
+            "dagsterRunUrl": self.dagster_run_url,
+        }
         return json.dumps(body, separators=(",", ":"))
 
     def attributes(self) -> dict[str, dict[str, str]]:
@@ -47,6 +53,10 @@ class JobNotice:
 
 def publish(sns: Any, topic_arn: str, notice: JobNotice) -> str:
     """Publish; return the SNS message id."""
-    resp = sns.publish(TopicArn=topic_arn, Subject=notice.subject, Message=notice.message(),
-                       MessageAttributes=notice.attributes())
+    resp = sns.publish(
+        TopicArn=topic_arn,
+        Subject=notice.subject,
+        Message=notice.message(),
+        MessageAttributes=notice.attributes(),
+    )
     return str(resp["MessageId"])

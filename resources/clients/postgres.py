@@ -11,7 +11,11 @@ from psycopg.abc import Params
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 
-def scalar(executor: psycopg.Connection[Any] | psycopg.Cursor[Any], query: str | sql.SQL | sql.Composed, params: Params | None = None) -> Any:
+def scalar(
+    executor: psycopg.Connection[Any] | psycopg.Cursor[Any],
+    query: str | sql.SQL | sql.Composed,
+    params: Params | None = None,
+) -> Any:
     """The first column of the one row a statement returns (an aggregate, EXISTS, a lock function)."""
     row = executor.execute(query, params).fetchone()
     if row is None:

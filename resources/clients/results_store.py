@@ -57,8 +57,12 @@ def rows_as_objects(columns: list[str], rows: list[tuple[Any, ...]]) -> list[dic
 
 
 def to_json(columns: list[str], rows: list[tuple[Any, ...]]) -> bytes:
-    return json.dumps({"columns": columns, "rows": rows_as_objects(columns, rows)}, default=json_default,
-                      separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json.dumps(
+        {"columns": columns, "rows": rows_as_objects(columns, rows)},
+        default=json_default,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode("utf-8")
 
 
 def to_csv(columns: list[str], rows: list[tuple[Any, ...]]) -> bytes:
@@ -75,20 +79,36 @@ def result_metadata(operation: str | None, row_count: int) -> dict[str, str]:
 
 
 def result_keys(run_id: str) -> dict[str, str]:
-    return {"json": f"results/{run_id}/result.json", "csv": f"results/{run_id}/result.csv",
-            "parquet": f"results/{run_id}/result.parquet"}
+    return {
+        "json": f"results/{run_id}/result.json",
+        "csv": f"results/{run_id}/result.csv",
+        "parquet": f"results/{run_id}/result.parquet",
+    }
 
 
-def store_result(s3: Any, bucket: str, run_id: str, columns: list[str], rows: list[tuple[Any, ...]],
-                 *, truncated: bool = False, operation: str | None = None,
-                 extra: dict[str, Any] | None = None,
-                 item_bytes_besides: int = OTHER_ATTRIBUTES_BYTES) -> dict[str, Any]:
+def store_result(
+    s3: Any,
+    bucket: str,
+    run_id: str,
+    columns: list[str],
+    rows: list[tuple[Any, ...]],
+    *,
+    truncated: bool = False,
+    operation: str | None = None,
+    extra: dict[str, Any] | None = None,
+    item_bytes_besides: int = OTHER_ATTRIBUTES_BYTES,
+) -> dict[str, Any]:
     """Keep the result inline or write it to S3; return the summary that goes on the job item.
 
     `extra` goes into the summary either way (e.g. executionTimeMs); `item_bytes_besides` is what the job
     item holds besides the result (OTHER_ATTRIBUTES_BYTES plus the parameters' attribute_bytes)."""
     body = to_json(columns, rows)
-    summary: dict[str, Any] = {"rowCount": len(rows), "columns": columns, "truncated": truncated, **(extra or {})}
+    summary: dict[str, Any] = {
+        "rowCount": len(rows),
+        "columns": columns,
+        "truncated": truncated,
+        **(extra or {}),
+    }
 
     @functools.cache
     def inline() -> dict[str, Any]:
@@ -96,7 +116,9 @@ def store_result(s3: Any, bucket: str, run_id: str, columns: list[str], rows: li
 
     if stays_inline(len(rows), lambda: attribute_bytes("result", inline()) + item_bytes_besides, JOB_ITEM):
         return inline()
-    keys = {k: v for k, v in result_keys(run_id).items() if k != "parquet"}  # parquet: the Dagster side writes it
+    keys = {
+        k: v for k, v in result_keys(run_id).items() if k != "parquet"
+    }  # parquet: the Dagster side writes it
     csv_body = to_csv(columns, rows)
     meta = result_metadata(operation, len(rows))
     s3.put_object(Bucket=bucket, Key=keys["json"], Body=body, ContentType="application/json", Metadata=meta)

@@ -15,8 +15,9 @@ LAMBDA_SECRET_ARNS = {
 }
 
 
-def url_from_secret(secret: dict[str, Any], default_db: str, host: str | None = None,
-                    ca_bundle: str | None = None) -> str:
+def url_from_secret(
+    secret: dict[str, Any], default_db: str, host: str | None = None, ca_bundle: str | None = None
+) -> str:
     """A libpq URL; `host` (e.g. an RDS Proxy endpoint) replaces the secret's own host. With `ca_bundle`
     (the RDS CA bundle the Dagster image carries) TLS verifies the server's certificate and name."""
     user = quote(str(secret["username"]), safe="")
@@ -28,8 +29,9 @@ def url_from_secret(secret: dict[str, Any], default_db: str, host: str | None = 
     return f"postgresql://{user}:{password}@{host or secret['host']}:{port}/{dbname}?{tls}"
 
 
-def database_urls_from_secret_arns(environ: MutableMapping[str, str],
-                                   get_secret: Callable[[str], str]) -> list[str]:
+def database_urls_from_secret_arns(
+    environ: MutableMapping[str, str], get_secret: Callable[[str], str]
+) -> list[str]:
     """Fill DATABASE_URL / READONLY_DATABASE_URL from the secrets their *_SECRET_ARN variables name,
     through DATABASE_PROXY_ENDPOINT when set; a URL already set is left alone. Returns what it set."""
     done = []
@@ -37,7 +39,10 @@ def database_urls_from_secret_arns(environ: MutableMapping[str, str],
         arn = environ.get(arn_var)
         if arn and not environ.get(url_var):
             secret = json.loads(get_secret(arn))
-            environ[url_var] = url_from_secret(secret, environ.get("DATABASE_NAME") or default_db,
-                                               environ.get("DATABASE_PROXY_ENDPOINT") or None)
+            environ[url_var] = url_from_secret(
+                secret,
+                environ.get("DATABASE_NAME") or default_db,
+                environ.get("DATABASE_PROXY_ENDPOINT") or None,
+            )
             done.append(url_var)
     return done

@@ -82,7 +82,9 @@ class ChunkWorker:
     def _run(self) -> None:
         while (chunk := self._chunks.get()) is not None:
             try:
-                if self.error is None:  # after a failure, only drain: the producer stops at its next hand-over
+                if (
+                    self.error is None
+                ):  # after a failure, only drain: the producer stops at its next hand-over
                     self._stage(chunk)
             except BaseException as exc:  # noqa: BLE001 - raised again in the producer thread
                 self.error = exc
@@ -101,9 +103,17 @@ class ChunkWorker:
         self.staged += chunk.entities.rows
 
 
-def produce(worker: ChunkWorker, results: Iterable[CanonicalRecord | Refusal | MalformedLine],
-            out: FileLoadResult, refusals: Spool, *, file_id: int, attempt: int, rows_per_chunk: int,
-            early_file_at: Callable[[], datetime | None] | None) -> datetime | None:
+def produce(
+    worker: ChunkWorker,
+    results: Iterable[CanonicalRecord | Refusal | MalformedLine],
+    out: FileLoadResult,
+    refusals: Spool,
+    *,
+    file_id: int,
+    attempt: int,
+    rows_per_chunk: int,
+    early_file_at: Callable[[], datetime | None] | None,
+) -> datetime | None:
     """Read every record into COPY rows, handing chunks to the worker; return the file time the chunks
     were merged with (None: only staged, the caller merges)."""
     early: datetime | None = None
@@ -143,12 +153,16 @@ def produce(worker: ChunkWorker, results: Iterable[CanonicalRecord | Refusal | M
                         chunk = Chunk.new(merge)
                         entities, metrics = chunk.entities, chunk.metrics
             elif isinstance(res, Refusal):
-                refusals.write(refusal_row(file_id, attempt, index, res.source_id, res.problems,
-                                           res.record_json))
+                refusals.write(
+                    refusal_row(file_id, attempt, index, res.source_id, res.problems, res.record_json)
+                )
             else:  # MalformedLine
                 problem = Problem("malformed_json", res.error)
-                refusals.write(refusal_row(file_id, attempt, index, None, [problem],
-                                           json.dumps(res.text, ensure_ascii=True)))
+                refusals.write(
+                    refusal_row(
+                        file_id, attempt, index, None, [problem], json.dumps(res.text, ensure_ascii=True)
+                    )
+                )
         if buf:
             entities.file.write("".join(buf))
         handed_last = True

@@ -60,16 +60,26 @@ def entity_row(index: int, record: CanonicalRecord) -> str:
 
 def metric_row(index: int, canonical_id: str, metric: Metric) -> str:
     """One staging_metrics row: `index` ties it to its record's staging_entities row."""
-    return (f"{index}\t{text_field(canonical_id)}\t{text_field(metric.metric_type)}\t"
-            f"{metric.observed_at.isoformat()}\t{metric.value}\n")
+    return (
+        f"{index}\t{text_field(canonical_id)}\t{text_field(metric.metric_type)}\t"
+        f"{metric.observed_at.isoformat()}\t{metric.value}\n"
+    )
 
 
-def refusal_row(file_id: int, attempt: int, index: int, source_id: str | None,
-                problems: Iterable[Problem], record_json: str) -> str:
+def refusal_row(
+    file_id: int,
+    attempt: int,
+    index: int,
+    source_id: str | None,
+    problems: Iterable[Problem],
+    record_json: str,
+) -> str:
     """One ingest.rejected_records row (COPY_REJECTED_RECORDS' column order)."""
     reasons = json.dumps([p.as_dict() for p in problems], ensure_ascii=True)
-    return (f"{file_id}\t{attempt}\t{index}\t{text_field(source_id)}\t{text_field(reasons)}\t"
-            f"{text_field(record_json)}\n")
+    return (
+        f"{file_id}\t{attempt}\t{index}\t{text_field(source_id)}\t{text_field(reasons)}\t"
+        f"{text_field(record_json)}\n"
+    )
 
 
 class Spool:
@@ -78,7 +88,8 @@ class Spool:
 
     def __init__(self) -> None:
         self.file: IO[str] = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed by close()
-            _SPOOL_MEMORY_BYTES, mode="w+", encoding="utf-8")
+            _SPOOL_MEMORY_BYTES, mode="w+", encoding="utf-8"
+        )
         self.rows = 0
 
     def write(self, line: str) -> None:

@@ -89,16 +89,26 @@ def load_records(
             cur.execute(sql.STAGING_DDL)
         worker = ChunkWorker(conn, merger)
         try:
-            early = produce(worker, results, out, refusals, file_id=file_id, attempt=attempt,
-                            rows_per_chunk=chunk_rows or CHUNK_ROWS, early_file_at=early_file_at)
+            early = produce(
+                worker,
+                results,
+                out,
+                refusals,
+                file_id=file_id,
+                attempt=attempt,
+                rows_per_chunk=chunk_rows or CHUNK_ROWS,
+                early_file_at=early_file_at,
+            )
         finally:
             worker.finish()  # re-raises the worker's failure, if any
         with conn.cursor() as cur:
             final = file_at()
             if early is not None:
                 if final != early:
-                    raise ChunkedMergeRefused(f"the file's time is {final.isoformat()}, not "
-                                              f"{early.isoformat()} as known before its records were read")
+                    raise ChunkedMergeRefused(
+                        f"the file's time is {final.isoformat()}, not "
+                        f"{early.isoformat()} as known before its records were read"
+                    )
             else:  # whole mode: everything is staged, merge it once
                 merger.place_file_at(final)
                 worker.merge_whole(cur)

@@ -32,11 +32,17 @@ class Merger:
     """The merges of one load. Used by one thread at a time: the worker while chunks are read, then the
     caller."""
 
-    def __init__(self, out: FileLoadResult, *, file_id: int, source_key: str, run_id: str,
-                 fresh_inserts: bool) -> None:
+    def __init__(
+        self, out: FileLoadResult, *, file_id: int, source_key: str, run_id: str, fresh_inserts: bool
+    ) -> None:
         self.out = out
-        self.params: dict[str, Any] = {"source_key": source_key, "run_id": run_id, "file_id": file_id,
-                                       "xid": "0", "transformation_version": TRANSFORMATION_VERSION}
+        self.params: dict[str, Any] = {
+            "source_key": source_key,
+            "run_id": run_id,
+            "file_id": file_id,
+            "xid": "0",
+            "transformation_version": TRANSFORMATION_VERSION,
+        }
         self.fresh_inserts = fresh_inserts
         self.lost = 0  # records that lost their claim in earlier chunks (file_lost rows)
         self._analyzed = False
@@ -46,8 +52,15 @@ class Merger:
         """The file's place in its source's history, which every claim compares."""
         self.params["file_at"] = file_at
 
-    def merge(self, cur: psycopg.Cursor, staged: int, *, chunked: bool, metrics: Spool | None = None,
-              metric_rows: int = 0) -> None:
+    def merge(
+        self,
+        cur: psycopg.Cursor,
+        staged: int,
+        *,
+        chunked: bool,
+        metrics: Spool | None = None,
+        metric_rows: int = 0,
+    ) -> None:
         """Claim, then merge what staging holds (`staged` entity rows). Chunked: `metrics` holds the
         chunk's metric rows, COPYed into staging once the entities are merged; whole: staging already
         holds `metric_rows` of them."""
@@ -95,7 +108,9 @@ class Merger:
     def _claim(self, cur: psycopg.Cursor) -> Claim:
         claim = Claim(*cur.execute(sql.CLAIM_SOURCE_ORDER, self.params).fetchone())  # type: ignore[misc]  # the claim's statement returns one row
         if claim.repeats:
-            raise ChunkedMergeRefused(f"{claim.repeats} canonical ids repeat ones merged from an earlier chunk")
+            raise ChunkedMergeRefused(
+                f"{claim.repeats} canonical ids repeat ones merged from an earlier chunk"
+            )
         return claim
 
     def _drop_duplicates(self, cur: psycopg.Cursor) -> None:

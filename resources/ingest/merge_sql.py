@@ -28,8 +28,9 @@ CREATE TEMP TABLE file_lost (canonical_id text NOT NULL) ON COMMIT DROP;
 """
 COPY_STAGING_ENTITIES = "COPY staging_entities FROM STDIN"
 COPY_STAGING_METRICS = "COPY staging_metrics FROM STDIN"
-COPY_REJECTED_RECORDS = ("COPY ingest.rejected_records (file_id, attempt, record_index, source_id, reasons, record) "
-                         "FROM STDIN")
+COPY_REJECTED_RECORDS = (
+    "COPY ingest.rejected_records (file_id, attempt, record_index, source_id, reasons, record) FROM STDIN"
+)
 TRUNCATE_STAGING = "TRUNCATE staging_entities, staging_metrics, staging_keep"
 # Temporary tables are never auto-analyzed; without statistics the merge may pick a nested loop.
 ANALYZE_STAGING_ENTITIES = "ANALYZE staging_entities"

@@ -162,15 +162,20 @@ def iter_records(
         if info is not None:
             _early_export_date(info, counter.head, None if gzipped else read_tail)
     else:
-        raise ParseError("expected a JSON object with a 'records' array, a JSON array, or NDJSON; "
-                         f"the file starts with {first.decode('latin-1')!r}", byte_offset=0)
+        raise ParseError(
+            "expected a JSON object with a 'records' array, a JSON array, or NDJSON; "
+            f"the file starts with {first.decode('latin-1')!r}",
+            byte_offset=0,
+        )
     n = 0
     try:
         for record in ijson.items(stream, prefix, use_float=False):
             n += 1
             yield record
     except ijson.JSONError as exc:
-        raise ParseError(f"malformed JSON: {_clean(exc)}", byte_offset=counter.offset, record_index=n) from exc
+        raise ParseError(
+            f"malformed JSON: {_clean(exc)}", byte_offset=counter.offset, record_index=n
+        ) from exc
     if n == 0 and prefix == "records.item":
         _explain_empty_object(open_body)
     if info is not None and prefix == "records.item":
@@ -213,7 +218,7 @@ def _tail_value(tail: bytes) -> Any:
         pos = tail.rfind(_METADATA_KEY, 0, pos)
         if pos < 0:
             break
-        if tail[pos - 1:pos] != b"\\":
+        if tail[pos - 1 : pos] != b"\\":
             value = _top_level_value(b"{" + tail[pos:], stop_at_records=False)
     return value
 

@@ -59,13 +59,17 @@ class Classification:
 
 def classify(key: str, size: int) -> Classification:
     """Which source system a key belongs to, or why it will not be processed."""
-    source = next((cast(SourceSystem, s) for s, prefix in SOURCE_PREFIXES.items() if key.startswith(prefix)), None)
+    source = next(
+        (cast(SourceSystem, s) for s, prefix in SOURCE_PREFIXES.items() if key.startswith(prefix)), None
+    )
     if source is None:
         return Classification(None, f"unknown prefix: expected one of {', '.join(SOURCE_PREFIXES.values())}")
     if key.endswith("/"):
         return Classification(source, "folder marker, not a file")
     if not key.lower().endswith(SUPPORTED_SUFFIXES):
-        return Classification(source, f"unsupported extension: expected one of {', '.join(SUPPORTED_SUFFIXES)}")
+        return Classification(
+            source, f"unsupported extension: expected one of {', '.join(SUPPORTED_SUFFIXES)}"
+        )
     if size == 0:
         return Classification(source, "empty file (0 bytes)")
     return Classification(source, None)
@@ -201,8 +205,10 @@ def claim_batches(
 
 def get_files(conn: psycopg.Connection, file_ids: Sequence[int]) -> list[FileRow]:
     with conn.cursor(row_factory=class_row(FileRow)) as cur:
-        cur.execute(f"SELECT {_FILE_COLUMNS} FROM ingest.files WHERE file_id = ANY(%s) ORDER BY file_id",
-                    (list(file_ids),))
+        cur.execute(
+            f"SELECT {_FILE_COLUMNS} FROM ingest.files WHERE file_id = ANY(%s) ORDER BY file_id",
+            (list(file_ids),),
+        )
         return cur.fetchall()
 
 
@@ -231,8 +237,10 @@ def list_files(
 
 def latest_for_key(conn: psycopg.Connection, key: str) -> FileRow | None:
     with conn.cursor(row_factory=class_row(FileRow)) as cur:
-        cur.execute(f"SELECT {_FILE_COLUMNS} FROM ingest.files WHERE s3_key = %s ORDER BY file_id DESC LIMIT 1",
-                    (key,))
+        cur.execute(
+            f"SELECT {_FILE_COLUMNS} FROM ingest.files WHERE s3_key = %s ORDER BY file_id DESC LIMIT 1",
+            (key,),
+        )
         return cur.fetchone()
 
 
@@ -263,7 +271,9 @@ def request_reprocess(conn: psycopg.Connection, key: str) -> FileRow:
     return out
 
 
-def rejected_sample(conn: psycopg.Connection, file_id: int, attempt: int, limit: int = 20) -> list[dict[str, Any]]:
+def rejected_sample(
+    conn: psycopg.Connection, file_id: int, attempt: int, limit: int = 20
+) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             """SELECT record_index, source_id, reasons, record FROM ingest.rejected_records
@@ -276,8 +286,19 @@ def rejected_sample(conn: psycopg.Connection, file_id: int, attempt: int, limit:
 # ---- the transitions of a file's load (the runner and the landing sensor call these) ------------------
 
 # Counts a loaded file records (FileLoadResult's fields of the same names).
-LOADED_COUNTS = ("received", "inserted", "updated", "unchanged", "rejected", "duplicates", "superseded",
-                 "moved_back", "relationships", "time_series", "seconds")
+LOADED_COUNTS = (
+    "received",
+    "inserted",
+    "updated",
+    "unchanged",
+    "rejected",
+    "duplicates",
+    "superseded",
+    "moved_back",
+    "relationships",
+    "time_series",
+    "seconds",
+)
 
 
 # The loader's lock on a file (migration 0009 names the key; `ingest.loader_alive` tests it).
@@ -306,8 +327,11 @@ def start_loading(conn: psycopg.Connection, file_id: int, run_id: str) -> str | 
                   OR (status = 'failed' AND failure_kind = 'infrastructure' AND run_id = %(run)s))""",
         {"run": run_id, "id": file_id},
     ).rowcount
-    row = None if claimed else conn.execute(
-        "SELECT status, run_id FROM ingest.files WHERE file_id = %s", (file_id,)).fetchone()
+    row = (
+        None
+        if claimed
+        else conn.execute("SELECT status, run_id FROM ingest.files WHERE file_id = %s", (file_id,)).fetchone()
+    )
     conn.commit()
     if claimed:
         return None
@@ -321,8 +345,12 @@ def start_loading(conn: psycopg.Connection, file_id: int, run_id: str) -> str | 
 # session probes its client: TCP keepalives while it waits for the client (idle 30 s, then 3 probes 10 s
 # apart), and a check of the socket every 10 s while a statement runs. Settings a server refuses (the
 # socket check needs Linux-style poll) are left at its defaults.
-_CLIENT_WATCH = ("SET tcp_keepalives_idle = 30", "SET tcp_keepalives_interval = 10", "SET tcp_keepalives_count = 3",
-                 "SET client_connection_check_interval = '10s'")
+_CLIENT_WATCH = (
+    "SET tcp_keepalives_idle = 30",
+    "SET tcp_keepalives_interval = 10",
+    "SET tcp_keepalives_count = 3",
+    "SET client_connection_check_interval = '10s'",
+)
 
 
 _WATCHED: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()  # sessions already set up
@@ -336,8 +364,12 @@ def _notice_a_dead_client_soon(conn: psycopg.Connection) -> None:
             conn.execute("; ".join(_CLIENT_WATCH))
     except (psycopg.errors.InvalidParameterValue, psycopg.errors.CantChangeRuntimeParam):
         for statement in _CLIENT_WATCH:  # one by one: keep what this server accepts
-            with contextlib.suppress(psycopg.errors.InvalidParameterValue, psycopg.errors.CantChangeRuntimeParam), \
-                    conn.transaction():
+            with (
+                contextlib.suppress(
+                    psycopg.errors.InvalidParameterValue, psycopg.errors.CantChangeRuntimeParam
+                ),
+                conn.transaction(),
+            ):
                 conn.execute(statement)
     conn.commit()
     _WATCHED.add(conn)
@@ -355,8 +387,9 @@ def finish_loading(conn: psycopg.Connection, file_id: int) -> None:
         pass  # the session is gone, and the lock with it
 
 
-def mark_loaded(conn: psycopg.Connection, file_id: int, counts: Mapping[str, Any],
-                source_file_at: datetime) -> None:
+def mark_loaded(
+    conn: psycopg.Connection, file_id: int, counts: Mapping[str, Any], source_file_at: datetime
+) -> None:
     """loading → loaded with the file's counts, inside the file's own transaction (no commit)."""
     conn.execute(
         f"""UPDATE ingest.files SET status = 'loaded', reason = NULL, failure_kind = NULL, source_file_at = %s,
@@ -366,16 +399,25 @@ def mark_loaded(conn: psycopg.Connection, file_id: int, counts: Mapping[str, Any
     )
 
 
-def mark_failed(conn: psycopg.Connection, file_id: int, reason: str, *, kind: FailureKind = "data",
-                from_status: str | None = None) -> bool:
+def mark_failed(
+    conn: psycopg.Connection,
+    file_id: int,
+    reason: str,
+    *,
+    kind: FailureKind = "data",
+    from_status: str | None = None,
+) -> bool:
     """→ failed with the reason and its kind; nothing of the file landed, so no counts (no commit). With
     `from_status`, only from that status. Returns whether the row changed."""
-    return conn.execute(
-        f"""UPDATE ingest.files SET status = 'failed', reason = %s, failure_kind = %s, finished_at = now(),
+    return (
+        conn.execute(
+            f"""UPDATE ingest.files SET status = 'failed', reason = %s, failure_kind = %s, finished_at = now(),
                    {", ".join(f"{c} = NULL" for c in LOADED_COUNTS)}
             WHERE file_id = %s AND (%s::text IS NULL OR status = %s)""",
-        (reason[:2000], kind, file_id, from_status, from_status),
-    ).rowcount > 0
+            (reason[:2000], kind, file_id, from_status, from_status),
+        ).rowcount
+        > 0
+    )
 
 
 def fail_lost_loaders(conn: psycopg.Connection) -> list[FileRow]:
@@ -463,13 +505,17 @@ def queued_files(conn: psycopg.Connection) -> list[QueuedFile]:
         """SELECT file_id, s3_key, batch_id, launches, extract(epoch FROM now() - queued_at) AS age
            FROM ingest.files WHERE status = 'queued'"""
     ).fetchall()
-    return [QueuedFile(file_id, key, batch_id, launches, float(age or 0))
-            for file_id, key, batch_id, launches, age in rows]
+    return [
+        QueuedFile(file_id, key, batch_id, launches, float(age or 0))
+        for file_id, key, batch_id, launches, age in rows
+    ]
 
 
 def batches_in_flight(conn: psycopg.Connection) -> int:
     """How many batches runs hold (files queued or loading): the landing sensor launches up to its bound."""
-    row = conn.execute(f"SELECT count(DISTINCT batch_id) FROM ingest.files WHERE status IN ({_IN_FLIGHT})").fetchone()
+    row = conn.execute(
+        f"SELECT count(DISTINCT batch_id) FROM ingest.files WHERE status IN ({_IN_FLIGHT})"
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -492,10 +538,14 @@ def newest_loaded(conn: psycopg.Connection) -> NewestLoaded:
 
 def release_to_pending(conn: psycopg.Connection, file_id: int) -> bool:
     """queued → pending: its run was never launched, so a new batch takes it (no commit)."""
-    return conn.execute(
-        "UPDATE ingest.files SET status = 'pending', batch_id = NULL, queued_at = NULL "
-        "WHERE file_id = %s AND status = 'queued'", (file_id,),
-    ).rowcount > 0
+    return (
+        conn.execute(
+            "UPDATE ingest.files SET status = 'pending', batch_id = NULL, queued_at = NULL "
+            "WHERE file_id = %s AND status = 'queued'",
+            (file_id,),
+        ).rowcount
+        > 0
+    )
 
 
 def source_summary(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:

@@ -43,8 +43,19 @@ TRANSIENT_ATTEMPTS = 6
 INTERRUPTED = "its run was interrupted while loading it; nothing of it landed"
 # S3 answers that say "not now" rather than "never": the file fails as an infrastructure failure and is
 # retried by itself; any other refusal (access denied, no such bucket) waits for a person.
-S3_TRANSIENT_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
-                                "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable", "500", "503"})
+S3_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "ServiceUnavailable",
+        "500",
+        "503",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +83,10 @@ def _open_body(s3: Any, bucket: str, file: FileRow) -> IO[bytes]:
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("PreconditionFailed", "412"):
-            raise FileUnavailable("the object changed after it was registered; its new version is "
-                                  "registered and loaded separately") from exc
+            raise FileUnavailable(
+                "the object changed after it was registered; its new version is "
+                "registered and loaded separately"
+            ) from exc
         if code in ("NoSuchKey", "404"):
             raise FileUnavailable("the object no longer exists in the bucket") from exc
         raise
@@ -81,17 +94,26 @@ def _open_body(s3: Any, bucket: str, file: FileRow) -> IO[bytes]:
 
 def _read_tail(s3: Any, bucket: str, file: FileRow) -> bytes:
     """The object's last TAIL_BYTES (all of it when smaller), the registered version only."""
-    tail: bytes = s3.get_object(Bucket=bucket, Key=file.s3_key, IfMatch=file.etag,
-                                Range=f"bytes=-{TAIL_BYTES}")["Body"].read()
+    tail: bytes = s3.get_object(
+        Bucket=bucket, Key=file.s3_key, IfMatch=file.etag, Range=f"bytes=-{TAIL_BYTES}"
+    )["Body"].read()
     return tail
 
 
-def _mapped(source: str, records: Iterator[Any], change_time_keys: tuple[str, ...],
-            json_types_only: bool) -> Iterator[CanonicalRecord | Refusal | MalformedLine]:
+def _mapped(
+    source: str, records: Iterator[Any], change_time_keys: tuple[str, ...], json_types_only: bool
+) -> Iterator[CanonicalRecord | Refusal | MalformedLine]:
     for record in records:
-        yield (record if isinstance(record, MalformedLine)
-               else map_record(source, record, change_time_keys,  # type: ignore[arg-type]  # the registry classified the file's source
-                               json_types_only=json_types_only))
+        yield (
+            record
+            if isinstance(record, MalformedLine)
+            else map_record(
+                source,  # type: ignore[arg-type]  # the registry classified the file's source
+                record,
+                change_time_keys,
+                json_types_only=json_types_only,
+            )
+        )
 
 
 def file_time(file: FileRow, export_date: datetime | None) -> datetime:
@@ -107,8 +129,14 @@ def early_file_time(file: FileRow, info: DocumentInfo) -> datetime | None:
     return file_time(file, export_date) if known else None
 
 
-def ingest_file(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, run_id: str,
-                change_time_fields: Mapping[str, Sequence[str]] | None = None) -> FileOutcome:
+def ingest_file(
+    conn: psycopg.Connection,
+    s3: Any,
+    bucket: str,
+    file: FileRow,
+    run_id: str,
+    change_time_fields: Mapping[str, Sequence[str]] | None = None,
+) -> FileOutcome:
     """Load one file. `conn` must not be in a transaction; it is left idle.
 
     `change_time_fields` names, per source system, the record fields holding the record's own change
@@ -119,9 +147,12 @@ def ingest_file(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, r
     source = file.source_system or ""
     keys = tuple((change_time_fields or {}).get(source, CHANGE_TIME_KEYS))
     try:
-        for attempt in Retrying(retry=retry_if_exception_type(TRANSIENT_ERRORS),
-                                wait=wait_random_exponential(multiplier=0.2, max=5),
-                                stop=stop_after_attempt(TRANSIENT_ATTEMPTS), reraise=True):
+        for attempt in Retrying(
+            retry=retry_if_exception_type(TRANSIENT_ERRORS),
+            wait=wait_random_exponential(multiplier=0.2, max=5),
+            stop=stop_after_attempt(TRANSIENT_ATTEMPTS),
+            reraise=True,
+        ):
             with attempt:
                 result = _load(conn, s3, bucket, file, run_id, keys)
         return FileOutcome(file, result=result)
@@ -141,15 +172,22 @@ def ingest_file(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, r
         finish_loading(conn, file.file_id)
 
 
-def _load(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, run_id: str,
-          change_time_keys: tuple[str, ...]) -> FileLoadResult:
+def _load(
+    conn: psycopg.Connection,
+    s3: Any,
+    bucket: str,
+    file: FileRow,
+    run_id: str,
+    change_time_keys: tuple[str, ...],
+) -> FileLoadResult:
     # Each refusal rolls the transaction back and narrows what the next attempt may do (rare: see
     # resources/ingest/loader.py), so there are at most three attempts.
     chunked = fresh_inserts = True
     while True:
         try:
-            return _load_once(conn, s3, bucket, file, run_id, change_time_keys, chunked=chunked,
-                              fresh_inserts=fresh_inserts)
+            return _load_once(
+                conn, s3, bucket, file, run_id, change_time_keys, chunked=chunked, fresh_inserts=fresh_inserts
+            )
         except ChunkedMergeRefused:
             if not chunked:
                 raise
@@ -160,20 +198,39 @@ def _load(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, run_id:
             fresh_inserts = False  # an entity was written around ingest: upsert every record
 
 
-def _load_once(conn: psycopg.Connection, s3: Any, bucket: str, file: FileRow, run_id: str,
-               change_time_keys: tuple[str, ...], *, chunked: bool, fresh_inserts: bool) -> FileLoadResult:
+def _load_once(
+    conn: psycopg.Connection,
+    s3: Any,
+    bucket: str,
+    file: FileRow,
+    run_id: str,
+    change_time_keys: tuple[str, ...],
+    *,
+    chunked: bool,
+    fresh_inserts: bool,
+) -> FileLoadResult:
     info = DocumentInfo()
     with conn.transaction():
-        records = iter_records(file.s3_key, lambda: _open_body(s3, bucket, file), info,
-                               read_tail=(lambda: _read_tail(s3, bucket, file)) if chunked else None)
+        records = iter_records(
+            file.s3_key,
+            lambda: _open_body(s3, bucket, file),
+            info,
+            read_tail=(lambda: _read_tail(s3, bucket, file)) if chunked else None,
+        )
         # ijson builds JSON types only (Decimal for non-integers); NDJSON's json.loads also builds
         # float NaN/Infinity, which only the json module path refuses as it should.
         json_types_only = not file.s3_key.lower().endswith(NDJSON_SUFFIXES)
-        result = load_records(conn, _mapped(file.source_system or "", records, change_time_keys, json_types_only),
-                              file_id=file.file_id, attempt=file.attempt, source_key=file.s3_key,
-                              run_id=run_id, file_at=lambda: file_time(file, info.export_date),
-                              early_file_at=(lambda: early_file_time(file, info)) if chunked else None,
-                              fresh_inserts=fresh_inserts)
+        result = load_records(
+            conn,
+            _mapped(file.source_system or "", records, change_time_keys, json_types_only),
+            file_id=file.file_id,
+            attempt=file.attempt,
+            source_key=file.s3_key,
+            run_id=run_id,
+            file_at=lambda: file_time(file, info.export_date),
+            early_file_at=(lambda: early_file_time(file, info)) if chunked else None,
+            fresh_inserts=fresh_inserts,
+        )
         mark_loaded(conn, file.file_id, result.as_dict(), file_time(file, info.export_date))
     return result
 

@@ -28,30 +28,42 @@ _LOCK_KEY = 727_001  # arbitrary, fixed: identifies "schema migration" among adv
 # differs from today's file in comments only (same normalised SQL); texts that differed in SQL are not
 # listed, and a database that applied one is refused as before.
 _EARLIER_RAW_CHECKSUMS: dict[str, frozenset[str]] = {
-    "0001_canonical_schema": frozenset({
-        "78d7e9c1a103942523570a0041ee43a8fed8bfab77d9ee8b2ab69cf190952a22",  # 2026-12-06, before its comments said why only
-    }),
-    "0002_analytics": frozenset({
-        "bee4213a583c3cc508b38a8302903473f4f18e9cc04b15297a878a3f48fcae91",  # 2026-11-26
-        "e014e3b1d832ce1ffbc10d123ebde11c0f24e4dd1ee333fa3749a04cd379ac84",  # 2026-12-06, before its comments said why only
-    }),
-    "0005_time_series_cells": frozenset({
-        "4c636cb4f75d2d2669df0b420e7efe44d5d3f2af5b715a570fcc43166bf7ca69",  # 2026-12-02
-        "e687c9df2be8ca8806eaa19b015946173315b241f5c81a8089707d046e61411b",  # 2026-12-02, under resources/migrations/
-        "98df417c3024311a9e103894ffd6bc48b94d79bf058593fc4123e5718a6f605d",  # 2026-12-06, before its comments said why only
-    }),
-    "0006_integrity_lookup_indexes": frozenset({
-        "aa65116f9ea445d29dcd2032d0027833c8026e28b81b546c07486901ab4fabcb",  # 2026-12-02
-        "224e081c6bafd6c4dcdbe4ad971d45bd95b2f6a37e9a5a97a47a855d4a21b03e",  # 2026-12-06, before its comments said why only
-    }),
-    "0007_analytics_projection": frozenset({
-        "c62e44766c2753d6843acd72ab67fdcdfca2e666d30052e781336ca7314ce6c1",  # 2026-12-02, with an after-commit VACUUM note
-        "e8fc4a55cc83eed3d9734e26f5d25e2351f09d6090983f3f8b9a5781ec023ecf",  # 2026-12-02
-        "f911d99f5fb95e400ace83b761233edbc29c8f647cd05caa58a45be4e9ddcf21",  # 2026-12-06, before its comments said why only
-    }),
-    "0008_drop_low_cardinality_indexes": frozenset({
-        "8c90fc804d750c70761aa9e360e14848d4522dfe7fc80fdf8e1e13d94d1ab570",  # 2026-12-06, before its comments said why only
-    }),
+    "0001_canonical_schema": frozenset(
+        {
+            "78d7e9c1a103942523570a0041ee43a8fed8bfab77d9ee8b2ab69cf190952a22",  # 2026-12-06, before its comments said why only
+        }
+    ),
+    "0002_analytics": frozenset(
+        {
+            "bee4213a583c3cc508b38a8302903473f4f18e9cc04b15297a878a3f48fcae91",  # 2026-11-26
+            "e014e3b1d832ce1ffbc10d123ebde11c0f24e4dd1ee333fa3749a04cd379ac84",  # 2026-12-06, before its comments said why only
+        }
+    ),
+    "0005_time_series_cells": frozenset(
+        {
+            "4c636cb4f75d2d2669df0b420e7efe44d5d3f2af5b715a570fcc43166bf7ca69",  # 2026-12-02
+            "e687c9df2be8ca8806eaa19b015946173315b241f5c81a8089707d046e61411b",  # 2026-12-02, under resources/migrations/
+            "98df417c3024311a9e103894ffd6bc48b94d79bf058593fc4123e5718a6f605d",  # 2026-12-06, before its comments said why only
+        }
+    ),
+    "0006_integrity_lookup_indexes": frozenset(
+        {
+            "aa65116f9ea445d29dcd2032d0027833c8026e28b81b546c07486901ab4fabcb",  # 2026-12-02
+            "224e081c6bafd6c4dcdbe4ad971d45bd95b2f6a37e9a5a97a47a855d4a21b03e",  # 2026-12-06, before its comments said why only
+        }
+    ),
+    "0007_analytics_projection": frozenset(
+        {
+            "c62e44766c2753d6843acd72ab67fdcdfca2e666d30052e781336ca7314ce6c1",  # 2026-12-02, with an after-commit VACUUM note
+            "e8fc4a55cc83eed3d9734e26f5d25e2351f09d6090983f3f8b9a5781ec023ecf",  # 2026-12-02
+            "f911d99f5fb95e400ace83b761233edbc29c8f647cd05caa58a45be4e9ddcf21",  # 2026-12-06, before its comments said why only
+        }
+    ),
+    "0008_drop_low_cardinality_indexes": frozenset(
+        {
+            "8c90fc804d750c70761aa9e360e14848d4522dfe7fc80fdf8e1e13d94d1ab570",  # 2026-12-06, before its comments said why only
+        }
+    ),
 }
 
 
@@ -83,8 +95,11 @@ class Migration:
 
     def accepts(self, recorded: str) -> bool:
         """Whether a database that recorded `recorded` applied this migration's statements."""
-        return recorded == self.checksum or recorded == self.raw_checksum \
+        return (
+            recorded == self.checksum
+            or recorded == self.raw_checksum
             or recorded in _EARLIER_RAW_CHECKSUMS.get(self.version, frozenset())
+        )
 
 
 class MigrationError(RuntimeError):
@@ -107,7 +122,9 @@ def apply_migrations(owner_url: str, directory: Path = MIGRATIONS_DIR) -> list[s
                        checksum text NOT NULL,
                        applied_at timestamptz NOT NULL DEFAULT now())"""
             )
-            done: dict[str, str] = dict(conn.execute("SELECT version, checksum FROM public.schema_migrations").fetchall())
+            done: dict[str, str] = dict(
+                conn.execute("SELECT version, checksum FROM public.schema_migrations").fetchall()
+            )
             for m in available_migrations(directory):
                 if m.version in done:
                     if not m.accepts(done[m.version]):

@@ -29,8 +29,6 @@ ENTITIES = [
 ]
 
 
-
-
 def seed_entities(owner_url: str) -> None:
     with psycopg.connect(owner_url) as conn:
         for cid, src, etype, name, industry, revenue, employees, region in ENTITIES:
@@ -41,7 +39,8 @@ def seed_entities(owner_url: str) -> None:
                 """INSERT INTO canonical.entities (entity_type, source_system, canonical_id, name, industry, revenue,
                                                    employees, attributes, attributes_hash)
                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, decode(md5(%s), 'hex'))""",
-                (etype, src, cid, name, industry, revenue, employees, json.dumps(attrs), json.dumps(attrs)))
+                (etype, src, cid, name, industry, revenue, employees, json.dumps(attrs), json.dumps(attrs)),
+            )
         conn.execute("UPDATE ingest.data_version SET version = version + 1")
 
 
@@ -62,29 +61,62 @@ class FakeDagster:
         query = body.get("query", "")
         if "launchRun" in query:
             if self.launch_result == "RunConfigValidationInvalid":
-                return {"data": {"launchRun": {"__typename": "RunConfigValidationInvalid", "errors": [
-                    {"message": "Received unexpected config entry", "reason": "FIELD_NOT_DEFINED"}]}}}
+                return {
+                    "data": {
+                        "launchRun": {
+                            "__typename": "RunConfigValidationInvalid",
+                            "errors": [
+                                {"message": "Received unexpected config entry", "reason": "FIELD_NOT_DEFINED"}
+                            ],
+                        }
+                    }
+                }
             if self.launch_result == "PythonError":
                 return {"data": {"launchRun": {"__typename": "PythonError", "message": "boom"}}}
             run_id = str(uuid.uuid4())
             self.runs.add(run_id)
-            return {"data": {"launchRun": {"__typename": "LaunchRunSuccess",
-                                           "run": {"runId": run_id, "status": "QUEUED"}}}}
+            return {
+                "data": {
+                    "launchRun": {
+                        "__typename": "LaunchRunSuccess",
+                        "run": {"runId": run_id, "status": "QUEUED"},
+                    }
+                }
+            }
         if "terminateRun" in query:
             run_id = body["variables"]["runId"]
             if run_id not in self.runs:
-                return {"data": {"terminateRun": {"__typename": "RunNotFoundError", "runId": run_id,
-                                                  "message": f"Run {run_id} could not be found."}}}
+                return {
+                    "data": {
+                        "terminateRun": {
+                            "__typename": "RunNotFoundError",
+                            "runId": run_id,
+                            "message": f"Run {run_id} could not be found.",
+                        }
+                    }
+                }
             status = self.run_status.get(run_id, "STARTED")
             if self.starting.get(run_id, 0) > 0:  # Dagster refuses a run that is being launched
                 self.starting[run_id] -= 1
                 status = "STARTING"
             if status not in ("QUEUED", "STARTED"):
-                return {"data": {"terminateRun": {
-                    "__typename": "TerminateRunFailure", "run": {"runId": run_id, "status": status},
-                    "message": f"Run {run_id} could not be terminated due to having status {status}."}}}
-            return {"data": {"terminateRun": {"__typename": "TerminateRunSuccess",
-                                              "run": {"runId": run_id, "status": "CANCELING"}}}}
+                return {
+                    "data": {
+                        "terminateRun": {
+                            "__typename": "TerminateRunFailure",
+                            "run": {"runId": run_id, "status": status},
+                            "message": f"Run {run_id} could not be terminated due to having status {status}.",
+                        }
+                    }
+                }
+            return {
+                "data": {
+                    "terminateRun": {
+                        "__typename": "TerminateRunSuccess",
+                        "run": {"runId": run_id, "status": "CANCELING"},
+                    }
+                }
+            }
         return {"errors": [{"message": "unknown document"}]}
 
 

@@ -74,7 +74,9 @@ def test_get_analytics_keeps_the_seed_envelope(api):
     body = resp.json()
     assert body["success"] is True and body["operation"] == "count_analysis"
     md = body["metadata"]
-    assert md["resultCount"] == len(body["data"]) and md["cacheHit"] is False and md["timestamp"].endswith("Z")
+    assert (
+        md["resultCount"] == len(body["data"]) and md["cacheHit"] is False and md["timestamp"].endswith("Z")
+    )
     assert md["columns"] and md["dataVersion"] == 1 and md["truncated"] is False and md["storage"] == "inline"
     assert md["executionTimeMs"] >= 0 and md["parameters"] == {"group_by": "industry"}
     assert {row[md["columns"][0]] for row in body["data"]} == {"Technology", "Retail", "Finance"}
@@ -98,8 +100,11 @@ def test_post_analytics_matches_get_and_hits_the_cache(api):
     assert second.json()["data"] == first.json()["data"]
     assert second.headers["etag"] == first.headers["etag"]
     # If-None-Match → 304 without a body
-    nm = api.get("/analytics", params={"operation": "customer_analysis"},
-                 headers={"If-None-Match": first.headers["etag"]})
+    nm = api.get(
+        "/analytics",
+        params={"operation": "customer_analysis"},
+        headers={"If-None-Match": first.headers["etag"]},
+    )
     assert nm.status_code == 304 and nm.content == b"" and nm.headers["etag"] == first.headers["etag"]
 
 
@@ -112,7 +117,9 @@ def test_new_data_changes_the_cache_key(api):
     assert second.headers["x-cache"] == "MISS" and second.headers["etag"] != first.headers["etag"]
     assert second.json()["metadata"]["dataVersion"] == 2
     assert "Energy" in json.dumps(second.json()["data"])
-    nm = api.get("/analytics", params={"operation": "count_analysis"}, headers={"If-None-Match": first.headers["etag"]})
+    nm = api.get(
+        "/analytics", params={"operation": "count_analysis"}, headers={"If-None-Match": first.headers["etag"]}
+    )
     assert nm.status_code == 200
 
 
@@ -136,14 +143,20 @@ def test_an_expired_cache_item_is_ignored(stack, fake_dagster):
     seed_entities(stack.pg.owner_url)
     with make_client(stack, fake_dagster.url, API_MEMORY_CACHE_BYTES=0) as api:  # the DynamoDB tier alone
         api.get("/analytics", params={"operation": "simple_demo"})
-        assert api.get("/analytics", params={"operation": "simple_demo"}).headers["x-cache-tier"] == "dynamodb"
+        assert (
+            api.get("/analytics", params={"operation": "simple_demo"}).headers["x-cache-tier"] == "dynamodb"
+        )
         ddb = stack.client("dynamodb")
         table = stack.settings.jobs_table
         items = ddb.scan(TableName=table)["Items"]
         cached = [i for i in items if i["SK"]["S"] == CACHE_SK]
         assert len(cached) == 1
-        ddb.update_item(TableName=table, Key={"PK": cached[0]["PK"], "SK": cached[0]["SK"]},
-                        UpdateExpression="SET expiresAt = :e", ExpressionAttributeValues={":e": {"N": "1"}})
+        ddb.update_item(
+            TableName=table,
+            Key={"PK": cached[0]["PK"], "SK": cached[0]["SK"]},
+            UpdateExpression="SET expiresAt = :e",
+            ExpressionAttributeValues={":e": {"N": "1"}},
+        )
         assert api.get("/analytics", params={"operation": "simple_demo"}).headers["x-cache"] == "MISS"
 
 
@@ -163,7 +176,9 @@ def test_one_process_serves_from_memory_and_another_from_dynamodb(api):
 
 
 def test_unknown_operation_is_404_listing_the_known_ones(api):
-    body = _is_problem(api.post("/analytics", json={"operation": "invalid_operation"}), 404, "unknown_operation")
+    body = _is_problem(
+        api.post("/analytics", json={"operation": "invalid_operation"}), 404, "unknown_operation"
+    )
     assert "database_info" in body["validOperations"] and body["error"]["type"] == "UnknownOperation"
     _is_problem(api.get("/analytics?operation=nope"), 404, "unknown_operation")
 
@@ -176,15 +191,22 @@ def test_invalid_parameters_are_422_with_valid_values(api):
 
 
 def test_custom_query_on_a_missing_table_is_a_database_error(api):
-    resp = api.post("/analytics", json={"operation": "custom_complex_query",
-                                        "parameters": {"query": "SELECT * FROM non_existent_table"}})
+    resp = api.post(
+        "/analytics",
+        json={
+            "operation": "custom_complex_query",
+            "parameters": {"query": "SELECT * FROM non_existent_table"},
+        },
+    )
     body = _is_problem(resp, 400, "query_failed")
     assert "non_existent_table" in body["detail"] and body["error"]["type"] == "DatabaseError"
 
 
 def test_a_refused_custom_query_is_422(api):
-    resp = api.post("/analytics", json={"operation": "custom_complex_query",
-                                        "parameters": {"query": "DELETE FROM canonical.entities"}})
+    resp = api.post(
+        "/analytics",
+        json={"operation": "custom_complex_query", "parameters": {"query": "DELETE FROM canonical.entities"}},
+    )
     _is_problem(resp, 422, "query_rejected")
 
 
@@ -220,12 +242,19 @@ def test_timeout_is_504_pointing_to_jobs(stack, fake_dagster):
     from tests.api.conftest import make_client
 
     with make_client(stack, fake_dagster.url, API_SYNC_TIMEOUT_SECONDS=0.2) as client:
-        resp = client.post("/analytics", json={"operation": "custom_complex_query",
-                                               "parameters": {"query": "SELECT pg_sleep(2)"}})
+        resp = client.post(
+            "/analytics",
+            json={"operation": "custom_complex_query", "parameters": {"query": "SELECT pg_sleep(2)"}},
+        )
     if resp.status_code == 422:  # the guard refuses pg_sleep: a heavy query instead
         with make_client(stack, fake_dagster.url, API_SYNC_TIMEOUT_SECONDS=0.2) as client:
-            resp = client.post("/analytics", json={"operation": "custom_complex_query", "parameters": {
-                "query": "SELECT count(*) FROM generate_series(1, 100000000) a"}})
+            resp = client.post(
+                "/analytics",
+                json={
+                    "operation": "custom_complex_query",
+                    "parameters": {"query": "SELECT count(*) FROM generate_series(1, 100000000) a"},
+                },
+            )
     body = _is_problem(resp, 504, "query_timeout")
     assert body["jobsEndpoint"] == "/analytics/jobs"
 
@@ -239,26 +268,44 @@ def test_prefer_respond_async_launches_a_job(api):
 
 
 def test_a_large_result_goes_to_the_results_bucket_with_a_presigned_url(api):
-    resp = api.post("/analytics", json={"operation": "custom_complex_query", "parameters": {
-        "query": "SELECT g AS n, g * 2 AS twice FROM generate_series(1, 1500) AS g"}})
+    resp = api.post(
+        "/analytics",
+        json={
+            "operation": "custom_complex_query",
+            "parameters": {"query": "SELECT g AS n, g * 2 AS twice FROM generate_series(1, 1500) AS g"},
+        },
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert body["data"] is None and body["metadata"]["storage"] == "s3" and body["metadata"]["resultCount"] == 1500
+    assert (
+        body["data"] is None
+        and body["metadata"]["storage"] == "s3"
+        and body["metadata"]["resultCount"] == 1500
+    )
     download = body["metadata"]["download"]
     doc = httpx.get(download["json"]).json()
     assert len(doc["rows"]) == 1500 and doc["rows"][-1] == {"n": 1500, "twice": 3000}
     csv_text = httpx.get(download["csv"]).text
     assert csv_text.splitlines()[0] == "n,twice" and len(csv_text.splitlines()) == 1501
-    again = api.post("/analytics", json={"operation": "custom_complex_query", "parameters": {
-        "query": "SELECT g AS n, g * 2 AS twice FROM generate_series(1, 1500) AS g"}})
+    again = api.post(
+        "/analytics",
+        json={
+            "operation": "custom_complex_query",
+            "parameters": {"query": "SELECT g AS n, g * 2 AS twice FROM generate_series(1, 1500) AS g"},
+        },
+    )
     assert again.headers["x-cache"] == "HIT" and again.json()["metadata"]["download"]["json"]
 
 
 def test_database_unavailable_is_503(stack, fake_dagster):
     from tests.api.conftest import make_client
 
-    broken = stack.settings.model_copy(update={"database_url": "postgresql://x:y@127.0.0.1:1/none",
-                                               "readonly_database_url": "postgresql://x:y@127.0.0.1:1/none"})
+    broken = stack.settings.model_copy(
+        update={
+            "database_url": "postgresql://x:y@127.0.0.1:1/none",
+            "readonly_database_url": "postgresql://x:y@127.0.0.1:1/none",
+        }
+    )
     stack2 = type(stack)(settings=broken, aws=stack.aws, pg=stack.pg)
     with make_client(stack2, fake_dagster.url, API_DB_POOL_TIMEOUT_SECONDS=1) as client:
         resp = client.get("/analytics", params={"operation": "simple_demo"})

@@ -48,8 +48,13 @@ LONG_QUERY = "SELECT count(*) AS n FROM generate_series(1, 100000) a, generate_s
 PATIENCE = 4
 
 
-def _wait(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.5,
-          alive: Callable[[], None] | None = None) -> Any:
+def _wait(
+    what: str,
+    probe: Callable[[], Any],
+    timeout: float,
+    interval: float = 0.5,
+    alive: Callable[[], None] | None = None,
+) -> Any:
     timeout *= PATIENCE
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -78,8 +83,12 @@ class Platform:
 
     def wait_status(self, run_id: str, statuses: set[str], timeout: float) -> dict[str, Any]:
         try:
-            return _wait(f"job {run_id} to reach {statuses}",
-                         lambda: (job := self.jobs_item(run_id))["status"] in statuses and job, timeout, interval=1)
+            return _wait(
+                f"job {run_id} to reach {statuses}",
+                lambda: (job := self.jobs_item(run_id))["status"] in statuses and job,
+                timeout,
+                interval=1,
+            )
         except AssertionError as exc:
             raise AssertionError(f"{exc}\nlast lines of the Dagster log:\n{tail(self.log, 40)}") from None
 
@@ -97,28 +106,49 @@ def platform(pg: Any, moto_server: Any, tmp_path_factory: pytest.TempPathFactory
     port = free_port()
     dagster_url = f"http://127.0.0.1:{port}"
     env = {
-        "DATABASE_URL": pg.writer_url, "READONLY_DATABASE_URL": pg.reader_url,
-        "DAGSTER_DATABASE_URL": dagster_storage_url(pg.server.url(DAGSTER_DB)), "DAGSTER_URL": dagster_url,
+        "DATABASE_URL": pg.writer_url,
+        "READONLY_DATABASE_URL": pg.reader_url,
+        "DAGSTER_DATABASE_URL": dagster_storage_url(pg.server.url(DAGSTER_DB)),
+        "DAGSTER_URL": dagster_url,
         **support_aws.unique_aws_env(moto_server.endpoint_url),
     }
     with support_aws.settings_from_env(env) as settings:
-        child_env = {**os.environ, **env, "DAGSTER_HOME": str(home), "AWS_DEFAULT_REGION": settings.aws_region,
-                     "PYTHONUNBUFFERED": "1", "DAGSTER_DISABLE_TELEMETRY": "1"}
+        child_env = {
+            **os.environ,
+            **env,
+            "DAGSTER_HOME": str(home),
+            "AWS_DEFAULT_REGION": settings.aws_region,
+            "PYTHONUNBUFFERED": "1",
+            "DAGSTER_DISABLE_TELEMETRY": "1",
+        }
         log = home / "dagster.log"
         out = open(log, "wb")  # noqa: SIM115 - closed in the finally below
         bindir = Path(sys.executable).parent
         proc = subprocess.Popen(
-            [str(bindir / "dagster"), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", "127.0.0.1",
-             "-p", str(port)],
-            cwd=PROJECT_ROOT, env={**child_env, "PATH": f"{bindir}{os.pathsep}{child_env.get('PATH', '')}"},
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509
+            [
+                str(bindir / "dagster"),
+                "dev",
+                "-w",
+                str(PROJECT_ROOT / "workspace.yaml"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            cwd=PROJECT_ROOT,
+            env={**child_env, "PATH": f"{bindir}{os.pathsep}{child_env.get('PATH', '')}"},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509
         )
         app = create_app(settings, ApiSettings(API_HEALTH_TIMEOUT_SECONDS=10))
         try:
             # Uploaded while Dagster starts: the S3 event waits in the queue for the landing sensor's first tick.
-            aws_client("s3", settings).put_object(Bucket=settings.raw_bucket, Key="crm-data/customer-data.json",
-                                                  Body=CRM_SAMPLE.read_bytes())
+            aws_client("s3", settings).put_object(
+                Bucket=settings.raw_bucket, Key="crm-data/customer-data.json", Body=CRM_SAMPLE.read_bytes()
+            )
 
             def alive() -> None:
                 if proc.poll() is not None:
@@ -145,14 +175,17 @@ def _instance_config() -> dict[str, Any]:
 
 def _run_status(platform: Platform, run_id: str) -> str | None:
     query = "query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
-    resp = httpx.post(f"{platform.dagster_url}/graphql", json={"query": query, "variables": {"id": run_id}},
-                      timeout=10)
+    resp = httpx.post(
+        f"{platform.dagster_url}/graphql", json={"query": query, "variables": {"id": run_id}}, timeout=10
+    )
     return ((resp.json().get("data") or {}).get("runOrError") or {}).get("status")
 
 
 def _loaded(platform: Platform) -> bool:
     with psycopg.connect(platform.owner_url) as conn:
-        rows = conn.execute("SELECT status FROM ingest.files WHERE s3_key = 'crm-data/customer-data.json'").fetchall()
+        rows = conn.execute(
+            "SELECT status FROM ingest.files WHERE s3_key = 'crm-data/customer-data.json'"
+        ).fetchall()
     return bool(rows) and rows[0][0] == "loaded"
 
 
@@ -162,8 +195,9 @@ def test_a_job_runs_in_dagster_and_its_result_matches_the_sync_answer(platform):
     status = platform.client.get("/ingest/files/crm-data/customer-data.json")
     assert status.status_code == 200, status.text
 
-    resp = platform.client.post("/analytics/jobs", json={"operation": "customer_analysis",
-                                                         "parameters": CUSTOMER_PARAMS})
+    resp = platform.client.post(
+        "/analytics/jobs", json={"operation": "customer_analysis", "parameters": CUSTOMER_PARAMS}
+    )
     assert resp.status_code == 202, resp.text
     job_id = resp.json()["job"]["jobId"]
     assert resp.headers["location"] == f"/analytics/jobs/{job_id}"
@@ -185,8 +219,14 @@ def test_a_job_runs_in_dagster_and_its_result_matches_the_sync_answer(platform):
 
 
 def test_delete_cancels_a_long_running_job(platform):
-    resp = platform.client.post("/analytics/jobs", json={
-        "operation": "custom_complex_query", "parameters": {"query": LONG_QUERY}, "timeout_seconds": 120})
+    resp = platform.client.post(
+        "/analytics/jobs",
+        json={
+            "operation": "custom_complex_query",
+            "parameters": {"query": LONG_QUERY},
+            "timeout_seconds": 120,
+        },
+    )
     assert resp.status_code == 202, resp.text
     job_id = resp.json()["job"]["jobId"]
     platform.wait_status(job_id, {"running"}, 60)
@@ -204,20 +244,36 @@ def test_delete_cancels_a_long_running_job(platform):
 
 def _poll_as_the_old_client(platform: Platform, job_id: str, timeout: float) -> dict[str, Any]:
     """GET /analytics/jobs/{jobId} until the top-level status is one the old client knows as finished."""
+
     def finished() -> dict[str, Any] | bool:
         body = platform.client.get(f"/analytics/jobs/{job_id}").json()
         return body if body["status"] in ("completed", "failed", "canceled") else False
+
     return _wait(f"job {job_id} to complete", finished, timeout, interval=1)
 
 
-@pytest.mark.parametrize(("body", "large"), [
-    # README: the job calls, exactly as written there.
-    ({"operation": "multi_dimensional_analytics", "parameters": {"timeframe": "3 months"}}, False),
-    ({"operation": "customer_analysis", "parameters": {"metric": "lifetime_value", "group_by": "industry"}}, False),
-    # A result over 1,000 rows: stored in S3 and downloaded as the old README did.
-    ({"operation": "custom_complex_query",
-      "parameters": {"query": "SELECT g AS n FROM generate_series(1, 1500) AS g"}}, True),
-])
+@pytest.mark.parametrize(
+    ("body", "large"),
+    [
+        # README: the job calls, exactly as written there.
+        ({"operation": "multi_dimensional_analytics", "parameters": {"timeframe": "3 months"}}, False),
+        (
+            {
+                "operation": "customer_analysis",
+                "parameters": {"metric": "lifetime_value", "group_by": "industry"},
+            },
+            False,
+        ),
+        # A result over 1,000 rows: stored in S3 and downloaded as the old README did.
+        (
+            {
+                "operation": "custom_complex_query",
+                "parameters": {"query": "SELECT g AS n FROM generate_series(1, 1500) AS g"},
+            },
+            True,
+        ),
+    ],
+)
 def test_an_old_client_submits_polls_to_completed_and_reads_the_result(platform, body, large):
     submitted = platform.client.post("/analytics/jobs", json=body)
     assert submitted.status_code == 202, submitted.text

@@ -22,11 +22,18 @@ pytestmark = pytest.mark.integration
 def _register(api, *keys: str) -> None:
     with psycopg.connect(api.stack.pg.writer_url) as conn:
         register_files(conn, [FileObject(k, f"etag-{i}", 100) for i, k in enumerate(keys)], via="listing")
-        conn.execute("UPDATE ingest.files SET status = 'loaded', received = 3, inserted = 2, rejected = 1 "
-                     "WHERE s3_key = 'crm-data/a.json'")
-        fid = conn.execute("SELECT file_id, attempt FROM ingest.files WHERE s3_key = 'crm-data/a.json'").fetchone()
-        conn.execute("""INSERT INTO ingest.rejected_records (file_id, attempt, record_index, source_id, reasons, record)
-                        VALUES (%s, %s, 2, 'X9', '["missing name"]', '{"id": "X9"}')""", fid)
+        conn.execute(
+            "UPDATE ingest.files SET status = 'loaded', received = 3, inserted = 2, rejected = 1 "
+            "WHERE s3_key = 'crm-data/a.json'"
+        )
+        fid = conn.execute(
+            "SELECT file_id, attempt FROM ingest.files WHERE s3_key = 'crm-data/a.json'"
+        ).fetchone()
+        conn.execute(
+            """INSERT INTO ingest.rejected_records (file_id, attempt, record_index, source_id, reasons, record)
+                        VALUES (%s, %s, 2, 'X9', '["missing name"]', '{"id": "X9"}')""",
+            fid,
+        )
 
 
 def test_ingest_files_filter_page_and_detail(api):
@@ -38,8 +45,10 @@ def test_ingest_files_filter_page_and_detail(api):
     page2 = api.get("/ingest/files", params={"limit": 2, "cursor": page1["metadata"]["nextCursor"]}).json()
     assert [f["key"] for f in page2["data"]] == ["erp-data/b.json", "crm-data/a.json"]
     assert page2["metadata"]["nextCursor"] is None
-    assert {f["key"] for f in api.get("/ingest/files?source=crm").json()["data"]} == {"crm-data/a.json",
-                                                                                      "crm-data/c.json"}
+    assert {f["key"] for f in api.get("/ingest/files?source=crm").json()["data"]} == {
+        "crm-data/a.json",
+        "crm-data/c.json",
+    }
     assert [f["key"] for f in api.get("/ingest/files?status=skipped").json()["data"]] == ["other/z.json"]
     assert api.get("/ingest/files?since=2999-01-01T00:00:00Z").json()["data"] == []
     assert api.get("/ingest/files?status=bogus").status_code == 422
@@ -48,8 +57,9 @@ def test_ingest_files_filter_page_and_detail(api):
     assert past.status_code == 422 and "cursor" in past.text
     detail = api.get("/ingest/files/crm-data/a.json").json()
     assert detail["file"]["counts"]["inserted"] == 2 and detail["file"]["status"] == "loaded"
-    assert detail["rejectedSample"] == [{"recordIndex": 2, "sourceId": "X9", "reasons": ["missing name"],
-                                         "record": {"id": "X9"}}]
+    assert detail["rejectedSample"] == [
+        {"recordIndex": 2, "sourceId": "X9", "reasons": ["missing name"], "record": {"id": "X9"}}
+    ]
     assert api.get("/ingest/files/crm-data/none.json").status_code == 404
 
 
@@ -77,15 +87,23 @@ def test_presigned_upload_lands_in_the_raw_bucket(api):
     body = resp.json()
     assert body["key"] == "erp-data/accounts.json"
     assert httpx.put(body["url"], content=b'{"records": []}').status_code == 200
-    obj = api.stack.client("s3").get_object(Bucket=api.stack.settings.raw_bucket, Key="erp-data/accounts.json")
+    obj = api.stack.client("s3").get_object(
+        Bucket=api.stack.settings.raw_bucket, Key="erp-data/accounts.json"
+    )
     assert obj["Body"].read() == b'{"records": []}'
-    assert api.post("/ingest/uploads", json={"source": "erp", "filename": "../../etc/passwd"}).status_code == 422
+    assert (
+        api.post("/ingest/uploads", json={"source": "erp", "filename": "../../etc/passwd"}).status_code == 422
+    )
     assert api.post("/ingest/uploads", json={"source": "hr", "filename": "a.json"}).status_code == 422
 
 
-KEYS = json.dumps([{"name": "reader", "sha256": hash_key("r-key"), "scopes": ["read"]},
-                   {"name": "ops", "sha256": hash_key("o-key"), "scopes": ["read", "jobs"]},
-                   {"name": "analyst", "sha256": hash_key("s-key"), "scopes": ["read", "sql"]}])
+KEYS = json.dumps(
+    [
+        {"name": "reader", "sha256": hash_key("r-key"), "scopes": ["read"]},
+        {"name": "ops", "sha256": hash_key("o-key"), "scopes": ["read", "jobs"]},
+        {"name": "analyst", "sha256": hash_key("s-key"), "scopes": ["read", "sql"]},
+    ]
+)
 
 
 def test_api_keys_and_scopes(stack, fake_dagster):
@@ -94,17 +112,33 @@ def test_api_keys_and_scopes(stack, fake_dagster):
         resp = client.get("/analytics?operation=simple_demo")
         assert resp.status_code == 401 and resp.headers["www-authenticate"].startswith("Bearer")
         assert resp.json()["error"]["code"] == "authentication_required"
-        assert client.get("/analytics?operation=simple_demo", headers={"X-API-Key": "wrong"}).status_code == 401
-        assert client.get("/analytics?operation=simple_demo", headers={"X-API-Key": "r-key"}).status_code == 200
-        assert client.get("/analytics?operation=simple_demo",
-                          headers={"Authorization": "Bearer r-key"}).status_code == 200
+        assert (
+            client.get("/analytics?operation=simple_demo", headers={"X-API-Key": "wrong"}).status_code == 401
+        )
+        assert (
+            client.get("/analytics?operation=simple_demo", headers={"X-API-Key": "r-key"}).status_code == 200
+        )
+        assert (
+            client.get(
+                "/analytics?operation=simple_demo", headers={"Authorization": "Bearer r-key"}
+            ).status_code
+            == 200
+        )
         resp = client.post("/analytics", json=custom, headers={"X-API-Key": "r-key"})
         assert resp.status_code == 403 and resp.json()["error"]["code"] == "insufficient_scope"
         assert client.post("/analytics", json=custom, headers={"X-API-Key": "s-key"}).status_code == 200
-        assert client.post("/analytics/jobs", json={"operation": "simple_demo"},
-                           headers={"X-API-Key": "r-key"}).status_code == 403
-        assert client.post("/analytics/jobs", json={"operation": "simple_demo"},
-                           headers={"X-API-Key": "o-key"}).status_code == 202
+        assert (
+            client.post(
+                "/analytics/jobs", json={"operation": "simple_demo"}, headers={"X-API-Key": "r-key"}
+            ).status_code
+            == 403
+        )
+        assert (
+            client.post(
+                "/analytics/jobs", json={"operation": "simple_demo"}, headers={"X-API-Key": "o-key"}
+            ).status_code
+            == 202
+        )
         assert client.post("/analytics/jobs", json=custom, headers={"X-API-Key": "o-key"}).status_code == 403
         assert client.get("/health").status_code == 200  # health needs no key
 
@@ -145,12 +179,15 @@ def test_an_empty_keys_secret_locks_the_api(stack, fake_dagster):
         assert client.get("/analytics/operations").status_code == 401
 
 
-@pytest.mark.parametrize("entries, message", [
-    ([{"name": "x", "scopes": ["read"]}], "either sha256 or apiGatewayKeyId"),
-    ([{"sha256": hash_key("k"), "apiGatewayKeyId": "abc"}], "either sha256 or apiGatewayKeyId"),
-    ([{"sha256": "beef"}], "64-character hex digest"),
-    ([{"apiGatewayKeyId": "abc", "scopes": ["admin"]}], "unknown scopes"),
-])
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ([{"name": "x", "scopes": ["read"]}], "either sha256 or apiGatewayKeyId"),
+        ([{"sha256": hash_key("k"), "apiGatewayKeyId": "abc"}], "either sha256 or apiGatewayKeyId"),
+        ([{"sha256": "beef"}], "64-character hex digest"),
+        ([{"apiGatewayKeyId": "abc", "scopes": ["admin"]}], "unknown scopes"),
+    ],
+)
 def test_malformed_key_entries_are_refused_with_the_reason(entries, message):
     from api.auth import parse_api_keys
 
@@ -160,51 +197,96 @@ def test_malformed_key_entries_are_refused_with_the_reason(entries, message):
 
 def test_cors_origins_from_settings(stack, fake_dagster):
     with make_client(stack, fake_dagster.url, API_CORS_ORIGINS="https://dash.example") as client:
-        resp = client.options("/analytics", headers={"Origin": "https://dash.example",
-                                                     "Access-Control-Request-Method": "POST"})
+        resp = client.options(
+            "/analytics", headers={"Origin": "https://dash.example", "Access-Control-Request-Method": "POST"}
+        )
         assert resp.headers["access-control-allow-origin"] == "https://dash.example"
         resp = client.get("/health", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in resp.headers
 
 
 def test_importing_the_lambda_handler_imports_neither_dagster_nor_pandas(stack):
-    code = ("import sys, api.lambda_handler as h; assert callable(h.handler); "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('dagster', 'pandas', 'dagster_graphql')]; "
-            "print(bad); sys.exit(1 if bad else 0)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
-                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    code = (
+        "import sys, api.lambda_handler as h; assert callable(h.handler); "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('dagster', 'pandas', 'dagster_graphql')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]),
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def _v1(method: str, path: str, query: dict | None = None, body: str | None = None) -> dict:
     return {
-        "resource": "/{proxy+}", "path": path, "httpMethod": method,
-        "headers": {"Host": "abc123.execute-api.us-east-1.amazonaws.com", "Content-Type": "application/json",
-                    "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443"},
-        "multiValueHeaders": {"Host": ["abc123.execute-api.us-east-1.amazonaws.com"],
-                              "Content-Type": ["application/json"]},
-        "queryStringParameters": query, "multiValueQueryStringParameters": {k: [v] for k, v in (query or {}).items()}
-        or None,
-        "pathParameters": {"proxy": path.lstrip("/")}, "stageVariables": None,
-        "requestContext": {"resourcePath": "/{proxy+}", "httpMethod": method, "path": f"/prod{path}",
-                           "stage": "prod", "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-                           "identity": {"sourceIp": "203.0.113.7", "userAgent": "curl/8.0"},
-                           "accountId": "123456789012", "apiId": "abc123", "protocol": "HTTP/1.1"},
-        "body": body, "isBase64Encoded": False,
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": {
+            "Host": "abc123.execute-api.us-east-1.amazonaws.com",
+            "Content-Type": "application/json",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Port": "443",
+        },
+        "multiValueHeaders": {
+            "Host": ["abc123.execute-api.us-east-1.amazonaws.com"],
+            "Content-Type": ["application/json"],
+        },
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in (query or {}).items()} or None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "path": f"/prod{path}",
+            "stage": "prod",
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "identity": {"sourceIp": "203.0.113.7", "userAgent": "curl/8.0"},
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "protocol": "HTTP/1.1",
+        },
+        "body": body,
+        "isBase64Encoded": False,
     }
 
 
 def _v2(method: str, path: str, query: str = "", body: str | None = None) -> dict:
     return {
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
-        "headers": {"host": "abc123.execute-api.us-east-1.amazonaws.com", "content-type": "application/json",
-                    "x-forwarded-proto": "https", "x-forwarded-port": "443"},
-        "requestContext": {"accountId": "123456789012", "apiId": "abc123", "domainName":
-                           "abc123.execute-api.us-east-1.amazonaws.com", "domainPrefix": "abc123",
-                           "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
-                                    "sourceIp": "203.0.113.7", "userAgent": "curl/8.0"},
-                           "requestId": "JKJaXmPLvHcESHA=", "routeKey": "$default", "stage": "$default",
-                           "time": "10/Mar/2025:00:03:16 +0000", "timeEpoch": 1741565000000},
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": {
+            "host": "abc123.execute-api.us-east-1.amazonaws.com",
+            "content-type": "application/json",
+            "x-forwarded-proto": "https",
+            "x-forwarded-port": "443",
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": "curl/8.0",
+            },
+            "requestId": "JKJaXmPLvHcESHA=",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "10/Mar/2025:00:03:16 +0000",
+            "timeEpoch": 1741565000000,
+        },
         "body": base64.b64encode(body.encode()).decode() if body else None,
         "isBase64Encoded": bool(body),
     }
@@ -232,7 +314,9 @@ def test_lambda_handler_serves_api_gateway_v1_and_v2_events(api):
     assert json.loads(out["body"])["success"] is False
 
     out = handler(_v2("GET", "/analytics", "operation=count_analysis&group_by=industry"), _Ctx())
-    assert out["statusCode"] == 200 and json.loads(out["body"])["metadata"]["parameters"] == {"group_by": "industry"}
+    assert out["statusCode"] == 200 and json.loads(out["body"])["metadata"]["parameters"] == {
+        "group_by": "industry"
+    }
 
     out = handler(_v1("GET", "/nope"), _Ctx())
     assert out["statusCode"] == 404 and json.loads(out["body"])["error"]["code"] == "not_found"
@@ -242,8 +326,12 @@ def test_behind_a_rest_api_the_gateway_key_id_carries_the_scopes(stack, fake_dag
     """API Gateway checks the key and puts its id in the event; the keys secret gives that id scopes."""
     from api.lambda_handler import make_handler
 
-    keys = json.dumps([{"name": "dashboard", "apiGatewayKeyId": "k1a2b3", "scopes": ["read"]},
-                       {"name": "analyst", "apiGatewayKeyId": "k9z8y7", "scopes": ["read", "sql"]}])
+    keys = json.dumps(
+        [
+            {"name": "dashboard", "apiGatewayKeyId": "k1a2b3", "scopes": ["read"]},
+            {"name": "analyst", "apiGatewayKeyId": "k9z8y7", "scopes": ["read", "sql"]},
+        ]
+    )
     custom = json.dumps({"operation": "custom_complex_query", "parameters": {"query": "SELECT 1 AS one"}})
 
     def event(method: str, path: str, key_id: str | None, query: dict | None = None, body: str | None = None):

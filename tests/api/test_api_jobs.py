@@ -17,19 +17,25 @@ def _store(api) -> JobsStore:
 
 
 def test_post_job_is_202_with_location_and_a_queued_item_at_once(api):
-    resp = api.post("/analytics/jobs", json={"operation": "customer_analysis",
-                                             "parameters": {"metric": "revenue", "group_by": "industry"}})
+    resp = api.post(
+        "/analytics/jobs",
+        json={"operation": "customer_analysis", "parameters": {"metric": "revenue", "group_by": "industry"}},
+    )
     assert resp.status_code == 202, resp.text
     job = resp.json()["job"]
     assert resp.headers["location"] == f"/analytics/jobs/{job['jobId']}"
     assert job["status"] == "queued" and job["operation"] == "customer_analysis"
     launched = api.dagster.requests[-1]
     params = launched["variables"]["executionParams"]
-    assert params["selector"] == {"repositoryLocationName": "canonical_pipeline", "repositoryName": "__repository__",
-                                  "jobName": "analytics_job"}
+    assert params["selector"] == {
+        "repositoryLocationName": "canonical_pipeline",
+        "repositoryName": "__repository__",
+        "jobName": "analytics_job",
+    }
     config = params["runConfigData"]["ops"]["run_analytics"]["config"]
-    assert config["request"] == {"customer_analysis": {"metric": "revenue", "group_by": "industry",
-                                                       "min_group_size": 1}}
+    assert config["request"] == {
+        "customer_analysis": {"metric": "revenue", "group_by": "industry", "min_group_size": 1}
+    }
     got = api.get(resp.headers["location"])
     assert got.status_code == 200 and got.json()["job"]["status"] == "queued"
     assert got.json()["job"]["links"]["result"].endswith("/result")
@@ -51,8 +57,11 @@ def test_idempotency_key_returns_the_same_job_and_conflicts_on_another_body(api)
     assert first.json()["job"]["jobId"] == again.json()["job"]["jobId"]
     assert again.headers["idempotent-replayed"] == "true"
     assert len(api.dagster.requests) == 1
-    other = api.post("/analytics/jobs", json={**body, "parameters": {"group_by": "region"}},
-                     headers={"Idempotency-Key": "k-1"})
+    other = api.post(
+        "/analytics/jobs",
+        json={**body, "parameters": {"group_by": "region"}},
+        headers={"Idempotency-Key": "k-1"},
+    )
     assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_conflict"
 
 
@@ -64,8 +73,12 @@ def test_dagster_errors_become_problems(api):
     resp = api.post("/analytics/jobs", json={"operation": "simple_demo"}, headers={"Idempotency-Key": "k-2"})
     assert resp.status_code == 502 and "Traceback" not in resp.text
     api.dagster.launch_result = "LaunchRunSuccess"  # the key was released: a retry goes through
-    assert api.post("/analytics/jobs", json={"operation": "simple_demo"},
-                    headers={"Idempotency-Key": "k-2"}).status_code == 202
+    assert (
+        api.post(
+            "/analytics/jobs", json={"operation": "simple_demo"}, headers={"Idempotency-Key": "k-2"}
+        ).status_code
+        == 202
+    )
 
 
 def test_dagster_down_is_503(stack, fake_dagster):
@@ -77,8 +90,11 @@ def test_dagster_down_is_503(stack, fake_dagster):
 
 
 def test_unknown_job_is_404(api):
-    for method, path in (("GET", "/analytics/jobs/abc"), ("GET", "/analytics/jobs/abc/result"),
-                         ("DELETE", "/analytics/jobs/abc")):
+    for method, path in (
+        ("GET", "/analytics/jobs/abc"),
+        ("GET", "/analytics/jobs/abc/result"),
+        ("DELETE", "/analytics/jobs/abc"),
+    ):
         resp = api.request(method, path)
         assert resp.status_code == 404 and resp.json()["error"]["code"] == "job_not_found"
 
@@ -89,8 +105,13 @@ def test_result_before_success_is_409_then_inline_json_and_csv(api):
     assert resp.status_code == 409 and resp.json()["jobStatus"] == "queued"
     # What the run and the status sensor write:
     store = _store(api)
-    summary = store_result(api.stack.client("s3"), api.stack.settings.results_bucket, job_id,
-                           ["industry", "n"], [("Technology", 3), ("Retail", 2)])
+    summary = store_result(
+        api.stack.client("s3"),
+        api.stack.settings.results_bucket,
+        job_id,
+        ["industry", "n"],
+        [("Technology", 3), ("Retail", 2)],
+    )
     store.record_result(job_id, summary)
     store.record_status(job_id, "succeeded", job_type="analytics")
     resp = api.get(f"/analytics/jobs/{job_id}/result")
@@ -108,7 +129,9 @@ def test_a_large_job_result_is_a_303_to_presigned_s3(api):
     job_id = api.post("/analytics/jobs", json={"operation": "simple_demo"}).json()["job"]["jobId"]
     store = _store(api)
     rows = [(i, i * 2) for i in range(1, 1501)]
-    summary = store_result(api.stack.client("s3"), api.stack.settings.results_bucket, job_id, ["n", "twice"], rows)
+    summary = store_result(
+        api.stack.client("s3"), api.stack.settings.results_bucket, job_id, ["n", "twice"], rows
+    )
     assert summary["storage"] == "s3"
     store.record_result(job_id, summary)
     store.record_status(job_id, "succeeded", job_type="analytics")
@@ -214,8 +237,9 @@ def test_run_links_use_the_public_dagster_url_when_set(stack, fake_dagster):
     from api.app import create_app
     from api.config import ApiSettings
 
-    settings = stack.settings.model_copy(update={"dagster_url": fake_dagster.url,
-                                                 "dagster_public_url": "https://dagster.example.com/"})
+    settings = stack.settings.model_copy(
+        update={"dagster_url": fake_dagster.url, "dagster_public_url": "https://dagster.example.com/"}
+    )
     with TestClient(create_app(settings, ApiSettings())) as client:
         job = client.post("/analytics/jobs", json={"operation": "simple_demo"}).json()["job"]
     assert job["dagsterRunUrl"] == f"https://dagster.example.com/runs/{job['jobId']}"

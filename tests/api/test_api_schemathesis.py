@@ -38,12 +38,18 @@ def no_server_error_but_dagster_down(ctx: Any, response: Any, case: Any) -> bool
         return None
     body = response.json() if "json" in response.headers.get("content-type", [""])[0] else {}
     assert response.status_code == 503 and body.get("error", {}).get("code") == "dagster_unavailable", (
-        f"server error {response.status_code}: {response.text[:500]}")
+        f"server error {response.status_code}: {response.text[:500]}"
+    )
     return None
 
 
-CHECKS = [no_server_error_but_dagster_down, status_code_conformance, content_type_conformance,
-          response_schema_conformance, response_headers_conformance]
+CHECKS = [
+    no_server_error_but_dagster_down,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
 
 # The document does not depend on the environment: load it from an app on the default settings (nothing is
 # connected until a request needs it); the requests go to the app on the test stack (`app` fixture).
@@ -54,13 +60,19 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(Settings(), 
 def app(pg: Any, moto_server: Any) -> Iterator[FastAPI]:
     reset_canonical(pg.owner_url)
     seed_entities(pg.owner_url)
-    env = {"DATABASE_URL": pg.writer_url, "READONLY_DATABASE_URL": pg.reader_url, "DAGSTER_URL": UNREACHABLE_DAGSTER,
-           **support_aws.unique_aws_env(moto_server.endpoint_url)}
+    env = {
+        "DATABASE_URL": pg.writer_url,
+        "READONLY_DATABASE_URL": pg.reader_url,
+        "DAGSTER_URL": UNREACHABLE_DAGSTER,
+        **support_aws.unique_aws_env(moto_server.endpoint_url),
+    }
     with support_aws.settings_from_env(env) as stack_settings:
         # Health checks get 10 s: on two busy cores a check's first call (building its boto3 client) can pass
         # 1 s, and a /health 503 here would be a slow machine, not a contract break. Dagster is refused at once.
-        application = create_app(stack_settings, ApiSettings(API_HEALTH_TIMEOUT_SECONDS=10,
-                                                             DAGSTER_TIMEOUT_SECONDS=1, API_SYNC_TIMEOUT_SECONDS=5))
+        application = create_app(
+            stack_settings,
+            ApiSettings(API_HEALTH_TIMEOUT_SECONDS=10, DAGSTER_TIMEOUT_SECONDS=1, API_SYNC_TIMEOUT_SECONDS=5),
+        )
         try:
             yield application
         finally:
@@ -87,14 +99,21 @@ def test_every_error_the_app_can_give_is_declared_as_problem_json() -> None:
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             expected = ([422] if op.get("parameters") or op.get("requestBody") else []) + (
-                [400, 413] if op.get("requestBody") else [])
-            missing += [f"{method.upper()} {path} {code}" for code in expected
-                        if list(_declared(op, code)) != ["application/problem+json"]]
+                [400, 413] if op.get("requestBody") else []
+            )
+            missing += [
+                f"{method.upper()} {path} {code}"
+                for code in expected
+                if list(_declared(op, code)) != ["application/problem+json"]
+            ]
             for code, resp in op["responses"].items():
                 content = resp.get("content", {})
                 if code.startswith("4") and list(content) != ["application/problem+json"]:
                     missing.append(f"{method.upper()} {path} {code} declared as {list(content)}")
-                elif "application/problem+json" in content and "schema" not in content["application/problem+json"]:
+                elif (
+                    "application/problem+json" in content
+                    and "schema" not in content["application/problem+json"]
+                ):
                     missing.append(f"{method.upper()} {path} {code}: problem+json without a schema")
     assert missing == []
 
@@ -117,6 +136,10 @@ def test_the_headers_the_app_sends_are_in_the_document() -> None:
 def test_routes_behind_a_key_declare_503() -> None:
     """Checking a key can itself be unavailable (an unreadable or invalid keys secret): 503 auth_unavailable."""
     doc = create_app(Settings(), ApiSettings()).openapi()
-    missing = [f"{m.upper()} {path}" for path, ops in doc["paths"].items() for m, op in ops.items()
-               if "401" in op["responses"] and "503" not in op["responses"]]
+    missing = [
+        f"{m.upper()} {path}"
+        for path, ops in doc["paths"].items()
+        for m, op in ops.items()
+        if "401" in op["responses"] and "503" not in op["responses"]
+    ]
     assert missing == []

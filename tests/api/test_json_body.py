@@ -9,10 +9,19 @@ from fastapi.responses import JSONResponse
 from api.json_body import FastJSONResponse, json_bytes
 
 ENVELOPE = {
-    "success": True, "operation": "customer_analysis", "executionTime": "82ms",
-    "data": [{"industry": "Técnica ☃", "customers": 12, "revenue": 1234567.89, "share": 0.125, "note": None},
-             {"industry": "a\"quote\\", "customers": 0, "revenue": -0.5, "share": 1.0, "note": "x\ny"}],
-    "metadata": {"resultCount": 2, "cacheHit": True, "columns": ["industry", "customers"], "truncated": False},
+    "success": True,
+    "operation": "customer_analysis",
+    "executionTime": "82ms",
+    "data": [
+        {"industry": "Técnica ☃", "customers": 12, "revenue": 1234567.89, "share": 0.125, "note": None},
+        {"industry": 'a"quote\\', "customers": 0, "revenue": -0.5, "share": 1.0, "note": "x\ny"},
+    ],
+    "metadata": {
+        "resultCount": 2,
+        "cacheHit": True,
+        "columns": ["industry", "customers"],
+        "truncated": False,
+    },
 }
 
 

@@ -54,8 +54,9 @@ def _refused(resp: httpx.Response, status: int) -> dict:
 def _conforms(body: dict, schema_name: str) -> None:
     """The body is what the OpenAPI document says this answer is."""
     doc = create_app(Settings(), ApiSettings()).openapi()
-    jsonschema.Draft202012Validator({"$ref": f"#/components/schemas/{schema_name}",
-                                     "components": doc["components"]}).validate(body)
+    jsonschema.Draft202012Validator(
+        {"$ref": f"#/components/schemas/{schema_name}", "components": doc["components"]}
+    ).validate(body)
 
 
 def _get(api, operation: str, parameters: dict | None = None) -> httpx.Response:
@@ -94,7 +95,11 @@ def test_database_info_data_is_the_old_object_an_old_dashboard_reads_data_tables
     body = _ok(_DATABASE_INFO_FORMS[form](api))
     data = body["data"]
     assert [t["table_name"] for t in data["tables"]] == [
-        "entities", "entity_history", "entity_relationships", "time_series_data"]
+        "entities",
+        "entity_history",
+        "entity_relationships",
+        "time_series_data",
+    ]
     sample = data["sample_table_structure"]  # the first table's columns, as the old answer gave them
     assert all(set(c) == {"column_name", "data_type"} for c in sample)
     assert {"column_name": "canonical_id", "data_type": "text"} in sample
@@ -105,30 +110,45 @@ def test_database_info_data_is_the_old_object_an_old_dashboard_reads_data_tables
     _conforms(body, "AnalyticsResponse")
 
 
-@pytest.mark.parametrize("operation", ["customer_analysis", "simple_demo", "count_analysis", "revenue_analysis",
-                                       "multi_dimensional_analytics", "time_series_patterns",
-                                       "data_integrity_analysis", "relationship_network"])
+@pytest.mark.parametrize(
+    "operation",
+    [
+        "customer_analysis",
+        "simple_demo",
+        "count_analysis",
+        "revenue_analysis",
+        "multi_dimensional_analytics",
+        "time_series_patterns",
+        "data_integrity_analysis",
+        "relationship_network",
+    ],
+)
 def test_every_operation_answers_with_no_parameters_as_the_old_clients_sent_it(api, operation):
     _ok(api.get(f"/analytics?operation={operation}"))
 
 
-@pytest.mark.parametrize(("operation", "parameters"), [
-    ("multi_dimensional_analytics", {"timeframe": "3 months"}),
-    ("multi_dimensional_analytics", {"timeframe": "1 month"}),
-    ("multi_dimensional_analytics", {"timeframe": "6 months"}),
-    ("multi_dimensional_analytics", {"timeframe": "12 months"}),
-    ("multi_dimensional_analytics", {"timeframe": "1 year"}),
-    ("time_series_patterns", {"analysisPeriod": "6 months"}),
-    ("time_series_patterns", {"analysisPeriod": "3 months"}),
-    ("customer_analysis", {"metric": "lifetime_value", "group_by": "industry"}),
-    ("customer_analysis", {"metric": "revenue"}),
-    ("revenue_analysis", {"metric": "annual_revenue", "group_by": "region"}),
-    ("count_analysis", {"metric": "customer_count", "group_by": "industry"}),
-    ("relationship_network", {}),
-    ("relationship_network", {"rootEntityId": None}),
-    ("custom_complex_query", {"query": "SELECT count(*) AS n FROM canonical.entities WHERE revenue > $1",
-                              "params": [1000]}),
-])
+@pytest.mark.parametrize(
+    ("operation", "parameters"),
+    [
+        ("multi_dimensional_analytics", {"timeframe": "3 months"}),
+        ("multi_dimensional_analytics", {"timeframe": "1 month"}),
+        ("multi_dimensional_analytics", {"timeframe": "6 months"}),
+        ("multi_dimensional_analytics", {"timeframe": "12 months"}),
+        ("multi_dimensional_analytics", {"timeframe": "1 year"}),
+        ("time_series_patterns", {"analysisPeriod": "6 months"}),
+        ("time_series_patterns", {"analysisPeriod": "3 months"}),
+        ("customer_analysis", {"metric": "lifetime_value", "group_by": "industry"}),
+        ("customer_analysis", {"metric": "revenue"}),
+        ("revenue_analysis", {"metric": "annual_revenue", "group_by": "region"}),
+        ("count_analysis", {"metric": "customer_count", "group_by": "industry"}),
+        ("relationship_network", {}),
+        ("relationship_network", {"rootEntityId": None}),
+        (
+            "custom_complex_query",
+            {"query": "SELECT count(*) AS n FROM canonical.entities WHERE revenue > $1", "params": [1000]},
+        ),
+    ],
+)
 def test_the_old_get_form_with_parameters_as_one_json_object(api, operation, parameters):
     body = _ok(_get(api, operation, parameters))
     assert isinstance(body["data"], list)
@@ -148,7 +168,9 @@ def test_malformed_parameters_json_is_a_400_with_the_old_error_fields(api):
 
 
 def test_a_time_window_outside_the_whitelist_is_refused_never_pasted(api):
-    body = _refused(_get(api, "multi_dimensional_analytics", {"timeframe": "3 months'; DROP TABLE x; --"}), 422)
+    body = _refused(
+        _get(api, "multi_dimensional_analytics", {"timeframe": "3 months'; DROP TABLE x; --"}), 422
+    )
     assert body["errors"][0]["field"] == "timeframe"
 
 
@@ -157,7 +179,9 @@ def test_relationship_network_with_or_without_a_root(api):
         conn.execute("""INSERT INTO canonical.entity_relationships (parent_canonical_id, child_canonical_id,
                                                                     relationship_type)
                         VALUES ('crm_C1', 'crm_C2', 'parent_of'), ('crm_C2', 'crm_C3', 'parent_of')""")
-        root_uuid = conn.execute("SELECT entity_id FROM canonical.entities WHERE canonical_id = 'crm_C1'").fetchone()[0]
+        root_uuid = conn.execute(
+            "SELECT entity_id FROM canonical.entities WHERE canonical_id = 'crm_C1'"
+        ).fetchone()[0]
         conn.execute("UPDATE ingest.data_version SET version = version + 1")
     every = _ok(_get(api, "relationship_network", {}))
     assert [r["canonical_id"] for r in every["data"]] == ["crm_C1", "crm_C2", "crm_C3"]
@@ -183,22 +207,38 @@ def test_post_with_missing_parameters_uses_the_defaults(api):
     _ok(api.post("/analytics", json={"operation": "multi_dimensional_analytics"}))  # C8
 
 
-@pytest.mark.parametrize("operation", ["invalid_operation_that_does_not_exist", "invalid_operation", "test_query"])
+@pytest.mark.parametrize(
+    "operation", ["invalid_operation_that_does_not_exist", "invalid_operation", "test_query"]
+)
 def test_an_unknown_operation_is_a_404_with_the_old_error_fields(api, operation):
-    body = _refused(api.post("/analytics", json={"operation": operation,
-                                                 "parameters": {"test": True, "timestamp": "2024-01-01T00:00:00Z"}}),
-                    404)
+    body = _refused(
+        api.post(
+            "/analytics",
+            json={"operation": operation, "parameters": {"test": True, "timestamp": "2024-01-01T00:00:00Z"}},
+        ),
+        404,
+    )
     assert "multi_dimensional_analytics" in body["suggestions"][0]
 
 
 def test_invalid_json_is_a_400_with_the_old_error_fields(api):
-    _refused(api.post("/analytics", content=b"{ invalid json here ", headers={"Content-Type": "application/json"}),
-             400)  # C9
+    _refused(
+        api.post("/analytics", content=b"{ invalid json here ", headers={"Content-Type": "application/json"}),
+        400,
+    )  # C9
 
 
 def test_a_custom_query_on_a_missing_table_is_a_400_with_the_old_error_fields(api):
-    body = _refused(api.post("/analytics", json={"operation": "custom_complex_query",
-                                                 "parameters": {"query": "SELECT * FROM non_existent_table"}}), 400)
+    body = _refused(
+        api.post(
+            "/analytics",
+            json={
+                "operation": "custom_complex_query",
+                "parameters": {"query": "SELECT * FROM non_existent_table"},
+            },
+        ),
+        400,
+    )
     assert "non_existent_table" in body["error"]["message"]  # C10
 
 
@@ -214,9 +254,13 @@ def test_an_unknown_path_is_a_404_listing_the_endpoints(api):
 def test_a_large_result_is_parked_in_s3_and_downloaded_by_its_download_url(stack, fake_dagster):
     seed_entities(stack.pg.owner_url)
     with make_client(stack, fake_dagster.url, API_INLINE_MAX_ROWS=2) as client:
-        resp = client.post("/analytics", json={"operation": "custom_complex_query",
-                                               "parameters": {"query": "SELECT canonical_id FROM canonical.entities "
-                                                                       "ORDER BY 1"}})
+        resp = client.post(
+            "/analytics",
+            json={
+                "operation": "custom_complex_query",
+                "parameters": {"query": "SELECT canonical_id FROM canonical.entities ORDER BY 1"},
+            },
+        )
         body = _ok(resp)
         # The README's PowerShell reads these.
         assert body["largeResult"] is True and body["data"] is None
@@ -241,11 +285,17 @@ def test_downloading_an_unknown_key_is_a_404_with_the_old_error_fields(api):
 # Jobs (C14 to C18): submission and status as the old README reads them
 
 
-@pytest.mark.parametrize("body", [
-    {"operation": "multi_dimensional_analytics", "parameters": {"timeframe": "3 months"}},
-    {"operation": "multi_dimensional_analytics", "parameters": {"timeframe": "6 months"}},
-    {"operation": "customer_analysis", "parameters": {"metric": "lifetime_value", "group_by": "industry"}},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"operation": "multi_dimensional_analytics", "parameters": {"timeframe": "3 months"}},
+        {"operation": "multi_dimensional_analytics", "parameters": {"timeframe": "6 months"}},
+        {
+            "operation": "customer_analysis",
+            "parameters": {"metric": "lifetime_value", "group_by": "industry"},
+        },
+    ],
+)
 def test_a_job_submission_has_its_id_and_old_status_at_the_top_level(api, body):
     resp = api.post("/analytics/jobs", json=body)
     assert resp.status_code == 202, resp.text
@@ -253,7 +303,11 @@ def test_a_job_submission_has_its_id_and_old_status_at_the_top_level(api, body):
     assert sub["jobId"] == sub["job"]["jobId"] and sub["status"] == "submitted"
     assert sub["checkStatusUrl"] == f"/analytics/jobs/{sub['jobId']}" and sub["submittedAt"]
     poll = api.get(f"/analytics/jobs/{sub['jobId']}")  # C15, C17
-    assert poll.status_code == 200 and poll.json()["status"] == "submitted" and poll.json()["job"]["status"] == "queued"
+    assert (
+        poll.status_code == 200
+        and poll.json()["status"] == "submitted"
+        and poll.json()["job"]["status"] == "queued"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -287,21 +341,33 @@ def _submit(api, body: dict) -> str:
     return resp.json()["jobId"]
 
 
-@pytest.mark.parametrize("body", [
-    {"operation": "multi_dimensional_analytics", "parameters": {"timeframe": "3 months"}},  # the README's
-    {"operation": "customer_analysis", "parameters": {"metric": "lifetime_value", "group_by": "industry"}},
-    {"operation": "database_info"},
-], ids=lambda b: b["operation"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"operation": "multi_dimensional_analytics", "parameters": {"timeframe": "3 months"}},  # the README's
+        {
+            "operation": "customer_analysis",
+            "parameters": {"metric": "lifetime_value", "group_by": "industry"},
+        },
+        {"operation": "database_info"},
+    ],
+    ids=lambda b: b["operation"],
+)
 def test_a_completed_job_record_carries_the_answer_as_data_and_metadata(api, finish_run, body):
     job_id = _submit(api, body)
     record = finish_run(job_id, body)
     assert record["status"] == "completed" and record["job"]["status"] == "succeeded"
     # The answer the synchronous call gives, from the stored result (the query is not run again).
-    assert record["data"] and record["data"] == _ok(_get(api, body["operation"], body.get("parameters", {})))["data"]
+    assert (
+        record["data"]
+        and record["data"] == _ok(_get(api, body["operation"], body.get("parameters", {})))["data"]
+    )
     metadata = record["metadata"]
     assert metadata["resultCount"] == record["job"]["rowCount"] and metadata["cacheHit"] is False
     assert metadata["timestamp"] == record["job"]["finishedAt"] and metadata["storage"] == "inline"
-    assert record["operation"] == body["operation"] and record["operationId"].startswith(body["operation"] + "_")
+    assert record["operation"] == body["operation"] and record["operationId"].startswith(
+        body["operation"] + "_"
+    )
     assert record["executionTime"].endswith("ms")
     assert record["resultUrl"] == f"/analytics/jobs/{job_id}/result" and "largeResult" not in record
     assert "rows" not in record["job"]["result"]  # ours: the summary, without the rows
@@ -309,9 +375,13 @@ def test_a_completed_job_record_carries_the_answer_as_data_and_metadata(api, fin
 
 
 @pytest.mark.parametrize(("rows", "large"), [(1000, False), (1001, True)])
-def test_a_completed_job_over_1000_rows_carries_the_old_large_result_fields_instead(api, finish_run, rows, large):
-    body = {"operation": "custom_complex_query",
-            "parameters": {"query": f"SELECT g AS n FROM generate_series(1, {rows}) AS g"}}
+def test_a_completed_job_over_1000_rows_carries_the_old_large_result_fields_instead(
+    api, finish_run, rows, large
+):
+    body = {
+        "operation": "custom_complex_query",
+        "parameters": {"query": f"SELECT g AS n FROM generate_series(1, {rows}) AS g"},
+    }
     job_id = _submit(api, body)
     record = finish_run(job_id, body)
     assert record["status"] == "completed" and record["metadata"]["resultCount"] == rows
@@ -321,16 +391,22 @@ def test_a_completed_job_over_1000_rows_carries_the_old_large_result_fields_inst
         return
     assert "data" not in record and record["largeResult"] is True and record["recordCount"] == rows
     assert record["s3Url"] == f"s3://{api.stack.settings.results_bucket}/results/{job_id}/result.json"
-    assert record["message"] == "Large result saved to S3 for download" and record["metadata"]["storage"] == "s3"
+    assert (
+        record["message"] == "Large result saved to S3 for download" and record["metadata"]["storage"] == "s3"
+    )
     download = api.get(record["downloadUrl"])
     assert download.status_code == 200 and len(download.json()["data"]) == rows
 
 
-def test_an_answer_too_large_for_the_job_item_goes_the_large_result_way_whatever_its_row_count(api, finish_run):
+def test_an_answer_too_large_for_the_job_item_goes_the_large_result_way_whatever_its_row_count(
+    api, finish_run
+):
     # 100 rows: 270 KB as UTF-8, 540 KB as the item's JSON text (each character escaped as \uXXXX), past
     # DynamoDB's 400 KB item limit.
-    body = {"operation": "custom_complex_query",
-            "parameters": {"query": "SELECT g AS n, repeat('漢', 900) AS text FROM generate_series(1, 100) AS g"}}
+    body = {
+        "operation": "custom_complex_query",
+        "parameters": {"query": "SELECT g AS n, repeat('漢', 900) AS text FROM generate_series(1, 100) AS g"},
+    }
     job_id = _submit(api, body)
     record = finish_run(job_id, body)
     assert record["status"] == "completed" and record["largeResult"] is True and record["recordCount"] == 100
@@ -344,7 +420,9 @@ def test_the_openapi_document_describes_both_shapes_of_data_and_the_completed_jo
     for model in ("AnalyticsResponse", "JobResponse"):
         branches = schemas[model]["properties"]["data"]["oneOf"]
         assert {b.get("type") for b in branches} >= {"array", "null"}, model
-        assert {"$ref": "#/components/schemas/DatabaseInfoData"} in [r for b in branches for r in b.get("allOf", [])]
+        assert {"$ref": "#/components/schemas/DatabaseInfoData"} in [
+            r for b in branches for r in b.get("allOf", [])
+        ]
         assert "database_info" in schemas[model]["properties"]["data"]["description"]
     assert set(schemas["DatabaseInfoData"]["required"]) == {"tables", "sample_table_structure"}
     job = schemas["JobResponse"]["properties"]
@@ -358,9 +436,14 @@ def test_the_openapi_document_describes_both_shapes_of_data_and_the_completed_jo
 def test_cors_allows_any_origin_by_default(api):
     resp = api.get("/health", headers={"Origin": "https://old-dashboard.example"})
     assert resp.headers["access-control-allow-origin"] == "*"
-    pre = api.options("/analytics", headers={"Origin": "https://old-dashboard.example",
-                                             "Access-Control-Request-Method": "POST",
-                                             "Access-Control-Request-Headers": "Content-Type"})
+    pre = api.options(
+        "/analytics",
+        headers={
+            "Origin": "https://old-dashboard.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Content-Type",
+        },
+    )
     assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "*"
 
 
@@ -374,10 +457,18 @@ def test_keyless_read_lets_old_clients_read_and_nothing_more(stack, fake_dagster
         _ok(client.get("/analytics?operation=simple_demo"))
         _ok(client.post("/analytics", json={"operation": "multi_dimensional_analytics"}))
         _refused(client.post("/analytics/jobs", json={"operation": "simple_demo"}), 401)
-        _refused(client.post("/analytics", json={"operation": "custom_complex_query",
-                                                 "parameters": {"query": "SELECT 1"}}), 401)
-        assert client.post("/analytics/jobs", json={"operation": "simple_demo"},
-                           headers={"X-API-Key": "k-ops"}).status_code == 202
+        _refused(
+            client.post(
+                "/analytics", json={"operation": "custom_complex_query", "parameters": {"query": "SELECT 1"}}
+            ),
+            401,
+        )
+        assert (
+            client.post(
+                "/analytics/jobs", json={"operation": "simple_demo"}, headers={"X-API-Key": "k-ops"}
+            ).status_code
+            == 202
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -397,21 +488,52 @@ def test_a_direct_invocation_answers_like_post_analytics(stack, fake_dagster):
     with make_client(stack, fake_dagster.url, API_KEYS=keys) as client:
         handler = make_handler(client.app)
         # The old monthly schedule's event; IAM let the invoker in, so no key is needed, and every scope holds.
-        out = handler({"source": "aws.events", "detail-type": "Scheduled Event", "time": "2024-02-01T03:00:00Z",
-                       "operation": "multi_dimensional_analytics", "parameters": {"timeframe": "3 months"}}, _Ctx())
+        out = handler(
+            {
+                "source": "aws.events",
+                "detail-type": "Scheduled Event",
+                "time": "2024-02-01T03:00:00Z",
+                "operation": "multi_dimensional_analytics",
+                "parameters": {"timeframe": "3 months"},
+            },
+            _Ctx(),
+        )
         assert out["success"] is True and out["operation"] == "multi_dimensional_analytics" and "data" in out
-        out = handler({"operation": "custom_complex_query", "parameters": {"query": "SELECT 1 AS one"},
-                       "isStepFunction": True, "requestId": "r-7"}, _Ctx())
+        out = handler(
+            {
+                "operation": "custom_complex_query",
+                "parameters": {"query": "SELECT 1 AS one"},
+                "isStepFunction": True,
+                "requestId": "r-7",
+            },
+            _Ctx(),
+        )
         assert out["success"] is True and out["data"] == [{"one": 1}] and out["requestId"] == "r-7"
         # test-advanced.js's invoke: not an operation, refused with the old error fields.
         out = handler({"operation": "health_check", "parameters": {"test": True}}, _Ctx())
         assert out["success"] is False and "health_check" in out["error"]["message"]
         # An API Gateway event is never taken for a direct invocation, whatever its body says.
-        gateway = handler({"resource": "/analytics", "path": "/analytics", "httpMethod": "GET", "operation": "x",
-                           "canonicalDirectInvoke": False, "headers": {}, "multiValueHeaders": {},
-                           "queryStringParameters": {"operation": "simple_demo"},
-                           "multiValueQueryStringParameters": {"operation": ["simple_demo"]},
-                           "requestContext": {"resourcePath": "/analytics", "httpMethod": "GET", "path": "/analytics",
-                                              "stage": "prod", "identity": {"sourceIp": "203.0.113.7"}},
-                           "body": None, "isBase64Encoded": False}, _Ctx())
+        gateway = handler(
+            {
+                "resource": "/analytics",
+                "path": "/analytics",
+                "httpMethod": "GET",
+                "operation": "x",
+                "canonicalDirectInvoke": False,
+                "headers": {},
+                "multiValueHeaders": {},
+                "queryStringParameters": {"operation": "simple_demo"},
+                "multiValueQueryStringParameters": {"operation": ["simple_demo"]},
+                "requestContext": {
+                    "resourcePath": "/analytics",
+                    "httpMethod": "GET",
+                    "path": "/analytics",
+                    "stage": "prod",
+                    "identity": {"sourceIp": "203.0.113.7"},
+                },
+                "body": None,
+                "isBase64Encoded": False,
+            },
+            _Ctx(),
+        )
         assert gateway["statusCode"] == 401

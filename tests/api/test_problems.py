@@ -51,6 +51,12 @@ def test_each_error_answers_with_the_status_of_its_class():
     ]
     assert {type(e) for e in examples} == set(ANALYTICS_ERROR_STATUS)
     assert {type(e).__name__: from_analytics_error(e).status for e in examples} == {
-        "AnalyticsError": 500, "UnknownOperation": 404, "InvalidParameters": 422, "QueryRejected": 422,
-        "QueryTimeout": 504, "QueryFailed": 400, "TransientDatabaseError": 503, "NotReadOnlyRole": 500,
+        "AnalyticsError": 500,
+        "UnknownOperation": 404,
+        "InvalidParameters": 422,
+        "QueryRejected": 422,
+        "QueryTimeout": 504,
+        "QueryFailed": 400,
+        "TransientDatabaseError": 503,
+        "NotReadOnlyRole": 500,
     }

@@ -25,11 +25,18 @@ def ddb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-                            AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"},
-                                                  {"AttributeName": "SK", "AttributeType": "S"}],
-                            KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"},
-                                       {"AttributeName": "SK", "KeyType": "RANGE"}])
+        client.create_table(
+            TableName=TABLE,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "PK", "AttributeType": "S"},
+                {"AttributeName": "SK", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "PK", "KeyType": "HASH"},
+                {"AttributeName": "SK", "KeyType": "RANGE"},
+            ],
+        )
         yield client
 
 
@@ -91,8 +98,9 @@ def test_ttl_zero_turns_the_cache_off(ddb: Any) -> None:
 
 class Broken:
     def get_item(self, **_: Any) -> Any:
-        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
-                          "GetItem")
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "GetItem"
+        )
 
     def put_item(self, **_: Any) -> Any:
         raise ClientError({"Error": {"Code": "InternalServerError", "Message": "oops"}}, "PutItem")

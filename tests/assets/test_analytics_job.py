@@ -49,8 +49,9 @@ def test_a_small_result_is_stored_inline_on_the_job_item(driver):
 
 
 def test_a_large_result_goes_to_the_results_bucket_as_json_and_csv(driver):
-    run = driver.analytics("custom_complex_query",
-                           {"query": "SELECT g AS n, g * 2 AS twice FROM generate_series(1, 2500) AS g"})
+    run = driver.analytics(
+        "custom_complex_query", {"query": "SELECT g AS n, g * 2 AS twice FROM generate_series(1, 2500) AS g"}
+    )
     assert run.success, run.get_step_failure_events()
     job = _mirror(driver, run)
     result = job["result"]
@@ -60,8 +61,13 @@ def test_a_large_result_goes_to_the_results_bucket_as_json_and_csv(driver):
     doc = json.loads(body)
     assert len(doc["rows"]) == 2500 and doc["rows"][-1] == {"n": 2500, "twice": 5000}
     assert result["byteSize"]["json"] == len(body)
-    rows = list(csv.reader(io.StringIO(
-        s3.get_object(Bucket=result["bucket"], Key=result["s3"]["csv"])["Body"].read().decode())))
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                s3.get_object(Bucket=result["bucket"], Key=result["s3"]["csv"])["Body"].read().decode()
+            )
+        )
+    )
     assert rows[0] == ["n", "twice"] and len(rows) == 2501
 
 
@@ -91,8 +97,12 @@ def test_a_refused_custom_query_fails_without_retry(driver):
 
 def test_transient_database_errors_are_retried_with_backoff_then_fail(driver):
     # Nothing listens on port 1: every attempt fails to connect, a transient error.
-    broken = {**driver.resources,
-              "readonly_postgres": PostgresResource(database_url="postgresql://pipeline_reader:x@127.0.0.1:1/canonical")}
+    broken = {
+        **driver.resources,
+        "readonly_postgres": PostgresResource(
+            database_url="postgresql://pipeline_reader:x@127.0.0.1:1/canonical"
+        ),
+    }
     driver.defs = Definitions(jobs=[analytics_job], resources=broken)
     run = driver.analytics("simple_demo")
     assert not run.success
@@ -104,13 +114,19 @@ def test_every_result_is_also_written_as_parquet(driver):
 
     import pandas as pd
 
-    run = driver.analytics("custom_complex_query",
-                           {"query": "SELECT g AS n, g * 1.5 AS price, 'x' || g AS label FROM generate_series(1, 3) AS g"})
+    run = driver.analytics(
+        "custom_complex_query",
+        {"query": "SELECT g AS n, g * 1.5 AS price, 'x' || g AS label FROM generate_series(1, 3) AS g"},
+    )
     assert run.success
     job = _mirror(driver, run)
     key = job["result"]["parquet"]
     assert key == f"results/{run.run_id}/result.parquet"
-    body = driver.stack.client("s3").get_object(Bucket=driver.stack.settings.results_bucket, Key=key)["Body"].read()
+    body = (
+        driver.stack.client("s3")
+        .get_object(Bucket=driver.stack.settings.results_bucket, Key=key)["Body"]
+        .read()
+    )
     frame = pd.read_parquet(io.BytesIO(body))
     assert list(frame.columns) == ["n", "price", "label"]
     assert frame["n"].tolist() == [1, 2, 3] and frame["price"].tolist() == [1.5, 3.0, 4.5]

@@ -37,12 +37,17 @@ def test_the_analytics_assets_materialize_their_tables_and_pass_their_checks(loa
     result = materialize(analytics_table_assets, resources=loaded.resources, instance=loaded.instance)
     assert result.success
     checks = result.get_asset_check_evaluations()
-    assert checks and all(c.passed for c in checks), [(c.check_name, c.metadata) for c in checks if not c.passed]
+    assert checks and all(c.passed for c in checks), [
+        (c.check_name, c.metadata) for c in checks if not c.passed
+    ]
     url = loaded.stack.pg.owner_url
     for table in TABLES:
         rows = q1(url, f"SELECT count(*) FROM analytics.{table.name}")
-        recorded = q(url, "SELECT operation, row_count, data_version FROM analytics.materializations WHERE name = %s",
-                     (table.name,))
+        recorded = q(
+            url,
+            "SELECT operation, row_count, data_version FROM analytics.materializations WHERE name = %s",
+            (table.name,),
+        )
         assert recorded == [(table.operation, rows, q1(url, "SELECT version FROM ingest.data_version"))]
         mats = [m for m in result.asset_materializations_for_node(table.key.to_python_identifier())]
         assert mats[0].metadata["dagster/row_count"].value == rows
@@ -61,11 +66,21 @@ def test_a_rebuild_replaces_the_table_whole(loaded):
 
 
 def test_a_check_fails_when_entities_exist_but_the_answer_is_empty(loaded):
-    empty = build_asset(AnalyticsTable("empty_segments", "customer_analysis", {"min_group_size": 1_000_000},
-                                       "Segments no dataset fills", [ENTITIES], "daily",
-                                       required_columns=("segment",)))
+    empty = build_asset(
+        AnalyticsTable(
+            "empty_segments",
+            "customer_analysis",
+            {"min_group_size": 1_000_000},
+            "Segments no dataset fills",
+            [ENTITIES],
+            "daily",
+            required_columns=("segment",),
+        )
+    )
     result = materialize([empty], resources=loaded.resources, instance=loaded.instance, raise_on_error=False)
-    [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "has_rows_when_entities_exist"]
+    [check] = [
+        c for c in result.get_asset_check_evaluations() if c.check_name == "has_rows_when_entities_exist"
+    ]
     assert not check.passed and check.metadata["entities_exist"].value is True
 
 
@@ -75,9 +90,17 @@ def test_a_required_columns_check_without_columns_is_refused():
 
 
 def test_a_check_fails_when_a_required_column_holds_null(loaded):
-    gaps = build_asset(AnalyticsTable("region_segments", "customer_analysis", {"group_by": "region"},
-                                      "Segments by region (legacy rows have none)", [ENTITIES], "daily",
-                                      required_columns=("segment",)))
+    gaps = build_asset(
+        AnalyticsTable(
+            "region_segments",
+            "customer_analysis",
+            {"group_by": "region"},
+            "Segments by region (legacy rows have none)",
+            [ENTITIES],
+            "daily",
+            required_columns=("segment",),
+        )
+    )
     result = materialize([gaps], resources=loaded.resources, instance=loaded.instance, raise_on_error=False)
     [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "required_columns_present"]
     assert not check.passed and check.metadata["rows_with_nulls"].value >= 1
@@ -87,20 +110,37 @@ def test_a_wrong_fixed_parameter_fails_when_the_code_location_loads():
     from resources.analytics.errors import InvalidParameters
 
     with pytest.raises(InvalidParameters):
-        build_asset(AnalyticsTable("bad", "customer_analysis", {"metric": "salary"}, "", [ENTITIES], "daily",
-                                   required_columns=("segment",)))
+        build_asset(
+            AnalyticsTable(
+                "bad",
+                "customer_analysis",
+                {"metric": "salary"},
+                "",
+                [ENTITIES],
+                "daily",
+                required_columns=("segment",),
+            )
+        )
 
 
-@pytest.mark.parametrize(("schedule", "when", "tables"), [
-    (analytics_daily_schedule, "2026-03-04T02:00:00+00:00",
-     {"customer_segments", "revenue_rankings", "duplicate_candidates"}),
-    (analytics_monthly_schedule, "2026-03-01T03:00:00+00:00", {"monthly_trends", "market_cube"}),
-])
+@pytest.mark.parametrize(
+    ("schedule", "when", "tables"),
+    [
+        (
+            analytics_daily_schedule,
+            "2026-03-04T02:00:00+00:00",
+            {"customer_segments", "revenue_rankings", "duplicate_candidates"},
+        ),
+        (analytics_monthly_schedule, "2026-03-01T03:00:00+00:00", {"monthly_trends", "market_cube"}),
+    ],
+)
 def test_the_schedules_request_their_tables(schedule, when, tables):
     import datetime as dt
 
     with instance_for_test() as instance:
-        context = build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime.fromisoformat(when))
+        context = build_schedule_context(
+            instance=instance, scheduled_execution_time=dt.datetime.fromisoformat(when)
+        )
         data = schedule.evaluate_tick(context)
     [request] = data.run_requests
     assert schedule.execution_timezone == "UTC"
@@ -116,13 +156,18 @@ def _asset_graph():
 
 def test_the_canonical_column_schemas_are_the_migrated_tables(db):
     with psycopg.connect(db.owner_url) as conn:
-        for table, schema in (("entities", ENTITIES_SCHEMA), ("entity_relationships", RELATIONSHIPS_SCHEMA),
-                              ("time_series_data", TIME_SERIES_SCHEMA)):
+        for table, schema in (
+            ("entities", ENTITIES_SCHEMA),
+            ("entity_relationships", RELATIONSHIPS_SCHEMA),
+            ("time_series_data", TIME_SERIES_SCHEMA),
+        ):
             columns = conn.execute(
                 """SELECT column_name, CASE WHEN data_type LIKE 'timestamp with%%' THEN 'timestamptz'
                                             ELSE data_type END
                    FROM information_schema.columns WHERE table_schema = 'canonical' AND table_name = %s
-                   ORDER BY ordinal_position""", (table,)).fetchall()
+                   ORDER BY ordinal_position""",
+                (table,),
+            ).fetchall()
             assert [(c.name, c.type) for c in schema.columns] == columns, table
 
 
@@ -146,4 +191,8 @@ def test_lineage_runs_from_the_raw_files_through_the_canonical_tables_to_analyti
     graph = _asset_graph()
     assert graph.get(ENTITIES).parent_keys == {RAW_FILES}
     downstream = {k.to_user_string() for k in graph.get(ENTITIES).child_keys}
-    assert {"analytics/customer_segments", "analytics/revenue_rankings", "analytics/duplicate_candidates"} <= downstream
+    assert {
+        "analytics/customer_segments",
+        "analytics/revenue_rankings",
+        "analytics/duplicate_candidates",
+    } <= downstream

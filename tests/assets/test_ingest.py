@@ -42,11 +42,23 @@ def test_seed_export_lands_as_ten_entities_with_counts_in_the_materialization(dr
     assert run.success
     url = stack.pg.owner_url
     assert q1(url, "SELECT count(*) FROM canonical.entities") == 10
-    assert q1(url, "SELECT count(DISTINCT canonical_id) FROM canonical.entities WHERE canonical_id LIKE 'crm_CUST-%'") == 10
+    assert (
+        q1(
+            url,
+            "SELECT count(DISTINCT canonical_id) FROM canonical.entities WHERE canonical_id LIKE 'crm_CUST-%'",
+        )
+        == 10
+    )
     row = q(url, "SELECT status, received, inserted, updated, unchanged, rejected FROM ingest.files")
     assert row == [("loaded", 10, 10, 0, 0, 0)]
     meta = _materialization_metadata(instance)
-    assert (meta["received"], meta["inserted"], meta["updated"], meta["unchanged"], meta["rejected"]) == (10, 10, 0, 0, 0)
+    assert (meta["received"], meta["inserted"], meta["updated"], meta["unchanged"], meta["rejected"]) == (
+        10,
+        10,
+        0,
+        0,
+        0,
+    )
     assert meta["dagster/row_count"] == 10  # the table's rows, not this run's
     # lineage
     lineage = q(url, "SELECT metadata FROM canonical.entities WHERE canonical_id = 'crm_CUST-1001'")[0][0]
@@ -55,11 +67,19 @@ def test_seed_export_lands_as_ten_entities_with_counts_in_the_materialization(dr
     assert lineage["source_id"] == "CUST-1001"
     assert "transformation_version" in lineage and 0 <= lineage["data_quality"] <= 1
     checks = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
-    assert checks == {"refused_share_below_threshold": True, "no_entity_moved_back_in_source_order": True,
-                      "newest_file_within_freshness_bound": True, "required_attributes_present": True}
+    assert checks == {
+        "refused_share_below_threshold": True,
+        "no_entity_moved_back_in_source_order": True,
+        "newest_file_within_freshness_bound": True,
+        "required_attributes_present": True,
+    }
     # the real CRM export states its own date: that is the file's place in the source's history
-    assert q(url, "SELECT source_file_at::text, superseded FROM ingest.files") == [("2024-11-17 10:40:00+00", 0)]
-    assert q1(url, "SELECT count(*) FROM canonical.entities WHERE source_file_at = '2024-11-17T10:40:00Z'") == 10
+    assert q(url, "SELECT source_file_at::text, superseded FROM ingest.files") == [
+        ("2024-11-17 10:40:00+00", 0)
+    ]
+    assert (
+        q1(url, "SELECT count(*) FROM canonical.entities WHERE source_file_at = '2024-11-17T10:40:00Z'") == 10
+    )
 
 
 def test_same_bytes_uploaded_again_are_not_ingested_again(driver, stack):
@@ -77,7 +97,9 @@ def test_same_records_under_a_new_key_change_nothing(driver, stack):
     driver.upload("crm-data/customer-data-copy.json", SEED)
     driver.settle()
     url = stack.pg.owner_url
-    assert q(url, "SELECT inserted, updated, unchanged FROM ingest.files WHERE s3_key LIKE '%copy%'") == [(0, 0, 10)]
+    assert q(url, "SELECT inserted, updated, unchanged FROM ingest.files WHERE s3_key LIKE '%copy%'") == [
+        (0, 0, 10)
+    ]
     assert q1(url, "SELECT max(version) FROM canonical.entities") == 1
     assert q1(url, "SELECT count(*) FROM canonical.entity_history") == 0
 
@@ -90,12 +112,17 @@ def test_a_changed_record_gets_version_2_and_its_previous_version_in_history(dri
     driver.upload("crm-data/customer-data.json", json.dumps(doc))  # same key, new ETag: new work
     driver.settle()
     url = stack.pg.owner_url
-    assert q(url, "SELECT version, revenue, entity_type FROM canonical.entities WHERE canonical_id = 'crm_CUST-1001'") \
-        == [(2, 99_000_000, "large_enterprise")]
-    assert q(url, "SELECT version, (attributes->>'annual_revenue')::numeric FROM canonical.entity_history") \
-        == [(1, 2_500_000)]
+    assert q(
+        url,
+        "SELECT version, revenue, entity_type FROM canonical.entities WHERE canonical_id = 'crm_CUST-1001'",
+    ) == [(2, 99_000_000, "large_enterprise")]
+    assert q(
+        url, "SELECT version, (attributes->>'annual_revenue')::numeric FROM canonical.entity_history"
+    ) == [(1, 2_500_000)]
     assert q1(url, "SELECT count(*) FROM canonical.entities WHERE version > 1") == 1
-    assert q(url, "SELECT inserted, updated, unchanged FROM ingest.files ORDER BY file_id DESC LIMIT 1") == [(0, 1, 9)]
+    assert q(url, "SELECT inserted, updated, unchanged FROM ingest.files ORDER BY file_id DESC LIMIT 1") == [
+        (0, 1, 9)
+    ]
 
 
 def test_a_changed_object_under_the_same_key_is_new_work(driver, stack):
@@ -103,15 +130,24 @@ def test_a_changed_object_under_the_same_key_is_new_work(driver, stack):
     driver.settle()
     driver.upload("crm-data/a.json", {"records": [{"id": 1, "name": "A2"}]})
     driver.settle()
-    rows = q(stack.pg.owner_url, "SELECT status FROM ingest.files WHERE s3_key = 'crm-data/a.json' ORDER BY file_id")
+    rows = q(
+        stack.pg.owner_url,
+        "SELECT status FROM ingest.files WHERE s3_key = 'crm-data/a.json' ORDER BY file_id",
+    )
     assert rows == [("loaded",), ("loaded",)]
 
 
 def test_gzip_ndjson_and_array_files_all_load(driver, stack):
-    driver.upload("erp-data/a.json", [{"id": "E1", "business_name": "Erp One", "financials": {"annualRevenue": 5}}])
-    driver.upload("legacy-data/b.ndjson.gz",
-                  gzip.compress(b'{"id": 7, "name": "Legacy Seven"}\n{"id": 8, "name": "Legacy Eight"}\n'))
-    driver.upload("crm-data/c.json.gz", gzip.compress(json.dumps({"records": [{"id": 3, "name": "C"}]}).encode()))
+    driver.upload(
+        "erp-data/a.json", [{"id": "E1", "business_name": "Erp One", "financials": {"annualRevenue": 5}}]
+    )
+    driver.upload(
+        "legacy-data/b.ndjson.gz",
+        gzip.compress(b'{"id": 7, "name": "Legacy Seven"}\n{"id": 8, "name": "Legacy Eight"}\n'),
+    )
+    driver.upload(
+        "crm-data/c.json.gz", gzip.compress(json.dumps({"records": [{"id": 3, "name": "C"}]}).encode())
+    )
     driver.settle()
     ids = {r[0] for r in q(stack.pg.owner_url, "SELECT canonical_id FROM canonical.entities")}
     assert ids == {"erp_E1", "legacy_7", "legacy_8", "crm_3"}
@@ -141,8 +177,11 @@ def test_one_bad_file_in_a_batch_does_not_block_the_others(driver, stack):
     [run] = driver.run(result)
     assert not run.success
     statuses = dict(q(stack.pg.owner_url, "SELECT s3_key, status FROM ingest.files"))
-    assert statuses == {"crm-data/1-good.json": "loaded", "crm-data/2-bad.json": "failed",
-                        "crm-data/3-good.json": "loaded"}
+    assert statuses == {
+        "crm-data/1-good.json": "loaded",
+        "crm-data/2-bad.json": "failed",
+        "crm-data/3-good.json": "loaded",
+    }
     assert q1(stack.pg.owner_url, "SELECT count(*) FROM canonical.entities") == 2
 
 
@@ -168,7 +207,10 @@ def test_invalid_records_are_refused_with_reasons_and_valid_ones_land(driver, st
     assert checks["refused_share_below_threshold"] is False
     url = stack.pg.owner_url
     assert sorted(r[0] for r in q(url, "SELECT canonical_id FROM canonical.entities")) == ["crm_1", "crm_9"]
-    assert q1(url, "SELECT name FROM canonical.entities WHERE canonical_id = 'crm_9'") == "Zoë Ünïcødé 株式会社 🚀"
+    assert (
+        q1(url, "SELECT name FROM canonical.entities WHERE canonical_id = 'crm_9'")
+        == "Zoë Ünïcødé 株式会社 🚀"
+    )
     refused = q(url, "SELECT record_index, reasons FROM ingest.rejected_records ORDER BY record_index")
     codes = {idx: {r["code"] for r in reasons} for idx, reasons in refused}
     assert codes[1] == {"missing_name"}
@@ -185,8 +227,10 @@ def test_invalid_records_are_refused_with_reasons_and_valid_ones_land(driver, st
 
 
 def test_duplicate_ids_in_one_file_last_one_wins_and_the_metadata_says_so(driver, stack, instance):
-    driver.upload("crm-data/dups.json", {"records": [{"id": 1, "name": "First"}, {"id": 2, "name": "Other"},
-                                                     {"id": 1, "name": "Last"}]})
+    driver.upload(
+        "crm-data/dups.json",
+        {"records": [{"id": 1, "name": "First"}, {"id": 2, "name": "Other"}, {"id": 1, "name": "Last"}]},
+    )
     driver.settle()
     url = stack.pg.owner_url
     assert q1(url, "SELECT name FROM canonical.entities WHERE canonical_id = 'crm_1'") == "Last"
@@ -203,12 +247,15 @@ def test_an_empty_json_document_loads_nothing_and_a_zero_byte_file_is_skipped(dr
     assert rows["crm-data/zero.json"][0] == "skipped" and "empty" in rows["crm-data/zero.json"][1]
 
 
-@pytest.mark.parametrize("body, expected", [
-    ('"just a string"', "expected a JSON object"),
-    ("42", "expected a JSON object"),
-    ('{"rows": [1, 2]}', "no 'records' array"),
-    ('{"records": {"id": 1}}', "'records' must be an array"),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ('"just a string"', "expected a JSON object"),
+        ("42", "expected a JSON object"),
+        ('{"rows": [1, 2]}', "no 'records' array"),
+        ('{"records": {"id": 1}}', "'records' must be an array"),
+    ],
+)
 def test_json_that_is_not_records_fails_the_file_clearly(driver, stack, body, expected):
     driver.upload("legacy-data/odd.json", body)
     driver.settle()
@@ -222,22 +269,40 @@ def test_objects_the_pipeline_will_not_process_are_recorded_with_the_reason(driv
     driver.tick()
     rows = {k: (s, r) for k, s, r in q(stack.pg.owner_url, "SELECT s3_key, status, reason FROM ingest.files")}
     assert rows["elsewhere/x.json"][0] == "skipped" and "unknown prefix" in rows["elsewhere/x.json"][1]
-    assert rows["crm-data/notes.txt"][0] == "skipped" and "unsupported extension" in rows["crm-data/notes.txt"][1]
+    assert (
+        rows["crm-data/notes.txt"][0] == "skipped"
+        and "unsupported extension" in rows["crm-data/notes.txt"][1]
+    )
 
 
 def test_relationships_and_monthly_time_series_land_with_partitions_created(driver, stack):
-    driver.upload("erp-data/group.json", [
-        {"id": "P", "business_name": "Parent Co"},
-        {"id": "C", "business_name": "Child Co", "parent_company_id": "P",
-         "metrics": [{"date": "2024-01-31", "type": "monthly_revenue", "value": 10},
-                     {"date": "2024-02-29", "type": "monthly_revenue", "value": 12.5}]},
-    ])
+    driver.upload(
+        "erp-data/group.json",
+        [
+            {"id": "P", "business_name": "Parent Co"},
+            {
+                "id": "C",
+                "business_name": "Child Co",
+                "parent_company_id": "P",
+                "metrics": [
+                    {"date": "2024-01-31", "type": "monthly_revenue", "value": 10},
+                    {"date": "2024-02-29", "type": "monthly_revenue", "value": 12.5},
+                ],
+            },
+        ],
+    )
     driver.settle()
     url = stack.pg.owner_url
-    assert q(url, "SELECT parent_canonical_id, child_canonical_id FROM canonical.entity_relationships") \
-        == [("erp_P", "erp_C")]
-    points = q(url, "SELECT tableoid::regclass::text, value FROM canonical.time_series_data ORDER BY observed_at")
-    assert [p[0] for p in points] == ["canonical.time_series_data_2024_01", "canonical.time_series_data_2024_02"]
+    assert q(url, "SELECT parent_canonical_id, child_canonical_id FROM canonical.entity_relationships") == [
+        ("erp_P", "erp_C")
+    ]
+    points = q(
+        url, "SELECT tableoid::regclass::text, value FROM canonical.time_series_data ORDER BY observed_at"
+    )
+    assert [p[0] for p in points] == [
+        "canonical.time_series_data_2024_01",
+        "canonical.time_series_data_2024_02",
+    ]
     assert [float(p[1]) for p in points] == [10.0, 12.5]
 
 
@@ -261,9 +326,14 @@ def _refused_metric_sum(stack) -> float:
 
     now = dt.datetime.now(dt.UTC)
     stats = stack.client("cloudwatch").get_metric_statistics(
-        Namespace="CanonicalPipeline", MetricName="RefusedRecords", StartTime=now - dt.timedelta(hours=1),
+        Namespace="CanonicalPipeline",
+        MetricName="RefusedRecords",
+        StartTime=now - dt.timedelta(hours=1),
         Dimensions=[{"Name": "Environment", "Value": stack.settings.pipeline_env}],  # what its alarm watches
-        EndTime=now + dt.timedelta(minutes=5), Period=3600, Statistics=["Sum"])
+        EndTime=now + dt.timedelta(minutes=5),
+        Period=3600,
+        Statistics=["Sum"],
+    )
     return sum(p["Sum"] for p in stats["Datapoints"])
 
 
@@ -288,6 +358,7 @@ def test_monthly_partitions_are_bounded_in_utc_whatever_the_session_time_zone(db
         conn.execute("SET TimeZone = 'UTC'")
         bound = conn.execute(
             "SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_class c "
-            "WHERE c.relname = 'time_series_data_2031_03'").fetchone()[0]
+            "WHERE c.relname = 'time_series_data_2031_03'"
+        ).fetchone()[0]
         conn.rollback()
     assert bound == "FOR VALUES FROM ('2031-03-01 00:00:00+00') TO ('2031-04-01 00:00:00+00')"

@@ -35,22 +35,43 @@ def lambda_asset(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def dev(tmp_path_factory: pytest.TempPathFactory, lambda_asset: str) -> Synth:
-    return synthesize(tmp_path_factory.mktemp("cdk-dev"), env="dev", lambdaAsset=lambda_asset,
-                      alertEmail=ALERT_EMAIL, corsOrigins=[CORS_ORIGIN], jobNoticeEmails=[JOB_NOTICE_EMAIL])
+    return synthesize(
+        tmp_path_factory.mktemp("cdk-dev"),
+        env="dev",
+        lambdaAsset=lambda_asset,
+        alertEmail=ALERT_EMAIL,
+        corsOrigins=[CORS_ORIGIN],
+        jobNoticeEmails=[JOB_NOTICE_EMAIL],
+    )
 
 
 @pytest.fixture(scope="session")
 def prod(tmp_path_factory: pytest.TempPathFactory, lambda_asset: str) -> Synth:
-    return synthesize(tmp_path_factory.mktemp("cdk-prod"), env="prod", lambdaAsset=lambda_asset,
-                      alertEmail=ALERT_EMAIL, apiStageName="prod", keylessRead=True, lambdaReservedConcurrency=50,
-                      dagsterPublicUrl=DAGSTER_PUBLIC_URL, uiAuth="cognito", uiDomainName="dagster.example.com",
-                      uiCertificateArn=UI_CERTIFICATE_ARN)
+    return synthesize(
+        tmp_path_factory.mktemp("cdk-prod"),
+        env="prod",
+        lambdaAsset=lambda_asset,
+        alertEmail=ALERT_EMAIL,
+        apiStageName="prod",
+        keylessRead=True,
+        lambdaReservedConcurrency=50,
+        dagsterPublicUrl=DAGSTER_PUBLIC_URL,
+        uiAuth="cognito",
+        uiDomainName="dagster.example.com",
+        uiCertificateArn=UI_CERTIFICATE_ARN,
+    )
 
 
 @pytest.fixture(scope="session")
 def lean(tmp_path_factory: pytest.TempPathFactory, lambda_asset: str) -> Synth:
-    return synthesize(tmp_path_factory.mktemp("cdk-lean"), env="dev", profile="dev-lean", lambdaAsset=lambda_asset,
-                      alertEmail=ALERT_EMAIL, **OIDC_UI)
+    return synthesize(
+        tmp_path_factory.mktemp("cdk-lean"),
+        env="dev",
+        profile="dev-lean",
+        lambdaAsset=lambda_asset,
+        alertEmail=ALERT_EMAIL,
+        **OIDC_UI,
+    )
 
 
 @pytest.fixture(scope="session", params=["dev", "prod", "lean"])

@@ -90,12 +90,18 @@ class Synth:
 def synth_context(**context: Any) -> dict[str, Any]:
     """cdk.json's context, the test account/region, and `context` on top."""
     ctx = json.loads((INFRA_DIR / "cdk.json").read_text())["context"]
-    ctx.update({
-        "account": ACCOUNT,
-        "region": REGION,
-        # What `cdk` would look up and store in cdk.context.json.
-        f"availability-zones:account={ACCOUNT}:region={REGION}": [f"{REGION}a", f"{REGION}b", f"{REGION}c"],
-    })
+    ctx.update(
+        {
+            "account": ACCOUNT,
+            "region": REGION,
+            # What `cdk` would look up and store in cdk.context.json.
+            f"availability-zones:account={ACCOUNT}:region={REGION}": [
+                f"{REGION}a",
+                f"{REGION}b",
+                f"{REGION}c",
+            ],
+        }
+    )
     ctx.update(context)
     return ctx
 
@@ -117,7 +123,9 @@ def synthesize(outdir: Path, **context: Any) -> Synth:
         raise AssertionError(f"synthesis failed: {exc}\n{_violations(detail)}") from exc
     templates = {
         name: assembly.get_stack_by_name(stack.stack_name).template
-        for name, stack in zip(("network", "data", "orchestration", "api", "monitoring"), stacks.all(), strict=True)
+        for name, stack in zip(
+            ("network", "data", "orchestration", "api", "monitoring"), stacks.all(), strict=True
+        )
     }
     return Synth(config=Config.from_context(app.node), stacks=stacks, outdir=outdir, templates=templates)
 
@@ -129,5 +137,7 @@ def _violations(report_json: str) -> str:
     for plugin in json.loads(report_json).get("pluginReports", []):
         for v in plugin.get("violations", []):
             paths = ", ".join(c.get("constructPath", "?") for c in v.get("violatingConstructs", []))
-            lines.append(f"[{plugin['pluginName']}] {v['ruleName']}: {v.get('description', '')[:160]} at {paths}")
+            lines.append(
+                f"[{plugin['pluginName']}] {v['ruleName']}: {v.get('description', '')[:160]} at {paths}"
+            )
     return "\n".join(lines)

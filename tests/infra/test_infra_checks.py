@@ -52,10 +52,16 @@ def test_an_unacknowledged_finding_fails_the_synth(tmp_path: Path, lambda_asset:
     with pytest.raises(Exception, match="ValidationFailed"):
         app.synth()
     report = json.loads((tmp_path / "validation-report.json").read_text())
-    findings = {(v["ruleName"], c["constructPath"]) for p in report["pluginReports"] for v in p["violations"]
-                for c in v["violatingConstructs"]}
-    assert findings == {("AwsSolutions-SQS3", "Canonical-Dev-Data/UncheckedQueue/Resource"),
-                        ("AwsSolutions-SQS4", "Canonical-Dev-Data/UncheckedQueue/Resource")}
+    findings = {
+        (v["ruleName"], c["constructPath"])
+        for p in report["pluginReports"]
+        for v in p["violations"]
+        for c in v["violatingConstructs"]
+    }
+    assert findings == {
+        ("AwsSolutions-SQS3", "Canonical-Dev-Data/UncheckedQueue/Resource"),
+        ("AwsSolutions-SQS4", "Canonical-Dev-Data/UncheckedQueue/Resource"),
+    }
 
 
 def test_every_acknowledgment_is_specific_and_explained(deployment: Synth) -> None:
@@ -74,9 +80,17 @@ def test_every_acknowledgment_is_specific_and_explained(deployment: Synth) -> No
             assert rule.endswith("]") and "[" in rule, where
     rules = {where.split(":", 1)[1].split("[")[0] for where in acknowledged}
     # The full list, so adding one is a visible decision (README: "cdk-nag acknowledgments").
-    allowed = {"AwsSolutions-IAM4", "AwsSolutions-IAM5", "AwsSolutions-ECS2", "AwsSolutions-L1",
-               "AwsSolutions-APIG3", "AwsSolutions-APIG4", "AwsSolutions-COG4", "AwsSolutions-RDS11",
-               "AwsSolutions-SMG4"}
+    allowed = {
+        "AwsSolutions-IAM4",
+        "AwsSolutions-IAM5",
+        "AwsSolutions-ECS2",
+        "AwsSolutions-L1",
+        "AwsSolutions-APIG3",
+        "AwsSolutions-APIG4",
+        "AwsSolutions-COG4",
+        "AwsSolutions-RDS11",
+        "AwsSolutions-SMG4",
+    }
     if deployment.config.ui_auth == "cognito":  # threat protection is a paid plan: the deployer's choice
         allowed |= {"AwsSolutions-COG3", "AwsSolutions-COG8"}
     if "0.0.0.0/0" in deployment.config.ui_allowed_cidrs and deployment.config.ui_auth != "none":
@@ -133,9 +147,14 @@ def test_dagster_yaml_is_valid_for_dagster(monkeypatch: pytest.MonkeyPatch, tmp_
 
     assert config["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_DATABASE_URL"}
     assert DagsterPostgresStorage.config_type()  # the storage the `storage: postgres` key selects
-    assert raw["run_launcher"]["class"] == "EcsRunLauncher" and raw["run_launcher"]["config"]["container_name"] == "run"
+    assert (
+        raw["run_launcher"]["class"] == "EcsRunLauncher"
+        and raw["run_launcher"]["config"]["container_name"] == "run"
+    )
     assert raw["run_monitoring"]["enabled"] and raw["run_retries"]["enabled"]
-    assert raw["run_retries"]["retry_on_asset_or_op_failure"] is False  # ops retry themselves; bad config fails once
+    assert (
+        raw["run_retries"]["retry_on_asset_or_op_failure"] is False
+    )  # ops retry themselves; bad config fails once
     # Ticks are purged (the landing sensor ticks every few seconds: skipped ticks go after a week).
     assert config["retention"]["sensor"]["purge_after_days"]["skipped"] == 7
     assert all(v > 0 for v in config["retention"]["sensor"]["purge_after_days"].values())
@@ -147,16 +166,27 @@ def test_dagster_yaml_is_valid_for_dagster(monkeypatch: pytest.MonkeyPatch, tmp_
 
 def test_entrypoint_turns_secrets_into_urls() -> None:
     entrypoint = _load_script("entrypoint")
-    secret = {"username": "pipeline_writer", "password": "p@ss w/rd", "host": "db.example", "port": 5432,
-              "dbname": "canonical", "engine": "postgres"}
-    env = entrypoint.compose({
-        "DATABASE_SECRET": json.dumps(secret),
-        "DAGSTER_DATABASE_SECRET": json.dumps({**secret, "username": "dagster", "dbname": None}),
-        "READONLY_DATABASE_URL": "postgresql://already-set",
-        "READONLY_DATABASE_SECRET": json.dumps(secret),
-        "PATH": "/usr/bin",
-    })
-    assert env["DATABASE_URL"] == "postgresql://pipeline_writer:p%40ss%20w%2Frd@db.example:5432/canonical?sslmode=require"
+    secret = {
+        "username": "pipeline_writer",
+        "password": "p@ss w/rd",
+        "host": "db.example",
+        "port": 5432,
+        "dbname": "canonical",
+        "engine": "postgres",
+    }
+    env = entrypoint.compose(
+        {
+            "DATABASE_SECRET": json.dumps(secret),
+            "DAGSTER_DATABASE_SECRET": json.dumps({**secret, "username": "dagster", "dbname": None}),
+            "READONLY_DATABASE_URL": "postgresql://already-set",
+            "READONLY_DATABASE_SECRET": json.dumps(secret),
+            "PATH": "/usr/bin",
+        }
+    )
+    assert (
+        env["DATABASE_URL"]
+        == "postgresql://pipeline_writer:p%40ss%20w%2Frd@db.example:5432/canonical?sslmode=require"
+    )
     assert env["DAGSTER_DATABASE_URL"].endswith("@db.example:5432/dagster?sslmode=require")
     assert env["READONLY_DATABASE_URL"] == "postgresql://already-set"  # an explicit URL wins
     assert not [k for k in env if k.endswith("_SECRET")]  # the JSON does not reach the command
@@ -171,16 +201,34 @@ def test_the_entrypoint_runs_with_only_what_the_system_image_holds(tmp_path: Pat
     import sys
 
     root = INFRA_DIR.parent
-    for relative in ("infra/docker/entrypoint.py", "resources/__init__.py", "resources/clients/__init__.py",
-                     "resources/clients/secrets.py"):
+    for relative in (
+        "infra/docker/entrypoint.py",
+        "resources/__init__.py",
+        "resources/clients/__init__.py",
+        "resources/clients/secrets.py",
+    ):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(root / relative, tmp_path / relative)
-    secret = json.dumps({"username": "dagster", "password": "pw", "host": "db", "port": 5432, "dbname": "dagster"})
+    secret = json.dumps(
+        {"username": "dagster", "password": "pw", "host": "db", "port": 5432, "dbname": "dagster"}
+    )
     done = subprocess.run(
-        [sys.executable, "-S", str(tmp_path / "infra/docker/entrypoint.py"),
-         sys.executable, "-S", "-c", "import os; print(os.environ['DAGSTER_DATABASE_URL'])"],
+        [
+            sys.executable,
+            "-S",
+            str(tmp_path / "infra/docker/entrypoint.py"),
+            sys.executable,
+            "-S",
+            "-c",
+            "import os; print(os.environ['DAGSTER_DATABASE_URL'])",
+        ],
         env={"PYTHONPATH": str(tmp_path), "DAGSTER_DATABASE_SECRET": secret, "PATH": "/usr/bin:/bin"},
-        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60)
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "postgresql://dagster:pw@db:5432/dagster?sslmode=require"
 
@@ -189,13 +237,22 @@ def test_in_the_image_the_urls_verify_the_server_with_the_rds_ca_bundle(tmp_path
     """The image fetches the RDS CA bundle when it is built and names it in DATABASE_CA_BUNDLE; the
     entrypoint's URLs then verify the server's certificate and name (`require` encrypts only)."""
     dockerfile = (INFRA_DIR / "Dockerfile").read_text()
-    assert "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /app/rds-ca-bundle.pem" in dockerfile
+    assert (
+        "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /app/rds-ca-bundle.pem"
+        in dockerfile
+    )
     assert "ENV DATABASE_CA_BUNDLE=/app/rds-ca-bundle.pem" in dockerfile
     entrypoint = _load_script("entrypoint")
-    secret = {"username": "dagster", "password": "pw", "host": "canonical-prod-db.abc.eu-west-1.rds.amazonaws.com",
-              "port": 5432, "dbname": "dagster"}
-    env = entrypoint.compose({"DAGSTER_DATABASE_SECRET": json.dumps(secret),
-                              "DATABASE_CA_BUNDLE": "/app/rds-ca-bundle.pem"})
+    secret = {
+        "username": "dagster",
+        "password": "pw",
+        "host": "canonical-prod-db.abc.eu-west-1.rds.amazonaws.com",
+        "port": 5432,
+        "dbname": "dagster",
+    }
+    env = entrypoint.compose(
+        {"DAGSTER_DATABASE_SECRET": json.dumps(secret), "DATABASE_CA_BUNDLE": "/app/rds-ca-bundle.pem"}
+    )
     params = conninfo_to_dict(env["DAGSTER_DATABASE_URL"])
     assert (params["sslmode"], params["sslrootcert"]) == ("verify-full", "/app/rds-ca-bundle.pem")
     assert params["host"] == secret["host"]

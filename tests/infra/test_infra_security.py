@@ -53,15 +53,20 @@ def test_nothing_is_open_to_the_internet(deployment: Synth) -> None:
             assert config.nat_provider == "instance" and rule["CidrIp"] == config.vpc_cidr, (group, rule)
     # Without uiAuth there is no such group, hence no address range at all.
     assert all("SourceSecurityGroupId" in rule for _, rule in _ingress_rules(deployment)) == (
-        config.ui_auth == "none" and config.nat_provider == "gateway")
+        config.ui_auth == "none" and config.nat_provider == "gateway"
+    )
 
 
 def test_each_ingress_rule_appears_once(deployment: Synth) -> None:
     """EC2 refuses duplicate rules: CDK's own grants and ours must not overlap."""
     keys = Counter(
-        (_group_logical_id(rule["GroupId"]) if "GroupId" in rule else group,
-         _group_logical_id(rule["SourceSecurityGroupId"]) if "SourceSecurityGroupId" in rule else rule["CidrIp"],
-         json.dumps(rule["FromPort"]))
+        (
+            _group_logical_id(rule["GroupId"]) if "GroupId" in rule else group,
+            _group_logical_id(rule["SourceSecurityGroupId"])
+            if "SourceSecurityGroupId" in rule
+            else rule["CidrIp"],
+            json.dumps(rule["FromPort"]),
+        )
         for group, rule in _ingress_rules(deployment)
     )
     assert [k for k, n in keys.items() if n > 1] == []
@@ -73,18 +78,32 @@ def test_who_reaches_the_database_and_the_dagster_webserver(dev: Synth) -> None:
     for group, rule in _ingress_rules(dev):
         target = _group_logical_id(rule["GroupId"]) if "GroupId" in rule else group
         target = re.sub(r"[0-9A-F]{8}$", "", target)
-        sources.setdefault(target, set()).add(re.sub(r"[0-9A-F]{8}$", "", _group_logical_id(rule["SourceSecurityGroupId"])))
+        sources.setdefault(target, set()).add(
+            re.sub(r"[0-9A-F]{8}$", "", _group_logical_id(rule["SourceSecurityGroupId"]))
+        )
         ports.setdefault(target, set()).add(json.dumps(rule["FromPort"]))
-    assert sources["DatabaseSg"] == {"ProxySg", "RotationSg", "DagsterTasksSg", "DagsterWebserverSg", "DagsterCodeSg"}
+    assert sources["DatabaseSg"] == {
+        "ProxySg",
+        "RotationSg",
+        "DagsterTasksSg",
+        "DagsterWebserverSg",
+        "DagsterCodeSg",
+    }
     assert sources["ProxySg"] == {"ApiLambdaSg"}
     assert sources["DagsterAlbSg"] == {"ApiLambdaSg"}
     assert sources["DagsterWebserverSg"] == {"DagsterAlbSg"}
     assert ports["DagsterWebserverSg"] == {"3000"} and ports["DagsterAlbSg"] == {"80"}
     # The code server answers the daemon and the webserver, on its gRPC port only.
-    assert sources["DagsterCodeSg"] == {"DagsterTasksSg", "DagsterWebserverSg"} and ports["DagsterCodeSg"] == {"4000"}
+    assert sources["DagsterCodeSg"] == {"DagsterTasksSg", "DagsterWebserverSg"} and ports[
+        "DagsterCodeSg"
+    ] == {"4000"}
     assert "DagsterTasksSg" not in sources and "ApiLambdaSg" not in sources  # nothing reaches them
     # The database group sends nothing out.
-    (db_sg,) = [sg for sid, sg in dev.resources("AWS::EC2::SecurityGroup", "data").items() if sid.startswith("DatabaseSg")]
+    (db_sg,) = [
+        sg
+        for sid, sg in dev.resources("AWS::EC2::SecurityGroup", "data").items()
+        if sid.startswith("DatabaseSg")
+    ]
     assert db_sg["Properties"]["SecurityGroupEgress"][0]["CidrIp"] == "255.255.255.255/32"
 
 
@@ -94,18 +113,31 @@ def test_dagster_load_balancer_for_the_api_is_internal(dev: Synth, prod: Synth) 
     for synth in (dev, prod):
         synth.template("orchestration").has_resource_properties(
             "AWS::ElasticLoadBalancingV2::LoadBalancer",
-            {"Scheme": "internal",
-             "LoadBalancerAttributes": Match.array_with([{"Key": "access_logs.s3.enabled", "Value": "true"}])},
+            {
+                "Scheme": "internal",
+                "LoadBalancerAttributes": Match.array_with(
+                    [{"Key": "access_logs.s3.enabled", "Value": "true"}]
+                ),
+            },
         )
-    schemes = [lb["Properties"]["Scheme"] for lb in dev.resources("AWS::ElasticLoadBalancingV2::LoadBalancer").values()]
+    schemes = [
+        lb["Properties"]["Scheme"]
+        for lb in dev.resources("AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    ]
     assert schemes == ["internal"]  # without uiAuth nothing faces the internet
 
 
 def _ui_listener(synth: Synth) -> dict[str, Any]:
-    (ui_lb,) = [k for k, lb in synth.resources("AWS::ElasticLoadBalancingV2::LoadBalancer").items()
-                if lb["Properties"]["Scheme"] == "internet-facing"]
-    (listener,) = [ls["Properties"] for ls in synth.resources("AWS::ElasticLoadBalancingV2::Listener").values()
-                   if ls["Properties"]["LoadBalancerArn"] == {"Ref": ui_lb}]
+    (ui_lb,) = [
+        k
+        for k, lb in synth.resources("AWS::ElasticLoadBalancingV2::LoadBalancer").items()
+        if lb["Properties"]["Scheme"] == "internet-facing"
+    ]
+    (listener,) = [
+        ls["Properties"]
+        for ls in synth.resources("AWS::ElasticLoadBalancingV2::Listener").values()
+        if ls["Properties"]["LoadBalancerArn"] == {"Ref": ui_lb}
+    ]
     return listener
 
 
@@ -139,7 +171,8 @@ def test_vpc_has_flow_logs_and_isolated_data_subnets(dev: Synth) -> None:
     network.resource_count_is("AWS::EC2::FlowLog", 1)
     network.has_resource_properties("AWS::EC2::FlowLog", {"TrafficType": "ALL"})
     isolated = [
-        sid for sid, subnet in dev.resources("AWS::EC2::Subnet", "network").items()
+        sid
+        for sid, subnet in dev.resources("AWS::EC2::Subnet", "network").items()
         if {"Key": "aws-cdk:subnet-type", "Value": "Isolated"} in subnet["Properties"]["Tags"]
     ]
     assert len(isolated) == 2 and all(s.startswith("Vpcdata") for s in isolated)
@@ -152,7 +185,9 @@ def test_vpc_has_flow_logs_and_isolated_data_subnets(dev: Synth) -> None:
 
 
 def _buckets(synth: Synth) -> dict[str, dict[str, Any]]:
-    return {re.sub(r"[0-9A-F]{8}$", "", k): v["Properties"] for k, v in synth.resources("AWS::S3::Bucket").items()}
+    return {
+        re.sub(r"[0-9A-F]{8}$", "", k): v["Properties"] for k, v in synth.resources("AWS::S3::Bucket").items()
+    }
 
 
 def test_every_bucket_is_encrypted_private_and_tls_only(deployment: Synth) -> None:
@@ -163,13 +198,18 @@ def test_every_bucket_is_encrypted_private_and_tls_only(deployment: Synth) -> No
         props = bucket["Properties"]
         assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"], logical_id
         assert props["PublicAccessBlockConfiguration"] == {
-            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
         }
         # Prod keeps its buckets (a redeploy adopts them); a dev deployment's go with it (test_redeploy.py).
         assert bucket["DeletionPolicy"] == ("Retain" if deployment.config.is_prod else "Delete")
         (policy,) = [p for p in policies.values() if p["Properties"]["Bucket"] == {"Ref": logical_id}]
         assert {
-            "Action": "s3:*", "Effect": "Deny", "Principal": {"AWS": "*"},
+            "Action": "s3:*",
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
         }.items() <= next(
             s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s.get("Effect") == "Deny"
@@ -206,29 +246,51 @@ def test_raw_bucket_events_reach_a_queue_with_a_dead_letter_queue(dev: Synth) ->
     from aws_cdk.assertions import Match
 
     data = dev.template("data")
-    data.has_resource_properties("Custom::S3BucketNotifications", {
-        "NotificationConfiguration": {"QueueConfigurations": [
-            {"Events": ["s3:ObjectCreated:*"], "QueueArn": {"Fn::GetAtt": [Match.string_like_regexp("^IngestQueue"), "Arn"]}},
-        ]},
-    })
-    data.has_resource_properties("AWS::SQS::Queue", {
-        "QueueName": "canonical-dev-raw-events",
-        "SqsManagedSseEnabled": True,
-        "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [Match.string_like_regexp("^IngestDeadLetterQueue"), "Arn"]},
-                          "maxReceiveCount": 5},
-    })
-    data.has_resource_properties("AWS::SQS::Queue", {"QueueName": "canonical-dev-raw-events-dlq",
-                                                     "MessageRetentionPeriod": 14 * 24 * 3600})
+    data.has_resource_properties(
+        "Custom::S3BucketNotifications",
+        {
+            "NotificationConfiguration": {
+                "QueueConfigurations": [
+                    {
+                        "Events": ["s3:ObjectCreated:*"],
+                        "QueueArn": {"Fn::GetAtt": [Match.string_like_regexp("^IngestQueue"), "Arn"]},
+                    },
+                ]
+            },
+        },
+    )
+    data.has_resource_properties(
+        "AWS::SQS::Queue",
+        {
+            "QueueName": "canonical-dev-raw-events",
+            "SqsManagedSseEnabled": True,
+            "RedrivePolicy": {
+                "deadLetterTargetArn": {
+                    "Fn::GetAtt": [Match.string_like_regexp("^IngestDeadLetterQueue"), "Arn"]
+                },
+                "maxReceiveCount": 5,
+            },
+        },
+    )
+    data.has_resource_properties(
+        "AWS::SQS::Queue",
+        {"QueueName": "canonical-dev-raw-events-dlq", "MessageRetentionPeriod": 14 * 24 * 3600},
+    )
     # Both queues refuse plain-HTTP access.
     for policy in dev.resources("AWS::SQS::QueuePolicy").values():
-        assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-                   for s in policy["Properties"]["PolicyDocument"]["Statement"])
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        )
 
 
 def test_jobs_table(deployment: Synth) -> None:
     (table,) = deployment.resources("AWS::DynamoDB::Table").values()
     props = table["Properties"]
-    assert props["KeySchema"] == [{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}]
+    assert props["KeySchema"] == [
+        {"AttributeName": "PK", "KeyType": "HASH"},
+        {"AttributeName": "SK", "KeyType": "RANGE"},
+    ]
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
@@ -269,10 +331,14 @@ def test_database_secrets_rotated_and_reader_has_its_own(deployment: Synth) -> N
     }
     assert set(users) == {"canonical_admin", "pipeline_writer", "pipeline_reader", "dagster"}
     # A schedule names the secret, or its attachment to the instance (which names the secret).
-    attached = {aid: a["Properties"]["SecretId"]["Ref"]
-                for aid, a in deployment.resources("AWS::SecretsManager::SecretTargetAttachment").items()}
-    rotated = [r["Properties"]["SecretId"]["Ref"]
-               for r in deployment.resources("AWS::SecretsManager::RotationSchedule").values()]
+    attached = {
+        aid: a["Properties"]["SecretId"]["Ref"]
+        for aid, a in deployment.resources("AWS::SecretsManager::SecretTargetAttachment").items()
+    }
+    rotated = [
+        r["Properties"]["SecretId"]["Ref"]
+        for r in deployment.resources("AWS::SecretsManager::RotationSchedule").values()
+    ]
     assert sorted(attached.get(ref, ref) for ref in rotated) == sorted(secrets)
     if deployment.config.is_prod:  # credentials outlive a prod stack, like its final snapshot
         assert {s["DeletionPolicy"] for s in secrets.values()} == {"Retain"}
@@ -292,18 +358,28 @@ def test_proxy_for_the_lambda_requires_tls_and_iam_end_to_end(deployment: Synth)
     [role_id] = [k for k in deployment.resources("AWS::IAM::Role", "data") if k.startswith("ProxyRole")]
     connects = [st for pid, st in _statements(deployment) if "rds-db:connect" in json.dumps(st["Action"])]
     proxy_side = [st for st in connects if "DbiResourceId" in json.dumps(st["Resource"])]
-    assert proxy_side and all(p in json.dumps(proxy_side) for p in ("pipeline_writer_iam", "pipeline_reader_iam"))
+    assert proxy_side and all(
+        p in json.dumps(proxy_side) for p in ("pipeline_writer_iam", "pipeline_reader_iam")
+    )
     assert role_id
 
 
-def test_the_api_connects_with_iam_tokens_scoped_to_the_proxy_and_reads_no_database_secret(deployment: Synth) -> None:
+def test_the_api_connects_with_iam_tokens_scoped_to_the_proxy_and_reads_no_database_secret(
+    deployment: Synth,
+) -> None:
     (fn,) = deployment.resources("AWS::Lambda::Function", "api").values()
     env = fn["Properties"]["Environment"]["Variables"]
     assert env["DATABASE_IAM_AUTH"] == "true"
-    assert (env["DATABASE_USER"], env["READONLY_DATABASE_USER"]) == ("pipeline_writer_iam", "pipeline_reader_iam")
+    assert (env["DATABASE_USER"], env["READONLY_DATABASE_USER"]) == (
+        "pipeline_writer_iam",
+        "pipeline_reader_iam",
+    )
     assert not {"DATABASE_SECRET_ARN", "READONLY_DATABASE_SECRET_ARN"} & set(env)
-    api_statements = [st for policy in deployment.resources("AWS::IAM::Policy", "api").values()
-                      for st in policy["Properties"]["PolicyDocument"]["Statement"]]
+    api_statements = [
+        st
+        for policy in deployment.resources("AWS::IAM::Policy", "api").values()
+        for st in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
     connect = [st for st in api_statements if st["Action"] == "rds-db:connect"]
     text = json.dumps(connect)
     # arn:aws:rds-db:<region>:<account>:dbuser:<proxy resource id, from the proxy's ARN>/<role>
@@ -330,8 +406,16 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-DATA_RESOURCE_MARKERS = ("s3:::canonical-", "JobsTable", "IngestQueue", "JobNotices", "DataKey", "RawBucket",
-                         "ResultsBucket", "LogsBucket")
+DATA_RESOURCE_MARKERS = (
+    "s3:::canonical-",
+    "JobsTable",
+    "IngestQueue",
+    "JobNotices",
+    "DataKey",
+    "RawBucket",
+    "ResultsBucket",
+    "LogsBucket",
+)
 
 
 def test_no_wildcard_actions(deployment: Synth) -> None:
@@ -343,8 +427,10 @@ def test_no_wildcard_actions(deployment: Synth) -> None:
 
 
 def test_nothing_can_delete_buckets_tables_queues_or_keys(deployment: Synth) -> None:
-    forbidden = re.compile(r"^(s3:Delete\w*|dynamodb:Delete\w*|sqs:DeleteQueue|sqs:PurgeQueue|sns:DeleteTopic|"
-                           r"kms:(ScheduleKeyDeletion|DisableKey)|rds:Delete\w*|secretsmanager:DeleteSecret)$")
+    forbidden = re.compile(
+        r"^(s3:Delete\w*|dynamodb:Delete\w*|sqs:DeleteQueue|sqs:PurgeQueue|sns:DeleteTopic|"
+        r"kms:(ScheduleKeyDeletion|DisableKey)|rds:Delete\w*|secretsmanager:DeleteSecret)$"
+    )
     for policy, statement in _statements(deployment):
         if statement["Effect"] == "Allow":
             assert not [a for a in _as_list(statement["Action"]) if forbidden.match(a)], (policy, statement)
@@ -352,9 +438,15 @@ def test_nothing_can_delete_buckets_tables_queues_or_keys(deployment: Synth) -> 
 
 def _role_actions(synth: Synth, role_prefix: str) -> dict[str, set[str]]:
     """Actions of a role's policy by statement id."""
-    (policy,) = [p for pid, p in synth.resources("AWS::IAM::Policy", "orchestration").items()
-                 if pid.startswith(role_prefix)]
-    return {s.get("Sid", "?"): set(_as_list(s["Action"])) for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    (policy,) = [
+        p
+        for pid, p in synth.resources("AWS::IAM::Policy", "orchestration").items()
+        if pid.startswith(role_prefix)
+    ]
+    return {
+        s.get("Sid", "?"): set(_as_list(s["Action"]))
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    }
 
 
 def test_task_roles_hold_only_what_each_task_does(dev: Synth) -> None:
@@ -373,43 +465,68 @@ def test_task_roles_hold_only_what_each_task_does(dev: Synth) -> None:
     # The daemon ticks and launches runs; it touches no data.
     daemon = _role_actions(dev, "DaemonTaskRole")
     assert daemon["StartRunTasks"] == {"ecs:RunTask"} and daemon["PassRunRoles"] == {"iam:PassRole"}
-    assert not {"DrainIngestQueue", "ReadRawObjects", "WriteResults", "JobsTable", "PublishNotices"} & set(daemon)
+    assert not {"DrainIngestQueue", "ReadRawObjects", "WriteResults", "JobsTable", "PublishNotices"} & set(
+        daemon
+    )
 
     webserver = _role_actions(dev, "WebserverTaskRole")
-    assert not {"ReadRawObjects", "WriteResults", "JobsTable", "StartRunTasks", "PassRunRoles"} & set(webserver)
+    assert not {"ReadRawObjects", "WriteResults", "JobsTable", "StartRunTasks", "PassRunRoles"} & set(
+        webserver
+    )
     assert webserver["WatchRunTasks"] == {"ecs:DescribeTasks", "ecs:StopTask"}
 
     # db-setup needs no AWS API at all: its role has no policy.
-    assert not [pid for pid in dev.resources("AWS::IAM::Policy", "orchestration") if pid.startswith("DbSetupTaskRole")]
+    assert not [
+        pid for pid in dev.resources("AWS::IAM::Policy", "orchestration") if pid.startswith("DbSetupTaskRole")
+    ]
 
 
 def test_run_launching_is_scoped_to_the_cluster_and_run_roles(dev: Synth) -> None:
-    (policy,) = [p for pid, p in dev.resources("AWS::IAM::Policy", "orchestration").items()
-                 if pid.startswith("DaemonTaskRole")]
+    (policy,) = [
+        p
+        for pid, p in dev.resources("AWS::IAM::Policy", "orchestration").items()
+        if pid.startswith("DaemonTaskRole")
+    ]
     statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
     assert statements["StartRunTasks"]["Resource"].endswith(":task-definition/canonical-dev-dagster-run:*")
     assert "ecs:cluster" in statements["StartRunTasks"]["Condition"]["ArnEquals"]
     assert statements["PassRunRoles"]["Condition"] == {
-        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
-    (code,) = [p for pid, p in dev.resources("AWS::IAM::Policy", "orchestration").items()
-               if pid.startswith("CodeServerTaskRole")]
-    metrics = next(s for s in code["Properties"]["PolicyDocument"]["Statement"] if s["Sid"] == "PipelineMetrics")
+        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    }
+    (code,) = [
+        p
+        for pid, p in dev.resources("AWS::IAM::Policy", "orchestration").items()
+        if pid.startswith("CodeServerTaskRole")
+    ]
+    metrics = next(
+        s for s in code["Properties"]["PolicyDocument"]["Statement"] if s["Sid"] == "PipelineMetrics"
+    )
     assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "CanonicalPipeline"}}
 
 
-def test_each_task_definition_has_its_own_execution_role_reading_only_its_own_secrets(deployment: Synth) -> None:
+def test_each_task_definition_has_its_own_execution_role_reading_only_its_own_secrets(
+    deployment: Synth,
+) -> None:
     """ECS injects database secrets through the execution role: shared, every task could read the master
     secret. One role per task definition, granted exactly the secrets its containers inject."""
     tasks = deployment.resources("AWS::ECS::TaskDefinition", "orchestration")
     roles = [json.dumps(t["Properties"]["ExecutionRoleArn"]) for t in tasks.values()]
     assert len(roles) == len(set(roles)) == 5
-    [master] = {json.dumps(s["ValueFrom"]) for t in tasks.values() for c in t["Properties"]["ContainerDefinitions"]
-                for s in c.get("Secrets", []) if s["Name"] == "ADMIN_DATABASE_SECRET"}
+    [master] = {
+        json.dumps(s["ValueFrom"])
+        for t in tasks.values()
+        for c in t["Properties"]["ContainerDefinitions"]
+        for s in c.get("Secrets", [])
+        if s["Name"] == "ADMIN_DATABASE_SECRET"
+    }
     policies = deployment.resources("AWS::IAM::Policy", "orchestration")
     for task in tasks.values():
         role_ref = task["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
-        injected = {json.dumps(s["ValueFrom"]) for c in task["Properties"]["ContainerDefinitions"]
-                    for s in c.get("Secrets", [])}
+        injected = {
+            json.dumps(s["ValueFrom"])
+            for c in task["Properties"]["ContainerDefinitions"]
+            for s in c.get("Secrets", [])
+        }
         readable = set()
         for policy in policies.values():
             if {"Ref": role_ref} not in policy["Properties"]["Roles"]:
@@ -434,7 +551,9 @@ def test_no_security_group_allows_all_egress(deployment: Synth) -> None:
     # dev-lean's NAT instance forwards HTTPS only, like every group behind it.
     for sid, group in deployment.resources("AWS::EC2::SecurityGroup", "network").items():
         if sid.startswith("VpcNatSecurityGroup"):
-            assert [(r["FromPort"], r["CidrIp"]) for r in group["Properties"]["SecurityGroupEgress"]] == [(443, "0.0.0.0/0")]
+            assert [(r["FromPort"], r["CidrIp"]) for r in group["Properties"]["SecurityGroupEgress"]] == [
+                (443, "0.0.0.0/0")
+            ]
     targets = Counter()
     for rid, rule in deployment.resources("AWS::EC2::SecurityGroupEgress").items():
         props = rule["Properties"]
@@ -443,4 +562,3 @@ def test_no_security_group_allows_all_egress(deployment: Synth) -> None:
     # One rule per pair of groups (a port written once as a number and once as the instance's port
     # attribute would be the same rule twice at deploy time, which EC2 refuses).
     assert [t for t, n in targets.items() if n > 1] == []
-

@@ -83,7 +83,9 @@ def test_db_url_prints_the_writer_or_the_read_only_url(monkeypatch):
 
 @pytest.mark.parametrize("args", [["files"], ["reprocess", "crm-data/x.json"]])
 def test_database_down_is_a_one_line_error_without_the_password(args, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", f"postgresql://pipeline_writer:s3cret@127.0.0.1:{free_port()}/canonical")
+    monkeypatch.setenv(
+        "DATABASE_URL", f"postgresql://pipeline_writer:s3cret@127.0.0.1:{free_port()}/canonical"
+    )
     get_settings.cache_clear()
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1
@@ -123,10 +125,15 @@ def test_files_and_reprocess_against_the_registry(pg_env):
     from resources.ingest.registry import FileObject, register_files
 
     with psycopg.connect(pg_env.writer_url) as conn:
-        register_files(conn, [FileObject("crm-data/a.json", '"e1"', 10), FileObject("notes/readme.txt", "e2", 5)],
-                       via="listing")
-        conn.execute("UPDATE ingest.files SET status = 'loaded', received = 3, inserted = 3, updated = 0, "
-                     "unchanged = 0, superseded = 1, rejected = 0 WHERE s3_key = 'crm-data/a.json'")
+        register_files(
+            conn,
+            [FileObject("crm-data/a.json", '"e1"', 10), FileObject("notes/readme.txt", "e2", 5)],
+            via="listing",
+        )
+        conn.execute(
+            "UPDATE ingest.files SET status = 'loaded', received = 3, inserted = 3, updated = 0, "
+            "unchanged = 0, superseded = 1, rejected = 0 WHERE s3_key = 'crm-data/a.json'"
+        )
 
     out = run("files").output
     header, rule, *rows = out.strip().splitlines()
@@ -151,8 +158,10 @@ def test_files_and_reprocess_against_the_registry(pg_env):
     # Its loader gone (the session ended): `files` fails it, and then it may be reprocessed.
     listed = CliRunner().invoke(cli, ["files"])
     assert "its loader ended without finishing; nothing of it landed" in listed.output
-    assert q1(pg_env.writer_url, "SELECT failure_kind FROM ingest.files WHERE file_id = %s",
-              (file_id,)) == "infrastructure"
+    assert (
+        q1(pg_env.writer_url, "SELECT failure_kind FROM ingest.files WHERE file_id = %s", (file_id,))
+        == "infrastructure"
+    )
     history = run("history", "crm-data/a.json").output
     assert "infrastructure" in history and "reprocess" in history
     assert CliRunner().invoke(cli, ["reprocess", "crm-data/a.json"]).exit_code == 0

@@ -36,15 +36,24 @@ def test_workspace_yaml_loads_definitions_that_resolve_every_job_schedule_and_se
     defs = _workspace_definitions()
     repo = defs.get_repository_def()
     assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {
-        contract.INGEST_JOB, contract.ANALYTICS_JOB, "analytics_daily_job", "analytics_monthly_job",
-        "purge_old_runs_job"}
+        contract.INGEST_JOB,
+        contract.ANALYTICS_JOB,
+        "analytics_daily_job",
+        "analytics_monthly_job",
+        "purge_old_runs_job",
+    }
     assert {s.name for s in repo.schedule_defs} == {"analytics_daily", "analytics_monthly", "run_retention"}
     for schedule in repo.schedule_defs:
         assert defs.get_schedule_def(schedule.name).job.name in {j.name for j in repo.get_all_jobs()}
     sensors = {s.name for s in repo.sensor_defs}
     assert contract.LANDING_SENSOR in sensors
-    assert {"job_started_mirror", "job_succeeded_mirror", "job_failed_mirror", "job_canceled_mirror",
-            "job_status_reconciler"} <= sensors
+    assert {
+        "job_started_mirror",
+        "job_succeeded_mirror",
+        "job_failed_mirror",
+        "job_canceled_mirror",
+        "job_status_reconciler",
+    } <= sensors
     for name in sensors:
         assert defs.get_sensor_def(name).name == name
 
@@ -93,17 +102,28 @@ def test_op_config_reads_back_what_the_builders_wrote():
 def test_every_resource_a_definition_asks_for_is_provided():
     """A sensor or asset naming a resource the code location does not provide fails at load; pin the set."""
     defs = _workspace_definitions()
-    assert set(defs.resources or {}) == {"postgres", "readonly_postgres", "raw_bucket", "job_tracking", "metrics",
-                                         "ingest_tuning"}
+    assert set(defs.resources or {}) == {
+        "postgres",
+        "readonly_postgres",
+        "raw_bucket",
+        "job_tracking",
+        "metrics",
+        "ingest_tuning",
+    }
     assert {"postgres", "raw_bucket", "ingest_tuning"} <= set(
-        defs.get_sensor_def(contract.LANDING_SENSOR).required_resource_keys)
+        defs.get_sensor_def(contract.LANDING_SENSOR).required_resource_keys
+    )
 
 
 def test_resources_take_their_configuration_from_the_environment_as_env_vars(monkeypatch):
     """Set variables become EnvVars (the UI shows their names, never a password) resolved when the resource
     starts; unset ones fall back to Settings' defaults; nothing inside a sensor or asset reads the environment."""
-    env = {"DATABASE_URL": "postgresql://w:secret@db.example/canonical", "INGEST_MAX_FILES_PER_RUN": "7",
-           "DAGSTER_URL": "https://dagster.example", "INGEST_FRESHNESS_HOURS": "3"}
+    env = {
+        "DATABASE_URL": "postgresql://w:secret@db.example/canonical",
+        "INGEST_MAX_FILES_PER_RUN": "7",
+        "DAGSTER_URL": "https://dagster.example",
+        "INGEST_FRESHNESS_HOURS": "3",
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     resources = build_resources(Settings())
@@ -117,11 +137,13 @@ def test_resources_take_their_configuration_from_the_environment_as_env_vars(mon
 
 
 def test_run_links_use_the_public_dagster_url_when_set():
-    resources = build_resources(Settings(DAGSTER_URL="http://internal-alb", DAGSTER_PUBLIC_URL="https://dagster.example"),
-                                environ={})
+    resources = build_resources(
+        Settings(DAGSTER_URL="http://internal-alb", DAGSTER_PUBLIC_URL="https://dagster.example"), environ={}
+    )
     assert resources["job_tracking"].dagster_url == "https://dagster.example"
-    assert build_resources(Settings(DAGSTER_URL="http://internal-alb"), environ={})["job_tracking"].dagster_url == (
-        "http://internal-alb")
+    assert build_resources(Settings(DAGSTER_URL="http://internal-alb"), environ={})[
+        "job_tracking"
+    ].dagster_url == ("http://internal-alb")
 
 
 def test_resources_built_with_no_environment_hold_plain_values():
@@ -139,8 +161,13 @@ def test_analytics_parameters_are_typed_config_fields_of_every_operation():
 
     job = _workspace_definitions().resolve_job_def(contract.ANALYTICS_JOB)
     config_type = job.run_config_schema.config_type
-    request = config_type.fields["ops"].config_type.fields[contract.ANALYTICS_OP].config_type.fields[
-        "config"].config_type.fields["request"].config_type
+    request = (
+        config_type.fields["ops"]
+        .config_type.fields[contract.ANALYTICS_OP]
+        .config_type.fields["config"]
+        .config_type.fields["request"]
+        .config_type
+    )
     assert set(request.fields) == set(CATALOGUE)
     for name, op in CATALOGUE.items():
         fields = request.fields[name].config_type.fields
@@ -160,10 +187,14 @@ def test_the_analytics_config_rejects_a_bad_parameter_before_the_run():
     with pytest.raises(DagsterInvalidConfigError):
         validate_run_config(job, contract.analytics_run_config("drop_tables", {}))
     # A custom query's values of mixed types travel as JSON text, and read back.
-    custom = contract.analytics_run_config("custom_complex_query", {"query": "SELECT $1", "params": [1, "a", None]})
+    custom = contract.analytics_run_config(
+        "custom_complex_query", {"query": "SELECT $1", "params": [1, "a", None]}
+    )
     validate_run_config(job, custom)
-    assert contract.analytics_request(custom) == ("custom_complex_query",
-                                                  {"query": "SELECT $1", "params": [1, "a", None]})
+    assert contract.analytics_request(custom) == (
+        "custom_complex_query",
+        {"query": "SELECT $1", "params": [1, "a", None]},
+    )
 
 
 def test_ingest_defaults_have_one_owner():
@@ -172,10 +203,15 @@ def test_ingest_defaults_have_one_owner():
     from resources.ingest import defaults
     from sensors.landing import TickLimits
 
-    owned = {"max_files_per_run": defaults.MAX_FILES_PER_RUN, "max_bytes_per_run": defaults.MAX_BYTES_PER_RUN,
-             "reconcile_interval_seconds": defaults.RECONCILE_INTERVAL_SECONDS,
-             "freshness_hours": defaults.FRESHNESS_HOURS, "max_refused_share": defaults.MAX_REFUSED_SHARE,
-             "max_attempts": defaults.MAX_ATTEMPTS, "retry_backoff_seconds": defaults.RETRY_BACKOFF_SECONDS}
+    owned = {
+        "max_files_per_run": defaults.MAX_FILES_PER_RUN,
+        "max_bytes_per_run": defaults.MAX_BYTES_PER_RUN,
+        "reconcile_interval_seconds": defaults.RECONCILE_INTERVAL_SECONDS,
+        "freshness_hours": defaults.FRESHNESS_HOURS,
+        "max_refused_share": defaults.MAX_REFUSED_SHARE,
+        "max_attempts": defaults.MAX_ATTEMPTS,
+        "retry_backoff_seconds": defaults.RETRY_BACKOFF_SECONDS,
+    }
     tuning, limits = IngestTuningResource(), TickLimits()
     for name, value in owned.items():
         assert Settings.model_fields[f"ingest_{name}"].default == value, name
@@ -187,11 +223,24 @@ def test_ingest_defaults_have_one_owner():
 def test_a_bad_environment_variable_fails_loading_the_definitions_by_name_not_importing_the_module():
     """The UI shows a code location that fails to load with its error: the variable and why, never its value.
     Importing the module (the import-graph checks, a run worker's imports) does not read the environment."""
-    code = ("import pipeline_defs.definitions as m\n"
-            "try:\n    m.defs()\nexcept Exception as e:\n    print(type(e).__name__, e)")
-    env = {**os.environ, "INGEST_MAX_FILES_PER_RUN": "abc", "DATABASE_URL": "postgresql://w:s3cret@db/canonical"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT,
-                         env=env, timeout=120)
+    code = (
+        "import pipeline_defs.definitions as m\n"
+        "try:\n    m.defs()\nexcept Exception as e:\n    print(type(e).__name__, e)"
+    )
+    env = {
+        **os.environ,
+        "INGEST_MAX_FILES_PER_RUN": "abc",
+        "DATABASE_URL": "postgresql://w:s3cret@db/canonical",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+        timeout=120,
+    )
     assert out.stdout.startswith("SettingsError "), out.stdout + out.stderr
     assert "INGEST_MAX_FILES_PER_RUN" in out.stdout and "integer" in out.stdout
     assert "abc" not in out.stdout and "s3cret" not in out.stdout

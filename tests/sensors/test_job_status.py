@@ -31,14 +31,17 @@ def notices(stack):
     sqs, sns = stack.client("sqs"), stack.client("sns")
     url = sqs.create_queue(QueueName=f"{stack.settings.jobs_table}-notices")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=stack.aws.topic_arn, Protocol="sqs", Endpoint=arn,
-                  Attributes={"RawMessageDelivery": "false"})
+    sns.subscribe(
+        TopicArn=stack.aws.topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "false"}
+    )
 
     def read(expected: int, timeout: float = 10) -> list[dict]:
         out: list[dict] = []
         deadline = time.monotonic() + timeout
         while len(out) < expected and time.monotonic() < deadline:
-            for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+                "Messages", []
+            ):
                 out.append(json.loads(m["Body"]))
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
         return out
@@ -47,7 +50,9 @@ def notices(stack):
 
 
 def test_status_never_moves_backwards_and_repeats_are_not_new(store):
-    assert store.record_status("r1", "queued", job_type="analytics", fields={"operation": "simple_demo"}).applied
+    assert store.record_status(
+        "r1", "queued", job_type="analytics", fields={"operation": "simple_demo"}
+    ).applied
     assert store.record_status("r1", "running").applied
     assert store.record_status("r1", "succeeded", fields={"rowCount": 3}).applied
     late = store.record_status("r1", "running")  # a delayed 'started' event
@@ -84,7 +89,10 @@ def test_a_failed_ingest_run_is_mirrored_with_its_error_and_announced(stack, ins
     assert msg["MessageAttributes"]["status"]["Value"] == "failed"
     assert "failed" in msg["Subject"]
     # Mirroring the same run again changes nothing and sends nothing.
-    assert mirror_run(instance, run.dagster_run, res["job_tracking"], res["metrics"], "http://dagster.test") is None
+    assert (
+        mirror_run(instance, run.dagster_run, res["job_tracking"], res["metrics"], "http://dagster.test")
+        is None
+    )
     assert notices(0, timeout=1) == []
     assert _failed_runs_metric(stack, "ingest") == 1  # once, in this environment's series (the alarm's input)
 
@@ -94,10 +102,17 @@ def _failed_runs_metric(stack, job_type: str) -> float:
 
     now = dt.datetime.now(dt.UTC)
     stats = stack.client("cloudwatch").get_metric_statistics(
-        Namespace="CanonicalPipeline", MetricName="FailedRuns", StartTime=now - dt.timedelta(hours=1),
-        EndTime=now + dt.timedelta(minutes=5), Period=3600, Statistics=["Sum"],
-        Dimensions=[{"Name": "Environment", "Value": stack.settings.pipeline_env},
-                    {"Name": "JobType", "Value": job_type}])
+        Namespace="CanonicalPipeline",
+        MetricName="FailedRuns",
+        StartTime=now - dt.timedelta(hours=1),
+        EndTime=now + dt.timedelta(minutes=5),
+        Period=3600,
+        Statistics=["Sum"],
+        Dimensions=[
+            {"Name": "Environment", "Value": stack.settings.pipeline_env},
+            {"Name": "JobType", "Value": job_type},
+        ],
+    )
     return sum(p["Sum"] for p in stats["Datapoints"])
 
 
@@ -112,26 +127,43 @@ def test_a_successful_ingest_run_is_mirrored_without_a_notice(stack, instance, n
     assert notices(0, timeout=1) == []
 
 
-def test_reconciler_repairs_a_burst_of_200_runs_and_owes_no_duplicate_notices(stack, instance, notices, store):
+def test_reconciler_repairs_a_burst_of_200_runs_and_owes_no_duplicate_notices(
+    stack, instance, notices, store
+):
     res = resources_for(stack)
     tracking = {k: res[k] for k in ("job_tracking", "metrics")}
     expected: dict[str, str] = {}
-    final = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED,
-             DagsterRunStatus.STARTED, DagsterRunStatus.NOT_STARTED]
-    names = {DagsterRunStatus.SUCCESS: "succeeded", DagsterRunStatus.FAILURE: "failed",
-             DagsterRunStatus.CANCELED: "canceled", DagsterRunStatus.STARTED: "running",
-             DagsterRunStatus.NOT_STARTED: "queued"}
+    final = [
+        DagsterRunStatus.SUCCESS,
+        DagsterRunStatus.FAILURE,
+        DagsterRunStatus.CANCELED,
+        DagsterRunStatus.STARTED,
+        DagsterRunStatus.NOT_STARTED,
+    ]
+    names = {
+        DagsterRunStatus.SUCCESS: "succeeded",
+        DagsterRunStatus.FAILURE: "failed",
+        DagsterRunStatus.CANCELED: "canceled",
+        DagsterRunStatus.STARTED: "running",
+        DagsterRunStatus.NOT_STARTED: "queued",
+    }
     owed = 0
     for i in range(200):
         status = final[i % len(final)]
         job = "analytics_job" if i % 2 == 0 else "ingest_job"
-        run = create_run_for_test(instance, job_name=job, status=status,
-                                  run_config={"ops": {"run_analytics": {"config": {
-                                      "operation": "simple_demo", "parameters": {}}}}} if job == "analytics_job"
-                                  else {})
+        run = create_run_for_test(
+            instance,
+            job_name=job,
+            status=status,
+            run_config={"ops": {"run_analytics": {"config": {"operation": "simple_demo", "parameters": {}}}}}
+            if job == "analytics_job"
+            else {},
+        )
         expected[run.run_id] = names[status]
-        if (job == "analytics_job" and status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE,
-                                                 DagsterRunStatus.CANCELED)) or (job == "ingest_job" and status == DagsterRunStatus.FAILURE):
+        if (
+            job == "analytics_job"
+            and status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+        ) or (job == "ingest_job" and status == DagsterRunStatus.FAILURE):
             owed += 1
     # The run-status sensors saw only a few of them (say the first 3 runs were marked running early).
     for run_id in list(expected)[:3]:
@@ -145,7 +177,8 @@ def test_reconciler_repairs_a_burst_of_200_runs_and_owes_no_duplicate_notices(st
     got = notices(owed, timeout=20)
     assert len(got) == owed
     # A second pass finds nothing to repair and sends nothing more.
-    again = reconcile(build_sensor_context(instance=instance, cursor=result.cursor, resources=tracking),
-                      **tracking, page=50)
+    again = reconcile(
+        build_sensor_context(instance=instance, cursor=result.cursor, resources=tracking), **tracking, page=50
+    )
     assert again.skip_reason is not None
     assert notices(0, timeout=1) == []

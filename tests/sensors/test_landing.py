@@ -19,10 +19,20 @@ from tests.support.ingest import Driver, q, q1, resources_for
 
 
 def test_s3_event_messages_are_parsed_with_url_decoded_keys_and_test_events_ignored():
-    body = json.dumps({"Records": [{"eventName": "ObjectCreated:Put", "eventTime": "2024-01-01T00:00:00.000Z",
-                                    "s3": {"bucket": {"name": "raw"},
-                                           "object": {"key": "crm-data/my+file%C3%A9.json", "size": 5,
-                                                      "eTag": "abc"}}}]})
+    body = json.dumps(
+        {
+            "Records": [
+                {
+                    "eventName": "ObjectCreated:Put",
+                    "eventTime": "2024-01-01T00:00:00.000Z",
+                    "s3": {
+                        "bucket": {"name": "raw"},
+                        "object": {"key": "crm-data/my+file%C3%A9.json", "size": 5, "eTag": "abc"},
+                    },
+                }
+            ]
+        }
+    )
     [obj] = parse_s3_event(body, "raw")
     assert obj.key == "crm-data/my fileé.json" and obj.etag == "abc" and obj.size == 5
     assert parse_s3_event(json.dumps({"Event": "s3:TestEvent"}), "raw") == []
@@ -34,8 +44,6 @@ def test_cursor_survives_garbage():
     assert LandingCursor.parse("{not json") == LandingCursor()
     c = LandingCursor(list_after="crm-data/x", last_pass_completed=5.0, passes=2)
     assert LandingCursor.parse(c.serialize()) == c
-
-
 
 
 @pytest.fixture
@@ -58,8 +66,10 @@ def _upload_many(stack, keys, body=b'{"records": [{"id": 1, "name": "x"}]}'):
 def test_a_thousand_keys_in_one_second_out_of_key_order_are_all_ingested(stack, instance):
     # Reverse key order and one LastModified second: a since-key or since-time sensor would miss files.
     keys = [f"crm-data/burst/{i:04d}.json" for i in range(1000)][::-1]
-    bodies = {k: json.dumps({"records": [{"id": k.split("/")[-1][:4], "name": f"Company {k}"}]}).encode()
-              for k in keys}
+    bodies = {
+        k: json.dumps({"records": [{"id": k.split("/")[-1][:4], "name": f"Company {k}"}]}).encode()
+        for k in keys
+    }
     s3 = stack.client("s3")
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda k: s3.put_object(Bucket=stack.settings.raw_bucket, Key=k, Body=bodies[k]), keys))
@@ -69,7 +79,9 @@ def test_a_thousand_keys_in_one_second_out_of_key_order_are_all_ingested(stack, 
     assert q(url, "SELECT status, count(*) FROM ingest.files GROUP BY status") == [("loaded", 1000)]
     assert q1(url, "SELECT count(*) FROM canonical.entities") == 1000
     # Bounded runs: never more files per run than configured.
-    sizes = [len(r.dagster_run.run_config["ops"]["ingest_files"]["config"]["file_ids"]) for r in driver.results]
+    sizes = [
+        len(r.dagster_run.run_config["ops"]["ingest_files"]["config"]["file_ids"]) for r in driver.results
+    ]
     assert max(sizes) == 100 and len(sizes) == 10
     assert all(r.success for r in driver.results)
 
@@ -79,9 +91,15 @@ def test_listing_is_bounded_per_tick_and_resumes_from_the_cursor(stack, instance
     keys = [f"legacy-data/{i:05d}.json" for i in range(1200)]
     _upload_many(stack, keys)
     res = resources_for(stack)
-    res["raw_bucket"] = res["raw_bucket"].model_copy(update={"event_queue": ""})  # listing alone, as when notifications are off
-    limits = replace(TickLimits.from_tuning(res["ingest_tuning"], queue_on=False), page_size=250, list_pages=2,
-                     max_runs_per_tick=0)
+    res["raw_bucket"] = res["raw_bucket"].model_copy(
+        update={"event_queue": ""}
+    )  # listing alone, as when notifications are off
+    limits = replace(
+        TickLimits.from_tuning(res["ingest_tuning"], queue_on=False),
+        page_size=250,
+        list_pages=2,
+        max_runs_per_tick=0,
+    )
     cursor = None
     seen = []
     for _ in range(3):
@@ -100,9 +118,13 @@ def test_queue_path_finds_new_files_without_listing(stack, instance):
     driver.upload("crm-data/q.json", {"records": [{"id": 1, "name": "Queued"}]})
     result = driver.tick()
     assert len(result.run_requests) == 1
-    assert q(stack.pg.owner_url, "SELECT s3_key, discovered_via FROM ingest.files") == [("crm-data/q.json", "queue")]
+    assert q(stack.pg.owner_url, "SELECT s3_key, discovered_via FROM ingest.files") == [
+        ("crm-data/q.json", "queue")
+    ]
     sqs = stack.client("sqs")
-    attrs = sqs.get_queue_attributes(QueueUrl=stack.aws.queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=stack.aws.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )
     assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"  # deleted after the registry committed
 
 
@@ -144,20 +166,33 @@ def test_a_run_killed_half_way_leaves_no_partial_file_and_the_file_is_failed_aft
     records = [{"id": i, "name": f"Company {i}", "annual_revenue": i} for i in range(150_000)]
     key = "crm-data/big.json"
     s3 = stack.client("s3")
-    etag = s3.put_object(Bucket=stack.settings.raw_bucket, Key=key,
-                         Body=json.dumps({"records": records}).encode())["ETag"]
+    etag = s3.put_object(
+        Bucket=stack.settings.raw_bucket, Key=key, Body=json.dumps({"records": records}).encode()
+    )["ETag"]
     with psycopg.connect(stack.pg.writer_url) as conn:
         [row] = register_files(conn, [FileObject(key, etag, 1)], via="listing")
     from dagster._core.test_utils import create_run_for_test
 
-    dagster_run = create_run_for_test(instance, job_name="ingest_job", status=DagsterRunStatus.STARTED,
-                                      tags={"ingest/batch": "killed"})
+    dagster_run = create_run_for_test(
+        instance, job_name="ingest_job", status=DagsterRunStatus.STARTED, tags={"ingest/batch": "killed"}
+    )
     with psycopg.connect(stack.pg.writer_url, autocommit=True) as conn:
-        conn.execute("UPDATE ingest.files SET status = 'queued', batch_id = 'killed', queued_at = now(), "
-                     "launches = 1 WHERE file_id = %s", (row.file_id,))
+        conn.execute(
+            "UPDATE ingest.files SET status = 'queued', batch_id = 'killed', queued_at = now(), "
+            "launches = 1 WHERE file_id = %s",
+            (row.file_id,),
+        )
     ctx = multiprocessing.get_context("spawn")
-    child = ctx.Process(target=_load_in_child, args=(stack.pg.writer_url, stack.settings.aws_endpoint_url,
-                                                     stack.settings.raw_bucket, row.file_id, dagster_run.run_id))
+    child = ctx.Process(
+        target=_load_in_child,
+        args=(
+            stack.pg.writer_url,
+            stack.settings.aws_endpoint_url,
+            stack.settings.raw_bucket,
+            row.file_id,
+            dagster_run.run_id,
+        ),
+    )
     child.start()
     deadline = time.monotonic() + 60
     while q1(stack.pg.owner_url, "SELECT status FROM ingest.files") != "loading":
@@ -172,9 +207,17 @@ def test_a_run_killed_half_way_leaves_no_partial_file_and_the_file_is_failed_aft
     # The daemon notices the run ended; the sensor then fails the file instead of leaving it loading.
     instance.report_run_failed(dagster_run)
     res = resources_for(stack)
-    landing_tick(build_sensor_context(instance=instance, resources=res,
-                                  cursor=LandingCursor(last_pass_completed=time.time()).serialize()),
-             res["postgres"], res["raw_bucket"], TickLimits(), 0.5)
+    landing_tick(
+        build_sensor_context(
+            instance=instance,
+            resources=res,
+            cursor=LandingCursor(last_pass_completed=time.time()).serialize(),
+        ),
+        res["postgres"],
+        res["raw_bucket"],
+        TickLimits(),
+        0.5,
+    )
     status, reason = q(url, "SELECT status, reason FROM ingest.files")[0]
     assert status == "failed" and "ended" in reason and "nothing of it landed" in reason
 
@@ -193,8 +236,6 @@ def test_a_batch_whose_run_was_never_launched_is_released_and_rebatched(stack, i
     [run] = driver.run(again)
     assert run.success
     assert q1(stack.pg.owner_url, "SELECT status FROM ingest.files") == "loaded"
-
-
 
 
 @pytest.mark.integration
@@ -252,8 +293,9 @@ def test_a_ticks_first_receive_long_polls_as_the_queue_says_and_later_receives_n
 
     test_event = {"Body": json.dumps({"Event": "s3:TestEvent"}), "ReceiptHandle": "h"}
     sqs = _RecordingSqs([[test_event], [test_event, test_event]])
-    messages, registered = drain_queue(sqs, "url", "raw", _NoDatabase(), receives=10,
-                                       deadline=time.monotonic() + 60, log=None)
+    messages, registered = drain_queue(
+        sqs, "url", "raw", _NoDatabase(), receives=10, deadline=time.monotonic() + 60, log=None
+    )
     assert (messages, registered, sqs.deleted) == (3, 0, 3)
     # No WaitTimeSeconds on the first receive: SQS applies the queue's ReceiveMessageWaitTimeSeconds
     # (make dev's queue: 4 s; 0 unless set), so an idle tick can wait there for the next upload.
@@ -266,8 +308,9 @@ def test_an_empty_queue_costs_a_tick_one_receive():
     from sensors.landing import drain_queue
 
     sqs = _RecordingSqs([])
-    assert drain_queue(sqs, "url", "raw", _NoDatabase(), receives=10, deadline=time.monotonic() + 60,
-                       log=None) == (0, 0)
+    assert drain_queue(
+        sqs, "url", "raw", _NoDatabase(), receives=10, deadline=time.monotonic() + 60, log=None
+    ) == (0, 0)
     assert len(sqs.receives) == 1 and "WaitTimeSeconds" not in sqs.receives[0]
 
 

@@ -46,9 +46,17 @@ def _lose_loader(url: str, file_id: int, run_id: str = "lost-run") -> None:
 
 def _tick(stack: Any, instance: Any, limits: TickLimits) -> Any:
     res = resources_for(stack)
-    return landing_tick(build_sensor_context(instance=instance, resources=res,
-                                         cursor=LandingCursor(last_pass_completed=time.time()).serialize()),
-                    res["postgres"], res["raw_bucket"], limits, 0.5)
+    return landing_tick(
+        build_sensor_context(
+            instance=instance,
+            resources=res,
+            cursor=LandingCursor(last_pass_completed=time.time()).serialize(),
+        ),
+        res["postgres"],
+        res["raw_bucket"],
+        limits,
+        0.5,
+    )
 
 
 def _status(url: str) -> tuple[str, str | None, int]:
@@ -72,7 +80,9 @@ def test_a_file_whose_loader_session_ended_is_failed_then_retried_by_itself_and_
     with psycopg.connect(stack.pg.owner_url) as conn:
         history = attempts_of(conn, file_id)
     assert [(a.attempt, a.cause, a.outcome, a.failure_kind, a.reason) for a in history] == [
-        (1, None, "failed", "infrastructure", LOADER_LOST), (2, "retry", "loaded", None, None)]
+        (1, None, "failed", "infrastructure", LOADER_LOST),
+        (2, "retry", "loaded", None, None),
+    ]
 
 
 def test_a_live_loader_is_never_touched_even_when_slow_or_when_its_run_looks_ended(stack, instance):
@@ -102,8 +112,9 @@ def test_the_same_run_takes_its_file_back_after_its_connection_was_lost(stack):
         conn.commit()
         # Run B may not take a file run A still counts as its own; A's retried step may.
         assert start_loading(conn, row.file_id, "run-b") is not None
-        outcome = ingest_file(conn, stack.client("s3"), stack.settings.raw_bucket,
-                              get_files(conn, [row.file_id])[0], "run-a")
+        outcome = ingest_file(
+            conn, stack.client("s3"), stack.settings.raw_bucket, get_files(conn, [row.file_id])[0], "run-a"
+        )
     assert outcome.ok and outcome.result is not None and outcome.result.inserted == 2
     assert _status(stack.pg.owner_url) == ("loaded", None, 1)
 
@@ -167,12 +178,17 @@ class _S3Refusing:
         raise self.error
 
 
-@pytest.mark.parametrize(("error", "kind"), [
-    (ClientError({"Error": {"Code": "SlowDown", "Message": "reduce your request rate"}}, "GetObject"),
-     "infrastructure"),
-    (EndpointConnectionError(endpoint_url="http://s3.invalid"), "infrastructure"),
-    (ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetObject"), "data"),
-])
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (
+            ClientError({"Error": {"Code": "SlowDown", "Message": "reduce your request rate"}}, "GetObject"),
+            "infrastructure",
+        ),
+        (EndpointConnectionError(endpoint_url="http://s3.invalid"), "infrastructure"),
+        (ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetObject"), "data"),
+    ],
+)
 def test_an_s3_outage_is_retried_by_itself_and_a_refusal_waits_for_a_person(stack, error, kind):
     row = RawFiles(stack).add("crm-data/s3.json", GOOD)
     with psycopg.connect(stack.pg.writer_url) as conn:

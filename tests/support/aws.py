@@ -77,7 +77,9 @@ def aws_settings(aws_env: Settings) -> tuple[Settings, AwsResources]:
     return aws_env, ensure_aws_resources(aws_env)
 
 
-def receive_messages(sqs: Any, queue_url: str, *, timeout: float = 5.0, expect: int = 1) -> list[dict[str, Any]]:
+def receive_messages(
+    sqs: Any, queue_url: str, *, timeout: float = 5.0, expect: int = 1
+) -> list[dict[str, Any]]:
     """Message bodies (parsed JSON) from the queue, deleting them; stops at `expect` or `timeout`."""
     bodies: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout

@@ -25,7 +25,9 @@ def resources_for(stack: Any, **tuning: Any) -> dict[str, Any]:
     `tuning` overrides IngestTuningResource fields (e.g. max_files_per_run=100)."""
     resources = build_resources(stack.settings, environ={})
     if tuning:
-        resources["ingest_tuning"] = IngestTuningResource(**{**resources["ingest_tuning"].model_dump(), **tuning})
+        resources["ingest_tuning"] = IngestTuningResource(
+            **{**resources["ingest_tuning"].model_dump(), **tuning}
+        )
     return resources
 
 
@@ -42,8 +44,9 @@ class Driver:
     def __post_init__(self) -> None:
         self.resources = resources_for(self.stack, **self.tuning)
         # The code location's ingest and analytics domains, with this stack's resources.
-        self.defs = Definitions.merge(ingest_definitions(), analytics_definitions(),
-                                      Definitions(resources=self.resources))
+        self.defs = Definitions.merge(
+            ingest_definitions(), analytics_definitions(), Definitions(resources=self.resources)
+        )
 
     def upload(self, key: str, body: bytes | str | dict | list) -> str:
         if isinstance(body, (dict, list)):
@@ -64,17 +67,22 @@ class Driver:
         job = self.defs.resolve_job_def("ingest_job")
         outs = []
         for req in result.run_requests or []:
-            outs.append(job.execute_in_process(run_config=req.run_config, instance=self.instance, tags=req.tags,
-                                               raise_on_error=False))
+            outs.append(
+                job.execute_in_process(
+                    run_config=req.run_config, instance=self.instance, tags=req.tags, raise_on_error=False
+                )
+            )
         self.results.extend(outs)
         return outs
 
-    def analytics(self, operation: str, parameters: dict | None = None, *, run_id: str | None = None,
-                  **config: Any) -> Any:
+    def analytics(
+        self, operation: str, parameters: dict | None = None, *, run_id: str | None = None, **config: Any
+    ) -> Any:
         """Execute analytics_job in process, as a launched run would (`run_id`: the one the launch gave)."""
         run_config = analytics_run_config(operation, parameters or {}, **config)
         return self.defs.resolve_job_def("analytics_job").execute_in_process(
-            run_config=run_config, instance=self.instance, raise_on_error=False, run_id=run_id)
+            run_config=run_config, instance=self.instance, raise_on_error=False, run_id=run_id
+        )
 
     def tick_and_run(self) -> list[Any]:
         return self.run(self.tick())

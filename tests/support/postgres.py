@@ -29,7 +29,8 @@ class PgCluster:
 def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
     # Throwaway cluster: durability off makes every commit cheap; behaviour is otherwise identical.
     server = LocalPostgres(
-        tmp_path_factory.mktemp("pg"), port=free_port(),
+        tmp_path_factory.mktemp("pg"),
+        port=free_port(),
         settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"},
     )
     server.start()
@@ -41,7 +42,8 @@ def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
             conn.execute(f"ALTER ROLE pipeline_writer LOGIN PASSWORD '{WRITER_PASSWORD}'")
             conn.execute(f"ALTER ROLE pipeline_reader LOGIN PASSWORD '{READER_PASSWORD}'")
         yield PgCluster(
-            server=server, owner_url=owner,
+            server=server,
+            owner_url=owner,
             writer_url=server.url("canonical", "pipeline_writer", WRITER_PASSWORD),
             reader_url=server.url("canonical", "pipeline_reader", READER_PASSWORD),
         )
@@ -58,13 +60,15 @@ def reset_canonical(owner_url: str) -> None:
         conn.execute(
             """TRUNCATE canonical.entities, canonical.entity_history, canonical.entity_relationships,
                         canonical.time_series_data, ingest.rejected_records, ingest.files, ingest.entity_order
-               RESTART IDENTITY CASCADE""")
+               RESTART IDENTITY CASCADE"""
+        )
         conn.execute("UPDATE ingest.data_version SET version = 0")
         # Monthly partitions are created on demand; a later test counts its own.
         for (part,) in conn.execute(
-                """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
                    WHERE i.inhparent = 'canonical.time_series_data'::regclass
-                     AND c.relname <> 'time_series_data_default'""").fetchall():
+                     AND c.relname <> 'time_series_data_default'"""
+        ).fetchall():
             conn.execute(f'DROP TABLE canonical."{part}"')
 
 

@@ -33,8 +33,11 @@ class Stack:
 
 @pytest.fixture
 def stack(db: PgCluster, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Stack:
-    env = {"DATABASE_URL": db.writer_url, "READONLY_DATABASE_URL": db.reader_url,
-           **unique_aws_env(moto_server.endpoint_url)}
+    env = {
+        "DATABASE_URL": db.writer_url,
+        "READONLY_DATABASE_URL": db.reader_url,
+        **unique_aws_env(moto_server.endpoint_url),
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     get_settings.cache_clear()

@@ -35,8 +35,9 @@ def test_dagster_dev_is_restarted_only_so_often_within_the_window():
 
 def test_the_log_says_which_process_ended_dagster_dev(tmp_path):
     log = tmp_path / "dagster.log"
-    process = DagsterProcess(tmp_path, tmp_path / "home", log, "127.0.0.1", 3000, follow_logs=False,
-                             echo=lambda msg: None)
+    process = DagsterProcess(
+        tmp_path, tmp_path / "home", log, "127.0.0.1", 3000, follow_logs=False, echo=lambda msg: None
+    )
     log.write_text("...\ndagster-daemon process shut down unexpectedly with return code -9\n")
     assert process.what_died(1) == "the Dagster daemon died, and `dagster dev` with it (exit code 1)"
     log.write_text("nothing said\n")

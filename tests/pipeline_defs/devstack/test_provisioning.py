@@ -34,15 +34,19 @@ def test_ensure_aws_resources_creates_everything_and_is_idempotent(aws_env):
     ]
 
     sqs = aws_client("sqs", s)
-    policy = json.loads(sqs.get_queue_attributes(QueueUrl=first.queue_url, AttributeNames=["Policy"])
-                        ["Attributes"]["Policy"])
+    policy = json.loads(
+        sqs.get_queue_attributes(QueueUrl=first.queue_url, AttributeNames=["Policy"])["Attributes"]["Policy"]
+    )
     [stmt] = policy["Statement"]
     assert stmt["Action"] == "sqs:SendMessage"
     assert stmt["Condition"]["ArnLike"]["aws:SourceArn"] == f"arn:aws:s3:::{s.raw_bucket}"
 
     ddb = aws_client("dynamodb", s)
     table = ddb.describe_table(TableName=s.jobs_table)["Table"]
-    assert {(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]} == {("PK", "HASH"), ("SK", "RANGE")}
+    assert {(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]} == {
+        ("PK", "HASH"),
+        ("SK", "RANGE"),
+    }
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     ttl = ddb.describe_time_to_live(TableName=s.jobs_table)["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expiresAt")
@@ -99,8 +103,9 @@ def test_the_queue_long_poll_is_set_on_the_queue_and_left_at_zero_by_provisionin
     sqs = aws_client("sqs", aws_env)
 
     def wait() -> str:
-        return sqs.get_queue_attributes(QueueUrl=res.queue_url, AttributeNames=["ReceiveMessageWaitTimeSeconds"])[
-            "Attributes"]["ReceiveMessageWaitTimeSeconds"]
+        return sqs.get_queue_attributes(
+            QueueUrl=res.queue_url, AttributeNames=["ReceiveMessageWaitTimeSeconds"]
+        )["Attributes"]["ReceiveMessageWaitTimeSeconds"]
 
     assert wait() == "0"  # the tests' queues answer at once: an idle test tick never waits
     set_queue_wait(aws_env, res.queue_url, 4)

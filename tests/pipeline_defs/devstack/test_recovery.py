@@ -83,11 +83,17 @@ def test_the_next_start_ends_runs_left_in_progress_and_fails_files_whose_loader_
     assert found.files == ["crm-data/left.json"]
     assert any("2 run(s)" in line for line in found.lines())
     with instance_for_test(overrides=overrides, temp_dir=str(tmp_path / "t2")) as instance:
-        status = {r: instance.get_run_by_id(r).status for r in
-                  (started.run_id, starting.run_id, done.run_id, queued.run_id)}
+        status = {
+            r: instance.get_run_by_id(r).status
+            for r in (started.run_id, starting.run_id, done.run_id, queued.run_id)
+        }
         failure = instance.get_records_for_run(started.run_id, ascending=False).records[0]
-    assert status == {started.run_id: DagsterRunStatus.FAILURE, starting.run_id: DagsterRunStatus.FAILURE,
-                      done.run_id: DagsterRunStatus.SUCCESS, queued.run_id: DagsterRunStatus.NOT_STARTED}
+    assert status == {
+        started.run_id: DagsterRunStatus.FAILURE,
+        starting.run_id: DagsterRunStatus.FAILURE,
+        done.run_id: DagsterRunStatus.SUCCESS,
+        queued.run_id: DagsterRunStatus.NOT_STARTED,
+    }
     assert MESSAGE in (failure.event_log_entry.dagster_event.message or "")
     assert q(db.owner_url, "SELECT status, failure_kind FROM ingest.files") == [("failed", "infrastructure")]
     # A second start finds nothing more to do.

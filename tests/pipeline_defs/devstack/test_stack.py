@@ -9,7 +9,9 @@ from pipeline_defs.devstack.stack import DevStack
 from resources.settings import Settings
 
 
-def test_a_port_taken_by_another_server_stops_pipeline_dev_before_it_starts_anything(tmp_path, http_404_server):
+def test_a_port_taken_by_another_server_stops_pipeline_dev_before_it_starts_anything(
+    tmp_path, http_404_server
+):
     s = Settings(
         DATABASE_URL=f"postgresql://pipeline_writer:pipeline_writer@127.0.0.1:{http_404_server}/canonical",
         PIPELINE_LOCAL_DIR=str(tmp_path),

@@ -73,9 +73,38 @@ FROM pairs
 ORDER BY a_revenue DESC NULLS LAST, a_id COLLATE "C", b_system
 """
 
-WORDS = ["Tech", "Corp", "Corporation", "Global", "Europe", "GmbH", "Inc", "Inc.", "L.L.C.", "Systems", "Labs",
-         "Müller", "MÜLLER", "Øster", "İstanbul", "straße", "東京", "Ünïcødé", "Ab", "X", "&", "-", "co", "Pacific",
-         "Logistics", "Medina", "Works", "Summit", "a1", "42"]
+WORDS = [
+    "Tech",
+    "Corp",
+    "Corporation",
+    "Global",
+    "Europe",
+    "GmbH",
+    "Inc",
+    "Inc.",
+    "L.L.C.",
+    "Systems",
+    "Labs",
+    "Müller",
+    "MÜLLER",
+    "Øster",
+    "İstanbul",
+    "straße",
+    "東京",
+    "Ünïcødé",
+    "Ab",
+    "X",
+    "&",
+    "-",
+    "co",
+    "Pacific",
+    "Logistics",
+    "Medina",
+    "Works",
+    "Summit",
+    "a1",
+    "42",
+]
 SEPARATORS = [" ", "  ", "-", ".", ", ", "/"]
 
 
@@ -83,7 +112,7 @@ def _typo(name: str, at: int) -> str:
     if len(name) < 2:
         return name
     i = at % (len(name) - 1)
-    return name[:i] + name[i + 1] + name[i] + name[i + 2:]
+    return name[:i] + name[i + 1] + name[i] + name[i + 2 :]
 
 
 @st.composite
@@ -104,16 +133,23 @@ def names(draw: st.DrawFn, earlier: list[str]) -> str:
     if kind == "short":
         return draw(st.sampled_from(["", " ", "!!", "a", "Ab", "ab", "A&B", "x y", "--", "é"]))
     if kind == "text":
-        return draw(st.text(st.sampled_from("abcAB é-. ü東1") | st.characters(codec="utf-8", exclude_categories=["Cs"],
-                                                                                  exclude_characters="\x00"),
-                            max_size=25))
+        return draw(
+            st.text(
+                st.sampled_from("abcAB é-. ü東1")
+                | st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\x00"),
+                max_size=25,
+            )
+        )
     words = draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=4))
     seps = draw(st.lists(st.sampled_from(SEPARATORS), min_size=len(words), max_size=len(words)))
     return "".join(w + s for w, s in zip(words, seps, strict=True)).strip()
 
 
-FIGURES = st.none() | st.sampled_from([Decimal(0), Decimal(1), Decimal(1000), Decimal("2500000.50")]) \
+FIGURES = (
+    st.none()
+    | st.sampled_from([Decimal(0), Decimal(1), Decimal(1000), Decimal("2500000.50")])
     | st.decimals(min_value=0, max_value=10**7, places=2)
+)
 
 
 @st.composite
@@ -137,7 +173,8 @@ def _load(conn: psycopg.Connection, rows: list[tuple]) -> None:
             """INSERT INTO canonical.entities (entity_type, source_system, canonical_id, name, revenue, employees,
                                                attributes, attributes_hash, metadata)
                VALUES ('small_business', %s, %s, %s, %s, %s, '{}', '\\x00', %s)""",
-            [(s, cid, n, rev, emp, json.dumps({"data_quality": q})) for s, cid, n, rev, emp, q in rows])
+            [(s, cid, n, rev, emp, json.dumps({"data_quality": q})) for s, cid, n, rev, emp, q in rows],
+        )
 
 
 def _as_at_scale(conn: psycopg.Connection) -> None:
@@ -155,17 +192,31 @@ def _plan(conn: psycopg.Connection, params: dict) -> str:
 
 def _old(conn: psycopg.Connection, p: DataIntegrityParams) -> list[tuple]:
     conn.execute("SELECT set_config('pg_trgm.similarity_threshold', %s, true)", (str(p.min_similarity),))
-    return conn.execute(OLD_FORMULATION, {
-        "min_similarity": p.min_similarity, "limit": p.limit, "max_probes": p.limit * integrity.PROBES_PER_PAIR,
-        "high": integrity.HIGH, "medium": integrity.MEDIUM, "w_name": integrity.W_NAME,
-        "w_revenue": integrity.W_REVENUE, "w_employees": integrity.W_EMPLOYEES}).fetchall()
+    return conn.execute(
+        OLD_FORMULATION,
+        {
+            "min_similarity": p.min_similarity,
+            "limit": p.limit,
+            "max_probes": p.limit * integrity.PROBES_PER_PAIR,
+            "high": integrity.HIGH,
+            "medium": integrity.MEDIUM,
+            "w_name": integrity.W_NAME,
+            "w_revenue": integrity.W_REVENUE,
+            "w_employees": integrity.W_EMPLOYEES,
+        },
+    ).fetchall()
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
-@given(rows=entities(),
-       min_similarity=st.sampled_from([0.3, 0.45, 0.5, 0.6, 0.77, 0.9, 1.0]) | st.floats(0.3, 1.0),
-       limit=st.integers(1, 8))
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    rows=entities(),
+    min_similarity=st.sampled_from([0.3, 0.45, 0.5, 0.6, 0.77, 0.9, 1.0]) | st.floats(0.3, 1.0),
+    limit=st.integers(1, 8),
+)
 def test_per_system_lookups_find_the_same_pairs_as_the_all_systems_lookup(pg, rows, min_similarity, limit):
     params = DataIntegrityParams(min_similarity=min_similarity, limit=limit)
     with psycopg.connect(pg.owner_url) as conn:
@@ -179,12 +230,21 @@ def test_per_system_lookups_find_the_same_pairs_as_the_all_systems_lookup(pg, ro
 
 
 def test_each_later_system_is_searched_through_its_own_trigram_index(pg):
-    rows = [("crm", "crm_1", "Tech Corp Global", Decimal(10), 5, 1.0),
-            ("erp", "erp_1", "Tech Corp Global Inc.", Decimal(10), 5, 1.0),
-            ("legacy", "legacy_1", "TECH CORP GLOBAL", None, None, 0.4)]
-    params = {"min_similarity": 0.5, "limit": 2, "max_probes": 8, "high": integrity.HIGH,
-              "medium": integrity.MEDIUM, "w_name": integrity.W_NAME, "w_revenue": integrity.W_REVENUE,
-              "w_employees": integrity.W_EMPLOYEES}
+    rows = [
+        ("crm", "crm_1", "Tech Corp Global", Decimal(10), 5, 1.0),
+        ("erp", "erp_1", "Tech Corp Global Inc.", Decimal(10), 5, 1.0),
+        ("legacy", "legacy_1", "TECH CORP GLOBAL", None, None, 0.4),
+    ]
+    params = {
+        "min_similarity": 0.5,
+        "limit": 2,
+        "max_probes": 8,
+        "high": integrity.HIGH,
+        "medium": integrity.MEDIUM,
+        "w_name": integrity.W_NAME,
+        "w_revenue": integrity.W_REVENUE,
+        "w_employees": integrity.W_EMPLOYEES,
+    }
     with psycopg.connect(pg.owner_url) as conn:
         _load(conn, rows)
         conn.execute("SELECT set_config('pg_trgm.similarity_threshold', '0.5', true)")

@@ -15,16 +15,19 @@ from resources.analytics.params import MAX_ANALYSIS_MONTHS, METRICS, TIMEFRAMES
 fast = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@pytest.mark.parametrize(("operation", "old", "field", "value"), [
-    ("relationship_network", "rootEntityId", "root_entity_id", "crm_CUST-1001"),
-    ("relationship_network", "maxDepth", "max_depth", 2),
-    ("time_series_patterns", "analysisPeriod", "analysis_period", "6 months"),
-    ("time_series_patterns", "metricType", "metric_type", "monthly_revenue"),
-    ("customer_analysis", "groupBy", "group_by", "region"),
-    ("customer_analysis", "minGroupSize", "min_group_size", 2),
-    ("revenue_analysis", "topN", "top_n", 5),
-    ("data_integrity_analysis", "minSimilarity", "min_similarity", 0.7),
-])
+@pytest.mark.parametrize(
+    ("operation", "old", "field", "value"),
+    [
+        ("relationship_network", "rootEntityId", "root_entity_id", "crm_CUST-1001"),
+        ("relationship_network", "maxDepth", "max_depth", 2),
+        ("time_series_patterns", "analysisPeriod", "analysis_period", "6 months"),
+        ("time_series_patterns", "metricType", "metric_type", "monthly_revenue"),
+        ("customer_analysis", "groupBy", "group_by", "region"),
+        ("customer_analysis", "minGroupSize", "min_group_size", 2),
+        ("revenue_analysis", "topN", "top_n", 5),
+        ("data_integrity_analysis", "minSimilarity", "min_similarity", 0.7),
+    ],
+)
 def test_camel_case_names_mean_the_same_parameter(operation, old, field, value):
     assert getattr(validate_parameters(operation, {old: value}), field) == value
 
@@ -43,11 +46,18 @@ def test_both_spellings_agreeing_are_one_parameter_and_disagreeing_are_refused()
     assert info.value.errors[0].field == "group_by" and "given twice" in info.value.errors[0].message
 
 
-@pytest.mark.parametrize(("text", "canonical", "months"), [
-    ("1 month", "1 month", 1), ("3 months", "3 months", 3), ("6 months", "6 months", 6),
-    ("12 months", "12 months", 12), ("1 year", "12 months", 12), ("2 quarters", "6 months", 6),
-    (" 3 MONTHS ", "3 months", 3),
-])
+@pytest.mark.parametrize(
+    ("text", "canonical", "months"),
+    [
+        ("1 month", "1 month", 1),
+        ("3 months", "3 months", 3),
+        ("6 months", "6 months", 6),
+        ("12 months", "12 months", 12),
+        ("1 year", "12 months", 12),
+        ("2 quarters", "6 months", 6),
+        (" 3 MONTHS ", "3 months", 3),
+    ],
+)
 def test_the_old_timeframe_is_a_monthly_window(text, canonical, months):
     p = validate_parameters("multi_dimensional_analytics", {"timeframe": text})
     assert (p.timeframe, p.unit, p.window_months) == (canonical, "month", months)
@@ -69,11 +79,14 @@ def test_any_other_timeframe_text_is_refused_never_passed_on(text):
         return
     # Accepted: it became one of the whitelisted units or a bounded month count, nothing else.
     assert p.timeframe in TIMEFRAMES or (
-        p.timeframe.endswith(("month", "months")) and 1 <= int(p.timeframe.split()[0]) <= MAX_ANALYSIS_MONTHS)
+        p.timeframe.endswith(("month", "months")) and 1 <= int(p.timeframe.split()[0]) <= MAX_ANALYSIS_MONTHS
+    )
 
 
-@pytest.mark.parametrize("text", ["0 months", f"{MAX_ANALYSIS_MONTHS + 1} months", "3 days", "3 months; DROP",
-                                  "interval '3 months'"])
+@pytest.mark.parametrize(
+    "text",
+    ["0 months", f"{MAX_ANALYSIS_MONTHS + 1} months", "3 days", "3 months; DROP", "interval '3 months'"],
+)
 def test_windows_out_of_bounds_or_in_other_units_are_refused(text):
     with pytest.raises(InvalidParameters):
         validate_parameters("multi_dimensional_analytics", {"timeframe": text})
@@ -81,8 +94,10 @@ def test_windows_out_of_bounds_or_in_other_units_are_refused(text):
 
 def test_old_metric_names_and_defaults_are_understood():
     assert validate_parameters("revenue_analysis", {"metric": "annual_revenue"}).metric == "revenue"
-    assert validate_parameters("customer_analysis", {"metric": "lifetime_value", "group_by": "industry"}
-                               ).metric == "lifetime_value"
+    assert (
+        validate_parameters("customer_analysis", {"metric": "lifetime_value", "group_by": "industry"}).metric
+        == "lifetime_value"
+    )
     assert validate_parameters("customer_analysis", {"metric": "employee_count"}).metric == "employees"
     # count_analysis counts: the old default named that and is accepted; any other metric is still refused.
     assert validate_parameters("count_analysis", {"metric": "customer_count"}).group_by == "industry"

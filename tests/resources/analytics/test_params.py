@@ -74,7 +74,10 @@ def test_unknown_operation_names_the_known_ones():
 
 @pytest.mark.parametrize("name", list(CONTRACT))
 def test_unknown_parameters_are_refused(name):
-    required = {"relationship_network": {"root_entity_id": "crm_1"}, "custom_complex_query": {"query": "SELECT 1"}}
+    required = {
+        "relationship_network": {"root_entity_id": "crm_1"},
+        "custom_complex_query": {"query": "SELECT 1"},
+    }
     with pytest.raises(InvalidParameters) as info:
         validate_parameters(name, {**required.get(name, {}), "query_timeout": 1})
     [err] = info.value.errors
@@ -97,14 +100,17 @@ def test_parameters_must_be_an_object():
 # Whitelisted identifiers
 
 WHITELISTS = [
-    ("customer_analysis", "metric", METRICS), ("customer_analysis", "group_by", GROUP_BYS),
-    ("revenue_analysis", "metric", METRICS), ("revenue_analysis", "group_by", GROUP_BYS),
+    ("customer_analysis", "metric", METRICS),
+    ("customer_analysis", "group_by", GROUP_BYS),
+    ("revenue_analysis", "metric", METRICS),
+    ("revenue_analysis", "group_by", GROUP_BYS),
     ("count_analysis", "group_by", GROUP_BYS),
 ]
 
 
-@pytest.mark.parametrize(("op", "field", "allowed"), [*WHITELISTS, ("multi_dimensional_analytics", "timeframe",
-                                                                      TIMEFRAMES)])
+@pytest.mark.parametrize(
+    ("op", "field", "allowed"), [*WHITELISTS, ("multi_dimensional_analytics", "timeframe", TIMEFRAMES)]
+)
 def test_every_whitelisted_identifier_is_accepted(op, field, allowed):
     for value in allowed:
         assert getattr(validate_parameters(op, {field: value}), field) == value
@@ -112,8 +118,14 @@ def test_every_whitelisted_identifier_is_accepted(op, field, allowed):
 
 @pytest.mark.parametrize(("op", "field", "allowed"), WHITELISTS)
 @fast
-@given(value=st.one_of(st.text(max_size=30), st.sampled_from(["Industry", "industry ", "name", "revenue; --",
-                                                               "e.name", "1", "INDUSTRY", "entity_id"])))
+@given(
+    value=st.one_of(
+        st.text(max_size=30),
+        st.sampled_from(
+            ["Industry", "industry ", "name", "revenue; --", "e.name", "1", "INDUSTRY", "entity_id"]
+        ),
+    )
+)
 def test_anything_else_is_refused_with_the_valid_values(op, field, allowed, value):
     if value.strip() in allowed:  # surrounding whitespace is stripped
         return
@@ -146,7 +158,7 @@ BASE = {"relationship_network": {"root_entity_id": "crm_CUST-1"}}
 
 @pytest.mark.parametrize(("op", "field", "low", "high"), BOUNDS)
 @fast
-@given(n=st.integers(min_value=-10**9, max_value=10**9), as_text=st.booleans())
+@given(n=st.integers(min_value=-(10**9), max_value=10**9), as_text=st.booleans())
 def test_integers_are_bounded_and_coerced_from_text(op, field, low, high, n, as_text):
     raw = {**BASE.get(op, {}), field: str(n) if as_text else n}
     if low <= n <= high:
@@ -174,18 +186,42 @@ def test_min_similarity_is_bounded(x, as_text):
             validate_parameters("data_integrity_analysis", raw)
 
 
-@pytest.mark.parametrize(("text", "normalised", "months"), [
-    ("12 months", "12 months", 12), ("1 month", "1 month", 1), ("6 MONTHS", "6 months", 6),
-    ("2 quarters", "6 months", 6), ("1 quarter", "3 months", 3), ("1 year", "12 months", 12),
-    ("10 years", "120 months", 120), (" all ", "all", None), ("3months", "3 months", 3),
-])
+@pytest.mark.parametrize(
+    ("text", "normalised", "months"),
+    [
+        ("12 months", "12 months", 12),
+        ("1 month", "1 month", 1),
+        ("6 MONTHS", "6 months", 6),
+        ("2 quarters", "6 months", 6),
+        ("1 quarter", "3 months", 3),
+        ("1 year", "12 months", 12),
+        ("10 years", "120 months", 120),
+        (" all ", "all", None),
+        ("3months", "3 months", 3),
+    ],
+)
 def test_analysis_period_accepted_forms(text, normalised, months):
     p = validate_parameters("time_series_patterns", {"analysis_period": text})
     assert p.analysis_period == normalised and p.months == months
 
 
-@pytest.mark.parametrize("text", ["0 months", "121 months", "11 years", "1 week", "30 days", "month", "-1 month",
-                                  "1 month; DROP TABLE x", "1 month'", "P1M", "1.5 months", ""])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0 months",
+        "121 months",
+        "11 years",
+        "1 week",
+        "30 days",
+        "month",
+        "-1 month",
+        "1 month; DROP TABLE x",
+        "1 month'",
+        "P1M",
+        "1.5 months",
+        "",
+    ],
+)
 def test_analysis_period_refused_forms(text):
     with pytest.raises(InvalidParameters) as info:
         validate_parameters("time_series_patterns", {"analysis_period": text})
@@ -193,7 +229,9 @@ def test_analysis_period_refused_forms(text):
 
 
 @fast
-@given(n=st.integers(min_value=0, max_value=2000), unit=st.sampled_from(["month", "months", "quarter", "year"]))
+@given(
+    n=st.integers(min_value=0, max_value=2000), unit=st.sampled_from(["month", "months", "quarter", "year"])
+)
 def test_analysis_period_is_bounded(n, unit):
     months = n * {"month": 1, "months": 1, "quarter": 3, "year": 12}[unit]
     raw = {"analysis_period": f"{n} {unit}"}
@@ -206,7 +244,9 @@ def test_analysis_period_is_bounded(n, unit):
 
 @pytest.mark.parametrize("metric_type", ["monthly_revenue", "active_users", "a.b:c-d e"])
 def test_metric_type_is_a_bounded_value(metric_type):
-    assert validate_parameters("time_series_patterns", {"metric_type": metric_type}).metric_type == metric_type
+    assert (
+        validate_parameters("time_series_patterns", {"metric_type": metric_type}).metric_type == metric_type
+    )
 
 
 @pytest.mark.parametrize("metric_type", ["", "x" * 101, "revenue'; --", "a\nb"])
@@ -215,8 +255,16 @@ def test_metric_type_refused(metric_type):
         validate_parameters("time_series_patterns", {"metric_type": metric_type})
 
 
-@pytest.mark.parametrize("root", ["crm_CUST-1001", "erp_ERP-2001", "legacy_30001", "crm_x'); DROP TABLE y; --",
-                                  "0190b3f2-7c1e-7a41-8d2b-2f7f2b6c9a10"])
+@pytest.mark.parametrize(
+    "root",
+    [
+        "crm_CUST-1001",
+        "erp_ERP-2001",
+        "legacy_30001",
+        "crm_x'); DROP TABLE y; --",
+        "0190b3f2-7c1e-7a41-8d2b-2f7f2b6c9a10",
+    ],
+)
 def test_root_entity_id_accepts_canonical_ids_and_uuids(root):
     p = validate_parameters("relationship_network", {"root_entity_id": root})
     assert p.root_entity_id == root and (p.root_uuid is not None) == ("-" in root and "_" not in root)
@@ -266,21 +314,26 @@ class _Conn:
 HOSTILE = "x'); DROP TABLE canonical.entities; --"
 
 
-@pytest.mark.parametrize(("op", "params", "value"), [
-    ("relationship_network", {"root_entity_id": f"crm_{HOSTILE}"}, f"crm_{HOSTILE}"),
-    ("time_series_patterns", {"metric_type": "a-b c"}, "a-b c"),
-    ("customer_analysis", {"min_group_size": 987654}, 987654),
-    ("revenue_analysis", {"top_n": 77}, 77),
-    ("data_integrity_analysis", {"limit": 999}, 999),
-    ("multi_dimensional_analytics", {"timeframe": "11 months"}, 11),  # the old API's window
-])
+@pytest.mark.parametrize(
+    ("op", "params", "value"),
+    [
+        ("relationship_network", {"root_entity_id": f"crm_{HOSTILE}"}, f"crm_{HOSTILE}"),
+        ("time_series_patterns", {"metric_type": "a-b c"}, "a-b c"),
+        ("customer_analysis", {"min_group_size": 987654}, 987654),
+        ("revenue_analysis", {"top_n": 77}, 77),
+        ("data_integrity_analysis", {"limit": 999}, 999),
+        ("multi_dimensional_analytics", {"timeframe": "11 months"}, 11),  # the old API's window
+    ],
+)
 def test_caller_values_travel_as_bound_parameters(monkeypatch, op, params, value):
     import resources.analytics.result as result_module
 
     operation = get_operation(op)
     conn = _Conn()
     for module in ("segments", "trends", "network", "integrity", "info"):
-        monkeypatch.setattr(f"resources.analytics.{module}.fetch", lambda cur, n: Table([], []), raising=False)
+        monkeypatch.setattr(
+            f"resources.analytics.{module}.fetch", lambda cur, n: Table([], []), raising=False
+        )
     monkeypatch.setattr(result_module, "fetch", lambda cur, n: Table([], []))
     operation.run(conn, operation.validate(params), max_rows=10)  # type: ignore[arg-type]
     texts = " ".join(t for t, _ in conn.log)
@@ -289,8 +342,12 @@ def test_caller_values_travel_as_bound_parameters(monkeypatch, op, params, value
 
 
 @fast
-@given(metric=st.sampled_from(METRICS), group_by=st.sampled_from(GROUP_BYS), n=st.integers(1, 100),
-       m=st.integers(1, 100))
+@given(
+    metric=st.sampled_from(METRICS),
+    group_by=st.sampled_from(GROUP_BYS),
+    n=st.integers(1, 100),
+    m=st.integers(1, 100),
+)
 def test_the_sql_text_depends_only_on_whitelisted_choices(metric, group_by, n, m):
     from resources.analytics import segments
 
@@ -300,7 +357,9 @@ def test_the_sql_text_depends_only_on_whitelisted_choices(metric, group_by, n, m
             texts = []
             for value in (n, m):
                 conn = _Conn()
-                params = get_operation(fn.__name__).validate({"metric": metric, "group_by": group_by, key: value})
+                params = get_operation(fn.__name__).validate(
+                    {"metric": metric, "group_by": group_by, key: value}
+                )
                 fn(conn, params, max_rows=1)  # type: ignore[arg-type]
                 [(text, bound)] = conn.log
                 assert GROUP_BY_SQL[group_by] in text and METRIC_SQL[metric] in text
@@ -314,12 +373,15 @@ def test_the_sql_text_depends_only_on_whitelisted_choices(metric, group_by, n, m
 
 
 def test_custom_params_are_scalars_and_may_come_as_json_text():
-    p = validate_parameters("custom_complex_query", {"query": "SELECT $1, $2, $3, $4, $5",
-                                                     "params": '["a", 1, 2.5, true, null]'})
+    p = validate_parameters(
+        "custom_complex_query", {"query": "SELECT $1, $2, $3, $4, $5", "params": '["a", 1, 2.5, true, null]'}
+    )
     assert p.params == ["a", 1, 2.5, True, None]
 
 
-@pytest.mark.parametrize("params", [[{"a": 1}], [[1]], "not json", list(range(MAX_QUERY_PARAMS + 1)), ["x" * 10_001]])
+@pytest.mark.parametrize(
+    "params", [[{"a": 1}], [[1]], "not json", list(range(MAX_QUERY_PARAMS + 1)), ["x" * 10_001]]
+)
 def test_custom_params_refused(params):
     with pytest.raises(InvalidParameters) as info:
         validate_parameters("custom_complex_query", {"query": "SELECT 1", "params": params})
@@ -341,8 +403,11 @@ REFUSED = [
     ("DELETE FROM canonical.entities", "not_select", "DELETE"),
     ("INSERT INTO canonical.entities (name) VALUES ('x')", "not_select", "INSERT"),
     ("UPDATE canonical.entities SET name = 'x'", "not_select", "UPDATE"),
-    ("MERGE INTO canonical.entities e USING canonical.entities s ON true WHEN MATCHED THEN DELETE", "not_select",
-     "MERGE"),
+    (
+        "MERGE INTO canonical.entities e USING canonical.entities s ON true WHEN MATCHED THEN DELETE",
+        "not_select",
+        "MERGE",
+    ),
     ("CREATE TABLE x (a int)", "not_select", "CREATE TABLE"),
     ("CREATE TABLE x AS SELECT 1", "not_select", "CREATE TABLE AS"),
     ("DROP TABLE canonical.entities", "not_select", "DROP"),
@@ -397,7 +462,11 @@ REFUSED = [
     ("SELECT lo_export(1, '/tmp/x')", "denied_function", "large objects"),
     ("SELECT nextval('s')", "denied_function", "sequence"),
     ("SELECT setval('s', 1)", "denied_function", "sequence"),
-    ("SELECT * FROM dblink('host=evil', 'select 1') AS t(a int)", "denied_function", "another database server"),
+    (
+        "SELECT * FROM dblink('host=evil', 'select 1') AS t(a int)",
+        "denied_function",
+        "another database server",
+    ),
     ("SELECT query_to_xml('select pg_sleep(60)', true, true, '')", "denied_function", "SQL text"),
     ("SELECT table_to_xml('canonical.entities', true, true, '')", "denied_function", "SQL text"),
     ("SELECT pg_notify('c', 'x')", "denied_function", "notifications"),
@@ -406,8 +475,11 @@ REFUSED = [
     # reads that write or lock
     ("WITH d AS (DELETE FROM canonical.entities RETURNING *) SELECT * FROM d", "data_modifying", "DELETE"),
     ("WITH u AS (UPDATE canonical.entities SET name = 'x' RETURNING 1) SELECT 1", "data_modifying", "UPDATE"),
-    ("WITH i AS (INSERT INTO canonical.entities (name) VALUES ('x') RETURNING 1) SELECT 1", "data_modifying",
-     "INSERT"),
+    (
+        "WITH i AS (INSERT INTO canonical.entities (name) VALUES ('x') RETURNING 1) SELECT 1",
+        "data_modifying",
+        "INSERT",
+    ),
     ("SELECT * INTO new_table FROM canonical.entities", "select_into", "INTO"),
     ("SELECT * FROM canonical.entities FOR UPDATE", "row_locks", "FOR UPDATE"),
     ("SELECT * FROM canonical.entities FOR SHARE SKIP LOCKED", "row_locks", "FOR UPDATE/SHARE"),
@@ -472,8 +544,16 @@ def test_parameters_must_match_the_placeholders():
 
 
 def test_deny_list_matches_any_spelling_of_a_name():
-    for name in ["pg_sleep", "PG_SLEEP", "Pg_Sleep", "pg_advisory_lock_shared", "lo_unlink", "dblink_exec",
-                 "cursor_to_xmlschema", "database_to_xml_and_xmlschema"]:
+    for name in [
+        "pg_sleep",
+        "PG_SLEEP",
+        "Pg_Sleep",
+        "pg_advisory_lock_shared",
+        "lo_unlink",
+        "dblink_exec",
+        "cursor_to_xmlschema",
+        "database_to_xml_and_xmlschema",
+    ]:
         assert denial_reason(name), name
     for name in ["sleep", "similarity", "count", "pg_typeof", "set_masklen", "xml_is_well_formed", "lower"]:
         assert denial_reason(name) is None, name
@@ -489,17 +569,32 @@ DENIED_SAMPLES = sorted(DENIED_FUNCTIONS) + [p + "x" for p, _ in DENIED_PREFIXES
 def spelled(draw: st.DrawFn, name: str) -> str:
     """A call to `name`, as PostgreSQL would resolve it: any case, schema-qualified, quoted, spaced."""
     how = draw(st.sampled_from(["plain", "upper", "mixed", "qualified", "quoted", "quoted_qualified"]))
-    ident = {"plain": name, "upper": name.upper(),
-             "mixed": "".join(c.upper() if i % 2 else c for i, c in enumerate(name)),
-             "qualified": f"pg_catalog.{name}", "quoted": f'"{name}"',
-             "quoted_qualified": f'"pg_catalog"."{name}"'}[how]
+    ident = {
+        "plain": name,
+        "upper": name.upper(),
+        "mixed": "".join(c.upper() if i % 2 else c for i, c in enumerate(name)),
+        "qualified": f"pg_catalog.{name}",
+        "quoted": f'"{name}"',
+        "quoted_qualified": f'"pg_catalog"."{name}"',
+    }[how]
     gap = draw(st.sampled_from(["", " ", "\n", " /* c */ "]))
     arg = draw(st.sampled_from(["1", "'x'", "e.revenue", "(SELECT 1)", ""]))
     return f"{ident}{gap}({arg})"
 
 
-EXPR = st.sampled_from(["1", "e.revenue", "e.name", "count(*) OVER ()", "coalesce(e.industry, 'n/a')",
-                        "lower(e.name)", "e.attributes ->> 'region'", "now()", "'text; with ; semicolons'"])
+EXPR = st.sampled_from(
+    [
+        "1",
+        "e.revenue",
+        "e.name",
+        "count(*) OVER ()",
+        "coalesce(e.industry, 'n/a')",
+        "lower(e.name)",
+        "e.attributes ->> 'region'",
+        "now()",
+        "'text; with ; semicolons'",
+    ]
+)
 
 
 @st.composite
@@ -507,8 +602,25 @@ def select_with(draw: st.DrawFn, injected: str | None) -> str:
     """A SELECT over canonical tables, with `injected` (an expression) placed somewhere inside it."""
     cols = draw(st.lists(EXPR, min_size=1, max_size=3))
     where = draw(st.sampled_from(["", "WHERE e.revenue > 0", "WHERE e.name LIKE 'A%'"]))
-    place = draw(st.sampled_from(["target", "where", "subquery", "cte", "lateral", "order", "join_on",
-                                  "case", "function_arg", "from_function", "union", "having", "values"]))
+    place = draw(
+        st.sampled_from(
+            [
+                "target",
+                "where",
+                "subquery",
+                "cte",
+                "lateral",
+                "order",
+                "join_on",
+                "case",
+                "function_arg",
+                "from_function",
+                "union",
+                "having",
+                "values",
+            ]
+        )
+    )
     x = injected
     if x is None:
         body = f"SELECT {', '.join(cols)} FROM canonical.entities e {where}"
@@ -525,8 +637,10 @@ def select_with(draw: st.DrawFn, injected: str | None) -> str:
     elif place == "order":
         body = f"SELECT {', '.join(cols)} FROM canonical.entities e ORDER BY {x}"
     elif place == "join_on":
-        body = (f"SELECT {', '.join(cols)} FROM canonical.entities e JOIN canonical.entity_relationships r "
-                f"ON r.child_canonical_id = e.canonical_id AND {x} IS NULL")
+        body = (
+            f"SELECT {', '.join(cols)} FROM canonical.entities e JOIN canonical.entity_relationships r "
+            f"ON r.child_canonical_id = e.canonical_id AND {x} IS NULL"
+        )
     elif place == "case":
         body = f"SELECT CASE WHEN e.revenue > 0 THEN {x} END FROM canonical.entities e"
     elif place == "function_arg":
@@ -558,16 +672,36 @@ def test_hypothesis_denied_calls_anywhere_are_refused(data):
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
 def test_hypothesis_clean_selects_pass_and_wrap(data):
-    harmless = data.draw(st.sampled_from(["lower('x')", "pg_catalog.length('x')", "abs(-1)", '"upper"(\'x\')',
-                                          "similarity('a', 'b')", "generate_series(1, 2)"]))
+    harmless = data.draw(
+        st.sampled_from(
+            [
+                "lower('x')",
+                "pg_catalog.length('x')",
+                "abs(-1)",
+                "\"upper\"('x')",
+                "similarity('a', 'b')",
+                "generate_series(1, 2)",
+            ]
+        )
+    )
     query = data.draw(select_with(harmless))
     checked = check_query(query)
     assert wrap_with_cap(checked).endswith("LIMIT $1")
 
 
 @settings(max_examples=100, deadline=None)
-@given(first=select_with(None), second=st.sampled_from(["DELETE FROM canonical.entities", "SELECT 2", "SET ROLE x",
-                                                        "DROP TABLE canonical.entities", "COPY x FROM '/etc/passwd'"]))
+@given(
+    first=select_with(None),
+    second=st.sampled_from(
+        [
+            "DELETE FROM canonical.entities",
+            "SELECT 2",
+            "SET ROLE x",
+            "DROP TABLE canonical.entities",
+            "COPY x FROM '/etc/passwd'",
+        ]
+    ),
+)
 def test_hypothesis_a_second_statement_is_always_refused(first, second):
     query = first.rstrip().rstrip(";").split(" -- ")[0] + "; " + second
     with pytest.raises(QueryRejected) as info:

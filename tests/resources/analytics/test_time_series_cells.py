@@ -27,19 +27,33 @@ MISSING_ID = "erp_Z"  # points for an entity that does not exist
 INDUSTRIES = ["Retail", "Energy", None]
 METRICS = ["monthly_revenue", "active_users"]
 # Around month, quarter and year boundaries (UTC), twice in one month for some entities.
-TIMES = [datetime(2023, 12, 31, 23, 30, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC),
-         datetime(2024, 1, 20, tzinfo=UTC), datetime(2024, 3, 31, 23, 59, 59, tzinfo=UTC),
-         datetime(2024, 4, 1, tzinfo=UTC), datetime(2024, 4, 18, tzinfo=UTC), datetime(2025, 2, 1, tzinfo=UTC)]
+TIMES = [
+    datetime(2023, 12, 31, 23, 30, tzinfo=UTC),
+    datetime(2024, 1, 1, tzinfo=UTC),
+    datetime(2024, 1, 20, tzinfo=UTC),
+    datetime(2024, 3, 31, 23, 59, 59, tzinfo=UTC),
+    datetime(2024, 4, 1, tzinfo=UTC),
+    datetime(2024, 4, 18, tzinfo=UTC),
+    datetime(2025, 2, 1, tzinfo=UTC),
+]
 VALUES = st.decimals(min_value=-1000, max_value=100_000, places=2, allow_nan=False, allow_infinity=False)
 
-point_keys = st.tuples(st.sampled_from([*ENTITY_IDS, MISSING_ID]), st.sampled_from(METRICS), st.sampled_from(TIMES))
-operations = st.lists(st.one_of(
-    st.tuples(st.just("upsert"), st.lists(st.tuples(point_keys, VALUES), min_size=1, max_size=8)),
-    st.tuples(st.just("delete_points"), st.lists(point_keys, min_size=1, max_size=4)),
-    st.tuples(st.just("industry"), st.sampled_from(ENTITY_IDS), st.sampled_from(INDUSTRIES)),
-    st.tuples(st.just("delete_entity"), st.sampled_from(ENTITY_IDS)),
-    st.tuples(st.just("insert_entity"), st.sampled_from([*ENTITY_IDS, MISSING_ID]), st.sampled_from(INDUSTRIES)),
-), min_size=1, max_size=8)
+point_keys = st.tuples(
+    st.sampled_from([*ENTITY_IDS, MISSING_ID]), st.sampled_from(METRICS), st.sampled_from(TIMES)
+)
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("upsert"), st.lists(st.tuples(point_keys, VALUES), min_size=1, max_size=8)),
+        st.tuples(st.just("delete_points"), st.lists(point_keys, min_size=1, max_size=4)),
+        st.tuples(st.just("industry"), st.sampled_from(ENTITY_IDS), st.sampled_from(INDUSTRIES)),
+        st.tuples(st.just("delete_entity"), st.sampled_from(ENTITY_IDS)),
+        st.tuples(
+            st.just("insert_entity"), st.sampled_from([*ENTITY_IDS, MISSING_ID]), st.sampled_from(INDUSTRIES)
+        ),
+    ),
+    min_size=1,
+    max_size=8,
+)
 
 UNITS = ("month", "quarter", "year")
 
@@ -49,7 +63,9 @@ def _insert_entity(conn: psycopg.Connection, cid: str, industry: str | None) -> 
         """INSERT INTO canonical.entities (entity_type, source_system, canonical_id, name, industry, attributes,
                                            attributes_hash)
            VALUES ('small_business', split_part(%s, '_', 1), %s, %s, %s, '{}', '\\x00')
-           ON CONFLICT (canonical_id) DO NOTHING""", (cid, cid, cid, industry))
+           ON CONFLICT (canonical_id) DO NOTHING""",
+        (cid, cid, cid, industry),
+    )
 
 
 def _apply(conn: psycopg.Connection, op: tuple) -> None:
@@ -62,13 +78,15 @@ def _apply(conn: psycopg.Connection, op: tuple) -> None:
                    SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::numeric[])
                    ON CONFLICT (entity_canonical_id, metric_type, observed_at) DO UPDATE
                        SET value = EXCLUDED.value WHERE t.value IS DISTINCT FROM EXCLUDED.value""",
-                ([k[0] for k in rows], [k[1] for k in rows], [k[2] for k in rows], list(rows.values())))
+                ([k[0] for k in rows], [k[1] for k in rows], [k[2] for k in rows], list(rows.values())),
+            )
     elif kind == "delete_points":
         conn.execute(
             """DELETE FROM canonical.time_series_data
                WHERE (entity_canonical_id, metric_type, observed_at)
                      IN (SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[]))""",
-            ([k[0] for k in op[1]], [k[1] for k in op[1]], [k[2] for k in op[1]]))
+            ([k[0] for k in op[1]], [k[1] for k in op[1]], [k[2] for k in op[1]]),
+        )
     elif kind == "industry":
         conn.execute("UPDATE canonical.entities SET industry = %s WHERE canonical_id = %s", (op[2], op[1]))
     elif kind == "delete_entity":
@@ -81,7 +99,8 @@ def _expected(conn: psycopg.Connection) -> dict[tuple, tuple[int, Decimal]]:
     industry = dict(conn.execute("SELECT canonical_id, industry FROM canonical.entities").fetchall())
     per_entity: dict[tuple, Decimal] = defaultdict(Decimal)
     for cid, metric, at, value in conn.execute(
-            "SELECT entity_canonical_id, metric_type, observed_at, value FROM canonical.time_series_data"):
+        "SELECT entity_canonical_id, metric_type, observed_at, value FROM canonical.time_series_data"
+    ):
         if cid in industry:
             for unit in UNITS:
                 per_entity[(unit, period_of(at.astimezone(UTC), unit), metric, industry[cid], cid)] += value
@@ -93,8 +112,12 @@ def _expected(conn: psycopg.Connection) -> dict[tuple, tuple[int, Decimal]]:
 
 
 def _summary(conn: psycopg.Connection) -> dict[tuple, tuple[int, Decimal]]:
-    return {(u, p, m, i): (n, t) for u, p, m, i, n, t in conn.execute(
-        "SELECT unit, period, metric_type, industry, entities, total FROM analytics.time_series_cells")}
+    return {
+        (u, p, m, i): (n, t)
+        for u, p, m, i, n, t in conn.execute(
+            "SELECT unit, period, metric_type, industry, entities, total FROM analytics.time_series_cells"
+        )
+    }
 
 
 def _orphans(conn: psycopg.Connection) -> bool:
@@ -102,8 +125,11 @@ def _orphans(conn: psycopg.Connection) -> bool:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=operations, initial=st.lists(st.sampled_from(INDUSTRIES), min_size=len(ENTITY_IDS),
-                                          max_size=len(ENTITY_IDS)), big_table=st.booleans())
+@given(
+    ops=operations,
+    initial=st.lists(st.sampled_from(INDUSTRIES), min_size=len(ENTITY_IDS), max_size=len(ENTITY_IDS)),
+    big_table=st.booleans(),
+)
 def test_the_summary_equals_the_points_after_any_writes(db, ops, initial, big_table):
     with psycopg.connect(db.owner_url, autocommit=True) as owner:
         owner.execute("TRUNCATE canonical.entities, canonical.time_series_data CASCADE")
@@ -148,8 +174,12 @@ def test_multi_dimensional_answers_the_same_from_the_summary_and_from_the_points
     with psycopg.connect(db.writer_url) as conn:
         for cid, industry in zip(ENTITY_IDS, ["Retail", "Energy", "Retail", None], strict=True):
             _insert_entity(conn, cid, industry)
-        points = [((cid, metric, at), Decimal(i * 7 + j) - 20) for i, cid in enumerate(ENTITY_IDS)
-                  for j, at in enumerate(TIMES) for metric in METRICS[: 1 + (i + j) % 2]]
+        points = [
+            ((cid, metric, at), Decimal(i * 7 + j) - 20)
+            for i, cid in enumerate(ENTITY_IDS)
+            for j, at in enumerate(TIMES)
+            for metric in METRICS[: 1 + (i + j) % 2]
+        ]
         _apply(conn, ("upsert", points))
         conn.commit()
     summary = run_operation(db.reader_url, "multi_dimensional_analytics", {"timeframe": timeframe})
@@ -162,4 +192,3 @@ def test_multi_dimensional_answers_the_same_from_the_summary_and_from_the_points
     from_points = run_operation(db.reader_url, "multi_dimensional_analytics", {"timeframe": timeframe})
     assert from_points.rows == summary.rows
     assert from_points.columns == summary.columns
-

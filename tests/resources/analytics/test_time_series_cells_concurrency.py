@@ -42,19 +42,26 @@ def _wait_blocked_or_done(owner: psycopg.Connection, pid: int, thread: threading
     while time.monotonic() < deadline:
         if not thread.is_alive():
             return "done"
-        waiting = owner.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        waiting = owner.execute(
+            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+        ).fetchone()
         if waiting and waiting[0] == "Lock":
             return "blocked"
         time.sleep(0.02)
     raise AssertionError("the second transaction neither finished nor waited on a lock")
 
 
-def _race(db, first: Callable[[psycopg.Connection], None], second: Callable[[psycopg.Connection], None]) -> str:
+def _race(
+    db, first: Callable[[psycopg.Connection], None], second: Callable[[psycopg.Connection], None]
+) -> str:
     """`first` runs and stays uncommitted while `second` runs (and commits) in another thread; then
     `first` commits. Returns whether `second` had to wait."""
     errors: list[BaseException] = []
-    with psycopg.connect(db.writer_url) as one, psycopg.connect(db.writer_url) as two, \
-            psycopg.connect(db.owner_url, autocommit=True) as owner:
+    with (
+        psycopg.connect(db.writer_url) as one,
+        psycopg.connect(db.writer_url) as two,
+        psycopg.connect(db.owner_url, autocommit=True) as owner,
+    ):
         first(one)
 
         def run_second() -> None:
@@ -82,8 +89,11 @@ def _setup(db, industry: str, *points: tuple[str, datetime, int]) -> None:
 
 def test_two_transactions_adding_the_same_entity_to_a_cell_count_it_once(db):
     _setup(db, "Retail")
-    state = _race(db, lambda c: _apply(c, _points(("crm_A", JAN_5, 10))),
-                  lambda c: _apply(c, _points(("crm_A", JAN_20, 5))))
+    state = _race(
+        db,
+        lambda c: _apply(c, _points(("crm_A", JAN_5, 10))),
+        lambda c: _apply(c, _points(("crm_A", JAN_20, 5))),
+    )
     with psycopg.connect(db.owner_url) as owner:
         assert _summary(owner) == _expected(owner)
         january = owner.execute("""SELECT entities, total FROM analytics.time_series_cells
@@ -94,8 +104,11 @@ def test_two_transactions_adding_the_same_entity_to_a_cell_count_it_once(db):
 
 def test_two_transactions_removing_the_same_entity_from_a_cell_count_it_once(db):
     _setup(db, "Retail", ("crm_A", JAN_5, 10), ("crm_A", JAN_20, 5))
-    state = _race(db, lambda c: _apply(c, ("delete_points", [("crm_A", "monthly_revenue", JAN_5)])),
-                  lambda c: _apply(c, ("delete_points", [("crm_A", "monthly_revenue", JAN_20)])))
+    state = _race(
+        db,
+        lambda c: _apply(c, ("delete_points", [("crm_A", "monthly_revenue", JAN_5)])),
+        lambda c: _apply(c, ("delete_points", [("crm_A", "monthly_revenue", JAN_20)])),
+    )
     with psycopg.connect(db.owner_url) as owner:
         assert _summary(owner) == _expected(owner) == {}
     assert state == "blocked"
@@ -114,7 +127,9 @@ def test_an_industry_change_concurrent_with_new_points_moves_them_all(db, indust
     state = _race(db, change, add) if industry_first else _race(db, add, change)
     with psycopg.connect(db.owner_url) as owner:
         assert _summary(owner) == _expected(owner)
-        industries = {i for (i,) in owner.execute("SELECT DISTINCT industry FROM analytics.time_series_cells")}
+        industries = {
+            i for (i,) in owner.execute("SELECT DISTINCT industry FROM analytics.time_series_cells")
+        }
     assert industries == {"Energy"}
     assert state == "blocked"
 

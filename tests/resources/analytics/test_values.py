@@ -97,8 +97,12 @@ def old_pg_type(values: Sequence[Any]) -> str:
 
 def old_to_json(columns: list[str], rows: list[tuple[Any, ...]]) -> bytes:
     objects = [dict(zip(columns, row, strict=True)) for row in rows]
-    return json.dumps({"columns": columns, "rows": objects}, default=old_json_default,
-                      separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json.dumps(
+        {"columns": columns, "rows": objects},
+        default=old_json_default,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode("utf-8")
 
 
 def old_to_csv(columns: list[str], rows: list[tuple[Any, ...]]) -> bytes:
@@ -129,20 +133,53 @@ class Interval:
 decimals = st.one_of(
     st.decimals(allow_nan=True, allow_infinity=True),
     st.decimals(allow_nan=False, allow_infinity=False, places=0, min_value=-(2**60), max_value=2**60),
-    st.sampled_from([decimal.Decimal(s) for s in (
-        "1E+400", "-1E+400", "1E-400", "9007199254740992", "9007199254740991", "-9007199254740992", "1.0",
-        "1250.50", "0E-10", "-0", "NaN", "-NaN", "sNaN", "Infinity", "-Infinity", "1E+6144")]),
+    st.sampled_from(
+        [
+            decimal.Decimal(s)
+            for s in (
+                "1E+400",
+                "-1E+400",
+                "1E-400",
+                "9007199254740992",
+                "9007199254740991",
+                "-9007199254740992",
+                "1.0",
+                "1250.50",
+                "0E-10",
+                "-0",
+                "NaN",
+                "-NaN",
+                "sNaN",
+                "Infinity",
+                "-Infinity",
+                "1E+6144",
+            )
+        ]
+    ),
 )
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8), decimals,
-    st.datetimes(), st.datetimes(timezones=st.timezones()), st.dates(), st.times(), st.uuids(),
-    st.binary(max_size=8), st.binary(max_size=8).map(memoryview), st.text(max_size=8).map(Interval),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=8),
+    decimals,
+    st.datetimes(),
+    st.datetimes(timezones=st.timezones()),
+    st.dates(),
+    st.times(),
+    st.uuids(),
+    st.binary(max_size=8),
+    st.binary(max_size=8).map(memoryview),
+    st.text(max_size=8).map(Interval),
 )
 values = st.recursive(
     scalars,
     lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.lists(inner, max_size=4).map(tuple),
-        st.dictionaries(st.one_of(st.text(max_size=4), st.integers()), inner, max_size=4)),
+        st.lists(inner, max_size=4),
+        st.lists(inner, max_size=4).map(tuple),
+        st.dictionaries(st.one_of(st.text(max_size=4), st.integers()), inner, max_size=4),
+    ),
     max_leaves=12,
 )
 

@@ -163,7 +163,14 @@ def test_name_variants_are_taken_in_documented_order_skipping_nulls() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["Müller & Söhne GmbH", "株式会社テスト", "شركة الاختبار", "Zoë\u0301 e\u0301", "🚀 Rocket Labs", "Ελληνική Α.Ε."],
+    [
+        "Müller & Söhne GmbH",
+        "株式会社テスト",
+        "شركة الاختبار",
+        "Zoë\u0301 e\u0301",
+        "🚀 Rocket Labs",
+        "Ελληνική Α.Ε.",
+    ],
 )
 def test_unicode_name_is_kept_exactly(name: str) -> None:
     result = ok(crm_record(company_name=f"  {name}\n"))
@@ -285,8 +292,26 @@ def test_revenue_accepts_numbers_and_plain_numeric_strings(raw: object, expected
 
 @pytest.mark.parametrize(
     "raw",
-    [True, False, "abc", "", "1,000", "1 000", "1e6", "0x10", "NaN", "Infinity", "١٢", [1], {"v": 1},
-     float("nan"), float("inf"), Decimal("NaN"), Decimal("-Infinity"), Decimal("sNaN")],
+    [
+        True,
+        False,
+        "abc",
+        "",
+        "1,000",
+        "1 000",
+        "1e6",
+        "0x10",
+        "NaN",
+        "Infinity",
+        "١٢",
+        [1],
+        {"v": 1},
+        float("nan"),
+        float("inf"),
+        Decimal("NaN"),
+        Decimal("-Infinity"),
+        Decimal("sNaN"),
+    ],
 )
 def test_non_numeric_revenue_is_not_numeric(raw: object) -> None:
     assert codes(refused(crm_record(annual_revenue=raw)))[0] == ("not_numeric", "annual_revenue")
@@ -297,7 +322,9 @@ def test_negative_revenue_is_negative(raw: object) -> None:
     assert codes(refused(crm_record(annual_revenue=raw))) == [("negative", "annual_revenue")]
 
 
-@pytest.mark.parametrize("raw", [10**18 + 1, Decimal("1000000000000000000.01"), 1e19, 10**400, Decimal("1E+1000000")])
+@pytest.mark.parametrize(
+    "raw", [10**18 + 1, Decimal("1000000000000000000.01"), 1e19, 10**400, Decimal("1E+1000000")]
+)
 def test_huge_revenue_is_out_of_range(raw: object) -> None:
     assert codes(refused(crm_record(annual_revenue=raw))) == [("out_of_range", "annual_revenue")]
 
@@ -309,8 +336,10 @@ def test_revenue_of_up_to_1e18_keeps_every_digit() -> None:
     assert '"revenue":999999999999999999.987654321' in result.attributes_json
 
 
-@pytest.mark.parametrize(("raw", "expected"), [(12.0, 12), (Decimal("12.0"), 12), ("12.00", 12), ("12", 12),
-                                               (0, 0), (10_000_000, 10_000_000)])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(12.0, 12), (Decimal("12.0"), 12), ("12.00", 12), ("12", 12), (0, 0), (10_000_000, 10_000_000)],
+)
 def test_whole_employee_counts_become_int(raw: object, expected: int) -> None:
     result = ok(crm_record(employee_count=raw))
     assert result.employees == expected and type(result.employees) is int
@@ -318,18 +347,35 @@ def test_whole_employee_counts_become_int(raw: object, expected: int) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "code"),
-    [(12.5, "not_integer"), (Decimal("0.1"), "not_integer"), ("7.25", "not_integer"), (-1, "negative"),
-     ("-3", "negative"), (-12.5, "negative"), (10_000_001, "out_of_range"), (1e30, "out_of_range"),
-     (True, "not_numeric"), ("twelve", "not_numeric"), (float("nan"), "not_numeric")],
+    [
+        (12.5, "not_integer"),
+        (Decimal("0.1"), "not_integer"),
+        ("7.25", "not_integer"),
+        (-1, "negative"),
+        ("-3", "negative"),
+        (-12.5, "negative"),
+        (10_000_001, "out_of_range"),
+        (1e30, "out_of_range"),
+        (True, "not_numeric"),
+        ("twelve", "not_numeric"),
+        (float("nan"), "not_numeric"),
+    ],
 )
 def test_bad_employee_counts_are_refused_with_their_code(raw: object, code: str) -> None:
     assert codes(refused(crm_record(employee_count=raw))) == [(code, "employee_count")]
 
 
 def test_nested_field_problems_name_the_dotted_path() -> None:
-    record = {"id": "E1", "business_name": "N", "financials": {"annualRevenue": "lots"}, "hrData": {"employeeCount": -2}}
-    assert codes(refused(record, "erp")) == [("not_numeric", "financials.annualRevenue"),
-                                             ("negative", "hrData.employeeCount")]
+    record = {
+        "id": "E1",
+        "business_name": "N",
+        "financials": {"annualRevenue": "lots"},
+        "hrData": {"employeeCount": -2},
+    }
+    assert codes(refused(record, "erp")) == [
+        ("not_numeric", "financials.annualRevenue"),
+        ("negative", "hrData.employeeCount"),
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -379,8 +425,9 @@ def test_unusable_industry_is_invalid_industry(raw: object) -> None:
         (Decimal(50), 5000, "large_enterprise"),
     ],
 )
-def test_entity_type_thresholds_are_strictly_greater_than(revenue: Decimal | None, employees: int | None,
-                                                          expected: str) -> None:
+def test_entity_type_thresholds_are_strictly_greater_than(
+    revenue: Decimal | None, employees: int | None, expected: str
+) -> None:
     assert classify_entity_type(revenue, employees) == expected
 
 
@@ -399,8 +446,12 @@ def test_attributes_keep_every_source_field_and_add_canonical_keys() -> None:
     back = stored(result)
     for key, value in record.items():
         assert back[key] == value
-    assert {k: back[k] for k in CANONICAL_KEYS} == {"name": "Tech Corp Global", "revenue": 2500000,
-                                                    "employees": 120, "industry": "Technology"}
+    assert {k: back[k] for k in CANONICAL_KEYS} == {
+        "name": "Tech Corp Global",
+        "revenue": 2500000,
+        "employees": 120,
+        "industry": "Technology",
+    }
     assert result.attributes == back
 
 
@@ -465,8 +516,16 @@ def test_hash_ignores_key_order_at_every_level() -> None:
     assert ok(record).attributes_hash == ok(shuffled).attributes_hash
 
 
-@pytest.mark.parametrize("changes", [{"status": "inactive"}, {"total_orders": 46}, {"annual_revenue": 2500001},
-                                     {"extra": None}, {"financials": {"a": Decimal("1.01")}}])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"status": "inactive"},
+        {"total_orders": 46},
+        {"annual_revenue": 2500001},
+        {"extra": None},
+        {"financials": {"a": Decimal("1.01")}},
+    ],
+)
 def test_a_changed_value_changes_the_hash(changes: dict) -> None:
     record = crm_record()
     changed = crm_record()
@@ -476,10 +535,14 @@ def test_a_changed_value_changes_the_hash(changes: dict) -> None:
 
 
 def test_equal_numbers_in_other_notations_hash_the_same() -> None:
-    assert (ok(crm_record(total_spent=Decimal("1250.50"))).attributes_hash
-            == ok(crm_record(total_spent=Decimal("1250.5"))).attributes_hash)
-    assert (ok(crm_record(total_spent=Decimal("125000.00"))).attributes_hash
-            == ok(crm_record(total_spent=125000)).attributes_hash)
+    assert (
+        ok(crm_record(total_spent=Decimal("1250.50"))).attributes_hash
+        == ok(crm_record(total_spent=Decimal("1250.5"))).attributes_hash
+    )
+    assert (
+        ok(crm_record(total_spent=Decimal("125000.00"))).attributes_hash
+        == ok(crm_record(total_spent=125000)).attributes_hash
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -518,8 +581,17 @@ def test_literal_backslash_u0000_text_is_storable() -> None:
     assert stored(result)["note"] == "C:\\u0000\\path"
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("-inf"), Decimal("NaN"), Decimal("Infinity"),
-                                   Decimal("1E-20000"), Decimal("1E+131072")])
+@pytest.mark.parametrize(
+    "value",
+    [
+        float("nan"),
+        float("-inf"),
+        Decimal("NaN"),
+        Decimal("Infinity"),
+        Decimal("1E-20000"),
+        Decimal("1E+131072"),
+    ],
+)
 def test_numbers_postgresql_cannot_hold_are_unstorable_number(value: object) -> None:
     refusal = refused(crm_record(score={"v": value}))
     assert codes(refusal) == [("unstorable_number", "score.v")]
@@ -567,7 +639,8 @@ def test_integer_parent_is_stringified_and_blank_parent_is_none() -> None:
 
 def test_record_naming_itself_as_parent_is_self_parent() -> None:
     assert codes(refused({"id": "A", "name": "C", "parent_company_id": "A "})) == [
-        ("self_parent", "parent_company_id")]
+        ("self_parent", "parent_company_id")
+    ]
     assert codes(refused({"id": 7, "name": "C", "parent_id": "7"})) == [("self_parent", "parent_id")]
 
 
@@ -595,7 +668,11 @@ def test_metrics_are_parsed_with_utc_times_and_kept_in_attributes() -> None:
         Metric("margin", datetime(2024, 4, 30, tzinfo=UTC), Decimal("-0.25")),
     ]
     assert all(m.observed_at.utcoffset() == timedelta(0) for m in result.metrics)
-    assert stored(result)["metrics"][0] == {"date": "2024-01-31", "type": "monthly_revenue", "value": Decimal("123.45")}
+    assert stored(result)["metrics"][0] == {
+        "date": "2024-01-31",
+        "type": "monthly_revenue",
+        "value": Decimal("123.45"),
+    }
 
 
 def test_absent_or_null_metrics_give_no_metrics() -> None:
@@ -623,9 +700,14 @@ def test_absent_or_null_metrics_give_no_metrics() -> None:
         ([{"date": "2024-01-31", "type": "m", "value": True}], "metrics[0].value"),
         ([{"date": "2024-01-31", "type": "m", "value": "n/a"}], "metrics[0].value"),
         ([{"date": "2024-01-31", "type": "m", "value": Decimal("NaN")}], "metrics[0].value"),
-        ([{"date": "2024-01-31", "type": "m", "value": -10**19}], "metrics[0].value"),
-        ([{"date": "2024-01-31", "type": "m", "value": 1}, {"date": "2024-01-31T00:00:00Z", "type": "m", "value": 2}],
-         "metrics[1]"),
+        ([{"date": "2024-01-31", "type": "m", "value": -(10**19)}], "metrics[0].value"),
+        (
+            [
+                {"date": "2024-01-31", "type": "m", "value": 1},
+                {"date": "2024-01-31T00:00:00Z", "type": "m", "value": 2},
+            ],
+            "metrics[1]",
+        ),
     ],
 )
 def test_invalid_metric_entries_refuse_the_record_naming_the_entry(metrics: object, field: str) -> None:
@@ -633,11 +715,23 @@ def test_invalid_metric_entries_refuse_the_record_naming_the_entry(metrics: obje
 
 
 def test_every_bad_key_of_a_metric_is_reported() -> None:
-    refusal = refused(crm_record(metrics=[{"date": "x"}, {"date": "2024-01-01", "type": "m", "value": 1},
-                                          {"type": "", "value": "?"}]))
-    assert codes(refusal) == [("invalid_metric", "metrics[0].date"), ("invalid_metric", "metrics[0].type"),
-                              ("invalid_metric", "metrics[0].value"), ("invalid_metric", "metrics[2].date"),
-                              ("invalid_metric", "metrics[2].type"), ("invalid_metric", "metrics[2].value")]
+    refusal = refused(
+        crm_record(
+            metrics=[
+                {"date": "x"},
+                {"date": "2024-01-01", "type": "m", "value": 1},
+                {"type": "", "value": "?"},
+            ]
+        )
+    )
+    assert codes(refusal) == [
+        ("invalid_metric", "metrics[0].date"),
+        ("invalid_metric", "metrics[0].type"),
+        ("invalid_metric", "metrics[0].value"),
+        ("invalid_metric", "metrics[2].date"),
+        ("invalid_metric", "metrics[2].type"),
+        ("invalid_metric", "metrics[2].value"),
+    ]
 
 
 def test_identical_duplicate_metrics_are_kept_once() -> None:
@@ -650,7 +744,14 @@ def test_identical_duplicate_metrics_are_kept_once() -> None:
 
 
 def test_data_quality_counts_six_facts() -> None:
-    full = {"name": "N", "revenue": Decimal(1), "employees": 1, "industry": "I", "email": "a@b.co", "country": "DE"}
+    full = {
+        "name": "N",
+        "revenue": Decimal(1),
+        "employees": 1,
+        "industry": "I",
+        "email": "a@b.co",
+        "country": "DE",
+    }
     assert data_quality_score(**full) == 1.0
     assert data_quality_score(name="N", revenue=None, employees=None, industry=None) == 0.17
     assert data_quality_score(name="N", revenue=Decimal(0), employees=0, industry="I") == 0.67
@@ -669,9 +770,16 @@ def test_map_record_reports_data_quality_from_the_record() -> None:
 
 
 def test_every_problem_of_a_record_is_reported() -> None:
-    record = {"customer_id": "C-9", "company_name": "", "annual_revenue": "-5", "employee_count": 1.5,
-              "industry": ["x"], "parent_id": "C-9", "metrics": [{"date": "nope", "type": "m", "value": 1}],
-              "note": "nul\x00"}
+    record = {
+        "customer_id": "C-9",
+        "company_name": "",
+        "annual_revenue": "-5",
+        "employee_count": 1.5,
+        "industry": ["x"],
+        "parent_id": "C-9",
+        "metrics": [{"date": "nope", "type": "m", "value": 1}],
+        "note": "nul\x00",
+    }
     refusal = refused(record)
     assert codes(refusal) == [
         ("missing_name", "company_name"),
@@ -730,14 +838,21 @@ def _crm_records(path: Path) -> list:
 
 def test_crm_seed_export_maps_to_ten_distinct_valid_records() -> None:
     results = [map_record("crm", r) for r in _crm_records(CRM_SAMPLE)]
-    assert all(isinstance(r, CanonicalRecord) for r in results), [r for r in results if isinstance(r, Refusal)]
+    assert all(isinstance(r, CanonicalRecord) for r in results), [
+        r for r in results if isinstance(r, Refusal)
+    ]
     ids = {r.canonical_id for r in results}  # type: ignore[union-attr]
     assert ids == {f"crm_CUST-{n}" for n in range(1001, 1011)}
     assert len({r.attributes_hash for r in results}) == 10  # type: ignore[union-attr]
     first = results[0]
     assert isinstance(first, CanonicalRecord)
     assert (first.name, first.revenue, first.employees, first.industry, first.entity_type) == (
-        "Tech Corp Global", Decimal(2500000), 120, "Technology", "medium_business")
+        "Tech Corp Global",
+        Decimal(2500000),
+        120,
+        "Technology",
+        "medium_business",
+    )
 
 
 def test_crm_sample_is_the_seed_export_unchanged() -> None:
@@ -756,7 +871,11 @@ def test_erp_sample_maps_fully_with_parents_inside_the_file_and_metrics() -> Non
     assert sum(len(r.metrics) for r in records.values()) >= 15
     months = {m.observed_at.strftime("%Y-%m") for r in records.values() for m in r.metrics}
     assert len(months) >= 4 and all(m.startswith("2024-") for m in months)
-    assert {r.entity_type for r in records.values()} == {"small_business", "medium_business", "large_enterprise"}
+    assert {r.entity_type for r in records.values()} == {
+        "small_business",
+        "medium_business",
+        "large_enterprise",
+    }
 
 
 def test_legacy_sample_maps_five_and_refuses_the_negative_revenue() -> None:
@@ -775,7 +894,9 @@ def test_erp_and_legacy_names_echo_crm_names_for_fuzzy_matching() -> None:
         erp = [r.get("business_name") or r.get("businessName") for r in ijson.items(f, "item")]
     legacy = [json.loads(line)["name"] for line in LEGACY_SAMPLE.read_text(encoding="utf-8").splitlines()]
     for names in (erp, legacy):
-        echoed = [n for n in names if any(n.lower().startswith(c.split()[0]) and n.lower() not in crm for c in crm)]
+        echoed = [
+            n for n in names if any(n.lower().startswith(c.split()[0]) and n.lower() not in crm for c in crm)
+        ]
         assert len(echoed) >= 3, names
 
 
@@ -793,17 +914,41 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(["date", "type", "value", "annualRevenue", "employeeCount"])
-                      | st.text(max_size=8), inner | st.sampled_from(["2024-01-31", "2024-02-29T10:00:00Z", "m"]),
-                      max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["date", "type", "value", "annualRevenue", "employeeCount"])
+            | st.text(max_size=8),
+            inner | st.sampled_from(["2024-01-31", "2024-02-29T10:00:00Z", "m"]),
+            max_size=4,
+        )
+    ),
     max_leaves=12,
 )
-field_names = st.sampled_from([
-    "id", "customer_id", "company_name", "business_name", "businessName", "name", "annual_revenue", "revenue",
-    "financials", "employee_count", "employees", "hrData", "industry_code", "industry", "sector", "parent_id",
-    "parent_company_id", "metrics", "email", "country",
-]) | st.text(max_size=10)
+field_names = st.sampled_from(
+    [
+        "id",
+        "customer_id",
+        "company_name",
+        "business_name",
+        "businessName",
+        "name",
+        "annual_revenue",
+        "revenue",
+        "financials",
+        "employee_count",
+        "employees",
+        "hrData",
+        "industry_code",
+        "industry",
+        "sector",
+        "parent_id",
+        "parent_company_id",
+        "metrics",
+        "email",
+        "country",
+    ]
+) | st.text(max_size=10)
 json_records = st.dictionaries(field_names, json_values, max_size=10)
 
 
@@ -841,15 +986,37 @@ def test_arbitrary_json_like_input_never_raises(record: object) -> None:
 # What jsonb can hold: no NUL, no lone surrogates.
 storable_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=20)
 extra_keys = storable_text.filter(lambda k: len(k) > 0).filter(
-    lambda k: k not in CANONICAL_KEYS and k not in {"id", "customer_id", "metrics", "parent_id", "parent_company_id",
-                                                    "company_name", "business_name", "businessName",
-                                                    "annual_revenue", "financials", "employee_count", "hrData",
-                                                    "industry_code", "sector"}
-    # A change-time field holds a time or refuses the record (tested above), never free content.
-    and k not in CHANGE_TIME_KEYS)
+    lambda k: (
+        k not in CANONICAL_KEYS
+        and k
+        not in {
+            "id",
+            "customer_id",
+            "metrics",
+            "parent_id",
+            "parent_company_id",
+            "company_name",
+            "business_name",
+            "businessName",
+            "annual_revenue",
+            "financials",
+            "employee_count",
+            "hrData",
+            "industry_code",
+            "sector",
+        }
+        # A change-time field holds a time or refuses the record (tested above), never free content.
+        and k not in CHANGE_TIME_KEYS
+    )
+)
 storable_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.decimals(allow_nan=False, allow_infinity=False, min_value=Decimal("-1e50"), max_value=Decimal("1e50"))
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.decimals(
+        allow_nan=False, allow_infinity=False, min_value=Decimal("-1e50"), max_value=Decimal("1e50")
+    )
     | storable_text,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(storable_text, inner, max_size=3),
     max_leaves=10,
@@ -859,8 +1026,12 @@ storable_values = st.recursive(
 def _same(a: object, b: object) -> bool:
     """Equal as jsonb sees it: numbers by value, whatever their Python type."""
     if isinstance(a, float | Decimal | int) and not isinstance(a, bool):
-        return (isinstance(b, float | Decimal | int) and not isinstance(b, bool)
-                and Decimal(repr(a) if isinstance(a, float) else a) == Decimal(repr(b) if isinstance(b, float) else b))
+        return (
+            isinstance(b, float | Decimal | int)
+            and not isinstance(b, bool)
+            and Decimal(repr(a) if isinstance(a, float) else a)
+            == Decimal(repr(b) if isinstance(b, float) else b)
+        )
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, list):
@@ -875,7 +1046,9 @@ def _same(a: object, b: object) -> bool:
     extras=st.dictionaries(extra_keys, storable_values, max_size=8),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_valid_records_round_trip_every_source_key(source_id: object, name: str, extras: dict, seed: int) -> None:
+def test_valid_records_round_trip_every_source_key(
+    source_id: object, name: str, extras: dict, seed: int
+) -> None:
     record = {"id": source_id, "name": name, **extras}
     result = ok(record, "legacy")
     back = stored(result)
@@ -894,9 +1067,13 @@ amounts = st.decimals(min_value=0, max_value=Decimal(10**18), allow_nan=False, a
 
 @FAST
 @given(revenue=amounts, employees=st.integers(0, 10_000_000), pad=st.sampled_from(["", " ", "\t", " \n"]))
-def test_numeric_strings_and_numbers_give_equal_canonical_values(revenue: Decimal, employees: int, pad: str) -> None:
+def test_numeric_strings_and_numbers_give_equal_canonical_values(
+    revenue: Decimal, employees: int, pad: str
+) -> None:
     as_numbers = ok({"id": 1, "name": "N", "revenue": revenue, "employees": employees})
-    as_text = ok({"id": 1, "name": "N", "revenue": f"{pad}{revenue:f}{pad}", "employees": f"{pad}{employees}{pad}"})
+    as_text = ok(
+        {"id": 1, "name": "N", "revenue": f"{pad}{revenue:f}{pad}", "employees": f"{pad}{employees}{pad}"}
+    )
     as_float = ok({"id": 1, "name": "N", "revenue": float(revenue), "employees": float(employees)})
     assert (as_numbers.revenue, as_numbers.employees) == (as_text.revenue, as_text.employees)
     assert as_numbers.attributes_hash == as_text.attributes_hash
@@ -906,8 +1083,12 @@ def test_numeric_strings_and_numbers_give_equal_canonical_values(revenue: Decima
 
 
 @FAST
-@given(st.decimals(allow_nan=False, allow_infinity=False, min_value=Decimal("-1e300"), max_value=Decimal("1e300"))
-       | st.decimals(allow_nan=False, allow_infinity=False, places=40))
+@given(
+    st.decimals(
+        allow_nan=False, allow_infinity=False, min_value=Decimal("-1e300"), max_value=Decimal("1e300")
+    )
+    | st.decimals(allow_nan=False, allow_infinity=False, places=40)
+)
 def test_any_storable_decimal_is_written_with_its_exact_value(value: Decimal) -> None:
     result = ok({"id": 1, "name": "N", "x": value})
     assert stored(result)["x"] == value
@@ -938,8 +1119,14 @@ def test_a_record_without_a_change_time_or_with_record_times_off_has_none() -> N
     assert isinstance(r, CanonicalRecord) and r.changed_at is None
 
 
-@given(st.one_of(st.text(max_size=30).filter(lambda t: _iso_or_none(t) is None), st.integers(), st.booleans(),
-                 st.lists(st.integers(), max_size=2)))
+@given(
+    st.one_of(
+        st.text(max_size=30).filter(lambda t: _iso_or_none(t) is None),
+        st.integers(),
+        st.booleans(),
+        st.lists(st.integers(), max_size=2),
+    )
+)
 def test_an_unreadable_change_time_refuses_the_record_naming_the_field(value: object) -> None:
     r = map_record("crm", {"id": 1, "name": "A", "updated_at": value})
     assert isinstance(r, Refusal)
@@ -958,25 +1145,33 @@ parsed_scalars = (
     st.none()
     | st.booleans()
     | st.integers()
-    | st.integers(min_value=2**63 - 2, max_value=2**64 + 2) | st.integers(min_value=-2**63 - 2, max_value=-2**63 + 2)
+    | st.integers(min_value=2**63 - 2, max_value=2**64 + 2)
+    | st.integers(min_value=-(2**63) - 2, max_value=-(2**63) + 2)
     | st.decimals(allow_nan=False, allow_infinity=False)
-    | st.decimals(allow_nan=False, allow_infinity=False, places=2, min_value=-10**9, max_value=10**9)
+    | st.decimals(allow_nan=False, allow_infinity=False, places=2, min_value=-(10**9), max_value=10**9)
     | st.text(st.characters(codec=None), max_size=20)  # surrogates and NUL included
 )
 parsed_values = st.recursive(
     parsed_scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(["date", "type", "value", "annualRevenue", "employeeCount"])
-                      | st.text(st.characters(codec=None), max_size=8),
-                      inner | st.sampled_from(["2024-01-31", "2024-02-29T10:00:00Z", "m"]), max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["date", "type", "value", "annualRevenue", "employeeCount"])
+            | st.text(st.characters(codec=None), max_size=8),
+            inner | st.sampled_from(["2024-01-31", "2024-02-29T10:00:00Z", "m"]),
+            max_size=4,
+        )
+    ),
     max_leaves=12,
 )
 parsed_records = st.dictionaries(field_names, parsed_values, max_size=10)
 
 
 @FAST
-@given(st.fixed_dictionaries({"id": st.integers(0, 10**6), "name": st.sampled_from(["Acme", "Bäcker GmbH"])}),
-       parsed_records)
+@given(
+    st.fixed_dictionaries({"id": st.integers(0, 10**6), "name": st.sampled_from(["Acme", "Bäcker GmbH"])}),
+    parsed_records,
+)
 def test_the_fast_encoder_for_parsed_records_gives_the_same_result(base: dict, record: dict) -> None:
     for candidate in (record, {**record, **base}):
         assert map_record("crm", candidate, json_types_only=True) == map_record("crm", candidate)

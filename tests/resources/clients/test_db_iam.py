@@ -6,9 +6,12 @@ from psycopg.conninfo import conninfo_to_dict
 
 from resources.clients.db_iam import iam_auth_kwargs, iam_database_urls
 
-ENV = {"DATABASE_PROXY_ENDPOINT": "canonical-prod-db-proxy.proxy-abc.eu-west-1.rds.amazonaws.com",
-       "DATABASE_NAME": "canonical", "DATABASE_USER": "pipeline_writer_iam",
-       "READONLY_DATABASE_USER": "pipeline_reader_iam"}
+ENV = {
+    "DATABASE_PROXY_ENDPOINT": "canonical-prod-db-proxy.proxy-abc.eu-west-1.rds.amazonaws.com",
+    "DATABASE_NAME": "canonical",
+    "DATABASE_USER": "pipeline_writer_iam",
+    "READONLY_DATABASE_USER": "pipeline_reader_iam",
+}
 
 
 def test_urls_name_the_proxy_and_role_carry_no_password_and_verify_the_server():
@@ -41,8 +44,11 @@ def test_every_new_connection_gets_a_fresh_token_for_its_role(monkeypatch):
     assert token.startswith(f"{ENV['DATABASE_PROXY_ENDPOINT']}:5432/?Action=connect")
     assert "DBUser=pipeline_reader_iam" in token and "X-Amz-Signature=" in token
     # Signed again for the second connection (a token is valid 15 minutes; a pool lives longer).
-    assert len(signed) == 2 and signed[0] == {"DBHostname": ENV["DATABASE_PROXY_ENDPOINT"], "Port": 5432,
-                                              "DBUsername": "pipeline_reader_iam"}
+    assert len(signed) == 2 and signed[0] == {
+        "DBHostname": ENV["DATABASE_PROXY_ENDPOINT"],
+        "Port": 5432,
+        "DBUsername": "pipeline_reader_iam",
+    }
 
 
 def test_the_api_signs_a_token_for_every_connection_it_opens_itself(monkeypatch):
@@ -54,9 +60,14 @@ def test_the_api_signs_a_token_for_every_connection_it_opens_itself(monkeypatch)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     urls = iam_database_urls(ENV)
-    state = AppState(settings=Settings(DATABASE_URL=urls["DATABASE_URL"], READONLY_DATABASE_URL=urls["READONLY_DATABASE_URL"],
-                                       AWS_REGION="eu-west-1"),
-                     api=ApiSettings(DATABASE_IAM_AUTH=True))
+    state = AppState(
+        settings=Settings(
+            DATABASE_URL=urls["DATABASE_URL"],
+            READONLY_DATABASE_URL=urls["READONLY_DATABASE_URL"],
+            AWS_REGION="eu-west-1",
+        ),
+        api=ApiSettings(DATABASE_IAM_AUTH=True),
+    )
     params = state.connect_params(urls["READONLY_DATABASE_URL"], {"connect_timeout": 3})
     assert params["connect_timeout"] == 3 and "DBUser=pipeline_reader_iam" in params["password"]
     assert callable(state.connect_kwargs(urls["DATABASE_URL"], {}))

@@ -9,9 +9,16 @@ from resources.clients.results_store import JOB_ITEM, RESPONSE_BODY, InlineBudge
 BUDGET = InlineBudget(max_rows=3, max_bytes=100)
 
 
-@pytest.mark.parametrize(("rows", "size", "inline"), [
-    (3, 100, True), (0, 0, True), (4, 100, False), (3, 101, False), (4, 101, False),
-])
+@pytest.mark.parametrize(
+    ("rows", "size", "inline"),
+    [
+        (3, 100, True),
+        (0, 0, True),
+        (4, 100, False),
+        (3, 101, False),
+        (4, 101, False),
+    ],
+)
 def test_a_result_stays_inline_within_both_limits(rows: int, size: int, inline: bool) -> None:
     assert stays_inline(rows, lambda: size, BUDGET) is inline
 

@@ -25,8 +25,18 @@ from tests.support.postgres import reset_canonical
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-COUNTS = ("received", "inserted", "updated", "unchanged", "rejected", "duplicates", "superseded", "moved_back",
-          "relationships", "time_series")
+COUNTS = (
+    "received",
+    "inserted",
+    "updated",
+    "unchanged",
+    "rejected",
+    "duplicates",
+    "superseded",
+    "moved_back",
+    "relationships",
+    "time_series",
+)
 
 
 def _at(minutes: int) -> datetime:
@@ -59,20 +69,39 @@ def loads(stack, monkeypatch) -> Loads:
 def _state(url: str) -> dict[str, list[tuple]]:
     """Everything a load decides, without ids and clock times that differ between runs."""
     return {
-        "entities": q(url, """SELECT canonical_id, version, entity_type, name, revenue, employees, attributes,
+        "entities": q(
+            url,
+            """SELECT canonical_id, version, entity_type, name, revenue, employees, attributes,
                                      attributes_hash, source_changed_at, source_file_at, source_file_id,
                                      metadata - 'run_id'
-                              FROM canonical.entities ORDER BY canonical_id"""),
-        "history": q(url, """SELECT canonical_id, version, attributes, source_changed_at, source_file_id
-                             FROM canonical.entity_history ORDER BY canonical_id, version"""),
-        "links": q(url, """SELECT parent_canonical_id, child_canonical_id, effective_to IS NULL
-                           FROM canonical.entity_relationships ORDER BY 2, 1, 3"""),
-        "points": q(url, """SELECT entity_canonical_id, metric_type, observed_at, value, source_key
-                            FROM canonical.time_series_data ORDER BY 1, 2, 3"""),
-        "order": q(url, "SELECT canonical_id, changed_at, file_at, file_id, attributes_hash "
-                        "FROM ingest.entity_order ORDER BY 1"),
-        "refused": q(url, "SELECT file_id, record_index, source_id, reasons FROM ingest.rejected_records ORDER BY 1, 2"),
-        "files": q(url, "SELECT file_id, status, source_file_at, superseded, moved_back FROM ingest.files ORDER BY 1"),
+                              FROM canonical.entities ORDER BY canonical_id""",
+        ),
+        "history": q(
+            url,
+            """SELECT canonical_id, version, attributes, source_changed_at, source_file_id
+                             FROM canonical.entity_history ORDER BY canonical_id, version""",
+        ),
+        "links": q(
+            url,
+            """SELECT parent_canonical_id, child_canonical_id, effective_to IS NULL
+                           FROM canonical.entity_relationships ORDER BY 2, 1, 3""",
+        ),
+        "points": q(
+            url,
+            """SELECT entity_canonical_id, metric_type, observed_at, value, source_key
+                            FROM canonical.time_series_data ORDER BY 1, 2, 3""",
+        ),
+        "order": q(
+            url,
+            "SELECT canonical_id, changed_at, file_at, file_id, attributes_hash "
+            "FROM ingest.entity_order ORDER BY 1",
+        ),
+        "refused": q(
+            url, "SELECT file_id, record_index, source_id, reasons FROM ingest.rejected_records ORDER BY 1, 2"
+        ),
+        "files": q(
+            url, "SELECT file_id, status, source_file_at, superseded, moved_back FROM ingest.files ORDER BY 1"
+        ),
     }
 
 
@@ -87,10 +116,30 @@ def _point(day: int, value: int) -> dict:
 # Each case: files loaded one after the other, (key, records, LastModified minutes). Chunks of 2 records.
 CASES: dict[str, list[tuple[str, list[Any], int]]] = {
     "distinct ids, parents, metric points, refusals and in-chunk duplicates": [
-        ("a.json", [_rec(0), _rec(1, parent_id="C0"), _rec(2, metrics=[_point(3, 5)]), _rec(3, revenue=-1),
-                    _rec(4), _rec(4, 7), _rec(5, parent_id="C1")], 1),
-        ("b.json", [_rec(0, 2), _rec(1, parent_id="C2"), _rec(2, metrics=[_point(3, 6), _point(4, 1)]),
-                    _rec(5), _rec(6)], 2),
+        (
+            "a.json",
+            [
+                _rec(0),
+                _rec(1, parent_id="C0"),
+                _rec(2, metrics=[_point(3, 5)]),
+                _rec(3, revenue=-1),
+                _rec(4),
+                _rec(4, 7),
+                _rec(5, parent_id="C1"),
+            ],
+            1,
+        ),
+        (
+            "b.json",
+            [
+                _rec(0, 2),
+                _rec(1, parent_id="C2"),
+                _rec(2, metrics=[_point(3, 6), _point(4, 1)]),
+                _rec(5),
+                _rec(6),
+            ],
+            2,
+        ),
     ],
     "an id repeated in a later chunk: the last occurrence wins": [
         ("a.json", [_rec(0, 1), _rec(1), _rec(2), _rec(3), _rec(0, 2)], 1),
@@ -100,17 +149,38 @@ CASES: dict[str, list[tuple[str, list[Any], int]]] = {
         ("b.json", [_rec(0, 2), _rec(1), _rec(2), _rec(0, 1)], 2),
     ],
     "a later occurrence older by its own change time loses": [
-        ("a.json", [_rec(0, 1, updated_at="2026-01-05"), _rec(1), _rec(2), _rec(3),
-                    _rec(0, 2, updated_at="2026-01-01")], 1),
+        (
+            "a.json",
+            [
+                _rec(0, 1, updated_at="2026-01-05"),
+                _rec(1),
+                _rec(2),
+                _rec(3),
+                _rec(0, 2, updated_at="2026-01-01"),
+            ],
+            1,
+        ),
     ],
     "an occurrence beaten by the store in an earlier chunk comes again, newer": [
         ("a.json", [_rec(0, 1, updated_at="2026-01-03"), _rec(1)], 1),
-        ("b.json", [_rec(0, 2, updated_at="2026-01-01"), _rec(1), _rec(2), _rec(0, 3, updated_at="2026-01-05")], 2),
+        (
+            "b.json",
+            [_rec(0, 2, updated_at="2026-01-01"), _rec(1), _rec(2), _rec(0, 3, updated_at="2026-01-05")],
+            2,
+        ),
     ],
     "a parent and metric points that change between two occurrences": [
         ("a.json", [_rec("P0"), _rec("P1"), _rec("P2"), _rec(0, parent_id="P0", metrics=[_point(1, 1)])], 1),
-        ("b.json", [_rec(0, parent_id="P1", metrics=[_point(1, 2), _point(2, 2)]), _rec(1), _rec(2),
-                    _rec(0, parent_id="P2", metrics=[_point(1, 3)])], 2),
+        (
+            "b.json",
+            [
+                _rec(0, parent_id="P1", metrics=[_point(1, 2), _point(2, 2)]),
+                _rec(1),
+                _rec(2),
+                _rec(0, parent_id="P2", metrics=[_point(1, 3)]),
+            ],
+            2,
+        ),
     ],
     "an older file after a newer one, across chunks": [
         ("new.json", [_rec(i, 2) for i in range(5)], 10),
@@ -140,8 +210,11 @@ def test_a_file_merged_in_chunks_ends_exactly_as_if_merged_whole(case, loads, st
 
 def test_the_common_file_is_merged_chunk_by_chunk_without_a_whole_merge(loads, monkeypatch):
     monkeypatch.setattr(loader, "CHUNK_ROWS", 2)
-    for doc in ({"records": [_rec(i) for i in range(5)]}, [_rec(i, 2) for i in range(5)],
-                {"records": [_rec(i, 3) for i in range(5)], "metadata": {"exportDate": "2026-03-01T13:00:00Z"}}):
+    for doc in (
+        {"records": [_rec(i) for i in range(5)]},
+        [_rec(i, 2) for i in range(5)],
+        {"records": [_rec(i, 3) for i in range(5)], "metadata": {"exportDate": "2026-03-01T13:00:00Z"}},
+    ):
         loads.merges.clear()
         out = loads.load(loads.add("crm-data/a.json", doc, _at(1)))
         assert out.ok and out.result.received == 5
@@ -162,8 +235,17 @@ def test_chunks_are_not_merged_with_a_file_time_other_than_the_final_one(stack):
         [row] = register_files(conn, [FileObject("crm-data/a.json", "e", 1, _at(1))], via="test")
         conn.commit()
         with pytest.raises(loader.ChunkedMergeRefused, match="file's time"), conn.transaction():
-            loader.load_records(conn, iter(records), file_id=row.file_id, attempt=1, source_key="k", run_id="r",
-                                file_at=lambda: _at(2), early_file_at=lambda: _at(1), chunk_rows=2)
+            loader.load_records(
+                conn,
+                iter(records),
+                file_id=row.file_id,
+                attempt=1,
+                source_key="k",
+                run_id="r",
+                file_at=lambda: _at(2),
+                early_file_at=lambda: _at(1),
+                chunk_rows=2,
+            )
     assert q1(stack.pg.owner_url, "SELECT count(*) FROM canonical.entities") == 0
 
 
@@ -212,10 +294,12 @@ def _hand_written(owner_url: str, record: dict) -> None:
     """An entity put into canonical.entities around ingest: no ingest.entity_order claim."""
     m = map_record("crm", record)
     with psycopg.connect(owner_url) as conn:
-        conn.execute("""INSERT INTO canonical.entities (entity_type, source_system, canonical_id, name, attributes,
+        conn.execute(
+            """INSERT INTO canonical.entities (entity_type, source_system, canonical_id, name, attributes,
                                                         attributes_hash)
                         VALUES (%s, 'crm', %s, %s, %s::jsonb, %s)""",
-                     (m.entity_type, m.canonical_id, m.name, m.attributes_json, m.attributes_hash))
+            (m.entity_type, m.canonical_id, m.name, m.attributes_json, m.attributes_hash),
+        )
 
 
 def test_fresh_records_are_inserted_without_reading_the_entities_table(stack):
@@ -227,13 +311,21 @@ def test_fresh_records_are_inserted_without_reading_the_entities_table(stack):
             industry text, revenue numeric, employees bigint, attributes text, attributes_hash bytea,
             data_quality real, parent_canonical_id text, changed_at timestamptz)""")
         conn.execute("CREATE TEMP TABLE staging_keep (canonical_id text, fresh boolean)")
-        params = {"source_key": "k", "run_id": "r", "file_id": 1, "transformation_version": "v", "file_at": T0}
+        params = {
+            "source_key": "k",
+            "run_id": "r",
+            "file_id": 1,
+            "transformation_version": "v",
+            "file_at": T0,
+        }
         for plan in (merge_sql.ALL_FRESH_PLAN, merge_sql.SOME_FRESH_PLAN):
             insert_fresh = plan.insert_fresh
             assert insert_fresh is not None
             explained = "\n".join(r[0] for r in conn.execute("EXPLAIN " + insert_fresh, params).fetchall())
             assert "Insert on entities" in explained
-            assert "Scan on entities" not in explained and "entities_canonical_id_key" not in explained, explained
+            assert "Scan on entities" not in explained and "entities_canonical_id_key" not in explained, (
+                explained
+            )
 
 
 def test_an_entity_written_around_ingest_refuses_the_fresh_insert_and_nothing_lands(stack):
@@ -243,11 +335,26 @@ def test_an_entity_written_around_ingest_refuses_the_fresh_insert_and_nothing_la
         [row] = register_files(conn, [FileObject("crm-data/a.json", "e", 1, _at(1))], via="test")
         conn.commit()
         with pytest.raises(loader.FreshInsertRefused, match="canonical_id"), conn.transaction():
-            loader.load_records(conn, iter(records), file_id=row.file_id, attempt=1, source_key="k", run_id="r",
-                                file_at=lambda: _at(1))
+            loader.load_records(
+                conn,
+                iter(records),
+                file_id=row.file_id,
+                attempt=1,
+                source_key="k",
+                run_id="r",
+                file_at=lambda: _at(1),
+            )
         with conn.transaction():
-            out = loader.load_records(conn, iter(records), file_id=row.file_id, attempt=1, source_key="k",
-                                      run_id="r", file_at=lambda: _at(1), fresh_inserts=False)
+            out = loader.load_records(
+                conn,
+                iter(records),
+                file_id=row.file_id,
+                attempt=1,
+                source_key="k",
+                run_id="r",
+                file_at=lambda: _at(1),
+                fresh_inserts=False,
+            )
     assert (out.inserted, out.updated) == (2, 1)
     assert q1(stack.pg.owner_url, "SELECT count(*) FROM canonical.entity_history") == 1
 

@@ -15,8 +15,17 @@ EXPORTED, MODIFIED, REGISTERED = (datetime(2026, 3, day, tzinfo=UTC) for day in 
 
 def _file(last_modified: datetime | None) -> FileRow:
     fields = {f.name: None for f in dataclasses.fields(FileRow)}
-    fields.update(file_id=1, s3_key="crm-data/a.json", etag="e", size_bytes=1, status="loading", attempt=1,
-                  launches=1, discovered_at=REGISTERED, last_modified=last_modified)
+    fields.update(
+        file_id=1,
+        s3_key="crm-data/a.json",
+        etag="e",
+        size_bytes=1,
+        status="loading",
+        attempt=1,
+        launches=1,
+        discovered_at=REGISTERED,
+        last_modified=last_modified,
+    )
     return FileRow(**fields)
 
 

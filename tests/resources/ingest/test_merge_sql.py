@@ -18,11 +18,15 @@ from resources.ingest.merge_sql import (
     entity_plan,
 )
 
-STATEMENTS = {name: value for name, value in vars(merge_sql).items()
-              if name.isupper() and isinstance(value, str) and name != "ENTITIES_CANONICAL_ID_KEY"}
+STATEMENTS = {
+    name: value
+    for name, value in vars(merge_sql).items()
+    if name.isupper() and isinstance(value, str) and name != "ENTITIES_CANONICAL_ID_KEY"
+}
 PLANS = {"none": NO_FRESH_PLAN, "all": ALL_FRESH_PLAN, "some": SOME_FRESH_PLAN}
-PLAN_STATEMENTS = {f"{plan}.{part}": sql for plan, p in PLANS.items()
-                   for part, sql in p._asdict().items() if sql is not None}
+PLAN_STATEMENTS = {
+    f"{plan}.{part}": sql for plan, p in PLANS.items() for part, sql in p._asdict().items() if sql is not None
+}
 
 
 @pytest.mark.parametrize("name", [*STATEMENTS, *PLAN_STATEMENTS])
@@ -30,8 +34,14 @@ def test_no_statement_carries_a_placeholder_comment(name: str) -> None:
     statement = STATEMENTS.get(name) or PLAN_STATEMENTS[name]
     assert "/*" not in statement and "*/" not in statement
     # Only psycopg's named parameters, and only the ones the merge passes.
-    assert set(re.findall(r"%\((\w+)\)s", statement)) <= {"source_key", "run_id", "file_id", "file_at",
-                                                           "transformation_version", "xid"}
+    assert set(re.findall(r"%\((\w+)\)s", statement)) <= {
+        "source_key",
+        "run_id",
+        "file_id",
+        "file_at",
+        "transformation_version",
+        "xid",
+    }
     assert re.sub(r"%\(\w+\)s", "", statement).count("%") == 0
 
 
@@ -58,17 +68,24 @@ def test_all_fresh_rows_are_plain_inserted_without_conflict_handling() -> None:
 
 def test_some_fresh_rows_split_by_the_claims_fresh_mark() -> None:
     insert, upsert = SOME_FRESH_PLAN
-    assert insert == merge_sql.insert_entities(ONLY_FRESH) and insert.endswith(f"FROM staging_entities s {ONLY_FRESH}")
+    assert insert == merge_sql.insert_entities(ONLY_FRESH) and insert.endswith(
+        f"FROM staging_entities s {ONLY_FRESH}"
+    )
     assert upsert == merge_sql.upsert_entities(ONLY_NOT_FRESH)
     assert f"FROM staging_entities s\n    {ONLY_NOT_FRESH}\n    ON CONFLICT (canonical_id)" in upsert
-    assert ONLY_FRESH == "WHERE EXISTS (SELECT 1 FROM staging_keep k WHERE k.canonical_id = s.canonical_id AND k.fresh)"
+    assert (
+        ONLY_FRESH
+        == "WHERE EXISTS (SELECT 1 FROM staging_keep k WHERE k.canonical_id = s.canonical_id AND k.fresh)"
+    )
     assert ONLY_FRESH.replace("WHERE EXISTS", "WHERE NOT EXISTS") == ONLY_NOT_FRESH
 
 
 def test_every_upsert_takes_the_shared_set_list_and_the_version_rule() -> None:
     for upsert in (NO_FRESH_PLAN.upsert, SOME_FRESH_PLAN.upsert):
-        assert (f"SET {merge_sql.ENTITY_UPDATE_SET}, version = e.version + 1, updated_at = now()\n"
-                "        WHERE e.attributes_hash IS DISTINCT FROM EXCLUDED.attributes_hash") in upsert
+        assert (
+            f"SET {merge_sql.ENTITY_UPDATE_SET}, version = e.version + 1, updated_at = now()\n"
+            "        WHERE e.attributes_hash IS DISTINCT FROM EXCLUDED.attributes_hash"
+        ) in upsert
 
 
 def test_the_load_locks_differ_only_in_sharing() -> None:

@@ -37,7 +37,9 @@ def test_a_document_of_the_wrong_shape_is_a_parse_error():
 
 
 def test_the_real_crm_export_states_its_date_after_its_records():
-    records, info = parse("crm-data/customer-data.json", (SAMPLES / "crm-data" / "customer-data.json").read_bytes())
+    records, info = parse(
+        "crm-data/customer-data.json", (SAMPLES / "crm-data" / "customer-data.json").read_bytes()
+    )
     assert len(records) == 10
     assert info.export_date == datetime(2024, 11, 17, 10, 40, tzinfo=UTC)
 
@@ -57,15 +59,27 @@ def test_a_metadata_key_inside_a_record_or_another_object_is_not_the_exports_dat
     records = [{"id": i, **decoy} for i in range(5_000)]
     assert parse("crm-data/a.json", {"records": records})[1].export_date is None
     assert parse("crm-data/a.json", {"records": records, "summary": decoy})[1].export_date is None
-    assert parse("crm-data/a.json", {"records": records, "metadata": {"exportDate": "soon"}})[1].export_date is None
+    assert (
+        parse("crm-data/a.json", {"records": records, "metadata": {"exportDate": "soon"}})[1].export_date
+        is None
+    )
     assert parse("crm-data/a.json", [{"id": 1}])[1].export_date is None
 
 
-@given(st.lists(st.dictionaries(st.sampled_from(["id", "name", "metadata", "note"]),
-                                st.one_of(st.text(max_size=20), st.integers(),
-                                          st.fixed_dictionaries({"exportDate": st.text(max_size=10)}))),
-                max_size=30),
-       st.booleans())
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["id", "name", "metadata", "note"]),
+            st.one_of(
+                st.text(max_size=20),
+                st.integers(),
+                st.fixed_dictionaries({"exportDate": st.text(max_size=10)}),
+            ),
+        ),
+        max_size=30,
+    ),
+    st.booleans(),
+)
 def test_only_a_top_level_export_date_is_ever_read(records, with_date):
     doc: dict = {"records": records}
     if with_date:
@@ -84,7 +98,9 @@ def _early(key: str, data: bytes, tail: bytes | None) -> tuple[bool, datetime | 
         reads.append(1)
         return tail  # type: ignore[return-value]
 
-    records = iter_records(key, lambda: io.BytesIO(data), info, read_tail=read_tail if tail is not None else None)
+    records = iter_records(
+        key, lambda: io.BytesIO(data), info, read_tail=read_tail if tail is not None else None
+    )
     next(records)
     known, date = info.early()
     list(records)

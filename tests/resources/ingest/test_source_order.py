@@ -40,8 +40,10 @@ class Files(RawFiles):
 
 
 def _records(ids: range | list[int], revenue: int, **extra: Any) -> list[dict]:
-    return [{"customer_id": f"C{i}", "company_name": f"Company {i}", "annual_revenue": revenue, **extra}
-            for i in ids]
+    return [
+        {"customer_id": f"C{i}", "company_name": f"Company {i}", "annual_revenue": revenue, **extra}
+        for i in ids
+    ]
 
 
 def _revenues(url: str) -> set[int]:
@@ -71,22 +73,34 @@ def test_a_file_older_by_last_modified_is_superseded_when_it_loads_after_a_newer
     assert _revenues(url) == {2000}
     assert q1(url, "SELECT count(*) FROM canonical.entity_history") == 0
     assert q(url, "SELECT s3_key, superseded FROM ingest.files ORDER BY file_id") == [
-        ("crm-data/new.json", 0), ("crm-data/old.json", 5)]
+        ("crm-data/new.json", 0),
+        ("crm-data/old.json", 5),
+    ]
     # the row says which position produced it
-    assert q(url, "SELECT DISTINCT source_file_id, source_file_at FROM canonical.entities") == [(new.file_id, _at(10))]
+    assert q(url, "SELECT DISTINCT source_file_id, source_file_at FROM canonical.entities") == [
+        (new.file_id, _at(10))
+    ]
 
 
 def test_the_exports_own_date_outranks_last_modified(files, stack):
     # Uploaded the other way round (LastModified says "old" is newer), but the exports say when they were made.
-    newer_export = files.add("crm-data/a.json", {"records": _records(range(3), 2000),
-                                                 "metadata": {"exportDate": "2026-02-02T00:00:00Z"}}, _at(1))
-    older_export = files.add("crm-data/b.json", {"records": _records(range(3), 1000),
-                                                 "metadata": {"exportDate": "2026-02-01T00:00:00Z"}}, _at(2))
+    newer_export = files.add(
+        "crm-data/a.json",
+        {"records": _records(range(3), 2000), "metadata": {"exportDate": "2026-02-02T00:00:00Z"}},
+        _at(1),
+    )
+    older_export = files.add(
+        "crm-data/b.json",
+        {"records": _records(range(3), 1000), "metadata": {"exportDate": "2026-02-01T00:00:00Z"}},
+        _at(2),
+    )
     files.load(newer_export)
     assert files.load(older_export).result.superseded == 3
     assert _revenues(stack.pg.owner_url) == {2000}
     assert q(stack.pg.owner_url, "SELECT source_file_at FROM ingest.files ORDER BY file_id") == [
-        (datetime(2026, 2, 2, tzinfo=UTC),), (datetime(2026, 2, 1, tzinfo=UTC),)]
+        (datetime(2026, 2, 2, tzinfo=UTC),),
+        (datetime(2026, 2, 1, tzinfo=UTC),),
+    ]
 
 
 def test_registration_order_breaks_a_tie_of_file_times(files, stack):
@@ -99,37 +113,78 @@ def test_registration_order_breaks_a_tie_of_file_times(files, stack):
 
 def test_a_records_own_change_time_outranks_the_file_order(files, stack):
     # The newer file carries an older edit of C0 (and a newer one of C1): each record's own time decides.
-    a = files.add("crm-data/a.json", {"records": [
-        {"customer_id": "C0", "company_name": "Zero", "annual_revenue": 1, "updated_at": "2026-01-05T00:00:00Z"},
-        {"customer_id": "C1", "company_name": "One", "annual_revenue": 1, "updated_at": "2026-01-01T00:00:00Z"}]},
-        _at(1))
-    b = files.add("crm-data/b.json", {"records": [
-        {"customer_id": "C0", "company_name": "Zero", "annual_revenue": 2, "updated_at": "2026-01-02T00:00:00Z"},
-        {"customer_id": "C1", "company_name": "One", "annual_revenue": 2, "updated_at": "2026-01-03T00:00:00Z"}]},
-        _at(2))
+    a = files.add(
+        "crm-data/a.json",
+        {
+            "records": [
+                {
+                    "customer_id": "C0",
+                    "company_name": "Zero",
+                    "annual_revenue": 1,
+                    "updated_at": "2026-01-05T00:00:00Z",
+                },
+                {
+                    "customer_id": "C1",
+                    "company_name": "One",
+                    "annual_revenue": 1,
+                    "updated_at": "2026-01-01T00:00:00Z",
+                },
+            ]
+        },
+        _at(1),
+    )
+    b = files.add(
+        "crm-data/b.json",
+        {
+            "records": [
+                {
+                    "customer_id": "C0",
+                    "company_name": "Zero",
+                    "annual_revenue": 2,
+                    "updated_at": "2026-01-02T00:00:00Z",
+                },
+                {
+                    "customer_id": "C1",
+                    "company_name": "One",
+                    "annual_revenue": 2,
+                    "updated_at": "2026-01-03T00:00:00Z",
+                },
+            ]
+        },
+        _at(2),
+    )
     files.load(a)
     r = files.load(b).result
     assert (r.superseded, r.updated) == (1, 1)
     url = stack.pg.owner_url
     assert q(url, "SELECT canonical_id, revenue, source_changed_at FROM canonical.entities ORDER BY 1") == [
-        ("crm_C0", 1, datetime(2026, 1, 5, tzinfo=UTC)), ("crm_C1", 2, datetime(2026, 1, 3, tzinfo=UTC))]
+        ("crm_C0", 1, datetime(2026, 1, 5, tzinfo=UTC)),
+        ("crm_C1", 2, datetime(2026, 1, 3, tzinfo=UTC)),
+    ]
 
 
 def test_the_change_time_field_is_configurable_per_source_and_can_be_turned_off(files, stack):
-    a = files.add("crm-data/a.json", {"records": [{"id": 1, "name": "A", "revenue": 1, "stamp": "2026-01-09"}]},
-                  _at(1))
-    b = files.add("crm-data/b.json", {"records": [{"id": 1, "name": "A", "revenue": 2, "stamp": "2026-01-01"}]},
-                  _at(2))
+    a = files.add(
+        "crm-data/a.json", {"records": [{"id": 1, "name": "A", "revenue": 1, "stamp": "2026-01-09"}]}, _at(1)
+    )
+    b = files.add(
+        "crm-data/b.json", {"records": [{"id": 1, "name": "A", "revenue": 2, "stamp": "2026-01-01"}]}, _at(2)
+    )
     files.load(a, change_time_fields={"crm": ["stamp"]})
     assert files.load(b, change_time_fields={"crm": ["stamp"]}).result.superseded == 1
-    c = files.add("crm-data/c.json", {"records": [{"id": 1, "name": "A", "revenue": 3, "updated_at": "2000-01-01"}]},
-                  _at(3))
+    c = files.add(
+        "crm-data/c.json",
+        {"records": [{"id": 1, "name": "A", "revenue": 3, "updated_at": "2000-01-01"}]},
+        _at(3),
+    )
     # record times off for crm: the file order alone decides, and c is the newest file
     assert files.load(c, change_time_fields={"crm": []}).result.updated == 1
 
 
 def test_an_unreadable_change_time_refuses_the_record_with_its_reason(files, stack):
-    f = files.add("crm-data/a.json", {"records": [{"id": 1, "name": "A", "updated_at": "last tuesday"}]}, _at(1))
+    f = files.add(
+        "crm-data/a.json", {"records": [{"id": 1, "name": "A", "updated_at": "last tuesday"}]}, _at(1)
+    )
     assert files.load(f).result.rejected == 1
     [(reasons,)] = q(stack.pg.owner_url, "SELECT reasons FROM ingest.rejected_records")
     assert reasons[0]["code"] == "invalid_change_time" and reasons[0]["field"] == "updated_at"
@@ -148,28 +203,48 @@ def test_an_unchanged_record_from_a_newer_file_still_outranks_a_late_one(files, 
 
 def test_a_late_file_neither_closes_a_newer_parent_link_nor_overwrites_metric_points(files, stack):
     point = {"date": "2026-01-31", "type": "revenue", "value": 5}
-    new = files.add("crm-data/new.json", {"records": [
-        {"id": "P2", "name": "Parent two"},
-        {"id": "K", "name": "Kid", "parent_id": "P2", "metrics": [point]}]}, _at(10))
-    old = files.add("crm-data/old.json", {"records": [
-        {"id": "P1", "name": "Parent one"},
-        {"id": "K", "name": "Kid", "parent_id": "P1", "metrics": [{**point, "value": 1}]}]}, _at(5))
+    new = files.add(
+        "crm-data/new.json",
+        {
+            "records": [
+                {"id": "P2", "name": "Parent two"},
+                {"id": "K", "name": "Kid", "parent_id": "P2", "metrics": [point]},
+            ]
+        },
+        _at(10),
+    )
+    old = files.add(
+        "crm-data/old.json",
+        {
+            "records": [
+                {"id": "P1", "name": "Parent one"},
+                {"id": "K", "name": "Kid", "parent_id": "P1", "metrics": [{**point, "value": 1}]},
+            ]
+        },
+        _at(5),
+    )
     files.load(new)
     late = files.load(old).result
     assert (late.superseded, late.inserted, late.relationships, late.time_series) == (1, 1, 0, 0)
     url = stack.pg.owner_url
     assert q(url, "SELECT parent_canonical_id, effective_to IS NULL FROM canonical.entity_relationships") == [
-        ("crm_P2", True)]
+        ("crm_P2", True)
+    ]
     assert q1(url, "SELECT value FROM canonical.time_series_data") == 5
 
 
 def test_history_only_moves_forward_whatever_order_files_load_in(files, stack):
-    rows = {i: files.add(f"crm-data/{i}.json", {"records": _records(range(4), i * 1000)}, _at(i)) for i in range(1, 7)}
+    rows = {
+        i: files.add(f"crm-data/{i}.json", {"records": _records(range(4), i * 1000)}, _at(i))
+        for i in range(1, 7)
+    }
     for i in (2, 1, 4, 3, 6, 5):
         files.load(rows[i])
     url = stack.pg.owner_url
     assert _revenues(url) == {6000}
-    backwards = q1(url, """
+    backwards = q1(
+        url,
+        """
         WITH versions AS (
             SELECT canonical_id, version, source_changed_at, source_file_at, source_file_id
             FROM canonical.entity_history
@@ -178,7 +253,8 @@ def test_history_only_moves_forward_whatever_order_files_load_in(files, stack):
         SELECT count(*) FROM (
             SELECT (source_changed_at, source_file_at, source_file_id)
                    < lag((source_changed_at, source_file_at, source_file_id)) OVER w AS back
-            FROM versions WINDOW w AS (PARTITION BY canonical_id ORDER BY version)) x WHERE back""")
+            FROM versions WINDOW w AS (PARTITION BY canonical_id ORDER BY version)) x WHERE back""",
+    )
     assert backwards == 0
     # 2 → 4 → 6 applied; 1, 3 and 5 arrived late
     assert q1(url, "SELECT max(version) FROM canonical.entities") == 3
@@ -206,7 +282,8 @@ def _load_together(files: Files, rows: list[FileRow]) -> list[BaseException]:
 
 
 def test_concurrent_loads_over_the_same_ids_in_opposite_orders_neither_deadlock_nor_go_back(
-        files, stack, chunking, monkeypatch):
+    files, stack, chunking, monkeypatch
+):
     if chunking:  # several chunks per file, each claiming its ids in an order of its own
         monkeypatch.setattr(loader, "CHUNK_ROWS", 700)
     ids = list(range(3000))
@@ -214,8 +291,9 @@ def test_concurrent_loads_over_the_same_ids_in_opposite_orders_neither_deadlock_
     url = stack.pg.owner_url
     for n in range(rounds):
         older = files.add(f"crm-data/r{n}-a.json", {"records": _records(ids, n * 10 + 1)}, _at(n * 10 + 1))
-        newer = files.add(f"crm-data/r{n}-b.json", {"records": _records(list(reversed(ids)), n * 10 + 2)},
-                          _at(n * 10 + 2))
+        newer = files.add(
+            f"crm-data/r{n}-b.json", {"records": _records(list(reversed(ids)), n * 10 + 2)}, _at(n * 10 + 2)
+        )
         errors = _load_together(files, [newer, older])
         assert not errors, errors
         assert q(url, "SELECT DISTINCT status FROM ingest.files") == [("loaded",)]
@@ -293,8 +371,15 @@ def test_counts_add_up_for_an_entity_written_around_ingest(files, stack):
             """INSERT INTO canonical.entities (entity_type, source_system, canonical_id, name, revenue,
                                                attributes, attributes_hash)
                VALUES (%s, 'crm', %s, %s, %s, %s::jsonb, %s)""",
-            (mapped.entity_type, mapped.canonical_id, mapped.name, mapped.revenue, mapped.attributes_json,
-             mapped.attributes_hash))
+            (
+                mapped.entity_type,
+                mapped.canonical_id,
+                mapped.name,
+                mapped.revenue,
+                mapped.attributes_json,
+                mapped.attributes_hash,
+            ),
+        )
     r = files.load(files.add("crm-data/a.json", {"records": [record]}, _at(1))).result
     assert (r.received, r.inserted, r.updated, r.unchanged, r.superseded) == (1, 0, 0, 1, 0)
 
@@ -311,13 +396,25 @@ def test_an_entity_written_around_ingest_is_updated_not_inserted_again(files, st
             """INSERT INTO canonical.entities (entity_type, source_system, canonical_id, name, revenue,
                                                attributes, attributes_hash)
                VALUES (%s, 'crm', %s, %s, %s, %s::jsonb, %s)""",
-            (old.entity_type, old.canonical_id, old.name, old.revenue, old.attributes_json, old.attributes_hash))
-    records = [{"customer_id": "C1", "company_name": "Company 1", "annual_revenue": 2000},
-               {"customer_id": "C2", "company_name": "Company 2", "annual_revenue": 5}]
+            (
+                old.entity_type,
+                old.canonical_id,
+                old.name,
+                old.revenue,
+                old.attributes_json,
+                old.attributes_hash,
+            ),
+        )
+    records = [
+        {"customer_id": "C1", "company_name": "Company 1", "annual_revenue": 2000},
+        {"customer_id": "C2", "company_name": "Company 2", "annual_revenue": 5},
+    ]
     r = files.load(files.add("crm-data/a.json", {"records": records}, _at(1))).result
     assert (r.received, r.inserted, r.updated, r.unchanged) == (2, 1, 1, 0)
     with psycopg.connect(stack.pg.owner_url) as conn:
-        rows = conn.execute("SELECT canonical_id, version, revenue FROM canonical.entities ORDER BY 1").fetchall()
+        rows = conn.execute(
+            "SELECT canonical_id, version, revenue FROM canonical.entities ORDER BY 1"
+        ).fetchall()
         history = conn.execute("SELECT canonical_id, version FROM canonical.entity_history").fetchall()
     assert [(c, v, int(x)) for c, v, x in rows] == [(old.canonical_id, 2, 2000), ("crm_C2", 1, 5)]
     assert history == [(old.canonical_id, 1)]

@@ -15,7 +15,9 @@ from resources.schema.migrate import Migration, MigrationError, apply_migrations
 from tests.support.postgres import PgCluster
 
 OLD_TEXT = "-- Issue 99: the widget table, 2.3 s -> 0.1 s.\n\nCREATE TABLE widgets (id int);  -- kept\n"
-COMMENT_EDIT = "-- The widget table: what the report reads.\n--\nCREATE TABLE widgets (id int);  -- kept   \n\n"
+COMMENT_EDIT = (
+    "-- The widget table: what the report reads.\n--\nCREATE TABLE widgets (id int);  -- kept   \n\n"
+)
 SQL_EDIT = "-- The widget table: what the report reads.\nCREATE TABLE widgets (id bigint);  -- kept\n"
 
 
@@ -24,8 +26,11 @@ def _raw(text: str) -> str:
 
 
 def test_normalised_sql_drops_blank_lines_and_whole_line_comments_only() -> None:
-    assert migrate.normalised_sql(OLD_TEXT) == migrate.normalised_sql(COMMENT_EDIT) \
+    assert (
+        migrate.normalised_sql(OLD_TEXT)
+        == migrate.normalised_sql(COMMENT_EDIT)
         == "CREATE TABLE widgets (id int);  -- kept\n"
+    )
     assert migrate.normalised_sql(SQL_EDIT) != migrate.normalised_sql(OLD_TEXT)
     # A comment after code is part of the line it ends: changing it changes the checksum.
     assert migrate.normalised_sql("SELECT 1; -- a\n") != migrate.normalised_sql("SELECT 1; -- b\n")
@@ -42,21 +47,25 @@ def fresh_db(pg: PgCluster, request: pytest.FixtureRequest) -> str:
 
 def _recorded(url: str, version: str) -> str:
     with psycopg.connect(url) as conn:
-        return conn.execute("SELECT checksum FROM public.schema_migrations WHERE version = %s",
-                            (version,)).fetchone()[0]
+        return conn.execute(
+            "SELECT checksum FROM public.schema_migrations WHERE version = %s", (version,)
+        ).fetchone()[0]
 
 
 def _migrated_by_the_old_runner(url: str, directory: Path) -> None:
     """Apply, then record the raw checksum, as databases migrated before normalisation hold it."""
     apply_migrations(url, directory)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("UPDATE public.schema_migrations SET checksum = %s WHERE version = '0001_widgets'",
-                     (_raw(OLD_TEXT),))
+        conn.execute(
+            "UPDATE public.schema_migrations SET checksum = %s WHERE version = '0001_widgets'",
+            (_raw(OLD_TEXT),),
+        )
 
 
 @pytest.mark.integration
 def test_comment_edit_verifies_for_a_database_that_applied_the_old_text(
-        fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "0001_widgets.sql"
     path.write_text(OLD_TEXT, encoding="utf-8")
     _migrated_by_the_old_runner(fresh_db, tmp_path)
@@ -96,8 +105,10 @@ def test_the_project_migrations_verify_with_the_checksums_older_runners_recorded
             for m in migrations:
                 # The file's raw bytes as they are now, then each earlier text listed.
                 recorded = [m.raw_checksum, *sorted(migrate._EARLIER_RAW_CHECKSUMS.get(m.version, ()))]
-                conn.execute("UPDATE public.schema_migrations SET checksum = %s WHERE version = %s",
-                             (recorded[min(i, len(recorded) - 1)], m.version))
+                conn.execute(
+                    "UPDATE public.schema_migrations SET checksum = %s WHERE version = %s",
+                    (recorded[min(i, len(recorded) - 1)], m.version),
+                )
         assert apply_migrations(pg.owner_url) == []
         for m in migrations:
             assert _recorded(pg.owner_url, m.version) == m.checksum
