@@ -169,3 +169,51 @@ def test_the_entry_points_leave_heavy_packages_few_runs_need_unimported():
         timeout=120,
     )
     assert out.stdout.split() == []
+
+
+# The domain rooms of resources/ and what each may not import (ARCHITECTURE.md): the canonical model is
+# pure; clients know no domain; analytics reads the canonical tables but not ingest's code; ingest does
+# not run analytics; the schema runner stands alone.
+ROOM_MAY_NOT_IMPORT = {
+    "resources.canonical": (
+        "resources.ingest",
+        "resources.analytics",
+        "resources.clients",
+        "resources.schema",
+        "resources.settings",
+        "resources.dagster_resources",
+    ),
+    "resources.clients": (
+        "resources.ingest",
+        "resources.canonical",
+        "resources.schema",
+        "resources.dagster_resources",
+    ),
+    "resources.analytics": (
+        "resources.ingest",
+        "resources.canonical",
+        "resources.schema",
+        "resources.dagster_resources",
+    ),
+    "resources.ingest": ("resources.analytics", "resources.schema", "resources.dagster_resources"),
+    "resources.schema": (
+        "resources.ingest",
+        "resources.analytics",
+        "resources.canonical",
+        "resources.clients",
+        "resources.dagster_resources",
+    ),
+}
+
+
+def test_each_room_of_resources_imports_only_what_its_domain_needs():
+    modules = _modules()
+    wrong = [
+        f"{name} imports {dep}"
+        for name, path in modules.items()
+        for room, banned in ROOM_MAY_NOT_IMPORT.items()
+        if name == room or name.startswith(room + ".")
+        for dep in _edges(name, path, set(modules))
+        if any(dep == b or dep.startswith(b + ".") for b in banned)
+    ]
+    assert not wrong, "\n".join(wrong)
