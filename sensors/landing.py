@@ -408,7 +408,7 @@ def observe_raw_files(conn: psycopg.Connection, bucket: str) -> AssetObservation
     job=ingest_job,
     # The daemon's sensor loop comes round every 5 s at best (dagster's MIN_INTERVAL_LOOP_TIME). A
     # minimum of 5 s measured from the previous tick's *start* is missed by a hair at every other loop,
-    # so the sensor ticked every 10 s; 1 s lets it tick at every loop.
+    # so the sensor would tick every 10 s; 1 s lets it tick at every loop.
     minimum_interval_seconds=LANDING_MIN_INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,
     description=(
