@@ -8,6 +8,8 @@ environment variable then shows in the UI as a load error naming the variable, i
 whatever imported the module.
 """
 
+from functools import cache
+
 from dagster import Definitions, definitions
 
 from pipeline_defs.domains.analytics import analytics_definitions
@@ -20,6 +22,13 @@ from resources.settings import load_settings
 
 @definitions
 def defs() -> Definitions:
+    return _code_location()
+
+
+# One code location per process, as when it was a module-level object: every caller (the code server, a
+# run worker, the tests) shares its resolved repository. A failed load is not cached: the next call retries.
+@cache
+def _code_location() -> Definitions:
     settings = load_settings()
     return Definitions.merge(
         ingest_definitions(),
