@@ -99,3 +99,27 @@ def test_a_fourth_source_loads_from_one_definition_file_with_revenue_converted_f
     pairs = [(r[table.columns.index("a_id")], r[table.columns.index("b_id")]) for r in table.rows]
     assert pairs == [("billing_ACC-1", "crm_C-1")]
     assert RelationshipNetworkParams(root_entity_id="billing_ACC-1").root_entity_id == "billing_ACC-1"
+
+
+@pytest.mark.integration
+def test_definitions_under_an_s3_prefix_add_and_override_and_their_problems_name_the_object(stack) -> None:
+    from resources.sources.catalogue import load_sources
+    from resources.sources.definition import SourceDefinitionError
+
+    s3, bucket = stack.client("s3"), stack.settings.raw_bucket
+    s3.put_object(Bucket=bucket, Key="config/sources/billing.json", Body=json.dumps(BILLING).encode())
+    s3.put_object(Bucket=bucket, Key="config/sources/nested/ignored.json", Body=b"not read")
+    sources = load_sources(f"s3://{bucket}/config/sources/", settings=stack.settings)
+    assert sources.names == ("billing", "crm", "erp", "legacy")
+    assert sources.origins["billing"] == f"s3://{bucket}/config/sources/billing.json"
+
+    s3.put_object(
+        Bucket=bucket,
+        Key="config/sources/crm.json",
+        Body=json.dumps({**BILLING, "name": "crm", "prefixes": ["crm-data/"], "priority": "top"}).encode(),
+    )
+    with pytest.raises(SourceDefinitionError) as caught:
+        load_sources(f"s3://{bucket}/config/sources/", settings=stack.settings)
+    assert [(p.file, p.key) for p in caught.value.problems] == [
+        (f"s3://{bucket}/config/sources/crm.json", "priority")
+    ]
