@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
+
+from resources.sources.catalogue import get_sources
 
 
 class AnalyticsRequest(BaseModel):
@@ -307,8 +311,34 @@ class IngestFileResponse(BaseModel):
     )
 
 
+class _DefinedSource:
+    """A source system's name: one the source definitions give (resources/sources/), read when a request
+    is validated and when the OpenAPI document is built (its enum), not when this module is imported."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(_defined_source, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {**handler(schema), "enum": list(get_sources().names)}
+
+
+def _defined_source(value: str) -> str:
+    names = get_sources().names
+    if value not in names:
+        expected = " or ".join([", ".join(repr(n) for n in names[:-1]), repr(names[-1])])
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+    return value
+
+
+SourceName = Annotated[str, _DefinedSource()]
+
+
 class UploadRequest(BaseModel):
-    source: Literal["crm", "erp", "legacy"]
+    source: SourceName
     filename: str = Field(..., min_length=1, max_length=512, pattern=r"^[A-Za-z0-9._\-/ ]+$")
 
 

@@ -30,7 +30,8 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from pipeline_defs.cli_format import format_attempts, format_files
 from pipeline_defs.devstack.state import adopt_running_dev_stack
 from resources.contract import FILE_STATUSES
-from resources.settings import SOURCE_PREFIXES, get_settings
+from resources.settings import get_settings
+from resources.sources.catalogue import get_sources
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -103,15 +104,31 @@ def cli() -> None:
     """canonical-pipeline: source-system JSON in S3 -> canonical PostgreSQL model -> analytics."""
 
 
+class SourceChoice(click.Choice[str]):
+    """The source definitions' names, read when an option is checked or its help shown, not when the
+    CLI is imported (a bad definition is then one clear error of the command that needs it)."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(get_sources().names)
+
+    @choices.setter
+    def choices(self, _: object) -> None:
+        pass
+
+
 def object_key(source: str, file: Path, key: str | None) -> str:
-    prefix = SOURCE_PREFIXES[source]
+    prefix = get_sources().upload_prefix(source)
     name = (key or file.name).lstrip("/")
     return name if name.startswith(prefix) else prefix + name
 
 
 @cli.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
-@click.option("--source", required=True, type=click.Choice(sorted(SOURCE_PREFIXES)), help="Source system.")
+@click.option("--source", required=True, type=SourceChoice(), help="Source system.")
 @click.option(
     "--key", "key", default=None, help="Object name under the source prefix (default: the file name)."
 )
@@ -134,7 +151,7 @@ def upload(file: Path, source: str, key: str | None) -> None:
 
 @cli.command()
 @click.option("--status", type=click.Choice(FILE_STATUSES))
-@click.option("--source", type=click.Choice(sorted(SOURCE_PREFIXES)))
+@click.option("--source", type=SourceChoice())
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @friendly_errors
 def files(status: str | None, source: str | None, limit: int) -> None:

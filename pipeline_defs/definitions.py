@@ -4,7 +4,7 @@ Lineage reads left to right: raw/files (observed by landing_sensor) → canonica
 analytics/* (the daily and monthly schedules).
 
 `defs` is built when Dagster loads the code location, not when this module is imported: a bad
-environment variable then shows in the UI as a load error naming the variable, instead of a crash of
+environment variable or source definition then shows in the UI as a load error naming the variable, instead of a crash of
 whatever imported the module.
 """
 
@@ -18,6 +18,7 @@ from pipeline_defs.domains.job_tracking import job_tracking_definitions
 from pipeline_defs.domains.maintenance import maintenance_definitions
 from resources.dagster_resources import build_resources
 from resources.settings import load_settings
+from resources.sources.catalogue import get_sources
 
 
 @definitions
@@ -30,6 +31,9 @@ def defs() -> Definitions:
 @cache
 def _code_location() -> Definitions:
     settings = load_settings()
+    # The source definitions, shipped and SOURCE_DEFINITIONS_PATH's: a bad one fails the load here,
+    # naming the file, the key and the problem.
+    get_sources()
     return Definitions.merge(
         ingest_definitions(),
         analytics_definitions(),

@@ -17,7 +17,6 @@ from resources.clients.metrics import NAMESPACE
 from resources.ingest import defaults as ingest_defaults
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SOURCE_PREFIXES: dict[str, str] = {"crm": "crm-data/", "erp": "erp-data/", "legacy": "legacy-data/"}
 
 
 class Settings(BaseSettings):
@@ -61,9 +60,12 @@ class Settings(BaseSettings):
     ingest_reconcile_interval_seconds: float = Field(
         default=ingest_defaults.RECONCILE_INTERVAL_SECONDS, alias="INGEST_RECONCILE_INTERVAL_SECONDS", ge=0
     )
+    # A directory or s3://bucket/prefix/ whose *.json source definitions add sources or replace a shipped
+    # one of the same name (resources/sources/catalogue.py); unset: the shipped definitions only.
+    source_definitions_path: str | None = Field(default=None, alias="SOURCE_DEFINITIONS_PATH")
     # Per source system, the record fields that hold the record's own change time, which orders
     # records ahead of the file's export date (JSON, e.g. {"crm": ["updated_at"], "legacy": []}; a
-    # source not named uses resources.canonical.mapping.CHANGE_TIME_KEYS, [] turns record times off).
+    # source not named uses its definition's change_time fields, [] turns record times off).
     ingest_change_time_fields: dict[str, list[str]] = Field(
         default_factory=dict, alias="INGEST_CHANGE_TIME_FIELDS"
     )

@@ -196,6 +196,13 @@ ROOM_MAY_NOT_IMPORT = {
         "resources.dagster_resources",
     ),
     "resources.ingest": ("resources.analytics", "resources.schema", "resources.dagster_resources"),
+    "resources.sources": (
+        "resources.ingest",
+        "resources.analytics",
+        "resources.canonical",
+        "resources.schema",
+        "resources.dagster_resources",
+    ),
     "resources.schema": (
         "resources.ingest",
         "resources.analytics",

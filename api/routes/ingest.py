@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import posixpath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -15,6 +15,7 @@ from api.deps import JobsScope, ReadScope, State
 from api.models import (
     IngestFileResponse,
     IngestFilesResponse,
+    SourceName,
     UploadRequest,
     UploadResponse,
     problem_responses,
@@ -31,7 +32,7 @@ from resources.ingest.registry import (
     rejected_sample,
     request_reprocess,
 )
-from resources.settings import SOURCE_PREFIXES
+from resources.sources.catalogue import get_sources
 
 router = APIRouter(tags=["ingest"])
 
@@ -94,7 +95,7 @@ def files(
     _: ReadScope,
     state: State,
     status: FileStatus | None = None,
-    source: Literal["crm", "erp", "legacy"] | None = None,
+    source: SourceName | None = None,
     since: Annotated[
         dt.datetime | None, Query(description="ISO timestamp: files discovered at or after it")
     ] = None,
@@ -209,7 +210,7 @@ def upload(body: UploadRequest, _: JobsScope, state: State) -> JSONResponse:
             error_type="ValidationError",
             errors=[{"field": "filename", "message": "not allowed"}],
         )
-    key = SOURCE_PREFIXES[body.source] + name
+    key = get_sources().upload_prefix(body.source) + name
     expires = state.api.presign_seconds
     url = state.client("s3").generate_presigned_url(
         "put_object", Params={"Bucket": state.settings.raw_bucket, "Key": key}, ExpiresIn=expires

@@ -14,7 +14,8 @@ import psycopg
 
 from pipeline_defs.cli_format import format_files
 from resources.contract import DONE_STATUSES
-from resources.settings import SOURCE_PREFIXES, Settings
+from resources.settings import Settings
+from resources.sources.catalogue import get_sources
 
 # (object key, ETag) of an uploaded sample; `ingest.files` knows a file by both.
 Upload = tuple[str, str]
@@ -23,7 +24,7 @@ Upload = tuple[str, str]
 def sample_files(root: Path) -> list[tuple[Path, str]]:
     """(path, object key) for every file under samples/<source>-data/."""
     out = []
-    for prefix in SOURCE_PREFIXES.values():
+    for prefix in get_sources().prefixes:
         folder = root / "samples" / prefix.rstrip("/")
         if folder.is_dir():
             for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):

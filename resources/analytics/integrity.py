@@ -1,13 +1,15 @@
 """data_integrity_analysis: the same company recorded in more than one source system.
 
 How pairs are found (linear in the pairs asked for, never a cross join):
-- Probes are the CRM and ERP entities, the highest revenue first (ties: canonical id): the duplicates
+- Probes are the entities of every system but the last (crm and erp), the highest revenue first (ties: canonical id): the duplicates
   that matter most come first, and `limit` bounds the work.
-- For each probe and each later system in the order crm < erp < legacy, the candidates whose name is at
-  least min_similarity alike are looked up through that system's own trigram GIN index (`name %
-  probe.name`, with pg_trgm.similarity_threshold set to min_similarity for this transaction; migration
-  0006): the same rows the all-systems index would give once filtered by system, from posting lists a
-  quarter to a third as long. The best match is the candidate with the highest match score (then name
+- For each probe and each later system in the order of their names (crm < erp < legacy; the systems are
+  the source definitions', resources/sources/), the candidates whose name is at least min_similarity
+  alike are looked up through that system's own trigram GIN index (`name % probe.name`, with
+  pg_trgm.similarity_threshold set to min_similarity for this transaction; migration 0006, erp and
+  legacy): the same rows the all-systems index would give once filtered by system, from posting lists a
+  quarter to a third as long. A system without its own index is looked up through the all-systems one
+  (entities_name_trgm), filtered by system: the same rows, a longer posting list. The best match is the candidate with the highest match score (then name
   similarity, then the smaller canonical id): of two "Medina Works", the one whose revenue and headcount
   also agree. A pair is looked for from its earlier system only, so it is reported once.
 - Pairs are reported in probe order until `limit` pairs are found, from at most 4 × limit probes (so
@@ -22,10 +24,13 @@ mapping) and which record to keep as the survivor (higher data quality; on a tie
 
 from __future__ import annotations
 
+import functools
+
 import psycopg
 
 from resources.analytics.params import DataIntegrityParams
 from resources.analytics.result import Table, fetch
+from resources.sources.catalogue import get_sources
 
 HIGH, MEDIUM = 0.85, 0.7
 # Probes examined at most per pair asked for: bounds the work when twins are rare (each probe is one
@@ -36,8 +41,8 @@ W_NAME, W_REVENUE, W_EMPLOYEES = 0.6, 0.25, 0.15
 
 # One target system's lookup for probe p: its candidates through that system's partial trigram index
 # (`c.source_system = '<system>'` is a literal so the planner can prove the index's predicate), the best
-# by match score, then name similarity, then the smaller canonical id. `{system}` only ever comes from
-# LATER_SYSTEMS below, never from a caller.
+# by match score, then name similarity, then the smaller canonical id. `{system}` only ever comes from a
+# source definition's name (lower-case letters, digits and _: checked when it loads), never from a caller.
 _BEST_IN = """
         (SELECT c.canonical_id AS b_id, c.source_system AS b_system, c.name AS b_name,
                 (c.metadata ->> 'data_quality')::float8 AS b_quality, f.similarity, f.revenue_match,
@@ -67,28 +72,22 @@ _BEST_IN = """
          ORDER BY sc.match_score DESC, f.similarity DESC, c.canonical_id COLLATE "C"
          LIMIT 1)"""
 
-# Systems a pair can be found in from an earlier one (crm < erp < legacy): crm is never a target.
-LATER_SYSTEMS: tuple[str, ...] = ("erp", "legacy")
-
 # The probes are picked from the canonical_id index, which carries source_system and revenue (migration
 # 0007), in parallel workers, and only the picked rows are read from the heap (each by its key: the fences
 # keep the planner from sorting the whole table for the outer order instead), because reading and sorting
 # every CRM and ERP row from the heap would dominate a small limit (bench/analytics_results.md). Same
 # probes: the same order and limit over a unique key.
-DATA_INTEGRITY = (
-    """
+_DATA_INTEGRITY = """
 WITH pairs AS (
     SELECT p.canonical_id AS a_id, p.source_system AS a_system, p.name AS a_name, p.revenue AS a_revenue,
            (p.metadata ->> 'data_quality')::float8 AS a_quality, m.*
     FROM (SELECT x.* FROM (SELECT k.canonical_id FROM canonical.entities k
-                           WHERE k.source_system IN ('crm', 'erp')
+                           WHERE k.source_system IN ({probe_systems})
                            ORDER BY k.revenue DESC NULLS LAST, k.canonical_id COLLATE "C"
                            LIMIT %(max_probes)s) top
           CROSS JOIN LATERAL (SELECT * FROM canonical.entities y WHERE y.canonical_id = top.canonical_id OFFSET 0) x
           ORDER BY x.revenue DESC NULLS LAST, x.canonical_id COLLATE "C" OFFSET 0) p
-    CROSS JOIN LATERAL ("""
-    + "\n        UNION ALL".join(_BEST_IN.format(system=s) for s in LATER_SYSTEMS)
-    + """
+    CROSS JOIN LATERAL ({lookups}
     ) m
     ORDER BY p.revenue DESC NULLS LAST, p.canonical_id COLLATE "C", m.b_system
     LIMIT %(limit)s
@@ -107,7 +106,17 @@ SELECT a_id, a_system, a_name, b_id, b_system, b_name,
 FROM pairs
 ORDER BY a_revenue DESC NULLS LAST, a_id COLLATE "C", b_system
 """
-)
+
+
+@functools.lru_cache(maxsize=4)
+def integrity_query(systems: tuple[str, ...]) -> str:
+    """The statement for these systems (sorted names): probes from every one but the last, candidates from
+    every one but the first (a pair is looked for from its earlier system only)."""
+    ordered = sorted(systems)  # at least the three shipped ones: a deployment adds or replaces, never removes
+    return _DATA_INTEGRITY.format(
+        probe_systems=", ".join(f"'{s}'" for s in ordered[:-1]),
+        lookups="\n        UNION ALL".join(_BEST_IN.format(system=s) for s in ordered[1:]),
+    )
 
 
 def data_integrity_analysis(conn: psycopg.Connection, p: DataIntegrityParams, *, max_rows: int) -> Table:
@@ -115,7 +124,7 @@ def data_integrity_analysis(conn: psycopg.Connection, p: DataIntegrityParams, *,
         # The % operator's threshold: lets the GIN index discard names below min_similarity.
         cur.execute("SELECT set_config('pg_trgm.similarity_threshold', %s, true)", (str(p.min_similarity),))
         cur.execute(
-            DATA_INTEGRITY,
+            integrity_query(get_sources().names),
             {
                 "min_similarity": p.min_similarity,
                 "limit": p.limit,
@@ -131,3 +140,10 @@ def data_integrity_analysis(conn: psycopg.Connection, p: DataIntegrityParams, *,
 
 
 data_integrity_analysis.__doc__ = __doc__
+
+
+def __getattr__(name: str) -> str:
+    # DATA_INTEGRITY: the statement for the sources in effect (tests EXPLAIN it).
+    if name == "DATA_INTEGRITY":
+        return integrity_query(get_sources().names)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,6 +11,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
@@ -27,6 +28,8 @@ from pydantic import (
     StrictStr,
     field_validator,
 )
+
+from resources.sources.catalogue import get_sources
 
 GroupBy = Literal["industry", "entity_type", "source_system", "region", "country"]
 Metric = Literal["revenue", "employees", "lifetime_value", "total_spent", "revenue_per_employee"]
@@ -164,7 +167,15 @@ class MultiDimensionalParams(_Params):
         return None if self.timeframe in TIMEFRAMES else int(self.timeframe.split()[0])
 
 
-_CANONICAL_ID = re.compile(r"(crm|erp|legacy)_\S.{0,199}", re.DOTALL)
+@functools.lru_cache(maxsize=4)
+def _canonical_id(systems: tuple[str, ...]) -> re.Pattern[str]:
+    """<system>_<source id> for the defined systems (resources/sources/)."""
+    return re.compile(rf"(?:{'|'.join(map(re.escape, systems))})_\S.{{0,199}}", re.DOTALL)
+
+
+def _systems_text(systems: tuple[str, ...]) -> str:
+    named = [f"{s}_…" for s in systems]
+    return ", ".join(named[:-1]) + " or " + named[-1]
 
 
 class RelationshipNetworkParams(_Params):
@@ -192,8 +203,9 @@ class RelationshipNetworkParams(_Params):
             return str(uuid.UUID(v))
         except ValueError:
             pass
-        if not _CANONICAL_ID.fullmatch(v):
-            raise ValueError("must be a canonical id (crm_…, erp_… or legacy_…) or an entity_id uuid")
+        systems = get_sources().names
+        if not _canonical_id(systems).fullmatch(v):
+            raise ValueError(f"must be a canonical id ({_systems_text(systems)}) or an entity_id uuid")
         return v
 
     @property

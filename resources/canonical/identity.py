@@ -8,22 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from resources.canonical.fields import first
+from resources.canonical.fields import combined, first
 from resources.canonical.messages import show
 from resources.canonical.model import Problem
-
-ID_KEYS = ("id", "customer_id")
-NAME_KEYS = ("company_name", "business_name", "businessName", "name")
-PARENT_KEYS = ("parent_id", "parent_company_id")
+from resources.sources.compiled import CompiledSource, looked_for
 
 MAX_ID_LENGTH = 200
 MAX_NAME_LENGTH = 1000
 
 
-def read_id(record: dict[str, Any], problems: list[Problem]) -> str | None:
-    field, raw = first(record, ID_KEYS)
+def read_id(record: dict[str, Any], source: CompiledSource, problems: list[Problem]) -> str | None:
+    field, raw = first(record, source.id)
     if raw is None:
-        problems.append(Problem("missing_id", "record has no id (looked for id, customer_id)", None))
+        problems.append(Problem("missing_id", f"record has no id (looked for {looked_for(source.id)})", None))
         return None
     value = _identifier(raw)
     if value is None:
@@ -54,16 +51,13 @@ def _identifier(raw: object) -> str | None:
     return value if len(value) <= MAX_ID_LENGTH else None
 
 
-def read_name(record: dict[str, Any], problems: list[Problem]) -> str | None:
-    field, raw = first(record, NAME_KEYS)
+def read_name(record: dict[str, Any], source: CompiledSource, problems: list[Problem]) -> str | None:
+    field, raw = first(record, source.name_paths)
+    if raw is None and source.name_combinations:
+        field, raw = combined(record, source.name_combinations, (field, raw))
     if raw is None:
-        problems.append(
-            Problem(
-                "missing_name",
-                "record has no name (looked for company_name, business_name, businessName, name)",
-                None,
-            )
-        )
+        where = looked_for(source.name_paths, source.name_combinations)
+        problems.append(Problem("missing_name", f"record has no name (looked for {where})", None))
         return None
     if not isinstance(raw, str):
         problems.append(Problem("invalid_name", f"{field} is not text: {show(raw)}", field))
@@ -84,8 +78,10 @@ def read_name(record: dict[str, Any], problems: list[Problem]) -> str | None:
     return name
 
 
-def read_parent(record: dict[str, Any], source_id: str | None, problems: list[Problem]) -> str | None:
-    field, raw = first(record, PARENT_KEYS)
+def read_parent(
+    record: dict[str, Any], source: CompiledSource, source_id: str | None, problems: list[Problem]
+) -> str | None:
+    field, raw = first(record, source.parent)
     if raw is None:
         return None
     parent = _identifier(raw)

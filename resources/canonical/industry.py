@@ -6,17 +6,19 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from resources.canonical.fields import first
+from resources.canonical.fields import combined, first
 from resources.canonical.messages import MAX_INT_BITS, show
 from resources.canonical.model import Problem
+from resources.sources.compiled import CompiledSource
 
-INDUSTRY_KEYS = ("industry_code", "industry", "sector")
 # industry has a btree index: PostgreSQL refuses index entries above ~2.7 kB, so keep it short.
 MAX_INDUSTRY_LENGTH = 200
 
 
-def read_industry(record: dict[str, Any], problems: list[Problem]) -> str | None:
-    field, raw = first(record, INDUSTRY_KEYS)
+def read_industry(record: dict[str, Any], source: CompiledSource, problems: list[Problem]) -> str | None:
+    field, raw = first(record, source.industry)
+    if raw is None and source.industry_combinations:
+        field, raw = combined(record, source.industry_combinations, (field, raw))
     if raw is None:
         return None
     if isinstance(raw, str):

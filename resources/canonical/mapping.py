@@ -22,11 +22,12 @@ Problem codes:
 - ``unserialisable``  a value that has no JSON form (only possible for records not built by a JSON parser)
 - ``invalid_change_time`` the record's change-time field (``updated_at``, …) is not an ISO date or datetime
 
-The record's own change time (the first of ``change_time_keys`` present, by default ``CHANGE_TIME_KEYS``)
+Where each field is looked for is the source's definition (resources/sources/, compiled once into tuples).
+The record's own change time (the first of its definition's ``change_time`` fields present)
 is its position in its source's history: it outranks the file's export date when ingest orders records
 (README, "Order of truth").
 
-Each field has its reader, beside the source names it is looked for under: ``identity`` (id, name,
+Each field has its reader, reading the paths the source's compiled definition gives: ``identity`` (id, name,
 parent), ``numbers`` (revenue, employee count, what counts as a number), ``industry``, ``metrics``,
 ``times`` (ISO dates, the change time); ``encoding`` writes the attributes as jsonb takes them.
 """
@@ -44,20 +45,16 @@ from resources.canonical.identity import read_id, read_name, read_parent
 from resources.canonical.industry import read_industry
 from resources.canonical.messages import safe_text, show
 from resources.canonical.metrics import read_metrics
-from resources.canonical.model import (
-    SOURCE_SYSTEMS,
-    CanonicalRecord,
-    EntityType,
-    Problem,
-    Refusal,
-    SourceSystem,
-)
-from resources.canonical.numbers import EMPLOYEE_KEYS, REVENUE_KEYS, read_amount, read_count
+from resources.canonical.model import CanonicalRecord, EntityType, Problem, Refusal
+from resources.canonical.numbers import converted, read_amount, read_count
 from resources.canonical.times import read_change_time
+from resources.sources.catalogue import get_sources
+from resources.sources.compiled import CompiledSource
 
 __all__ = ["CHANGE_TIME_KEYS", "classify_entity_type", "data_quality_score", "map_record"]
 
-# Fields that say when the source last changed the record; INGEST_CHANGE_TIME_FIELDS overrides per source.
+# The change-time fields of the three shipped definitions (resources/sources/shipped/), for callers that
+# name them; INGEST_CHANGE_TIME_FIELDS overrides a source's.
 CHANGE_TIME_KEYS = ("updated_at", "updatedAt", "last_modified", "lastModified", "modified_at", "last_updated")
 
 LARGE_REVENUE, LARGE_EMPLOYEES = Decimal(10_000_000), 1000
@@ -119,21 +116,24 @@ def data_quality_score(
 
 
 def map_record(
-    source_system: SourceSystem,
+    source_system: str | CompiledSource,
     record: object,
-    change_time_keys: tuple[str, ...] = CHANGE_TIME_KEYS,
+    change_time_keys: tuple[str, ...] | None = None,
     *,
     json_types_only: bool = False,
 ) -> CanonicalRecord | Refusal:
     """Map one parsed source record; every problem found is reported, not only the first.
 
+    `source_system`: a source's name or its compiled definition (a loader passes the compiled one, looked
+    up once per file). `change_time_keys` replaces the definition's change-time fields (() turns them off).
     `json_types_only`: the caller vouches that the record holds only what our parsers build (dict with
     str keys, list, str, int, Decimal for every other number, bool, None; no float). The result is the
     same; attributes are then encoded by orjson, about four times faster than the json module.
     Raises ValueError only for an unknown source_system (a caller bug, not bad data).
     """
-    if source_system not in SOURCE_SYSTEMS:
-        raise ValueError(f"unknown source system {source_system!r}; expected one of {SOURCE_SYSTEMS}")
+    src = source_system if isinstance(source_system, CompiledSource) else get_sources().source(source_system)
+    if change_time_keys is not None:
+        src = src.with_change_time(change_time_keys)
     if not isinstance(record, dict):
         return Refusal(
             None,
@@ -142,21 +142,25 @@ def map_record(
         )
 
     problems: list[Problem] = []
-    source_id = read_id(record, problems)
-    name = read_name(record, problems)
-    rev_field, rev_raw = first(record, REVENUE_KEYS)
+    source_id = read_id(record, src, problems)
+    name = read_name(record, src, problems)
+    rev_field, rev_raw = first(record, src.revenue)
+    if rev_raw is not None and (src.revenue_scale is not None or not src.revenue_numeric_strings):
+        rev_raw = converted(rev_raw, rev_field, problems, src.revenue_scale, src.revenue_numeric_strings)
     revenue = read_amount(rev_raw, rev_field, problems) if rev_raw is not None else None
-    emp_field, emp_raw = first(record, EMPLOYEE_KEYS)
+    emp_field, emp_raw = first(record, src.employees)
+    if emp_raw is not None and (src.employees_scale is not None or not src.employees_numeric_strings):
+        emp_raw = converted(emp_raw, emp_field, problems, src.employees_scale, src.employees_numeric_strings)
     employees = read_count(emp_raw, emp_field, problems) if emp_raw is not None else None
-    industry = read_industry(record, problems)
-    parent = read_parent(record, source_id, problems)
-    raw_metrics = record.get("metrics")
+    industry = read_industry(record, src, problems)
+    parent = read_parent(record, src, source_id, problems)
+    raw_metrics = first(record, src.metrics)[1]
     metrics = read_metrics(raw_metrics, problems) if raw_metrics is not None else []
     # isdisjoint: one C call for the common record that has none of the fields
     changed_at = (
         None
-        if record.keys().isdisjoint(change_time_keys)
-        else read_change_time(record, change_time_keys, problems)
+        if record.keys().isdisjoint(src.change_time_heads)
+        else read_change_time(record, src.change_time, problems)
     )
 
     if problems:
@@ -172,7 +176,7 @@ def map_record(
     attributes["name"] = name
     if revenue is not None:
         # The source int serialises without the Decimal hook; same number either way.
-        attributes["revenue"] = rev_raw if type(rev_raw) is int else revenue
+        attributes["revenue"] = rev_raw if type(rev_raw) is int else revenue  # a scaled one is Decimal
     if employees is not None:
         attributes["employees"] = employees
     if industry is not None or "industry" in attributes:
@@ -184,6 +188,7 @@ def map_record(
         return _refuse(record, source_id, storage_problems(record) or serialised)
     attributes_json, encoded = serialised
 
+    source_system = src.name
     return CanonicalRecord(
         source_system=source_system,
         source_id=source_id,

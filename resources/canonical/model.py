@@ -7,8 +7,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-SourceSystem = Literal["crm", "erp", "legacy"]
-SOURCE_SYSTEMS: tuple[SourceSystem, ...] = ("crm", "erp", "legacy")
+from resources.sources.compiled import SourceSystem
+
+__all__ = ["CanonicalRecord", "EntityType", "MappingResult", "Metric", "Problem", "Refusal", "SourceSystem"]
+
 EntityType = Literal["large_enterprise", "medium_business", "small_business"]
 
 # Bumped whenever mapping rules change the canonical output for the same input.

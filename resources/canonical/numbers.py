@@ -16,9 +16,6 @@ from decimal import Decimal
 from resources.canonical.messages import show
 from resources.canonical.model import Problem
 
-REVENUE_KEYS = ("annual_revenue", "revenue", "financials.annualRevenue")
-EMPLOYEE_KEYS = ("employee_count", "employees", "hrData.employeeCount")
-
 MAX_REVENUE = Decimal(10**18)
 MAX_EMPLOYEES = 10_000_000
 
@@ -95,3 +92,21 @@ def read_count(raw: object, field: str, problems: list[Problem]) -> int | None:
         problems.append(Problem("not_integer", f"{field} is not a whole number: {show(raw)}", field))
         return None
     return whole
+
+
+def converted(
+    raw: object, field: str, problems: list[Problem], scale: Decimal | None, numeric_strings: bool
+) -> object:
+    """A source's number as its definition says to read it (text refused unless numeric_strings; times
+    scale, e.g. 0.01 for cents); None, with a problem, when it cannot be. The range checks come after."""
+    if not numeric_strings and isinstance(raw, str):
+        problems.append(Problem("not_numeric", f"{field} is text, not a number: {show(raw)}", field))
+        return None
+    if scale is None:
+        return raw
+    value = _number(raw)
+    if value is _NOT_NUMERIC:
+        problems.append(Problem("not_numeric", f"{field} is not a number: {show(raw)}", field))
+        return None
+    assert isinstance(value, int | Decimal)
+    return value * scale

@@ -12,6 +12,7 @@ from typing import Any
 from resources.canonical.fields import first
 from resources.canonical.messages import show
 from resources.canonical.model import Problem
+from resources.sources.compiled import Paths
 
 
 @functools.lru_cache(maxsize=8192)
@@ -26,10 +27,8 @@ def parse_time(text: str) -> datetime | None:
         return None
 
 
-def read_change_time(
-    record: dict[str, Any], keys: tuple[str, ...], problems: list[Problem]
-) -> datetime | None:
-    field, raw = first(record, keys)
+def read_change_time(record: dict[str, Any], paths: Paths, problems: list[Problem]) -> datetime | None:
+    field, raw = first(record, paths)
     if raw is None:
         return None
     parsed = parse_time(raw.strip()) if isinstance(raw, str) else None

@@ -23,17 +23,15 @@ import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import psycopg
 from psycopg.rows import class_row, dict_row
 
-from resources.canonical.model import SourceSystem
 from resources.clients.postgres import scalar
 from resources.contract import IN_FLIGHT_STATUSES, FileStatus
-from resources.settings import SOURCE_PREFIXES
-
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".json", ".ndjson", ".jsonl", ".json.gz", ".ndjson.gz", ".jsonl.gz")
+from resources.sources.catalogue import get_sources
+from resources.sources.compiled import SourceSystem
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,18 +56,16 @@ class Classification:
 
 
 def classify(key: str, size: int) -> Classification:
-    """Which source system a key belongs to, or why it will not be processed."""
-    source = next(
-        (cast(SourceSystem, s) for s, prefix in SOURCE_PREFIXES.items() if key.startswith(prefix)), None
-    )
-    if source is None:
-        return Classification(None, f"unknown prefix: expected one of {', '.join(SOURCE_PREFIXES.values())}")
+    """Which source system a key belongs to (its definition's prefixes), or why it will not be processed."""
+    sources = get_sources()
+    found = sources.of_key(key)
+    if found is None:
+        return Classification(None, f"unknown prefix: expected one of {', '.join(sources.prefixes)}")
+    source = found.name
     if key.endswith("/"):
         return Classification(source, "folder marker, not a file")
-    if not key.lower().endswith(SUPPORTED_SUFFIXES):
-        return Classification(
-            source, f"unsupported extension: expected one of {', '.join(SUPPORTED_SUFFIXES)}"
-        )
+    if not key.lower().endswith(found.suffixes):
+        return Classification(source, f"unsupported extension: expected one of {', '.join(found.suffixes)}")
     if size == 0:
         return Classification(source, "empty file (0 bytes)")
     return Classification(source, None)

@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from psycopg import errors as pg_errors
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from resources.canonical.mapping import CHANGE_TIME_KEYS, map_record
+from resources.canonical.mapping import map_record
 from resources.canonical.model import CanonicalRecord, Refusal
 from resources.ingest.loader import ChunkedMergeRefused, FileLoadResult, FreshInsertRefused, load_records
 from resources.ingest.parsing import (
@@ -36,6 +36,7 @@ from resources.ingest.registry import (
     mark_loaded,
     start_loading,
 )
+from resources.sources.catalogue import get_sources
 
 # Conflicts another transaction caused, gone once it commits: the file's transaction is run again.
 TRANSIENT_ERRORS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.LockNotAvailable)
@@ -101,18 +102,17 @@ def _read_tail(s3: Any, bucket: str, file: FileRow) -> bytes:
 
 
 def _mapped(
-    source: str, records: Iterator[Any], change_time_keys: tuple[str, ...], json_types_only: bool
+    source: str, records: Iterator[Any], change_time_keys: tuple[str, ...] | None, json_types_only: bool
 ) -> Iterator[CanonicalRecord | Refusal | MalformedLine]:
+    # The source's definition, compiled once per file (ValueError for a source no definition has).
+    compiled = get_sources().source(source)
+    if change_time_keys is not None:
+        compiled = compiled.with_change_time(change_time_keys)
     for record in records:
         yield (
             record
             if isinstance(record, MalformedLine)
-            else map_record(
-                source,  # type: ignore[arg-type]  # the registry classified the file's source
-                record,
-                change_time_keys,
-                json_types_only=json_types_only,
-            )
+            else map_record(compiled, record, json_types_only=json_types_only)
         )
 
 
@@ -140,12 +140,13 @@ def ingest_file(
     """Load one file. `conn` must not be in a transaction; it is left idle.
 
     `change_time_fields` names, per source system, the record fields holding the record's own change
-    time (default: `CHANGE_TIME_KEYS` for every source; an empty list turns record times off)."""
+    time (default: each source's definition; an empty list turns record times off)."""
     not_ours = start_loading(conn, file.file_id, run_id)
     if not_ours:
         return FileOutcome(file, skipped=not_ours)
     source = file.source_system or ""
-    keys = tuple((change_time_fields or {}).get(source, CHANGE_TIME_KEYS))
+    named = (change_time_fields or {}).get(source)
+    keys = None if named is None else tuple(named)
     try:
         for attempt in Retrying(
             retry=retry_if_exception_type(TRANSIENT_ERRORS),
@@ -178,7 +179,7 @@ def _load(
     bucket: str,
     file: FileRow,
     run_id: str,
-    change_time_keys: tuple[str, ...],
+    change_time_keys: tuple[str, ...] | None,
 ) -> FileLoadResult:
     # Each refusal rolls the transaction back and narrows what the next attempt may do (rare: see
     # resources/ingest/loader.py), so there are at most three attempts.
@@ -204,7 +205,7 @@ def _load_once(
     bucket: str,
     file: FileRow,
     run_id: str,
-    change_time_keys: tuple[str, ...],
+    change_time_keys: tuple[str, ...] | None,
     *,
     chunked: bool,
     fresh_inserts: bool,

@@ -1,0 +1,1 @@
+"""Source systems as data: one definition per source (README, "Source definitions")."""
