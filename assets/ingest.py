@@ -43,7 +43,7 @@ from resources.dagster_resources import (
 )
 from resources.ingest import defaults as ingest_defaults
 from resources.ingest.loader import FileLoadResult
-from resources.ingest.registry import claim_batches, get_files, newest_loaded
+from resources.ingest.registry import LOADED_COUNTS, claim_batches, get_files, newest_loaded
 from resources.ingest.runner import FileOutcome, ingest_file
 
 ENTITIES = AssetKey(["canonical", "entities"])
@@ -83,19 +83,7 @@ def _totals(outcomes: list[FileOutcome]) -> FileLoadResult:
     for o in outcomes:
         if o.result is None:
             continue
-        for field in (
-            "received",
-            "inserted",
-            "updated",
-            "unchanged",
-            "rejected",
-            "duplicates",
-            "superseded",
-            "moved_back",
-            "relationships",
-            "time_series",
-            "seconds",
-        ):
+        for field in LOADED_COUNTS:
             setattr(total, field, getattr(total, field) + getattr(o.result, field))
     return total
 
@@ -164,6 +152,21 @@ def _check_required_attributes(conn: psycopg.Connection, run_id: str) -> AssetCh
     )
 
 
+def _canonical_table(key: AssetKey, description: str, schema: Any) -> AssetSpec:
+    """A canonical table the ingest op writes: what the three share, their key, words and columns apart."""
+    return AssetSpec(
+        key,
+        description=description,
+        group_name="canonical",
+        kinds={"postgres"},
+        skippable=True,
+        deps=[RAW_FILES],
+        owners=OWNERS,
+        tags={"layer": "canonical"},
+        metadata={"dagster/column_schema": schema, "dagster/table_name": ".".join(key.path)},
+    )
+
+
 @multi_asset(
     name=INGEST_OP,
     description=(
@@ -172,45 +175,17 @@ def _check_required_attributes(conn: psycopg.Connection, run_id: str) -> AssetCh
         "transaction per file; refused records are kept in ingest.rejected_records with reasons."
     ),
     specs=[
-        AssetSpec(
+        _canonical_table(
             ENTITIES,
-            description="Canonical business entities (one row per source record id; "
-            "versioned, previous versions in canonical.entity_history).",
-            group_name="canonical",
-            kinds={"postgres"},
-            skippable=True,
-            deps=[RAW_FILES],
-            owners=OWNERS,
-            tags={"layer": "canonical"},
-            metadata={"dagster/column_schema": ENTITIES_SCHEMA, "dagster/table_name": "canonical.entities"},
+            "Canonical business entities (one row per source record id; versioned, previous versions in "
+            "canonical.entity_history).",
+            ENTITIES_SCHEMA,
         ),
-        AssetSpec(
-            RELATIONSHIPS,
-            description="Current and past parent links named by source records.",
-            group_name="canonical",
-            kinds={"postgres"},
-            skippable=True,
-            deps=[RAW_FILES],
-            owners=OWNERS,
-            tags={"layer": "canonical"},
-            metadata={
-                "dagster/column_schema": RELATIONSHIPS_SCHEMA,
-                "dagster/table_name": "canonical.entity_relationships",
-            },
+        _canonical_table(
+            RELATIONSHIPS, "Current and past parent links named by source records.", RELATIONSHIPS_SCHEMA
         ),
-        AssetSpec(
-            TIME_SERIES,
-            description="Metric points from records' `metrics`, partitioned by month.",
-            group_name="canonical",
-            kinds={"postgres"},
-            skippable=True,
-            deps=[RAW_FILES],
-            owners=OWNERS,
-            tags={"layer": "canonical"},
-            metadata={
-                "dagster/column_schema": TIME_SERIES_SCHEMA,
-                "dagster/table_name": "canonical.time_series_data",
-            },
+        _canonical_table(
+            TIME_SERIES, "Metric points from records' `metrics`, partitioned by month.", TIME_SERIES_SCHEMA
         ),
     ],
     check_specs=[
