@@ -340,7 +340,7 @@ def start_loading(conn: psycopg.Connection, file_id: int, run_id: str) -> str | 
 # at once for a killed process on the same host, but a vanished host or task sends nothing, so the
 # session probes its client: TCP keepalives while it waits for the client (idle 30 s, then 3 probes 10 s
 # apart), and a check of the socket every 10 s while a statement runs. Settings a server refuses (the
-# socket check needs Linux-style poll) are left at its defaults.
+# socket check needs kernel support some platforms, Windows among them, lack) keep their defaults.
 _CLIENT_WATCH = (
     "SET tcp_keepalives_idle = 30",
     "SET tcp_keepalives_interval = 10",
