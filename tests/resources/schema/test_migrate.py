@@ -14,7 +14,7 @@ from resources.schema import migrate
 from resources.schema.migrate import Migration, MigrationError, apply_migrations, available_migrations
 from tests.support.postgres import PgCluster
 
-OLD_TEXT = "-- Issue 99: the widget table, 2.3 s -> 0.1 s.\n\nCREATE TABLE widgets (id int);  -- kept\n"
+OLD_TEXT = "-- The widget table: 2.3 s -> 0.1 s.\n\nCREATE TABLE widgets (id int);  -- kept\n"
 COMMENT_EDIT = (
     "-- The widget table: what the report reads.\n--\nCREATE TABLE widgets (id int);  -- kept   \n\n"
 )
