@@ -205,6 +205,25 @@ def reprocess(key: str) -> None:
     click.echo(f"{row.s3_key}: attempt {row.attempt} is {row.status}; the landing sensor will batch it")
 
 
+@cli.command()
+@click.argument("key")
+@friendly_errors
+def release(key: str) -> None:
+    """Apply KEY's held snapshot: its next attempt retires what it lacks, whatever the share."""
+    from resources.ingest.registry import ReprocessError, request_release
+
+    with psycopg.connect(get_settings().database_url, connect_timeout=5) as conn:
+        try:
+            with conn.transaction():
+                row = request_release(conn, key)
+        except ReprocessError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"{row.s3_key}: released; attempt {row.attempt} is {row.status} and will apply its retirements; "
+        "the landing sensor will batch it"
+    )
+
+
 @cli.group()
 def db() -> None:
     """Schema migrations and connection strings."""

@@ -27,11 +27,19 @@ PRINCIPAL_TAG = "canonical/api-principal"
 IDEMPOTENCY_TAG = "canonical/idempotency-key"
 
 # `ingest.files.status`; the transitions are resources/ingest/registry.py's.
-FileStatus = Literal["pending", "queued", "loading", "loaded", "failed", "skipped"]
-FILE_STATUSES: tuple[FileStatus, ...] = ("pending", "queued", "loading", "loaded", "failed", "skipped")
+FileStatus = Literal["pending", "queued", "loading", "loaded", "failed", "skipped", "held"]
+FILE_STATUSES: tuple[FileStatus, ...] = (
+    "pending",
+    "queued",
+    "loading",
+    "loaded",
+    "failed",
+    "skipped",
+    "held",
+)
 OPEN_STATUSES: tuple[FileStatus, ...] = ("pending", "queued", "loading")
 IN_FLIGHT_STATUSES: tuple[FileStatus, ...] = ("queued", "loading")  # a run holds the file
-DONE_STATUSES: tuple[FileStatus, ...] = ("loaded", "failed", "skipped")
+DONE_STATUSES: tuple[FileStatus, ...] = ("loaded", "failed", "skipped", "held")
 
 
 def ingest_run_config(

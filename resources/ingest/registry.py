@@ -99,7 +99,13 @@ class FileRow:
     source_file_at: datetime | None  # the file's place in its source's history, set when it loads
     failure_kind: str | None = None  # 'data' (waits for a person) | 'infrastructure' (retried by itself)
     retries: int = 0  # automatic retries of this attempt series
-    attempt_cause: str | None = None  # why the current attempt started: None (arrival), 'reprocess', 'retry'
+    attempt_cause: str | None = (
+        None  # why the current attempt started: None (arrival), 'reprocess', 'retry', 'release'
+    )
+    retired: int | None = None  # entities a snapshot retired
+    retire_released: bool = (
+        False  # a person released the held snapshot: apply its retirements whatever their share
+    )
 
 
 _FILE_COLUMNS = ", ".join(FileRow.__slots__)
@@ -255,7 +261,7 @@ def request_reprocess(conn: psycopg.Connection, key: str) -> FileRow:
         cur.execute(
             f"""UPDATE ingest.files
                 SET status = 'pending', attempt = attempt + 1, retries = 0, attempt_cause = 'reprocess',
-                    launches = 0, reason = NULL, failure_kind = NULL, batch_id = NULL,
+                    launches = 0, reason = NULL, failure_kind = NULL, batch_id = NULL, retire_released = false,
                     queued_at = NULL, started_at = NULL, finished_at = NULL
                 WHERE file_id = %s AND status NOT IN ({_IN_FLIGHT}) RETURNING {_FILE_COLUMNS}""",
             (row.file_id,),
@@ -264,6 +270,27 @@ def request_reprocess(conn: psycopg.Connection, key: str) -> FileRow:
     if out is None:
         busy = latest_for_key(conn, key) or row
         raise ReprocessError(f"{key!r} is {busy.status} (batch {busy.batch_id}); wait for it to finish")
+    return out
+
+
+def request_release(conn: psycopg.Connection, key: str) -> FileRow:
+    """Apply a held snapshot after all: its next attempt retires what it lacks whatever the share. Only
+    the latest version of the key, and only while it is held (ReprocessError otherwise); no commit."""
+    row = latest_for_key(conn, key)
+    if row is None:
+        raise ReprocessError(f"no file with key {key!r} has been recorded")
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        cur.execute(
+            f"""UPDATE ingest.files
+                SET status = 'pending', attempt = attempt + 1, retries = 0, attempt_cause = 'release',
+                    launches = 0, reason = NULL, failure_kind = NULL, batch_id = NULL, retire_released = true,
+                    queued_at = NULL, started_at = NULL, finished_at = NULL
+                WHERE file_id = %s AND status = 'held' RETURNING {_FILE_COLUMNS}""",
+            (row.file_id,),
+        )
+        out = cur.fetchone()
+    if out is None:
+        raise ReprocessError(f"{key!r} is {row.status}, not held: there is nothing to release")
     return out
 
 
@@ -291,6 +318,7 @@ LOADED_COUNTS = (
     "duplicates",
     "superseded",
     "moved_back",
+    "retired",
     "relationships",
     "time_series",
     "seconds",
@@ -413,6 +441,17 @@ def mark_failed(
             (reason[:2000], kind, file_id, from_status, from_status),
         ).rowcount
         > 0
+    )
+
+
+def mark_held(conn: psycopg.Connection, file_id: int, reason: str) -> None:
+    """loading → held: a snapshot that would retire too much of its source; nothing of it landed, so no
+    counts (no commit). It waits for `request_release`."""
+    conn.execute(
+        f"""UPDATE ingest.files SET status = 'held', reason = %s, failure_kind = NULL, finished_at = now(),
+               {", ".join(f"{c} = NULL" for c in LOADED_COUNTS)}
+            WHERE file_id = %s""",
+        (reason[:2000], file_id),
     )
 
 

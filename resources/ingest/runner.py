@@ -19,6 +19,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from resources.canonical.mapping import map_record
 from resources.canonical.model import CanonicalRecord, Refusal
+from resources.ingest.defaults import MAX_RETIRE_SHARE
 from resources.ingest.loader import ChunkedMergeRefused, FileLoadResult, FreshInsertRefused, load_records
 from resources.ingest.parsing import (
     NDJSON_SUFFIXES,
@@ -33,9 +34,11 @@ from resources.ingest.registry import (
     FileRow,
     finish_loading,
     mark_failed,
+    mark_held,
     mark_loaded,
     start_loading,
 )
+from resources.ingest.retire import SnapshotHeld, retire_absent
 from resources.sources.catalogue import get_sources
 
 # Conflicts another transaction caused, gone once it commits: the file's transaction is run again.
@@ -66,6 +69,7 @@ class FileOutcome:
     error: str | None = None  # why the file failed; nothing of it landed
     failure_kind: FailureKind | None = None  # 'data' waits for a person; 'infrastructure' is retried
     skipped: str | None = None  # why this run did not touch the file (another run has it)
+    held: str | None = None  # why the snapshot waits for a release; nothing of it landed
 
     @property
     def ok(self) -> bool:
@@ -136,11 +140,14 @@ def ingest_file(
     file: FileRow,
     run_id: str,
     change_time_fields: Mapping[str, Sequence[str]] | None = None,
+    *,
+    max_retire_share: float = MAX_RETIRE_SHARE,
 ) -> FileOutcome:
     """Load one file. `conn` must not be in a transaction; it is left idle.
 
     `change_time_fields` names, per source system, the record fields holding the record's own change
-    time (default: each source's definition; an empty list turns record times off)."""
+    time (default: each source's definition; an empty list turns record times off).
+    `max_retire_share`: a snapshot that would retire more of its source is held, not applied."""
     not_ours = start_loading(conn, file.file_id, run_id)
     if not_ours:
         return FileOutcome(file, skipped=not_ours)
@@ -155,8 +162,12 @@ def ingest_file(
             reraise=True,
         ):
             with attempt:
-                result = _load(conn, s3, bucket, file, run_id, keys)
+                result = _load(conn, s3, bucket, file, run_id, keys, max_retire_share)
         return FileOutcome(file, result=result)
+    except SnapshotHeld as held:
+        mark_held(conn, file.file_id, held.reason)
+        conn.commit()
+        return FileOutcome(file, held=held.reason)
     except (ParseError, FileUnavailable, psycopg.DataError, psycopg.IntegrityError) as exc:
         return _fail(conn, file, str(exc), "data")
     except ClientError as exc:
@@ -180,6 +191,7 @@ def _load(
     file: FileRow,
     run_id: str,
     change_time_keys: tuple[str, ...] | None,
+    max_retire_share: float,
 ) -> FileLoadResult:
     # Each refusal rolls the transaction back and narrows what the next attempt may do (rare: see
     # resources/ingest/loader.py), so there are at most three attempts.
@@ -187,7 +199,15 @@ def _load(
     while True:
         try:
             return _load_once(
-                conn, s3, bucket, file, run_id, change_time_keys, chunked=chunked, fresh_inserts=fresh_inserts
+                conn,
+                s3,
+                bucket,
+                file,
+                run_id,
+                change_time_keys,
+                max_retire_share,
+                chunked=chunked,
+                fresh_inserts=fresh_inserts,
             )
         except ChunkedMergeRefused:
             if not chunked:
@@ -206,6 +226,7 @@ def _load_once(
     file: FileRow,
     run_id: str,
     change_time_keys: tuple[str, ...] | None,
+    max_retire_share: float,
     *,
     chunked: bool,
     fresh_inserts: bool,
@@ -232,7 +253,20 @@ def _load_once(
             early_file_at=(lambda: early_file_time(file, info)) if chunked else None,
             fresh_inserts=fresh_inserts,
         )
-        mark_loaded(conn, file.file_id, result.as_dict(), file_time(file, info.export_date))
+        file_at = file_time(file, info.export_date)
+        if get_sources().source(file.source_system or "").snapshot:
+            result.retired = retire_absent(
+                conn,
+                source=file.source_system or "",
+                file_id=file.file_id,
+                attempt=file.attempt,
+                file_at=file_at,
+                source_key=file.s3_key,
+                run_id=run_id,
+                max_share=max_retire_share,
+                released=file.retire_released,
+            )
+        mark_loaded(conn, file.file_id, result.as_dict(), file_at)
     return result
 
 
