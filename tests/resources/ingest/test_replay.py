@@ -7,8 +7,7 @@ crm one.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -27,9 +26,9 @@ from resources.ingest.replay import (
     plan_replay,
     replay_files,
 )
-from resources.settings import get_settings
-from resources.sources.catalogue import SHIPPED, get_sources
+from resources.sources.catalogue import get_sources
 from tests.support.ingest import RawFiles, q, q1
+from tests.support.sources import Redefinitions, redefinitions
 
 pytestmark = pytest.mark.integration
 
@@ -60,28 +59,9 @@ def files(stack) -> Files:
 
 
 @pytest.fixture
-def redefine_crm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., str]]:
-    """Override the shipped crm definition (a mapping fix); returns the new transformation version."""
-    folder = tmp_path / "source-definitions"
-    folder.mkdir()
-
-    def redefine(**fields: Any) -> str:
-        document = json.loads((SHIPPED / "crm.json").read_text())
-        document["fields"].update(fields)
-        (folder / "crm.json").write_text(json.dumps(document))
-        monkeypatch.setenv("SOURCE_DEFINITIONS_PATH", str(folder))
-        get_settings.cache_clear()
-        get_sources.cache_clear()
-        return get_sources().source("crm").transformation_version
-
-    yield redefine
-    get_settings.cache_clear()
-    get_sources.cache_clear()
-
-
-def _revenue_scaled(scale: str) -> dict[str, Any]:
-    shipped = json.loads((SHIPPED / "crm.json").read_text())["fields"]["revenue"]
-    return {"revenue": {**shipped, "scale": scale}}
+def redefine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Redefinitions]:
+    with redefinitions(tmp_path / "source-definitions", monkeypatch) as r:
+        yield r
 
 
 def _rec(i: int, revenue: int | None = None, **extra: Any) -> dict[str, Any]:
@@ -161,7 +141,7 @@ def test_a_replay_that_changes_nothing_writes_nothing_and_leaves_the_data_versio
 
 
 def test_a_replay_after_a_definition_change_writes_a_new_version_of_exactly_the_entities_it_changes(
-    files, stack, redefine_crm
+    files, stack, redefine
 ):
     old_version = get_sources().source("crm").transformation_version
     crm = files.add("crm-data/a.json", {"records": [_rec(1, 1000), _rec(2), _rec(3, 5000)]}, _at(1))
@@ -174,7 +154,7 @@ def test_a_replay_after_a_definition_change_writes_a_new_version_of_exactly_the_
         url, "SELECT * FROM canonical.entities WHERE canonical_id IN ('crm_C2', 'erp_E1') ORDER BY 1"
     )
 
-    new_version = redefine_crm(**_revenue_scaled("0.01"))
+    new_version = redefine.revenue_scale("crm", "0.01")
     assert new_version != old_version
     plan, steps = files.replay()
 
@@ -206,9 +186,7 @@ def test_a_replay_after_a_definition_change_writes_a_new_version_of_exactly_the_
     ]
 
 
-def test_a_replay_goes_oldest_first_in_source_order_and_never_puts_older_content_back(
-    files, stack, redefine_crm
-):
+def test_a_replay_goes_oldest_first_in_source_order_and_never_puts_older_content_back(files, stack, redefine):
     # Registered newest first: the replay's order is the files' place in the source's history, not the
     # order they arrived in.
     newer = files.add("crm-data/newer.json", {"records": [_rec(1, 2000)]}, _at(10))
@@ -221,7 +199,7 @@ def test_a_replay_goes_oldest_first_in_source_order_and_never_puts_older_content
         ("crm_C2", Decimal("1000")),
     ]
 
-    redefine_crm(**_revenue_scaled("2"))
+    redefine.revenue_scale("crm", "2")
     plan, steps = files.replay()
 
     assert [f.s3_key for f in plan.files] == ["crm-data/older.json", "crm-data/newer.json"]
