@@ -4,8 +4,9 @@ Key + ETag identify a file version: the same object delivered twice (queue and l
 restarted moto re-uploading samples) is recorded once; a changed object under the same key is a new
 row and new work. Status moves pending → queued → loading → loaded | failed; files we will not
 process are recorded as skipped with the reason; a queued file whose run was lost goes back to pending,
-and `pipeline reprocess` puts a finished file back to pending as its next attempt. Every one of these
-transitions is a function of this module.
+and `pipeline reprocess` puts a finished file back to pending as its next attempt; a replay takes a
+loaded file straight to loading as its next attempt. Every one of these transitions is a function of
+this module.
 
 A file is `loading` only while its loader's session holds the file's advisory lock (taken before the
 file becomes `loading`, let go after its outcome is committed; PostgreSQL drops it when the session
