@@ -79,8 +79,9 @@ def load_records(
     (else None): then chunks are merged while the next ones are read. Raises ChunkedMergeRefused when
     that must not be (see the module docstring): the caller rolls back and loads the file again without
     `early_file_at`. `transformation_version` is written into each entity version's metadata (the
-    source's `CompiledSource.transformation_version`). `fresh_inserts`: records whose id was never claimed are plain-INSERTed; raises
-    FreshInsertRefused when such an entity exists after all (then load again with False: all upserted).
+    source's `CompiledSource.transformation_version`). `fresh_inserts`: records whose id was never
+    claimed are plain-INSERTed; raises FreshInsertRefused when such an entity exists after all (then
+    load again with False: all upserted).
     """
     started = time.perf_counter()
     out = FileLoadResult()

@@ -100,9 +100,8 @@ class FileRow:
     source_file_at: datetime | None  # the file's place in its source's history, set when it loads
     failure_kind: str | None = None  # 'data' (waits for a person) | 'infrastructure' (retried by itself)
     retries: int = 0  # automatic retries of this attempt series
-    attempt_cause: str | None = (
-        None  # why the current attempt started: None (arrival), 'reprocess', 'retry', 'replay'
-    )
+    # why the current attempt started: None (arrival), 'reprocess', 'retry', 'replay'
+    attempt_cause: str | None = None
 
 
 _FILE_COLUMNS = ", ".join(FileRow.__slots__)
