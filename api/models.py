@@ -274,14 +274,14 @@ class IngestFile(BaseModel):
         "or `infrastructure` (its loader, run or connection died; retried by itself)",
     )
     retries: int = Field(default=0, description="Automatic retries of this series of attempts")
-    attemptCause: Literal["reprocess", "retry", "release"] | None = Field(
+    attemptCause: Literal["reprocess", "retry", "release", "replay"] | None = Field(
         default=None, description="Why the current attempt started (null: the file arrived)"
     )
 
 
 class FileAttempt(BaseModel):
     attempt: int
-    cause: Literal["reprocess", "retry", "release"] | None
+    cause: Literal["reprocess", "retry", "release", "replay"] | None
     runId: str | None
     startedAt: str | None
     finishedAt: str

@@ -18,6 +18,8 @@ INGEST_OP = "ingest_files"  # the multi-asset's op name
 ANALYTICS_JOB = "analytics_job"
 ANALYTICS_OP = "run_analytics"
 LANDING_SENSOR = "landing_sensor"
+REPLAY_JOB = "replay_source"
+REPLAY_OP = "replay_files"
 
 # Run tags.
 BATCH_TAG = (
@@ -52,6 +54,15 @@ def ingest_run_config(
     if max_refused_share is not None:
         config["max_refused_share"] = max_refused_share
     return {"ops": {INGEST_OP: {"config": config}}}
+
+
+def replay_run_config(source: str, since: str | None = None) -> dict[str, Any]:
+    """replay_source's run config: the loaded files of `source` (since: those whose time is at or after
+    it, an ISO date or date and time)."""
+    config: dict[str, Any] = {"source": source}
+    if since is not None:
+        config["since"] = since
+    return {"ops": {REPLAY_OP: {"config": config}}}
 
 
 # Parameters Dagster's config types cannot hold (a list of mixed values) travel as JSON text in the run

@@ -4,8 +4,9 @@ Key + ETag identify a file version: the same object delivered twice (queue and l
 restarted moto re-uploading samples) is recorded once; a changed object under the same key is a new
 row and new work. Status moves pending → queued → loading → loaded | failed; files we will not
 process are recorded as skipped with the reason; a queued file whose run was lost goes back to pending,
-and `pipeline reprocess` puts a finished file back to pending as its next attempt. Every one of these
-transitions is a function of this module.
+and `pipeline reprocess` puts a finished file back to pending as its next attempt; a replay takes a
+loaded file straight to loading as its next attempt. Every one of these transitions is a function of
+this module.
 
 A file is `loading` only while its loader's session holds the file's advisory lock (taken before the
 file becomes `loading`, let go after its outcome is committed; PostgreSQL drops it when the session
@@ -99,13 +100,11 @@ class FileRow:
     source_file_at: datetime | None  # the file's place in its source's history, set when it loads
     failure_kind: str | None = None  # 'data' (waits for a person) | 'infrastructure' (retried by itself)
     retries: int = 0  # automatic retries of this attempt series
-    attempt_cause: str | None = (
-        None  # why the current attempt started: None (arrival), 'reprocess', 'retry', 'release'
-    )
+    # why the current attempt started: None (arrival), 'reprocess', 'retry', 'release', 'replay'
+    attempt_cause: str | None = None
     retired: int | None = None  # entities a snapshot retired
-    retire_released: bool = (
-        False  # a person released the held snapshot: apply its retirements whatever their share
-    )
+    # a person released the held snapshot: apply its retirements whatever their share
+    retire_released: bool = False
 
 
 _FILE_COLUMNS = ", ".join(FileRow.__slots__)
@@ -600,3 +599,55 @@ def source_summary(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
             previous = entry["newest_file_age_hours"]
             entry["newest_file_age_hours"] = hours if previous is None else min(previous, hours)
     return out
+
+
+# ---- replay: the current definitions applied again to a source's loaded files ---------------------------
+
+
+def loaded_in_source_order(
+    conn: psycopg.Connection, source: str, *, since: datetime | None = None
+) -> list[FileRow]:
+    """A source's loaded files, oldest first in its history (the file's time, then registration order:
+    the order the merge's claim compares); `since`: only files whose time is at or after it."""
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        cur.execute(
+            f"""SELECT {_FILE_COLUMNS} FROM ingest.files
+                WHERE source_system = %(source)s AND status = 'loaded'
+                  AND (%(since)s::timestamptz IS NULL
+                       OR coalesce(source_file_at, last_modified, discovered_at) >= %(since)s)
+                ORDER BY coalesce(source_file_at, last_modified, discovered_at), file_id""",
+            {"source": source, "since": since},
+        )
+        return cur.fetchall()
+
+
+def start_replay(conn: psycopg.Connection, file_id: int, run_id: str, *, attempt: int) -> str | None:
+    """loaded → loading as attempt `attempt` (cause 'replay') for this run, holding the file's loader
+    lock; commits. Only while the file is still loaded at the attempt before (as the replay listed it):
+    one that another run or a reprocess took since is theirs. Returns None when this run now loads the
+    file (call `finish_loading` once its outcome is committed), else why not."""
+    _notice_a_dead_client_soon(conn)
+    if not scalar(conn, _TAKE_LOADER_LOCK, (file_id,)):
+        conn.commit()
+        return "its loader lock is held by another session (a live loader has it)"
+    claimed = conn.execute(
+        """UPDATE ingest.files
+           SET status = 'loading', attempt = %(attempt)s, retries = 0, attempt_cause = 'replay',
+               launches = 0, run_id = %(run)s, batch_id = NULL, queued_at = NULL, started_at = now(),
+               reason = NULL, failure_kind = NULL, finished_at = NULL
+           WHERE file_id = %(id)s AND status = 'loaded' AND attempt = %(attempt)s - 1""",
+        {"run": run_id, "id": file_id, "attempt": attempt},
+    ).rowcount
+    row = (
+        None
+        if claimed
+        else conn.execute(
+            "SELECT status, attempt FROM ingest.files WHERE file_id = %s", (file_id,)
+        ).fetchone()
+    )
+    conn.commit()
+    if claimed:
+        return None
+    finish_loading(conn, file_id)
+    status, now_at = row if row else ("gone", None)
+    return f"now {status} at attempt {now_at} (not loaded at attempt {attempt - 1} any more)"

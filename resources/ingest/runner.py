@@ -7,7 +7,7 @@ not at all, and one bad file never blocks or half-loads another.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
@@ -142,13 +142,16 @@ def ingest_file(
     change_time_fields: Mapping[str, Sequence[str]] | None = None,
     *,
     max_retire_share: float = MAX_RETIRE_SHARE,
+    start: Callable[[psycopg.Connection, int, str], str | None] = start_loading,
 ) -> FileOutcome:
     """Load one file. `conn` must not be in a transaction; it is left idle.
 
     `change_time_fields` names, per source system, the record fields holding the record's own change
-    time (default: each source's definition; an empty list turns record times off).
+    time (default: each source's definition; an empty list turns record times off). `start` takes the
+    file for this run under its loader lock, or says why not (`start_loading`: a pending or queued
+    file; a replay takes a loaded one as `file`'s attempt).
     `max_retire_share`: a snapshot that would retire more of its source is held, not applied."""
-    not_ours = start_loading(conn, file.file_id, run_id)
+    not_ours = start(conn, file.file_id, run_id)
     if not_ours:
         return FileOutcome(file, skipped=not_ours)
     source = file.source_system or ""
@@ -249,6 +252,7 @@ def _load_once(
             attempt=file.attempt,
             source_key=file.s3_key,
             run_id=run_id,
+            transformation_version=get_sources().source(file.source_system or "").transformation_version,
             file_at=lambda: file_time(file, info.export_date),
             early_file_at=(lambda: early_file_time(file, info)) if chunked else None,
             fresh_inserts=fresh_inserts,

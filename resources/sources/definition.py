@@ -32,6 +32,7 @@ from resources.sources.compiled import (
     SourceSystem,
     compile_paths,
 )
+from resources.sources.version import transformation_version
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 # Each dotted segment: a source field name, without dots or surrounding blanks.
@@ -193,6 +194,7 @@ class SourceDefinition(_Strict):
             change_time=change_time,
             change_time_heads=frozenset(p[1] for p in change_time),
             snapshot=self.snapshot,
+            transformation_version=transformation_version(self),
         )
 
 
