@@ -26,7 +26,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Criterion = Literal["source_priority", "newest", "completeness"]
 
@@ -56,8 +56,8 @@ def _default_overrides() -> dict[str, tuple[Criterion, ...]]:
 
 class SurvivorshipRules(BaseModel):
     """How each golden field is chosen. `paths`: where the attribute fields are found in a member's
-    attributes (dotted, first present wins; a field not given keeps its default paths); `attributes`: further attributes to keep in the golden
-    record (name -> paths), chosen by the same rules."""
+    attributes (dotted, first present wins; a field not given keeps its default paths); `attributes`:
+    further attributes to keep in the golden record (name -> paths), chosen by the same rules."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -66,14 +66,19 @@ class SurvivorshipRules(BaseModel):
     paths: dict[str, tuple[str, ...]] = Field(default_factory=_default_paths)
     attributes: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
-    @field_validator("overrides")
-    @classmethod
-    def _known_fields(cls, value: dict[str, tuple[Criterion, ...]]) -> dict[str, tuple[Criterion, ...]]:
-        # Extra attributes may be overridden too; they are checked against `attributes` in the model check.
-        for name, order in value.items():
+    @model_validator(mode="after")
+    def _overrides_name_fields(self) -> SurvivorshipRules:
+        for name, order in self.overrides.items():
+            if name not in self.fields():
+                raise ValueError(
+                    f"overrides.{name}: not a field of the golden record ({', '.join(self.fields())})"
+                )
             if not order:
                 raise ValueError(f"overrides.{name}: give at least one criterion")
-        return value
+        clash = set(self.attributes) & set(GOLDEN_FIELDS)
+        if clash:
+            raise ValueError(f"attributes: {sorted(clash)} are golden fields already")
+        return self
 
     @field_validator("paths")
     @classmethod
@@ -83,7 +88,8 @@ class SurvivorshipRules(BaseModel):
             raise ValueError(
                 f"paths: {sorted(unknown)} are not attribute fields ({', '.join(ATTRIBUTE_FIELDS)})"
             )
-        return value
+        # A field given replaces its default paths; the other fields keep theirs.
+        return {**_default_paths(), **value}
 
     def order_of(self, field: str) -> tuple[Criterion, ...]:
         return self.overrides.get(field, self.order)

@@ -151,3 +151,9 @@ def test_the_rules_version_changes_with_the_rules_or_the_priorities():
     assert rules.version(PRIORITIES) == SurvivorshipRules().version(PRIORITIES)
     assert rules.version(PRIORITIES) != rules.version({**PRIORITIES, "crm": 1})
     assert rules.version(PRIORITIES) != SurvivorshipRules(order=("newest",)).version(PRIORITIES)
+
+
+def test_an_override_must_name_a_field_of_the_record():
+    with pytest.raises(ValidationError, match=r"overrides\.fax"):
+        SurvivorshipRules(overrides={"fax": ("newest",)})
+    assert SurvivorshipRules(attributes={"tier": ("t",)}, overrides={"tier": ("newest",)})
