@@ -62,8 +62,12 @@ _RECORD_COLUMNS = (
 def entity_golden(conn: psycopg.Connection[Any], canonical_id: str) -> EntityGolden | Refused:
     """The golden id and record of a canonical record."""
     with conn.cursor(row_factory=dict_row) as cur:
-        exists = cur.execute("SELECT 1 FROM canonical.entities WHERE canonical_id = %s", (canonical_id,)).fetchone()
-        member = cur.execute("SELECT golden_id FROM golden.members WHERE canonical_id = %s", (canonical_id,)).fetchone()
+        exists = cur.execute(
+            "SELECT 1 FROM canonical.entities WHERE canonical_id = %s", (canonical_id,)
+        ).fetchone()
+        member = cur.execute(
+            "SELECT golden_id FROM golden.members WHERE canonical_id = %s", (canonical_id,)
+        ).fetchone()
         if exists is None and member is None:
             return Refused("unknown_entity", f"no canonical entity {canonical_id!r}")
         if member is None:
@@ -78,7 +82,9 @@ def golden_entity(conn: psycopg.Connection[Any], golden_id: str) -> dict[str, An
     """A golden entity: its record with lineage, its members, the scored pairs between them (the match
     evidence, with per-comparison weights) and its history (newest first)."""
     with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(f"SELECT {_RECORD_COLUMNS} FROM golden.entities WHERE golden_id = %s", (golden_id,)).fetchone()
+        row = cur.execute(
+            f"SELECT {_RECORD_COLUMNS} FROM golden.entities WHERE golden_id = %s", (golden_id,)
+        ).fetchone()
         if row is None:
             return Refused("unknown_entity", f"no golden entity {golden_id!r}")
         members = cur.execute(
@@ -127,7 +133,9 @@ def review_queue(
     """A page of the review queue, strongest match first, and the cursor of the next page (None at the end)."""
     after = _decode_cursor(cursor) if cursor is not None else None
     if cursor is not None and after is None:
-        return Refused("bad_cursor", "cursor is not one this API gave (metadata.nextCursor of a previous page)")
+        return Refused(
+            "bad_cursor", "cursor is not one this API gave (metadata.nextCursor of a previous page)"
+        )
     where = ""
     params: list[Any] = []
     if after is not None:
@@ -155,7 +163,9 @@ def review_queue(
     rows = rows[:limit]
     last = rows[-1] if rows else None
     next_cursor = (
-        _encode_cursor(last["matchWeight"], last["canonicalIdL"], last["canonicalIdR"]) if more and last else None
+        _encode_cursor(last["matchWeight"], last["canonicalIdL"], last["canonicalIdR"])
+        if more and last
+        else None
     )
     return rows, next_cursor
 
@@ -197,14 +207,18 @@ def record_decision(
     return _insert(conn, kind, l_id, r_id, None, [], decided_by, note)
 
 
-def _move_out(conn: psycopg.Connection[Any], canonical_id: str, decided_by: str, note: str | None) -> Decision | Refused:
+def _move_out(
+    conn: psycopg.Connection[Any], canonical_id: str, decided_by: str, note: str | None
+) -> Decision | Refused:
     row = conn.execute(
         "SELECT golden_id FROM golden.members WHERE canonical_id = %s FOR SHARE", (canonical_id,)
     ).fetchone()
     if row is None:
         if _unknown(conn, [canonical_id]):
             return Refused("unknown_entity", f"no canonical entity {canonical_id!r}")
-        return Refused("not_resolved", f"{canonical_id!r} belongs to no golden entity yet: nothing to move it out of")
+        return Refused(
+            "not_resolved", f"{canonical_id!r} belongs to no golden entity yet: nothing to move it out of"
+        )
     golden_id = row[0]
     others = [
         c
@@ -220,7 +234,10 @@ def _move_out(conn: psycopg.Connection[Any], canonical_id: str, decided_by: str,
 
 def _unknown(conn: psycopg.Connection[Any], ids: list[str]) -> list[str]:
     found = {
-        c for (c,) in conn.execute("SELECT canonical_id FROM canonical.entities WHERE canonical_id = ANY(%s)", (ids,))
+        c
+        for (c,) in conn.execute(
+            "SELECT canonical_id FROM canonical.entities WHERE canonical_id = ANY(%s)", (ids,)
+        )
     }
     return [c for c in ids if c not in found]
 
