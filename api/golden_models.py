@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-CanonicalIdText = Field(min_length=1, max_length=300, pattern=r"^\S+$")
+# PostgreSQL text holds no NUL character: refused here rather than by the database.
+CANONICAL_ID_PATTERN = r"^[^\s\x00]+$"
+CanonicalIdText = Field(min_length=1, max_length=300, pattern=CANONICAL_ID_PATTERN)
 
 
 class GoldenRecord(BaseModel):
@@ -119,8 +121,10 @@ class DecisionRequest(BaseModel):
     )
     decision: Literal["same", "not_same", "move_out"]
     canonical_id: str = CanonicalIdText
-    other_canonical_id: str | None = Field(default=None, min_length=1, max_length=300, pattern=r"^\S+$")
-    note: str | None = Field(default=None, max_length=2000)
+    other_canonical_id: str | None = Field(
+        default=None, min_length=1, max_length=300, pattern=CANONICAL_ID_PATTERN
+    )
+    note: str | None = Field(default=None, max_length=2000, pattern=r"^[^\x00]*$")
 
     @model_validator(mode="after")
     def _pair_or_member(self) -> DecisionRequest:

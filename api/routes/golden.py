@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from api.analytics_service import now_iso
 from api.deps import ReadScope, State, StewardScope
 from api.golden_models import (
+    CANONICAL_ID_PATTERN,
     DecisionRequest,
     DecisionResponse,
     EntityGoldenResponse,
@@ -33,7 +34,12 @@ router = APIRouter(tags=["golden"])
 
 CanonicalId = Annotated[
     str,
-    Path(min_length=1, max_length=300, pattern=r"^\S+$", description="A canonical id, e.g. crm_CUST-1001"),
+    Path(
+        min_length=1,
+        max_length=300,
+        pattern=CANONICAL_ID_PATTERN,
+        description="A canonical id, e.g. crm_CUST-1001",
+    ),
 ]
 GoldenId = Annotated[str, Path(pattern=r"^G[0-9]{1,18}$", description="A golden id, e.g. G42")]
 

@@ -226,3 +226,12 @@ def test_the_openapi_document_lists_the_golden_endpoints(api: Api) -> None:
         "/golden/review",
         "/golden/review/decisions",
     } <= set(paths)
+
+
+def test_a_nul_character_in_an_id_or_note_is_422_not_a_database_error(resolved: Api) -> None:
+    for body in (
+        {"decision": "same", "canonical_id": "crm_C1", "other_canonical_id": "erp\x00E1"},
+        {"decision": "move_out", "canonical_id": "erp_E1", "note": "a\x00b"},
+    ):
+        assert resolved.post("/golden/review/decisions", json=body).status_code == 422
+    assert resolved.get("/entities/crm%00C1").status_code == 422
