@@ -41,6 +41,7 @@ from resources.golden.survivorship import (
     SurvivorshipRules,
     build_record,
 )
+from resources.sources.catalogue import Sources, get_sources
 
 Mode = Literal["full", "incremental"]
 
@@ -76,6 +77,11 @@ class RunSummary:
     members_moved: int
     records_written: int
     conflicts: tuple[Link, ...]  # steward decisions that contradict each other (left unenforced)
+
+
+def source_priorities(sources: Sources | None = None) -> dict[str, int]:
+    """Each source's survivorship priority, from its definition (higher wins)."""
+    return {name: d.priority for name, d in (sources or get_sources()).definitions.items()}
 
 
 def model_version_of(parameters: Mapping[str, Any]) -> str:
@@ -136,7 +142,7 @@ def write_resolution(
 ) -> RunSummary:
     """Write one resolution (see the module doc). `conn` must not be inside a transaction; the whole
     write commits or nothing does. `priorities`: source name -> its definition's priority
-    (`{n: d.priority for n, d in get_sources().definitions.items()}`)."""
+    (`source_priorities()`)."""
     rules = rules or SurvivorshipRules()
     rules_version = rules.version(priorities)
     review = {ordered(a, b) for a, b in review_pairs}

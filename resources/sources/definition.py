@@ -4,8 +4,8 @@ One JSON document per source. `extra="forbid"` everywhere: a misspelt key is an 
 Every problem is reported with the file, the key path (dotted, list positions as numbers) and what is
 wrong, all of a file's problems at once (`SourceDefinitionError`).
 
-`delete_markers`, `snapshot` and `priority` are validated now and used by later work (deletions as facts,
-survivorship); nothing reads them yet.
+`delete_markers` and `snapshot` are validated now and used by later work (deletions as facts); nothing
+reads them yet. `priority` ranks the sources in golden-record survivorship (resources/golden/).
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ class SourceDefinition(_Strict):
     fields: Fields
     delete_markers: list[DeleteMarker] = Field(default_factory=list)
     snapshot: bool = False  # its files are full snapshots (not read yet)
-    priority: int = Field(default=0, ge=0, le=1000)  # survivorship: higher wins (not read yet)
+    priority: int = Field(default=0, ge=0, le=1000)  # survivorship: higher wins
 
     @field_validator("prefixes")
     @classmethod

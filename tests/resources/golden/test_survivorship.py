@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from resources.golden.store import source_priorities
 from resources.golden.survivorship import GOLDEN_FIELDS, Member, SurvivorshipRules, build_record
 from resources.sources.catalogue import get_sources
 
@@ -42,8 +43,7 @@ def test_the_higher_priority_source_wins_a_field_by_default():
 
 
 def test_the_shipped_source_definitions_priorities_rank_crm_over_erp_over_legacy():
-    sources = get_sources()
-    priorities = {n: d.priority for n, d in sources.definitions.items()}
+    priorities = source_priorities(get_sources())
     assert priorities["crm"] > priorities["erp"] > priorities["legacy"]
 
 
