@@ -17,18 +17,19 @@ from fastapi.middleware.cors import CORSMiddleware
 from api import problems
 from api.config import ApiSettings
 from api.middleware import RequestContextMiddleware
-from api.routes import analytics, download, health, ingest, jobs
+from api.routes import analytics, download, golden, health, ingest, jobs
 from api.state import AppState
 from resources.settings import Settings, get_settings
 
-DESCRIPTION = """Analytics over the canonical model, analytics jobs run by Dagster, and ingest status.
+DESCRIPTION = """Analytics over the canonical model, analytics jobs run by Dagster, ingest status, and golden
+entities (resolved companies, their members and match evidence, the stewards' review queue).
 
 Success bodies keep the seed API's envelope (`success`, `operation`, `data`, `metadata`); every error is
 `application/problem+json` (RFC 9457) that also carries `success: false`, `error.message`, `error.type` and
 `suggestions`. Every response has an `X-Request-Id`.
 
 Authentication: an API key in `X-API-Key` (or `Authorization: Bearer <key>`) with scopes `read`, `jobs`,
-`sql` (`custom_complex_query` needs `sql`). With no keys configured (the local default) every caller has
+`sql` (`custom_complex_query` needs `sql`), `steward` (deciding review pairs). With no keys configured (the local default) every caller has
 every scope."""
 
 
@@ -43,7 +44,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app = FastAPI(title="canonical-pipeline API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.app_state = state
     problems.install(app)
-    for module in (health, analytics, jobs, download, ingest):
+    for module in (health, analytics, jobs, download, ingest, golden):
         app.include_router(module.router)
     origins = state.api.cors_origin_list()
     if origins:

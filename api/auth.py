@@ -11,7 +11,7 @@ from fastapi import Request
 
 from api.problems import ApiProblem
 
-SCOPES = ("read", "jobs", "sql")
+SCOPES = ("read", "jobs", "sql", "steward")
 
 
 @dataclass(frozen=True)

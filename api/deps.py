@@ -18,7 +18,7 @@ async def get_state(request: Request) -> AppState:
 
 
 _api_key_header = APIKeyHeader(
-    name="X-API-Key", auto_error=False, description="An API key (scopes: read, jobs, sql)"
+    name="X-API-Key", auto_error=False, description="An API key (scopes: read, jobs, sql, steward)"
 )
 _bearer = HTTPBearer(auto_error=False, description="The same API key as a bearer token")
 
@@ -68,3 +68,4 @@ def scope(name: str) -> Any:
 State = Annotated[AppState, Depends(get_state)]
 ReadScope = Annotated[Principal, scope("read")]
 JobsScope = Annotated[Principal, scope("jobs")]
+StewardScope = Annotated[Principal, scope("steward")]

@@ -127,6 +127,10 @@ AVAILABLE_ENDPOINTS = [
     "GET /ingest/files/{key}",
     "POST /ingest/files/{key}/reprocess",
     "POST /ingest/uploads",
+    "GET /entities/{canonicalId}",
+    "GET /golden/{goldenId}",
+    "GET /golden/review",
+    "POST /golden/review/decisions",
 ]
 
 

@@ -4,8 +4,9 @@ One JSON document per source. `extra="forbid"` everywhere: a misspelt key is an 
 Every problem is reported with the file, the key path (dotted, list positions as numbers) and what is
 wrong, all of a file's problems at once (`SourceDefinitionError`).
 
-`snapshot` says each file is the whole source (resources/ingest/retire.py); `delete_markers` and
-`priority` are validated now and used by later work (deletions as facts, survivorship).
+`snapshot` says each file is the whole source (resources/ingest/retire.py); `priority` ranks the sources
+in golden-record survivorship (resources/golden/); `delete_markers` are validated now and read by later
+work (deletions as facts).
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ class SourceDefinition(_Strict):
     fields: Fields
     delete_markers: list[DeleteMarker] = Field(default_factory=list)
     snapshot: bool = False  # its files are full snapshots: what a newer one lacks is retired
-    priority: int = Field(default=0, ge=0, le=1000)  # survivorship: higher wins (not read yet)
+    priority: int = Field(default=0, ge=0, le=1000)  # survivorship: higher wins
 
     @field_validator("prefixes")
     @classmethod

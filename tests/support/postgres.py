@@ -63,6 +63,11 @@ def reset_canonical(owner_url: str) -> None:
                RESTART IDENTITY CASCADE"""
         )
         conn.execute("UPDATE ingest.data_version SET version = 0")
+        conn.execute(
+            """TRUNCATE golden.entities, golden.members, golden.history, golden.pairs, golden.decisions,
+                        golden.runs, golden.models RESTART IDENTITY"""
+        )
+        conn.execute("ALTER SEQUENCE golden.golden_id_seq RESTART")
         # Monthly partitions are created on demand; a later test counts its own.
         for (part,) in conn.execute(
             """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid

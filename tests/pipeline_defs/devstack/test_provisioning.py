@@ -51,7 +51,9 @@ def test_ensure_aws_resources_creates_everything_and_is_idempotent(aws_env):
     ttl = ddb.describe_time_to_live(TableName=s.jobs_table)["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expiresAt")
 
-    topics = aws_client("sns", s).list_topics()["Topics"]
+    # Paged (100 a page): the session's moto server holds every earlier test's topics too.
+    pages = aws_client("sns", s).get_paginator("list_topics").paginate()
+    topics = [t for page in pages for t in page["Topics"]]
     assert first.topic_arn in {t["TopicArn"] for t in topics}
 
     # The notification configuration was written once: one s3:TestEvent, not one per call.
