@@ -265,7 +265,8 @@ def generate(records: int, seed: int = 7) -> Generated:
     countries = [c for c in _COUNTRIES]
     weights = [c[3] for c in _COUNTRIES]
     used: set[str] = set()
-    next_id = {"crm": 1000, "erp": 2000, "legacy": 30000}
+    # Far from the sample files' ids (CUST-1001, ERP-2001, 30001), so both can be resolved together.
+    next_id = {"crm": 500000, "erp": 600000, "legacy": 700000}
     out: list[dict[str, object]] = []
 
     def new_id(source: str) -> str:

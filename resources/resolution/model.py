@@ -248,10 +248,21 @@ def train_model(con: duckdb.DuckDBPyConnection, table: str, config: ResolutionCo
 
 
 def clamp_weights(settings: dict[str, Any], config: ResolutionConfig) -> dict[str, Any]:
-    """The model with every level's match weight pulled within the configured magnitude (m moved, u kept):
-    see `TrainingSettings.max_abs_weight`."""
+    """The model with every level's match weight pulled within the configured magnitude (m moved, u kept;
+    see `TrainingSettings.max_abs_weight`), and levels training never saw given their stronger neighbour's."""
     out = copy.deepcopy(settings)
     for comparison in out["comparisons"]:
+        # A level training never observed (the same words in another order, on a small store) takes the
+        # parameters of the nearest stronger level rather than no weight at all.
+        stronger: dict[str, Any] | None = None
+        for level in comparison["comparison_levels"]:
+            if level.get("is_null_level") or level["sql_condition"] == "ELSE":
+                continue
+            if level.get("m_probability") and level.get("u_probability"):
+                stronger = level
+            elif stronger is not None:
+                level["m_probability"] = stronger["m_probability"]
+                level["u_probability"] = stronger["u_probability"]
         is_name = comparison["output_column_name"] == "name"
         cap = config.training.max_abs_name_weight if is_name else config.training.max_abs_weight
         for level in comparison["comparison_levels"]:
