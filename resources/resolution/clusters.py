@@ -123,14 +123,18 @@ def cluster_pairs(
         if ra == rb:
             continue
         if comps.forbidden(ra, rb):
-            conflicts.append(f"must-link {a} / {b} would join a steward's or a parent link's cannot-link pair")
+            conflicts.append(
+                f"must-link {a} / {b} would join a steward's or a parent link's cannot-link pair"
+            )
             continue
         comps.union(ra, rb)
 
     ls = pairs["canonical_id_l"].astype(str).tolist()
     rs = pairs["canonical_id_r"].astype(str).tolist()
     ws = pairs["evidence_weight"].astype(float).tolist()
-    ps = pairs["match_probability"].astype(float).tolist() if "match_probability" in pairs else [0.0] * len(ws)
+    ps = (
+        pairs["match_probability"].astype(float).tolist() if "match_probability" in pairs else [0.0] * len(ws)
+    )
     # Neighbours at or above the review band's lower edge: the evidence a merge of two clusters is weighed by.
     linked: dict[str, set[str]] = {}
     edges: list[tuple[float, str, str, float]] = []
@@ -183,6 +187,7 @@ def cluster_pairs(
             review_rows.append((a, b, w, p, reason))
     review_rows.sort(key=lambda r: (r[0], r[1]))
     review = pd.DataFrame(
-        review_rows, columns=["canonical_id_l", "canonical_id_r", "evidence_weight", "match_probability", "reason"]
+        review_rows,
+        columns=["canonical_id_l", "canonical_id_r", "evidence_weight", "match_probability", "reason"],
     )
     return Clustering(dict(sorted(clusters.items())), review, tuple(conflicts))

@@ -186,5 +186,14 @@ MATCH_COLUMNS: tuple[str, ...] = (
     "em_phone",
 )
 ComparisonName = Literal[
-    "name", "legal_form", "country", "industry", "revenue", "employees", "email_domain", "website", "phone", "address"
+    "name",
+    "legal_form",
+    "country",
+    "industry",
+    "revenue",
+    "employees",
+    "email_domain",
+    "website",
+    "phone",
+    "address",
 ]

@@ -68,7 +68,8 @@ def _name_comparison(config: ResolutionConfig) -> dict[str, Any]:
     if c.word_order_level:
         levels.append(_level('"name_sorted_l" = "name_sorted_r"', "same words"))
     levels += [
-        _level(f'levenshtein("name_l", "name_r") <= {k}', f"levenshtein <= {k}") for k in c.levenshtein_thresholds
+        _level(f'levenshtein("name_l", "name_r") <= {k}', f"levenshtein <= {k}")
+        for k in c.levenshtein_thresholds
     ]
     levels += [
         _level(f'jaro_winkler_similarity("name_l", "name_r") >= {t}', f"jaro-winkler >= {t}")
@@ -210,7 +211,9 @@ def check_model(model: MatchModel, config: ResolutionConfig) -> ModelCheck:
         )
     exact_w = weights.get(("name", "exact"))
     if exact_w is not None and exact_w < t.min_name_exact_weight:
-        problems.append(f"name / exact: an exact name weighs {exact_w:.2f}, not at least {t.min_name_exact_weight}")
+        problems.append(
+            f"name / exact: an exact name weighs {exact_w:.2f}, not at least {t.min_name_exact_weight}"
+        )
     return ModelCheck(tuple(problems))
 
 
@@ -299,7 +302,9 @@ def predict_pairs(
     settings["retain_intermediate_calculation_columns"] = True
     linker = _linker(con, table, settings)
     prior = prior_weight(model)
-    scored = linker.inference.predict(threshold_match_weight=config.thresholds.lower + prior, warning_mode="never")
+    scored = linker.inference.predict(
+        threshold_match_weight=config.thresholds.lower + prior, warning_mode="never"
+    )
     names = [c["output_column_name"] for c in settings["comparisons"]]
     tf_cols = {
         c["output_column_name"]

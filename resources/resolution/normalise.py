@@ -248,7 +248,13 @@ def _industry_sql(expr: str) -> str:
 
 def _address_sql(expr: str) -> str:
     out = _clean_words_sql(f"CAST({expr} AS VARCHAR)")
-    for short, full in {"st": "street", "rd": "road", "ave": "avenue", "blvd": "boulevard", "str": "strasse"}.items():
+    for short, full in {
+        "st": "street",
+        "rd": "road",
+        "ave": "avenue",
+        "blvd": "boulevard",
+        "str": "strasse",
+    }.items():
         out = f"regexp_replace({out}, '\\b{short}\\b', '{full}', 'g')"
     return f"nullif({out}, '')"
 
@@ -316,16 +322,17 @@ FROM parts
 
 
 _lock = threading.Lock()
-_con: duckdb.DuckDBPyConnection | None = None
+# One in-memory connection for the single-value helpers, made on first use; each call takes a cursor.
+_shared: list[duckdb.DuckDBPyConnection] = []
 
 
 def _cursor() -> duckdb.DuckDBPyConnection:
-    global _con
     with _lock:
-        if _con is None:
-            _con = duckdb.connect(":memory:")
-            create_country_alias_table(_con)
-        return _con.cursor()
+        if not _shared:
+            con = duckdb.connect(":memory:")
+            create_country_alias_table(con)
+            _shared.append(con)
+        return _shared[0].cursor()
 
 
 def _one(sql: str, value: Any) -> Any:

@@ -89,13 +89,17 @@ LEFT JOIN resolution_delta d ON d.canonical_id = n.unique_id"""
     con.unregister("resolution_delta")
 
 
-def _parent_links(entities: pd.DataFrame | pa.Table, parents: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+def _parent_links(
+    entities: pd.DataFrame | pa.Table, parents: Iterable[tuple[str, str]]
+) -> list[tuple[str, str]]:
     links = [(str(c), str(p)) for c, p in parents]
     cols = entities.columns if isinstance(entities, pd.DataFrame) else entities.column_names
     if "parent_canonical_id" in cols and "canonical_id" in cols:
-        frame = entities if isinstance(entities, pd.DataFrame) else entities.select(
-            ["canonical_id", "parent_canonical_id"]
-        ).to_pandas()
+        frame = (
+            entities
+            if isinstance(entities, pd.DataFrame)
+            else entities.select(["canonical_id", "parent_canonical_id"]).to_pandas()
+        )
         sub = frame.loc[frame["parent_canonical_id"].notna(), ["canonical_id", "parent_canonical_id"]]
         links += [(str(c), str(p)) for c, p in sub.itertuples(index=False)]
     return links
@@ -164,4 +168,6 @@ def resolve(
         parents=_parent_links(entities, parents),
     )
     timings["cluster"] = time.perf_counter() - t
-    return Resolution(pairs, clustering.clusters, clustering.review, model, check, clustering.conflicts, timings)
+    return Resolution(
+        pairs, clustering.clusters, clustering.review, model, check, clustering.conflicts, timings
+    )

@@ -18,7 +18,14 @@ def _pairs(*rows: tuple[str, str, float]) -> pd.DataFrame:
     )
 
 
-SOURCES = {"crm_1": "crm", "crm_2": "crm", "erp_1": "erp", "erp_2": "erp", "legacy_1": "legacy", "legacy_2": "legacy"}
+SOURCES = {
+    "crm_1": "crm",
+    "crm_2": "crm",
+    "erp_1": "erp",
+    "erp_2": "erp",
+    "legacy_1": "legacy",
+    "legacy_2": "legacy",
+}
 
 
 def test_every_entity_gets_a_cluster_key_singletons_their_own_id() -> None:
@@ -38,7 +45,9 @@ def test_a_pair_in_the_review_band_is_not_linked_but_listed_for_review() -> None
 
 
 def test_a_parent_link_keeps_child_and_parent_apart_whatever_the_score() -> None:
-    out = cluster_pairs(SOURCES, SOURCES, _pairs(("erp_1", "erp_2", 99.0)), CONFIG, parents=[("erp_2", "erp_1")])
+    out = cluster_pairs(
+        SOURCES, SOURCES, _pairs(("erp_1", "erp_2", 99.0)), CONFIG, parents=[("erp_2", "erp_1")]
+    )
     assert out.clusters["erp_2"] == "erp_2"
     assert out.review.empty
 
@@ -53,7 +62,9 @@ def test_two_ids_of_a_source_that_does_not_duplicate_itself_need_a_very_strong_s
     weak = cluster_pairs(SOURCES, SOURCES, _pairs(("erp_1", "erp_2", UP + 1)), CONFIG)
     assert weak.clusters["erp_2"] == "erp_2"
     assert weak.review["reason"].tolist() == ["same source"]
-    strong = cluster_pairs(SOURCES, SOURCES, _pairs(("erp_1", "erp_2", CONFIG.thresholds.same_source_link)), CONFIG)
+    strong = cluster_pairs(
+        SOURCES, SOURCES, _pairs(("erp_1", "erp_2", CONFIG.thresholds.same_source_link)), CONFIG
+    )
     assert strong.clusters["erp_2"] == "erp_1"
 
 
@@ -79,9 +90,13 @@ def test_clusters_whose_cross_pairs_are_mostly_linked_merge() -> None:
 
 def test_steward_decisions_win_over_the_model() -> None:
     pairs = _pairs(("crm_1", "erp_1", UP + 20))
-    apart = cluster_pairs(SOURCES, SOURCES, pairs, CONFIG, decisions=[Decision("erp_1", "crm_1", "cannot_link")])
+    apart = cluster_pairs(
+        SOURCES, SOURCES, pairs, CONFIG, decisions=[Decision("erp_1", "crm_1", "cannot_link")]
+    )
     assert apart.clusters["erp_1"] == "erp_1" and apart.review.empty
-    together = cluster_pairs(SOURCES, SOURCES, _pairs(), CONFIG, decisions=[Decision("crm_2", "legacy_2", "must_link")])
+    together = cluster_pairs(
+        SOURCES, SOURCES, _pairs(), CONFIG, decisions=[Decision("crm_2", "legacy_2", "must_link")]
+    )
     assert together.clusters["legacy_2"] == "crm_2"
 
 
@@ -98,7 +113,12 @@ def test_a_must_link_that_contradicts_a_cannot_link_is_refused_and_reported() ->
 
 
 def test_the_same_pairs_in_another_order_give_the_same_clusters() -> None:
-    rows = [("crm_1", "erp_1", UP + 3), ("erp_1", "legacy_1", UP + 3), ("crm_1", "legacy_1", UP + 3), ("crm_2", "erp_2", UP)]
+    rows = [
+        ("crm_1", "erp_1", UP + 3),
+        ("erp_1", "legacy_1", UP + 3),
+        ("crm_1", "legacy_1", UP + 3),
+        ("crm_2", "erp_2", UP),
+    ]
     a = cluster_pairs(SOURCES, SOURCES, _pairs(*rows), CONFIG)
     b = cluster_pairs(SOURCES, SOURCES, _pairs(*reversed(rows)), CONFIG)
     assert a.clusters == b.clusters

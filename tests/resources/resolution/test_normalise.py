@@ -15,7 +15,9 @@ from resources.resolution.normalise import (
 )
 
 
-@pytest.mark.parametrize("raw", ["Tech Corp Global", "TECH CORP GLOBAL", "Tech Corp Global Inc.", "tech corp global, inc"])
+@pytest.mark.parametrize(
+    "raw", ["Tech Corp Global", "TECH CORP GLOBAL", "Tech Corp Global Inc.", "tech corp global, inc"]
+)
 def test_case_punctuation_and_legal_form_variants_of_one_name_normalise_alike(raw: str) -> None:
     assert normalise_name(raw).name == "tech corp global"
 
@@ -39,7 +41,9 @@ def test_case_punctuation_and_legal_form_variants_of_one_name_normalise_alike(ra
         ("Acme PLC", "acme", "plc"),
     ],
 )
-def test_a_trailing_legal_form_is_split_into_its_own_field_in_one_spelling(raw: str, name: str, form: str) -> None:
+def test_a_trailing_legal_form_is_split_into_its_own_field_in_one_spelling(
+    raw: str, name: str, form: str
+) -> None:
     assert normalise_name(raw) == (normalise_name(raw).__class__(name, form))
 
 
@@ -89,7 +93,12 @@ def test_email_domain_is_taken_from_the_address_and_free_mail_counts_as_none() -
 
 
 def test_website_host_loses_scheme_www_port_and_path() -> None:
-    for raw in ("https://www.TechCorp.com/about?x=1", "techcorp.com:8080", "http://www2.techcorp.com", "techcorp.com."):
+    for raw in (
+        "https://www.TechCorp.com/about?x=1",
+        "techcorp.com:8080",
+        "http://www2.techcorp.com",
+        "techcorp.com.",
+    ):
         assert normalise_website(raw) == "techcorp.com"
 
 

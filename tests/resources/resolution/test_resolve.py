@@ -50,7 +50,9 @@ def resolved(entities: pd.DataFrame) -> Resolution:
     return out
 
 
-def test_tech_corp_global_from_three_systems_is_one_cluster_and_its_subsidiary_another(resolved: Resolution) -> None:
+def test_tech_corp_global_from_three_systems_is_one_cluster_and_its_subsidiary_another(
+    resolved: Resolution,
+) -> None:
     c = resolved.clusters
     assert c["crm_CUST-1001"] == c["erp_ERP-2001"] == c["legacy_30001"]
     assert c["erp_ERP-2002"] not in {c["crm_CUST-1001"]}
@@ -61,7 +63,9 @@ def test_every_input_entity_has_a_cluster_key_that_is_its_clusters_smallest_id(
 ) -> None:
     assert set(resolved.clusters) == set(entities["canonical_id"])
     frame = resolved.clusters_frame()
-    assert (frame.groupby("cluster_key")["canonical_id"].min() == frame.groupby("cluster_key").size().index).all()
+    assert (
+        frame.groupby("cluster_key")["canonical_id"].min() == frame.groupby("cluster_key").size().index
+    ).all()
 
 
 def test_hard_negatives_of_the_generator_stay_apart(resolved: Resolution) -> None:
@@ -82,7 +86,13 @@ def test_the_trained_model_penalises_a_name_disagreement_and_passes_its_check(re
 
 def test_pairs_carry_per_comparison_weights_as_match_evidence(resolved: Resolution) -> None:
     cols = set(resolved.pairs.columns)
-    assert {"canonical_id_l", "canonical_id_r", "evidence_weight", "match_weight", "match_probability"} <= cols
+    assert {
+        "canonical_id_l",
+        "canonical_id_r",
+        "evidence_weight",
+        "match_weight",
+        "match_probability",
+    } <= cols
     assert {"w_name", "w_country", "w_revenue", "w_email_domain"} <= cols
     assert (resolved.pairs["canonical_id_l"] < resolved.pairs["canonical_id_r"]).all()
 
@@ -101,7 +111,9 @@ def test_same_input_and_same_model_give_the_same_pairs_and_clusters(
     pd.testing.assert_frame_equal(again.pairs, resolved.pairs)
 
 
-def test_steward_must_link_and_cannot_link_win_over_the_model(resolved: Resolution, entities: pd.DataFrame) -> None:
+def test_steward_must_link_and_cannot_link_win_over_the_model(
+    resolved: Resolution, entities: pd.DataFrame
+) -> None:
     decisions = [
         Decision("crm_CUST-1001", "erp_ERP-2001", "cannot_link"),
         Decision("crm_CUST-1004", "legacy_30006", "must_link"),
@@ -123,7 +135,9 @@ def test_incremental_scoring_of_a_delta_gives_the_clusters_of_a_full_run(
     assert out.clusters == resolved.clusters
 
 
-def test_a_degenerate_model_that_barely_penalises_a_name_disagreement_is_flagged(resolved: Resolution) -> None:
+def test_a_degenerate_model_that_barely_penalises_a_name_disagreement_is_flagged(
+    resolved: Resolution,
+) -> None:
     settings = json.loads(resolved.model.to_json())
     name = next(c for c in settings["comparisons"] if c["output_column_name"] == "name")
     else_level = next(lv for lv in name["comparison_levels"] if lv["sql_condition"] == "ELSE")
