@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from resources.resolution.blocking import BLOCK_KEYS_COLUMN
 from resources.resolution.config import ResolutionConfig
 
 __all__ = [
@@ -105,11 +106,22 @@ def _number_comparison(col: str, config: ResolutionConfig) -> dict[str, Any]:
     return {"output_column_name": col, "comparison_levels": levels}
 
 
-def _blocking_rule(columns: tuple[str, ...], delta_only: bool) -> dict[str, str]:
-    rule = " AND ".join(f'l."{c}" = r."{c}"' for c in columns)
-    if delta_only:
-        rule += f' AND (l."{DELTA_COLUMN}" OR r."{DELTA_COLUMN}")'
-    return {"blocking_rule": rule, "sql_dialect": "duckdb"}
+def _blocking_rules(config: ResolutionConfig, delta_only: bool) -> list[dict[str, Any]]:
+    """The configured column rules, then the key rule. Splink leaves a pair found by an earlier rule out
+    of a later one, but not the pairs of an exploded (array) rule out of anything after it: it comes last."""
+    delta = f' AND (l."{DELTA_COLUMN}" OR r."{DELTA_COLUMN}")' if delta_only else ""
+    rules: list[dict[str, Any]] = [
+        {"blocking_rule": " AND ".join(f'l."{c}" = r."{c}"' for c in cols) + delta, "sql_dialect": "duckdb"}
+        for cols in config.blocking.rules
+    ]
+    rules.append(
+        {
+            "blocking_rule": f'l."{BLOCK_KEYS_COLUMN}" = r."{BLOCK_KEYS_COLUMN}"{delta}',
+            "sql_dialect": "duckdb",
+            "arrays_to_explode": [BLOCK_KEYS_COLUMN],
+        }
+    )
+    return rules
 
 
 def settings_for(config: ResolutionConfig) -> dict[str, Any]:
@@ -129,7 +141,7 @@ def settings_for(config: ResolutionConfig) -> dict[str, Any]:
         "unique_id_column_name": "unique_id",
         "probability_two_random_records_match": 1e-6,
         "comparisons": comparisons,
-        "blocking_rules_to_generate_predictions": [_blocking_rule(cols, False) for cols in config.blocking],
+        "blocking_rules_to_generate_predictions": _blocking_rules(config, False),
         "retain_matching_columns": False,
         "retain_intermediate_calculation_columns": True,
         "additional_columns_to_retain": [],
@@ -224,12 +236,48 @@ def prior_weight(model: MatchModel) -> float:
     return math.log2(p / (1.0 - p))
 
 
-def _linker(con: duckdb.DuckDBPyConnection, table: str, settings: dict[str, Any]) -> Any:
+def _linker(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    settings: dict[str, Any],
+    tf_tables: dict[str, str] | None = None,
+) -> Any:
     from splink import DuckDBAPI, Linker
 
     db_api = DuckDBAPI(connection=con)
     sdf = db_api.register(table)
-    return Linker(sdf, settings, log_level=logging.WARNING)
+    linker = Linker(sdf, settings, log_level=logging.WARNING)
+    for column, tf_table in (tf_tables or {}).items():
+        linker.table_management.register_term_frequency_lookup(db_api.register(tf_table), column)
+    return linker
+
+
+NAME_TF_TABLE = "resolution_name_tf"
+
+
+def _create_name_tf_table(con: duckdb.DuckDBPyConnection, table: str, settings: dict[str, Any]) -> bool:
+    """The name's term frequencies for Splink's adjustment, as the share of the store's *other* records
+    holding the name (its count less the pair's own two), never below the exact level's u.
+
+    Splink's own table counts the pair's records too: a name held by two twins alone then reads as twice
+    as common as the average exact agreement, so the adjustment weakens the typical true pair, and twins
+    with little else in common fall into review. Floored at u, the adjustment only ever weakens a name
+    more common than the typical one ("acme" held by five companies), which is what it is for.
+    False when the model has no term-frequency adjustment on the name."""
+    name = next((c for c in settings["comparisons"] if c["output_column_name"] == "name"), None)
+    exact = next(
+        (lv for lv in (name or {}).get("comparison_levels", []) if lv.get("tf_adjustment_column") == "name"),
+        None,
+    )
+    if exact is None or not exact.get("u_probability"):
+        return False
+    u = float(exact["u_probability"])
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {NAME_TF_TABLE} AS
+SELECT name, greatest((count(*) - 2) / (SELECT count(*) FROM {table}), {u!r}) AS tf_name
+FROM {table} WHERE name IS NOT NULL GROUP BY name"""
+    )
+    return True
 
 
 def train_model(con: duckdb.DuckDBPyConnection, table: str, config: ResolutionConfig) -> MatchModel:
@@ -296,11 +344,10 @@ def predict_pairs(
     (its match weight, term-frequency adjustment included; 0 when either side is null).
     `delta_only`: only pairs with at least one side flagged in the table's `in_delta` column."""
     settings = copy.deepcopy(model.settings)
-    settings["blocking_rules_to_generate_predictions"] = [
-        _blocking_rule(cols, delta_only) for cols in config.blocking
-    ]
+    settings["blocking_rules_to_generate_predictions"] = _blocking_rules(config, delta_only)
     settings["retain_intermediate_calculation_columns"] = True
-    linker = _linker(con, table, settings)
+    tf_tables = {"name": NAME_TF_TABLE} if _create_name_tf_table(con, table, settings) else {}
+    linker = _linker(con, table, settings, tf_tables)
     prior = prior_weight(model)
     scored = linker.inference.predict(
         threshold_match_weight=config.thresholds.lower + prior, warning_mode="never"

@@ -16,6 +16,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from resources.resolution.blocking import add_block_keys
 from resources.resolution.clusters import Clustering, Decision, cluster_pairs
 from resources.resolution.config import ResolutionConfig
 from resources.resolution.model import (
@@ -71,8 +72,10 @@ def prepare(
     con: duckdb.DuckDBPyConnection,
     entities: pd.DataFrame | pa.Table,
     only_ids: Iterable[str] | None = None,
+    config: ResolutionConfig | None = None,
 ) -> None:
-    """Normalise `entities` into the connection's prepared table, flagging `only_ids` as the delta."""
+    """Normalise `entities` into the connection's prepared table with its blocking keys, flagging
+    `only_ids` as the delta."""
     con.execute("SET enable_progress_bar = false")
     create_country_alias_table(con)
     con.register("resolution_input", entities)
@@ -87,6 +90,7 @@ LEFT JOIN resolution_delta d ON d.canonical_id = n.unique_id"""
     )
     con.unregister("resolution_input")
     con.unregister("resolution_delta")
+    add_block_keys(con, PREPARED_TABLE, (config or ResolutionConfig()).blocking)
 
 
 def _parent_links(
@@ -133,7 +137,7 @@ def resolve(
     try:
         t = time.perf_counter()
         delta = None if only_ids is None else set(map(str, only_ids))
-        prepare(con, entities, delta)
+        prepare(con, entities, delta, config)
         ids_sources = con.execute(f"SELECT unique_id, source_system FROM {PREPARED_TABLE}").fetchall()
         timings["normalise"] = time.perf_counter() - t
 
