@@ -4,6 +4,7 @@ once for the module, then the behaviours the golden store relies on."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from resources.resolution.clusters import Decision
 from resources.resolution.config import ResolutionConfig, TrainingSettings
 from resources.resolution.inputs import frame_from_rows
 from resources.resolution.model import MatchModel, check_model, match_weights
+from resources.resolution.normalise import normalise_name
 from resources.resolution.resolve import ModelRefused, Resolution, resolve
 from resources.settings import PROJECT_ROOT
 
@@ -151,3 +153,32 @@ def test_training_that_yields_a_degenerate_model_is_refused_as_a_value(entities:
     out = resolve(entities, strict)
     assert isinstance(out, ModelRefused)
     assert any("name / else" in r for r in out.reasons)
+
+
+def test_an_exact_name_held_by_the_pair_alone_weighs_the_whole_exact_level(
+    resolved: Resolution, entities: pd.DataFrame
+) -> None:
+    names = {
+        cid: normalise_name(raw).name
+        for cid, raw in zip(entities["canonical_id"], entities["name"], strict=True)
+    }
+    held = Counter(names.values())
+    exact = {(w.comparison, w.level): w.match_weight for w in match_weights(resolved.model)}[
+        ("name", "exact")
+    ]
+    own = [
+        w
+        for a, b, w in zip(
+            resolved.pairs["canonical_id_l"],
+            resolved.pairs["canonical_id_r"],
+            resolved.pairs["w_name"],
+            strict=True,
+        )
+        if names[a] is not None and names[a] == names[b] and held[names[a]] == 2
+    ]
+    assert own and all(w == pytest.approx(exact) for w in own)
+
+
+def test_by_default_a_name_alone_however_close_never_links() -> None:
+    config = ResolutionConfig()
+    assert config.training.max_abs_name_weight < config.thresholds.upper
