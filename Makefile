@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: install dev test lambda-package test-unit lint bench bench-ingest bench-analytics bench-api bench-latency drill drill-faults screenshots clean
+.PHONY: install dev test lambda-package test-unit lint bench bench-ingest bench-analytics bench-api bench-latency bench-resolution drill drill-faults screenshots clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -51,6 +51,9 @@ bench-api: install ## The REST API under uvicorn: latency at a fixed offered rat
 
 bench-latency: install ## Upload → queryable for small files on the real local platform (bench/latency_results.md)
 	$(RUN) python -m bench.latency_bench
+
+bench-resolution: install ## Entity resolution: accuracy on labelled companies and FEBRL, 1M entities vs Splink alone, a 10k delta (bench/resolution_results.md)
+	$(RUN) python -m bench.resolution_bench
 
 drill: install ## Ordering drill on the real local platform: 8 × 100,000 and 40 × 5,000 ids (bench/drill_results.md)
 	$(RUN) python -m bench.drill --files 8 --ids 100000

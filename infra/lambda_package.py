@@ -22,9 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MAX_ZIP_BYTES = 50 * 1024 * 1024
 PLATFORM = "x86_64-manylinux_2_28"
-# Modules of resources/ the API never imports: the Dagster resources (they import dagster) and the
-# schema migrations (run by the db-setup task, never by the API).
-EXCLUDED_RESOURCES = {"dagster_resources.py", "schema"}
+# Modules of resources/ the API never imports: the Dagster resources (they import dagster), the
+# schema migrations (run by the db-setup task, never by the API) and the entity-resolution engine (pandas,
+# DuckDB and Splink, none of which the Lambda carries; it runs in the pipeline).
+EXCLUDED_RESOURCES = {"dagster_resources.py", "schema", "resolution"}
 # Fixed timestamp: the same inputs give the same zip (CDK's asset hash stays put).
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 

