@@ -1,7 +1,11 @@
 """Ingest one registered file: stream it from S3, map, load, record the outcome. Dagster-free.
 
-Each file is its own transaction: it lands whole (data, refused records, its `ingest.files` row) or
-not at all, and one bad file never blocks or half-loads another.
+Each file is its own transaction: it lands whole (data, refused records, its `ingest.files` row, its
+source's field profile) or not at all, and one bad file never blocks or half-loads another.
+
+Every record's shape is profiled as it is mapped; once the file is read, before the commit, its shape is
+compared with its source's earlier loaded files (`drift`): the findings are kept with the file, and a
+file whose id or name is gone from (nearly) every record fails with that one finding instead.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from resources.canonical.mapping import map_record
 from resources.canonical.model import CanonicalRecord, Refusal
+from resources.ingest import defaults
+from resources.ingest.drift import Drift, ShapeRefused, compare, profile_after, profiler_for
 from resources.ingest.loader import ChunkedMergeRefused, FileLoadResult, FreshInsertRefused, load_records
 from resources.ingest.parsing import (
     NDJSON_SUFFIXES,
@@ -36,7 +42,10 @@ from resources.ingest.registry import (
     mark_loaded,
     start_loading,
 )
+from resources.ingest.shapes import ShapeProfiler
+from resources.ingest.source_profile import lock_source, read_profile, write_profile
 from resources.sources.catalogue import get_sources
+from resources.sources.compiled import CompiledSource
 
 # Conflicts another transaction caused, gone once it commits: the file's transaction is run again.
 TRANSIENT_ERRORS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.LockNotAvailable)
@@ -66,6 +75,7 @@ class FileOutcome:
     error: str | None = None  # why the file failed; nothing of it landed
     failure_kind: FailureKind | None = None  # 'data' waits for a person; 'infrastructure' is retried
     skipped: str | None = None  # why this run did not touch the file (another run has it)
+    drift: Drift | None = None  # its shape against its source's earlier loaded files
 
     @property
     def ok(self) -> bool:
@@ -101,14 +111,23 @@ def _read_tail(s3: Any, bucket: str, file: FileRow) -> bytes:
     return tail
 
 
-def _mapped(
-    source: str, records: Iterator[Any], change_time_keys: tuple[str, ...] | None, json_types_only: bool
-) -> Iterator[CanonicalRecord | Refusal | MalformedLine]:
+def _compiled(source: str, change_time_keys: tuple[str, ...] | None) -> CompiledSource:
     # The source's definition, compiled once per file (ValueError for a source no definition has).
     compiled = get_sources().source(source)
-    if change_time_keys is not None:
-        compiled = compiled.with_change_time(change_time_keys)
+    return compiled if change_time_keys is None else compiled.with_change_time(change_time_keys)
+
+
+def _mapped(
+    source: str | CompiledSource,
+    records: Iterator[Any],
+    change_time_keys: tuple[str, ...] | None,
+    json_types_only: bool,
+    profiler: ShapeProfiler | None = None,
+) -> Iterator[CanonicalRecord | Refusal | MalformedLine]:
+    compiled = _compiled(source, change_time_keys) if isinstance(source, str) else source
     for record in records:
+        if profiler is not None:
+            profiler.observe(record)
         yield (
             record
             if isinstance(record, MalformedLine)
@@ -136,11 +155,14 @@ def ingest_file(
     file: FileRow,
     run_id: str,
     change_time_fields: Mapping[str, Sequence[str]] | None = None,
+    drift_required_min_share: float = defaults.DRIFT_REQUIRED_MIN_SHARE,
 ) -> FileOutcome:
     """Load one file. `conn` must not be in a transaction; it is left idle.
 
     `change_time_fields` names, per source system, the record fields holding the record's own change
-    time (default: each source's definition; an empty list turns record times off)."""
+    time (default: each source's definition; an empty list turns record times off).
+    `drift_required_min_share`: a file whose id or name is carried by fewer of its records fails with
+    that finding (INGEST_DRIFT_REQUIRED_MIN_SHARE)."""
     not_ours = start_loading(conn, file.file_id, run_id)
     if not_ours:
         return FileOutcome(file, skipped=not_ours)
@@ -155,8 +177,10 @@ def ingest_file(
             reraise=True,
         ):
             with attempt:
-                result = _load(conn, s3, bucket, file, run_id, keys)
-        return FileOutcome(file, result=result)
+                result, drift = _load(conn, s3, bucket, file, run_id, keys, drift_required_min_share)
+        return FileOutcome(file, result=result, drift=drift)
+    except ShapeRefused as exc:
+        return _fail(conn, file, str(exc), "data", drift=exc.drift)
     except (ParseError, FileUnavailable, psycopg.DataError, psycopg.IntegrityError) as exc:
         return _fail(conn, file, str(exc), "data")
     except ClientError as exc:
@@ -180,14 +204,23 @@ def _load(
     file: FileRow,
     run_id: str,
     change_time_keys: tuple[str, ...] | None,
-) -> FileLoadResult:
+    drift_required_min_share: float,
+) -> tuple[FileLoadResult, Drift]:
     # Each refusal rolls the transaction back and narrows what the next attempt may do (rare: see
     # resources/ingest/loader.py), so there are at most three attempts.
     chunked = fresh_inserts = True
     while True:
         try:
             return _load_once(
-                conn, s3, bucket, file, run_id, change_time_keys, chunked=chunked, fresh_inserts=fresh_inserts
+                conn,
+                s3,
+                bucket,
+                file,
+                run_id,
+                change_time_keys,
+                drift_required_min_share,
+                chunked=chunked,
+                fresh_inserts=fresh_inserts,
             )
         except ChunkedMergeRefused:
             if not chunked:
@@ -206,11 +239,14 @@ def _load_once(
     file: FileRow,
     run_id: str,
     change_time_keys: tuple[str, ...] | None,
+    drift_required_min_share: float,
     *,
     chunked: bool,
     fresh_inserts: bool,
-) -> FileLoadResult:
+) -> tuple[FileLoadResult, Drift]:
     info = DocumentInfo()
+    source = _compiled(file.source_system or "", change_time_keys)
+    profiler = profiler_for(source)
     with conn.transaction():
         records = iter_records(
             file.s3_key,
@@ -223,7 +259,7 @@ def _load_once(
         json_types_only = not file.s3_key.lower().endswith(NDJSON_SUFFIXES)
         result = load_records(
             conn,
-            _mapped(file.source_system or "", records, change_time_keys, json_types_only),
+            _mapped(source, records, change_time_keys, json_types_only, profiler),
             file_id=file.file_id,
             attempt=file.attempt,
             source_key=file.s3_key,
@@ -232,8 +268,33 @@ def _load_once(
             early_file_at=(lambda: early_file_time(file, info)) if chunked else None,
             fresh_inserts=fresh_inserts,
         )
-        mark_loaded(conn, file.file_id, result.as_dict(), file_time(file, info.export_date))
-    return result
+        # Decided here, before the commit: it needs the whole file's counts (chunked loads too commit once).
+        drift = _judge_shape(conn, file.file_id, source, profiler, drift_required_min_share)
+        mark_loaded(
+            conn,
+            file.file_id,
+            result.as_dict(),
+            file_time(file, info.export_date),
+            drift.as_json() if drift.drifted else None,
+        )
+    return result, drift
+
+
+def _judge_shape(
+    conn: psycopg.Connection, file_id: int, source: CompiledSource, profiler: ShapeProfiler, min_share: float
+) -> Drift:
+    """The file's drift against its source's profile, which it then joins; raises ShapeRefused (the
+    transaction rolls back: nothing landed, the profile unchanged) when a required field is gone."""
+    shape = profiler.finish()
+    lock_source(conn, source.name)
+    profile = read_profile(conn, source.name)
+    drift = compare(
+        shape, profile, source, required_min_share=min_share, min_records=defaults.DRIFT_MIN_RECORDS
+    )
+    if drift.required:
+        raise ShapeRefused(drift)
+    write_profile(conn, source.name, profile_after(profile, shape, file_id))
+    return drift
 
 
 def _fail_interrupted(conn: psycopg.Connection, file: FileRow) -> None:
@@ -244,7 +305,9 @@ def _fail_interrupted(conn: psycopg.Connection, file: FileRow) -> None:
         conn.commit()
 
 
-def _fail(conn: psycopg.Connection, file: FileRow, reason: str, kind: FailureKind) -> FileOutcome:
-    mark_failed(conn, file.file_id, reason, kind=kind)
+def _fail(
+    conn: psycopg.Connection, file: FileRow, reason: str, kind: FailureKind, drift: Drift | None = None
+) -> FileOutcome:
+    mark_failed(conn, file.file_id, reason, kind=kind, drift=drift.as_json() if drift else None)
     conn.commit()
-    return FileOutcome(file, error=reason, failure_kind=kind)
+    return FileOutcome(file, error=reason, failure_kind=kind, drift=drift)
