@@ -125,9 +125,7 @@ def _mapped(
     profiler: ShapeProfiler | None = None,
 ) -> Iterator[CanonicalRecord | Refusal | MalformedLine]:
     compiled = _compiled(source, change_time_keys) if isinstance(source, str) else source
-    for record in records:
-        if profiler is not None:
-            profiler.observe(record)
+    for record in records if profiler is None else profiler.watch(records):
         yield (
             record
             if isinstance(record, MalformedLine)

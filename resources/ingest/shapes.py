@@ -8,21 +8,26 @@ Pure and cheap, because it watches every record of every load (README, "Schema d
   as received in `attributes`, a change there breaks nothing the mapping reads, and walking it would
   cost every record a traversal and multiply the fields (every key of every metric point).
 - Counts: the records of a file nearly all share one key set, so each record costs one tuple of its keys
-  and one dict update; per-field counts are derived from the key tuples once, at the end. Past
+  and one dict update, keyed by the tuple's hash (the parser built new key strings for every record:
+  comparing tuples would compare every key's text; two key sets of one file sharing a 64-bit hash are
+  as likely as never); per-field counts are derived from the key sets once, at the end. Whether a key
+  set holds an object the definition reads into is decided once per key set too. Past
   `max_shapes` distinct key sets (records whose keys are data, e.g. ids) each further record is counted
   field by field, and past `max_fields` distinct fields new ones are no longer tracked: memory stays
   bounded whatever the file.
 - Types: on a sample spread over the whole file: every record while fewer than `sample_budget` were
   sampled, then every 2nd, 4th, … (the stride doubles each `sample_budget` samples), so about
-  budget × log2(records / budget) records in all, from its first to its last part. A field's type is
-  the exporter's schema, the same in every record it writes: a changed schema changes the type of every
-  record from some point on, which such a sample sees; a lone odd value is a bad record, refused by the
-  mapping with its reason, not a change of shape.
+  budget × log2(records / budget) records in all (about 700 of 50,000), from its first to its last
+  part: the stride never exceeds about records / 2·budget, so any run of records longer than that (under
+  1 % of the file) is sampled. A field's type is the exporter's schema, the same in every record it
+  writes: a changed schema changes the type of every record from some point on, which such a sample
+  sees; a type scattered over 1 % of the records is missed with a probability under 0.1 %. A lone odd
+  value is a bad record, refused by the mapping with its reason, not a change of shape.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -31,15 +36,28 @@ from typing import Any
 # its profile small to store; an ordinary export has one to a handful of key sets and tens of fields.
 MAX_SHAPES = 256
 MAX_FIELDS = 500
-SAMPLE_BUDGET = 128
+SAMPLE_BUDGET = 64
 
 JSON_TYPES = ("string", "number", "bool", "object", "array", "null")
 
 
+_TYPE_OF: dict[type, str] = {
+    str: "string",
+    int: "number",
+    float: "number",
+    Decimal: "number",
+    bool: "bool",
+    dict: "object",
+    list: "array",
+    type(None): "null",
+}
+
+
 def json_type(value: object) -> str:
     """The JSON type of a parsed value; anything a JSON parser does not build is `other`."""
-    if value is None:
-        return "null"
+    exact = _TYPE_OF.get(type(value))  # what parsers build: one lookup
+    if exact is not None:
+        return exact
     if isinstance(value, bool):  # before int: bool is an int in Python
         return "bool"
     if isinstance(value, str):
@@ -103,13 +121,13 @@ class ShapeProfiler:
         "_next_sample",
         "_required",
         "_sampled",
+        "_shapes",
         "_stride",
         "_types",
         "loose",
         "nested",
         "non_objects",
         "records",
-        "shapes",
         "untracked",
     )
 
@@ -133,30 +151,53 @@ class ShapeProfiler:
         self._types: dict[str, set[str]] = {}
         self.records = 0  # everything observed (objects and not)
         self.non_objects = 0
-        self.shapes: dict[tuple[str, ...], int] = {}  # top-level key tuple → records
+        # hash of a top-level key tuple → [records, whether it holds a container, the keys]
+        self._shapes: dict[int, list[Any]] = {}
         self.loose: dict[str, int] = {}  # field → records, for records past max_shapes
         self.nested: dict[str, int] = {}  # dotted field under a container → records
         self.untracked: set[str] = set()
 
+    @property
+    def shapes(self) -> dict[tuple[str, ...], int]:
+        """Records per top-level key tuple (past `max_shapes`, records are counted in `loose`)."""
+        return {tuple(keys): n for n, _, keys in self._shapes.values()}
+
     def observe(self, record: Any) -> None:
-        self.records += 1
-        if type(record) is not dict:
-            self.non_objects += 1
-            return
-        keys = tuple(record)
-        shapes = self.shapes
-        seen = shapes.get(keys)
-        if seen is not None:
-            shapes[keys] = seen + 1
-        elif len(shapes) < self._max_shapes and len(keys) <= self._max_fields:
-            shapes[keys] = 1
-        else:
-            self._count_loose(keys, self.loose)
-        # isdisjoint: one C call for the common record that has none of the containers
-        if self._heads and not record.keys().isdisjoint(self._heads):
-            self._observe_nested(record)
-        if self.records >= self._next_sample:
-            self._sample(record)
+        """Take one record into account."""
+        for _ in self.watch((record,)):
+            pass
+
+    def watch(self, records: Iterable[Any]) -> Iterator[Any]:
+        """Yield the records unchanged, each taken into account on its way. The per-record path, so its
+        state lives in locals while the records flow."""
+        shapes, first_of_shape = self._shapes, self._first_of_shape
+        seen, next_sample = self.records, self._next_sample
+        try:
+            for record in records:
+                seen += 1
+                if type(record) is dict:
+                    keys = tuple(record)
+                    shape = shapes.get(hash(keys))
+                    if shape is None:
+                        shape = first_of_shape(keys)
+                    shape[0] += 1
+                    if shape[1]:
+                        self._observe_nested(record)
+                    if seen >= next_sample:
+                        next_sample = self._sample(record, seen)
+                else:
+                    self.non_objects += 1
+                yield record
+        finally:
+            self.records, self._next_sample = seen, next_sample
+
+    def _first_of_shape(self, keys: tuple[str, ...]) -> list[Any]:
+        holds = not self._heads.isdisjoint(keys)
+        if len(self._shapes) < self._max_shapes and len(keys) <= self._max_fields:
+            shape = self._shapes[hash(keys)] = [0, holds, keys]
+            return shape
+        self._count_loose(keys, self.loose)
+        return [0, holds, ()]  # counted field by field, not kept
 
     def _count_loose(self, keys: Iterable[str], into: dict[str, int], prefix: str = "") -> None:
         tracked = len(self.loose) + len(self.nested)
@@ -183,14 +224,15 @@ class ShapeProfiler:
         for dotted, inner in self._inner(record):
             self._count_loose(inner, self.nested, dotted + ".")
 
-    def _sample(self, record: dict[str, Any]) -> None:
+    def _sample(self, record: dict[str, Any], seen: int) -> int:
+        """Take the record's types; return the number of the next record to sample."""
         self._sampled += 1
         if self._sampled % self._budget == 0:
             self._stride *= 2
-        self._next_sample = self.records + self._stride
         self._sample_types(record.items(), "")
         for dotted, inner in self._inner(record):
             self._sample_types(inner.items(), dotted + ".")
+        return seen + self._stride
 
     def _sample_types(self, items: Iterable[tuple[str, Any]], prefix: str) -> None:
         types = self._types
@@ -204,7 +246,7 @@ class ShapeProfiler:
     def finish(self) -> FileShape:
         """The file's shape: at most `max_fields` fields, the most carried ones kept."""
         counts: dict[str, int] = dict(self.loose)
-        for keys, n in self.shapes.items():
+        for n, _, keys in self._shapes.values():
             for k in keys:
                 counts[k] = counts.get(k, 0) + n
         counts.update(self.nested)
@@ -224,10 +266,10 @@ class ShapeProfiler:
         records counted field by field can only be bounded (the most carried alternative's parts, summed
         over alternatives)."""
         exact = 0
-        for keys, n in self.shapes.items():
+        for n, _, keys in self._shapes.values():
             present = frozenset(keys)
             if any(present.issuperset(alt) for alt in alternatives):
                 exact += n
-        loose_records = self.records - self.non_objects - sum(self.shapes.values())
+        loose_records = self.records - self.non_objects - sum(int(n) for n, _, _ in self._shapes.values())
         bound = sum(min((self.loose.get(k, 0) for k in alt), default=loose_records) for alt in alternatives)
         return exact + min(bound, loose_records)
