@@ -43,7 +43,7 @@ from resources.dagster_resources import (
 )
 from resources.ingest import defaults as ingest_defaults
 from resources.ingest.loader import FileLoadResult
-from resources.ingest.registry import LOADED_COUNTS, claim_batches, get_files, newest_loaded
+from resources.ingest.registry import LOADED_COUNTS, claim_batches, get_files, list_files, newest_loaded
 from resources.ingest.runner import FileOutcome, ingest_file
 
 ENTITIES = AssetKey(["canonical", "entities"])
@@ -55,6 +55,7 @@ CHECK_NEVER_BACK = "no_entity_moved_back_in_source_order"
 CHECK_FRESHNESS = "newest_file_within_freshness_bound"
 CHECK_REQUIRED_ATTRIBUTES = "required_attributes_present"
 CHECK_SCHEMA_DRIFT = "loaded_files_kept_their_source_shape"
+CHECK_NO_HELD_SNAPSHOT = "no_snapshot_held"
 # A run launched by hand with no file ids takes at most this many pending files.
 MANUAL_RUN_MAX_FILES = 1000
 
@@ -96,7 +97,15 @@ def _files_table(outcomes: list[FileOutcome]) -> str:
     ]
     for o in outcomes:
         r = o.result
-        outcome = "loaded" if r else ("skipped: " + o.skipped if o.skipped else "FAILED: " + (o.error or ""))
+        outcome = (
+            "loaded"
+            if r
+            else "skipped: " + o.skipped
+            if o.skipped
+            else "HELD: " + o.held
+            if o.held
+            else "FAILED: " + (o.error or "")
+        )
         if r and o.drift is not None and o.drift.drifted:
             outcome += f" (drift {o.drift.marker()})"
         outcome = outcome.replace("|", "\\|")[:300]
@@ -184,6 +193,22 @@ def _check_schema_drift(outcomes: list[FileOutcome]) -> AssetCheckResult:
     )
 
 
+def _check_no_held_snapshot(conn: psycopg.Connection) -> AssetCheckResult:
+    # Every held file, whichever run held it: the check stays failed until someone releases or replaces it.
+    held = list_files(conn, status="held", limit=20)
+    conn.commit()
+    return AssetCheckResult(
+        asset_key=ENTITIES,
+        check_name=CHECK_NO_HELD_SNAPSHOT,
+        passed=not held,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "held_files": MetadataValue.json([{"key": f.s3_key, "reason": f.reason} for f in held]),
+            "release_with": "pipeline release KEY",
+        },
+    )
+
+
 def _canonical_table(key: AssetKey, description: str, schema: Any) -> AssetSpec:
     """A canonical table the ingest op writes: what the three share, their key, words and columns apart."""
     return AssetSpec(
@@ -252,6 +277,12 @@ def _canonical_table(key: AssetKey, description: str, schema: Any) -> AssetSpec:
             "files (new fields, fields gone missing, changed JSON types); warns naming the files and "
             "findings.",
         ),
+        AssetCheckSpec(
+            CHECK_NO_HELD_SNAPSHOT,
+            asset=ENTITIES,
+            description="No snapshot is held for retiring more of its source than "
+            "INGEST_SNAPSHOT_MAX_RETIRE_SHARE allows (`pipeline release KEY` applies one).",
+        ),
     ],
     op_tags={"kind": "ingest"},
 )
@@ -284,7 +315,8 @@ def ingest_files(
                     file,
                     run_id,
                     ingest_tuning.change_time_fields,
-                    ingest_tuning.drift_required_min_share,
+                    max_retire_share=ingest_tuning.max_retire_share,
+                    drift_required_min_share=ingest_tuning.drift_required_min_share,
                 )
                 outcomes.append(outcome)
                 if outcome.result:
@@ -292,12 +324,15 @@ def ingest_files(
                     context.log.info(
                         f"{file.s3_key}: {r.received} received, {r.inserted} inserted, {r.updated} updated, "
                         f"{r.unchanged} unchanged, {r.superseded} superseded, {r.rejected} refused, "
-                        f"{r.duplicates} duplicates in {r.seconds:.2f}s"
+                        + (f"{r.retired} retired, " if r.retired else "")
+                        + f"{r.duplicates} duplicates in {r.seconds:.2f}s"
                     )
                     if outcome.drift is not None and outcome.drift.drifted:
                         context.log.warning(f"{file.s3_key} drifted: {outcome.drift.summary()}")
                 elif outcome.error:
                     context.log.error(f"{file.s3_key} failed, nothing of it landed: {outcome.error}")
+                elif outcome.held:
+                    context.log.error(f"{file.s3_key} held: {outcome.held}")
                 else:
                     context.log.warning(f"{file.s3_key} skipped: {outcome.skipped}")
 
@@ -383,6 +418,7 @@ def _materialize(
             "rejected": total.rejected,
             "duplicates": total.duplicates,
             "superseded": total.superseded,
+            "retired": total.retired,
             "seconds": round(elapsed, 3),
             "records_per_second": round(total.received / elapsed, 1) if elapsed > 0 else 0.0,
         },
@@ -441,6 +477,7 @@ def _checks(
     yield _check_required_attributes(conn, context.run.run_id)
     yield _check_schema_drift(outcomes)
     conn.commit()
+    yield _check_no_held_snapshot(conn)
 
 
 ingest_job = define_asset_job(

@@ -39,10 +39,11 @@ FILE_COLUMNS = (
     "unchanged",
     "superseded",
     "rejected",
+    "retired",
     "drift",
     "reason",
 )
-_NUMERIC = ("att", "received", "inserted", "updated", "unchanged", "superseded", "rejected")
+_NUMERIC = ("att", "received", "inserted", "updated", "unchanged", "superseded", "rejected", "retired")
 
 
 def format_files(rows: Sequence[Any], reason_width: int = 60) -> str:
@@ -60,6 +61,7 @@ def format_files(rows: Sequence[Any], reason_width: int = 60) -> str:
                 r.unchanged,
                 r.superseded,
                 r.rejected,
+                r.retired,
                 drift_marker(r.drift),
                 _truncate(r.reason, reason_width),
             )

@@ -17,6 +17,8 @@ MAX_REFUSED_SHARE = 0.5
 # attempts in all, the first retry this long after the failure, each next one twice as long.
 MAX_ATTEMPTS = 3
 RETRY_BACKOFF_SECONDS = 30.0
+# A snapshot that would retire more than this share of its source's entities is held for a person.
+MAX_RETIRE_SHARE = 0.2
 # Schema drift: a file of at least DRIFT_MIN_RECORDS records whose id or name (any of its definition's
 # paths) is carried by fewer than this share of its records fails as a data failure with one finding,
 # instead of loading as nothing but identical refusals. Absent keys, not blank values: an export missing

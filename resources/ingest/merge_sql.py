@@ -133,7 +133,7 @@ ENTITY_UPDATE_SET = (
     "revenue = EXCLUDED.revenue, employees = EXCLUDED.employees, attributes = EXCLUDED.attributes, "
     "attributes_hash = EXCLUDED.attributes_hash, metadata = EXCLUDED.metadata, "
     "source_changed_at = EXCLUDED.source_changed_at, source_file_at = EXCLUDED.source_file_at, "
-    "source_file_id = EXCLUDED.source_file_id"
+    "source_file_id = EXCLUDED.source_file_id, status = EXCLUDED.status, deleted_at = EXCLUDED.deleted_at"
 )
 _ENTITY_COLUMNS = """(entity_type, source_system, canonical_id, name, industry, revenue, employees,
          attributes, attributes_hash, metadata, source_changed_at, source_file_at, source_file_id)"""
@@ -180,16 +180,16 @@ WITH merged AS (
               old.entity_type AS old_entity_type, old.attributes AS old_attributes,
               old.metadata AS old_metadata, old.updated_at AS old_updated_at,
               old.source_changed_at AS old_changed_at, old.source_file_at AS old_file_at,
-              old.source_file_id AS old_file_id,
+              old.source_file_id AS old_file_id, old.status AS old_status, old.deleted_at AS old_deleted_at,
               -- measured by the database at write time, so the asset check can fail if the rule breaks
               (old.source_changed_at, old.source_file_at, old.source_file_id)
                   > (new.source_changed_at, new.source_file_at, new.source_file_id) AS moved_back
 ), history AS (
     INSERT INTO canonical.entity_history
         (entity_id, canonical_id, version, entity_type, attributes, metadata, valid_from,
-         source_changed_at, source_file_at, source_file_id)
+         source_changed_at, source_file_at, source_file_id, status, deleted_at)
     SELECT old_entity_id, old_canonical_id, old_version, old_entity_type, old_attributes, old_metadata,
-           old_updated_at, old_changed_at, old_file_at, old_file_id
+           old_updated_at, old_changed_at, old_file_at, old_file_id, old_status, old_deleted_at
     FROM merged WHERE old_entity_id IS NOT NULL
 )
 SELECT count(*) FILTER (WHERE old_entity_id IS NULL), count(*) FILTER (WHERE old_entity_id IS NOT NULL),

@@ -11,7 +11,7 @@ file whose id or name is gone from (nearly) every record fails with that one fin
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
@@ -24,6 +24,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from resources.canonical.mapping import map_record
 from resources.canonical.model import CanonicalRecord, Refusal
 from resources.ingest import defaults
+from resources.ingest.defaults import MAX_RETIRE_SHARE
 from resources.ingest.drift import Drift, ShapeRefused, compare, profile_after, profiler_for
 from resources.ingest.loader import ChunkedMergeRefused, FileLoadResult, FreshInsertRefused, load_records
 from resources.ingest.parsing import (
@@ -39,9 +40,11 @@ from resources.ingest.registry import (
     FileRow,
     finish_loading,
     mark_failed,
+    mark_held,
     mark_loaded,
     start_loading,
 )
+from resources.ingest.retire import SnapshotHeld, retire_absent
 from resources.ingest.shapes import ShapeProfiler
 from resources.ingest.source_profile import lock_source, read_profile, write_profile
 from resources.sources.catalogue import get_sources
@@ -51,6 +54,8 @@ from resources.sources.compiled import CompiledSource
 TRANSIENT_ERRORS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.LockNotAvailable)
 TRANSIENT_ATTEMPTS = 6
 INTERRUPTED = "its run was interrupted while loading it; nothing of it landed"
+# The attempt cause of a replay (resources/ingest/replay.py): the file was profiled when it first loaded.
+REPLAY = "replay"
 # S3 answers that say "not now" rather than "never": the file fails as an infrastructure failure and is
 # retried by itself; any other refusal (access denied, no such bucket) waits for a person.
 S3_TRANSIENT_CODES = frozenset(
@@ -76,6 +81,7 @@ class FileOutcome:
     failure_kind: FailureKind | None = None  # 'data' waits for a person; 'infrastructure' is retried
     skipped: str | None = None  # why this run did not touch the file (another run has it)
     drift: Drift | None = None  # its shape against its source's earlier loaded files
+    held: str | None = None  # why the snapshot waits for a release; nothing of it landed
 
     @property
     def ok(self) -> bool:
@@ -153,15 +159,21 @@ def ingest_file(
     file: FileRow,
     run_id: str,
     change_time_fields: Mapping[str, Sequence[str]] | None = None,
+    *,
+    max_retire_share: float = MAX_RETIRE_SHARE,
+    start: Callable[[psycopg.Connection, int, str], str | None] = start_loading,
     drift_required_min_share: float = defaults.DRIFT_REQUIRED_MIN_SHARE,
 ) -> FileOutcome:
     """Load one file. `conn` must not be in a transaction; it is left idle.
 
     `change_time_fields` names, per source system, the record fields holding the record's own change
-    time (default: each source's definition; an empty list turns record times off).
+    time (default: each source's definition; an empty list turns record times off). `start` takes the
+    file for this run under its loader lock, or says why not (`start_loading`: a pending or queued
+    file; a replay takes a loaded one as `file`'s attempt).
+    `max_retire_share`: a snapshot that would retire more of its source is held, not applied.
     `drift_required_min_share`: a file whose id or name is carried by fewer of its records fails with
     that finding (INGEST_DRIFT_REQUIRED_MIN_SHARE)."""
-    not_ours = start_loading(conn, file.file_id, run_id)
+    not_ours = start(conn, file.file_id, run_id)
     if not_ours:
         return FileOutcome(file, skipped=not_ours)
     source = file.source_system or ""
@@ -175,10 +187,16 @@ def ingest_file(
             reraise=True,
         ):
             with attempt:
-                result, drift = _load(conn, s3, bucket, file, run_id, keys, drift_required_min_share)
+                result, drift = _load(
+                    conn, s3, bucket, file, run_id, keys, max_retire_share, drift_required_min_share
+                )
         return FileOutcome(file, result=result, drift=drift)
     except ShapeRefused as exc:
         return _fail(conn, file, str(exc), "data", drift=exc.drift)
+    except SnapshotHeld as held:
+        mark_held(conn, file.file_id, held.reason)
+        conn.commit()
+        return FileOutcome(file, held=held.reason)
     except (ParseError, FileUnavailable, psycopg.DataError, psycopg.IntegrityError) as exc:
         return _fail(conn, file, str(exc), "data")
     except ClientError as exc:
@@ -202,6 +220,7 @@ def _load(
     file: FileRow,
     run_id: str,
     change_time_keys: tuple[str, ...] | None,
+    max_retire_share: float,
     drift_required_min_share: float,
 ) -> tuple[FileLoadResult, Drift]:
     # Each refusal rolls the transaction back and narrows what the next attempt may do (rare: see
@@ -216,6 +235,7 @@ def _load(
                 file,
                 run_id,
                 change_time_keys,
+                max_retire_share,
                 drift_required_min_share,
                 chunked=chunked,
                 fresh_inserts=fresh_inserts,
@@ -237,6 +257,7 @@ def _load_once(
     file: FileRow,
     run_id: str,
     change_time_keys: tuple[str, ...] | None,
+    max_retire_share: float,
     drift_required_min_share: float,
     *,
     chunked: bool,
@@ -262,28 +283,57 @@ def _load_once(
             attempt=file.attempt,
             source_key=file.s3_key,
             run_id=run_id,
+            transformation_version=get_sources().source(file.source_system or "").transformation_version,
             file_at=lambda: file_time(file, info.export_date),
             early_file_at=(lambda: early_file_time(file, info)) if chunked else None,
             fresh_inserts=fresh_inserts,
         )
-        # Decided here, before the commit: it needs the whole file's counts (chunked loads too commit once).
-        drift = _judge_shape(conn, file.file_id, source, profiler, drift_required_min_share)
+        # Decided here, before the commit: it needs the whole file's counts (chunked loads too commit once),
+        # and before a snapshot retires anything: a file whose name is gone must not retire its source.
+        drift = _judge_shape(conn, file, source, profiler, drift_required_min_share)
+        file_at = file_time(file, info.export_date)
+        if get_sources().source(file.source_system or "").snapshot:
+            result.retired = retire_absent(
+                conn,
+                source=file.source_system or "",
+                file_id=file.file_id,
+                attempt=file.attempt,
+                file_at=file_at,
+                source_key=file.s3_key,
+                run_id=run_id,
+                max_share=max_retire_share,
+                released=file.retire_released,
+            )
         mark_loaded(
             conn,
             file.file_id,
             result.as_dict(),
-            file_time(file, info.export_date),
-            drift.as_json() if drift.drifted else None,
+            file_at,
+            file.drift if file.attempt_cause == REPLAY else (drift.as_json() if drift.drifted else None),
         )
     return result, drift
 
 
 def _judge_shape(
-    conn: psycopg.Connection, file_id: int, source: CompiledSource, profiler: ShapeProfiler, min_share: float
+    conn: psycopg.Connection,
+    file: FileRow,
+    source: CompiledSource,
+    profiler: ShapeProfiler,
+    min_share: float,
 ) -> Drift:
     """The file's drift against its source's profile, which it then joins; raises ShapeRefused (the
-    transaction rolls back: nothing landed, the profile unchanged) when a required field is gone."""
+    transaction rolls back: nothing landed, the profile unchanged) when a required field is gone.
+
+    A replayed file is in its source's profile already, since its first load: only its required
+    fields are checked against the current definition; its findings stay those of its first load."""
     shape = profiler.finish()
+    if file.attempt_cause == REPLAY:
+        drift = compare(
+            shape, {}, source, required_min_share=min_share, min_records=defaults.DRIFT_MIN_RECORDS
+        )
+        if drift.required:
+            raise ShapeRefused(drift)
+        return Drift()
     lock_source(conn, source.name)
     profile = read_profile(conn, source.name)
     drift = compare(
@@ -291,7 +341,7 @@ def _judge_shape(
     )
     if drift.required:
         raise ShapeRefused(drift)
-    write_profile(conn, source.name, profile_after(profile, shape, file_id))
+    write_profile(conn, source.name, profile_after(profile, shape, file.file_id))
     return drift
 
 
