@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 from dagster import AssetCheckSeverity, DagsterInstance, instance_for_test
@@ -261,3 +262,23 @@ def test_a_file_that_fails_while_read_leaves_the_source_profile_as_it_was(stack:
     assert outcome.failure_kind == "data" and outcome.drift is None
     assert _profile(url) == profile_before
     assert q1(url, "SELECT drift FROM ingest.files WHERE s3_key = 'crm-data/b.json'") is None
+
+
+def test_a_replay_keeps_each_files_findings_and_leaves_the_source_profile_as_it_was(stack: Any) -> None:
+    from resources.ingest.replay import ReplayPlan, plan_replay, replay_files
+
+    files = RawFiles(stack)
+    url = stack.pg.owner_url
+    files.ingest(files.add("crm-data/a.json", _export(30)))
+    files.ingest(files.add("crm-data/b.json", _export(30, start=30, tier="gold")))
+    findings = q(url, "SELECT s3_key, drift->>'marker' FROM ingest.files ORDER BY s3_key")
+    assert findings == [("crm-data/a.json", None), ("crm-data/b.json", "+1")]
+    profile_before = _profile(url)
+
+    with psycopg.connect(stack.settings.database_url) as conn:
+        plan = plan_replay(conn, "crm")
+        assert isinstance(plan, ReplayPlan)
+        replayed = list(replay_files(conn, files.s3, files.bucket, plan, "replay-run"))
+    assert [r.outcome.ok for r in replayed] == [True, True]
+    assert q(url, "SELECT s3_key, drift->>'marker' FROM ingest.files ORDER BY s3_key") == findings
+    assert _profile(url) == profile_before
