@@ -246,6 +246,39 @@ class JobResponse(BaseModel):
     recordCount: int | None = Field(None, description="Rows of a large result")
 
 
+class FieldShare(BaseModel):
+    field: str
+    share: float = Field(description="new: share of the file's records carrying it; missing: without it")
+
+
+class TypeChange(BaseModel):
+    field: str
+    before: list[str] = Field(description="JSON types the source sent for it before (null aside)")
+    now: list[str] = Field(description="JSON types in this file")
+
+
+class RequiredFieldGone(BaseModel):
+    field: Literal["id", "name"]
+    paths: list[str] = Field(description="Where the source's definition looks for it")
+    share: float = Field(description="Share of the file's records carrying none of them")
+    usual: str | None = Field(description="The path the source's earlier files carried it under")
+    suggestion: str | None = Field(description="A new field carried by about as many records")
+    finding: str
+
+
+class FileDrift(BaseModel):
+    records: int
+    marker: str = Field(description="Short form: +new -missing ~type changes, !field for a required one gone")
+    summary: str
+    counts: dict[str, int] = Field(description="Findings of each kind (new, missing, types, required)")
+    new: list[FieldShare]
+    missing: list[FieldShare]
+    types: list[TypeChange]
+    required: list[RequiredFieldGone] = Field(
+        description="A required field gone from (nearly) every record: the file failed with this finding"
+    )
+
+
 class IngestFile(BaseModel):
     fileId: int
     key: str
@@ -276,6 +309,11 @@ class IngestFile(BaseModel):
     retries: int = Field(default=0, description="Automatic retries of this series of attempts")
     attemptCause: Literal["reprocess", "retry", "release", "replay"] | None = Field(
         default=None, description="Why the current attempt started (null: the file arrived)"
+    )
+    drift: FileDrift | None = Field(
+        default=None,
+        description="Its records' shape against its source's earlier loaded files (null: no change, or "
+        "the source's first file)",
     )
 
 

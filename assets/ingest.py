@@ -54,6 +54,7 @@ CHECK_REFUSED_SHARE = "refused_share_below_threshold"
 CHECK_NEVER_BACK = "no_entity_moved_back_in_source_order"
 CHECK_FRESHNESS = "newest_file_within_freshness_bound"
 CHECK_REQUIRED_ATTRIBUTES = "required_attributes_present"
+CHECK_SCHEMA_DRIFT = "loaded_files_kept_their_source_shape"
 CHECK_NO_HELD_SNAPSHOT = "no_snapshot_held"
 # A run launched by hand with no file ids takes at most this many pending files.
 MANUAL_RUN_MAX_FILES = 1000
@@ -105,6 +106,8 @@ def _files_table(outcomes: list[FileOutcome]) -> str:
             if o.held
             else "FAILED: " + (o.error or "")
         )
+        if r and o.drift is not None and o.drift.drifted:
+            outcome += f" (drift {o.drift.marker()})"
         outcome = outcome.replace("|", "\\|")[:300]
         if r:
             lines.append(
@@ -158,6 +161,35 @@ def _check_required_attributes(conn: psycopg.Connection, run_id: str) -> AssetCh
         check_name=CHECK_REQUIRED_ATTRIBUTES,
         passed=not bad,
         metadata={"sample_failing_ids": MetadataValue.json([r[0] for r in bad])},
+    )
+
+
+def _drifted(outcomes: list[FileOutcome]) -> dict[str, dict[str, Any]]:
+    """Loaded files whose shape changed against their source's earlier files, by key: their findings."""
+    return {
+        o.file.s3_key: o.drift.as_json()
+        for o in outcomes
+        if o.result is not None and o.drift is not None and o.drift.drifted
+    }
+
+
+def _check_schema_drift(outcomes: list[FileOutcome]) -> AssetCheckResult:
+    # A warning: a drifted file loaded (its required fields were there); people should look at the source.
+    drifted = _drifted(outcomes)
+    return AssetCheckResult(
+        asset_key=ENTITIES,
+        check_name=CHECK_SCHEMA_DRIFT,
+        passed=not drifted,
+        severity=AssetCheckSeverity.WARN,
+        description=(
+            "; ".join(f"{key}: {d['summary']}" for key, d in drifted.items())[:2000]
+            if drifted
+            else "every loaded file kept its source's shape"
+        ),
+        metadata={
+            "drifted_files": len(drifted),
+            "findings": MetadataValue.json({k: d["summary"] for k, d in drifted.items()}),
+        },
     )
 
 
@@ -239,6 +271,13 @@ def _canonical_table(key: AssetKey, description: str, schema: Any) -> AssetSpec:
             description="Entities written by this run carry a name and a consistent canonical id.",
         ),
         AssetCheckSpec(
+            CHECK_SCHEMA_DRIFT,
+            asset=ENTITIES,
+            description="No file loaded by this run changed shape against its source's earlier loaded "
+            "files (new fields, fields gone missing, changed JSON types); warns naming the files and "
+            "findings.",
+        ),
+        AssetCheckSpec(
             CHECK_NO_HELD_SNAPSHOT,
             asset=ENTITIES,
             description="No snapshot is held for retiring more of its source than "
@@ -277,6 +316,7 @@ def ingest_files(
                     run_id,
                     ingest_tuning.change_time_fields,
                     max_retire_share=ingest_tuning.max_retire_share,
+                    drift_required_min_share=ingest_tuning.drift_required_min_share,
                 )
                 outcomes.append(outcome)
                 if outcome.result:
@@ -287,6 +327,8 @@ def ingest_files(
                         + (f"{r.retired} retired, " if r.retired else "")
                         + f"{r.duplicates} duplicates in {r.seconds:.2f}s"
                     )
+                    if outcome.drift is not None and outcome.drift.drifted:
+                        context.log.warning(f"{file.s3_key} drifted: {outcome.drift.summary()}")
                 elif outcome.error:
                     context.log.error(f"{file.s3_key} failed, nothing of it landed: {outcome.error}")
                 elif outcome.held:
@@ -315,7 +357,7 @@ def ingest_files(
                         or "none pending"
                     )
                 )
-                yield from _checks(context, conn, config, FileLoadResult(), max_age)
+                yield from _checks(context, conn, config, FileLoadResult(), max_age, [])
     except psycopg.OperationalError as exc:
         # Connection lost or server restarting: worth another try. Files already loaded are
         # 'loaded' and are not claimed again; the one in flight rolled back and is retried.
@@ -356,9 +398,12 @@ def _materialize(
 ) -> Iterator[Any]:
     total = _totals(outcomes)
     elapsed = time.perf_counter() - started
+    drifted = _drifted(outcomes)
     common: dict[str, Any] = {
         "files": MetadataValue.md(_files_table(outcomes)),
         "file_count": len([o for o in outcomes if o.result]),
+        "drifted_files": len(drifted),
+        "drift": MetadataValue.json(drifted),
     }
     counts = _row_counts(conn)
     yield MaterializeResult(
@@ -394,7 +439,7 @@ def _materialize(
             "dagster/row_count": counts["time_series_data"],
         },
     )
-    yield from _checks(context, conn, config, total, max_age_hours)
+    yield from _checks(context, conn, config, total, max_age_hours, outcomes)
 
 
 def _row_counts(conn: psycopg.Connection) -> dict[str, int]:
@@ -412,6 +457,7 @@ def _checks(
     config: IngestConfig,
     total: FileLoadResult,
     max_age_hours: float,
+    outcomes: list[FileOutcome],
 ) -> Iterator[AssetCheckResult]:
     share = total.rejected / total.received if total.received else 0.0
     yield AssetCheckResult(
@@ -429,6 +475,7 @@ def _checks(
     yield _check_never_back(total)
     yield _check_freshness(conn, max_age_hours)
     yield _check_required_attributes(conn, context.run.run_id)
+    yield _check_schema_drift(outcomes)
     conn.commit()
     yield _check_no_held_snapshot(conn)
 

@@ -28,7 +28,7 @@ import psycopg
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
-from pipeline_defs.cli_format import format_attempts, format_files
+from pipeline_defs.cli_format import format_attempts, format_drift, format_files
 from pipeline_defs.devstack.state import adopt_running_dev_stack
 from resources.contract import FILE_STATUSES
 from resources.settings import get_settings
@@ -188,6 +188,7 @@ def history(key: str) -> None:
         + ")"
     )
     click.echo(format_attempts(attempts) if attempts else "no attempt has ended yet")
+    click.echo(format_drift(row.drift))
 
 
 @cli.command()

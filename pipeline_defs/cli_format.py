@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from resources.ingest.drift import percent
+
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[str] = ()) -> str:
     """Plain aligned columns; numbers (columns named in `right`) right-aligned; None as '-'."""
@@ -38,6 +40,7 @@ FILE_COLUMNS = (
     "superseded",
     "rejected",
     "retired",
+    "drift",
     "reason",
 )
 _NUMERIC = ("att", "received", "inserted", "updated", "unchanged", "superseded", "rejected", "retired")
@@ -59,12 +62,40 @@ def format_files(rows: Sequence[Any], reason_width: int = 60) -> str:
                 r.superseded,
                 r.rejected,
                 r.retired,
+                drift_marker(r.drift),
                 _truncate(r.reason, reason_width),
             )
             for r in rows
         ],
         right=_NUMERIC,
     )
+
+
+def drift_marker(drift: Any) -> str | None:
+    """A file's drift in a few characters (`+1 -1 ~1`: new, missing, type changes; `!name`: a required
+    field gone); None when it had none."""
+    return (drift or {}).get("marker") or None
+
+
+def format_drift(drift: Any) -> str:
+    """A file's drift findings, one a line, for `pipeline history`."""
+    if not drift:
+        return "drift: none"
+    lines = ["drift: " + str(drift.get("marker", ""))]
+    lines += [f"  {r['finding']}" for r in drift.get("required", [])]
+    lines += [f"  new field {c['field']}: in {_share(c['share'])} of records" for c in drift.get("new", [])]
+    lines += [
+        f"  missing field {c['field']}: absent from {_share(c['share'])}" for c in drift.get("missing", [])
+    ]
+    lines += [
+        f"  type changed {t['field']}: {'/'.join(t['before'])} -> {'/'.join(t['now'])}"
+        for t in drift.get("types", [])
+    ]
+    return "\n".join(lines)
+
+
+def _share(share: float) -> str:
+    return percent(float(share))
 
 
 def format_attempts(rows: Sequence[Any], reason_width: int = 70) -> str:

@@ -157,6 +157,8 @@ class IngestTuningResource(ConfigurableResource):  # type: ignore[type-arg]  # a
     max_attempts: int = ingest_defaults.MAX_ATTEMPTS
     retry_backoff_seconds: float = ingest_defaults.RETRY_BACKOFF_SECONDS
     max_retire_share: float = ingest_defaults.MAX_RETIRE_SHARE
+    # A file whose id or name is carried by fewer records than this share fails with one drift finding.
+    drift_required_min_share: float = ingest_defaults.DRIFT_REQUIRED_MIN_SHARE
 
 
 def _env(name: str, default: Any, environ: Mapping[str, str], *, integer: bool = False) -> Any:
@@ -213,5 +215,6 @@ def build_resources(
             max_attempts=s.ingest_max_attempts,
             retry_backoff_seconds=s.ingest_retry_backoff_seconds,
             max_retire_share=s.ingest_snapshot_max_retire_share,
+            drift_required_min_share=s.ingest_drift_required_min_share,
         ),
     }

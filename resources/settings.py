@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     ingest_max_refused_share: float = Field(
         default=ingest_defaults.MAX_REFUSED_SHARE, alias="INGEST_MAX_REFUSED_SHARE", ge=0, le=1
     )
+    ingest_drift_required_min_share: float = Field(
+        default=ingest_defaults.DRIFT_REQUIRED_MIN_SHARE, alias="INGEST_DRIFT_REQUIRED_MIN_SHARE", ge=0, le=1
+    )
 
     dagster_url: str = Field(default="http://127.0.0.1:3000", alias="DAGSTER_URL")
     # The Dagster UI's address as people open it (a public or VPN name in front of the internal load

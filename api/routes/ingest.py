@@ -71,6 +71,7 @@ def file_view(f: FileRow) -> dict[str, Any]:
         "failureKind": f.failure_kind,
         "retries": f.retries,
         "attemptCause": f.attempt_cause,
+        "drift": f.drift,
     }
 
 

@@ -19,3 +19,9 @@ MAX_ATTEMPTS = 3
 RETRY_BACKOFF_SECONDS = 30.0
 # A snapshot that would retire more than this share of its source's entities is held for a person.
 MAX_RETIRE_SHARE = 0.2
+# Schema drift: a file of at least DRIFT_MIN_RECORDS records whose id or name (any of its definition's
+# paths) is carried by fewer than this share of its records fails as a data failure with one finding,
+# instead of loading as nothing but identical refusals. Absent keys, not blank values: an export missing
+# a name in a record now and then stays far above it, a renamed field far below.
+DRIFT_REQUIRED_MIN_SHARE = 0.05
+DRIFT_MIN_RECORDS = 20

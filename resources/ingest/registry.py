@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import psycopg
 from psycopg.rows import class_row, dict_row
+from psycopg.types.json import Jsonb
 
 from resources.clients.postgres import scalar
 from resources.contract import IN_FLIGHT_STATUSES, FileStatus
@@ -105,6 +106,8 @@ class FileRow:
     retired: int | None = None  # entities a snapshot retired
     # a person released the held snapshot: apply its retirements whatever their share
     retire_released: bool = False
+    # its findings against its source's earlier loaded files (drift.Drift.as_json)
+    drift: dict[str, Any] | None = None
 
 
 _FILE_COLUMNS = ", ".join(FileRow.__slots__)
@@ -344,7 +347,7 @@ def start_loading(conn: psycopg.Connection, file_id: int, run_id: str) -> str | 
         return "its loader lock is held by another session (a live loader has it)"
     claimed = conn.execute(
         """UPDATE ingest.files SET status = 'loading', run_id = %(run)s, started_at = now(), reason = NULL,
-                  failure_kind = NULL, finished_at = NULL
+                  failure_kind = NULL, finished_at = NULL, drift = NULL
            WHERE file_id = %(id)s
              AND (status IN ('pending', 'queued') OR (status = 'loading' AND run_id = %(run)s)
                   OR (status = 'failed' AND failure_kind = 'infrastructure' AND run_id = %(run)s))""",
@@ -411,14 +414,19 @@ def finish_loading(conn: psycopg.Connection, file_id: int) -> None:
 
 
 def mark_loaded(
-    conn: psycopg.Connection, file_id: int, counts: Mapping[str, Any], source_file_at: datetime
+    conn: psycopg.Connection,
+    file_id: int,
+    counts: Mapping[str, Any],
+    source_file_at: datetime,
+    drift: Mapping[str, Any] | None = None,
 ) -> None:
-    """loading → loaded with the file's counts, inside the file's own transaction (no commit)."""
+    """loading → loaded with the file's counts and drift findings, inside the file's own transaction (no
+    commit)."""
     conn.execute(
         f"""UPDATE ingest.files SET status = 'loaded', reason = NULL, failure_kind = NULL, source_file_at = %s,
-                   finished_at = now(), {", ".join(f"{c} = %s" for c in LOADED_COUNTS)}
+                   finished_at = now(), drift = %s, {", ".join(f"{c} = %s" for c in LOADED_COUNTS)}
             WHERE file_id = %s""",
-        (source_file_at, *(counts[c] for c in LOADED_COUNTS), file_id),
+        (source_file_at, Jsonb(drift) if drift else None, *(counts[c] for c in LOADED_COUNTS), file_id),
     )
 
 
@@ -429,15 +437,17 @@ def mark_failed(
     *,
     kind: FailureKind = "data",
     from_status: str | None = None,
+    drift: Mapping[str, Any] | None = None,
 ) -> bool:
-    """→ failed with the reason and its kind; nothing of the file landed, so no counts (no commit). With
-    `from_status`, only from that status. Returns whether the row changed."""
+    """→ failed with the reason and its kind; nothing of the file landed, so no counts (no commit); `drift`:
+    the findings that failed it, if its shape did. With `from_status`, only from that status. Returns
+    whether the row changed."""
     return (
         conn.execute(
             f"""UPDATE ingest.files SET status = 'failed', reason = %s, failure_kind = %s, finished_at = now(),
-                   {", ".join(f"{c} = NULL" for c in LOADED_COUNTS)}
+                   drift = %s, {", ".join(f"{c} = NULL" for c in LOADED_COUNTS)}
             WHERE file_id = %s AND (%s::text IS NULL OR status = %s)""",
-            (reason[:2000], kind, file_id, from_status, from_status),
+            (reason[:2000], kind, Jsonb(drift) if drift else None, file_id, from_status, from_status),
         ).rowcount
         > 0
     )

@@ -27,10 +27,10 @@ import psycopg
 
 from resources.ingest.outcomes import FileLoadResult
 from resources.ingest.registry import LOADED_COUNTS, FileRow, loaded_in_source_order, start_replay
-from resources.ingest.runner import FileOutcome, ingest_file
+from resources.ingest.runner import REPLAY, FileOutcome, ingest_file
 from resources.sources.catalogue import get_sources
 
-CAUSE = "replay"
+CAUSE = REPLAY
 
 
 @dataclass(frozen=True, slots=True)

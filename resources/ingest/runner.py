@@ -1,7 +1,11 @@
 """Ingest one registered file: stream it from S3, map, load, record the outcome. Dagster-free.
 
-Each file is its own transaction: it lands whole (data, refused records, its `ingest.files` row) or
-not at all, and one bad file never blocks or half-loads another.
+Each file is its own transaction: it lands whole (data, refused records, its `ingest.files` row, its
+source's field profile) or not at all, and one bad file never blocks or half-loads another.
+
+Every record's shape is profiled as it is mapped; once the file is read, before the commit, its shape is
+compared with its source's earlier loaded files (`drift`): the findings are kept with the file, and a
+file whose id or name is gone from (nearly) every record fails with that one finding instead.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from resources.canonical.mapping import map_record
 from resources.canonical.model import CanonicalRecord, Refusal
+from resources.ingest import defaults
 from resources.ingest.defaults import MAX_RETIRE_SHARE
+from resources.ingest.drift import Drift, ShapeRefused, compare, profile_after, profiler_for
 from resources.ingest.loader import ChunkedMergeRefused, FileLoadResult, FreshInsertRefused, load_records
 from resources.ingest.parsing import (
     NDJSON_SUFFIXES,
@@ -39,12 +45,17 @@ from resources.ingest.registry import (
     start_loading,
 )
 from resources.ingest.retire import SnapshotHeld, retire_absent
+from resources.ingest.shapes import ShapeProfiler
+from resources.ingest.source_profile import lock_source, read_profile, write_profile
 from resources.sources.catalogue import get_sources
+from resources.sources.compiled import CompiledSource
 
 # Conflicts another transaction caused, gone once it commits: the file's transaction is run again.
 TRANSIENT_ERRORS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.LockNotAvailable)
 TRANSIENT_ATTEMPTS = 6
 INTERRUPTED = "its run was interrupted while loading it; nothing of it landed"
+# The attempt cause of a replay (resources/ingest/replay.py): the file was profiled when it first loaded.
+REPLAY = "replay"
 # S3 answers that say "not now" rather than "never": the file fails as an infrastructure failure and is
 # retried by itself; any other refusal (access denied, no such bucket) waits for a person.
 S3_TRANSIENT_CODES = frozenset(
@@ -69,6 +80,7 @@ class FileOutcome:
     error: str | None = None  # why the file failed; nothing of it landed
     failure_kind: FailureKind | None = None  # 'data' waits for a person; 'infrastructure' is retried
     skipped: str | None = None  # why this run did not touch the file (another run has it)
+    drift: Drift | None = None  # its shape against its source's earlier loaded files
     held: str | None = None  # why the snapshot waits for a release; nothing of it landed
 
     @property
@@ -105,14 +117,21 @@ def _read_tail(s3: Any, bucket: str, file: FileRow) -> bytes:
     return tail
 
 
-def _mapped(
-    source: str, records: Iterator[Any], change_time_keys: tuple[str, ...] | None, json_types_only: bool
-) -> Iterator[CanonicalRecord | Refusal | MalformedLine]:
+def _compiled(source: str, change_time_keys: tuple[str, ...] | None) -> CompiledSource:
     # The source's definition, compiled once per file (ValueError for a source no definition has).
     compiled = get_sources().source(source)
-    if change_time_keys is not None:
-        compiled = compiled.with_change_time(change_time_keys)
-    for record in records:
+    return compiled if change_time_keys is None else compiled.with_change_time(change_time_keys)
+
+
+def _mapped(
+    source: str | CompiledSource,
+    records: Iterator[Any],
+    change_time_keys: tuple[str, ...] | None,
+    json_types_only: bool,
+    profiler: ShapeProfiler | None = None,
+) -> Iterator[CanonicalRecord | Refusal | MalformedLine]:
+    compiled = _compiled(source, change_time_keys) if isinstance(source, str) else source
+    for record in records if profiler is None else profiler.watch(records):
         yield (
             record
             if isinstance(record, MalformedLine)
@@ -143,6 +162,7 @@ def ingest_file(
     *,
     max_retire_share: float = MAX_RETIRE_SHARE,
     start: Callable[[psycopg.Connection, int, str], str | None] = start_loading,
+    drift_required_min_share: float = defaults.DRIFT_REQUIRED_MIN_SHARE,
 ) -> FileOutcome:
     """Load one file. `conn` must not be in a transaction; it is left idle.
 
@@ -150,7 +170,9 @@ def ingest_file(
     time (default: each source's definition; an empty list turns record times off). `start` takes the
     file for this run under its loader lock, or says why not (`start_loading`: a pending or queued
     file; a replay takes a loaded one as `file`'s attempt).
-    `max_retire_share`: a snapshot that would retire more of its source is held, not applied."""
+    `max_retire_share`: a snapshot that would retire more of its source is held, not applied.
+    `drift_required_min_share`: a file whose id or name is carried by fewer of its records fails with
+    that finding (INGEST_DRIFT_REQUIRED_MIN_SHARE)."""
     not_ours = start(conn, file.file_id, run_id)
     if not_ours:
         return FileOutcome(file, skipped=not_ours)
@@ -165,8 +187,12 @@ def ingest_file(
             reraise=True,
         ):
             with attempt:
-                result = _load(conn, s3, bucket, file, run_id, keys, max_retire_share)
-        return FileOutcome(file, result=result)
+                result, drift = _load(
+                    conn, s3, bucket, file, run_id, keys, max_retire_share, drift_required_min_share
+                )
+        return FileOutcome(file, result=result, drift=drift)
+    except ShapeRefused as exc:
+        return _fail(conn, file, str(exc), "data", drift=exc.drift)
     except SnapshotHeld as held:
         mark_held(conn, file.file_id, held.reason)
         conn.commit()
@@ -195,7 +221,8 @@ def _load(
     run_id: str,
     change_time_keys: tuple[str, ...] | None,
     max_retire_share: float,
-) -> FileLoadResult:
+    drift_required_min_share: float,
+) -> tuple[FileLoadResult, Drift]:
     # Each refusal rolls the transaction back and narrows what the next attempt may do (rare: see
     # resources/ingest/loader.py), so there are at most three attempts.
     chunked = fresh_inserts = True
@@ -209,6 +236,7 @@ def _load(
                 run_id,
                 change_time_keys,
                 max_retire_share,
+                drift_required_min_share,
                 chunked=chunked,
                 fresh_inserts=fresh_inserts,
             )
@@ -230,11 +258,14 @@ def _load_once(
     run_id: str,
     change_time_keys: tuple[str, ...] | None,
     max_retire_share: float,
+    drift_required_min_share: float,
     *,
     chunked: bool,
     fresh_inserts: bool,
-) -> FileLoadResult:
+) -> tuple[FileLoadResult, Drift]:
     info = DocumentInfo()
+    source = _compiled(file.source_system or "", change_time_keys)
+    profiler = profiler_for(source)
     with conn.transaction():
         records = iter_records(
             file.s3_key,
@@ -247,7 +278,7 @@ def _load_once(
         json_types_only = not file.s3_key.lower().endswith(NDJSON_SUFFIXES)
         result = load_records(
             conn,
-            _mapped(file.source_system or "", records, change_time_keys, json_types_only),
+            _mapped(source, records, change_time_keys, json_types_only, profiler),
             file_id=file.file_id,
             attempt=file.attempt,
             source_key=file.s3_key,
@@ -257,6 +288,9 @@ def _load_once(
             early_file_at=(lambda: early_file_time(file, info)) if chunked else None,
             fresh_inserts=fresh_inserts,
         )
+        # Decided here, before the commit: it needs the whole file's counts (chunked loads too commit once),
+        # and before a snapshot retires anything: a file whose name is gone must not retire its source.
+        drift = _judge_shape(conn, file, source, profiler, drift_required_min_share)
         file_at = file_time(file, info.export_date)
         if get_sources().source(file.source_system or "").snapshot:
             result.retired = retire_absent(
@@ -270,8 +304,45 @@ def _load_once(
                 max_share=max_retire_share,
                 released=file.retire_released,
             )
-        mark_loaded(conn, file.file_id, result.as_dict(), file_at)
-    return result
+        mark_loaded(
+            conn,
+            file.file_id,
+            result.as_dict(),
+            file_at,
+            file.drift if file.attempt_cause == REPLAY else (drift.as_json() if drift.drifted else None),
+        )
+    return result, drift
+
+
+def _judge_shape(
+    conn: psycopg.Connection,
+    file: FileRow,
+    source: CompiledSource,
+    profiler: ShapeProfiler,
+    min_share: float,
+) -> Drift:
+    """The file's drift against its source's profile, which it then joins; raises ShapeRefused (the
+    transaction rolls back: nothing landed, the profile unchanged) when a required field is gone.
+
+    A replayed file is in its source's profile already, since its first load: only its required
+    fields are checked against the current definition; its findings stay those of its first load."""
+    shape = profiler.finish()
+    if file.attempt_cause == REPLAY:
+        drift = compare(
+            shape, {}, source, required_min_share=min_share, min_records=defaults.DRIFT_MIN_RECORDS
+        )
+        if drift.required:
+            raise ShapeRefused(drift)
+        return Drift()
+    lock_source(conn, source.name)
+    profile = read_profile(conn, source.name)
+    drift = compare(
+        shape, profile, source, required_min_share=min_share, min_records=defaults.DRIFT_MIN_RECORDS
+    )
+    if drift.required:
+        raise ShapeRefused(drift)
+    write_profile(conn, source.name, profile_after(profile, shape, file.file_id))
+    return drift
 
 
 def _fail_interrupted(conn: psycopg.Connection, file: FileRow) -> None:
@@ -282,7 +353,9 @@ def _fail_interrupted(conn: psycopg.Connection, file: FileRow) -> None:
         conn.commit()
 
 
-def _fail(conn: psycopg.Connection, file: FileRow, reason: str, kind: FailureKind) -> FileOutcome:
-    mark_failed(conn, file.file_id, reason, kind=kind)
+def _fail(
+    conn: psycopg.Connection, file: FileRow, reason: str, kind: FailureKind, drift: Drift | None = None
+) -> FileOutcome:
+    mark_failed(conn, file.file_id, reason, kind=kind, drift=drift.as_json() if drift else None)
     conn.commit()
-    return FileOutcome(file, error=reason, failure_kind=kind)
+    return FileOutcome(file, error=reason, failure_kind=kind, drift=drift)

@@ -335,7 +335,8 @@ def test_lambda_handler_serves_api_gateway_v1_and_v2_events(api):
 
     out = handler(_v2("GET", "/analytics", "operation=count_analysis&group_by=industry"), _Ctx())
     assert out["statusCode"] == 200 and json.loads(out["body"])["metadata"]["parameters"] == {
-        "group_by": "industry"
+        "group_by": "industry",
+        "include_deleted": False,
     }
 
     out = handler(_v1("GET", "/nope"), _Ctx())
