@@ -20,6 +20,7 @@ from resources.settings import Settings, get_settings
 from resources.sources.compiled import CompiledSource, SourceSystem
 from resources.sources.definition import (
     DefinitionProblem,
+    DocumentError,
     SourceDefinition,
     SourceDefinitionError,
     parse_definition,
@@ -67,8 +68,8 @@ def load_sources(location: str | None = None, *, settings: Settings | None = Non
     """The shipped definitions, with those at `location` (a directory or s3://bucket/prefix/) added or
     replacing a shipped one of the same name. SourceDefinitionError lists every problem found."""
     problems: list[DefinitionProblem] = []
-    shipped = _parse_all(_directory(str(SHIPPED)), problems)
-    added = _parse_all(_read(location, settings), problems) if location else {}
+    shipped = _parse_all(read_documents(str(SHIPPED)), problems)
+    added = _parse_all(read_documents(location, settings), problems) if location else {}
     if problems:
         raise SourceDefinitionError(problems)
     chosen = {**shipped, **added}
@@ -119,27 +120,34 @@ def _check_prefixes(
                 )
 
 
-def _read(location: str, settings: Settings | None) -> list[tuple[str, bytes]]:
+def read_documents(
+    location: str,
+    settings: Settings | None = None,
+    *,
+    setting: str = "SOURCE_DEFINITIONS_PATH",
+    error: type[DocumentError] = SourceDefinitionError,
+) -> list[tuple[str, bytes]]:
+    """The `*.json` documents directly in a directory or under an s3://bucket/prefix/ (not in its
+    sub-folders), as (origin, bytes) in key order. `setting` names the variable for the error `error`
+    raises when the location is neither."""
     if location.startswith("s3://"):
-        return _s3(location, settings)
-    return _directory(location)
+        return _s3(location, settings, error)
+    return _directory(location, setting, error)
 
 
-def _directory(location: str) -> list[tuple[str, bytes]]:
+def _directory(location: str, setting: str, error: type[DocumentError]) -> list[tuple[str, bytes]]:
     folder = Path(location)
     if not folder.is_dir():
-        raise SourceDefinitionError(
-            [DefinitionProblem(location, "", "SOURCE_DEFINITIONS_PATH is not a directory or s3:// prefix")]
-        )
+        raise error([DefinitionProblem(location, "", f"{setting} is not a directory or s3:// prefix")])
     return [(str(p), p.read_bytes()) for p in sorted(folder.glob("*.json")) if p.is_file()]
 
 
-def _s3(location: str, settings: Settings | None) -> list[tuple[str, bytes]]:
+def _s3(location: str, settings: Settings | None, error: type[DocumentError]) -> list[tuple[str, bytes]]:
     from resources.clients.aws import aws_client  # boto3 only for a deployment that keeps them in S3
 
     bucket, _, prefix = location.removeprefix("s3://").partition("/")
     if not bucket:
-        raise SourceDefinitionError([DefinitionProblem(location, "", "no bucket in the s3:// URL")])
+        raise error([DefinitionProblem(location, "", "no bucket in the s3:// URL")])
     s3: Any = aws_client("s3", settings)
     keys = [
         obj["Key"]

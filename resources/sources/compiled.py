@@ -51,6 +51,9 @@ class CompiledSource:
     metrics: Paths
     change_time: Paths
     change_time_heads: frozenset[str]  # top-level keys of change_time: a record without any skips it
+    status: Paths = ()
+    country: Paths = ()
+    currency: Paths = ()
 
     def with_change_time(self, keys: tuple[str, ...]) -> CompiledSource:
         """This source with other change-time fields (INGEST_CHANGE_TIME_FIELDS; () turns them off)."""
