@@ -45,6 +45,7 @@ from resources.ingest import defaults as ingest_defaults
 from resources.ingest.loader import FileLoadResult
 from resources.ingest.registry import LOADED_COUNTS, claim_batches, get_files, newest_loaded
 from resources.ingest.runner import FileOutcome, ingest_file
+from resources.vocabularies.catalogue import get_vocabularies
 
 ENTITIES = AssetKey(["canonical", "entities"])
 RELATIONSHIPS = AssetKey(["canonical", "entity_relationships"])
@@ -54,6 +55,7 @@ CHECK_REFUSED_SHARE = "refused_share_below_threshold"
 CHECK_NEVER_BACK = "no_entity_moved_back_in_source_order"
 CHECK_FRESHNESS = "newest_file_within_freshness_bound"
 CHECK_REQUIRED_ATTRIBUTES = "required_attributes_present"
+CHECK_UNMAPPED = "coded_values_in_vocabularies"
 # A run launched by hand with no file ids takes at most this many pending files.
 MANUAL_RUN_MAX_FILES = 1000
 
@@ -85,6 +87,7 @@ def _totals(outcomes: list[FileOutcome]) -> FileLoadResult:
             continue
         for field in LOADED_COUNTS:
             setattr(total, field, getattr(total, field) + getattr(o.result, field))
+        total.unmapped.merge(o.result.unmapped)
     return total
 
 
@@ -152,6 +155,19 @@ def _check_required_attributes(conn: psycopg.Connection, run_id: str) -> AssetCh
     )
 
 
+def _check_unmapped(outcomes: list[FileOutcome]) -> AssetCheckResult:
+    # A warning, never a failure: unmapped values are kept as they came; the files say which to add to
+    # a vocabulary (VOCABULARY_PATH).
+    files = {o.file.s3_key: o.result.unmapped.as_json() for o in outcomes if o.result and o.result.unmapped}
+    return AssetCheckResult(
+        asset_key=ENTITIES,
+        check_name=CHECK_UNMAPPED,
+        passed=not files,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"files_with_unmapped_values": len(files), "unmapped": MetadataValue.json(files)},
+    )
+
+
 def _canonical_table(key: AssetKey, description: str, schema: Any) -> AssetSpec:
     """A canonical table the ingest op writes: what the three share, their key, words and columns apart."""
     return AssetSpec(
@@ -212,6 +228,12 @@ def _canonical_table(key: AssetKey, description: str, schema: Any) -> AssetSpec:
             CHECK_REQUIRED_ATTRIBUTES,
             asset=ENTITIES,
             description="Entities written by this run carry a name and a consistent canonical id.",
+        ),
+        AssetCheckSpec(
+            CHECK_UNMAPPED,
+            asset=ENTITIES,
+            description="Every coded value (industry, country, status, currency) of the files this run "
+            "loaded is in its vocabulary; warns, naming the files and values, when one was kept unmapped.",
         ),
     ],
     op_tags={"kind": "ingest"},
@@ -275,7 +297,7 @@ def ingest_files(
                         or "none pending"
                     )
                 )
-                yield from _checks(context, conn, config, FileLoadResult(), max_age)
+                yield from _checks(context, conn, config, FileLoadResult(), max_age, outcomes)
     except psycopg.OperationalError as exc:
         # Connection lost or server restarting: worth another try. Files already loaded are
         # 'loaded' and are not claimed again; the one in flight rolled back and is retried.
@@ -333,6 +355,8 @@ def _materialize(
             "rejected": total.rejected,
             "duplicates": total.duplicates,
             "superseded": total.superseded,
+            "unmapped": MetadataValue.json(total.unmapped.as_json()),
+            "vocabularies": MetadataValue.json(get_vocabularies().versions),
             "seconds": round(elapsed, 3),
             "records_per_second": round(total.received / elapsed, 1) if elapsed > 0 else 0.0,
         },
@@ -353,7 +377,7 @@ def _materialize(
             "dagster/row_count": counts["time_series_data"],
         },
     )
-    yield from _checks(context, conn, config, total, max_age_hours)
+    yield from _checks(context, conn, config, total, max_age_hours, outcomes)
 
 
 def _row_counts(conn: psycopg.Connection) -> dict[str, int]:
@@ -371,6 +395,7 @@ def _checks(
     config: IngestConfig,
     total: FileLoadResult,
     max_age_hours: float,
+    outcomes: list[FileOutcome],
 ) -> Iterator[AssetCheckResult]:
     share = total.rejected / total.received if total.received else 0.0
     yield AssetCheckResult(
@@ -388,6 +413,7 @@ def _checks(
     yield _check_never_back(total)
     yield _check_freshness(conn, max_age_hours)
     yield _check_required_attributes(conn, context.run.run_id)
+    yield _check_unmapped(outcomes)
     conn.commit()
 
 

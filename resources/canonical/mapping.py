@@ -39,6 +39,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from resources.canonical.coded import read_coded
 from resources.canonical.encoding import record_json, serialise, serialise_parsed, storage_problems
 from resources.canonical.fields import first
 from resources.canonical.identity import read_id, read_name, read_parent
@@ -50,6 +51,8 @@ from resources.canonical.numbers import converted, read_amount, read_count
 from resources.canonical.times import read_change_time
 from resources.sources.catalogue import get_sources
 from resources.sources.compiled import CompiledSource
+from resources.vocabularies.catalogue import get_vocabularies
+from resources.vocabularies.lookup import SourceTerms, is_naics
 
 __all__ = ["CHANGE_TIME_KEYS", "classify_entity_type", "data_quality_score", "map_record"]
 
@@ -121,6 +124,7 @@ def map_record(
     change_time_keys: tuple[str, ...] | None = None,
     *,
     json_types_only: bool = False,
+    terms: SourceTerms | None = None,
 ) -> CanonicalRecord | Refusal:
     """Map one parsed source record; every problem found is reported, not only the first.
 
@@ -129,6 +133,8 @@ def map_record(
     `json_types_only`: the caller vouches that the record holds only what our parsers build (dict with
     str keys, list, str, int, Decimal for every other number, bool, None; no float). The result is the
     same; attributes are then encoded by orjson, about four times faster than the json module.
+    `terms`: the source's vocabulary lookups (a loader passes them, looked up once per file; default:
+    `get_vocabularies()`'s for the source).
     Raises ValueError only for an unknown source_system (a caller bug, not bad data).
     """
     src = source_system if isinstance(source_system, CompiledSource) else get_sources().source(source_system)
@@ -172,15 +178,32 @@ def map_record(
         return _refuse(record, source_id, problems)
 
     assert source_id is not None and name is not None
+    if terms is None:
+        terms = get_vocabularies().for_source(src.name)
     attributes = dict(record)  # shallow: nested values are the parser's, shared, never mutated here
+    status, currency_given, unmapped = read_coded(record, src, terms, attributes)
     attributes["name"] = name
     if revenue is not None:
         # The source int serialises without the Decimal hook; same number either way.
         attributes["revenue"] = rev_raw if type(rev_raw) is int else revenue  # a scaled one is Decimal
     if employees is not None:
         attributes["employees"] = employees
-    if industry is not None or "industry" in attributes:
+    if industry is not None:
+        canonical = terms.industry.known.get(industry)  # inline: the common case is a value seen before
+        if canonical is None:
+            canonical = terms.industry.learn(industry)
+        if industry[0].isdigit() and is_naics(industry):
+            attributes["naics_code"] = industry  # the code is kept beside the industry it names
+        if canonical:
+            industry = canonical
+        else:
+            unmapped = [("industry", industry), *(unmapped or ())]
         attributes["industry"] = industry
+    elif "industry" in attributes:
+        attributes["industry"] = None
+    if currency_given and revenue is not None:
+        # Never converted: an amount not known to be in the base currency is flagged.
+        attributes["revenue_currency_mismatch"] = attributes.get("revenue_currency") != terms.base_currency
 
     serialised = (serialise_parsed(attributes) if json_types_only else None) or serialise(attributes)
     if isinstance(serialised, list):
@@ -213,6 +236,8 @@ def map_record(
         parent_canonical_id=f"{source_system}_{parent}" if parent is not None else None,
         metrics=metrics,
         changed_at=changed_at,
+        status=status,
+        unmapped=tuple(unmapped) if unmapped else (),
     )
 
 

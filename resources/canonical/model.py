@@ -9,12 +9,22 @@ from typing import Any, Literal
 
 from resources.sources.compiled import SourceSystem
 
-__all__ = ["CanonicalRecord", "EntityType", "MappingResult", "Metric", "Problem", "Refusal", "SourceSystem"]
+__all__ = [
+    "CanonicalRecord",
+    "EntityStatus",
+    "EntityType",
+    "MappingResult",
+    "Metric",
+    "Problem",
+    "Refusal",
+    "SourceSystem",
+]
 
 EntityType = Literal["large_enterprise", "medium_business", "small_business"]
+EntityStatus = Literal["active", "inactive", "deleted"]
 
 # Bumped whenever mapping rules change the canonical output for the same input.
-TRANSFORMATION_VERSION = "1.0.0"
+TRANSFORMATION_VERSION = "1.1.0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +65,9 @@ class CanonicalRecord:
     parent_canonical_id: str | None = None
     metrics: list[Metric] = field(default_factory=list)
     changed_at: datetime | None = None  # the record's own change time, where its source has one
+    status: EntityStatus = "active"  # the source's status code through the status vocabulary
+    # (vocabulary, value as it came) of each coded value no vocabulary entry matched: kept, counted
+    unmapped: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ CREATE TEMP TABLE staging_entities (
     ord integer NOT NULL, canonical_id text NOT NULL, source_system text NOT NULL, source_id text NOT NULL,
     entity_type text NOT NULL, name text NOT NULL, industry text, revenue numeric, employees bigint,
     attributes text NOT NULL, attributes_hash bytea NOT NULL, data_quality real NOT NULL,
-    parent_canonical_id text, changed_at timestamptz
+    parent_canonical_id text, changed_at timestamptz, status text NOT NULL
 ) ON COMMIT DROP;
 CREATE TEMP TABLE staging_metrics (
     ord integer NOT NULL, canonical_id text NOT NULL, metric_type text NOT NULL,
@@ -130,17 +130,18 @@ DELETE FROM staging_entities s WHERE NOT EXISTS (SELECT 1 FROM staging_keep k WH
 # What a changed entity takes from the incoming row (EXCLUDED), shared by every upsert of entities.
 ENTITY_UPDATE_SET = (
     "entity_type = EXCLUDED.entity_type, name = EXCLUDED.name, industry = EXCLUDED.industry, "
-    "revenue = EXCLUDED.revenue, employees = EXCLUDED.employees, attributes = EXCLUDED.attributes, "
+    "revenue = EXCLUDED.revenue, employees = EXCLUDED.employees, status = EXCLUDED.status, "
+    "attributes = EXCLUDED.attributes, "
     "attributes_hash = EXCLUDED.attributes_hash, metadata = EXCLUDED.metadata, "
     "source_changed_at = EXCLUDED.source_changed_at, source_file_at = EXCLUDED.source_file_at, "
     "source_file_id = EXCLUDED.source_file_id"
 )
-_ENTITY_COLUMNS = """(entity_type, source_system, canonical_id, name, industry, revenue, employees,
+_ENTITY_COLUMNS = """(entity_type, source_system, canonical_id, name, industry, revenue, employees, status,
          attributes, attributes_hash, metadata, source_changed_at, source_file_at, source_file_id)"""
 # The staged rows as canonical.entities rows (alias s: the filters below refer to it).
 _ENTITY_ROWS = """
     SELECT s.entity_type, s.source_system, s.canonical_id, s.name, s.industry, s.revenue, s.employees,
-           s.attributes::jsonb, s.attributes_hash,
+           s.status, s.attributes::jsonb, s.attributes_hash,
            jsonb_build_object('source_key', %(source_key)s::text, 'source_id', s.source_id,
                               'run_id', %(run_id)s::text, 'file_id', %(file_id)s::bigint,
                               'data_quality', s.data_quality,

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import psycopg
 from psycopg.rows import class_row, dict_row
+from psycopg.types.json import Jsonb
 
 from resources.clients.postgres import scalar
 from resources.contract import IN_FLIGHT_STATUSES, FileStatus
@@ -100,6 +101,8 @@ class FileRow:
     failure_kind: str | None = None  # 'data' (waits for a person) | 'infrastructure' (retried by itself)
     retries: int = 0  # automatic retries of this attempt series
     attempt_cause: str | None = None  # why the current attempt started: None (arrival), 'reprocess', 'retry'
+    # per vocabulary, the coded values no entry matched: {"country": {"count": n, "examples": [...]}}
+    unmapped: dict[str, Any] | None = None
 
 
 _FILE_COLUMNS = ", ".join(FileRow.__slots__)
@@ -386,12 +389,13 @@ def finish_loading(conn: psycopg.Connection, file_id: int) -> None:
 def mark_loaded(
     conn: psycopg.Connection, file_id: int, counts: Mapping[str, Any], source_file_at: datetime
 ) -> None:
-    """loading → loaded with the file's counts, inside the file's own transaction (no commit)."""
+    """loading → loaded with the file's counts (and its unmapped values, `counts["unmapped"]`), inside
+    the file's own transaction (no commit)."""
     conn.execute(
         f"""UPDATE ingest.files SET status = 'loaded', reason = NULL, failure_kind = NULL, source_file_at = %s,
-                   finished_at = now(), {", ".join(f"{c} = %s" for c in LOADED_COUNTS)}
+                   finished_at = now(), {", ".join(f"{c} = %s" for c in LOADED_COUNTS)}, unmapped = %s
             WHERE file_id = %s""",
-        (source_file_at, *(counts[c] for c in LOADED_COUNTS), file_id),
+        (source_file_at, *(counts[c] for c in LOADED_COUNTS), Jsonb(counts.get("unmapped") or {}), file_id),
     )
 
 
@@ -408,7 +412,7 @@ def mark_failed(
     return (
         conn.execute(
             f"""UPDATE ingest.files SET status = 'failed', reason = %s, failure_kind = %s, finished_at = now(),
-                   {", ".join(f"{c} = NULL" for c in LOADED_COUNTS)}
+                   {", ".join(f"{c} = NULL" for c in LOADED_COUNTS)}, unmapped = NULL
             WHERE file_id = %s AND (%s::text IS NULL OR status = %s)""",
             (reason[:2000], kind, file_id, from_status, from_status),
         ).rowcount
@@ -424,7 +428,7 @@ def fail_lost_loaders(conn: psycopg.Connection) -> list[FileRow]:
     with conn.cursor(row_factory=class_row(FileRow)) as cur:
         cur.execute(
             f"""UPDATE ingest.files SET status = 'failed', reason = %s, failure_kind = 'infrastructure',
-                       finished_at = now(), {", ".join(f"{c} = NULL" for c in LOADED_COUNTS)}
+                       finished_at = now(), {", ".join(f"{c} = NULL" for c in LOADED_COUNTS)}, unmapped = NULL
                 WHERE status = 'loading' AND NOT ingest.loader_alive(file_id)
                 RETURNING {_FILE_COLUMNS}""",
             (LOADER_LOST,),

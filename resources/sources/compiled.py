@@ -54,6 +54,7 @@ class CompiledSource:
     status: Paths = ()
     country: Paths = ()
     currency: Paths = ()
+    currency_heads: frozenset[str] = frozenset()  # top-level keys of currency: most records have none
 
     def with_change_time(self, keys: tuple[str, ...]) -> CompiledSource:
         """This source with other change-time fields (INGEST_CHANGE_TIME_FIELDS; () turns them off)."""

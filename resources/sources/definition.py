@@ -177,6 +177,7 @@ class SourceDefinition(_Strict):
     def compile(self) -> CompiledSource:
         f = self.fields
         change_time = compile_paths(f.change_time.paths)
+        currency = compile_paths(f.currency.paths)
         return CompiledSource(
             name=SourceSystem(self.name),
             prefixes=tuple(self.prefixes),
@@ -198,7 +199,8 @@ class SourceDefinition(_Strict):
             change_time_heads=frozenset(p[1] for p in change_time),
             status=compile_paths(f.status.paths),
             country=compile_paths(f.country.paths),
-            currency=compile_paths(f.currency.paths),
+            currency=currency,
+            currency_heads=frozenset(p[1] for p in currency),
         )
 
 

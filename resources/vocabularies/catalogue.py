@@ -59,7 +59,9 @@ class Vocabularies:
     def versions(self) -> dict[str, list[str]]:
         """Per vocabulary, "<version> (<file>)" of each file merged: what a run reports it used."""
         return {
-            v.name: [f"{version} ({origin.replace(str(SHIPPED), 'shipped')})" for origin, version in v.versions]
+            v.name: [
+                f"{version} ({origin.replace(str(SHIPPED), 'shipped')})" for origin, version in v.versions
+            ]
             for v in (self.industry, self.country, self.status, self.currency)
         }
 
@@ -83,18 +85,25 @@ def load_vocabularies(location: str | None = None, *, settings: Settings | None 
     """The shipped vocabularies, with the files at `location` (a directory or s3://bucket/prefix/) adding
     entries or overriding shipped ones. VocabularyError lists every problem found."""
     problems: list[DefinitionProblem] = []
-    shipped = _parse_all(read_documents(str(SHIPPED), setting="VOCABULARY_PATH", error=VocabularyError), problems)
+    shipped = _parse_all(
+        read_documents(str(SHIPPED), setting="VOCABULARY_PATH", error=VocabularyError), problems
+    )
     added = (
-        _parse_all(read_documents(location, settings, setting="VOCABULARY_PATH", error=VocabularyError), problems)
+        _parse_all(
+            read_documents(location, settings, setting="VOCABULARY_PATH", error=VocabularyError), problems
+        )
         if location
         else []
     )
     if problems:
         raise VocabularyError(problems)
-    merged = {name: _merge(name, [d for d in shipped + added if d[1].vocabulary == name], problems) for name in VOCABULARIES}
+    documents = shipped + added
+    industry, country, status, currency = (
+        _merge(name, [d for d in documents if d[1].vocabulary == name], problems) for name in VOCABULARIES
+    )
     if problems:
         raise VocabularyError(problems)
-    return Vocabularies(**merged)
+    return Vocabularies(industry, country, status, currency)
 
 
 def _parse_all(
@@ -132,9 +141,17 @@ def _merge(
     for origin, doc in files:
         for code, value in doc.codes.items():
             if value not in canonical:
-                problems.append(DefinitionProblem(origin, f"codes.{code}", f"{value!r} is not an industry of the vocabulary's values"))
+                problems.append(
+                    DefinitionProblem(
+                        origin, f"codes.{code}", f"{value!r} is not an industry of the vocabulary's values"
+                    )
+                )
         if doc.base is not None and doc.base not in canonical:
-            problems.append(DefinitionProblem(origin, "base", f"{doc.base!r} is not a currency of the vocabulary's values"))
+            problems.append(
+                DefinitionProblem(
+                    origin, "base", f"{doc.base!r} is not a currency of the vocabulary's values"
+                )
+            )
     return Vocabulary(
         name=name,
         canonical=tuple(canonical),

@@ -17,7 +17,8 @@ A canonical value always matches itself. Variants match by their normalised key 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -29,6 +30,7 @@ from resources.sources.definition import (
 )
 from resources.vocabularies.normalise import normalise
 
+Key = TypeVar("Key", bound=str)
 VocabularyName = Literal["industry", "country", "status", "currency"]
 VOCABULARIES: tuple[VocabularyName, ...] = ("industry", "country", "status", "currency")
 Status = Literal["active", "inactive", "deleted"]
@@ -101,14 +103,14 @@ def _document_problems(doc: VocabularyDocument) -> list[tuple[str, str]]:
     return problems
 
 
-def _ambiguous(values: dict[str, list[str]], where: str) -> list[tuple[str, str]]:
+def _ambiguous(values: Mapping[Key, list[str]], where: str) -> list[tuple[str, str]]:
     """A variant that means two canonical values in one section cannot be looked up."""
-    seen: dict[str, str] = {normalise(value): value for value in values}
+    seen: dict[str, str] = {normalise(value): str(value) for value in values}
     problems: list[tuple[str, str]] = []
     for value, variants in values.items():
         for i, variant in enumerate(variants):
             key = normalise(variant)
-            other = seen.setdefault(key, value)
+            other = seen.setdefault(key, str(value))
             if other != value:
                 problems.append((f"{where}.{value}.{i}", f"{variant!r} also means {other!r}"))
     return problems

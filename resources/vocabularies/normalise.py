@@ -11,8 +11,8 @@ import unicodedata
 
 
 def _once(text: str) -> str:
-    # NFKD before and after casefold: each can produce what the other changes ("ℌ" folds to nothing
-    # but decomposes to "H"; some folded letters decompose).
+    # NFKD before and after casefold: each can produce what the other changes (a black-letter H folds to itself
+    # but decomposes to a capital H; some folded letters decompose).
     folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
     return "".join(ch for ch in folded.replace("&", "and") if ch.isalnum())
 
