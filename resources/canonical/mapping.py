@@ -39,7 +39,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from resources.canonical.coded import read_coded
+from resources.canonical.coded import Coding, coding_of
 from resources.canonical.encoding import record_json, serialise, serialise_parsed, storage_problems
 from resources.canonical.fields import first
 from resources.canonical.identity import read_id, read_name, read_parent
@@ -51,8 +51,7 @@ from resources.canonical.numbers import converted, read_amount, read_count
 from resources.canonical.times import read_change_time
 from resources.sources.catalogue import get_sources
 from resources.sources.compiled import CompiledSource
-from resources.vocabularies.catalogue import get_vocabularies
-from resources.vocabularies.lookup import SourceTerms, is_naics
+from resources.vocabularies.lookup import is_naics
 
 __all__ = ["CHANGE_TIME_KEYS", "classify_entity_type", "data_quality_score", "map_record"]
 
@@ -124,7 +123,7 @@ def map_record(
     change_time_keys: tuple[str, ...] | None = None,
     *,
     json_types_only: bool = False,
-    terms: SourceTerms | None = None,
+    coded: Coding | None = None,
 ) -> CanonicalRecord | Refusal:
     """Map one parsed source record; every problem found is reported, not only the first.
 
@@ -133,8 +132,8 @@ def map_record(
     `json_types_only`: the caller vouches that the record holds only what our parsers build (dict with
     str keys, list, str, int, Decimal for every other number, bool, None; no float). The result is the
     same; attributes are then encoded by orjson, about four times faster than the json module.
-    `terms`: the source's vocabulary lookups (a loader passes them, looked up once per file; default:
-    `get_vocabularies()`'s for the source).
+    `coded`: the source's coded-field reader and vocabulary lookups (`coded.coding`; a loader compiles it
+    once per file; default: compiled here, for the vocabularies in effect).
     Raises ValueError only for an unknown source_system (a caller bug, not bad data).
     """
     src = source_system if isinstance(source_system, CompiledSource) else get_sources().source(source_system)
@@ -178,10 +177,11 @@ def map_record(
         return _refuse(record, source_id, problems)
 
     assert source_id is not None and name is not None
-    if terms is None:
-        terms = get_vocabularies().for_source(src.name)
+    if coded is None:
+        coded = coding_of(src)
+    terms = coded.terms
     attributes = dict(record)  # shallow: nested values are the parser's, shared, never mutated here
-    status, currency_given, unmapped = read_coded(record, src, terms, attributes)
+    status, currency_given, unmapped = coded.read(record, attributes)
     attributes["name"] = name
     if revenue is not None:
         # The source int serialises without the Decimal hook; same number either way.

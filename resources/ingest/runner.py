@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from psycopg import errors as pg_errors
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from resources.canonical.coded import coding
 from resources.canonical.mapping import map_record
 from resources.canonical.model import CanonicalRecord, Refusal
 from resources.ingest.loader import ChunkedMergeRefused, FileLoadResult, FreshInsertRefused, load_records
@@ -37,7 +38,6 @@ from resources.ingest.registry import (
     start_loading,
 )
 from resources.sources.catalogue import get_sources
-from resources.vocabularies.catalogue import get_vocabularies
 
 # Conflicts another transaction caused, gone once it commits: the file's transaction is run again.
 TRANSIENT_ERRORS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.LockNotAvailable)
@@ -109,12 +109,12 @@ def _mapped(
     compiled = get_sources().source(source)
     if change_time_keys is not None:
         compiled = compiled.with_change_time(change_time_keys)
-    terms = get_vocabularies().for_source(source)  # its vocabularies' lookups, once per file too
+    coded = coding(compiled)  # its coded fields' reader and vocabularies, once per file too
     for record in records:
         yield (
             record
             if isinstance(record, MalformedLine)
-            else map_record(compiled, record, json_types_only=json_types_only, terms=terms)
+            else map_record(compiled, record, json_types_only=json_types_only, coded=coded)
         )
 
 
