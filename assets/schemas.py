@@ -23,7 +23,11 @@ ENTITIES_SCHEMA = _schema(
     ("source_system", "text", "crm | erp | legacy"),
     ("canonical_id", "text", "<source>_<source record id>: one row per source record"),
     ("name", "text", "Company name, trimmed (trigram-indexed for fuzzy matching)"),
-    ("industry", "text", "Canonical industry (the industry vocabulary); a value it lacks as the source gave it"),
+    (
+        "industry",
+        "text",
+        "Canonical industry (the industry vocabulary); a value it lacks as the source gave it",
+    ),
     ("revenue", "numeric", "Annual revenue"),
     ("employees", "bigint", "Employee count"),
     ("attributes", "jsonb", "Every field of the source record, canonical keys included"),

@@ -1,13 +1,13 @@
-"""A record's coded fields read through its source's vocabularies (resources/vocabularies/): status,
-country and the currency of revenue. The industry's lookup is inline in mapping.py, after its reader.
+"""A record's coded fields read through its source's vocabularies (resources/vocabularies/): industry,
+status, country and the currency of revenue.
 
 A value no vocabulary entry matches is never a problem: it stays in the attributes as it came and is
 named in the record's `unmapped` (vocabulary, value), which ingest counts per file.
 
-`coding(source)` compiles a source's reader once (a loader: once per file): per record it is then a few
+`coding(source)` compiles a source's reader once (a loader: once per file). Per record it is then a few
 dict lookups of the values as they came (lookup.py remembers each raw value's answer), with the paths
-and lookups bound in a closure, because attribute look-ups and a call per field would cost more than
-the lookups themselves.
+and lookups bound in a closure: attribute look-ups, type checks and a call per field would cost more
+than the lookups themselves, on the path every record takes.
 """
 
 from __future__ import annotations
@@ -25,9 +25,12 @@ from resources.vocabularies.lookup import UNMAPPED, Lookup, SourceTerms
 MAX_EXAMPLE_LENGTH = 100
 
 Unmapped = list[tuple[str, str]]  # (vocabulary, value as it came)
-# (record, attributes) -> (status, whether the record names a currency, unmapped or None); the country
-# and currency codes found are set in attributes (country_code, revenue_currency).
-CodedReader = Callable[[dict[str, Any], dict[str, Any]], tuple[EntityStatus, bool, Unmapped | None]]
+# (record, attributes, industry as read, whether it has revenue) -> (industry, status, unmapped or None).
+# What the vocabularies add is set in attributes: industry, naics_code, country_code, revenue_currency,
+# revenue_currency_mismatch.
+CodedReader = Callable[
+    [dict[str, Any], dict[str, Any], str | None, bool], tuple[str | None, EntityStatus, Unmapped | None]
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,30 +70,46 @@ def _reader(source: CompiledSource, terms: SourceTerms) -> CodedReader:
     status_key, status_paths = _single_key(source.status)
     country_key, country_paths = _single_key(source.country)
     currency_paths, currency_heads = source.currency, source.currency_heads
-    status_known, country_known, currency_known = (
-        terms.status.known,
-        terms.country.known,
-        terms.currency.known,
-    )
+    industry_get, industry_learn = terms.industry.known.get, terms.industry.learn
+    status_get, country_get = terms.status.known.get, terms.country.known.get
     status_lookup, country_lookup, currency_lookup = terms.status, terms.country, terms.currency
+    base = terms.base_currency
 
     def read(
-        record: dict[str, Any], attributes: dict[str, Any]
-    ) -> tuple[EntityStatus, bool, Unmapped | None]:
+        record: dict[str, Any], attributes: dict[str, Any], industry: str | None, has_revenue: bool
+    ) -> tuple[str | None, EntityStatus, Unmapped | None]:
         unmapped: Unmapped | None = None
+        if industry is not None:
+            named = industry_get(industry)
+            if named is None:
+                named = industry_learn(industry)
+            canonical, naics = named
+            if naics is not None:
+                attributes["naics_code"] = naics  # the code is kept beside the industry it names
+            if canonical:
+                if canonical != industry:  # most names arrive canonical already
+                    attributes["industry"] = industry = canonical
+            else:
+                unmapped = [("industry", industry)]
         status: EntityStatus = "active"  # no status field, or one no vocabulary entry matches
         raw = record.get(status_key) if status_key else _value(record, status_paths)
         if raw is not None:
-            found = status_known.get(raw) if type(raw) is str else None
+            try:  # a value seen before, as it came (a list or an object cannot be one)
+                found = status_get(raw)
+            except TypeError:
+                found = None
             if found is None:
                 found = _learn(status_lookup, raw)
             if found:
                 status = found  # type: ignore[assignment]  # the status vocabulary holds only the three
             else:
-                unmapped = [("status", _example(raw))]
+                unmapped = [*(unmapped or ()), ("status", _example(raw))]
         raw = record.get(country_key) if country_key else _value(record, country_paths)
         if raw is not None:
-            found = country_known.get(raw) if type(raw) is str else None
+            try:
+                found = country_get(raw)
+            except TypeError:
+                found = None
             if found is None:
                 found = _learn(country_lookup, raw)
             if found:
@@ -98,19 +117,18 @@ def _reader(source: CompiledSource, terms: SourceTerms) -> CodedReader:
             else:
                 unmapped = [*(unmapped or ()), ("country", _example(raw))]
         # isdisjoint: one C call for the common record that names no currency
-        if record.keys().isdisjoint(currency_heads):
-            return status, False, unmapped
-        raw = _value(record, currency_paths)
-        if raw is None:
-            return status, False, unmapped
-        found = currency_known.get(raw) if type(raw) is str else None
-        if found is None:
-            found = _learn(currency_lookup, raw)
-        if found:
-            attributes["revenue_currency"] = found
-        else:
-            unmapped = [*(unmapped or ()), ("currency", _example(raw))]
-        return status, True, unmapped
+        if not record.keys().isdisjoint(currency_heads):
+            raw = _value(record, currency_paths)
+            if raw is not None:
+                found = _learn(currency_lookup, raw)
+                if found:
+                    attributes["revenue_currency"] = found
+                else:
+                    unmapped = [*(unmapped or ()), ("currency", _example(raw))]
+                if has_revenue:
+                    # Never converted: an amount not known to be in the base currency is flagged.
+                    attributes["revenue_currency_mismatch"] = found != base
+        return industry, status, unmapped
 
     return read
 
@@ -133,7 +151,8 @@ def _value(record: dict[str, Any], paths: Paths) -> Any:
 
 
 def _learn(lookup: Lookup, raw: Any) -> str:
-    """A value not seen before: text as it came; a number or a boolean by its JSON text; else UNMAPPED."""
+    """The canonical value of `raw`, or UNMAPPED: text as it came; a number or a boolean by its JSON
+    text (never remembered under the number: 1 and True are one dict key)."""
     if isinstance(raw, bool):
         raw = "true" if raw else "false"
     elif isinstance(raw, int):

@@ -29,7 +29,10 @@ is its position in its source's history: it outranks the file's export date when
 
 Each field has its reader, reading the paths the source's compiled definition gives: ``identity`` (id, name,
 parent), ``numbers`` (revenue, employee count, what counts as a number), ``industry``, ``metrics``,
-``times`` (ISO dates, the change time); ``encoding`` writes the attributes as jsonb takes them.
+``times`` (ISO dates, the change time); ``coded`` reads the coded fields through the vocabularies
+(canonical industry with its NAICS code beside it, status, country code, currency of revenue: a value
+they lack is kept and listed in the record's ``unmapped``, never refused); ``encoding`` writes the
+attributes as jsonb takes them.
 """
 
 from __future__ import annotations
@@ -51,7 +54,6 @@ from resources.canonical.numbers import converted, read_amount, read_count
 from resources.canonical.times import read_change_time
 from resources.sources.catalogue import get_sources
 from resources.sources.compiled import CompiledSource
-from resources.vocabularies.lookup import is_naics
 
 __all__ = ["CHANGE_TIME_KEYS", "classify_entity_type", "data_quality_score", "map_record"]
 
@@ -158,13 +160,16 @@ def map_record(
         emp_raw = converted(emp_raw, emp_field, problems, src.employees_scale, src.employees_numeric_strings)
     employees = read_count(emp_raw, emp_field, problems) if emp_raw is not None else None
     industry = read_industry(record, src, problems)
-    parent = read_parent(record, src, source_id, problems)
-    raw_metrics = first(record, src.metrics)[1]
+    # isdisjoint: one C call for the common record with no parent and no metrics (the same answer as
+    # their readers give it, without their calls)
+    keys = record.keys()
+    parent = None if keys.isdisjoint(src.parent_heads) else read_parent(record, src, source_id, problems)
+    raw_metrics = None if keys.isdisjoint(src.metrics_heads) else first(record, src.metrics)[1]
     metrics = read_metrics(raw_metrics, problems) if raw_metrics is not None else []
     # isdisjoint: one C call for the common record that has none of the fields
     changed_at = (
         None
-        if record.keys().isdisjoint(src.change_time_heads)
+        if keys.isdisjoint(src.change_time_heads)
         else read_change_time(record, src.change_time, problems)
     )
 
@@ -179,31 +184,17 @@ def map_record(
     assert source_id is not None and name is not None
     if coded is None:
         coded = coding_of(src)
-    terms = coded.terms
     attributes = dict(record)  # shallow: nested values are the parser's, shared, never mutated here
-    status, currency_given, unmapped = coded.read(record, attributes)
     attributes["name"] = name
     if revenue is not None:
         # The source int serialises without the Decimal hook; same number either way.
         attributes["revenue"] = rev_raw if type(rev_raw) is int else revenue  # a scaled one is Decimal
     if employees is not None:
         attributes["employees"] = employees
-    if industry is not None:
-        canonical = terms.industry.known.get(industry)  # inline: the common case is a value seen before
-        if canonical is None:
-            canonical = terms.industry.learn(industry)
-        if industry[0].isdigit() and is_naics(industry):
-            attributes["naics_code"] = industry  # the code is kept beside the industry it names
-        if canonical:
-            industry = canonical
-        else:
-            unmapped = [("industry", industry), *(unmapped or ())]
+    if industry is not None or "industry" in attributes:
         attributes["industry"] = industry
-    elif "industry" in attributes:
-        attributes["industry"] = None
-    if currency_given and revenue is not None:
-        # Never converted: an amount not known to be in the base currency is flagged.
-        attributes["revenue_currency_mismatch"] = attributes.get("revenue_currency") != terms.base_currency
+    # The vocabularies: the canonical industry (its code kept beside it), status, country, currency.
+    industry, status, unmapped = coded.read(record, attributes, industry, revenue is not None)
 
     serialised = (serialise_parsed(attributes) if json_types_only else None) or serialise(attributes)
     if isinstance(serialised, list):

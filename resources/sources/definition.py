@@ -178,6 +178,7 @@ class SourceDefinition(_Strict):
         f = self.fields
         change_time = compile_paths(f.change_time.paths)
         currency = compile_paths(f.currency.paths)
+        parent, metrics = compile_paths(f.parent.paths), compile_paths(f.metrics.paths)
         return CompiledSource(
             name=SourceSystem(self.name),
             prefixes=tuple(self.prefixes),
@@ -193,14 +194,16 @@ class SourceDefinition(_Strict):
             employees_numeric_strings=f.employees.numeric_strings,
             industry=compile_paths(f.industry.paths),
             industry_combinations=_combinations(f.industry),
-            parent=compile_paths(f.parent.paths),
-            metrics=compile_paths(f.metrics.paths),
+            parent=parent,
+            metrics=metrics,
             change_time=change_time,
             change_time_heads=frozenset(p[1] for p in change_time),
             status=compile_paths(f.status.paths),
             country=compile_paths(f.country.paths),
             currency=currency,
             currency_heads=frozenset(p[1] for p in currency),
+            parent_heads=frozenset(p[1] for p in parent),
+            metrics_heads=frozenset(p[1] for p in metrics),
         )
 
 

@@ -42,24 +42,36 @@ class Lookup:
         return self._variants.get(normalise(raw), UNMAPPED)
 
 
-class IndustryLookup(Lookup):
+class IndustryLookup:
     """An industry's name, or a NAICS code (2 to 6 digits) by its longest known prefix: "541512" is
-    "5415"'s industry when no longer prefix is listed."""
+    "5415"'s industry when no longer prefix is listed. `known` holds (canonical or UNMAPPED, the NAICS
+    code or None) per raw text: the mapping keeps the code beside the industry."""
 
-    __slots__ = ("_codes",)
+    __slots__ = ("_codes", "_names", "known")
 
     def __init__(self, variants: Mapping[str, str], codes: Mapping[str, str]) -> None:
-        super().__init__(variants)
+        self._names = Lookup(variants)
         self._codes = codes
+        self.known: dict[str, tuple[str, str | None]] = {}
 
-    def _resolve(self, raw: str) -> str:
-        if is_naics(raw):
-            for end in range(len(raw), 1, -1):
-                found = self._codes.get(raw[:end])
-                if found is not None:
-                    return found
-            return UNMAPPED
-        return super()._resolve(raw)
+    def learn(self, raw: str) -> tuple[str, str | None]:
+        found = self._resolve(raw)
+        if len(self.known) < MEMO_LIMIT:
+            self.known[raw] = found
+        return found
+
+    def __call__(self, raw: str) -> str:
+        """The canonical industry of `raw`, or UNMAPPED."""
+        return (self.known.get(raw) or self.learn(raw))[0]
+
+    def _resolve(self, raw: str) -> tuple[str, str | None]:
+        if not is_naics(raw):
+            return self._names(raw), None
+        for end in range(len(raw), 1, -1):
+            found = self._codes.get(raw[:end])
+            if found is not None:
+                return found, raw
+        return UNMAPPED, raw
 
 
 def is_naics(text: str) -> bool:
