@@ -259,7 +259,8 @@ class IngestFile(BaseModel):
     runId: str | None
     counts: dict[str, int | None] = Field(
         description="received, inserted, updated, unchanged, rejected, duplicates (a later occurrence in the "
-        "file won), superseded (older in source order than what the store holds: not applied)"
+        "file won), superseded (older in source order than what the store holds: not applied), retired "
+        "(entities a snapshot no longer holds, deleted)"
     )
     seconds: float | None
     discoveredAt: str
@@ -273,18 +274,18 @@ class IngestFile(BaseModel):
         "or `infrastructure` (its loader, run or connection died; retried by itself)",
     )
     retries: int = Field(default=0, description="Automatic retries of this series of attempts")
-    attemptCause: Literal["reprocess", "retry"] | None = Field(
+    attemptCause: Literal["reprocess", "retry", "release", "replay"] | None = Field(
         default=None, description="Why the current attempt started (null: the file arrived)"
     )
 
 
 class FileAttempt(BaseModel):
     attempt: int
-    cause: Literal["reprocess", "retry"] | None
+    cause: Literal["reprocess", "retry", "release", "replay"] | None
     runId: str | None
     startedAt: str | None
     finishedAt: str
-    outcome: Literal["loaded", "failed"]
+    outcome: Literal["loaded", "failed", "held"]
     failureKind: Literal["data", "infrastructure"] | None
     reason: str | None
 

@@ -43,7 +43,7 @@ from resources.dagster_resources import (
 )
 from resources.ingest import defaults as ingest_defaults
 from resources.ingest.loader import FileLoadResult
-from resources.ingest.registry import LOADED_COUNTS, claim_batches, get_files, newest_loaded
+from resources.ingest.registry import LOADED_COUNTS, claim_batches, get_files, list_files, newest_loaded
 from resources.ingest.runner import FileOutcome, ingest_file
 from resources.vocabularies.catalogue import get_vocabularies
 
@@ -56,6 +56,7 @@ CHECK_NEVER_BACK = "no_entity_moved_back_in_source_order"
 CHECK_FRESHNESS = "newest_file_within_freshness_bound"
 CHECK_REQUIRED_ATTRIBUTES = "required_attributes_present"
 CHECK_UNMAPPED = "coded_values_in_vocabularies"
+CHECK_NO_HELD_SNAPSHOT = "no_snapshot_held"
 # A run launched by hand with no file ids takes at most this many pending files.
 MANUAL_RUN_MAX_FILES = 1000
 
@@ -98,7 +99,15 @@ def _files_table(outcomes: list[FileOutcome]) -> str:
     ]
     for o in outcomes:
         r = o.result
-        outcome = "loaded" if r else ("skipped: " + o.skipped if o.skipped else "FAILED: " + (o.error or ""))
+        outcome = (
+            "loaded"
+            if r
+            else "skipped: " + o.skipped
+            if o.skipped
+            else "HELD: " + o.held
+            if o.held
+            else "FAILED: " + (o.error or "")
+        )
         outcome = outcome.replace("|", "\\|")[:300]
         if r:
             lines.append(
@@ -165,6 +174,22 @@ def _check_unmapped(outcomes: list[FileOutcome]) -> AssetCheckResult:
         passed=not files,
         severity=AssetCheckSeverity.WARN,
         metadata={"files_with_unmapped_values": len(files), "unmapped": MetadataValue.json(files)},
+    )
+
+
+def _check_no_held_snapshot(conn: psycopg.Connection) -> AssetCheckResult:
+    # Every held file, whichever run held it: the check stays failed until someone releases or replaces it.
+    held = list_files(conn, status="held", limit=20)
+    conn.commit()
+    return AssetCheckResult(
+        asset_key=ENTITIES,
+        check_name=CHECK_NO_HELD_SNAPSHOT,
+        passed=not held,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "held_files": MetadataValue.json([{"key": f.s3_key, "reason": f.reason} for f in held]),
+            "release_with": "pipeline release KEY",
+        },
     )
 
 
@@ -235,6 +260,12 @@ def _canonical_table(key: AssetKey, description: str, schema: Any) -> AssetSpec:
             description="Every coded value (industry, country, status, currency) of the files this run "
             "loaded is in its vocabulary; warns, naming the files and values, when one was kept unmapped.",
         ),
+        AssetCheckSpec(
+            CHECK_NO_HELD_SNAPSHOT,
+            asset=ENTITIES,
+            description="No snapshot is held for retiring more of its source than "
+            "INGEST_SNAPSHOT_MAX_RETIRE_SHARE allows (`pipeline release KEY` applies one).",
+        ),
     ],
     op_tags={"kind": "ingest"},
 )
@@ -261,7 +292,13 @@ def ingest_files(
                     context.log.warning(f"file ids not in ingest.files, ignored: {sorted(missing)}")
             for file in files:
                 outcome = ingest_file(
-                    conn, raw_bucket.s3, raw_bucket.bucket, file, run_id, ingest_tuning.change_time_fields
+                    conn,
+                    raw_bucket.s3,
+                    raw_bucket.bucket,
+                    file,
+                    run_id,
+                    ingest_tuning.change_time_fields,
+                    max_retire_share=ingest_tuning.max_retire_share,
                 )
                 outcomes.append(outcome)
                 if outcome.result:
@@ -269,10 +306,13 @@ def ingest_files(
                     context.log.info(
                         f"{file.s3_key}: {r.received} received, {r.inserted} inserted, {r.updated} updated, "
                         f"{r.unchanged} unchanged, {r.superseded} superseded, {r.rejected} refused, "
-                        f"{r.duplicates} duplicates in {r.seconds:.2f}s"
+                        + (f"{r.retired} retired, " if r.retired else "")
+                        + f"{r.duplicates} duplicates in {r.seconds:.2f}s"
                     )
                 elif outcome.error:
                     context.log.error(f"{file.s3_key} failed, nothing of it landed: {outcome.error}")
+                elif outcome.held:
+                    context.log.error(f"{file.s3_key} held: {outcome.held}")
                 else:
                     context.log.warning(f"{file.s3_key} skipped: {outcome.skipped}")
 
@@ -357,6 +397,7 @@ def _materialize(
             "superseded": total.superseded,
             "unmapped": MetadataValue.json(total.unmapped.as_json()),
             "vocabularies": MetadataValue.json(get_vocabularies().versions),
+            "retired": total.retired,
             "seconds": round(elapsed, 3),
             "records_per_second": round(total.received / elapsed, 1) if elapsed > 0 else 0.0,
         },
@@ -415,6 +456,7 @@ def _checks(
     yield _check_required_attributes(conn, context.run.run_id)
     yield _check_unmapped(outcomes)
     conn.commit()
+    yield _check_no_held_snapshot(conn)
 
 
 ingest_job = define_asset_job(

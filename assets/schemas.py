@@ -45,6 +45,7 @@ ENTITIES_SCHEMA = _schema(
     ("lifetime_value", "numeric", "attributes.lifetime_value when a JSON number (generated, for analytics)"),
     ("total_spent", "numeric", "attributes.total_spent when a JSON number (generated, for analytics)"),
     ("revenue_per_employee", "numeric", "revenue / employees, 2 decimals (generated, for analytics)"),
+    ("deleted_at", "timestamptz", "When its source stopped holding it (status deleted), else null"),
 )
 RELATIONSHIPS_SCHEMA = _schema(
     ("relationship_id", "bigint", "Primary key"),

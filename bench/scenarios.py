@@ -355,14 +355,14 @@ def _mapped_local(spec: dict) -> Iterator[Any]:
 
 
 def _metadata(spec: dict, rec: Any) -> dict:
-    from resources.canonical.model import TRANSFORMATION_VERSION
+    from resources.sources.catalogue import get_sources
 
     return {
         "source_key": spec["key"],
         "source_id": rec.source_id,
         "run_id": f"bench-{spec['name']}",
         "data_quality": rec.data_quality,
-        "transformation_version": TRANSFORMATION_VERSION,
+        "transformation_version": get_sources().source("crm").transformation_version,
     }
 
 

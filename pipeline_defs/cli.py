@@ -5,6 +5,7 @@
     pipeline files [--status failed]      what arrived and what became of it
     pipeline history KEY                  every attempt of a file and why it ended
     pipeline reprocess KEY                run a file again on purpose
+    pipeline replay --source crm          a source's loaded files again, with today's definitions
     pipeline db migrate | db url          schema and connection strings
 
 Every endpoint comes from the environment (resources/settings.py). While `pipeline dev` runs, other
@@ -203,6 +204,73 @@ def reprocess(key: str) -> None:
         except ReprocessError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"{row.s3_key}: attempt {row.attempt} is {row.status}; the landing sensor will batch it")
+
+
+@cli.command()
+@click.argument("key")
+@friendly_errors
+def release(key: str) -> None:
+    """Apply KEY's held snapshot: its next attempt retires what it lacks, whatever the share."""
+    from resources.ingest.registry import ReprocessError, request_release
+
+    with psycopg.connect(get_settings().database_url, connect_timeout=5) as conn:
+        try:
+            with conn.transaction():
+                row = request_release(conn, key)
+        except ReprocessError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"{row.s3_key}: released; attempt {row.attempt} is {row.status} and will apply its retirements; "
+        "the landing sensor will batch it"
+    )
+
+
+@cli.command()
+@click.option("--source", required=True, type=SourceChoice(), help="Source system.")
+@click.option(
+    "--since",
+    metavar="DATE",
+    default=None,
+    help="Only files whose time in the source's history (export date, else LastModified) is at or after "
+    "DATE: 2026-03-01 (midnight UTC) or 2026-03-01T12:00:00+00:00.",
+)
+@friendly_errors
+def replay(source: str, since: str | None) -> None:
+    """Load SOURCE's loaded files again with the current source definitions (after a mapping fix), one at
+    a time, oldest first in the source's history; only what comes out different is written."""
+    import uuid
+
+    from resources.clients.aws import aws_client
+    from resources.ingest.replay import ReplayRefused, ReplayTotals, parse_since, plan_replay, replay_files
+
+    after = parse_since(since)
+    if isinstance(after, ReplayRefused):
+        raise click.BadParameter(after.reason, param_hint="--since")
+    settings = get_settings()
+    # Stands where a Dagster run id stands: in the files' attempts and the entities' metadata.
+    run_id = f"cli-replay-{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
+        plan = plan_replay(conn, source, after)
+        if isinstance(plan, ReplayRefused):
+            raise click.ClickException(plan.reason)
+        if not plan.files:
+            click.echo(
+                f"no loaded file of {source}" + (f" since {since}" if since else "") + ": nothing to replay"
+            )
+            return
+        click.echo(
+            f"replaying {len(plan.files)} loaded file(s) of {source} with transformation version "
+            f"{plan.transformation_version} (run {run_id})"
+        )
+        s3 = aws_client("s3", settings)
+        totals = ReplayTotals()
+        steps = replay_files(conn, s3, settings.raw_bucket, plan, run_id, settings.ingest_change_time_fields)
+        for step in steps:
+            totals.add(step)
+            click.echo(step.describe(), err=step.outcome.error is not None)
+    click.echo(totals.describe(plan))
+    if totals.failed:
+        raise SystemExit(1)
 
 
 @cli.group()

@@ -37,9 +37,10 @@ FILE_COLUMNS = (
     "unchanged",
     "superseded",
     "rejected",
+    "retired",
     "reason",
 )
-_NUMERIC = ("att", "received", "inserted", "updated", "unchanged", "superseded", "rejected")
+_NUMERIC = ("att", "received", "inserted", "updated", "unchanged", "superseded", "rejected", "retired")
 
 
 def format_files(rows: Sequence[Any], reason_width: int = 60) -> str:
@@ -57,6 +58,7 @@ def format_files(rows: Sequence[Any], reason_width: int = 60) -> str:
                 r.unchanged,
                 r.superseded,
                 r.rejected,
+                r.retired,
                 _truncate(r.reason, reason_width),
             )
             for r in rows

@@ -18,6 +18,8 @@ INGEST_OP = "ingest_files"  # the multi-asset's op name
 ANALYTICS_JOB = "analytics_job"
 ANALYTICS_OP = "run_analytics"
 LANDING_SENSOR = "landing_sensor"
+REPLAY_JOB = "replay_source"
+REPLAY_OP = "replay_files"
 
 # Run tags.
 BATCH_TAG = (
@@ -27,11 +29,19 @@ PRINCIPAL_TAG = "canonical/api-principal"
 IDEMPOTENCY_TAG = "canonical/idempotency-key"
 
 # `ingest.files.status`; the transitions are resources/ingest/registry.py's.
-FileStatus = Literal["pending", "queued", "loading", "loaded", "failed", "skipped"]
-FILE_STATUSES: tuple[FileStatus, ...] = ("pending", "queued", "loading", "loaded", "failed", "skipped")
+FileStatus = Literal["pending", "queued", "loading", "loaded", "failed", "skipped", "held"]
+FILE_STATUSES: tuple[FileStatus, ...] = (
+    "pending",
+    "queued",
+    "loading",
+    "loaded",
+    "failed",
+    "skipped",
+    "held",
+)
 OPEN_STATUSES: tuple[FileStatus, ...] = ("pending", "queued", "loading")
 IN_FLIGHT_STATUSES: tuple[FileStatus, ...] = ("queued", "loading")  # a run holds the file
-DONE_STATUSES: tuple[FileStatus, ...] = ("loaded", "failed", "skipped")
+DONE_STATUSES: tuple[FileStatus, ...] = ("loaded", "failed", "skipped", "held")
 
 
 def ingest_run_config(
@@ -44,6 +54,15 @@ def ingest_run_config(
     if max_refused_share is not None:
         config["max_refused_share"] = max_refused_share
     return {"ops": {INGEST_OP: {"config": config}}}
+
+
+def replay_run_config(source: str, since: str | None = None) -> dict[str, Any]:
+    """replay_source's run config: the loaded files of `source` (since: those whose time is at or after
+    it, an ISO date or date and time)."""
+    config: dict[str, Any] = {"source": source}
+    if since is not None:
+        config["since"] = since
+    return {"ops": {REPLAY_OP: {"config": config}}}
 
 
 # Parameters Dagster's config types cannot hold (a list of mixed values) travel as JSON text in the run

@@ -156,6 +156,7 @@ class IngestTuningResource(ConfigurableResource):  # type: ignore[type-arg]  # a
     max_refused_share: float = ingest_defaults.MAX_REFUSED_SHARE
     max_attempts: int = ingest_defaults.MAX_ATTEMPTS
     retry_backoff_seconds: float = ingest_defaults.RETRY_BACKOFF_SECONDS
+    max_retire_share: float = ingest_defaults.MAX_RETIRE_SHARE
 
 
 def _env(name: str, default: Any, environ: Mapping[str, str], *, integer: bool = False) -> Any:
@@ -211,5 +212,6 @@ def build_resources(
             max_refused_share=s.ingest_max_refused_share,
             max_attempts=s.ingest_max_attempts,
             retry_backoff_seconds=s.ingest_retry_backoff_seconds,
+            max_retire_share=s.ingest_snapshot_max_retire_share,
         ),
     }

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     ingest_retry_backoff_seconds: float = Field(
         default=ingest_defaults.RETRY_BACKOFF_SECONDS, alias="INGEST_RETRY_BACKOFF_SECONDS", ge=0
     )
+    ingest_snapshot_max_retire_share: float = Field(
+        default=ingest_defaults.MAX_RETIRE_SHARE, alias="INGEST_SNAPSHOT_MAX_RETIRE_SHARE", ge=0, le=1
+    )
     ingest_max_refused_share: float = Field(
         default=ingest_defaults.MAX_REFUSED_SHARE, alias="INGEST_MAX_REFUSED_SHARE", ge=0, le=1
     )

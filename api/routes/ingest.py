@@ -30,6 +30,7 @@ from resources.ingest.registry import (
     latest_for_key,
     list_files,
     rejected_sample,
+    request_release,
     request_reprocess,
 )
 from resources.sources.catalogue import get_sources
@@ -61,6 +62,7 @@ def file_view(f: FileRow) -> dict[str, Any]:
             "rejected": f.rejected,
             "duplicates": f.duplicates,
             "superseded": f.superseded,
+            "retired": f.retired,
         },
         "seconds": f.seconds,
         "discoveredAt": _iso(f.discovered_at),
@@ -140,6 +142,31 @@ def reprocess(key: str, _: JobsScope, state: State) -> JSONResponse:
             raise ApiProblem(
                 409 if known else 404,
                 "file_busy" if known else "file_not_found",
+                str(exc),
+                error_type="Conflict" if known else "NotFound",
+            ) from None
+    return JSONResponse(
+        {"success": True, "file": file_view(row), "rejectedSample": [], "attempts": []}, status_code=202
+    )
+
+
+@router.post(
+    "/ingest/files/{key:path}/release",
+    status_code=202,
+    response_model=IngestFileResponse,
+    summary="Apply a held snapshot: its retirements go ahead whatever their share",
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
+)
+def release(key: str, _: JobsScope, state: State) -> JSONResponse:
+    with state.connection("writer") as conn:  # autocommit: the transaction is explicit
+        try:
+            with conn.transaction():
+                row = request_release(conn, key)
+        except ReprocessError as exc:
+            known = latest_for_key(conn, key) is not None
+            raise ApiProblem(
+                409 if known else 404,
+                "file_not_held" if known else "file_not_found",
                 str(exc),
                 error_type="Conflict" if known else "NotFound",
             ) from None

@@ -35,6 +35,7 @@ from resources.analytics.params import (
     NoParams,
     RelationshipNetworkParams,
     RevenueAnalysisParams,
+    SimpleDemoParams,
     TimeSeriesPatternsParams,
     valid_values,
 )
@@ -105,7 +106,7 @@ def _doc(fn: Callable[..., Any]) -> str:
 
 _OPERATIONS = [
     Operation("database_info", _doc(info.database_info), NoParams, info.database_info, timeout_s=10),
-    Operation("simple_demo", _doc(info.simple_demo), NoParams, info.simple_demo, timeout_s=10),
+    Operation("simple_demo", _doc(info.simple_demo), SimpleDemoParams, info.simple_demo, timeout_s=10),
     Operation(
         "customer_analysis",
         _doc(segments.customer_analysis),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from resources.analytics.params import NoParams
+from resources.analytics.params import NoParams, SimpleDemoParams
 from resources.analytics.result import Table, fetch
 from resources.clients.postgres import scalar
 
@@ -79,14 +79,15 @@ SELECT coalesce(source_system, 'all') AS source_system,
        round(avg(employees), 1) AS average_employees,
        count(*) FILTER (WHERE entity_type = 'large_enterprise') AS large_enterprises
 FROM canonical.entities
+WHERE %(include_deleted)s OR status <> 'deleted'
 GROUP BY ROLLUP (source_system)
 ORDER BY grouping(source_system), source_system COLLATE "C"
 """
 
 
-def simple_demo(conn: psycopg.Connection, p: NoParams, *, max_rows: int) -> Table:
+def simple_demo(conn: psycopg.Connection, p: SimpleDemoParams, *, max_rows: int) -> Table:
     """Entities per source system and in all: count, revenue total and average, average employees,
-    large enterprises."""
+    large enterprises (deleted entities left out unless include_deleted)."""
     with conn.cursor() as cur:
-        cur.execute(SIMPLE_DEMO)
+        cur.execute(SIMPLE_DEMO, {"include_deleted": p.include_deleted})
         return fetch(cur, max_rows)

@@ -95,10 +95,24 @@ class _Params(BaseModel):
 
 
 class NoParams(_Params):
-    """database_info, simple_demo: no parameters."""
+    """database_info: no parameters."""
 
 
-class CustomerAnalysisParams(_Params):
+class _EntityParams(_Params):
+    """Operations over the entities: those their source deleted are left out unless asked for."""
+
+    include_deleted: bool = Field(
+        False,
+        description="also count entities their source deleted (a delete marker, a deleted status, or absent "
+        "from a newer snapshot of a snapshot source)",
+    )
+
+
+class SimpleDemoParams(_EntityParams):
+    """simple_demo: only whether deleted entities count."""
+
+
+class CustomerAnalysisParams(_EntityParams):
     metric: Metric = Field("revenue", description="value aggregated per segment")
     group_by: GroupBy = Field("industry", description="segment dimension")
     min_group_size: Int = Field(
@@ -106,13 +120,13 @@ class CustomerAnalysisParams(_Params):
     )
 
 
-class RevenueAnalysisParams(_Params):
+class RevenueAnalysisParams(_EntityParams):
     metric: Metric = Field("revenue", description="value ranked within each segment")
     group_by: GroupBy = Field("industry", description="segment dimension")
     top_n: Int = Field(10, ge=1, le=MAX_TOP_N, description="ranks kept per segment (ties share a rank)")
 
 
-class CountAnalysisParams(_Params):
+class CountAnalysisParams(_EntityParams):
     group_by: GroupBy = Field("industry", description="segment dimension")
 
 

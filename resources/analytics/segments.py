@@ -48,16 +48,27 @@ FROM (SELECT ({group_by}) COLLATE "C" AS segment,
              array_agg(({metric})::float8) FILTER (WHERE {metric} IS NOT NULL) AS vals,
              min({metric}) AS minimum,
              max({metric}) AS maximum
-      FROM canonical.entities e
+      FROM canonical.entities e {live}
       GROUP BY 1
       HAVING count(*) >= %(min_group_size)s) s
 ORDER BY total DESC NULLS LAST, segment NULLS LAST
 """
 
 
-def segment_query(template: str, group_by: str, metric: str | None = None) -> sql.Composed:
-    """`template` with the whitelisted dimension's and metric's fixed SQL in place of {group_by} / {metric}."""
-    fragments = {"group_by": sql.SQL(GROUP_BY_SQL[group_by])}
+# Deleted entities leave the segments unless asked for; `status` is in the canonical_id index (migration
+# 0013), so the filter keeps the scans index-only.
+LIVE_ONLY = "WHERE e.status <> 'deleted'"
+
+
+def segment_query(
+    template: str, group_by: str, metric: str | None = None, *, include_deleted: bool = False
+) -> sql.Composed:
+    """`template` with the whitelisted dimension's and metric's fixed SQL in place of {group_by} / {metric},
+    and {live} filtering out deleted entities unless `include_deleted`."""
+    fragments = {
+        "group_by": sql.SQL(GROUP_BY_SQL[group_by]),
+        "live": sql.SQL("" if include_deleted else LIVE_ONLY),
+    }
     if metric is not None:
         fragments["metric"] = sql.SQL(METRIC_SQL[metric])
     return sql.SQL(template).format(**fragments)
@@ -68,7 +79,8 @@ def customer_analysis(conn: psycopg.Connection, p: CustomerAnalysisParams, *, ma
     metric (entities without a value count in `entities`, not in the statistics)."""
     with conn.cursor() as cur:
         cur.execute(
-            segment_query(CUSTOMER_ANALYSIS, p.group_by, p.metric), {"min_group_size": p.min_group_size}
+            segment_query(CUSTOMER_ANALYSIS, p.group_by, p.metric, include_deleted=p.include_deleted),
+            {"min_group_size": p.min_group_size},
         )
         return fetch(cur, max_rows)
 
@@ -82,7 +94,7 @@ def customer_analysis(conn: psycopg.Connection, p: CustomerAnalysisParams, *, ma
 # out of parallel plans; each pass is an index-only scan of the canonical_id index (migration 0007).
 REVENUE_ANALYSIS = """
 WITH v AS NOT MATERIALIZED (
-    SELECT ({group_by}) COLLATE "C" AS segment, e.canonical_id, {metric} AS value FROM canonical.entities e
+    SELECT ({group_by}) COLLATE "C" AS segment, e.canonical_id, {metric} AS value FROM canonical.entities e {live}
 ), hist AS (
     SELECT segment IS NULL AS seg_null, coalesce(segment, '') AS seg_key,
            width_bucket(value::float8, %(edges)s::float8[]) AS bucket, count(*) AS n, sum(value) AS total
@@ -127,7 +139,8 @@ def revenue_analysis(conn: psycopg.Connection, p: RevenueAnalysisParams, *, max_
     PERCENT_RANK (0 = the top), share of the segment's total, segment size."""
     with conn.cursor() as cur:
         cur.execute(
-            segment_query(REVENUE_ANALYSIS, p.group_by, p.metric), {"top_n": p.top_n, "edges": BUCKET_EDGES}
+            segment_query(REVENUE_ANALYSIS, p.group_by, p.metric, include_deleted=p.include_deleted),
+            {"top_n": p.top_n, "edges": BUCKET_EDGES},
         )
         return fetch(cur, max_rows)
 
@@ -142,7 +155,7 @@ SELECT segment,
        count(*) FILTER (WHERE entity_type = 'large_enterprise') AS large_enterprise,
        count(*) FILTER (WHERE entity_type = 'medium_business') AS medium_business,
        count(*) FILTER (WHERE entity_type = 'small_business') AS small_business
-FROM (SELECT ({group_by}) COLLATE "C" AS segment, e.source_system, e.entity_type FROM canonical.entities e) v
+FROM (SELECT ({group_by}) COLLATE "C" AS segment, e.source_system, e.entity_type FROM canonical.entities e {live}) v
 GROUP BY segment
 ORDER BY entities DESC, segment NULLS LAST
 """
@@ -151,5 +164,5 @@ ORDER BY entities DESC, segment NULLS LAST
 def count_analysis(conn: psycopg.Connection, p: CountAnalysisParams, *, max_rows: int) -> Table:
     """Entities per segment, share of all entities, and the split by source system and entity type."""
     with conn.cursor() as cur:
-        cur.execute(segment_query(COUNT_ANALYSIS, p.group_by))
+        cur.execute(segment_query(COUNT_ANALYSIS, p.group_by, include_deleted=p.include_deleted))
         return fetch(cur, max_rows)

@@ -23,8 +23,9 @@ __all__ = [
 EntityType = Literal["large_enterprise", "medium_business", "small_business"]
 EntityStatus = Literal["active", "inactive", "deleted"]
 
-# Bumped whenever mapping rules change the canonical output for the same input.
-TRANSFORMATION_VERSION = "1.1.0"
+# Which rules produced a row is its source's `CompiledSource.transformation_version`: bump
+# resources/sources/version.py's MAPPING_VERSION whenever the mapping rules here change the canonical
+# output for the same input.
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,3 +17,5 @@ MAX_REFUSED_SHARE = 0.5
 # attempts in all, the first retry this long after the failure, each next one twice as long.
 MAX_ATTEMPTS = 3
 RETRY_BACKOFF_SECONDS = 30.0
+# A snapshot that would retire more than this share of its source's entities is held for a person.
+MAX_RETIRE_SHARE = 0.2

@@ -65,6 +65,7 @@ def load_records(
     attempt: int,
     source_key: str,
     run_id: str,
+    transformation_version: str,
     file_at: Callable[[], datetime],
     early_file_at: Callable[[], datetime | None] | None = None,
     chunk_rows: int | None = None,
@@ -77,12 +78,21 @@ def load_records(
     `early_file_at`, called when the first full chunk is ready, gives that place if it is already known
     (else None): then chunks are merged while the next ones are read. Raises ChunkedMergeRefused when
     that must not be (see the module docstring): the caller rolls back and loads the file again without
-    `early_file_at`. `fresh_inserts`: records whose id was never claimed are plain-INSERTed; raises
-    FreshInsertRefused when such an entity exists after all (then load again with False: all upserted).
+    `early_file_at`. `transformation_version` is written into each entity version's metadata (the
+    source's `CompiledSource.transformation_version`). `fresh_inserts`: records whose id was never
+    claimed are plain-INSERTed; raises FreshInsertRefused when such an entity exists after all (then
+    load again with False: all upserted).
     """
     started = time.perf_counter()
     out = FileLoadResult()
-    merger = Merger(out, file_id=file_id, source_key=source_key, run_id=run_id, fresh_inserts=fresh_inserts)
+    merger = Merger(
+        out,
+        file_id=file_id,
+        source_key=source_key,
+        run_id=run_id,
+        transformation_version=transformation_version,
+        fresh_inserts=fresh_inserts,
+    )
     refusals = Spool()
     try:
         with conn.cursor() as cur:

@@ -12,7 +12,6 @@ from typing import Any, NamedTuple
 
 import psycopg
 
-from resources.canonical.model import TRANSFORMATION_VERSION
 from resources.ingest import merge_sql as sql
 from resources.ingest.copy_text import WORKER_COPY_PIECE, Spool
 from resources.ingest.outcomes import ChunkedMergeRefused, FileLoadResult, FreshInsertRefused
@@ -33,7 +32,14 @@ class Merger:
     caller."""
 
     def __init__(
-        self, out: FileLoadResult, *, file_id: int, source_key: str, run_id: str, fresh_inserts: bool
+        self,
+        out: FileLoadResult,
+        *,
+        file_id: int,
+        source_key: str,
+        run_id: str,
+        transformation_version: str,
+        fresh_inserts: bool,
     ) -> None:
         self.out = out
         self.params: dict[str, Any] = {
@@ -41,7 +47,7 @@ class Merger:
             "run_id": run_id,
             "file_id": file_id,
             "xid": "0",
-            "transformation_version": TRANSFORMATION_VERSION,
+            "transformation_version": transformation_version,
         }
         self.fresh_inserts = fresh_inserts
         self.lost = 0  # records that lost their claim in earlier chunks (file_lost rows)

@@ -130,18 +130,20 @@ DELETE FROM staging_entities s WHERE NOT EXISTS (SELECT 1 FROM staging_keep k WH
 # What a changed entity takes from the incoming row (EXCLUDED), shared by every upsert of entities.
 ENTITY_UPDATE_SET = (
     "entity_type = EXCLUDED.entity_type, name = EXCLUDED.name, industry = EXCLUDED.industry, "
-    "revenue = EXCLUDED.revenue, employees = EXCLUDED.employees, status = EXCLUDED.status, "
-    "attributes = EXCLUDED.attributes, "
+    "revenue = EXCLUDED.revenue, employees = EXCLUDED.employees, attributes = EXCLUDED.attributes, "
     "attributes_hash = EXCLUDED.attributes_hash, metadata = EXCLUDED.metadata, "
     "source_changed_at = EXCLUDED.source_changed_at, source_file_at = EXCLUDED.source_file_at, "
-    "source_file_id = EXCLUDED.source_file_id"
+    "source_file_id = EXCLUDED.source_file_id, status = EXCLUDED.status, deleted_at = EXCLUDED.deleted_at"
 )
 _ENTITY_COLUMNS = """(entity_type, source_system, canonical_id, name, industry, revenue, employees, status,
-         attributes, attributes_hash, metadata, source_changed_at, source_file_at, source_file_id)"""
+         deleted_at, attributes, attributes_hash, metadata, source_changed_at, source_file_at, source_file_id)"""
 # The staged rows as canonical.entities rows (alias s: the filters below refer to it).
 _ENTITY_ROWS = """
     SELECT s.entity_type, s.source_system, s.canonical_id, s.name, s.industry, s.revenue, s.employees,
-           s.status, s.attributes::jsonb, s.attributes_hash,
+           -- the status its vocabulary gives the record's own; deleted as of the record's place in its
+           -- source's order
+           s.status, CASE WHEN s.status = 'deleted' THEN coalesce(s.changed_at, %(file_at)s::timestamptz) END,
+           s.attributes::jsonb, s.attributes_hash,
            jsonb_build_object('source_key', %(source_key)s::text, 'source_id', s.source_id,
                               'run_id', %(run_id)s::text, 'file_id', %(file_id)s::bigint,
                               'data_quality', s.data_quality,
@@ -181,16 +183,16 @@ WITH merged AS (
               old.entity_type AS old_entity_type, old.attributes AS old_attributes,
               old.metadata AS old_metadata, old.updated_at AS old_updated_at,
               old.source_changed_at AS old_changed_at, old.source_file_at AS old_file_at,
-              old.source_file_id AS old_file_id,
+              old.source_file_id AS old_file_id, old.status AS old_status, old.deleted_at AS old_deleted_at,
               -- measured by the database at write time, so the asset check can fail if the rule breaks
               (old.source_changed_at, old.source_file_at, old.source_file_id)
                   > (new.source_changed_at, new.source_file_at, new.source_file_id) AS moved_back
 ), history AS (
     INSERT INTO canonical.entity_history
         (entity_id, canonical_id, version, entity_type, attributes, metadata, valid_from,
-         source_changed_at, source_file_at, source_file_id)
+         source_changed_at, source_file_at, source_file_id, status, deleted_at)
     SELECT old_entity_id, old_canonical_id, old_version, old_entity_type, old_attributes, old_metadata,
-           old_updated_at, old_changed_at, old_file_at, old_file_id
+           old_updated_at, old_changed_at, old_file_at, old_file_id, old_status, old_deleted_at
     FROM merged WHERE old_entity_id IS NOT NULL
 )
 SELECT count(*) FILTER (WHERE old_entity_id IS NULL), count(*) FILTER (WHERE old_entity_id IS NOT NULL),

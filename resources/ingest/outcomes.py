@@ -55,6 +55,7 @@ class FileLoadResult:
     duplicates: int = 0  # records whose canonical id appeared again later in the file (last one wins)
     superseded: int = 0  # records older (in source order) than what the store already held: not applied
     moved_back: int = 0  # entities this file moved back in source order: 0 unless the ordering rule broke
+    retired: int = 0  # entities a snapshot no longer holds, deleted (snapshot sources only)
     relationships: int = 0  # current parent links created or changed
     time_series: int = 0  # metric points inserted or changed
     seconds: float = 0.0

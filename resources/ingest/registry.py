@@ -4,8 +4,9 @@ Key + ETag identify a file version: the same object delivered twice (queue and l
 restarted moto re-uploading samples) is recorded once; a changed object under the same key is a new
 row and new work. Status moves pending → queued → loading → loaded | failed; files we will not
 process are recorded as skipped with the reason; a queued file whose run was lost goes back to pending,
-and `pipeline reprocess` puts a finished file back to pending as its next attempt. Every one of these
-transitions is a function of this module.
+and `pipeline reprocess` puts a finished file back to pending as its next attempt; a replay takes a
+loaded file straight to loading as its next attempt. Every one of these transitions is a function of
+this module.
 
 A file is `loading` only while its loader's session holds the file's advisory lock (taken before the
 file becomes `loading`, let go after its outcome is committed; PostgreSQL drops it when the session
@@ -100,7 +101,11 @@ class FileRow:
     source_file_at: datetime | None  # the file's place in its source's history, set when it loads
     failure_kind: str | None = None  # 'data' (waits for a person) | 'infrastructure' (retried by itself)
     retries: int = 0  # automatic retries of this attempt series
-    attempt_cause: str | None = None  # why the current attempt started: None (arrival), 'reprocess', 'retry'
+    # why the current attempt started: None (arrival), 'reprocess', 'retry', 'release', 'replay'
+    attempt_cause: str | None = None
+    retired: int | None = None  # entities a snapshot retired
+    # a person released the held snapshot: apply its retirements whatever their share
+    retire_released: bool = False
     # per vocabulary, the coded values no entry matched: {"country": {"count": n, "examples": [...]}}
     unmapped: dict[str, Any] | None = None
 
@@ -258,7 +263,7 @@ def request_reprocess(conn: psycopg.Connection, key: str) -> FileRow:
         cur.execute(
             f"""UPDATE ingest.files
                 SET status = 'pending', attempt = attempt + 1, retries = 0, attempt_cause = 'reprocess',
-                    launches = 0, reason = NULL, failure_kind = NULL, batch_id = NULL,
+                    launches = 0, reason = NULL, failure_kind = NULL, batch_id = NULL, retire_released = false,
                     queued_at = NULL, started_at = NULL, finished_at = NULL
                 WHERE file_id = %s AND status NOT IN ({_IN_FLIGHT}) RETURNING {_FILE_COLUMNS}""",
             (row.file_id,),
@@ -267,6 +272,27 @@ def request_reprocess(conn: psycopg.Connection, key: str) -> FileRow:
     if out is None:
         busy = latest_for_key(conn, key) or row
         raise ReprocessError(f"{key!r} is {busy.status} (batch {busy.batch_id}); wait for it to finish")
+    return out
+
+
+def request_release(conn: psycopg.Connection, key: str) -> FileRow:
+    """Apply a held snapshot after all: its next attempt retires what it lacks whatever the share. Only
+    the latest version of the key, and only while it is held (ReprocessError otherwise); no commit."""
+    row = latest_for_key(conn, key)
+    if row is None:
+        raise ReprocessError(f"no file with key {key!r} has been recorded")
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        cur.execute(
+            f"""UPDATE ingest.files
+                SET status = 'pending', attempt = attempt + 1, retries = 0, attempt_cause = 'release',
+                    launches = 0, reason = NULL, failure_kind = NULL, batch_id = NULL, retire_released = true,
+                    queued_at = NULL, started_at = NULL, finished_at = NULL
+                WHERE file_id = %s AND status = 'held' RETURNING {_FILE_COLUMNS}""",
+            (row.file_id,),
+        )
+        out = cur.fetchone()
+    if out is None:
+        raise ReprocessError(f"{key!r} is {row.status}, not held: there is nothing to release")
     return out
 
 
@@ -294,6 +320,7 @@ LOADED_COUNTS = (
     "duplicates",
     "superseded",
     "moved_back",
+    "retired",
     "relationships",
     "time_series",
     "seconds",
@@ -417,6 +444,17 @@ def mark_failed(
             (reason[:2000], kind, file_id, from_status, from_status),
         ).rowcount
         > 0
+    )
+
+
+def mark_held(conn: psycopg.Connection, file_id: int, reason: str) -> None:
+    """loading → held: a snapshot that would retire too much of its source; nothing of it landed, so no
+    counts (no commit). It waits for `request_release`."""
+    conn.execute(
+        f"""UPDATE ingest.files SET status = 'held', reason = %s, failure_kind = NULL, finished_at = now(),
+               {", ".join(f"{c} = NULL" for c in LOADED_COUNTS)}
+            WHERE file_id = %s""",
+        (reason[:2000], file_id),
     )
 
 
@@ -565,3 +603,55 @@ def source_summary(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
             previous = entry["newest_file_age_hours"]
             entry["newest_file_age_hours"] = hours if previous is None else min(previous, hours)
     return out
+
+
+# ---- replay: the current definitions applied again to a source's loaded files ---------------------------
+
+
+def loaded_in_source_order(
+    conn: psycopg.Connection, source: str, *, since: datetime | None = None
+) -> list[FileRow]:
+    """A source's loaded files, oldest first in its history (the file's time, then registration order:
+    the order the merge's claim compares); `since`: only files whose time is at or after it."""
+    with conn.cursor(row_factory=class_row(FileRow)) as cur:
+        cur.execute(
+            f"""SELECT {_FILE_COLUMNS} FROM ingest.files
+                WHERE source_system = %(source)s AND status = 'loaded'
+                  AND (%(since)s::timestamptz IS NULL
+                       OR coalesce(source_file_at, last_modified, discovered_at) >= %(since)s)
+                ORDER BY coalesce(source_file_at, last_modified, discovered_at), file_id""",
+            {"source": source, "since": since},
+        )
+        return cur.fetchall()
+
+
+def start_replay(conn: psycopg.Connection, file_id: int, run_id: str, *, attempt: int) -> str | None:
+    """loaded → loading as attempt `attempt` (cause 'replay') for this run, holding the file's loader
+    lock; commits. Only while the file is still loaded at the attempt before (as the replay listed it):
+    one that another run or a reprocess took since is theirs. Returns None when this run now loads the
+    file (call `finish_loading` once its outcome is committed), else why not."""
+    _notice_a_dead_client_soon(conn)
+    if not scalar(conn, _TAKE_LOADER_LOCK, (file_id,)):
+        conn.commit()
+        return "its loader lock is held by another session (a live loader has it)"
+    claimed = conn.execute(
+        """UPDATE ingest.files
+           SET status = 'loading', attempt = %(attempt)s, retries = 0, attempt_cause = 'replay',
+               launches = 0, run_id = %(run)s, batch_id = NULL, queued_at = NULL, started_at = now(),
+               reason = NULL, failure_kind = NULL, finished_at = NULL
+           WHERE file_id = %(id)s AND status = 'loaded' AND attempt = %(attempt)s - 1""",
+        {"run": run_id, "id": file_id, "attempt": attempt},
+    ).rowcount
+    row = (
+        None
+        if claimed
+        else conn.execute(
+            "SELECT status, attempt FROM ingest.files WHERE file_id = %s", (file_id,)
+        ).fetchone()
+    )
+    conn.commit()
+    if claimed:
+        return None
+    finish_loading(conn, file_id)
+    status, now_at = row if row else ("gone", None)
+    return f"now {status} at attempt {now_at} (not loaded at attempt {attempt - 1} any more)"

@@ -7,7 +7,7 @@ not at all, and one bad file never blocks or half-loads another.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
@@ -20,6 +20,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from resources.canonical.coded import coding
 from resources.canonical.mapping import map_record
 from resources.canonical.model import CanonicalRecord, Refusal
+from resources.ingest.defaults import MAX_RETIRE_SHARE
 from resources.ingest.loader import ChunkedMergeRefused, FileLoadResult, FreshInsertRefused, load_records
 from resources.ingest.parsing import (
     NDJSON_SUFFIXES,
@@ -34,9 +35,11 @@ from resources.ingest.registry import (
     FileRow,
     finish_loading,
     mark_failed,
+    mark_held,
     mark_loaded,
     start_loading,
 )
+from resources.ingest.retire import SnapshotHeld, retire_absent
 from resources.sources.catalogue import get_sources
 
 # Conflicts another transaction caused, gone once it commits: the file's transaction is run again.
@@ -67,6 +70,7 @@ class FileOutcome:
     error: str | None = None  # why the file failed; nothing of it landed
     failure_kind: FailureKind | None = None  # 'data' waits for a person; 'infrastructure' is retried
     skipped: str | None = None  # why this run did not touch the file (another run has it)
+    held: str | None = None  # why the snapshot waits for a release; nothing of it landed
 
     @property
     def ok(self) -> bool:
@@ -138,12 +142,18 @@ def ingest_file(
     file: FileRow,
     run_id: str,
     change_time_fields: Mapping[str, Sequence[str]] | None = None,
+    *,
+    max_retire_share: float = MAX_RETIRE_SHARE,
+    start: Callable[[psycopg.Connection, int, str], str | None] = start_loading,
 ) -> FileOutcome:
     """Load one file. `conn` must not be in a transaction; it is left idle.
 
     `change_time_fields` names, per source system, the record fields holding the record's own change
-    time (default: each source's definition; an empty list turns record times off)."""
-    not_ours = start_loading(conn, file.file_id, run_id)
+    time (default: each source's definition; an empty list turns record times off). `start` takes the
+    file for this run under its loader lock, or says why not (`start_loading`: a pending or queued
+    file; a replay takes a loaded one as `file`'s attempt).
+    `max_retire_share`: a snapshot that would retire more of its source is held, not applied."""
+    not_ours = start(conn, file.file_id, run_id)
     if not_ours:
         return FileOutcome(file, skipped=not_ours)
     source = file.source_system or ""
@@ -157,8 +167,12 @@ def ingest_file(
             reraise=True,
         ):
             with attempt:
-                result = _load(conn, s3, bucket, file, run_id, keys)
+                result = _load(conn, s3, bucket, file, run_id, keys, max_retire_share)
         return FileOutcome(file, result=result)
+    except SnapshotHeld as held:
+        mark_held(conn, file.file_id, held.reason)
+        conn.commit()
+        return FileOutcome(file, held=held.reason)
     except (ParseError, FileUnavailable, psycopg.DataError, psycopg.IntegrityError) as exc:
         return _fail(conn, file, str(exc), "data")
     except ClientError as exc:
@@ -182,6 +196,7 @@ def _load(
     file: FileRow,
     run_id: str,
     change_time_keys: tuple[str, ...] | None,
+    max_retire_share: float,
 ) -> FileLoadResult:
     # Each refusal rolls the transaction back and narrows what the next attempt may do (rare: see
     # resources/ingest/loader.py), so there are at most three attempts.
@@ -189,7 +204,15 @@ def _load(
     while True:
         try:
             return _load_once(
-                conn, s3, bucket, file, run_id, change_time_keys, chunked=chunked, fresh_inserts=fresh_inserts
+                conn,
+                s3,
+                bucket,
+                file,
+                run_id,
+                change_time_keys,
+                max_retire_share,
+                chunked=chunked,
+                fresh_inserts=fresh_inserts,
             )
         except ChunkedMergeRefused:
             if not chunked:
@@ -208,6 +231,7 @@ def _load_once(
     file: FileRow,
     run_id: str,
     change_time_keys: tuple[str, ...] | None,
+    max_retire_share: float,
     *,
     chunked: bool,
     fresh_inserts: bool,
@@ -230,11 +254,25 @@ def _load_once(
             attempt=file.attempt,
             source_key=file.s3_key,
             run_id=run_id,
+            transformation_version=get_sources().source(file.source_system or "").transformation_version,
             file_at=lambda: file_time(file, info.export_date),
             early_file_at=(lambda: early_file_time(file, info)) if chunked else None,
             fresh_inserts=fresh_inserts,
         )
-        mark_loaded(conn, file.file_id, result.as_dict(), file_time(file, info.export_date))
+        file_at = file_time(file, info.export_date)
+        if get_sources().source(file.source_system or "").snapshot:
+            result.retired = retire_absent(
+                conn,
+                source=file.source_system or "",
+                file_id=file.file_id,
+                attempt=file.attempt,
+                file_at=file_at,
+                source_key=file.s3_key,
+                run_id=run_id,
+                max_share=max_retire_share,
+                released=file.retire_released,
+            )
+        mark_loaded(conn, file.file_id, result.as_dict(), file_at)
     return result
 
 

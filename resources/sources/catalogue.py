@@ -35,10 +35,13 @@ class Sources:
 
     definitions: Mapping[str, SourceDefinition]
     origins: Mapping[str, str]
+    # The reference data the mapping reads (the vocabulary files' bytes): part of each transformation version
+    reference: tuple[bytes, ...] = ()
     compiled: Mapping[str, CompiledSource] = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "compiled", {n: d.compile() for n, d in self.definitions.items()})
+        compiled = {n: d.compile(self.reference) for n, d in self.definitions.items()}
+        object.__setattr__(self, "compiled", compiled)
 
     @property
     def names(self) -> tuple[SourceSystem, ...]:
@@ -64,9 +67,12 @@ class Sources:
         return next((c for c in self.compiled.values() if key.startswith(c.prefixes)), None)
 
 
-def load_sources(location: str | None = None, *, settings: Settings | None = None) -> Sources:
+def load_sources(
+    location: str | None = None, *, settings: Settings | None = None, reference: tuple[bytes, ...] = ()
+) -> Sources:
     """The shipped definitions, with those at `location` (a directory or s3://bucket/prefix/) added or
-    replacing a shipped one of the same name. SourceDefinitionError lists every problem found."""
+    replacing a shipped one of the same name; `reference`: the reference data the mapping reads, folded
+    into each transformation version. SourceDefinitionError lists every problem found."""
     problems: list[DefinitionProblem] = []
     shipped = _parse_all(read_documents(str(SHIPPED)), problems)
     added = _parse_all(read_documents(location, settings), problems) if location else {}
@@ -77,7 +83,7 @@ def load_sources(location: str | None = None, *, settings: Settings | None = Non
     if problems:
         raise SourceDefinitionError(problems)
     ordered = sorted(chosen)
-    return Sources({n: chosen[n][1] for n in ordered}, {n: chosen[n][0] for n in ordered})
+    return Sources({n: chosen[n][1] for n in ordered}, {n: chosen[n][0] for n in ordered}, reference)
 
 
 def _parse_all(
@@ -160,6 +166,25 @@ def _s3(location: str, settings: Settings | None, error: type[DocumentError]) ->
 
 @lru_cache(maxsize=1)
 def get_sources() -> Sources:
-    """The sources in effect for this process, read once (SOURCE_DEFINITIONS_PATH)."""
+    """The sources in effect for this process, read once (SOURCE_DEFINITIONS_PATH), their transformation
+    versions covering the vocabularies in effect too (a changed vocabulary file is a new version)."""
     settings = get_settings()
-    return load_sources(settings.source_definitions_path, settings=settings)
+    return load_sources(
+        settings.source_definitions_path, settings=settings, reference=vocabulary_files(settings)
+    )
+
+
+# The vocabularies' shipped files (resources/vocabularies/): read here as bytes only, for the versions;
+# their meaning is that package's, which imports this one.
+VOCABULARIES_SHIPPED = SHIPPED.parent.parent / "vocabularies" / "shipped"
+
+
+def vocabulary_files(settings: Settings) -> tuple[bytes, ...]:
+    """The bytes of every vocabulary file in effect, shipped then VOCABULARY_PATH's, in reading order."""
+    shipped = read_documents(str(VOCABULARIES_SHIPPED), setting="VOCABULARY_PATH")
+    added = (
+        read_documents(settings.vocabulary_path, settings, setting="VOCABULARY_PATH")
+        if settings.vocabulary_path
+        else []
+    )
+    return tuple(text for _origin, text in [*shipped, *added])

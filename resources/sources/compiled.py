@@ -51,6 +51,10 @@ class CompiledSource:
     metrics: Paths
     change_time: Paths
     change_time_heads: frozenset[str]  # top-level keys of change_time: a record without any skips it
+    # The content hash of the mapping rules and this definition (resources/sources/version.py), written
+    # into each entity version's metadata.
+    transformation_version: str
+    snapshot: bool = False  # each file is the whole source: what a newer one lacks is retired
     status: Paths = ()
     country: Paths = ()
     currency: Paths = ()

@@ -4,8 +4,8 @@ One JSON document per source. `extra="forbid"` everywhere: a misspelt key is an 
 Every problem is reported with the file, the key path (dotted, list positions as numbers) and what is
 wrong, all of a file's problems at once (`SourceDefinitionError`).
 
-`delete_markers`, `snapshot` and `priority` are validated now and used by later work (deletions as facts,
-survivorship); nothing reads them yet.
+`snapshot` says each file is the whole source (resources/ingest/retire.py); `delete_markers` and
+`priority` are validated now and used by later work (deletions as facts, survivorship).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from resources.sources.compiled import (
     SourceSystem,
     compile_paths,
 )
+from resources.sources.version import transformation_version
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 # Each dotted segment: a source field name, without dots or surrounding blanks.
@@ -161,7 +162,7 @@ class SourceDefinition(_Strict):
     formats: list[Format] = Field(default_factory=_every_format, min_length=1)
     fields: Fields
     delete_markers: list[DeleteMarker] = Field(default_factory=list)
-    snapshot: bool = False  # its files are full snapshots (not read yet)
+    snapshot: bool = False  # its files are full snapshots: what a newer one lacks is retired
     priority: int = Field(default=0, ge=0, le=1000)  # survivorship: higher wins (not read yet)
 
     @field_validator("prefixes")
@@ -174,7 +175,9 @@ class SourceDefinition(_Strict):
             raise ValueError("a prefix is listed twice")
         return value
 
-    def compile(self) -> CompiledSource:
+    def compile(self, reference: tuple[bytes, ...] = ()) -> CompiledSource:
+        """The compiled definition; `reference`: the reference data the mapping reads (vocabulary
+        files), folded into its transformation version."""
         f = self.fields
         change_time = compile_paths(f.change_time.paths)
         currency = compile_paths(f.currency.paths)
@@ -204,6 +207,8 @@ class SourceDefinition(_Strict):
             currency_heads=frozenset(p[1] for p in currency),
             parent_heads=frozenset(p[1] for p in parent),
             metrics_heads=frozenset(p[1] for p in metrics),
+            snapshot=self.snapshot,
+            transformation_version=transformation_version(self, *reference),
         )
 
 

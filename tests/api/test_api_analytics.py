@@ -78,7 +78,10 @@ def test_get_analytics_keeps_the_seed_envelope(api):
         md["resultCount"] == len(body["data"]) and md["cacheHit"] is False and md["timestamp"].endswith("Z")
     )
     assert md["columns"] and md["dataVersion"] == 1 and md["truncated"] is False and md["storage"] == "inline"
-    assert md["executionTimeMs"] >= 0 and md["parameters"] == {"group_by": "industry"}
+    assert md["executionTimeMs"] >= 0 and md["parameters"] == {
+        "group_by": "industry",
+        "include_deleted": False,
+    }
     assert {row[md["columns"][0]] for row in body["data"]} == {"Technology", "Retail", "Finance"}
     assert resp.headers["x-cache"] == "MISS" and resp.headers["etag"]
 

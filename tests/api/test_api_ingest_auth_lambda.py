@@ -81,6 +81,26 @@ def test_reprocess(api):
     assert ended["reason"] == "its loader ended without finishing; nothing of it landed"
 
 
+def test_release_applies_only_a_held_snapshot(api):
+    _register(api, "crm-data/a.json", "crm-data/h.json")
+    url = api.stack.pg.writer_url
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "UPDATE ingest.files SET status = 'held', reason = 'would retire 50%' WHERE s3_key = 'crm-data/h.json'"
+        )
+    resp = api.post("/ingest/files/crm-data/h.json/release")
+    assert resp.status_code == 202, resp.text
+    file = resp.json()["file"]
+    assert (file["status"], file["attempt"], file["attemptCause"]) == ("pending", 2, "release")
+    assert q1(url, "SELECT retire_released FROM ingest.files WHERE s3_key = 'crm-data/h.json'") is True
+    [held] = api.get("/ingest/files/crm-data/h.json").json()["attempts"]
+    assert (held["outcome"], held["reason"]) == ("held", "would retire 50%")
+    # Pending now, not held: nothing to release; an unknown key is not found.
+    resp = api.post("/ingest/files/crm-data/h.json/release")
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "file_not_held"
+    assert api.post("/ingest/files/crm-data/nope.json/release").status_code == 404
+
+
 def test_presigned_upload_lands_in_the_raw_bucket(api):
     resp = api.post("/ingest/uploads", json={"source": "erp", "filename": "accounts.json"})
     assert resp.status_code == 201, resp.text

@@ -73,6 +73,7 @@ def test_seed_export_lands_as_ten_entities_with_counts_in_the_materialization(dr
         "newest_file_within_freshness_bound": True,
         "required_attributes_present": True,
         "coded_values_in_vocabularies": True,
+        "no_snapshot_held": True,
     }
     # the real CRM export states its own date: that is the file's place in the source's history
     assert q(url, "SELECT source_file_at::text, superseded FROM ingest.files") == [

@@ -38,6 +38,7 @@ def test_workspace_yaml_loads_definitions_that_resolve_every_job_schedule_and_se
     assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {
         contract.INGEST_JOB,
         contract.ANALYTICS_JOB,
+        contract.REPLAY_JOB,
         "analytics_daily_job",
         "analytics_monthly_job",
         "purge_old_runs_job",
@@ -70,6 +71,7 @@ def test_the_ops_the_contract_names_are_the_jobs_ops():
     defs = _workspace_definitions()
     assert contract.INGEST_OP in {n.name for n in defs.resolve_job_def(contract.INGEST_JOB).nodes}
     assert contract.ANALYTICS_OP in {n.name for n in defs.resolve_job_def(contract.ANALYTICS_JOB).nodes}
+    assert contract.REPLAY_OP in {n.name for n in defs.resolve_job_def(contract.REPLAY_JOB).nodes}
 
 
 def test_run_configs_built_from_the_contract_are_valid_for_their_jobs():
@@ -88,6 +90,10 @@ def test_run_configs_built_from_the_contract_are_valid_for_their_jobs():
     assert valid(ingest, contract.ingest_run_config(None))  # "Materialize" with no file ids
     assert valid(ingest, {})  # no config at all
     assert valid(analytics, contract.analytics_run_config("simple_demo", {}, timeout_seconds=30, max_rows=10))
+    replay = defs.resolve_job_def(contract.REPLAY_JOB)
+    assert valid(replay, contract.replay_run_config("crm"))
+    assert valid(replay, contract.replay_run_config("crm", since="2026-03-01"))
+    assert not valid(replay, {})  # the source is required
     assert not valid(ingest, {"ops": {contract.INGEST_OP: {"config": {"file_ids": "one"}}}})
     assert not valid(analytics, {"ops": {"not_the_op": {"config": {}}}})
 

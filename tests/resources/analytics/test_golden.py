@@ -666,7 +666,12 @@ def test_customer_analysis(reader, metric, group_by, min_group_size):
         "maximum",
     ]
     assert_rows(res.rows, expected_customer_analysis(metric, group_by, min_group_size), {5: 0.011})
-    assert res.parameters == {"metric": metric, "group_by": group_by, "min_group_size": min_group_size}
+    assert res.parameters == {
+        "metric": metric,
+        "group_by": group_by,
+        "min_group_size": min_group_size,
+        "include_deleted": False,
+    }
 
 
 def expected_revenue_analysis(metric: str, group_by: str, top_n: int) -> list[tuple]:

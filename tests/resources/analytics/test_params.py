@@ -43,10 +43,10 @@ from resources.analytics.result import Table
 # Names and parameters are a contract (README, REST API).
 CONTRACT = {
     "database_info": set(),
-    "simple_demo": set(),
-    "customer_analysis": {"metric", "group_by", "min_group_size"},
-    "revenue_analysis": {"metric", "group_by", "top_n"},
-    "count_analysis": {"group_by"},
+    "simple_demo": {"include_deleted"},
+    "customer_analysis": {"metric", "group_by", "min_group_size", "include_deleted"},
+    "revenue_analysis": {"metric", "group_by", "top_n", "include_deleted"},
+    "count_analysis": {"group_by", "include_deleted"},
     "multi_dimensional_analytics": {"timeframe"},
     "relationship_network": {"root_entity_id", "max_depth", "max_roots"},
     "time_series_patterns": {"analysis_period", "metric_type"},

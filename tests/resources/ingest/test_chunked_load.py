@@ -242,6 +242,7 @@ def test_chunks_are_not_merged_with_a_file_time_other_than_the_final_one(stack):
                 attempt=1,
                 source_key="k",
                 run_id="r",
+                transformation_version="v",
                 file_at=lambda: _at(2),
                 early_file_at=lambda: _at(1),
                 chunk_rows=2,
@@ -342,6 +343,7 @@ def test_an_entity_written_around_ingest_refuses_the_fresh_insert_and_nothing_la
                 attempt=1,
                 source_key="k",
                 run_id="r",
+                transformation_version="v",
                 file_at=lambda: _at(1),
             )
         with conn.transaction():
@@ -352,6 +354,7 @@ def test_an_entity_written_around_ingest_refuses_the_fresh_insert_and_nothing_la
                 attempt=1,
                 source_key="k",
                 run_id="r",
+                transformation_version="v",
                 file_at=lambda: _at(1),
                 fresh_inserts=False,
             )

@@ -377,3 +377,26 @@ def test_not_json_a_missing_version_and_an_unknown_vocabulary_are_named(tmp_path
 def test_a_vocabulary_path_that_is_no_directory_is_named(tmp_path: Path) -> None:
     with pytest.raises(VocabularyError, match="VOCABULARY_PATH is not a directory or s3:// prefix"):
         load_vocabularies(str(tmp_path / "missing"))
+
+
+def test_the_vocabularies_in_effect_are_part_of_each_sources_transformation_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resources.sources.catalogue import get_sources, load_sources
+
+    get_settings.cache_clear()
+    get_sources.cache_clear()
+    shipped = get_sources().source("crm").transformation_version
+    assert shipped != load_sources().source("crm").transformation_version  # the shipped files count too
+    (tmp_path / "countries.json").write_text(
+        json.dumps({"vocabulary": "country", "version": "1", "values": {"XR": ["Ruritania"]}})
+    )
+    monkeypatch.setenv("VOCABULARY_PATH", str(tmp_path))
+    get_settings.cache_clear()
+    get_sources.cache_clear()
+    try:
+        assert get_sources().source("crm").transformation_version != shipped
+    finally:
+        monkeypatch.delenv("VOCABULARY_PATH")
+        get_settings.cache_clear()
+        get_sources.cache_clear()
