@@ -45,6 +45,7 @@ from resources.ingest import defaults as ingest_defaults
 from resources.ingest.loader import FileLoadResult
 from resources.ingest.registry import LOADED_COUNTS, claim_batches, get_files, list_files, newest_loaded
 from resources.ingest.runner import FileOutcome, ingest_file
+from resources.vocabularies.catalogue import get_vocabularies
 
 ENTITIES = AssetKey(["canonical", "entities"])
 RELATIONSHIPS = AssetKey(["canonical", "entity_relationships"])
@@ -55,6 +56,7 @@ CHECK_NEVER_BACK = "no_entity_moved_back_in_source_order"
 CHECK_FRESHNESS = "newest_file_within_freshness_bound"
 CHECK_REQUIRED_ATTRIBUTES = "required_attributes_present"
 CHECK_SCHEMA_DRIFT = "loaded_files_kept_their_source_shape"
+CHECK_UNMAPPED = "coded_values_in_vocabularies"
 CHECK_NO_HELD_SNAPSHOT = "no_snapshot_held"
 # A run launched by hand with no file ids takes at most this many pending files.
 MANUAL_RUN_MAX_FILES = 1000
@@ -87,6 +89,7 @@ def _totals(outcomes: list[FileOutcome]) -> FileLoadResult:
             continue
         for field in LOADED_COUNTS:
             setattr(total, field, getattr(total, field) + getattr(o.result, field))
+        total.unmapped.merge(o.result.unmapped)
     return total
 
 
@@ -193,6 +196,19 @@ def _check_schema_drift(outcomes: list[FileOutcome]) -> AssetCheckResult:
     )
 
 
+def _check_unmapped(outcomes: list[FileOutcome]) -> AssetCheckResult:
+    # A warning, never a failure: unmapped values are kept as they came; the files say which to add to
+    # a vocabulary (VOCABULARY_PATH).
+    files = {o.file.s3_key: o.result.unmapped.as_json() for o in outcomes if o.result and o.result.unmapped}
+    return AssetCheckResult(
+        asset_key=ENTITIES,
+        check_name=CHECK_UNMAPPED,
+        passed=not files,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"files_with_unmapped_values": len(files), "unmapped": MetadataValue.json(files)},
+    )
+
+
 def _check_no_held_snapshot(conn: psycopg.Connection) -> AssetCheckResult:
     # Every held file, whichever run held it: the check stays failed until someone releases or replaces it.
     held = list_files(conn, status="held", limit=20)
@@ -278,6 +294,12 @@ def _canonical_table(key: AssetKey, description: str, schema: Any) -> AssetSpec:
             "findings.",
         ),
         AssetCheckSpec(
+            CHECK_UNMAPPED,
+            asset=ENTITIES,
+            description="Every coded value (industry, country, status, currency) of the files this run "
+            "loaded is in its vocabulary; warns, naming the files and values, when one was kept unmapped.",
+        ),
+        AssetCheckSpec(
             CHECK_NO_HELD_SNAPSHOT,
             asset=ENTITIES,
             description="No snapshot is held for retiring more of its source than "
@@ -357,7 +379,7 @@ def ingest_files(
                         or "none pending"
                     )
                 )
-                yield from _checks(context, conn, config, FileLoadResult(), max_age, [])
+                yield from _checks(context, conn, config, FileLoadResult(), max_age, outcomes)
     except psycopg.OperationalError as exc:
         # Connection lost or server restarting: worth another try. Files already loaded are
         # 'loaded' and are not claimed again; the one in flight rolled back and is retried.
@@ -418,6 +440,8 @@ def _materialize(
             "rejected": total.rejected,
             "duplicates": total.duplicates,
             "superseded": total.superseded,
+            "unmapped": MetadataValue.json(total.unmapped.as_json()),
+            "vocabularies": MetadataValue.json(get_vocabularies().versions),
             "retired": total.retired,
             "seconds": round(elapsed, 3),
             "records_per_second": round(total.received / elapsed, 1) if elapsed > 0 else 0.0,
@@ -476,6 +500,7 @@ def _checks(
     yield _check_freshness(conn, max_age_hours)
     yield _check_required_attributes(conn, context.run.run_id)
     yield _check_schema_drift(outcomes)
+    yield _check_unmapped(outcomes)
     conn.commit()
     yield _check_no_held_snapshot(conn)
 

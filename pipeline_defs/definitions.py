@@ -19,6 +19,7 @@ from pipeline_defs.domains.maintenance import maintenance_definitions
 from resources.dagster_resources import build_resources
 from resources.settings import load_settings
 from resources.sources.catalogue import get_sources
+from resources.vocabularies.catalogue import get_vocabularies
 
 
 @definitions
@@ -32,8 +33,9 @@ def defs() -> Definitions:
 def _code_location() -> Definitions:
     settings = load_settings()
     # The source definitions, shipped and SOURCE_DEFINITIONS_PATH's: a bad one fails the load here,
-    # naming the file, the key and the problem.
+    # naming the file, the key and the problem. The vocabularies (VOCABULARY_PATH's too) likewise.
     get_sources()
+    get_vocabularies()
     return Definitions.merge(
         ingest_definitions(),
         analytics_definitions(),

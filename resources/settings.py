@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     # A directory or s3://bucket/prefix/ whose *.json source definitions add sources or replace a shipped
     # one of the same name (resources/sources/catalogue.py); unset: the shipped definitions only.
     source_definitions_path: str | None = Field(default=None, alias="SOURCE_DEFINITIONS_PATH")
+    # A directory or s3://bucket/prefix/ whose *.json vocabulary files add entries to the shipped
+    # vocabularies or override them (resources/vocabularies/catalogue.py); unset: the shipped ones only.
+    vocabulary_path: str | None = Field(default=None, alias="VOCABULARY_PATH")
     # Per source system, the record fields that hold the record's own change time, which orders
     # records ahead of the file's export date (JSON, e.g. {"crm": ["updated_at"], "legacy": []}; a
     # source not named uses its definition's change_time fields, [] turns record times off).

@@ -29,7 +29,10 @@ is its position in its source's history: it outranks the file's export date when
 
 Each field has its reader, reading the paths the source's compiled definition gives: ``identity`` (id, name,
 parent), ``numbers`` (revenue, employee count, what counts as a number), ``industry``, ``metrics``,
-``times`` (ISO dates, the change time); ``encoding`` writes the attributes as jsonb takes them.
+``times`` (ISO dates, the change time); ``coded`` reads the coded fields through the vocabularies
+(canonical industry with its NAICS code beside it, status, country code, currency of revenue: a value
+they lack is kept and listed in the record's ``unmapped``, never refused); ``encoding`` writes the
+attributes as jsonb takes them.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from resources.canonical.coded import Coding, coding_of
 from resources.canonical.encoding import record_json, serialise, serialise_parsed, storage_problems
 from resources.canonical.fields import first
 from resources.canonical.identity import read_id, read_name, read_parent
@@ -121,6 +125,7 @@ def map_record(
     change_time_keys: tuple[str, ...] | None = None,
     *,
     json_types_only: bool = False,
+    coded: Coding | None = None,
 ) -> CanonicalRecord | Refusal:
     """Map one parsed source record; every problem found is reported, not only the first.
 
@@ -129,6 +134,8 @@ def map_record(
     `json_types_only`: the caller vouches that the record holds only what our parsers build (dict with
     str keys, list, str, int, Decimal for every other number, bool, None; no float). The result is the
     same; attributes are then encoded by orjson, about four times faster than the json module.
+    `coded`: the source's coded-field reader and vocabulary lookups (`coded.coding`; a loader compiles it
+    once per file; default: compiled here, for the vocabularies in effect).
     Raises ValueError only for an unknown source_system (a caller bug, not bad data).
     """
     src = source_system if isinstance(source_system, CompiledSource) else get_sources().source(source_system)
@@ -153,13 +160,16 @@ def map_record(
         emp_raw = converted(emp_raw, emp_field, problems, src.employees_scale, src.employees_numeric_strings)
     employees = read_count(emp_raw, emp_field, problems) if emp_raw is not None else None
     industry = read_industry(record, src, problems)
-    parent = read_parent(record, src, source_id, problems)
-    raw_metrics = first(record, src.metrics)[1]
+    # isdisjoint: one C call for the common record with no parent and no metrics (the same answer as
+    # their readers give it, without their calls)
+    keys = record.keys()
+    parent = None if keys.isdisjoint(src.parent_heads) else read_parent(record, src, source_id, problems)
+    raw_metrics = None if keys.isdisjoint(src.metrics_heads) else first(record, src.metrics)[1]
     metrics = read_metrics(raw_metrics, problems) if raw_metrics is not None else []
     # isdisjoint: one C call for the common record that has none of the fields
     changed_at = (
         None
-        if record.keys().isdisjoint(src.change_time_heads)
+        if keys.isdisjoint(src.change_time_heads)
         else read_change_time(record, src.change_time, problems)
     )
 
@@ -172,6 +182,8 @@ def map_record(
         return _refuse(record, source_id, problems)
 
     assert source_id is not None and name is not None
+    if coded is None:
+        coded = coding_of(src)
     attributes = dict(record)  # shallow: nested values are the parser's, shared, never mutated here
     attributes["name"] = name
     if revenue is not None:
@@ -181,6 +193,8 @@ def map_record(
         attributes["employees"] = employees
     if industry is not None or "industry" in attributes:
         attributes["industry"] = industry
+    # The vocabularies: the canonical industry (its code kept beside it), status, country, currency.
+    industry, status, unmapped = coded.read(record, attributes, industry, revenue is not None)
 
     serialised = (serialise_parsed(attributes) if json_types_only else None) or serialise(attributes)
     if isinstance(serialised, list):
@@ -213,6 +227,8 @@ def map_record(
         parent_canonical_id=f"{source_system}_{parent}" if parent is not None else None,
         metrics=metrics,
         changed_at=changed_at,
+        status=status,
+        unmapped=tuple(unmapped) if unmapped else (),
     )
 
 

@@ -9,9 +9,19 @@ from typing import Any, Literal
 
 from resources.sources.compiled import SourceSystem
 
-__all__ = ["CanonicalRecord", "EntityType", "MappingResult", "Metric", "Problem", "Refusal", "SourceSystem"]
+__all__ = [
+    "CanonicalRecord",
+    "EntityStatus",
+    "EntityType",
+    "MappingResult",
+    "Metric",
+    "Problem",
+    "Refusal",
+    "SourceSystem",
+]
 
 EntityType = Literal["large_enterprise", "medium_business", "small_business"]
+EntityStatus = Literal["active", "inactive", "deleted"]
 
 # Which rules produced a row is its source's `CompiledSource.transformation_version`: bump
 # resources/sources/version.py's MAPPING_VERSION whenever the mapping rules here change the canonical
@@ -56,6 +66,9 @@ class CanonicalRecord:
     parent_canonical_id: str | None = None
     metrics: list[Metric] = field(default_factory=list)
     changed_at: datetime | None = None  # the record's own change time, where its source has one
+    status: EntityStatus = "active"  # the source's status code through the status vocabulary
+    # (vocabulary, value as it came) of each coded value no vocabulary entry matched: kept, counted
+    unmapped: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,6 +129,8 @@ def produce(
         for index, res in enumerate(results):
             out.received += 1
             if isinstance(res, CanonicalRecord):
+                if res.unmapped:
+                    out.unmapped.add(res.unmapped)
                 line = entity_row(index, res)
                 for m in res.metrics:
                     metrics.write(metric_row(index, res.canonical_id, m))

@@ -54,7 +54,7 @@ def entity_row(index: int, record: CanonicalRecord) -> str:
         f"{record.attributes_json.replace(_BACKSLASH, _DOUBLED_BACKSLASH)}\t"
         f"\\\\x{record.attributes_hash.hex()}\t{record.data_quality}\t"
         f"{text_field(record.parent_canonical_id)}\t"
-        f"{NULL if record.changed_at is None else record.changed_at.isoformat()}\n"
+        f"{NULL if record.changed_at is None else record.changed_at.isoformat()}\t{record.status}\n"
     )
 
 

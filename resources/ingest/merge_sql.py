@@ -17,7 +17,7 @@ CREATE TEMP TABLE staging_entities (
     ord integer NOT NULL, canonical_id text NOT NULL, source_system text NOT NULL, source_id text NOT NULL,
     entity_type text NOT NULL, name text NOT NULL, industry text, revenue numeric, employees bigint,
     attributes text NOT NULL, attributes_hash bytea NOT NULL, data_quality real NOT NULL,
-    parent_canonical_id text, changed_at timestamptz
+    parent_canonical_id text, changed_at timestamptz, status text NOT NULL
 ) ON COMMIT DROP;
 CREATE TEMP TABLE staging_metrics (
     ord integer NOT NULL, canonical_id text NOT NULL, metric_type text NOT NULL,
@@ -135,11 +135,14 @@ ENTITY_UPDATE_SET = (
     "source_changed_at = EXCLUDED.source_changed_at, source_file_at = EXCLUDED.source_file_at, "
     "source_file_id = EXCLUDED.source_file_id, status = EXCLUDED.status, deleted_at = EXCLUDED.deleted_at"
 )
-_ENTITY_COLUMNS = """(entity_type, source_system, canonical_id, name, industry, revenue, employees,
-         attributes, attributes_hash, metadata, source_changed_at, source_file_at, source_file_id)"""
+_ENTITY_COLUMNS = """(entity_type, source_system, canonical_id, name, industry, revenue, employees, status,
+         deleted_at, attributes, attributes_hash, metadata, source_changed_at, source_file_at, source_file_id)"""
 # The staged rows as canonical.entities rows (alias s: the filters below refer to it).
 _ENTITY_ROWS = """
     SELECT s.entity_type, s.source_system, s.canonical_id, s.name, s.industry, s.revenue, s.employees,
+           -- the status its vocabulary gives the record's own; deleted as of the record's place in its
+           -- source's order
+           s.status, CASE WHEN s.status = 'deleted' THEN coalesce(s.changed_at, %(file_at)s::timestamptz) END,
            s.attributes::jsonb, s.attributes_hash,
            jsonb_build_object('source_key', %(source_key)s::text, 'source_id', s.source_id,
                               'run_id', %(run_id)s::text, 'file_id', %(file_id)s::bigint,

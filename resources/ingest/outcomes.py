@@ -6,8 +6,43 @@ of the refused attempt lands.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+# Unmapped values a file's row shows per vocabulary: enough to see what to add to it.
+UNMAPPED_EXAMPLES = 5
+
+
+@dataclass(slots=True)
+class UnmappedValues:
+    """Per vocabulary, the coded values of a file's records that no vocabulary entry matched: how many,
+    and the first few distinct ones (README, "Vocabularies")."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, unmapped: Iterable[tuple[str, str]]) -> None:
+        for vocabulary, value in unmapped:
+            self.counts[vocabulary] = self.counts.get(vocabulary, 0) + 1
+            shown = self.examples.setdefault(vocabulary, [])
+            if len(shown) < UNMAPPED_EXAMPLES and value not in shown:
+                shown.append(value)
+
+    def merge(self, other: UnmappedValues) -> None:
+        """Add another file's (a run's totals)."""
+        for vocabulary, count in other.counts.items():
+            self.counts[vocabulary] = self.counts.get(vocabulary, 0) + count
+            shown = self.examples.setdefault(vocabulary, [])
+            shown.extend(v for v in other.examples.get(vocabulary, ()) if v not in shown)
+            del shown[UNMAPPED_EXAMPLES:]
+
+    def __bool__(self) -> bool:
+        return bool(self.counts)
+
+    def as_json(self) -> dict[str, dict[str, Any]]:
+        """{"country": {"count": 3, "examples": ["Narnia"]}, ...}: the ingest.files.unmapped column."""
+        return {v: {"count": n, "examples": self.examples[v]} for v, n in sorted(self.counts.items())}
 
 
 @dataclass(slots=True)
@@ -24,6 +59,7 @@ class FileLoadResult:
     relationships: int = 0  # current parent links created or changed
     time_series: int = 0  # metric points inserted or changed
     seconds: float = 0.0
+    unmapped: UnmappedValues = field(default_factory=UnmappedValues)  # coded values kept as they came
 
     @property
     def records_per_second(self) -> float:
@@ -36,6 +72,7 @@ class FileLoadResult:
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["records_per_second"] = round(self.records_per_second, 1)
+        d["unmapped"] = self.unmapped.as_json()
         return d
 
 

@@ -108,6 +108,8 @@ class FileRow:
     retire_released: bool = False
     # its findings against its source's earlier loaded files (drift.Drift.as_json)
     drift: dict[str, Any] | None = None
+    # per vocabulary, the coded values no entry matched: {"country": {"count": n, "examples": [...]}}
+    unmapped: dict[str, Any] | None = None
 
 
 _FILE_COLUMNS = ", ".join(FileRow.__slots__)
@@ -420,13 +422,19 @@ def mark_loaded(
     source_file_at: datetime,
     drift: Mapping[str, Any] | None = None,
 ) -> None:
-    """loading → loaded with the file's counts and drift findings, inside the file's own transaction (no
-    commit)."""
+    """loading → loaded with the file's counts, drift findings and unmapped values (`counts["unmapped"]`),
+    inside the file's own transaction (no commit)."""
     conn.execute(
         f"""UPDATE ingest.files SET status = 'loaded', reason = NULL, failure_kind = NULL, source_file_at = %s,
-                   finished_at = now(), drift = %s, {", ".join(f"{c} = %s" for c in LOADED_COUNTS)}
+                   finished_at = now(), drift = %s, {", ".join(f"{c} = %s" for c in LOADED_COUNTS)}, unmapped = %s
             WHERE file_id = %s""",
-        (source_file_at, Jsonb(drift) if drift else None, *(counts[c] for c in LOADED_COUNTS), file_id),
+        (
+            source_file_at,
+            Jsonb(drift) if drift else None,
+            *(counts[c] for c in LOADED_COUNTS),
+            Jsonb(counts.get("unmapped") or {}),
+            file_id,
+        ),
     )
 
 
@@ -445,7 +453,7 @@ def mark_failed(
     return (
         conn.execute(
             f"""UPDATE ingest.files SET status = 'failed', reason = %s, failure_kind = %s, finished_at = now(),
-                   drift = %s, {", ".join(f"{c} = NULL" for c in LOADED_COUNTS)}
+                   drift = %s, {", ".join(f"{c} = NULL" for c in LOADED_COUNTS)}, unmapped = NULL
             WHERE file_id = %s AND (%s::text IS NULL OR status = %s)""",
             (reason[:2000], kind, Jsonb(drift) if drift else None, file_id, from_status, from_status),
         ).rowcount
@@ -472,7 +480,7 @@ def fail_lost_loaders(conn: psycopg.Connection) -> list[FileRow]:
     with conn.cursor(row_factory=class_row(FileRow)) as cur:
         cur.execute(
             f"""UPDATE ingest.files SET status = 'failed', reason = %s, failure_kind = 'infrastructure',
-                       finished_at = now(), {", ".join(f"{c} = NULL" for c in LOADED_COUNTS)}
+                       finished_at = now(), {", ".join(f"{c} = NULL" for c in LOADED_COUNTS)}, unmapped = NULL
                 WHERE status = 'loading' AND NOT ingest.loader_alive(file_id)
                 RETURNING {_FILE_COLUMNS}""",
             (LOADER_LOST,),

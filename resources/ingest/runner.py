@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from psycopg import errors as pg_errors
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from resources.canonical.coded import coding
 from resources.canonical.mapping import map_record
 from resources.canonical.model import CanonicalRecord, Refusal
 from resources.ingest import defaults
@@ -131,11 +132,12 @@ def _mapped(
     profiler: ShapeProfiler | None = None,
 ) -> Iterator[CanonicalRecord | Refusal | MalformedLine]:
     compiled = _compiled(source, change_time_keys) if isinstance(source, str) else source
+    coded = coding(compiled)  # its coded fields' reader and vocabularies, once per file too
     for record in records if profiler is None else profiler.watch(records):
         yield (
             record
             if isinstance(record, MalformedLine)
-            else map_record(compiled, record, json_types_only=json_types_only)
+            else map_record(compiled, record, json_types_only=json_types_only, coded=coded)
         )
 
 

@@ -20,6 +20,7 @@ from resources.settings import Settings, get_settings
 from resources.sources.compiled import CompiledSource, SourceSystem
 from resources.sources.definition import (
     DefinitionProblem,
+    DocumentError,
     SourceDefinition,
     SourceDefinitionError,
     parse_definition,
@@ -34,10 +35,13 @@ class Sources:
 
     definitions: Mapping[str, SourceDefinition]
     origins: Mapping[str, str]
+    # The reference data the mapping reads (the vocabulary files' bytes): part of each transformation version
+    reference: tuple[bytes, ...] = ()
     compiled: Mapping[str, CompiledSource] = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "compiled", {n: d.compile() for n, d in self.definitions.items()})
+        compiled = {n: d.compile(self.reference) for n, d in self.definitions.items()}
+        object.__setattr__(self, "compiled", compiled)
 
     @property
     def names(self) -> tuple[SourceSystem, ...]:
@@ -63,12 +67,15 @@ class Sources:
         return next((c for c in self.compiled.values() if key.startswith(c.prefixes)), None)
 
 
-def load_sources(location: str | None = None, *, settings: Settings | None = None) -> Sources:
+def load_sources(
+    location: str | None = None, *, settings: Settings | None = None, reference: tuple[bytes, ...] = ()
+) -> Sources:
     """The shipped definitions, with those at `location` (a directory or s3://bucket/prefix/) added or
-    replacing a shipped one of the same name. SourceDefinitionError lists every problem found."""
+    replacing a shipped one of the same name; `reference`: the reference data the mapping reads, folded
+    into each transformation version. SourceDefinitionError lists every problem found."""
     problems: list[DefinitionProblem] = []
-    shipped = _parse_all(_directory(str(SHIPPED)), problems)
-    added = _parse_all(_read(location, settings), problems) if location else {}
+    shipped = _parse_all(read_documents(str(SHIPPED)), problems)
+    added = _parse_all(read_documents(location, settings), problems) if location else {}
     if problems:
         raise SourceDefinitionError(problems)
     chosen = {**shipped, **added}
@@ -76,7 +83,7 @@ def load_sources(location: str | None = None, *, settings: Settings | None = Non
     if problems:
         raise SourceDefinitionError(problems)
     ordered = sorted(chosen)
-    return Sources({n: chosen[n][1] for n in ordered}, {n: chosen[n][0] for n in ordered})
+    return Sources({n: chosen[n][1] for n in ordered}, {n: chosen[n][0] for n in ordered}, reference)
 
 
 def _parse_all(
@@ -119,27 +126,34 @@ def _check_prefixes(
                 )
 
 
-def _read(location: str, settings: Settings | None) -> list[tuple[str, bytes]]:
+def read_documents(
+    location: str,
+    settings: Settings | None = None,
+    *,
+    setting: str = "SOURCE_DEFINITIONS_PATH",
+    error: type[DocumentError] = SourceDefinitionError,
+) -> list[tuple[str, bytes]]:
+    """The `*.json` documents directly in a directory or under an s3://bucket/prefix/ (not in its
+    sub-folders), as (origin, bytes) in key order. `setting` names the variable for the error `error`
+    raises when the location is neither."""
     if location.startswith("s3://"):
-        return _s3(location, settings)
-    return _directory(location)
+        return _s3(location, settings, error)
+    return _directory(location, setting, error)
 
 
-def _directory(location: str) -> list[tuple[str, bytes]]:
+def _directory(location: str, setting: str, error: type[DocumentError]) -> list[tuple[str, bytes]]:
     folder = Path(location)
     if not folder.is_dir():
-        raise SourceDefinitionError(
-            [DefinitionProblem(location, "", "SOURCE_DEFINITIONS_PATH is not a directory or s3:// prefix")]
-        )
+        raise error([DefinitionProblem(location, "", f"{setting} is not a directory or s3:// prefix")])
     return [(str(p), p.read_bytes()) for p in sorted(folder.glob("*.json")) if p.is_file()]
 
 
-def _s3(location: str, settings: Settings | None) -> list[tuple[str, bytes]]:
+def _s3(location: str, settings: Settings | None, error: type[DocumentError]) -> list[tuple[str, bytes]]:
     from resources.clients.aws import aws_client  # boto3 only for a deployment that keeps them in S3
 
     bucket, _, prefix = location.removeprefix("s3://").partition("/")
     if not bucket:
-        raise SourceDefinitionError([DefinitionProblem(location, "", "no bucket in the s3:// URL")])
+        raise error([DefinitionProblem(location, "", "no bucket in the s3:// URL")])
     s3: Any = aws_client("s3", settings)
     keys = [
         obj["Key"]
@@ -152,6 +166,25 @@ def _s3(location: str, settings: Settings | None) -> list[tuple[str, bytes]]:
 
 @lru_cache(maxsize=1)
 def get_sources() -> Sources:
-    """The sources in effect for this process, read once (SOURCE_DEFINITIONS_PATH)."""
+    """The sources in effect for this process, read once (SOURCE_DEFINITIONS_PATH), their transformation
+    versions covering the vocabularies in effect too (a changed vocabulary file is a new version)."""
     settings = get_settings()
-    return load_sources(settings.source_definitions_path, settings=settings)
+    return load_sources(
+        settings.source_definitions_path, settings=settings, reference=vocabulary_files(settings)
+    )
+
+
+# The vocabularies' shipped files (resources/vocabularies/): read here as bytes only, for the versions;
+# their meaning is that package's, which imports this one.
+VOCABULARIES_SHIPPED = SHIPPED.parent.parent / "vocabularies" / "shipped"
+
+
+def vocabulary_files(settings: Settings) -> tuple[bytes, ...]:
+    """The bytes of every vocabulary file in effect, shipped then VOCABULARY_PATH's, in reading order."""
+    shipped = read_documents(str(VOCABULARIES_SHIPPED), setting="VOCABULARY_PATH")
+    added = (
+        read_documents(settings.vocabulary_path, settings, setting="VOCABULARY_PATH")
+        if settings.vocabulary_path
+        else []
+    )
+    return tuple(text for _origin, text in [*shipped, *added])

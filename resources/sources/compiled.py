@@ -55,6 +55,13 @@ class CompiledSource:
     # into each entity version's metadata.
     transformation_version: str
     snapshot: bool = False  # each file is the whole source: what a newer one lacks is retired
+    status: Paths = ()
+    country: Paths = ()
+    currency: Paths = ()
+    currency_heads: frozenset[str] = frozenset()  # top-level keys of currency: most records have none
+    # Top-level keys of parent and metrics: a record without any skips their readers (most have none).
+    parent_heads: frozenset[str] = frozenset()
+    metrics_heads: frozenset[str] = frozenset()
 
     def with_change_time(self, keys: tuple[str, ...]) -> CompiledSource:
         """This source with other change-time fields (INGEST_CHANGE_TIME_FIELDS; () turns them off)."""

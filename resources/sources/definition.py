@@ -15,7 +15,7 @@ import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -129,6 +129,10 @@ class Fields(_Strict):
     parent: PathsSpec = PathsSpec()
     metrics: PathsSpec = PathsSpec()
     change_time: PathsSpec = PathsSpec()
+    # Coded fields read through the vocabularies (resources/vocabularies/): none listed, none read.
+    status: PathsSpec = PathsSpec()
+    country: PathsSpec = PathsSpec()
+    currency: PathsSpec = PathsSpec()  # the currency of revenue
 
     @field_validator("id", "name")
     @classmethod
@@ -172,9 +176,13 @@ class SourceDefinition(_Strict):
             raise ValueError("a prefix is listed twice")
         return value
 
-    def compile(self) -> CompiledSource:
+    def compile(self, reference: tuple[bytes, ...] = ()) -> CompiledSource:
+        """The compiled definition; `reference`: the reference data the mapping reads (vocabulary
+        files), folded into its transformation version."""
         f = self.fields
         change_time = compile_paths(f.change_time.paths)
+        currency = compile_paths(f.currency.paths)
+        parent, metrics = compile_paths(f.parent.paths), compile_paths(f.metrics.paths)
         return CompiledSource(
             name=SourceSystem(self.name),
             prefixes=tuple(self.prefixes),
@@ -190,12 +198,18 @@ class SourceDefinition(_Strict):
             employees_numeric_strings=f.employees.numeric_strings,
             industry=compile_paths(f.industry.paths),
             industry_combinations=_combinations(f.industry),
-            parent=compile_paths(f.parent.paths),
-            metrics=compile_paths(f.metrics.paths),
+            parent=parent,
+            metrics=metrics,
             change_time=change_time,
             change_time_heads=frozenset(p[1] for p in change_time),
+            status=compile_paths(f.status.paths),
+            country=compile_paths(f.country.paths),
+            currency=currency,
+            currency_heads=frozenset(p[1] for p in currency),
+            parent_heads=frozenset(p[1] for p in parent),
+            metrics_heads=frozenset(p[1] for p in metrics),
             snapshot=self.snapshot,
-            transformation_version=transformation_version(self),
+            transformation_version=transformation_version(self, *reference),
         )
 
 
@@ -205,7 +219,7 @@ def _combinations(spec: FieldSpec) -> tuple[Combination, ...]:
 
 @dataclass(frozen=True, slots=True)
 class DefinitionProblem:
-    file: str  # where the definition came from: a path or an s3:// URL
+    file: str  # where the document came from: a path or an s3:// URL
     key: str  # the key path inside it, dotted ("fields.revenue.scale", "prefixes.0"); "" for the document
     problem: str
 
@@ -213,30 +227,48 @@ class DefinitionProblem:
         return f"{self.file}: {self.key or '(document)'}: {self.problem}"
 
 
-class SourceDefinitionError(ValueError):
-    """Source definitions that cannot be used, with every problem found (file, key, problem)."""
+class DocumentError(ValueError):
+    """Configuration documents that cannot be used, with every problem found (file, key, problem)."""
+
+    documents: ClassVar[str] = "documents"  # what they are, plural, for the message
+    document: ClassVar[str] = "a document"  # one of them, for an unknown key's problem
 
     def __init__(self, problems: list[DefinitionProblem]):
         self.problems = tuple(problems)
-        super().__init__("invalid source definitions: " + "; ".join(str(p) for p in problems))
+        super().__init__(f"invalid {self.documents}: " + "; ".join(str(p) for p in problems))
+
+
+class SourceDefinitionError(DocumentError):
+    """Source definitions that cannot be used, with every problem found (file, key, problem)."""
+
+    documents = "source definitions"
+    document = "a source definition"
+
+
+Document = TypeVar("Document", bound=BaseModel)
+
+
+def parse_document(
+    text: str | bytes, origin: str, model: type[Document], error: type[DocumentError]
+) -> Document:
+    """One JSON object validated as `model`; `error` naming `origin`, the key and the problem."""
+    try:
+        document = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error([DefinitionProblem(origin, "", f"not JSON: {exc}")]) from None
+    if not isinstance(document, dict):
+        raise error([DefinitionProblem(origin, "", f"must be an object, not {type(document).__name__}")])
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise error(
+            [DefinitionProblem(origin, _key(e["loc"]), _message(e, error.document)) for e in exc.errors()]
+        ) from None
 
 
 def parse_definition(text: str | bytes, origin: str) -> SourceDefinition:
     """One definition document; SourceDefinitionError naming `origin`, the key and the problem."""
-    try:
-        document = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SourceDefinitionError([DefinitionProblem(origin, "", f"not JSON: {exc}")]) from None
-    if not isinstance(document, dict):
-        raise SourceDefinitionError(
-            [DefinitionProblem(origin, "", f"must be an object, not {type(document).__name__}")]
-        )
-    try:
-        return SourceDefinition.model_validate(document)
-    except ValidationError as exc:
-        raise SourceDefinitionError(
-            [DefinitionProblem(origin, _key(e["loc"]), _message(e)) for e in exc.errors()]
-        ) from None
+    return parse_document(text, origin, SourceDefinition, SourceDefinitionError)
 
 
 def _key(loc: tuple[int | str, ...]) -> str:
@@ -244,10 +276,10 @@ def _key(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc if not (isinstance(part, str) and "[" in part))
 
 
-def _message(error: Any) -> str:
+def _message(error: Any, document: str) -> str:
     message = str(error["msg"])
     if error["type"] == "extra_forbidden":
-        return "unknown key (not part of a source definition)"
+        return f"unknown key (not part of {document})"
     if error["type"] == "missing":
         return "required key is missing"
     return message.removeprefix("Value error, ")

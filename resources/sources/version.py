@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 # Bumped whenever the mapping rules in code (resources/canonical/) change the canonical output for the
 # same input and definition.
-MAPPING_VERSION = "1.0.0"
+MAPPING_VERSION = "1.1.0"
 # Hex digits kept of the SHA-256: 64 bits, plenty to tell apart the versions one deployment ever has.
 DIGEST_LENGTH = 16
 

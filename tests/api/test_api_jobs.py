@@ -34,7 +34,12 @@ def test_post_job_is_202_with_location_and_a_queued_item_at_once(api):
     }
     config = params["runConfigData"]["ops"]["run_analytics"]["config"]
     assert config["request"] == {
-        "customer_analysis": {"metric": "revenue", "group_by": "industry", "min_group_size": 1}
+        "customer_analysis": {
+            "metric": "revenue",
+            "group_by": "industry",
+            "min_group_size": 1,
+            "include_deleted": False,
+        }
     }
     got = api.get(resp.headers["location"])
     assert got.status_code == 200 and got.json()["job"]["status"] == "queued"

@@ -72,6 +72,7 @@ def test_seed_export_lands_as_ten_entities_with_counts_in_the_materialization(dr
         "no_entity_moved_back_in_source_order": True,
         "newest_file_within_freshness_bound": True,
         "required_attributes_present": True,
+        "coded_values_in_vocabularies": True,
         "no_snapshot_held": True,
         "loaded_files_kept_their_source_shape": True,
     }

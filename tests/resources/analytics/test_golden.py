@@ -344,6 +344,18 @@ def _dec(value: Any) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
 
+# The vocabularies' answers for the golden records' coded industries (README, "Vocabularies"): NAICS
+# codes by their longest listed prefix, names by their variants; every other value is canonical already.
+GOLDEN_INDUSTRIES = {
+    "541512": "Technology",
+    "452210": "Retail",
+    "621111": "Healthcare",
+    "311811": "Food & Beverage",
+    "Finance": "Financial Services",
+    "Food": "Food & Beverage",
+}
+
+
 def _entity(system: str, rec: dict) -> dict | None:
     source_id = str(_first(rec, "id", "customer_id"))
     name = _first(rec, "company_name", "business_name", "businessName", "name")
@@ -373,7 +385,7 @@ def _entity(system: str, rec: dict) -> dict | None:
         "canonical_id": f"{system}_{source_id}",
         "source_system": system,
         "name": name,
-        "industry": None if industry is None else str(industry),
+        "industry": None if industry is None else GOLDEN_INDUSTRIES.get(str(industry), str(industry)),
         "revenue": revenue,
         "employees": employees,
         "entity_type": kind,

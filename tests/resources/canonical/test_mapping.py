@@ -390,9 +390,14 @@ def test_industry_is_read_from_each_source_variant(key: str) -> None:
     assert result.industry == "Energy" and stored(result)["industry"] == "Energy"
 
 
-def test_industry_code_wins_and_numbers_are_stringified() -> None:
-    assert ok(crm_record(industry_code=541512)).industry == "541512"
-    assert ok(crm_record(industry=Decimal("52.1"))).industry == "52.1"
+def test_industry_code_wins_lands_in_its_industry_and_is_kept_beside_it_as_text() -> None:
+    coded = ok(crm_record(industry_code=541512))
+    assert coded.industry == "Technology" and stored(coded)["naics_code"] == "541512"
+    assert stored(coded)["industry_code"] == 541512  # the source field as it came
+    # A number that is no NAICS code is no industry either: kept as its text, and counted unmapped.
+    odd = ok(crm_record(industry=Decimal("52.1")))
+    assert odd.industry == "52.1" and "naics_code" not in stored(odd)
+    assert odd.unmapped == (("industry", "52.1"),)
 
 
 def test_blank_industry_is_none_and_omitted_unless_the_source_had_the_key() -> None:
@@ -885,7 +890,15 @@ def test_legacy_sample_maps_five_and_refuses_the_negative_revenue() -> None:
     assert len(results) == 6 and len(refusals) == 1
     assert codes(refusals[0]) == [("negative", "revenue")]
     valid = [r for r in results if isinstance(r, CanonicalRecord)]
-    assert all(r.industry and r.industry.isdigit() for r in valid)  # numeric industry codes, stringified
+    # NAICS codes land in the canonical industries, the code kept beside each as text
+    assert [(r.industry, r.attributes["naics_code"]) for r in valid] == [
+        ("Technology", "541512"),
+        ("Retail", "452210"),
+        ("Healthcare", "621111"),
+        ("Energy", "221114"),
+        ("Food & Beverage", "311811"),
+    ]
+    assert [r.status for r in valid] == ["active", "active", "active", "active", "inactive"]
 
 
 def test_erp_and_legacy_names_echo_crm_names_for_fuzzy_matching() -> None:

@@ -310,7 +310,7 @@ def test_fresh_records_are_inserted_without_reading_the_entities_table(stack):
         conn.execute("""CREATE TEMP TABLE staging_entities (
             ord integer, canonical_id text, source_system text, source_id text, entity_type text, name text,
             industry text, revenue numeric, employees bigint, attributes text, attributes_hash bytea,
-            data_quality real, parent_canonical_id text, changed_at timestamptz)""")
+            data_quality real, parent_canonical_id text, changed_at timestamptz, status text)""")
         conn.execute("CREATE TEMP TABLE staging_keep (canonical_id text, fresh boolean)")
         params = {
             "source_key": "k",

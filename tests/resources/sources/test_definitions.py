@@ -56,6 +56,14 @@ def test_the_shipped_definitions_list_what_the_mapping_read_before_in_the_same_o
         assert (c.revenue_scale, c.employees_scale) == (None, None)
         assert c.revenue_numeric_strings and c.employees_numeric_strings
         assert not c.name_combinations and not c.industry_combinations
+        assert [p[0] for p in c.country] == ["country"]
+        assert [p[0] for p in c.currency] == ["financials.currency", "currency"]
+        assert c.currency_heads == {"financials", "currency"}
+    assert {n: [p[0] for p in sources.source(n).status] for n in sources.names} == {
+        "crm": ["status"],
+        "erp": ["account_status", "status"],
+        "legacy": ["legacy_status", "status"],
+    }
     assert sources.compiled["erp"].revenue[2] == (
         "financials.annualRevenue",
         "financials",
