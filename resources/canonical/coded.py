@@ -21,6 +21,8 @@ from resources.sources.compiled import CompiledSource, Paths
 from resources.vocabularies.catalogue import Vocabularies, get_vocabularies
 from resources.vocabularies.lookup import UNMAPPED, Lookup, SourceTerms
 
+# The value types a delete marker names (a list or an object found at its path is no marker).
+_MARKER_TYPES = (str, int, bool)
 # What an unmapped value is shown as on the file's row: enough to recognise it.
 MAX_EXAMPLE_LENGTH = 100
 
@@ -74,6 +76,7 @@ def _reader(source: CompiledSource, terms: SourceTerms) -> CodedReader:
     status_get, country_get = terms.status.known.get, terms.country.known.get
     status_lookup, country_lookup, currency_lookup = terms.status, terms.country, terms.currency
     base = terms.base_currency
+    markers, marker_heads = source.delete_markers, source.delete_marker_heads
 
     def read(
         record: dict[str, Any], attributes: dict[str, Any], industry: str | None, has_revenue: bool
@@ -104,6 +107,13 @@ def _reader(source: CompiledSource, terms: SourceTerms) -> CodedReader:
                 status = found  # type: ignore[assignment]  # the status vocabulary holds only the three
             else:
                 unmapped = [*(unmapped or ()), ("status", _example(raw))]
+        # isdisjoint: one C call for the common record that carries no marker's field
+        if marker_heads and not record.keys().isdisjoint(marker_heads):
+            for path, values in markers:
+                marked = _value(record, (path,))
+                if type(marked) in _MARKER_TYPES and (type(marked), marked) in values:
+                    status = "deleted"  # the source's own word wins over the status vocabulary
+                    break
         raw = record.get(country_key) if country_key else _value(record, country_paths)
         if raw is not None:
             try:

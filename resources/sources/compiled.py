@@ -59,6 +59,10 @@ class CompiledSource:
     country: Paths = ()
     currency: Paths = ()
     currency_heads: frozenset[str] = frozenset()  # top-level keys of currency: most records have none
+    # A record holding one of a marker's values at its path says the entity was deleted at the source.
+    # Values as (type, value): JSON true must not match a marker's 1, nor 1 a marker's true.
+    delete_markers: tuple[tuple[Path, frozenset[tuple[type, object]]], ...] = ()
+    delete_marker_heads: frozenset[str] = frozenset()  # their top-level keys: most records have none
     # Top-level keys of parent and metrics: a record without any skips their readers (most have none).
     parent_heads: frozenset[str] = frozenset()
     metrics_heads: frozenset[str] = frozenset()

@@ -31,6 +31,7 @@ from resources.sources.compiled import (
     Combination,
     CompiledSource,
     SourceSystem,
+    compile_path,
     compile_paths,
 )
 from resources.sources.version import transformation_version
@@ -206,6 +207,10 @@ class SourceDefinition(_Strict):
             country=compile_paths(f.country.paths),
             currency=currency,
             currency_heads=frozenset(p[1] for p in currency),
+            delete_markers=tuple(
+                (compile_path(m.path), frozenset((type(v), v) for v in m.values)) for m in self.delete_markers
+            ),
+            delete_marker_heads=frozenset(compile_path(m.path)[1] for m in self.delete_markers),
             parent_heads=frozenset(p[1] for p in parent),
             metrics_heads=frozenset(p[1] for p in metrics),
             snapshot=self.snapshot,

@@ -239,3 +239,25 @@ def test_deleted_entities_leave_the_analytics_unless_asked_for(driver: Driver, s
         demo = simple_demo(conn, SimpleDemoParams(), max_rows=10)
         assert demo.rows[-1][1] == 5
         assert simple_demo(conn, SimpleDemoParams(include_deleted=True), max_rows=10).rows[-1][1] == 6
+
+
+def test_a_delete_marker_deletes_its_entity_at_its_change_time_and_a_newer_record_restores_it(
+    driver: Driver, stack: Any
+) -> None:
+    url = stack.pg.owner_url
+    record = {"customer_id": "C-1", "company_name": "Acme", "annual_revenue": 10}
+    load(driver, "crm-data/1.json", {"records": [{**record, "updated_at": "2026-01-01T00:00:00Z"}]})
+    load(
+        driver,
+        "crm-data/2.json",
+        {"records": [{**record, "is_deleted": True, "updated_at": "2026-02-03T00:00:00Z"}]},
+    )
+    assert q(
+        url,
+        "SELECT status, (deleted_at AT TIME ZONE 'UTC')::date::text, version FROM canonical.entities",
+    ) == [("deleted", "2026-02-03", 2)]
+    with psycopg.connect(stack.pg.reader_url) as conn:
+        assert count_analysis(conn, CountAnalysisParams(), max_rows=10).rows == []
+
+    load(driver, "crm-data/3.json", {"records": [{**record, "updated_at": "2026-03-01T00:00:00Z"}]})
+    assert q(url, "SELECT status, deleted_at, version FROM canonical.entities") == [("active", None, 3)]
