@@ -1,7 +1,8 @@
 """The Dagster code location: each domain's definitions, merged, with the resources the environment gives.
 
 Lineage reads left to right: raw/files (observed by landing_sensor) → canonical/* (ingest_job) →
-analytics/* (the daily and monthly schedules).
+analytics/* (the daily and monthly schedules); canonical/entities → canonical/golden_entities (after each
+ingest, by its automation condition).
 
 `defs` is built when Dagster loads the code location, not when this module is imported: a bad
 environment variable or source definition then shows in the UI as a load error naming the variable, instead of a crash of
@@ -13,6 +14,7 @@ from functools import cache
 from dagster import Definitions, definitions
 
 from pipeline_defs.domains.analytics import analytics_definitions
+from pipeline_defs.domains.golden import golden_definitions
 from pipeline_defs.domains.ingest import ingest_definitions
 from pipeline_defs.domains.job_tracking import job_tracking_definitions
 from pipeline_defs.domains.maintenance import maintenance_definitions
@@ -39,6 +41,7 @@ def _code_location() -> Definitions:
     return Definitions.merge(
         ingest_definitions(),
         analytics_definitions(),
+        golden_definitions(),
         job_tracking_definitions(),
         maintenance_definitions(settings.dagster_run_retention_days),
         Definitions(resources=build_resources(settings)),

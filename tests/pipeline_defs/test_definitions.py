@@ -42,6 +42,7 @@ def test_workspace_yaml_loads_definitions_that_resolve_every_job_schedule_and_se
         "analytics_daily_job",
         "analytics_monthly_job",
         "purge_old_runs_job",
+        "golden_entities_job",
     }
     assert {s.name for s in repo.schedule_defs} == {"analytics_daily", "analytics_monthly", "run_retention"}
     for schedule in repo.schedule_defs:
