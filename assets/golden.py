@@ -8,8 +8,8 @@ keeps golden ids stable, applies steward decisions and rebuilds the records whos
 Modes: `full` scores every blocked pair; `incremental` scores only the pairs touching the records written
 since the last resolution, against the whole store, and builds the clusters from those plus the pairs the
 store kept (golden.pairs): the same clusters a full run would give. `auto` (what the automation runs)
-takes incremental when the active model scored the last run, else full. A new model (`retrain`, or none
-active yet) always scores in full: every pair's weight changes with it.
+takes incremental when the active model scored the last run, else full. A new model (`retrain`, or the
+shipped default activated when none is active yet) always scores in full: every pair's weight changes with it.
 
 The asset runs after every ingest run that changed canonical.entities (an eager automation condition),
 on its own connection, never inside an ingest transaction.
@@ -84,7 +84,8 @@ class GoldenConfig(Config):
     retrain: bool = Field(
         default=False,
         description="Train a new model on the store and activate it (a full run). Otherwise score with the "
-        "active model, training one only when none is active.",
+        "active model, or, when none is active yet, the shipped one (trained on the labelled company "
+        "generator).",
     )
     config_path: str = Field(
         default="",
@@ -503,7 +504,7 @@ def _resolve(frame: "pd.DataFrame", config: ResolutionConfig, **kw: Any) -> "Res
 def golden_entities(
     context: AssetExecutionContext, config: GoldenConfig, postgres: PostgresResource
 ) -> Iterator[Any]:
-    from resources.resolution.model import MatchModel
+    from resources.resolution.model import MatchModel, shipped_model
     from resources.resolution.resolve import ModelRefused
 
     started = time.perf_counter()
@@ -516,8 +517,16 @@ def golden_entities(
         if mode not in ("full", "incremental"):
             raise Failure(description=str(mode), allow_retries=False)
         run_mode: RunMode = "full" if mode == "full" else "incremental"
-        train = config.retrain or stored is None
-        model = None if train or stored is None else MatchModel.from_settings(stored.parameters)
+        train = config.retrain
+        # No model yet: the shipped one, trained on the company generator, until `retrain` trains one on
+        # the store (a fresh store of a few dozen records has too few pairs for EM).
+        model = (
+            None
+            if train
+            else shipped_model()
+            if stored is None
+            else MatchModel.from_settings(stored.parameters)
+        )
 
         read = read_store(conn, last_run[3] if run_mode == "incremental" and last_run else None)
         if read.frame.empty:
@@ -548,7 +557,11 @@ def golden_entities(
                 allow_retries=False,
             )
 
-        version = save_model(conn, out.model.settings, activate=True) if train else out.model.version
+        version = (
+            save_model(conn, out.model.settings, activate=True)
+            if train or stored is None
+            else out.model.version
+        )
         previous = dict(conn.execute("SELECT canonical_id, golden_id FROM golden.members").fetchall())
         conn.commit()
         if run_mode == "full":

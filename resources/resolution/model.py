@@ -15,6 +15,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -166,6 +167,17 @@ class MatchModel:
 
     def to_json(self) -> str:
         return json.dumps(self.settings, sort_keys=True, indent=2)
+
+
+SHIPPED_MODEL = Path(__file__).resolve().parent / "shipped" / "company_model.json"
+
+
+def shipped_model() -> MatchModel:
+    """The default model: trained (unsupervised, as `resolve` trains) on the labelled company generator
+    (bench/resolution_data.py, 20,000 records, seed 7). A store too small to train on (a few dozen
+    records: EM sees too few pairs) still resolves with it; `retrain` replaces it with one trained on
+    the store itself."""
+    return MatchModel.from_json(SHIPPED_MODEL.read_text())
 
 
 def _content_hash(settings: dict[str, Any]) -> str:

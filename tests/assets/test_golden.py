@@ -20,7 +20,7 @@ from resources.golden.queries import record_decision
 from resources.golden.store import save_model
 from resources.resolution.config import ResolutionConfig, TrainingSettings
 from resources.resolution.inputs import frame_from_rows
-from resources.resolution.model import MatchModel
+from resources.resolution.model import MatchModel, shipped_model
 from resources.resolution.resolve import Resolution, resolve
 from tests.resources.resolution.test_resolve import _sample_records
 from tests.support.golden import membership
@@ -243,3 +243,17 @@ def test_the_golden_asset_runs_after_ingest_by_its_automation_condition() -> Non
     spec = golden_entities.specs_by_key[GOLDEN_ENTITIES]
     assert spec.automation_condition is not None
     assert spec.automation_condition.get_label() == "eager"
+
+
+def test_with_no_active_model_the_shipped_one_resolves_and_becomes_active(driver: Driver, stack: Any) -> None:
+    url = stack.settings.database_url
+    with psycopg.connect(url) as conn:
+        conn.execute("UPDATE golden.models SET active = false")
+    result = run_golden(driver)
+    assert result.success
+    meta = metadata(result)
+    shipped = shipped_model()
+    assert meta["model_trained"] is False and meta["model_version"] == shipped.version
+    with psycopg.connect(url) as conn:
+        active = conn.execute("SELECT model_version FROM golden.models WHERE active").fetchall()
+    assert active == [(shipped.version,)]
