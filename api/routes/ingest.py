@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import posixpath
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -134,15 +135,23 @@ def files(
     responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 def reprocess(key: str, _: JobsScope, state: State) -> JSONResponse:
+    return _next_attempt(state, key, request_reprocess, conflict="file_busy")
+
+
+def _next_attempt(
+    state: Any, key: str, request: Callable[[Any, str], FileRow], *, conflict: str
+) -> JSONResponse:
+    """A file's next attempt asked for by a person (reprocess, release): 202 with the file, 404 for an
+    unknown key, 409 `conflict` when the file cannot take that step now."""
     with state.connection("writer") as conn:  # autocommit: the transaction is explicit
         try:
             with conn.transaction():
-                row = request_reprocess(conn, key)
+                row = request(conn, key)
         except ReprocessError as exc:
             known = latest_for_key(conn, key) is not None
             raise ApiProblem(
                 409 if known else 404,
-                "file_busy" if known else "file_not_found",
+                conflict if known else "file_not_found",
                 str(exc),
                 error_type="Conflict" if known else "NotFound",
             ) from None
@@ -159,21 +168,7 @@ def reprocess(key: str, _: JobsScope, state: State) -> JSONResponse:
     responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 def release(key: str, _: JobsScope, state: State) -> JSONResponse:
-    with state.connection("writer") as conn:  # autocommit: the transaction is explicit
-        try:
-            with conn.transaction():
-                row = request_release(conn, key)
-        except ReprocessError as exc:
-            known = latest_for_key(conn, key) is not None
-            raise ApiProblem(
-                409 if known else 404,
-                "file_not_held" if known else "file_not_found",
-                str(exc),
-                error_type="Conflict" if known else "NotFound",
-            ) from None
-    return JSONResponse(
-        {"success": True, "file": file_view(row), "rejectedSample": [], "attempts": []}, status_code=202
-    )
+    return _next_attempt(state, key, request_release, conflict="file_not_held")
 
 
 @router.get(

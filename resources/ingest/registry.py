@@ -258,41 +258,43 @@ def request_reprocess(conn: psycopg.Connection, key: str) -> FileRow:
     """Run the latest version of a key again on purpose: next attempt, back to pending, a new series of
     automatic retries. A `loading` file whose loader is gone is failed first, so it can be."""
     fail_lost_loaders(conn)
-    row = latest_for_key(conn, key)
-    if row is None:
-        raise ReprocessError(f"no file with key {key!r} has been recorded")
-    with conn.cursor(row_factory=class_row(FileRow)) as cur:
-        cur.execute(
-            f"""UPDATE ingest.files
-                SET status = 'pending', attempt = attempt + 1, retries = 0, attempt_cause = 'reprocess',
-                    launches = 0, reason = NULL, failure_kind = NULL, batch_id = NULL, retire_released = false,
-                    queued_at = NULL, started_at = NULL, finished_at = NULL
-                WHERE file_id = %s AND status NOT IN ({_IN_FLIGHT}) RETURNING {_FILE_COLUMNS}""",
-            (row.file_id,),
-        )
-        out = cur.fetchone()
+    row = _latest(conn, key)
+    out = _to_next_attempt(conn, row.file_id, "reprocess", f"status NOT IN ({_IN_FLIGHT})", released=False)
     if out is None:
         busy = latest_for_key(conn, key) or row
         raise ReprocessError(f"{key!r} is {busy.status} (batch {busy.batch_id}); wait for it to finish")
     return out
 
 
-def request_release(conn: psycopg.Connection, key: str) -> FileRow:
-    """Apply a held snapshot after all: its next attempt retires what it lacks whatever the share. Only
-    the latest version of the key, and only while it is held (ReprocessError otherwise); no commit."""
+def _latest(conn: psycopg.Connection, key: str) -> FileRow:
     row = latest_for_key(conn, key)
     if row is None:
         raise ReprocessError(f"no file with key {key!r} has been recorded")
+    return row
+
+
+def _to_next_attempt(
+    conn: psycopg.Connection, file_id: int, cause: str, allowed: str, *, released: bool
+) -> FileRow | None:
+    """→ pending as the next attempt (a new series of automatic retries) while `allowed` (an SQL condition
+    of ours, never input) holds; None when it does not."""
     with conn.cursor(row_factory=class_row(FileRow)) as cur:
         cur.execute(
             f"""UPDATE ingest.files
-                SET status = 'pending', attempt = attempt + 1, retries = 0, attempt_cause = 'release',
-                    launches = 0, reason = NULL, failure_kind = NULL, batch_id = NULL, retire_released = true,
+                SET status = 'pending', attempt = attempt + 1, retries = 0, attempt_cause = %s,
+                    launches = 0, reason = NULL, failure_kind = NULL, batch_id = NULL, retire_released = %s,
                     queued_at = NULL, started_at = NULL, finished_at = NULL
-                WHERE file_id = %s AND status = 'held' RETURNING {_FILE_COLUMNS}""",
-            (row.file_id,),
+                WHERE file_id = %s AND {allowed} RETURNING {_FILE_COLUMNS}""",
+            (cause, released, file_id),
         )
-        out = cur.fetchone()
+        return cur.fetchone()
+
+
+def request_release(conn: psycopg.Connection, key: str) -> FileRow:
+    """Apply a held snapshot after all: its next attempt retires what it lacks whatever the share. Only
+    the latest version of the key, and only while it is held (ReprocessError otherwise); no commit."""
+    row = _latest(conn, key)
+    out = _to_next_attempt(conn, row.file_id, "release", "status = 'held'", released=True)
     if out is None:
         raise ReprocessError(f"{key!r} is {row.status}, not held: there is nothing to release")
     return out

@@ -16,13 +16,13 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import duckdb
 import pandas as pd
 
 from resources.resolution.blocking import BLOCK_KEYS_COLUMN
-from resources.resolution.config import ResolutionConfig
+from resources.resolution.config import ComparisonName, ResolutionConfig
 
 __all__ = [
     "COMPARISONS",
@@ -41,18 +41,7 @@ __all__ = [
 # The input's flag for "this row is new or changed": an incremental run scores pairs with at least one.
 DELTA_COLUMN = "in_delta"
 
-COMPARISONS: tuple[str, ...] = (
-    "name",
-    "legal_form",
-    "country",
-    "industry",
-    "revenue",
-    "employees",
-    "email_domain",
-    "website",
-    "phone",
-    "address",
-)
+COMPARISONS: tuple[str, ...] = get_args(ComparisonName)
 
 
 def _level(sql: str, label: str, **extra: Any) -> dict[str, Any]:
