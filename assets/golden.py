@@ -172,13 +172,13 @@ def read_store(conn: psycopg.Connection[Any], since: datetime | None) -> StoreRe
 
 
 def stored_pairs(conn: psycopg.Connection[Any], model: "MatchModel") -> "pd.DataFrame":
+    """golden.pairs as the engine's pairs. The evidence weight is the match weight less the model's
+    prior, as the engine computed it (the same double arithmetic, so the same thresholds decide)."""
     import pandas as pd
 
     from resources.resolution.model import prior_weight
     from resources.resolution.resolve import PAIR_COLUMNS
 
-    """golden.pairs as the engine's pairs. The evidence weight is the match weight less the model's
-    prior, as the engine computed it (the same double arithmetic, so the same thresholds decide)."""
     prior = prior_weight(model)
     rows = conn.execute(STORED_PAIRS).fetchall()
     conn.commit()
