@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -26,10 +26,7 @@ __all__ = [
 ]
 
 
-# The matcher's columns, so a blocking rule naming something else is caught when the config is read.
-MATCH_COLUMNS: tuple[str, ...] = (
-    "unique_id",
-    "source_system",
+ComparisonName = Literal[
     "name",
     "legal_form",
     "country",
@@ -40,6 +37,13 @@ MATCH_COLUMNS: tuple[str, ...] = (
     "website",
     "phone",
     "address",
+]
+
+# The matcher's columns, so a blocking rule naming something else is caught when the config is read.
+MATCH_COLUMNS: tuple[str, ...] = (
+    "unique_id",
+    "source_system",
+    *get_args(ComparisonName),
     "name_sorted",
     "name_head",
     "name_tail",
@@ -214,17 +218,3 @@ def load_config(path: str | Path | None) -> ResolutionConfig:
         return ResolutionConfig.model_validate(data)
     except ValidationError as e:
         raise ConfigError(f"{p}: {e}") from e
-
-
-ComparisonName = Literal[
-    "name",
-    "legal_form",
-    "country",
-    "industry",
-    "revenue",
-    "employees",
-    "email_domain",
-    "website",
-    "phone",
-    "address",
-]
