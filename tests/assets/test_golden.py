@@ -16,7 +16,6 @@ from dagster import DagsterInstance, Definitions, instance_for_test
 from assets.golden import GOLDEN_ENTITIES, GoldenConfig, _choose_mode, incremental_scope
 from bench.resolution_data import generate
 from pipeline_defs.domains.golden import golden_definitions
-from resources.dagster_resources import build_resources
 from resources.golden.queries import record_decision
 from resources.golden.store import save_model
 from resources.resolution.config import ResolutionConfig, TrainingSettings
@@ -263,11 +262,8 @@ def test_with_no_active_model_the_shipped_one_resolves_and_becomes_active(driver
 def test_the_golden_automation_sensor_runs_by_default_so_resolution_follows_ingest_unattended() -> None:
     from dagster import DefaultSensorStatus
 
+    from assets.golden import golden_entities
     from pipeline_defs.domains.golden import golden_automation
 
     assert golden_automation.default_status == DefaultSensorStatus.RUNNING
-    assert golden_automation.asset_selection.resolve(
-        Definitions.merge(
-            golden_definitions(), Definitions(resources=build_resources())
-        ).resolve_asset_graph()
-    ) == {GOLDEN_ENTITIES}
+    assert golden_automation.asset_selection.resolve([golden_entities]) == {GOLDEN_ENTITIES}
