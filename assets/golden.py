@@ -562,12 +562,14 @@ def golden_entities(
             if train or stored is None
             else out.model.version
         )
-        previous = dict(conn.execute("SELECT canonical_id, golden_id FROM golden.members").fetchall())
         conn.commit()
         if run_mode == "full":
             clustering: dict[str, str] = out.clusters
             pairs = scored_pairs(out.pairs)
         else:
+            # Only an incremental run needs the membership here (the store reads it itself to assign ids).
+            previous = dict(conn.execute("SELECT canonical_id, golden_id FROM golden.members").fetchall())
+            conn.commit()
             scope = incremental_scope(out.clusters, previous, read.delta)
             clustering = {c: out.clusters[c] for c in scope}
             # The store replaces the stored pairs of every record it is given; those between records
