@@ -345,6 +345,10 @@ def _write(results: dict[str, Any]) -> None:
     for comp, level, m, u, w in acc["weights"]:
         fmt = lambda x: "–" if x is None else f"{x:.4g}"  # noqa: E731
         lines.append(f"| {comp} | {level} | {fmt(m)} | {fmt(u)} | {fmt(w)} |")
+    if results.get("pipeline"):
+        from bench.golden_pipeline_bench import write_section
+
+        lines += ["", *write_section(results["pipeline"])]
     OUT.write_text("\n".join(lines) + "\n")
 
 
@@ -364,6 +368,10 @@ def main() -> None:
     ap.add_argument("--which", default="febrl4")
     # Accuracy and FEBRL only: the 1M parts need a quiet machine with a few GB to spare.
     ap.add_argument("--no-scale", action="store_true")
+    # pipeline: Splink alone is measured on the same data unless this is given; --write puts the
+    # part's section into the report in place of the one there.
+    ap.add_argument("--no-splink", action="store_true")
+    ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     if args.part == "accuracy":
         print(json.dumps(part_accuracy(args.accuracy_records[0])))
@@ -373,6 +381,13 @@ def main() -> None:
         print(json.dumps(part_splink_alone(args.records)))
     elif args.part == "febrl":
         print(json.dumps(part_febrl(args.which)))
+    elif args.part == "pipeline":
+        from bench.golden_pipeline_bench import part_pipeline, replace_section
+
+        pipeline = part_pipeline(args.records, args.delta, splink=not args.no_splink)
+        if args.write:
+            replace_section(OUT, pipeline)
+        print(json.dumps(pipeline))
     else:
         results: dict[str, Any] = {"machine": _machine()}
         results["accuracy"] = [_run("accuracy", "--accuracy-records", str(n)) for n in args.accuracy_records]
@@ -380,6 +395,9 @@ def main() -> None:
         if not args.no_scale:
             results["engine"] = _run("engine", "--records", str(args.records), "--delta", str(args.delta))
             results["splink"] = _run("splink", "--records", str(args.records))
+            results["pipeline"] = _run(
+                "pipeline", "--records", str(args.records), "--delta", str(args.delta), "--no-splink"
+            )
         _write(results)
         print(OUT.read_text())
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -139,10 +140,12 @@ def write_resolution(
     priorities: Mapping[str, int],
     rules: SurvivorshipRules | None = None,
     started_at: datetime | None = None,
+    timings: dict[str, float] | None = None,
 ) -> RunSummary:
     """Write one resolution (see the module doc). `conn` must not be inside a transaction; the whole
     write commits or nothing does. `priorities`: source name -> its definition's priority
-    (`source_priorities()`)."""
+    (`source_priorities()`). `timings`, when given, receives the wall seconds of each step."""
+    clock = _Clock(timings)
     rules = rules or SurvivorshipRules()
     rules_version = rules.version(priorities)
     review = {ordered(a, b) for a, b in review_pairs}
@@ -151,6 +154,7 @@ def write_resolution(
         conn.execute(sql.LOCK, (sql.RESOLUTION_LOCK,))
         conn.execute(sql.INSERT_RUN, (run_id, mode, model_version, started_at))
         enforced = enforce(clustering, steward_constraints(conn))
+        clock.lap("enforce")
         scope = enforced.clustering
         if mode == "full":
             previous = dict(conn.execute(sql.ALL_MEMBERS).fetchall())
@@ -165,6 +169,7 @@ def write_resolution(
         assignment = assign_ids(previous, full, next_free)
         if assignment.created:
             conn.execute(sql.ADVANCE_SEQUENCE, (assignment.next_free - 1,))
+        clock.lap("assign_ids")
 
         dirty = set(assignment.changed) | set(assignment.created)
         kept_ids = sorted(set(assignment.membership.values()) - dirty)
@@ -175,15 +180,18 @@ def write_resolution(
             dirty |= {g for (g,) in conn.execute(sql.CONTENT_CHANGED_IN, (kept_ids,)).fetchall()}
             dirty |= {g for (g,) in conn.execute(sql.RULES_CHANGED_IN, (kept_ids, rules_version)).fetchall()}
         dirty -= {r.golden_id for r in assignment.retired}
+        clock.lap("find_dirty")
 
-        records = _rebuild(conn, assignment, dirty, priorities, rules, rules_version, run_id)
+        records = _rebuild(conn, assignment, dirty, priorities, rules, rules_version, run_id, clock)
         removed = [c for m in assignment.moves if m.kind == "removed" for c in m.members]
         if removed:
             conn.execute(sql.DELETE_MEMBERS, (removed,))
         for r in assignment.retired:
             conn.execute(sql.RETIRE, (r.successor_id, run_id, r.golden_id))
         _write_history(conn, run_id, assignment, previous, pair_list, enforced)
+        clock.lap("retire_and_history")
         written_pairs = _write_pairs(conn, mode, run_id, pair_list, review)
+        clock.lap("write_pairs")
         summary = RunSummary(
             run_id=run_id,
             mode=mode,
@@ -211,7 +219,22 @@ def write_resolution(
                 run_id,
             ),
         )
+    clock.lap("commit")
     return summary
+
+
+class _Clock:
+    """Wall seconds per step into a caller's dict (nothing when it gives none)."""
+
+    def __init__(self, into: dict[str, float] | None) -> None:
+        self.into = into
+        self.last = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        if self.into is not None:
+            self.into[step] = self.into.get(step, 0.0) + now - self.last
+        self.last = now
 
 
 def _ordered_pair(p: ScoredPair) -> ScoredPair:
@@ -235,6 +258,7 @@ def _rebuild(
     rules: SurvivorshipRules,
     rules_version: str,
     run_id: str,
+    clock: _Clock,
 ) -> int:
     """Build and write the golden records of `dirty`, and their members' rows (membership and the
     fingerprints the records were built from). Returns the records written."""
@@ -276,13 +300,17 @@ def _rebuild(
     with conn.cursor() as cur, cur.copy(sql.COPY_STAGED_MEMBERS) as copy:
         for row in fingerprints:
             copy.write_row(row)
+    clock.lap("rebuild_read_members")
     conn.execute(sql.MERGE_MEMBERS, {"run": run_id})
+    clock.lap("rebuild_write_members")
 
     conn.execute(sql.CREATE_STAGED_RECORDS)
     with conn.cursor() as cur, cur.copy(sql.COPY_STAGED_RECORDS) as copy:
         for gid, ms in members.items():
             copy.write_row(_record_row(gid, len(ms), build_record(ms, priorities, rules)))
+    clock.lap("rebuild_build_records")
     conn.execute(sql.MERGE_RECORDS, {"rules": rules_version, "run": run_id})
+    clock.lap("rebuild_write_records")
     return len(members)
 
 

@@ -8,13 +8,15 @@ field's usual source names), plus parent_canonical_id when the row has one. Ever
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableSet
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+import orjson
 import pandas as pd
 
-__all__ = ["ATTRIBUTE_NAMES", "INPUT_COLUMNS", "frame_from_rows"]
+__all__ = ["ATTRIBUTE_NAMES", "INPUT_COLUMNS", "frame_from_entity_rows", "frame_from_rows"]
 
 INPUT_COLUMNS: tuple[str, ...] = (
     "canonical_id",
@@ -81,3 +83,56 @@ def frame_from_rows(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             rec[field] = next((_text(attrs[n]) for n in names if attrs.get(n) is not None), None)
         out.append(rec)
     return pd.DataFrame(out, columns=list(INPUT_COLUMNS))
+
+
+def _attributes(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        loaded = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # Integers past 64 bits: the json module reads them, as psycopg's jsonb loader does.
+        loaded = json.loads(text)
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def frame_from_entity_rows(
+    rows: Iterable[tuple[Any, ...]], delta: MutableSet[str] | None = None
+) -> pd.DataFrame:
+    """`frame_from_rows` for canonical.entities as read in bulk: tuples of canonical_id, source_system,
+    name, industry, revenue, employees, attributes as JSON text and, optionally, a delta flag (the
+    canonical ids whose flag is true are added to `delta`). The same frame, built column by column
+    rather than a dict per row: a million rows a few times faster."""
+    ids: list[str] = []
+    sources: list[str | None] = []
+    names: list[str | None] = []
+    industries: list[str | None] = []
+    revenues: list[float | None] = []
+    employees: list[float | None] = []
+    attrs_of: dict[str, list[str | None]] = {f: [] for f in ATTRIBUTE_NAMES}
+    lookups = list(attrs_of.items())
+    paths = [ATTRIBUTE_NAMES[f] for f, _ in lookups]
+    for row in rows:
+        cid = str(row[0])
+        ids.append(cid)
+        sources.append(_text(row[1]))
+        names.append(_text(row[2]))
+        industries.append(_text(row[3]))
+        revenues.append(_number(row[4]))
+        employees.append(_number(row[5]))
+        attrs = _attributes(row[6])
+        for (_, column), names_of in zip(lookups, paths, strict=True):
+            column.append(next((_text(attrs[n]) for n in names_of if attrs.get(n) is not None), None))
+        if delta is not None and len(row) > 7 and row[7]:
+            delta.add(cid)
+    columns: dict[str, Any] = {
+        "canonical_id": ids,
+        "source_system": sources,
+        "name": names,
+        "industry": industries,
+        "revenue": np.array(revenues, dtype=float) if revenues else [],
+        "employees": np.array(employees, dtype=float) if employees else [],
+        **attrs_of,
+        "parent_canonical_id": [None] * len(ids),
+    }
+    return pd.DataFrame(columns, columns=list(INPUT_COLUMNS))

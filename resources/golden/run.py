@@ -1,0 +1,418 @@
+"""One resolution of the golden store, from reading canonical.entities to golden ids committed
+(dagster-free): what the asset canonical/golden_entities runs, and what the benchmark times.
+
+`resolve_store` chooses the mode (`choose_mode`), reads the store in one snapshot (`read_store`), runs the
+matching engine (resources/resolution, imported when a run resolves: pandas, DuckDB and Splink stay out
+of whatever merely imports this module) and writes the result through `store.write_resolution`. Why a
+run cannot go ahead is a value (`NotResolved`), not an exception.
+
+Modes: `full` scores every blocked pair; `incremental` scores only the pairs touching the records written
+since the last resolution, against the whole store, and builds the clusters from those plus the pairs the
+store kept (golden.pairs): the same clusters a full run would give. `auto` takes incremental when the
+active model scored the last run, else full. A new model (`retrain`, or the shipped default activated
+when none is active yet) always scores in full: every pair's weight changes with it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import psycopg
+
+from resources.golden.store import (
+    RunSummary,
+    ScoredPair,
+    active_model,
+    save_model,
+    source_priorities,
+    steward_constraints,
+    write_resolution,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from resources.resolution.clusters import Decision
+    from resources.resolution.config import ResolutionConfig
+    from resources.resolution.model import MatchModel
+    from resources.resolution.resolve import Resolution
+
+RunMode = Literal["full", "incremental"]
+AskedMode = Literal["auto", "full", "incremental"]
+
+# The oldest transaction still open in this database (ours aside): rows it writes carry updated_at =
+# its start (now()), possibly before our read, yet are not in our snapshot. The next incremental run must
+# take them, so the read's watermark is never later than that start. Another role's sessions show no
+# xact_start without pg_read_all_stats; ingest writes as this same role.
+WATERMARK = """SELECT least(now(), (SELECT min(xact_start) FROM pg_stat_activity
+                                   WHERE datname = current_database() AND pid <> pg_backend_pid()
+                                     AND xact_start IS NOT NULL))"""
+
+# The last resolution that finished: its started_at is the watermark its read was taken at.
+LAST_RUN = """SELECT run_id, mode, model_version, started_at FROM golden.runs
+              WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1"""
+
+CURRENT_PARENTS = """SELECT DISTINCT child_canonical_id, parent_canonical_id FROM canonical.entity_relationships
+                     WHERE effective_to IS NULL"""
+
+# Prior pairs, for clustering an incremental run as a full run would (resolve's prior_pairs).
+STORED_PAIRS = """SELECT canonical_id_l, canonical_id_r, match_weight, match_probability, comparisons
+                  FROM golden.pairs"""
+
+# The previous golden entities of some records, whole: the incremental scope's closure reads only these.
+MEMBERS_OF_GOLDEN_OF = """SELECT m.canonical_id, m.golden_id FROM golden.members m
+                          WHERE m.golden_id IN (SELECT golden_id FROM golden.members
+                                                WHERE canonical_id = ANY(%s))"""
+
+
+@dataclass(frozen=True)
+class StoreRead:
+    frame: pd.DataFrame
+    delta: frozenset[str]  # written since the watermark, or never resolved
+    watermark: datetime
+    parents: list[tuple[str, str]]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class NotResolved:
+    """Why a run did not resolve; `model` is a trained model its check refused, `entities` the store's
+    size when it was read."""
+
+    reason: str
+    model: MatchModel | None = None
+    entities: int | None = None
+    reasons: tuple[str, ...] = ()  # the refused model's check problems
+
+
+@dataclass(frozen=True)
+class StoreResolution:
+    mode: RunMode
+    trained: bool
+    model: MatchModel
+    model_version: str
+    entities: int
+    entities_scored: int
+    resolution: Resolution
+    summary: RunSummary
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds per phase, in order
+
+
+def choose_mode(
+    mode: AskedMode, retrain: bool, model_version: str | None, last_run: tuple[Any, ...] | None
+) -> RunMode | str:
+    """The run's mode, or why the asked one cannot run (a string)."""
+    scored_by_active = last_run is not None and model_version is not None and last_run[2] == model_version
+    if retrain or model_version is None:
+        if mode == "incremental":
+            return (
+                "an incremental run scores with the active model; "
+                + ("retrain scores every pair again" if retrain else "no model is active yet")
+                + ": run it with mode full (or auto)"
+            )
+        return "full"
+    if mode == "auto":
+        return "incremental" if scored_by_active else "full"
+    if mode == "incremental" and not scored_by_active:
+        return (
+            "an incremental run needs a previous resolution scored by the active model "
+            "(its pairs are the ones the new records join): run it full"
+        )
+    return mode
+
+
+# --- reading the store -------------------------------------------------------------------------------
+
+
+def read_store(conn: psycopg.Connection[Any], since: datetime | None) -> StoreRead:
+    """Every canonical entity (one streaming query on a server-side cursor) and those written at or after
+    `since`, named by a steward decision since then, or not yet a golden member, in one snapshot with
+    the watermark the next run starts from."""
+    from resources.resolution.inputs import frame_from_entity_rows
+
+    t = time.perf_counter()
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    watermark = conn.execute(WATERMARK).fetchone()[0]  # type: ignore[index]
+    delta: set[str] = set()
+    with conn.cursor(name="golden_read_entities") as cur:
+        cur.itersize = 50_000
+        # A steward decision changes no canonical row, yet its records must be resolved again for
+        # the store to apply it: they join the delta too.
+        cur.execute(
+            """WITH decided AS (
+                    SELECT DISTINCT unnest(array[d.canonical_id_l, d.canonical_id_r] || d.apart_from) AS canonical_id
+                    FROM golden.decisions d WHERE d.decided_at >= %(since)s)
+                SELECT e.canonical_id, e.source_system, e.name, e.industry, e.revenue, e.employees,
+                       e.attributes::text,
+                       (m.canonical_id IS NULL OR (%(since)s::timestamptz IS NOT NULL
+                                                   AND (e.updated_at >= %(since)s
+                                                        OR e.canonical_id IN (SELECT canonical_id FROM decided))))
+                       AS in_delta
+                FROM canonical.entities e LEFT JOIN golden.members m USING (canonical_id)""",
+            {"since": since},
+        )
+        frame = frame_from_entity_rows(cur, delta)
+    parents = [(str(c), str(p)) for c, p in conn.execute(CURRENT_PARENTS).fetchall()]
+    conn.commit()
+    return StoreRead(frame, frozenset(delta), watermark, parents, time.perf_counter() - t)
+
+
+def stored_pairs(conn: psycopg.Connection[Any], model: MatchModel) -> pd.DataFrame:
+    """golden.pairs as the engine's pairs. The evidence weight is the match weight less the model's
+    prior, as the engine computed it (the same double arithmetic, so the same thresholds decide)."""
+    import pandas as pd
+
+    from resources.resolution.model import prior_weight
+    from resources.resolution.resolve import PAIR_COLUMNS
+
+    prior = prior_weight(model)
+    rows = conn.execute(STORED_PAIRS).fetchall()
+    conn.commit()
+    frame = pd.DataFrame(
+        [
+            {
+                "canonical_id_l": left,
+                "canonical_id_r": right,
+                "evidence_weight": weight - prior,
+                "match_weight": weight,
+                "match_probability": probability,
+                **{f"w_{k}": v for k, v in (comparisons or {}).items()},
+            }
+            for left, right, weight, probability, comparisons in rows
+        ],
+        columns=None if rows else list(PAIR_COLUMNS),
+    )
+    return frame
+
+
+def engine_decisions(conn: psycopg.Connection[Any]) -> list[Decision]:
+    from resources.resolution.clusters import Decision
+
+    must, cannot = steward_constraints(conn).pairs()
+    conn.commit()
+    return [Decision(a, b, "must_link") for a, b in must] + [Decision(a, b, "cannot_link") for a, b in cannot]
+
+
+# --- what the store is given -------------------------------------------------------------------------
+
+
+def incremental_scope(
+    clusters: Mapping[str, str], previous: Mapping[str, str], delta: Iterable[str]
+) -> set[str]:
+    """The records an incremental write must carry: the delta, closed over the new clusters and the
+    previous golden entities of whatever it holds. The store keeps the previous grouping of any member it
+    is not given; closed this way, every golden entity the delta touched, and every cluster that took
+    part of one, is given whole, so the result is the full run's."""
+    by_cluster: dict[str, list[str]] = {}
+    for cid, key in clusters.items():
+        by_cluster.setdefault(key, []).append(cid)
+    by_golden: dict[str, list[str]] = {}
+    for cid, gid in previous.items():
+        by_golden.setdefault(gid, []).append(cid)
+    scope: set[str] = set()
+    todo = [c for c in delta if c in clusters]
+    seen_clusters: set[str] = set()
+    seen_golden: set[str] = set()
+    while todo:
+        cid = todo.pop()
+        if cid in scope:
+            continue
+        scope.add(cid)
+        key = clusters[cid]
+        if key not in seen_clusters:
+            seen_clusters.add(key)
+            todo.extend(by_cluster[key])
+        golden = previous.get(cid)
+        if golden is not None and golden not in seen_golden:
+            seen_golden.add(golden)
+            todo.extend(c for c in by_golden[golden] if c in clusters)
+    return scope
+
+
+def previous_around(
+    conn: psycopg.Connection[Any], clusters: Mapping[str, str], delta: Iterable[str]
+) -> dict[str, str]:
+    """The previous membership `incremental_scope` reads, and no more: the golden entities (whole) of
+    the delta, closed over the new clusters and those golden entities' members. Read in rounds of
+    small queries instead of the whole of golden.members."""
+    by_cluster: dict[str, list[str]] = {}
+    for cid, key in clusters.items():
+        by_cluster.setdefault(key, []).append(cid)
+    previous: dict[str, str] = {}
+    asked: set[str] = set()
+    seen_clusters: set[str] = set()
+    todo = {c for c in delta if c in clusters}
+    while todo:
+        # Every record a round reaches brings its whole new cluster; their golden entities come next.
+        for cid in list(todo):
+            key = clusters[cid]
+            if key not in seen_clusters:
+                seen_clusters.add(key)
+                todo.update(by_cluster[key])
+        ask = sorted(todo - asked)
+        asked.update(ask)
+        todo = set()
+        if not ask:
+            break
+        for cid, gid in conn.execute(MEMBERS_OF_GOLDEN_OF, (ask,)).fetchall():
+            if cid not in previous:
+                previous[cid] = gid
+                if cid in clusters and cid not in asked:
+                    todo.add(cid)
+    conn.commit()
+    return previous
+
+
+def scored_pairs(frame: pd.DataFrame) -> list[ScoredPair]:
+    """The engine's pairs as the store takes them: each comparison's weight where it has one."""
+    import numpy as np
+
+    weights = [c for c in frame.columns if c.startswith("w_")]
+    names = [c[2:] for c in weights]
+    lefts = frame["canonical_id_l"].astype(str).tolist()
+    rights = frame["canonical_id_r"].astype(str).tolist()
+    match_weights = frame["match_weight"].astype(float).tolist()
+    probabilities = frame["match_probability"].astype(float).tolist()
+    columns = [frame[c].astype(float).to_numpy() for c in weights]
+    present = [~np.isnan(v) for v in columns]
+    values = [v.tolist() for v in columns]
+    flags = [p.tolist() for p in present]
+    out: list[ScoredPair] = []
+    for i in range(len(lefts)):
+        comparisons = {names[j]: values[j][i] for j in range(len(names)) if flags[j][i]}
+        out.append(ScoredPair(lefts[i], rights[i], match_weights[i], probabilities[i], comparisons))
+    return out
+
+
+def _touching(frame: pd.DataFrame, ids: set[str]) -> pd.Series:
+    return frame["canonical_id_l"].isin(ids) | frame["canonical_id_r"].isin(ids)
+
+
+# --- the run -----------------------------------------------------------------------------------------
+
+
+def resolve_store(
+    conn: psycopg.Connection[Any],
+    settings: ResolutionConfig,
+    *,
+    run_id: str,
+    mode: AskedMode = "auto",
+    retrain: bool = False,
+    priorities: Mapping[str, int] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> StoreResolution | NotResolved:
+    """Resolve canonical.entities and commit the golden ids (see the module doc). `conn` must not be
+    inside a transaction."""
+    from splink.internals.exceptions import EMTrainingException
+
+    from resources.resolution.model import MatchModel, shipped_model
+    from resources.resolution.resolve import ModelRefused, resolve
+
+    timings: dict[str, float] = {}
+    stored = active_model(conn)
+    last_run = conn.execute(LAST_RUN).fetchone()
+    conn.commit()
+    chosen = choose_mode(mode, retrain, stored.model_version if stored else None, last_run)
+    if chosen not in ("full", "incremental"):
+        return NotResolved(str(chosen))
+    run_mode: RunMode = "full" if chosen == "full" else "incremental"
+    # No model yet: the shipped one, trained on the company generator, until `retrain` trains one on
+    # the store (a fresh store of a few dozen records has too few pairs for EM).
+    model = (
+        None
+        if retrain
+        else shipped_model()
+        if stored is None
+        else MatchModel.from_settings(stored.parameters)
+    )
+
+    read = read_store(conn, last_run[3] if run_mode == "incremental" and last_run else None)
+    timings["read"] = read.seconds
+    if read.frame.empty:
+        return NotResolved("canonical.entities is empty: nothing to resolve", entities=0)
+    t = time.perf_counter()
+    decisions = engine_decisions(conn)
+    prior = stored_pairs(conn, model) if run_mode == "incremental" and model is not None else None
+    timings["read_decisions_and_pairs"] = time.perf_counter() - t
+    if log is not None:
+        log(
+            f"{run_mode} resolution of {len(read.frame)} entities"
+            + (f", {len(read.delta)} new or changed" if run_mode == "incremental" else "")
+            + (", training a model" if retrain else f", model {model.version[:12] if model else ''}")
+        )
+    try:
+        out = resolve(
+            read.frame,
+            settings,
+            model=model,
+            decisions=decisions,
+            parents=read.parents,
+            only_ids=sorted(read.delta) if run_mode == "incremental" else None,
+            prior_pairs=prior,
+        )
+    except EMTrainingException as e:
+        # Too few comparable pairs to train on (a store of a few dozen records): a value to report,
+        # not a crash; a model trained elsewhere can be activated instead.
+        return NotResolved(f"training failed: {str(e).splitlines()[0]}", entities=len(read.frame))
+    timings.update(out.timings)
+    if isinstance(out, ModelRefused):
+        return NotResolved(
+            "the trained model was refused: " + "; ".join(out.reasons),
+            out.model,
+            len(read.frame),
+            out.reasons,
+        )
+
+    version = (
+        save_model(conn, out.model.settings, activate=True)
+        if retrain or stored is None
+        else out.model.version
+    )
+    conn.commit()
+    t = time.perf_counter()
+    if run_mode == "full":
+        clustering: dict[str, str] = out.clusters
+        pairs = scored_pairs(out.pairs)
+    else:
+        previous = previous_around(conn, out.clusters, read.delta)
+        scope = incremental_scope(out.clusters, previous, read.delta)
+        clustering = {c: out.clusters[c] for c in scope}
+        # The store replaces the stored pairs of every record it is given; those between records
+        # outside the delta were not scored again and are given back as they were.
+        assert prior is not None
+        kept = prior.loc[_touching(prior, scope) & ~_touching(prior, set(read.delta))]
+        pairs = scored_pairs(out.pairs) + scored_pairs(kept)
+    review = [(str(a), str(b)) for a, b in out.review[["canonical_id_l", "canonical_id_r"]].itertuples(False)]
+    timings["hand_over"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    steps: dict[str, float] = {}
+    summary = write_resolution(
+        conn,
+        run_id=run_id,
+        mode=run_mode,
+        clustering=clustering,
+        pairs=pairs,
+        review_pairs=review,
+        model_version=version,
+        priorities=priorities if priorities is not None else source_priorities(),
+        started_at=read.watermark,
+        timings=steps,
+    )
+    timings["write"] = time.perf_counter() - t
+    timings.update({f"write: {k}": v for k, v in steps.items()})
+    return StoreResolution(
+        mode=run_mode,
+        trained=retrain,
+        model=out.model,
+        model_version=version,
+        entities=len(read.frame),
+        entities_scored=len(read.delta) if run_mode == "incremental" else len(read.frame),
+        resolution=out,
+        summary=summary,
+        timings=timings,
+    )
