@@ -20,6 +20,7 @@ Accuracy: pairwise precision and recall of the membership after run 1 against th
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import random
@@ -215,10 +216,19 @@ def step(url: str, mode: str) -> dict[str, Any]:
     from resources.resolution.resolve import resolve  # noqa: F401 - imported before the clock starts
 
     rss_imports = _rss_gb()
+    # GOLDEN_BENCH_PROFILE=DIR: each run's cProfile statistics into DIR/<mode>-<time>.prof.
+    profile_dir = os.environ.get("GOLDEN_BENCH_PROFILE")
+    profiler = cProfile.Profile() if profile_dir else None
     with psycopg.connect(url) as conn:
         t = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
         done = resolve_store(conn, ResolutionConfig(), run_id=f"bench-{mode}-{time.time_ns()}", mode=mode)  # type: ignore[arg-type]
+        if profiler is not None:
+            profiler.disable()
         total = time.perf_counter() - t
+    if profiler is not None and profile_dir:
+        profiler.dump_stats(str(Path(profile_dir) / f"{mode}-{time.time_ns()}.prof"))
     if isinstance(done, NotResolved):
         raise RuntimeError(done.reason)
     s = done.summary

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -41,10 +42,15 @@ from resources.golden.survivorship import (
     Member,
     SurvivorshipRules,
     build_record,
+    compile_rules,
 )
 from resources.sources.catalogue import Sources, get_sources
 
 Mode = Literal["full", "incremental"]
+
+# Members per fetch while golden records are rebuilt: what the client holds at once.
+REBUILD_BATCH = 50_000
+_RECORD_FIELDS = frozenset(COLUMN_FIELDS + ATTRIBUTE_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,61 +275,102 @@ def _rebuild(
         for cid, gid in assignment.membership.items():
             if gid in dirty:
                 copy.write_row((cid, gid))
-    members: dict[str, list[Member]] = {}
-    fingerprints: list[tuple[str, str, str]] = []
-    with conn.cursor(name="golden_rebuild_members") as cur:
-        cur.itersize = 20_000
-        cur.execute(sql.REBUILD_MEMBERS)
-        for (
-            gid,
-            cid,
-            source,
-            name,
-            industry,
-            revenue,
-            employees,
-            attrs,
-            changed,
-            file_at,
-            file_id,
-            status,
-            fp,
-        ) in cur:
-            members.setdefault(gid, []).append(
-                Member(
-                    cid, source, name, industry, revenue, employees, attrs, changed, file_at, file_id, status
-                )
-            )
-            fingerprints.append((cid, gid, fp))
-
+    conn.execute(sql.ANALYZE_REBUILD)
+    # The members' rows and the fingerprints their records are built from, without a trip through Python.
     conn.execute(sql.CREATE_STAGED_MEMBERS)
-    with conn.cursor() as cur, cur.copy(sql.COPY_STAGED_MEMBERS) as copy:
-        for row in fingerprints:
-            copy.write_row(row)
-    clock.lap("rebuild_read_members")
+    conn.execute(sql.STAGE_REBUILT_MEMBERS)
     conn.execute(sql.MERGE_MEMBERS, {"run": run_id})
-    clock.lap("rebuild_write_members")
+    clock.lap("rebuild_members")
 
+    # The members stream in golden id order, a batch at a time; each golden entity complete in the
+    # client is built and copied between two fetches (the cursor stays open across the COPYs), so
+    # the client holds one batch, not the whole rebuild.
+    plan = compile_rules(rules)
     conn.execute(sql.CREATE_STAGED_RECORDS)
-    with conn.cursor() as cur, cur.copy(sql.COPY_STAGED_RECORDS) as copy:
-        for gid, ms in members.items():
-            copy.write_row(_record_row(gid, len(ms), build_record(ms, priorities, rules)))
+    written = 0
+    pending: list[Member] = []
+    pending_gid: str | None = None
+    with conn.cursor(name="golden_rebuild_members") as members, conn.cursor() as cur:
+        members.execute(sql.REBUILD_MEMBERS)
+        while True:
+            batch = members.fetchmany(REBUILD_BATCH)
+            rows: list[tuple[Any, ...]] = []
+            for (
+                gid,
+                cid,
+                source,
+                name,
+                industry,
+                revenue,
+                employees,
+                attrs,
+                changed,
+                file_at,
+                file_id,
+                status,
+            ) in batch:
+                if gid != pending_gid:
+                    if pending_gid is not None:
+                        rows.append(
+                            _record_row(pending_gid, len(pending), build_record(pending, priorities, plan))
+                        )
+                    pending, pending_gid = [], gid
+                pending.append(
+                    Member(
+                        cid,
+                        source,
+                        name,
+                        industry,
+                        revenue,
+                        employees,
+                        _attributes(attrs),
+                        changed,
+                        file_at,
+                        file_id,
+                        status,
+                    )
+                )
+            if not batch and pending_gid is not None:
+                rows.append(_record_row(pending_gid, len(pending), build_record(pending, priorities, plan)))
+            if rows:
+                with cur.copy(sql.COPY_STAGED_RECORDS) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                written += len(rows)
+            if not batch:
+                break
     clock.lap("rebuild_build_records")
     conn.execute(sql.MERGE_RECORDS, {"rules": rules_version, "run": run_id})
     clock.lap("rebuild_write_records")
-    return len(members)
+    return written
+
+
+def _attributes(text: str | None) -> dict[str, Any]:
+    """A member's attributes from their JSON text (orjson: several times the json module's speed; the
+    json module for what orjson refuses, integers past 64 bits)."""
+    if not text:
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        value = json.loads(text)
+    return value if isinstance(value, dict) else {}
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
 
 
 def _record_row(gid: str, member_count: int, record: GoldenRecord) -> tuple[Any, ...]:
     v = record.values
-    extra = {k: _json_value(x) for k, x in v.items() if k not in COLUMN_FIELDS + ATTRIBUTE_FIELDS}
+    extra = {k: _json_value(x) for k, x in v.items() if k not in _RECORD_FIELDS}
     return (
         gid,
         number_of(gid),
         member_count,
         *(v[c] for c in sql.RECORD_COLUMNS),
-        Jsonb(extra),
-        Jsonb(record.lineage),
+        _json_text(extra),
+        _json_text(record.lineage),
     )
 
 
@@ -345,14 +392,14 @@ def _write_history(
     with conn.cursor() as cur, cur.copy(sql.COPY_HISTORY) as copy:
         for m in assignment.moves:
             copy.write_row(
-                (run_id, m.kind, m.golden_id, m.other_golden_id, list(m.members), Jsonb(evidence.why(m)))
+                (run_id, m.kind, m.golden_id, m.other_golden_id, list(m.members), _json_text(evidence.why(m)))
             )
         for r in assignment.retired:
             reason = {
                 "rule": "max_overlap",
                 "detail": "no cluster kept this id; most of its members went to the successor",
             }
-            copy.write_row((run_id, "retired", r.golden_id, r.successor_id, [], Jsonb(reason)))
+            copy.write_row((run_id, "retired", r.golden_id, r.successor_id, [], _json_text(reason)))
 
 
 class _Evidence:
@@ -449,7 +496,7 @@ def _write_pairs(
                     float(p.match_weight),
                     float(p.match_probability),
                     band,
-                    Jsonb({k: float(v) for k, v in p.comparisons.items()}),
+                    _json_text({k: float(v) for k, v in p.comparisons.items()}),
                     run_id,
                 )
             )

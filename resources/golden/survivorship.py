@@ -131,27 +131,58 @@ class GoldenRecord:
     lineage: dict[str, str]  # field -> canonical id of the member it came from (fields with a value only)
 
 
+@dataclass(frozen=True, slots=True)
+class CompiledRules:
+    """The rules as a rebuild applies them to many records: each field's order and its paths split
+    once (`compile_rules`)."""
+
+    fields: tuple[str, ...]
+    orders: dict[str, tuple[Criterion, ...]]
+    attribute_paths: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]  # golden attribute fields
+    extra_paths: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]  # configured further attributes
+
+
+def compile_rules(rules: SurvivorshipRules | None = None) -> CompiledRules:
+    rules = rules or SurvivorshipRules()
+
+    def split(paths: Iterable[str]) -> tuple[tuple[str, ...], ...]:
+        return tuple(tuple(p.split(".")) for p in paths)
+
+    return CompiledRules(
+        fields=rules.fields(),
+        orders={f: rules.order_of(f) for f in rules.fields()},
+        attribute_paths=tuple((f, split(rules.paths.get(f, ()))) for f in ATTRIBUTE_FIELDS),
+        extra_paths=tuple((name, split(paths)) for name, paths in sorted(rules.attributes.items())),
+    )
+
+
 def build_record(
-    members: Sequence[Member], priorities: Mapping[str, int], rules: SurvivorshipRules | None = None
+    members: Sequence[Member],
+    priorities: Mapping[str, int],
+    rules: SurvivorshipRules | CompiledRules | None = None,
 ) -> GoldenRecord:
     """The golden record of `members` (at least one). `priorities`: source name -> priority (a source
-    missing here counts 0)."""
+    missing here counts 0). A rebuild of many records passes the rules compiled once."""
     if not members:
         raise ValueError("a golden record needs at least one member")
-    rules = rules or SurvivorshipRules()
+    plan = rules if isinstance(rules, CompiledRules) else compile_rules(rules)
+    if len(members) == 1:
+        # One member is every field's only candidate: no ranking to do.
+        (m,) = members
+        values = _values(m, plan)
+        return GoldenRecord(values, {f: m.canonical_id for f, v in values.items() if v is not None})
     alive = [m for m in members if m.status != "deleted"] or list(members)
-    fields = rules.fields()
-    values_of = {m.canonical_id: _values(m, rules) for m in alive}
+    values_of = {m.canonical_id: _values(m, plan) for m in alive}
     filled = {cid: sum(v is not None for v in vals.values()) for cid, vals in values_of.items()}
 
-    values: dict[str, Any] = {}
+    values = {}
     lineage: dict[str, str] = {}
-    for field in fields:
+    for field in plan.fields:
         candidates = [m for m in alive if values_of[m.canonical_id][field] is not None]
         if not candidates:
             values[field] = None
             continue
-        order = rules.order_of(field)
+        order = plan.orders[field]
         best = min(candidates, key=lambda m: _rank(m, order, priorities, filled))
         values[field] = values_of[best.canonical_id][field]
         lineage[field] = best.canonical_id
@@ -180,24 +211,25 @@ def _time(t: datetime | None) -> tuple[int, float]:
     return (0, 0.0) if t is None else (1, t.timestamp())
 
 
-def _values(m: Member, rules: SurvivorshipRules) -> dict[str, Any]:
+def _values(m: Member, plan: CompiledRules) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": _text(m.name),
         "industry": _text(m.industry),
         "revenue": m.revenue,
         "employees": m.employees,
     }
-    for field in ATTRIBUTE_FIELDS:
-        out[field] = _text(_first(m.attributes, rules.paths.get(field, ())))
-    for name, paths in sorted(rules.attributes.items()):
-        out[name] = _scalar(_first(m.attributes, paths))
+    attributes = m.attributes
+    for field, paths in plan.attribute_paths:
+        out[field] = _text(_first(attributes, paths))
+    for name, paths in plan.extra_paths:
+        out[name] = _scalar(_first(attributes, paths))
     return out
 
 
-def _first(attributes: Mapping[str, Any], paths: Iterable[str]) -> Any:
+def _first(attributes: Mapping[str, Any], paths: Iterable[tuple[str, ...]]) -> Any:
     for path in paths:
         value: Any = attributes
-        for part in path.split("."):
+        for part in path:
             if not isinstance(value, Mapping) or part not in value:
                 value = None
                 break

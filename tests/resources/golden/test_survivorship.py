@@ -10,7 +10,13 @@ import pytest
 from pydantic import ValidationError
 
 from resources.golden.store import source_priorities
-from resources.golden.survivorship import GOLDEN_FIELDS, Member, SurvivorshipRules, build_record
+from resources.golden.survivorship import (
+    GOLDEN_FIELDS,
+    Member,
+    SurvivorshipRules,
+    build_record,
+    compile_rules,
+)
 from resources.sources.catalogue import get_sources
 
 PRIORITIES = {"crm": 300, "erp": 200, "legacy": 100}
@@ -157,3 +163,35 @@ def test_an_override_must_name_a_field_of_the_record():
     with pytest.raises(ValidationError, match=r"overrides\.fax"):
         SurvivorshipRules(overrides={"fax": ("newest",)})
     assert SurvivorshipRules(attributes={"tier": ("t",)}, overrides={"tier": ("newest",)})
+
+
+def test_a_single_member_is_every_fields_source_deleted_or_not():
+    rules = SurvivorshipRules(attributes={"tier": ("customer_tier",)})
+    for status in ("active", "deleted"):
+        m = member(
+            "erp_1",
+            industry=" Retail ",
+            revenue=Decimal(5),
+            attributes={"customer_tier": "gold", "email": "  ", "phone": 12},
+            status=status,
+        )
+        record = build_record([m], PRIORITIES, rules)
+        assert record.values["industry"] == "Retail" and record.values["phone"] == "12"
+        assert record.values["email"] is None and record.values["tier"] == "gold"
+        assert record.lineage == {f: "erp_1" for f in ("name", "industry", "revenue", "phone", "tier")}
+
+
+def test_rules_compiled_once_give_the_records_the_rules_give():
+    rules = SurvivorshipRules(
+        paths={"phone": ("contact.tel", "phone")},
+        attributes={"tier": ("customer_tier", "meta.tier")},
+        overrides={"name": ("newest", "completeness")},
+    )
+    plan = compile_rules(rules)
+    groups = [
+        [member("crm_1", attributes={"contact": {"tel": "+1"}}), member("erp_2", source_changed_at=at(3))],
+        [member("legacy_3", attributes={"meta": {"tier": "silver"}, "phone": "9"})],
+        [member("crm_4", status="deleted"), member("erp_5", name=" ", attributes={"customer_tier": "gold"})],
+    ]
+    for ms in groups:
+        assert build_record(ms, PRIORITIES, plan) == build_record(ms, PRIORITIES, rules)
