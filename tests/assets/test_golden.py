@@ -267,3 +267,14 @@ def test_the_golden_automation_sensor_runs_by_default_so_resolution_follows_inge
 
     assert golden_automation.default_status == DefaultSensorStatus.RUNNING
     assert golden_automation.asset_selection.resolve([golden_entities]) == {GOLDEN_ENTITIES}
+
+
+def test_every_run_shows_the_active_models_match_weights_not_only_a_training_one(driver: Driver) -> None:
+    full = run_golden(driver)
+    incremental = run_golden(driver)
+    for result, mode in ((full, "full"), (incremental, "incremental")):
+        assert result.success
+        meta = metadata(result)
+        assert meta["mode"] == mode and meta["model_trained"] is False
+        assert meta["model"].startswith("| comparison | level | m | u | match weight |")
+        assert meta["model_version"]
