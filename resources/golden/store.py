@@ -44,6 +44,7 @@ from resources.golden.survivorship import (
     build_record,
     compile_rules,
 )
+from resources.ingest.copy_text import NULL, text_field
 from resources.sources.catalogue import Sources, get_sources
 
 Mode = Literal["full", "incremental"]
@@ -294,7 +295,7 @@ def _rebuild(
         members.execute(sql.REBUILD_MEMBERS)
         while True:
             batch = members.fetchmany(REBUILD_BATCH)
-            rows: list[tuple[Any, ...]] = []
+            rows: list[str] = []
             for (
                 gid,
                 cid,
@@ -334,8 +335,7 @@ def _rebuild(
                 rows.append(_record_row(pending_gid, len(pending), build_record(pending, priorities, plan)))
             if rows:
                 with cur.copy(sql.COPY_STAGED_RECORDS) as copy:
-                    for row in rows:
-                        copy.write_row(row)
+                    copy.write("".join(rows))
                 written += len(rows)
             if not batch:
                 break
@@ -361,17 +361,28 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
-def _record_row(gid: str, member_count: int, record: GoldenRecord) -> tuple[Any, ...]:
+def _record_row(gid: str, member_count: int, record: GoldenRecord) -> str:
+    """The record's row of golden_staged_records as a line of COPY text, formatted here: psycopg's
+    per-value adaptation costs more than the record's survivorship."""
     v = record.values
     extra = {k: _json_value(x) for k, x in v.items() if k not in _RECORD_FIELDS}
-    return (
-        gid,
-        number_of(gid),
-        member_count,
-        *(v[c] for c in sql.RECORD_COLUMNS),
-        _json_text(extra),
-        _json_text(record.lineage),
-    )
+    fields = [
+        text_field(gid),
+        str(number_of(gid)),
+        str(member_count),
+        *(_copy_value(v[c]) for c in sql.RECORD_COLUMNS),
+        text_field(_json_text(extra)),
+        text_field(_json_text(record.lineage)),
+    ]
+    return "\t".join(fields) + "\n"
+
+
+def _copy_value(value: Any) -> str:
+    if value is None:
+        return NULL
+    if isinstance(value, str):
+        return text_field(value)
+    return str(value)  # revenue (Decimal) and employees (int)
 
 
 def _json_value(x: Any) -> Any:

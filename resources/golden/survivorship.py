@@ -220,32 +220,42 @@ def _values(m: Member, plan: CompiledRules) -> dict[str, Any]:
     }
     attributes = m.attributes
     for field, paths in plan.attribute_paths:
-        out[field] = _text(_first(attributes, paths))
+        kept = _first(attributes, paths)
+        out[field] = None if kept is None else kept if isinstance(kept, str) else str(kept)
     for name, paths in plan.extra_paths:
-        out[name] = _scalar(_first(attributes, paths))
+        out[name] = _first(attributes, paths)
     return out
 
 
 def _first(attributes: Mapping[str, Any], paths: Iterable[tuple[str, ...]]) -> Any:
+    """The first path's value worth keeping (`_scalar`'s form of it), or None."""
     for path in paths:
-        value: Any = attributes
-        for part in path:
-            if not isinstance(value, Mapping) or part not in value:
-                value = None
-                break
-            value = value[part]
-        if _scalar(value) is not None:
-            return value
+        if len(path) == 1:
+            # Most paths are one key deep: a plain look-up (a key holding null counts as absent either way).
+            value: Any = attributes.get(path[0])
+        else:
+            value = attributes
+            for part in path:
+                if not isinstance(value, Mapping) or part not in value:
+                    value = None
+                    break
+                value = value[part]
+        if value is not None:
+            kept = _scalar(value)
+            if kept is not None:
+                return kept
     return None
 
 
 def _scalar(value: Any) -> Any:
     """A value worth keeping: not null, not blank text, not a nested object or list."""
-    if value is None or isinstance(value, (dict, list)):
+    if value is None:
         return None
     if isinstance(value, str):
         value = value.strip()
         return value or None
+    if isinstance(value, (dict, list)):
+        return None
     return value
 
 
