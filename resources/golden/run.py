@@ -59,9 +59,10 @@ LAST_RUN = """SELECT run_id, mode, model_version, started_at FROM golden.runs
 CURRENT_PARENTS = """SELECT DISTINCT child_canonical_id, parent_canonical_id FROM canonical.entity_relationships
                      WHERE effective_to IS NULL"""
 
-# Prior pairs, for clustering an incremental run as a full run would (resolve's prior_pairs).
-STORED_PAIRS = """SELECT canonical_id_l, canonical_id_r, match_weight, match_probability, comparisons
-                  FROM golden.pairs"""
+# Prior pairs, for clustering an incremental run as a full run would (resolve's prior_pairs), each pair's
+# comparison weights as JSON text: parsed in bulk into columns.
+STORED_PAIRS_TEXT = """SELECT canonical_id_l, canonical_id_r, match_weight, match_probability, comparisons::text
+                       FROM golden.pairs"""
 
 # The previous golden entities of some records, whole: the incremental scope's closure reads only these.
 MEMBERS_OF_GOLDEN_OF = """SELECT m.canonical_id, m.golden_id FROM golden.members m
@@ -146,7 +147,7 @@ def read_store(conn: psycopg.Connection[Any], since: datetime | None) -> StoreRe
             """WITH decided AS (
                     SELECT DISTINCT unnest(array[d.canonical_id_l, d.canonical_id_r] || d.apart_from) AS canonical_id
                     FROM golden.decisions d WHERE d.decided_at >= %(since)s)
-                SELECT e.canonical_id, e.source_system, e.name, e.industry, e.revenue, e.employees,
+                SELECT e.canonical_id, e.source_system, e.name, e.industry, e.revenue::float8, e.employees,
                        e.attributes::text,
                        (m.canonical_id IS NULL OR (%(since)s::timestamptz IS NOT NULL
                                                    AND (e.updated_at >= %(since)s
@@ -164,28 +165,34 @@ def read_store(conn: psycopg.Connection[Any], since: datetime | None) -> StoreRe
 def stored_pairs(conn: psycopg.Connection[Any], model: MatchModel) -> pd.DataFrame:
     """golden.pairs as the engine's pairs. The evidence weight is the match weight less the model's
     prior, as the engine computed it (the same double arithmetic, so the same thresholds decide)."""
+    import numpy as np
+    import orjson
     import pandas as pd
 
     from resources.resolution.model import prior_weight
     from resources.resolution.resolve import PAIR_COLUMNS
 
     prior = prior_weight(model)
-    rows = conn.execute(STORED_PAIRS).fetchall()
+    with conn.cursor() as cur:
+        cur.execute(STORED_PAIRS_TEXT)
+        rows = cur.fetchall()
     conn.commit()
+    if not rows:
+        return pd.DataFrame(columns=list(PAIR_COLUMNS))
+    lefts, rights, weights, probabilities, comparisons = zip(*rows, strict=True)
+    match_weight = np.asarray(weights, dtype=float)
     frame = pd.DataFrame(
-        [
-            {
-                "canonical_id_l": left,
-                "canonical_id_r": right,
-                "evidence_weight": weight - prior,
-                "match_weight": weight,
-                "match_probability": probability,
-                **{f"w_{k}": v for k, v in (comparisons or {}).items()},
-            }
-            for left, right, weight, probability, comparisons in rows
-        ],
-        columns=None if rows else list(PAIR_COLUMNS),
+        {
+            "canonical_id_l": list(lefts),
+            "canonical_id_r": list(rights),
+            "evidence_weight": match_weight - prior,
+            "match_weight": match_weight,
+            "match_probability": np.asarray(probabilities, dtype=float),
+        }
     )
+    parsed = pd.DataFrame.from_records([orjson.loads(c) if c else {} for c in comparisons])
+    for name in parsed.columns:
+        frame[f"w_{name}"] = parsed[name].to_numpy(dtype=float, na_value=np.nan)
     return frame
 
 

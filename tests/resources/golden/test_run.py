@@ -3,6 +3,8 @@ previous membership."""
 
 from __future__ import annotations
 
+import math
+
 import psycopg
 import pytest
 
@@ -40,3 +42,30 @@ def test_a_chain_of_golden_entities_and_clusters_is_followed_to_its_end(db: PgCl
     whole = membership(db.owner_url)
     assert incremental_scope(new, around, ["legacy_N"]) == incremental_scope(new, whole, ["legacy_N"])
     assert around == whole
+
+
+def test_the_stored_pairs_come_back_as_the_engines_pairs_with_each_comparisons_weight(db: PgCluster) -> None:
+    from resources.golden.run import stored_pairs
+    from resources.golden.store import ScoredPair
+    from resources.resolution.model import prior_weight, shipped_model
+
+    add_entities(db.owner_url, named("crm_A", "erp_B", "legacy_C"))
+    pairs = [
+        ScoredPair("crm_A", "erp_B", 9.5, 0.998, {"name": 6.25, "country": 3.25}),
+        ScoredPair("erp_B", "legacy_C", 1.5, 0.7, {"name": 1.5}),
+    ]
+    resolve(db.writer_url, clusters(["crm_A", "erp_B"], ["legacy_C"]), run_id="r1", pairs=pairs)
+    model = shipped_model()
+    with psycopg.connect(db.writer_url) as conn:
+        frame = stored_pairs(conn, model).sort_values("canonical_id_l").reset_index(drop=True)
+    assert list(frame.columns[:5]) == [
+        "canonical_id_l",
+        "canonical_id_r",
+        "evidence_weight",
+        "match_weight",
+        "match_probability",
+    ]
+    assert frame["canonical_id_l"].tolist() == ["crm_A", "erp_B"]
+    assert frame["evidence_weight"].tolist() == [9.5 - prior_weight(model), 1.5 - prior_weight(model)]
+    assert frame["w_name"].tolist() == [6.25, 1.5]
+    assert frame["w_country"].iloc[0] == 3.25 and math.isnan(frame["w_country"].iloc[1])
