@@ -304,11 +304,13 @@ def part_pipeline(records: int, delta: int, *, splink: bool = True) -> dict[str,
         inc["delta_kinds"] = kinds
         after_inc = _membership(url)
         changed = _changed_ids(after_again, after_inc)
-        # The delta's golden entities: those its records were in and are in now, and the previous ones
-        # of everything now sharing a golden entity with a delta record (what a merge took in).
-        touched = {after_again[c] for c in delta_ids if c in after_again} | {after_inc[c] for c in delta_ids}
-        now_with_delta = {after_inc[c] for c in delta_ids}
-        touched |= {after_again[c] for c, g in after_inc.items() if g in now_with_delta and c in after_again}
+        # The delta's golden entities: those its records were in and are in now, and what those held
+        # before or hold now (a split's new part, a merge's retired id).
+        was = {after_again[c] for c in delta_ids if c in after_again}
+        now = {after_inc[c] for c in delta_ids}
+        touched = was | now
+        touched |= {after_inc[c] for c, g in after_again.items() if g in was and c in after_inc}
+        touched |= {after_again[c] for c, g in after_inc.items() if g in now and c in after_again}
         inc["golden_ids_changed"] = len(changed)
         inc["delta_golden_ids"] = len(touched)
         inc["changed_outside_delta_golden_ids"] = len(changed - touched)
