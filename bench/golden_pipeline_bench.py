@@ -135,7 +135,8 @@ def _delta(
     truth: dict[str, str] = {}
     picked = rng.sample(range(len(rows)), n)
     kinds = {"revenue_edits": 0, "name_edits": 0, "new_twins": 0}
-    next_id = {"crm": 900000, "erp": 910000, "legacy": 920000}
+    # Past every id the generator gives (it counts up from 500000, 600000, 700000 per source).
+    next_id = {"crm": 50_000_000, "erp": 60_000_000, "legacy": 70_000_000}
     for i, idx in enumerate(picked):
         r = dict(rows[idx])
         source = str(r["source_system"])

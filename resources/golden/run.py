@@ -35,6 +35,7 @@ from resources.golden.store import (
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from resources.resolution.clusters import Decision
     from resources.resolution.config import ResolutionConfig
@@ -70,9 +71,9 @@ MEMBERS_OF_GOLDEN_OF = """SELECT m.canonical_id, m.golden_id FROM golden.members
                                                 WHERE canonical_id = ANY(%s))"""
 
 
-@dataclass(frozen=True)
+@dataclass
 class StoreRead:
-    frame: pd.DataFrame
+    frame: pa.Table  # the engine's input (resolution/inputs.py); dropped once the engine has run
     delta: frozenset[str]  # written since the watermark, or never resolved
     watermark: datetime
     parents: list[tuple[str, str]]
@@ -133,7 +134,7 @@ def read_store(conn: psycopg.Connection[Any], since: datetime | None) -> StoreRe
     """Every canonical entity (one streaming query on a server-side cursor) and those written at or after
     `since`, named by a steward decision since then, or not yet a golden member, in one snapshot with
     the watermark the next run starts from."""
-    from resources.resolution.inputs import frame_from_entity_rows
+    from resources.resolution.inputs import table_from_entity_rows
 
     t = time.perf_counter()
     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -156,7 +157,7 @@ def read_store(conn: psycopg.Connection[Any], since: datetime | None) -> StoreRe
                 FROM canonical.entities e LEFT JOIN golden.members m USING (canonical_id)""",
             {"since": since},
         )
-        frame = frame_from_entity_rows(cur, delta)
+        frame = table_from_entity_rows(cur, delta)
     parents = [(str(c), str(p)) for c, p in conn.execute(CURRENT_PARENTS).fetchall()]
     conn.commit()
     return StoreRead(frame, frozenset(delta), watermark, parents, time.perf_counter() - t)
@@ -339,7 +340,8 @@ def resolve_store(
 
     read = read_store(conn, last_run[3] if run_mode == "incremental" and last_run else None)
     timings["read"] = read.seconds
-    if read.frame.empty:
+    entities = read.frame.num_rows
+    if entities == 0:
         return NotResolved("canonical.entities is empty: nothing to resolve", entities=0)
     t = time.perf_counter()
     decisions = engine_decisions(conn)
@@ -347,7 +349,7 @@ def resolve_store(
     timings["read_decisions_and_pairs"] = time.perf_counter() - t
     if log is not None:
         log(
-            f"{run_mode} resolution of {len(read.frame)} entities"
+            f"{run_mode} resolution of {entities} entities"
             + (f", {len(read.delta)} new or changed" if run_mode == "incremental" else "")
             + (", training a model" if retrain else f", model {model.version[:12] if model else ''}")
         )
@@ -364,13 +366,15 @@ def resolve_store(
     except EMTrainingException as e:
         # Too few comparable pairs to train on (a store of a few dozen records): a value to report,
         # not a crash; a model trained elsewhere can be activated instead.
-        return NotResolved(f"training failed: {str(e).splitlines()[0]}", entities=len(read.frame))
+        return NotResolved(f"training failed: {str(e).splitlines()[0]}", entities=entities)
     timings.update(out.timings)
+    # The input is the largest thing held from here on, and nothing after the engine reads it.
+    read.frame = read.frame.slice(0, 0)
     if isinstance(out, ModelRefused):
         return NotResolved(
             "the trained model was refused: " + "; ".join(out.reasons),
             out.model,
-            len(read.frame),
+            entities,
             out.reasons,
         )
 
@@ -417,8 +421,8 @@ def resolve_store(
         trained=retrain,
         model=out.model,
         model_version=version,
-        entities=len(read.frame),
-        entities_scored=len(read.delta) if run_mode == "incremental" else len(read.frame),
+        entities=entities,
+        entities_scored=len(read.delta) if run_mode == "incremental" else entities,
         resolution=out,
         summary=summary,
         timings=timings,

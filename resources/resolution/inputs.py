@@ -15,8 +15,15 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
 
-__all__ = ["ATTRIBUTE_NAMES", "INPUT_COLUMNS", "frame_from_entity_rows", "frame_from_rows"]
+__all__ = [
+    "ATTRIBUTE_NAMES",
+    "INPUT_COLUMNS",
+    "frame_from_entity_rows",
+    "frame_from_rows",
+    "table_from_entity_rows",
+]
 
 INPUT_COLUMNS: tuple[str, ...] = (
     "canonical_id",
@@ -103,6 +110,27 @@ def frame_from_entity_rows(
     name, industry, revenue, employees, attributes as JSON text and, optionally, a delta flag (the
     canonical ids whose flag is true are added to `delta`). The same frame, built column by column
     rather than a dict per row: a million rows a few times faster."""
+    columns: dict[str, Any] = _entity_columns(rows, delta)
+    for name in ("revenue", "employees"):
+        columns[name] = np.array(columns[name], dtype=float) if columns[name] else []
+    return pd.DataFrame(columns, columns=list(INPUT_COLUMNS))
+
+
+def table_from_entity_rows(rows: Iterable[tuple[Any, ...]], delta: MutableSet[str] | None = None) -> pa.Table:
+    """`frame_from_entity_rows` as an Arrow table (what the engine takes too): the same values, its text
+    held in Arrow buffers instead of a Python object per value, a fraction of the memory at a million
+    rows while the engine runs."""
+    columns = _entity_columns(rows, delta)
+    arrays: list[pa.Array] = []
+    for name in INPUT_COLUMNS:
+        values = columns.pop(name)
+        kind = pa.float64() if name in ("revenue", "employees") else pa.string()
+        arrays.append(pa.array(values, type=kind))
+        del values  # each column's Python objects go as soon as Arrow holds it
+    return pa.Table.from_arrays(arrays, names=list(INPUT_COLUMNS))
+
+
+def _entity_columns(rows: Iterable[tuple[Any, ...]], delta: MutableSet[str] | None) -> dict[str, list[Any]]:
     ids: list[str] = []
     sources: list[str | None] = []
     names: list[str | None] = []
@@ -110,8 +138,7 @@ def frame_from_entity_rows(
     revenues: list[float | None] = []
     employees: list[float | None] = []
     attrs_of: dict[str, list[str | None]] = {f: [] for f in ATTRIBUTE_NAMES}
-    lookups = list(attrs_of.items())
-    paths = [ATTRIBUTE_NAMES[f] for f, _ in lookups]
+    lookups = [(column, ATTRIBUTE_NAMES[f]) for f, column in attrs_of.items()]
     for row in rows:
         cid = str(row[0])
         ids.append(cid)
@@ -121,18 +148,17 @@ def frame_from_entity_rows(
         revenues.append(_number(row[4]))
         employees.append(_number(row[5]))
         attrs = _attributes(row[6])
-        for (_, column), names_of in zip(lookups, paths, strict=True):
+        for column, names_of in lookups:
             column.append(next((_text(attrs[n]) for n in names_of if attrs.get(n) is not None), None))
         if delta is not None and len(row) > 7 and row[7]:
             delta.add(cid)
-    columns: dict[str, Any] = {
+    return {
         "canonical_id": ids,
         "source_system": sources,
         "name": names,
         "industry": industries,
-        "revenue": np.array(revenues, dtype=float) if revenues else [],
-        "employees": np.array(employees, dtype=float) if employees else [],
+        "revenue": revenues,
+        "employees": employees,
         **attrs_of,
         "parent_canonical_id": [None] * len(ids),
     }
-    return pd.DataFrame(columns, columns=list(INPUT_COLUMNS))

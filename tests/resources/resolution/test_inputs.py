@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from resources.resolution.inputs import frame_from_entity_rows, frame_from_rows
+from resources.resolution.inputs import frame_from_entity_rows, frame_from_rows, table_from_entity_rows
 
 ROWS: list[dict[str, Any]] = [
     {
@@ -87,3 +87,8 @@ def test_the_rows_flagged_as_delta_are_collected() -> None:
 def test_no_rows_give_an_empty_frame_with_every_input_column() -> None:
     empty = frame_from_entity_rows([])
     assert empty.empty and list(empty.columns) == list(frame_from_rows([]).columns)
+
+
+def test_the_arrow_table_holds_the_frames_values() -> None:
+    table = table_from_entity_rows(_tuples([True, False, False, True]))
+    pd.testing.assert_frame_equal(table.to_pandas(), frame_from_rows(ROWS))
