@@ -25,7 +25,7 @@ from resources.analytics.params import (
     RevenueAnalysisParams,
 )
 from resources.analytics.result import Table, fetch
-from resources.analytics.scope import golden_entities
+from resources.analytics.scope import golden_entities, needs_of
 
 # Value buckets for revenue_analysis's top-n pass: width_bucket over powers of two (and their negatives)
 # is monotone in the value, so a segment's top_n values lie in its highest buckets, and a first counting
@@ -111,7 +111,12 @@ def segment_query(
     {entities} the scope's relation `e` (deleted entities filtered out unless `include_deleted`) and the
     scope's other fragments."""
     if entity_scope == "golden":
-        entities = golden_entities(include_deleted=include_deleted)
+        needs = needs_of(
+            GROUP_BY_SQL[group_by],
+            METRIC_SQL[metric] if metric is not None else "",
+            _GOLDEN_FRAGMENTS["system_columns"] if "{system_columns}" in template else "",
+        )
+        entities = golden_entities(include_deleted=include_deleted, needs=needs)
         chosen = _GOLDEN_FRAGMENTS
     else:
         entities = "canonical.entities e" + ("" if include_deleted else " " + LIVE_ONLY)

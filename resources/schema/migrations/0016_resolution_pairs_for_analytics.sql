@@ -8,6 +8,11 @@
 CREATE INDEX IF NOT EXISTS pairs_probability_idx ON golden.pairs
     (match_probability DESC, match_weight DESC, canonical_id_l COLLATE "C", canonical_id_r COLLATE "C");
 
+-- Golden scope counts a golden entity's live members as its member count less its deleted members: the
+-- deleted records, found here without reading the others (resources/analytics/scope.py). Only deleted
+-- records are written to it, so ingest of live ones does not pay for it.
+CREATE INDEX IF NOT EXISTS entities_deleted_idx ON canonical.entities (canonical_id) WHERE status = 'deleted';
+
 -- The name trigram indexes served data_integrity_analysis's fuzzy lookups (migrations 0001, 0006), which
 -- the resolution's pairs replace; no other catalogue operation filters names by similarity. Every write
 -- of an entity paid for them (its name's trigrams in one GIN index, twice for an ERP or legacy record).
