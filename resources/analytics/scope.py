@@ -40,8 +40,12 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from resources.canonical.mapping import LARGE_EMPLOYEES, LARGE_REVENUE, MEDIUM_EMPLOYEES, MEDIUM_REVENUE
 from resources.sources.catalogue import get_sources
+
+# The mapping's entity classes (resources/canonical/mapping.py classify_entity_type, which analytics may
+# not import: ARCHITECTURE.md), applied to the golden revenue and employees; a test pins them equal.
+LARGE_REVENUE, LARGE_EMPLOYEES = 10_000_000, 1000
+MEDIUM_REVENUE, MEDIUM_EMPLOYEES = 1_000_000, 100
 
 # The golden fields a segment operation may read that cost a join: which relation they come from.
 LEAD_COLUMNS = ("region", "lifetime_value", "total_spent")

@@ -81,6 +81,7 @@ def test_get_analytics_keeps_the_seed_envelope(api):
     assert md["executionTimeMs"] >= 0 and md["parameters"] == {
         "group_by": "industry",
         "include_deleted": False,
+        "entity_scope": "source",
     }
     assert {row[md["columns"][0]] for row in body["data"]} == {"Technology", "Retail", "Finance"}
     assert resp.headers["x-cache"] == "MISS" and resp.headers["etag"]

@@ -207,6 +207,18 @@ def test_golden_customer_analysis_aggregates_the_golden_records_values(db) -> No
     )
 
 
+def test_golden_entity_types_follow_the_mappings_classes() -> None:
+    from resources.analytics import scope
+    from resources.canonical import mapping
+
+    assert (scope.LARGE_REVENUE, scope.LARGE_EMPLOYEES, scope.MEDIUM_REVENUE, scope.MEDIUM_EMPLOYEES) == (
+        mapping.LARGE_REVENUE,
+        mapping.LARGE_EMPLOYEES,
+        mapping.MEDIUM_REVENUE,
+        mapping.MEDIUM_EMPLOYEES,
+    )
+
+
 def test_entity_scope_is_refused_outside_its_whitelist_and_named_in_the_catalogue() -> None:
     from resources.analytics import InvalidParameters, describe_catalogue, validate_parameters
 

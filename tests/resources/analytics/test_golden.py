@@ -669,6 +669,7 @@ def test_customer_analysis(reader, metric, group_by, min_group_size):
         "group_by": group_by,
         "min_group_size": min_group_size,
         "include_deleted": False,
+        "entity_scope": "source",
     }
 
 
