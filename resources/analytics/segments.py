@@ -75,7 +75,7 @@ _SOURCE_FRAGMENTS: dict[str, str] = {
     "golden_candidates": "",
     "golden_ranked": "",
     # v is cheap to read twice at source scope (an index-only scan) and a fence would keep it out of
-    # parallel plans; the golden relation is joins and an aggregate, computed once.
+    # parallel plans; the golden relation (scope.py) is a union of joins, computed once.
     "v_materialized": "NOT MATERIALIZED",
     "name": "(SELECT e.name FROM canonical.entities e WHERE e.canonical_id = r.canonical_id)",
     "system_columns": "e.source_system",
@@ -127,7 +127,7 @@ def segment_query(
         **{k: sql.SQL(v) for k, v in chosen.items() if "{" + k + "}" in template},
     }
     if "{has_crm}" in template:
-        # count_analysis's per-system columns: the source systems are fixed names of the schema's check.
+        # count_analysis's per-system columns: the three the answer always had.
         for system in ("crm", "erp", "legacy"):
             fragments[f"has_{system}"] = sql.SQL(_has_system(system, entity_scope))
     if metric is not None:
