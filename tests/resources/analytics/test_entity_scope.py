@@ -265,3 +265,26 @@ def test_on_the_samples_golden_scope_ranks_tech_corp_global_once_after_a_resolut
     tech = [r for r in golden if r["golden_id"] == golden_id_of(stack.pg, "crm_CUST-1001")]
     assert len(tech) == 1 and tech[0]["member_count"] == 3
     assert tech[0]["canonical_id"] in tech_corp
+
+
+def test_the_golden_relation_joins_member_systems_and_lead_fields_only_when_read() -> None:
+    from resources.analytics.scope import Needs, golden_rows
+
+    systems = ("crm", "erp", "legacy")
+    plain = golden_rows(systems, include_deleted=False, needs=Needs())
+    assert "GROUP BY m.golden_id) s" not in plain and "lead." not in plain
+    both = golden_rows(systems, include_deleted=True, needs=Needs(systems=True, lead=True))
+    assert "GROUP BY m.golden_id) s" in both and "lead.region" in both and "deleted" not in both
+
+
+def test_a_system_whose_name_extends_anothers_is_told_apart_in_member_systems(db) -> None:
+    from resources.analytics.scope import _system_flags
+
+    with psycopg.connect(db.owner_url) as conn:
+        got = conn.execute(
+            f"""SELECT m.golden_id, {_system_flags(("crm", "crm_eu", "erp"))}
+                FROM (VALUES ('G1', 'crm_eu_1'), ('G1', 'erp_2'), ('G2', 'crm_3'), ('G2', 'crm_eu_4'))
+                     AS m (golden_id, canonical_id)
+                GROUP BY m.golden_id ORDER BY 1"""
+        ).fetchall()
+    assert got == [("G1", ["crm_eu", "erp"]), ("G2", ["crm", "crm_eu"])]
