@@ -72,6 +72,8 @@ def execute(state: AppState, prep: Prepared) -> dict[str, Any]:
         "executionTimeMs": round(result.elapsed_s * 1000, 1),
         "dataVersion": prep.data_version,
     }
+    if result.notes:  # only when there are any: an answer without notes keeps its shape
+        payload["notes"] = list(result.notes)
     body = to_json(result.columns, result.rows)
     if not stays_inline(result.row_count, lambda: len(body), state.api.inline_budget()):
         keys = {"json": f"sync/{prep.key}/result.json", "csv": f"sync/{prep.key}/result.csv"}
@@ -120,6 +122,8 @@ def envelope(state: AppState, payload: dict[str, Any], *, cache_hit: bool) -> di
         "parameters": payload["parameters"],
         "storage": payload["storage"],
     }
+    if payload.get("notes"):
+        metadata["notes"] = payload["notes"]
     if payload["storage"] == "s3":
         metadata["download"] = {
             "json": presign_get(state, payload["s3"]["json"]),

@@ -18,12 +18,20 @@ class AnalyticsRequest(BaseModel):
                 {
                     "operation": "customer_analysis",
                     "parameters": {"metric": "revenue", "group_by": "industry"},
-                }
+                },
+                {
+                    "operation": "revenue_analysis",
+                    "parameters": {"group_by": "industry", "top_n": 10, "entity_scope": "golden"},
+                },
             ]
         }
     )
     operation: str = Field(..., min_length=1, max_length=100, description="A catalogue operation name")
-    parameters: dict[str, Any] = Field(default_factory=dict, description="The operation's parameters")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The operation's parameters (GET /analytics/operations lists each operation's, with "
+        "their JSON Schema; e.g. entity_scope 'source' or 'golden' for the segment operations)",
+    )
 
 
 class JobRequest(AnalyticsRequest):
@@ -49,6 +57,11 @@ class Metadata(BaseModel):
     parameters: dict[str, Any]
     storage: Literal["inline", "s3"]
     download: Download | None = None
+    notes: list[str] | None = Field(
+        None,
+        description="What to know to read the rows right, e.g. why there are none (data_integrity_analysis "
+        "before any entity resolution); present only when there is something to say",
+    )
 
 
 class TableStructureColumn(BaseModel):

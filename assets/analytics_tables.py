@@ -6,6 +6,10 @@ the old table until the commit) and records what it holds in `analytics.material
 parameters, the ingest data version it was computed at). A daily schedule rebuilds the segment,
 ranking and duplicate answers and a monthly one the trends, as the old system's EventBridge rules did
 (02:00 UTC daily, 03:00 UTC on the 1st). Each asset has checks that can fail.
+
+The segment and ranking tables are the unified view: they count golden entities (entity_scope 'golden'),
+each company once however many systems know it, and the duplicate candidates are the resolution's
+scored pairs; so these assets depend on canonical/golden_entities as well as on the canonical tables.
 """
 
 import json
@@ -33,6 +37,7 @@ from dagster import (
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from assets.golden import GOLDEN_ENTITIES
 from assets.ingest import ENTITIES, RELATIONSHIPS, TIME_SERIES
 from assets.raw import OWNERS
 from resources.analytics.catalogue import get_operation
@@ -71,28 +76,30 @@ TABLES: tuple[AnalyticsTable, ...] = (
     AnalyticsTable(
         "customer_segments",
         "customer_analysis",
-        {"metric": "revenue", "group_by": "industry"},
-        "Revenue per industry segment: entities, total, average, median, share (customer_analysis).",
-        [ENTITIES],
+        {"metric": "revenue", "group_by": "industry", "entity_scope": "golden"},
+        "Revenue per industry segment over golden entities (each company once, its golden record's "
+        "values): entities, the records they stand for, total, average, median (customer_analysis).",
+        [ENTITIES, GOLDEN_ENTITIES],
         "daily",
         required_columns=("entities",),
     ),
     AnalyticsTable(
         "revenue_rankings",
         "revenue_analysis",
-        {"metric": "revenue", "group_by": "industry", "top_n": 10},
-        "The ten largest entities by revenue within each industry (revenue_analysis).",
-        [ENTITIES],
+        {"metric": "revenue", "group_by": "industry", "top_n": 10, "entity_scope": "golden"},
+        "The ten largest companies by revenue within each industry, each golden entity once with its "
+        "golden id and member count (revenue_analysis).",
+        [ENTITIES, GOLDEN_ENTITIES],
         "daily",
-        required_columns=("rank", "canonical_id", "value"),
+        required_columns=("rank", "canonical_id", "value", "member_count"),
     ),
     AnalyticsTable(
         "duplicate_candidates",
         "data_integrity_analysis",
         {"min_similarity": 0.6, "limit": 100},
-        "Likely duplicates across CRM, ERP and legacy: similar names, revenue and employees, with a "
-        "recommended action and the record to keep (data_integrity_analysis).",
-        [ENTITIES],
+        "Likely duplicates: the entity resolution's most probable scored pairs, with their evidence, "
+        "whether they are linked or wait for review, and the record to keep (data_integrity_analysis).",
+        [ENTITIES, GOLDEN_ENTITIES],
         "daily",
         required_columns=("a_id", "b_id", "match_score"),
         checks=("required_columns_present", "no_entity_paired_with_itself"),

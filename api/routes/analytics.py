@@ -125,7 +125,11 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     summary="Run an operation (query string)",
     responses=_RESPONSES,
     description="Every query parameter other than `operation` is a parameter of the operation, e.g. "
-    "`/analytics?operation=customer_analysis&metric=revenue&group_by=industry`.",
+    "`/analytics?operation=customer_analysis&metric=revenue&group_by=industry`. The segment operations "
+    "(customer_analysis, revenue_analysis, count_analysis) take `entity_scope`: `source` (the default: one "
+    "entity per source record) or `golden` (one per golden entity of the latest resolution), e.g. "
+    "`/analytics?operation=revenue_analysis&group_by=industry&entity_scope=golden`. Each operation's "
+    "parameters, with their JSON Schema, are listed by GET /analytics/operations.",
 )
 async def analytics_get(
     request: Request,

@@ -137,11 +137,7 @@ _OPERATIONS = [
     ),
     Operation(
         "data_integrity_analysis",
-        "Cross-system duplicate candidates: for the highest-revenue CRM and ERP entities first (at most "
-        "4 × limit of them), the best-matching record among the similar names (pg_trgm, trigram index) in "
-        "each later system, with name/revenue/employee match, "
-        "match score, confidence, recommended action (merge/review/keep_separate), each record's data "
-        "quality and the survivor to keep.",
+        _doc(integrity.data_integrity_analysis),
         DataIntegrityParams,
         integrity.data_integrity_analysis,
         timeout_s=60,

@@ -1,149 +1,108 @@
-"""data_integrity_analysis: the same company recorded in more than one source system.
+"""data_integrity_analysis: the same company recorded more than once, as the entity resolution found it.
 
-How pairs are found (linear in the pairs asked for, never a cross join):
-- Probes are the entities of every system but the last (crm and erp), the highest revenue first (ties: canonical id): the duplicates
-  that matter most come first, and `limit` bounds the work.
-- For each probe and each later system in the order of their names (crm < erp < legacy; the systems are
-  the source definitions', resources/sources/), the candidates whose name is at least min_similarity
-  alike are looked up through that system's own trigram GIN index (`name % probe.name`, with
-  pg_trgm.similarity_threshold set to min_similarity for this transaction; migration 0006, erp and
-  legacy): the same rows the all-systems index would give once filtered by system, from posting lists a
-  quarter to a third as long. A system without its own index is looked up through the all-systems one
-  (entities_name_trgm), filtered by system: the same rows, a longer posting list. The best match is the candidate with the highest match score (then name
-  similarity, then the smaller canonical id): of two "Medina Works", the one whose revenue and headcount
-  also agree. A pair is looked for from its earlier system only, so it is reported once.
-- Pairs are reported in probe order until `limit` pairs are found, from at most 4 × limit probes (so
-  the work stays bounded when twins are rare).
+The candidate pairs are the latest resolution's scored pairs (golden.pairs, written by the golden asset:
+README "Golden entities"), the most probable first (match probability, then match weight, then the two
+canonical ids), at least min_similarity probable, at most `limit`: one range scan of the pairs' order
+index (migration 0016), so the work is the pairs reported whatever the store's size. A pair is stored
+once, its two ids in code-point order, so the earlier source system's record is `a` (canonical ids begin
+with their system's name). Pairs of one system are reported too: a duplicate inside a source is a
+duplicate.
 
-Per pair: name_similarity (pg_trgm similarity), revenue_match and employees_match (1 - |a-b| / max(a,b),
-NULL when either side lacks the figure), match_score (weighted 0.6 / 0.25 / 0.15, the weights of
-missing figures left out), confidence (high ≥ 0.85, medium ≥ 0.7, else low) and the recommended action
-(merge / review / keep_separate), the data quality of each record (metadata.data_quality, from the
-mapping) and which record to keep as the survivor (higher data quality; on a tie the earlier system).
+Per pair, in the old answer's keys: the two records (id, system, name); name_similarity (pg_trgm
+similarity of the two names, as before); revenue_match and employees_match (1 - |a-b| / max(a,b), NULL
+when either side lacks the figure, as before); match_score, which was a weighted mix of those three and
+is now the resolution's match probability (rounded to 3 places); confidence from it (high ≥ 0.85,
+medium ≥ 0.7, else low); recommended_action from what the resolution did: merge when the two are in one
+golden entity, review when the pair waits in the review queue (review band, no steward decision yet),
+keep_separate otherwise; each record's data quality (metadata.data_quality) and survivor_id (higher data
+quality, on a tie `a`). Then what the resolution adds: match_weight, match_probability, band (auto or
+review), the golden id of each record, linked (same golden id), in_review, and evidence (each
+comparison's match weight).
+
+Before any resolution has run, the answer is no rows and a note saying so.
 """
 
 from __future__ import annotations
-
-import functools
 
 import psycopg
 
 from resources.analytics.params import DataIntegrityParams
 from resources.analytics.result import Table, fetch
-from resources.sources.catalogue import get_sources
+from resources.clients.postgres import scalar
 
 HIGH, MEDIUM = 0.85, 0.7
-# Probes examined at most per pair asked for: bounds the work when twins are rare (each probe is one
-# trigram index lookup per later system, ~2-20 CPU-ms at 1M entities depending on how common the name's
-# words are and on min_similarity).
-PROBES_PER_PAIR = 4
-W_NAME, W_REVENUE, W_EMPLOYEES = 0.6, 0.25, 0.15
 
-# One target system's lookup for probe p: its candidates through that system's partial trigram index
-# (`c.source_system = '<system>'` is a literal so the planner can prove the index's predicate), the best
-# by match score, then name similarity, then the smaller canonical id. `{system}` only ever comes from a
-# source definition's name (lower-case letters, digits and _: checked when it loads), never from a caller.
-_BEST_IN = """
-        (SELECT c.canonical_id AS b_id, c.source_system AS b_system, c.name AS b_name,
-                (c.metadata ->> 'data_quality')::float8 AS b_quality, f.similarity, f.revenue_match,
-                f.employees_match, sc.match_score
-         FROM canonical.entities c
-         CROSS JOIN LATERAL (
-             SELECT similarity(c.name, p.name)::float8 AS similarity,
-                    CASE WHEN p.revenue IS NOT NULL AND c.revenue IS NOT NULL THEN
-                        CASE WHEN greatest(p.revenue, c.revenue) = 0 THEN 1.0::float8
-                             ELSE 1 - (abs(p.revenue - c.revenue) / greatest(p.revenue, c.revenue))::float8 END
-                    END AS revenue_match,
-                    CASE WHEN p.employees IS NOT NULL AND c.employees IS NOT NULL THEN
-                        CASE WHEN greatest(p.employees, c.employees) = 0 THEN 1.0::float8
-                             ELSE 1 - abs(p.employees - c.employees)::float8 / greatest(p.employees, c.employees) END
-                    END AS employees_match
-         ) f
-         CROSS JOIN LATERAL (
-             SELECT (%(w_name)s * f.similarity + %(w_revenue)s * coalesce(f.revenue_match, 0)
-                       + %(w_employees)s * coalesce(f.employees_match, 0))
-                    / (%(w_name)s + CASE WHEN f.revenue_match IS NULL THEN 0 ELSE %(w_revenue)s END
-                                  + CASE WHEN f.employees_match IS NULL THEN 0 ELSE %(w_employees)s END) AS match_score
-         ) sc
-         WHERE p.source_system COLLATE "C" < '{system}'
-           AND c.source_system = '{system}'
-           AND c.name %% p.name
-           AND similarity(c.name, p.name) >= %(min_similarity)s
-         ORDER BY sc.match_score DESC, f.similarity DESC, c.canonical_id COLLATE "C"
-         LIMIT 1)"""
-
-# The probes are picked from the canonical_id index, which carries source_system and revenue (migration
-# 0007), in parallel workers, and only the picked rows are read from the heap (each by its key: the fences
-# keep the planner from sorting the whole table for the outer order instead), because reading and sorting
-# every CRM and ERP row from the heap would dominate a small limit (bench/analytics_results.md). Same
-# probes: the same order and limit over a unique key.
-_DATA_INTEGRITY = """
-WITH pairs AS (
-    SELECT p.canonical_id AS a_id, p.source_system AS a_system, p.name AS a_name, p.revenue AS a_revenue,
-           (p.metadata ->> 'data_quality')::float8 AS a_quality, m.*
-    FROM (SELECT x.* FROM (SELECT k.canonical_id FROM canonical.entities k
-                           WHERE k.source_system IN ({probe_systems})
-                           ORDER BY k.revenue DESC NULLS LAST, k.canonical_id COLLATE "C"
-                           LIMIT %(max_probes)s) top
-          CROSS JOIN LATERAL (SELECT * FROM canonical.entities y WHERE y.canonical_id = top.canonical_id OFFSET 0) x
-          ORDER BY x.revenue DESC NULLS LAST, x.canonical_id COLLATE "C" OFFSET 0) p
-    CROSS JOIN LATERAL ({lookups}
-    ) m
-    ORDER BY p.revenue DESC NULLS LAST, p.canonical_id COLLATE "C", m.b_system
-    LIMIT %(limit)s
+NO_RESOLUTION = (
+    "no entity resolution has run yet: the duplicate candidates are the resolution's scored pairs "
+    "(canonical/golden_entities)"
 )
-SELECT a_id, a_system, a_name, b_id, b_system, b_name,
+
+RESOLVED = "SELECT EXISTS (SELECT FROM golden.runs WHERE finished_at IS NOT NULL)"
+
+# The pairs come from the order index alone (a range on match_probability, in the index's order, stopped
+# at the limit); the records, golden ids and review state are looked up by key for those pairs only.
+DATA_INTEGRITY = """
+WITH top AS (
+    SELECT p.canonical_id_l, p.canonical_id_r, p.match_weight, p.match_probability, p.band, p.comparisons
+    FROM golden.pairs p
+    WHERE p.match_probability >= %(min_probability)s
+    ORDER BY p.match_probability DESC, p.match_weight DESC,
+             p.canonical_id_l COLLATE "C", p.canonical_id_r COLLATE "C"
+    LIMIT %(limit)s
+), pairs AS (
+    SELECT t.*, a.source_system AS a_system, a.name AS a_name, b.source_system AS b_system, b.name AS b_name,
+           (a.metadata ->> 'data_quality')::float8 AS a_quality, (b.metadata ->> 'data_quality')::float8 AS b_quality,
+           ma.golden_id AS a_golden_id, mb.golden_id AS b_golden_id,
+           ma.golden_id = mb.golden_id AS linked,
+           t.band = 'review' AND NOT EXISTS (
+               SELECT FROM golden.decisions d
+               WHERE d.canonical_id_l = t.canonical_id_l AND d.canonical_id_r = t.canonical_id_r
+           ) AS in_review,
+           similarity(a.name, b.name)::float8 AS similarity,
+           CASE WHEN a.revenue IS NOT NULL AND b.revenue IS NOT NULL THEN
+               CASE WHEN greatest(a.revenue, b.revenue) = 0 THEN 1.0::float8
+                    ELSE 1 - (abs(a.revenue - b.revenue) / greatest(a.revenue, b.revenue))::float8 END
+           END AS revenue_match,
+           CASE WHEN a.employees IS NOT NULL AND b.employees IS NOT NULL THEN
+               CASE WHEN greatest(a.employees, b.employees) = 0 THEN 1.0::float8
+                    ELSE 1 - abs(a.employees - b.employees)::float8 / greatest(a.employees, b.employees) END
+           END AS employees_match
+    FROM top t
+    LEFT JOIN canonical.entities a ON a.canonical_id = t.canonical_id_l
+    LEFT JOIN canonical.entities b ON b.canonical_id = t.canonical_id_r
+    LEFT JOIN golden.members ma ON ma.canonical_id = t.canonical_id_l
+    LEFT JOIN golden.members mb ON mb.canonical_id = t.canonical_id_r
+)
+SELECT canonical_id_l AS a_id, a_system, a_name, canonical_id_r AS b_id, b_system, b_name,
        round(similarity::numeric, 3) AS name_similarity,
        round(revenue_match::numeric, 3) AS revenue_match,
        round(employees_match::numeric, 3) AS employees_match,
-       round(match_score::numeric, 3) AS match_score,
-       CASE WHEN match_score >= %(high)s THEN 'high' WHEN match_score >= %(medium)s THEN 'medium' ELSE 'low' END
-           AS confidence,
-       CASE WHEN match_score >= %(high)s THEN 'merge' WHEN match_score >= %(medium)s THEN 'review'
-            ELSE 'keep_separate' END AS recommended_action,
+       round(match_probability::numeric, 3) AS match_score,
+       CASE WHEN match_probability >= %(high)s THEN 'high' WHEN match_probability >= %(medium)s THEN 'medium'
+            ELSE 'low' END AS confidence,
+       CASE WHEN coalesce(linked, false) THEN 'merge' WHEN in_review THEN 'review' ELSE 'keep_separate' END
+           AS recommended_action,
        a_quality AS a_data_quality, b_quality AS b_data_quality,
-       CASE WHEN coalesce(b_quality, 0) > coalesce(a_quality, 0) THEN b_id ELSE a_id END AS survivor_id
+       CASE WHEN coalesce(b_quality, 0) > coalesce(a_quality, 0) THEN canonical_id_r ELSE canonical_id_l END
+           AS survivor_id,
+       match_weight, match_probability, band, a_golden_id, b_golden_id, coalesce(linked, false) AS linked,
+       in_review, comparisons AS evidence
 FROM pairs
-ORDER BY a_revenue DESC NULLS LAST, a_id COLLATE "C", b_system
+ORDER BY match_probability DESC, match_weight DESC, canonical_id_l COLLATE "C", canonical_id_r COLLATE "C"
 """
-
-
-@functools.lru_cache(maxsize=4)
-def integrity_query(systems: tuple[str, ...]) -> str:
-    """The statement for these systems (sorted names): probes from every one but the last, candidates from
-    every one but the first (a pair is looked for from its earlier system only)."""
-    ordered = sorted(systems)  # at least the three shipped ones: a deployment adds or replaces, never removes
-    return _DATA_INTEGRITY.format(
-        probe_systems=", ".join(f"'{s}'" for s in ordered[:-1]),
-        lookups="\n        UNION ALL".join(_BEST_IN.format(system=s) for s in ordered[1:]),
-    )
 
 
 def data_integrity_analysis(conn: psycopg.Connection, p: DataIntegrityParams, *, max_rows: int) -> Table:
     with conn.cursor() as cur:
-        # The % operator's threshold: lets the GIN index discard names below min_similarity.
-        cur.execute("SELECT set_config('pg_trgm.similarity_threshold', %s, true)", (str(p.min_similarity),))
-        cur.execute(
-            integrity_query(get_sources().names),
-            {
-                "min_similarity": p.min_similarity,
-                "limit": p.limit,
-                "max_probes": p.limit * PROBES_PER_PAIR,
-                "high": HIGH,
-                "medium": MEDIUM,
-                "w_name": W_NAME,
-                "w_revenue": W_REVENUE,
-                "w_employees": W_EMPLOYEES,
-            },
-        )
+        if not scalar(cur, RESOLVED):
+            cur.execute(DATA_INTEGRITY + " LIMIT 0", _bound(p))
+            return fetch(cur, max_rows, notes=(NO_RESOLUTION,))
+        cur.execute(DATA_INTEGRITY, _bound(p))
         return fetch(cur, max_rows)
 
 
+def _bound(p: DataIntegrityParams) -> dict[str, float | int]:
+    return {"min_probability": p.min_similarity, "limit": p.limit, "high": HIGH, "medium": MEDIUM}
+
+
 data_integrity_analysis.__doc__ = __doc__
-
-
-def __getattr__(name: str) -> str:
-    # DATA_INTEGRITY: the statement for the sources in effect (tests EXPLAIN it).
-    if name == "DATA_INTEGRITY":
-        return integrity_query(get_sources().names)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,10 +34,14 @@ from resources.sources.catalogue import get_sources
 GroupBy = Literal["industry", "entity_type", "source_system", "region", "country"]
 Metric = Literal["revenue", "employees", "lifetime_value", "total_spent", "revenue_per_employee"]
 Timeframe = Literal["month", "quarter", "year"]
+# What an entity is to an operation: a source record (one per system that knows the company) or a golden
+# entity (the resolution's company: README "Golden entities").
+EntityScope = Literal["source", "golden"]
 
 GROUP_BYS: tuple[str, ...] = get_args(GroupBy)
 METRICS: tuple[str, ...] = get_args(Metric)
 TIMEFRAMES: tuple[str, ...] = get_args(Timeframe)
+ENTITY_SCOPES: tuple[str, ...] = get_args(EntityScope)
 
 # Whitelisted identifier → fixed SQL over `canonical.entities e`: plain columns only. region, country,
 # lifetime_value, total_spent and revenue_per_employee are stored generated columns (migration 0007) kept
@@ -70,8 +74,8 @@ MAX_DEPTH = 10
 MAX_ROOTS = 100
 MAX_LIMIT = 1000
 MAX_GROUP_SIZE = 1_000_000
-# Below pg_trgm's own default (0.3) the % operator matches most names sharing a common word: the index
-# stops being selective and every probe reads a large share of the table.
+# data_integrity_analysis's smallest min_similarity (now a match probability): the bound its old trigram
+# lookups needed, kept so a request valid before is valid now and one refused before is refused now.
 MIN_SIMILARITY = 0.3
 MAX_ANALYSIS_MONTHS = 120
 MAX_QUERY_CHARS = 20_000
@@ -112,7 +116,18 @@ class SimpleDemoParams(_EntityParams):
     """simple_demo: only whether deleted entities count."""
 
 
-class CustomerAnalysisParams(_EntityParams):
+class _ScopedParams(_EntityParams):
+    """Operations that count, rank or segment entities: over source records or golden entities."""
+
+    entity_scope: EntityScope = Field(
+        "source",
+        description="what an entity is: 'source' (default; one per source record, so a company three systems "
+        "know counts three times) or 'golden' (one per golden entity of the latest resolution, with its "
+        "golden record's values; a record no resolution has seen yet counts as its own)",
+    )
+
+
+class CustomerAnalysisParams(_ScopedParams):
     metric: Metric = Field("revenue", description="value aggregated per segment")
     group_by: GroupBy = Field("industry", description="segment dimension")
     min_group_size: Int = Field(
@@ -120,13 +135,13 @@ class CustomerAnalysisParams(_EntityParams):
     )
 
 
-class RevenueAnalysisParams(_EntityParams):
+class RevenueAnalysisParams(_ScopedParams):
     metric: Metric = Field("revenue", description="value ranked within each segment")
     group_by: GroupBy = Field("industry", description="segment dimension")
     top_n: Int = Field(10, ge=1, le=MAX_TOP_N, description="ranks kept per segment (ties share a rank)")
 
 
-class CountAnalysisParams(_EntityParams):
+class CountAnalysisParams(_ScopedParams):
     group_by: GroupBy = Field("industry", description="segment dimension")
 
 
@@ -264,7 +279,11 @@ class TimeSeriesPatternsParams(_Params):
 
 class DataIntegrityParams(_Params):
     min_similarity: Float = Field(
-        0.6, ge=MIN_SIMILARITY, le=1.0, description="smallest trigram name similarity of a reported pair"
+        0.6,
+        ge=MIN_SIMILARITY,
+        le=1.0,
+        description="smallest match probability of a reported pair (the entity resolution's; the name is the "
+        "old one, when it was a trigram name similarity)",
     )
     limit: Int = Field(100, ge=1, le=MAX_LIMIT, description="pairs reported at most")
 

@@ -17,6 +17,8 @@ class Table:
     columns: list[str]
     rows: list[tuple[Any, ...]]
     truncated: bool = False
+    # What a reader must know to read the rows right (e.g. why there are none); empty for most answers.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -28,10 +30,11 @@ class Result:
     truncated: bool  # True when the operation had more rows than the cap
     elapsed_s: float  # database work, transaction included
     parameters: dict[str, Any] = field(default_factory=dict)  # the validated parameters, defaults filled in
+    notes: tuple[str, ...] = ()  # the operation's notes (Table.notes)
 
     def to_jsonable(self) -> dict[str, Any]:
         """JSON-ready: Decimal → int when integral, else float; dates → ISO text; uuid → text."""
-        return {
+        out: dict[str, Any] = {
             "operation": self.operation,
             "parameters": self.parameters,
             "columns": self.columns,
@@ -40,12 +43,16 @@ class Result:
             "truncated": self.truncated,
             "elapsed_ms": round(self.elapsed_s * 1000, 1),
         }
+        # Only when there are any: an answer without notes keeps the shape it always had.
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
 
 
-def fetch(cur: psycopg.Cursor, max_rows: int) -> Table:
+def fetch(cur: psycopg.Cursor, max_rows: int, *, notes: tuple[str, ...] = ()) -> Table:
     """The cursor's result, at most max_rows rows; truncated tells whether there were more."""
     assert cur.description is not None
     columns = [d.name for d in cur.description]
     rows = cur.fetchmany(max_rows + 1)
     truncated = len(rows) > max_rows
-    return Table(columns, [tuple(r) for r in rows[:max_rows]], truncated)
+    return Table(columns, [tuple(r) for r in rows[:max_rows]], truncated, notes)

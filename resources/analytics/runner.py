@@ -127,6 +127,7 @@ def _run(conn: psycopg.Connection, op: Operation, params: BaseModel, timeout: fl
         truncated=table.truncated,
         elapsed_s=elapsed,
         parameters=params.model_dump(mode="json"),
+        notes=table.notes,
     )
 
 

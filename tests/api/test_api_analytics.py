@@ -68,6 +68,32 @@ def test_operations_lists_the_catalogue_with_parameter_schemas(api):
     assert "group_by" in ops["customer_analysis"]["parameters"]["properties"]
 
 
+def test_the_segment_operations_take_entity_scope_through_the_api(api):
+    ops = {o["name"]: o for o in api.get("/analytics/operations").json()["operations"]}
+    scope = ops["revenue_analysis"]["parameters"]["properties"]["entity_scope"]
+    assert scope["enum"] == ["source", "golden"] and scope["default"] == "source"
+    resp = api.get(
+        "/analytics", params={"operation": "count_analysis", "group_by": "industry", "entity_scope": "golden"}
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["metadata"]["parameters"]["entity_scope"] == "golden" and "notes" not in body["metadata"]
+    # No resolution yet: every record is a golden entity of its own.
+    source = api.get("/analytics", params={"operation": "count_analysis", "group_by": "industry"}).json()
+    assert sum(r["members"] for r in body["data"]) == sum(r["entities"] for r in source["data"])
+    assert sum(r["entities"] for r in body["data"]) == sum(r["entities"] for r in source["data"])
+    refused = api.get("/analytics", params={"operation": "count_analysis", "entity_scope": "company"})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["validValues"] == ["source", "golden"]
+
+
+def test_data_integrity_before_any_resolution_answers_no_rows_and_a_note(api):
+    resp = api.get("/analytics", params={"operation": "data_integrity_analysis"})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["data"] == [] and body["metadata"]["resultCount"] == 0
+    assert "no entity resolution has run yet" in body["metadata"]["notes"][0]
+
+
 def test_get_analytics_keeps_the_seed_envelope(api):
     resp = api.get("/analytics", params={"operation": "count_analysis", "group_by": "industry"})
     assert resp.status_code == 200, resp.text
@@ -81,6 +107,7 @@ def test_get_analytics_keeps_the_seed_envelope(api):
     assert md["executionTimeMs"] >= 0 and md["parameters"] == {
         "group_by": "industry",
         "include_deleted": False,
+        "entity_scope": "source",
     }
     assert {row[md["columns"][0]] for row in body["data"]} == {"Technology", "Retail", "Finance"}
     assert resp.headers["x-cache"] == "MISS" and resp.headers["etag"]

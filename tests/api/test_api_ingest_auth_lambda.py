@@ -337,6 +337,7 @@ def test_lambda_handler_serves_api_gateway_v1_and_v2_events(api):
     assert out["statusCode"] == 200 and json.loads(out["body"])["metadata"]["parameters"] == {
         "group_by": "industry",
         "include_deleted": False,
+        "entity_scope": "source",
     }
 
     out = handler(_v1("GET", "/nope"), _Ctx())

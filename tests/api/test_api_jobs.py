@@ -39,6 +39,7 @@ def test_post_job_is_202_with_location_and_a_queued_item_at_once(api):
             "group_by": "industry",
             "min_group_size": 1,
             "include_deleted": False,
+            "entity_scope": "source",
         }
     }
     got = api.get(resp.headers["location"])

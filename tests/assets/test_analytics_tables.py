@@ -13,6 +13,7 @@ from assets.analytics_tables import (
     analytics_table_assets,
     build_asset,
 )
+from assets.golden import GOLDEN_ENTITIES
 from assets.ingest import ENTITIES
 from assets.raw import RAW_FILES
 from assets.schemas import ENTITIES_SCHEMA, RELATIONSHIPS_SCHEMA, TIME_SERIES_SCHEMA
@@ -196,3 +197,9 @@ def test_lineage_runs_from_the_raw_files_through_the_canonical_tables_to_analyti
         "analytics/revenue_rankings",
         "analytics/duplicate_candidates",
     } <= downstream
+    # The unified view: segments, rankings and duplicates read the golden entities.
+    assert {
+        "analytics/customer_segments",
+        "analytics/revenue_rankings",
+        "analytics/duplicate_candidates",
+    } <= {k.to_user_string() for k in graph.get(GOLDEN_ENTITIES).child_keys}

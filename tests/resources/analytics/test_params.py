@@ -26,6 +26,7 @@ from resources.analytics.guard import (
 )
 from resources.analytics.legacy import METRIC_ALIASES
 from resources.analytics.params import (
+    ENTITY_SCOPES,
     GROUP_BY_SQL,
     GROUP_BYS,
     MAX_ANALYSIS_MONTHS,
@@ -44,9 +45,9 @@ from resources.analytics.result import Table
 CONTRACT = {
     "database_info": set(),
     "simple_demo": {"include_deleted"},
-    "customer_analysis": {"metric", "group_by", "min_group_size", "include_deleted"},
-    "revenue_analysis": {"metric", "group_by", "top_n", "include_deleted"},
-    "count_analysis": {"group_by", "include_deleted"},
+    "customer_analysis": {"metric", "group_by", "min_group_size", "include_deleted", "entity_scope"},
+    "revenue_analysis": {"metric", "group_by", "top_n", "include_deleted", "entity_scope"},
+    "count_analysis": {"group_by", "include_deleted", "entity_scope"},
     "multi_dimensional_analytics": {"timeframe"},
     "relationship_network": {"root_entity_id", "max_depth", "max_roots"},
     "time_series_patterns": {"analysis_period", "metric_type"},
@@ -105,6 +106,9 @@ WHITELISTS = [
     ("revenue_analysis", "metric", METRICS),
     ("revenue_analysis", "group_by", GROUP_BYS),
     ("count_analysis", "group_by", GROUP_BYS),
+    ("customer_analysis", "entity_scope", ENTITY_SCOPES),
+    ("revenue_analysis", "entity_scope", ENTITY_SCOPES),
+    ("count_analysis", "entity_scope", ENTITY_SCOPES),
 ]
 
 
@@ -707,3 +711,21 @@ def test_hypothesis_a_second_statement_is_always_refused(first, second):
     with pytest.raises(QueryRejected) as info:
         check_query(query)
     assert info.value.rule == "not_one_statement"
+
+
+@pytest.mark.parametrize("op", ["customer_analysis", "revenue_analysis", "count_analysis"])
+@fast
+@given(
+    params=st.fixed_dictionaries(
+        {},
+        optional={
+            "group_by": st.sampled_from(GROUP_BYS),
+            "include_deleted": st.booleans(),
+            "entityScope": st.sampled_from(ENTITY_SCOPES),
+        },
+    )
+)
+def test_entity_scope_defaults_to_source_and_takes_the_old_forms_camel_case(op, params):
+    """A client that does not ask gets source scope: the answers it always had."""
+    model = validate_parameters(op, params)
+    assert model.entity_scope == params.get("entityScope", "source")

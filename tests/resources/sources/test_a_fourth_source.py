@@ -12,10 +12,12 @@ import psycopg
 import pytest
 from dagster import instance_for_test
 
+from resources.analytics import run_operation
 from resources.analytics.integrity import data_integrity_analysis
 from resources.analytics.params import DataIntegrityParams, RelationshipNetworkParams
 from resources.settings import get_settings
 from resources.sources.catalogue import get_sources
+from tests.support.golden import clusters, pair, resolve
 from tests.support.ingest import Driver, q
 
 BILLING = {
@@ -93,7 +95,18 @@ def test_a_fourth_source_loads_from_one_definition_file_with_revenue_converted_f
         ("ACC-3", "negative")
     ]
 
-    # The integrity operation looks a billing probe up in crm through the all-systems trigram index.
+    # A resolution that links the billing account with its CRM twin: golden scope counts one company both
+    # systems know, and data_integrity_analysis reports the pair with the earlier system's record first.
+    resolve(
+        stack.pg.writer_url,
+        clusters(["billing_ACC-1", "crm_C-1"], ["billing_ACC-2"]),
+        run_id="r1",
+        pairs=[pair("crm_C-1", "billing_ACC-1", weight=20.0, probability=0.99)],
+    )
+    by_system = run_operation(
+        stack.pg.reader_url, "count_analysis", {"group_by": "source_system", "entity_scope": "golden"}
+    )
+    assert sorted((r[0], r[1]) for r in by_system.rows) == [("billing", 1), ("billing+crm", 1)]
     with psycopg.connect(url) as conn:
         table = data_integrity_analysis(conn, DataIntegrityParams(min_similarity=0.9), max_rows=10)
     pairs = [(r[table.columns.index("a_id")], r[table.columns.index("b_id")]) for r in table.rows]
