@@ -30,66 +30,71 @@ __all__ = ["BLOCK_KEYS_COLUMN", "add_block_keys", "block_keys_sql", "count_compa
 BLOCK_KEYS_COLUMN = "block_keys"
 
 
+ROW_ID = "rid"
+
+
 def block_keys_sql(table: str, settings: BlockingSettings) -> str:
-    """A SELECT of (unique_id, key) over the prepared `table`: every record's blocking keys after the
-    block-size cap, one row each. Keys are 64-bit hashes of the key's kind and text: a collision only ever
-    adds a comparison."""
+    """A SELECT of (rid, key) over the prepared `table` (with an integer `rid` per record): every
+    record's blocking keys after the block-size cap, one row each. Keys are 64-bit hashes of the key's
+    kind and text: a collision only ever adds a comparison. Records are named by their integer row id,
+    not their text id: the distinct, grouping and joins over some twenty million keys at 1M records
+    then hash and compare integers."""
     parts: list[str] = []
     if settings.name_within_one_edit:
         parts.append(
-            """SELECT unique_id, hash('e:' || ns) AS key FROM nospace
+            """SELECT rid, hash('e:' || ns) AS key FROM nospace
   UNION ALL
-  SELECT unique_id, hash('e:' || left(ns, i - 1) || substr(ns, i + 1)) AS key
+  SELECT rid, hash('e:' || left(ns, i - 1) || substr(ns, i + 1)) AS key
   -- Deletions of a name of three letters or fewer would be two letters, common to many names.
-  FROM (SELECT unique_id, ns, unnest(range(1, length(ns) + 1)) AS i FROM nospace WHERE length(ns) >= 4)"""
+  FROM (SELECT rid, ns, unnest(range(1, length(ns) + 1)) AS i FROM nospace WHERE length(ns) >= 4)"""
         )
     if settings.name_words:
         parts.append(
-            f"SELECT unique_id, hash('s:' || name_sorted) AS key FROM {table} WHERE name_sorted IS NOT NULL"
+            f"SELECT rid, hash('s:' || name_sorted) AS key FROM {table} WHERE name_sorted IS NOT NULL"
         )
     if settings.name_all_but_one_word:
         parts.append(
-            """SELECT r.unique_id,
+            """SELECT r.rid,
          hash('w:' || array_to_string(list_sort(list_filter(r.words, lambda x: x <> w.word)), ' ')) AS key
-  FROM words w JOIN record_words r USING (unique_id)
+  FROM words w JOIN record_words r USING (rid)
   WHERE len(r.words) >= 2 AND len(list_filter(r.rare, lambda x: x <> w.word)) > 0"""
         )
     if settings.domain:
         parts.append(
-            f"""SELECT unique_id, hash('d:' || email_domain) AS key FROM {table} WHERE email_domain IS NOT NULL
+            f"""SELECT rid, hash('d:' || email_domain) AS key FROM {table} WHERE email_domain IS NOT NULL
   UNION ALL
-  SELECT unique_id, hash('d:' || website) AS key FROM {table} WHERE website IS NOT NULL"""
+  SELECT rid, hash('d:' || website) AS key FROM {table} WHERE website IS NOT NULL"""
         )
     if settings.phone:
-        parts.append(f"SELECT unique_id, hash('p:' || phone) AS key FROM {table} WHERE phone IS NOT NULL")
+        parts.append(f"SELECT rid, hash('p:' || phone) AS key FROM {table} WHERE phone IS NOT NULL")
     if not parts:
-        return "SELECT CAST(NULL AS VARCHAR) AS unique_id, CAST(NULL AS UBIGINT) AS key WHERE false"
+        return "SELECT CAST(NULL AS BIGINT) AS rid, CAST(NULL AS UBIGINT) AS key WHERE false"
     union = "\n  UNION ALL\n  ".join(parts)
     return f"""
 WITH nospace AS (
-  SELECT unique_id, replace(name, ' ', '') AS ns FROM {table} WHERE name IS NOT NULL
+  SELECT rid, replace(name, ' ', '') AS ns FROM {table} WHERE name IS NOT NULL
 ),
 words AS (
-  SELECT unique_id, unnest(list_distinct(string_split(name, ' '))) AS word FROM {table} WHERE name IS NOT NULL
+  SELECT rid, unnest(list_distinct(string_split(name, ' '))) AS word FROM {table} WHERE name IS NOT NULL
 ),
 word_records AS (
   SELECT word, count(*) AS n FROM words GROUP BY word
 ),
 record_words AS (
-  SELECT w.unique_id, list(w.word ORDER BY w.word) AS words,
+  SELECT w.rid, list(w.word ORDER BY w.word) AS words,
          list(w.word ORDER BY w.word) FILTER (WHERE f.n <= {settings.rare_word_max_records}) AS rare
   FROM words w JOIN word_records f USING (word)
-  GROUP BY w.unique_id
+  GROUP BY w.rid
 ),
 keys AS (
-  SELECT DISTINCT unique_id, key FROM (
+  SELECT DISTINCT rid, key FROM (
   {union}
   )
 ),
 small AS (
   SELECT key FROM keys GROUP BY key HAVING count(*) <= {settings.max_block_size}
 )
-SELECT unique_id, key FROM keys SEMI JOIN small USING (key)
+SELECT rid, key FROM keys SEMI JOIN small USING (key)
 """
 
 
@@ -98,11 +103,15 @@ def add_block_keys(con: duckdb.DuckDBPyConnection, table: str, settings: Blockin
     has none), rows in unique_id order so that what samples it (Splink's u estimation) sees one order."""
     con.execute(
         f"""CREATE OR REPLACE TABLE {table} AS
+SELECT row_number() OVER (ORDER BY unique_id) AS {ROW_ID}, * FROM {table}"""
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {table} AS
 WITH k AS ({block_keys_sql(table, settings)}),
-agg AS (SELECT unique_id, list_sort(list(key)) AS keys FROM k GROUP BY unique_id)
+agg AS (SELECT {ROW_ID}, list_sort(list(key)) AS keys FROM k GROUP BY {ROW_ID})
 SELECT t.*, coalesce(agg.keys, []::UBIGINT[]) AS {BLOCK_KEYS_COLUMN}
-FROM {table} t LEFT JOIN agg USING (unique_id)
-ORDER BY t.unique_id"""
+FROM {table} t LEFT JOIN agg USING ({ROW_ID})
+ORDER BY t.{ROW_ID}"""
     )
 
 

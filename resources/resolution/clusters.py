@@ -4,7 +4,7 @@ Constrained union-find: steward must-links first, then the automatic links in de
 union refused when it would put a cannot-link pair in one cluster (a parent link says two records are two
 entities; a steward said so), when it would put two ids of a source that does not duplicate its own
 records in one cluster on less than a very strong score, or when the two clusters it joins are linked by
-this one edge rather than by most of their cross pairs (so a chain of similar names does not collapse into
+this one edge rather than by more than half of their cross pairs (so a chain of similar names does not collapse into
 one company). Pairs in the review band, and automatic links refused on a judgement (same source, weak
 link), go to review; links refused by a decision do not. Same input, same output: edges are taken in a
 total order (weight, then ids).
@@ -100,7 +100,19 @@ def cluster_pairs(
     """
     th = config.thresholds
     exclusive = {s for s in set(sources.values()) if not config.deduplicates_itself(s)}
-    comps = _Components(ids, sources, exclusive)
+    all_ids = list(ids)
+    known_ids = set(all_ids)
+    decisions = list(decisions)
+    parents = list(parents)
+    # Only records in a pair, a decision or a parent link can join anything: the rest (most of a large
+    # store) are their own clusters, and the union-find need not hold them.
+    touched = (
+        set(pairs["canonical_id_l"].astype(str))
+        | set(pairs["canonical_id_r"].astype(str))
+        | {x for d in decisions for x in (d.canonical_id_l, d.canonical_id_r)}
+        | {x for link in parents for x in link}
+    ) & known_ids
+    comps = _Components(sorted(touched), sources, exclusive)
     known = comps.parent
 
     for child, parent in parents:
@@ -164,12 +176,15 @@ def cluster_pairs(
         if size_a + size_b > 2:
             small, other = (ra, rb) if size_a <= size_b else (rb, ra)
             cross = sum(1 for x in comps.members[small] for y in linked.get(x, ()) if comps.find(y) == other)
-            if cross < th.min_cross_link_share * size_a * size_b:
+            # More than the share, not as much: a record that reaches one of a pair's two members but not
+            # the other has met only half of that company; in a large store it is as often a near-name
+            # neighbour of one of them as a third record of the company.
+            if cross <= th.min_cross_link_share * size_a * size_b:
                 refused[(a, b)] = "weak link between clusters"
                 continue
         comps.union(ra, rb)
 
-    clusters: dict[str, str] = {}
+    clusters: dict[str, str] = {i: i for i in all_ids}
     for members in comps.members.values():
         key = min(members)
         for m in members:

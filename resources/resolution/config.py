@@ -100,8 +100,9 @@ class Thresholds(_Strict):
     # A source that does not duplicate its own records gets two of its ids in one cluster only at or
     # above this weight.
     same_source_link: float = 30.0
-    # A merge of two clusters needs this share of their cross pairs scored at or above `lower`: one strong
-    # edge between two groups of similar names does not chain them together.
+    # A merge of two clusters needs more than this share of their cross pairs scored at or above `lower`
+    # (a record joins a pair only when it reaches both): one strong edge between two groups of similar
+    # names does not chain them together.
     min_cross_link_share: float = 0.5
 
     @model_validator(mode="after")

@@ -29,6 +29,7 @@ __all__ = [
     "DELTA_COLUMN",
     "MatchModel",
     "ModelCheck",
+    "TrainingFailed",
     "check_model",
     "clamp_weights",
     "match_weights",
@@ -281,9 +282,21 @@ FROM {table} WHERE name IS NOT NULL GROUP BY name"""
     return True
 
 
+class TrainingFailed(Exception):
+    """Splink could not train on the store (EM found no pairs to learn from: a store of a few dozen
+    records). `model` is the model as far as training got, `reason` Splink's first line."""
+
+    def __init__(self, model: MatchModel, reason: str) -> None:
+        super().__init__(reason)
+        self.model = model
+        self.reason = reason
+
+
 def train_model(con: duckdb.DuckDBPyConnection, table: str, config: ResolutionConfig) -> MatchModel:
-    """Train on the prepared table `table` (the columns `normalise.normalised_select_sql` gives)."""
+    """Train on the prepared table `table` (the columns `normalise.normalised_select_sql` gives).
+    Raises TrainingFailed when Splink's EM has nothing to learn from."""
     from splink import block_on
+    from splink.internals.exceptions import EMTrainingException
 
     t = config.training
     linker = _linker(con, table, settings_for(config))
@@ -292,9 +305,13 @@ def train_model(con: duckdb.DuckDBPyConnection, table: str, config: ResolutionCo
         max_pairs=t.u_max_pairs, seed=t.seed, min_count_per_level=t.u_min_count_per_level
     )
     for cols in t.em_blocking_columns:
-        linker.training.estimate_parameters_using_expectation_maximisation(
-            block_on(*cols), estimate_without_term_frequencies=True, max_pairs=t.em_max_pairs
-        )
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                block_on(*cols), estimate_without_term_frequencies=True, max_pairs=t.em_max_pairs
+            )
+        except EMTrainingException as e:
+            partial = MatchModel.from_settings(linker.misc.save_model_to_json())
+            raise TrainingFailed(partial, f"training failed: {str(e).splitlines()[0]}") from e
     settings: dict[str, Any] = linker.misc.save_model_to_json()
     return MatchModel.from_settings(clamp_weights(settings, config))
 

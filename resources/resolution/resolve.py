@@ -23,6 +23,7 @@ from resources.resolution.model import (
     DELTA_COLUMN,
     MatchModel,
     ModelCheck,
+    TrainingFailed,
     check_model,
     predict_pairs,
     train_model,
@@ -57,7 +58,9 @@ class Resolution:
 
 @dataclass(frozen=True)
 class ModelRefused:
-    """A trained model failed its sanity check: nothing was scored or clustered with it."""
+    """Training failed (too few pairs for EM: a store of a few dozen records), or the trained model failed
+    its sanity check: nothing was scored or clustered. `model` is what training produced, `reasons` why
+    it was refused."""
 
     model: MatchModel
     model_check: ModelCheck
@@ -128,7 +131,7 @@ def resolve(
     """Resolve `entities` (the whole store) into clusters.
 
     model: a trained model to score with; trained on `entities` when None (and refused, as a value, when
-    its weights fail `check_model`; a given model is checked and reported but trusted).
+    training fails or its weights fail `check_model`; a given model is checked and reported but trusted).
     decisions: steward must-link / cannot-link pairs, which win over the model.
     parents: (child, parent) canonical id pairs, each a cannot-link (added to the input's
     parent_canonical_id column, when it has one).
@@ -149,7 +152,11 @@ def resolve(
 
         if model is None:
             t = time.perf_counter()
-            model = train_model(con, PREPARED_TABLE, config)
+            try:
+                model = train_model(con, PREPARED_TABLE, config)
+            except TrainingFailed as e:
+                timings["train"] = time.perf_counter() - t
+                return ModelRefused(e.model, ModelCheck((e.reason,)), timings)
             timings["train"] = time.perf_counter() - t
             check = check_model(model, config)
             if not check.ok:

@@ -122,3 +122,11 @@ def test_the_same_pairs_in_another_order_give_the_same_clusters() -> None:
     a = cluster_pairs(SOURCES, SOURCES, _pairs(*rows), CONFIG)
     b = cluster_pairs(SOURCES, SOURCES, _pairs(*reversed(rows)), CONFIG)
     assert a.clusters == b.clusters
+
+
+def test_a_record_that_reaches_only_one_member_of_a_linked_pair_does_not_join_it() -> None:
+    # legacy_1 is one edit from crm_1's name but not from erp_1's: half the cross pairs, not more.
+    pairs = _pairs(("crm_1", "erp_1", UP + 20), ("crm_1", "legacy_1", UP + 1))
+    out = cluster_pairs(SOURCES, SOURCES, pairs, CONFIG)
+    assert out.clusters["crm_1"] == out.clusters["erp_1"] != out.clusters["legacy_1"]
+    assert out.review["reason"].tolist() == ["weak link between clusters"]

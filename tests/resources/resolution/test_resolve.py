@@ -194,3 +194,13 @@ def test_the_shipped_model_resolves_the_samples_alone_tech_corp_once_and_its_sub
     tech = {c for c, k in out.clusters.items() if k == out.clusters["crm_CUST-1001"]}
     assert tech == {"crm_CUST-1001", "erp_ERP-2001", "legacy_30001"}
     assert out.clusters["erp_ERP-2002"] not in {out.clusters["crm_CUST-1001"]}
+
+
+def test_a_store_too_small_to_train_on_is_refused_as_a_value_with_the_reason() -> None:
+    # The three samples alone: EM finds no pairs sharing a phone, and Splink raises rather than train.
+    frame = frame_from_rows(asdict(r) for r in _sample_records())
+    out = resolve(frame, CONFIG)
+    assert isinstance(out, ModelRefused)
+    assert len(out.reasons) == 1 and out.reasons[0].startswith("training failed: ")
+    assert "resulted in no record pairs" in out.reasons[0]
+    assert "train" in out.timings
