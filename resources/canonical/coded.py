@@ -75,8 +75,10 @@ def _reader(source: CompiledSource, terms: SourceTerms) -> CodedReader:
     industry_get, industry_learn = terms.industry.known.get, terms.industry.learn
     status_get, country_get = terms.status.known.get, terms.country.known.get
     status_lookup, country_lookup, currency_lookup = terms.status, terms.country, terms.currency
+    currency_get = currency_lookup.known.get
     base = terms.base_currency
     markers, marker_heads = source.delete_markers, source.delete_marker_heads
+    rare_heads = marker_heads | currency_heads  # one check for the common record that has neither
 
     def read(
         record: dict[str, Any], attributes: dict[str, Any], industry: str | None, has_revenue: bool
@@ -107,8 +109,9 @@ def _reader(source: CompiledSource, terms: SourceTerms) -> CodedReader:
                 status = found  # type: ignore[assignment]  # the status vocabulary holds only the three
             else:
                 unmapped = [*(unmapped or ()), ("status", _example(raw))]
-        # isdisjoint: one C call for the common record that carries no marker's field
-        if marker_heads and not record.keys().isdisjoint(marker_heads):
+        # isdisjoint: one C call for the common record that carries no marker's field and no currency
+        rare = bool(rare_heads) and not record.keys().isdisjoint(rare_heads)
+        if rare and marker_heads and not record.keys().isdisjoint(marker_heads):
             for path, values in markers:
                 marked = _value(record, (path,))
                 if type(marked) in _MARKER_TYPES and (type(marked), marked) in values:
@@ -126,11 +129,15 @@ def _reader(source: CompiledSource, terms: SourceTerms) -> CodedReader:
                 attributes["country_code"] = found
             else:
                 unmapped = [*(unmapped or ()), ("country", _example(raw))]
-        # isdisjoint: one C call for the common record that names no currency
-        if not record.keys().isdisjoint(currency_heads):
+        if rare and not record.keys().isdisjoint(currency_heads):
             raw = _value(record, currency_paths)
             if raw is not None:
-                found = _learn(currency_lookup, raw)
+                try:  # a value seen before, as it came, like status and country
+                    found = currency_get(raw)
+                except TypeError:
+                    found = None
+                if found is None:
+                    found = _learn(currency_lookup, raw)
                 if found:
                     attributes["revenue_currency"] = found
                 else:

@@ -39,8 +39,8 @@ class Chunk:
     merge: bool  # merge after the COPY (chunked mode), else only stage
 
     @classmethod
-    def new(cls, merge: bool) -> Chunk:
-        return cls(Spool(), Spool(), merge)
+    def new(cls, merge: bool, encoding: str) -> Chunk:
+        return cls(Spool(encoding), Spool(encoding), merge)
 
     def close(self) -> None:
         self.entities.close()
@@ -53,6 +53,7 @@ class ChunkWorker:
 
     def __init__(self, conn: psycopg.Connection, merger: Merger) -> None:
         self.conn, self.merger = conn, merger
+        self.encoding = conn.info.encoding  # what the COPY sends: the chunks are spooled in it
         self.staged = 0  # rows of the file COPYed into staging (valid records)
         self.metric_rows = 0  # metric rows staged and not merged yet (whole mode)
         self.error: BaseException | None = None
@@ -118,7 +119,7 @@ def produce(
     were merged with (None: only staged, the caller merges)."""
     early: datetime | None = None
     decided = early_file_at is None
-    chunk = Chunk.new(False)
+    chunk = Chunk.new(False, worker.encoding)
     handed_last = False
     try:
         # Entity rows reach the spool in pieces, not one call per row: that call's overhead would be paid
@@ -138,7 +139,7 @@ def produce(
                 size += len(line)
                 entities.rows += 1
                 if size >= COPY_FLUSH_BYTES or entities.rows >= rows_per_chunk:
-                    entities.file.write("".join(buf))
+                    entities.write_counted("".join(buf))
                     buf.clear()
                     size = 0
                     if entities.rows >= rows_per_chunk:
@@ -152,7 +153,7 @@ def produce(
                                 chunk.merge = True
                         merge = chunk.merge
                         worker.hand_over(chunk)
-                        chunk = Chunk.new(merge)
+                        chunk = Chunk.new(merge, worker.encoding)
                         entities, metrics = chunk.entities, chunk.metrics
             elif isinstance(res, Refusal):
                 refusals.write(
@@ -166,7 +167,7 @@ def produce(
                     )
                 )
         if buf:
-            entities.file.write("".join(buf))
+            entities.write_counted("".join(buf))
         handed_last = True
         if chunk.entities.rows:
             worker.hand_over(chunk)

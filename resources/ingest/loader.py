@@ -93,7 +93,7 @@ def load_records(
         transformation_version=transformation_version,
         fresh_inserts=fresh_inserts,
     )
-    refusals = Spool()
+    refusals = Spool(conn.info.encoding)
     try:
         with conn.cursor() as cur:
             cur.execute(sql.STAGING_DDL)
