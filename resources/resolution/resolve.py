@@ -9,7 +9,7 @@ phone, address, parent_canonical_id (see `inputs.frame_from_rows` to build it fr
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import duckdb
@@ -19,6 +19,7 @@ import pyarrow as pa
 from resources.resolution.blocking import add_block_keys
 from resources.resolution.clusters import Clustering, Decision, cluster_pairs
 from resources.resolution.config import ResolutionConfig
+from resources.resolution.key_counts import RAW_KEYS_TABLE, add_capped_keys, create_raw_keys
 from resources.resolution.model import (
     DELTA_COLUMN,
     MatchModel,
@@ -74,9 +75,11 @@ def prepare(
     only_ids: Iterable[str] | None = None,
     config: ResolutionConfig | None = None,
     timings: dict[str, float] | None = None,
+    raw_keys: str | None = None,
 ) -> None:
     """Normalise `entities` into the connection's prepared table with its blocking keys, flagging
-    `only_ids` as the delta; wall seconds of each step into `timings` when given."""
+    `only_ids` as the delta; wall seconds of each step into `timings` when given. `raw_keys`: a table to
+    keep every record's keys before the cap in (`key_counts`), the capped ones derived from it."""
     t = time.perf_counter()
     con.execute("SET enable_progress_bar = false")
     create_country_alias_table(con)
@@ -93,7 +96,12 @@ LEFT JOIN resolution_delta d ON d.canonical_id = n.unique_id"""
     con.unregister("resolution_input")
     con.unregister("resolution_delta")
     normalised = time.perf_counter()
-    add_block_keys(con, PREPARED_TABLE, (config or ResolutionConfig()).blocking)
+    blocking = (config or ResolutionConfig()).blocking
+    if raw_keys is None:
+        add_block_keys(con, PREPARED_TABLE, blocking)
+    else:
+        create_raw_keys(con, PREPARED_TABLE, raw_keys, blocking)
+        add_capped_keys(con, PREPARED_TABLE, raw_keys, blocking)
     if timings is not None:
         timings["normalise"] = normalised - t
         timings["block_keys"] = time.perf_counter() - normalised
@@ -124,6 +132,7 @@ def resolve(
     parents: Iterable[tuple[str, str]] = (),
     only_ids: Iterable[str] | None = None,
     prior_pairs: pd.DataFrame | None = None,
+    keep: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> Resolution | ModelRefused:
     """Resolve `entities` (the whole store) into clusters.
 
@@ -138,13 +147,16 @@ def resolve(
     would on the same data. Blocking keys follow the whole store (a word's rarity, a block's size): when the
     delta itself moves a key past its cap, two unchanged records may gain or lose a comparison that only a
     full run makes or drops.
+    keep: called with the engine's connection once the pairs are scored, its prepared table and
+    `key_counts.RAW_KEYS_TABLE` (every record's keys before the cap) still there: what writes the prepared
+    store an incremental run starts from (`incremental`).
     """
     config = config or ResolutionConfig()
     timings: dict[str, float] = {}
     con = duckdb.connect(":memory:")
     try:
         delta = None if only_ids is None else set(map(str, only_ids))
-        prepare(con, entities, delta, config, timings)
+        prepare(con, entities, delta, config, timings, RAW_KEYS_TABLE if keep is not None else None)
         ids_sources = con.execute(f"SELECT unique_id, source_system FROM {PREPARED_TABLE}").fetchall()
 
         if model is None:
@@ -160,6 +172,10 @@ def resolve(
         t = time.perf_counter()
         pairs = predict_pairs(con, PREPARED_TABLE, model, config, delta_only=delta is not None)
         timings["predict"] = time.perf_counter() - t
+        if keep is not None:
+            t = time.perf_counter()
+            keep(con)
+            timings["keep_prepared"] = time.perf_counter() - t
     finally:
         con.close()
 
