@@ -141,9 +141,7 @@ def resolve_delta(
         create_country_alias_table(con)
         columns = set(delta.columns) if isinstance(delta, pd.DataFrame) else set(delta.column_names)
         con.register("resolution_input", delta)
-        con.execute(
-            f"CREATE TABLE resolution_delta AS {normalised_select_sql('resolution_input', columns)}"
-        )
+        con.execute(f"CREATE TABLE resolution_delta AS {normalised_select_sql('resolution_input', columns)}")
         con.unregister("resolution_input")
         known = con.execute(
             f"""SELECT (SELECT count(*) FROM {_ALIAS}.prepared)
@@ -214,7 +212,9 @@ LEFT JOIN (SELECT unique_id FROM resolution_delta) d USING (unique_id)"""
     t = time.perf_counter()
     to_cluster = pairs
     if prior_pairs is not None and len(prior_pairs):
-        keep = ~(prior_pairs["canonical_id_l"].isin(delta_ids) | prior_pairs["canonical_id_r"].isin(delta_ids))
+        keep = ~(
+            prior_pairs["canonical_id_l"].isin(delta_ids) | prior_pairs["canonical_id_r"].isin(delta_ids)
+        )
         to_cluster = pd.concat([prior_pairs.loc[keep, list(PAIR_COLUMNS)], pairs[list(PAIR_COLUMNS)]])
     sources = {str(i): str(src) for i, src in ids_sources if src is not None}
     clustering = cluster_pairs(

@@ -55,9 +55,14 @@ def _keys(con: duckdb.DuckDBPyConnection, sql: str) -> set[tuple[str, int]]:
 def test_capped_keys_from_the_raw_keys_are_the_block_keys(before: pd.DataFrame) -> None:
     con = duckdb.connect()
     prepare(con, before, config=CONFIG)
-    expected = con.execute(f"SELECT unique_id, block_keys FROM {PREPARED_TABLE} ORDER BY unique_id").fetchall()
+    expected = con.execute(
+        f"SELECT unique_id, block_keys FROM {PREPARED_TABLE} ORDER BY unique_id"
+    ).fetchall()
     prepare(con, before, config=CONFIG, raw_keys="raw")
-    assert con.execute(f"SELECT unique_id, block_keys FROM {PREPARED_TABLE} ORDER BY unique_id").fetchall() == expected
+    assert (
+        con.execute(f"SELECT unique_id, block_keys FROM {PREPARED_TABLE} ORDER BY unique_id").fetchall()
+        == expected
+    )
 
 
 def test_the_delta_keyed_with_the_stores_word_counts_gets_the_keys_of_the_whole_store(
@@ -135,7 +140,9 @@ def test_the_next_delta_starts_from_the_store_the_last_one_left(before: pd.DataF
     )
     assert isinstance(one, Resolution)
     PreparedStore.stamp(path, "w2")
-    kept = first.pairs.loc[~(first.pairs["canonical_id_l"].isin(delta[:half]) | first.pairs["canonical_id_r"].isin(delta[:half]))]
+    kept = first.pairs.loc[
+        ~(first.pairs["canonical_id_l"].isin(delta[:half]) | first.pairs["canonical_id_r"].isin(delta[:half]))
+    ]
     prior = pd.concat([kept, one.pairs])
     two = resolve_delta(
         PreparedStore(path),
@@ -177,12 +184,16 @@ def test_a_missing_or_stale_prepared_store_is_refused_with_a_reason(
     assert isinstance(again, StoreRefused) and "last run" in again.reason
 
 
-def test_the_full_runs_store_gives_back_every_records_block_keys(before: pd.DataFrame, tmp_path: Path) -> None:
+def test_the_full_runs_store_gives_back_every_records_block_keys(
+    before: pd.DataFrame, tmp_path: Path
+) -> None:
     path = tmp_path / "prepared.duckdb"
     _full_with_store(before, path)
     con = duckdb.connect()
     prepare(con, before, config=CONFIG)
-    expected = con.execute(f"SELECT unique_id, block_keys FROM {PREPARED_TABLE} ORDER BY unique_id").fetchall()
+    expected = con.execute(
+        f"SELECT unique_id, block_keys FROM {PREPARED_TABLE} ORDER BY unique_id"
+    ).fetchall()
     con.execute(f"ATTACH '{path}' AS kept (READ_ONLY)")
     con.execute("CREATE TABLE t AS SELECT * FROM kept.prepared")
     add_capped_keys(con, "t", "kept.raw_keys", CONFIG.blocking)
