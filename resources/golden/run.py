@@ -8,7 +8,11 @@ run cannot go ahead is a value (`NotResolved`), not an exception.
 
 Modes: `full` scores every blocked pair; `incremental` scores only the pairs touching the records written
 since the last resolution, against the whole store, and builds the clusters from those plus the pairs the
-store kept (golden.pairs): the same clusters a full run would give. `auto` takes incremental when the
+store kept (golden.pairs): the same clusters a full run would give. With a prepared store
+(`resolution.incremental`, a file every run leaves for the next), an incremental run reads only its
+delta's rows, keys and scores them against that store, and clusters only the neighbourhood the delta
+can change (`neighbourhood`), from the stored pairs around it; a missing or stale prepared store is
+refused with its reason and the run resolves from the whole store. `auto` takes incremental when the
 active model scored the last run, else full. A new model (`retrain`, or the shipped default activated
 when none is active yet) always scores in full: every pair's weight changes with it.
 """
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
 
+from resources.golden.neighbourhood import Neighbourhood, pairs_frame
 from resources.golden.store import (
     RunSummary,
     ScoredPair,
@@ -190,37 +195,14 @@ def _read(
 
 
 def stored_pairs(conn: psycopg.Connection[Any], model: MatchModel) -> pd.DataFrame:
-    """golden.pairs as the engine's pairs. The evidence weight is the match weight less the model's
-    prior, as the engine computed it (the same double arithmetic, so the same thresholds decide)."""
-    import numpy as np
-    import orjson
-    import pandas as pd
-
+    """golden.pairs, whole, as the engine's pairs (`neighbourhood.pairs_frame`)."""
     from resources.resolution.model import prior_weight
-    from resources.resolution.resolve import PAIR_COLUMNS
 
-    prior = prior_weight(model)
     with conn.cursor() as cur:
         cur.execute(STORED_PAIRS_TEXT)
         rows = cur.fetchall()
     conn.commit()
-    if not rows:
-        return pd.DataFrame(columns=list(PAIR_COLUMNS))
-    lefts, rights, weights, probabilities, comparisons = zip(*rows, strict=True)
-    match_weight = np.asarray(weights, dtype=float)
-    frame = pd.DataFrame(
-        {
-            "canonical_id_l": list(lefts),
-            "canonical_id_r": list(rights),
-            "evidence_weight": match_weight - prior,
-            "match_weight": match_weight,
-            "match_probability": np.asarray(probabilities, dtype=float),
-        }
-    )
-    parsed = pd.DataFrame.from_records([orjson.loads(c) if c else {} for c in comparisons])
-    for name in parsed.columns:
-        frame[f"w_{name}"] = parsed[name].to_numpy(dtype=float, na_value=np.nan)
-    return frame
+    return pairs_frame(rows, prior_weight(model))
 
 
 def engine_decisions(conn: psycopg.Connection[Any]) -> list[Decision]:
@@ -377,14 +359,15 @@ def resolve_store(
     fresh = prepared_store.with_name(prepared_store.name + f".{run_id}.new") if prepared_store else None
     out: Resolution | ModelRefused | StoreRefused | None = None
     read: StoreRead | None = None
+    prior: pd.DataFrame | None = None
     used = "none" if store is None else "written"
     if store is not None and since is not None and model is not None:
         read = read_delta(conn, since)
         timings["read"] = read.seconds
         t = time.perf_counter()
         decisions = engine_decisions(conn)
-        prior = stored_pairs(conn, model)
-        timings["read_decisions_and_pairs"] = time.perf_counter() - t
+        must = [(d.canonical_id_l, d.canonical_id_r) for d in decisions if d.kind == "must_link"]
+        timings["read_decisions"] = time.perf_counter() - t
         if log is not None:
             log(
                 f"incremental resolution of {read.entities} entities from the prepared store, "
@@ -399,7 +382,7 @@ def resolve_store(
             watermark=_stamp(since),
             decisions=decisions,
             parents=read.parents,
-            prior_pairs=prior,
+            around=(hood := Neighbourhood(conn, model, settings, must)),
         )
         if isinstance(out, StoreRefused):
             if log is not None:
@@ -408,6 +391,7 @@ def resolve_store(
             out = None
         else:
             used = "started from it"
+            prior = hood.pairs
     if out is None:
         read = read_store(conn, since)
         timings["read"] = read.seconds
@@ -415,7 +399,8 @@ def resolve_store(
             return NotResolved("canonical.entities is empty: nothing to resolve", entities=0)
         t = time.perf_counter()
         decisions = engine_decisions(conn)
-        prior = stored_pairs(conn, model) if run_mode == "incremental" and model is not None else None
+        if run_mode == "incremental" and model is not None:
+            prior = stored_pairs(conn, model)
         timings["read_decisions_and_pairs"] = time.perf_counter() - t
         if log is not None:
             log(

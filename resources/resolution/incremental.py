@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,12 +118,18 @@ def resolve_delta(
     decisions: Iterable[Decision] = (),
     parents: Iterable[tuple[str, str]] = (),
     prior_pairs: pd.DataFrame | None = None,
+    around: Callable[[pd.DataFrame, set[str]], tuple[set[str], pd.DataFrame]] | None = None,
 ) -> Resolution | StoreRefused:
     """Resolve the `delta` rows (the input columns of `resolve`, every record written or decided since
     the last run) against the prepared store left at `watermark`, with the store holding `entities`
     records once the delta is in. The clusters cover every record, as `resolve`'s do; the pairs are those
     touching the delta. The prepared store is moved on to the delta (its watermark unset until `stamp`):
-    if this run never commits, the next one finds it stale and starts over."""
+    if this run never commits, the next one finds it stale and starts over.
+
+    around: given the delta's scored pairs and its ids, the neighbourhood (`Neighbourhood`): the records
+    whose clusters the delta can change, and the earlier pairs touching them. The clusters are then built
+    for those records alone, from those pairs (instead of every record from `prior_pairs`), and the
+    result's clusters hold them alone."""
     if not store.path.exists():
         return StoreRefused("no prepared store yet")
     timings: dict[str, float] = {}
@@ -200,22 +206,37 @@ LEFT JOIN (SELECT unique_id FROM resolution_delta) d USING (unique_id)"""
         )
         timings["block_keys"] = time.perf_counter() - t
 
-        ids_sources = con.execute(f"SELECT unique_id, source_system FROM {PREPARED_TABLE}").fetchall()
         delta_ids = {str(i) for (i,) in con.execute("SELECT unique_id FROM resolution_delta").fetchall()}
         check = check_model(model, config)
         t = time.perf_counter()
         pairs = predict_pairs(con, PREPARED_TABLE, model, config, delta_only=True)
         timings["predict"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        hood: set[str] | None = None
+        if around is not None:
+            hood, prior_pairs = around(pairs, delta_ids)
+            timings["neighbourhood"] = time.perf_counter() - t
+            t = time.perf_counter()
+        to_cluster = pairs
+        if prior_pairs is not None and len(prior_pairs):
+            keep = ~(
+                prior_pairs["canonical_id_l"].isin(delta_ids) | prior_pairs["canonical_id_r"].isin(delta_ids)
+            )
+            to_cluster = pd.concat([prior_pairs.loc[keep, list(PAIR_COLUMNS)], pairs[list(PAIR_COLUMNS)]])
+        if hood is None:
+            ids_sources = con.execute(f"SELECT unique_id, source_system FROM {PREPARED_TABLE}").fetchall()
+        else:
+            # The neighbourhood and the far ends of its pairs: those are each in a cluster of their own
+            # here (no link leaves the neighbourhood), enough for the review of the pairs reaching them.
+            ends = set(map(str, to_cluster["canonical_id_l"])) | set(map(str, to_cluster["canonical_id_r"]))
+            con.register("resolution_hood", pd.DataFrame({"unique_id": sorted(hood | ends)}, dtype=object))
+            ids_sources = con.execute(
+                f"SELECT unique_id, source_system FROM {PREPARED_TABLE} SEMI JOIN resolution_hood USING (unique_id)"
+            ).fetchall()
     finally:
         con.close()
 
-    t = time.perf_counter()
-    to_cluster = pairs
-    if prior_pairs is not None and len(prior_pairs):
-        keep = ~(
-            prior_pairs["canonical_id_l"].isin(delta_ids) | prior_pairs["canonical_id_r"].isin(delta_ids)
-        )
-        to_cluster = pd.concat([prior_pairs.loc[keep, list(PAIR_COLUMNS)], pairs[list(PAIR_COLUMNS)]])
     sources = {str(i): str(src) for i, src in ids_sources if src is not None}
     clustering = cluster_pairs(
         (str(i) for i, _ in ids_sources),
@@ -225,7 +246,8 @@ LEFT JOIN (SELECT unique_id FROM resolution_delta) d USING (unique_id)"""
         decisions=decisions,
         parents=[(str(c), str(p)) for c, p in parents],
     )
-    timings["cluster"] = time.perf_counter() - t
-    return Resolution(
-        pairs, clustering.clusters, clustering.review, model, check, clustering.conflicts, timings
+    clusters = (
+        clustering.clusters if hood is None else {c: k for c, k in clustering.clusters.items() if c in hood}
     )
+    timings["cluster"] = time.perf_counter() - t
+    return Resolution(pairs, clusters, clustering.review, model, check, clustering.conflicts, timings)

@@ -198,3 +198,42 @@ def test_the_full_runs_store_gives_back_every_records_block_keys(
     con.execute("CREATE TABLE t AS SELECT * FROM kept.prepared")
     add_capped_keys(con, "t", "kept.raw_keys", CONFIG.blocking)
     assert con.execute("SELECT unique_id, block_keys FROM t ORDER BY unique_id").fetchall() == expected
+
+
+def test_clustering_only_the_neighbourhood_gives_its_records_the_clusters_of_the_whole_store(
+    before: pd.DataFrame, tmp_path: Path
+) -> None:
+    path = tmp_path / "prepared.duckdb"
+    first = _full_with_store(before, path)
+    after, delta = _with_delta(before)
+    upper = CONFIG.thresholds.upper
+    reached: dict[str, set[str]] = {}
+
+    def around(new: pd.DataFrame, ids: set[str]) -> tuple[set[str], pd.DataFrame]:
+        # The closure over strong stored and new pairs, as golden.neighbourhood reads it from the store.
+        links: dict[str, set[str]] = {}
+        for frame in (first.pairs, new):
+            strong = frame.loc[frame["evidence_weight"] >= upper]
+            for a, b in zip(strong["canonical_id_l"], strong["canonical_id_r"], strict=True):
+                links.setdefault(a, set()).add(b)
+                links.setdefault(b, set()).add(a)
+        hood, todo = set(), set(ids)
+        while todo:
+            hood |= todo
+            todo = {y for x in todo for y in links.get(x, ())} - hood
+        touching = first.pairs["canonical_id_l"].isin(hood) | first.pairs["canonical_id_r"].isin(hood)
+        reached["hood"] = hood
+        return hood, first.pairs.loc[touching]
+
+    rows = after.loc[after["canonical_id"].isin(delta)]
+    out = resolve_delta(
+        PreparedStore(path), rows, len(after), CONFIG, model=MODEL, watermark="w1", around=around
+    )
+    assert isinstance(out, Resolution)
+    full = resolve(after, CONFIG, model=MODEL)
+    assert isinstance(full, Resolution)
+    assert set(out.clusters) == reached["hood"] and len(reached["hood"]) < len(after)
+    assert out.clusters == {c: full.clusters[c] for c in reached["hood"]}
+    review = {(a, b) for a, b in full.review[["canonical_id_l", "canonical_id_r"]].itertuples(False)}
+    touching = {(a, b) for a, b in out.review[["canonical_id_l", "canonical_id_r"]].itertuples(False)}
+    assert touching <= review
