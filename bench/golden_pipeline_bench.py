@@ -254,6 +254,7 @@ def step(url: str, mode: str) -> dict[str, Any]:
         "members_moved": s.members_moved,
         "records_written": s.records_written,
         "model_version": done.model_version,
+        "prepared_store": done.prepared_store,
         "rss_after_imports_gb": rss_imports,
         "rss_gb": _rss_gb(),
         "load": _load(),
