@@ -80,8 +80,7 @@ class PreparedStore:
                 f"CREATE TABLE {_ALIAS}.prepared AS SELECT * EXCLUDE ({BLOCK_KEYS_COLUMN}, {DELTA_COLUMN}) "
                 f"FROM {PREPARED_TABLE}"
             )
-            # In key order: looking a few keys up reads only the row groups holding them.
-            con.execute(f"CREATE TABLE {_ALIAS}.raw_keys AS SELECT * FROM {RAW_KEYS_TABLE} ORDER BY key")
+            con.execute(f"CREATE TABLE {_ALIAS}.raw_keys AS SELECT * FROM {RAW_KEYS_TABLE}")
             key_counts.create_word_counts(con, PREPARED_TABLE, f"{_ALIAS}.word_counts")
             con.execute(f"CREATE TABLE {_ALIAS}.meta (name VARCHAR PRIMARY KEY, value VARCHAR)")
             con.execute(
