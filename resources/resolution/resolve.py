@@ -8,6 +8,7 @@ phone, address, parent_canonical_id (see `inputs.frame_from_rows` to build it fr
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -123,6 +124,35 @@ def _parent_links(
     return links
 
 
+class _Keeper:
+    """`resolve`'s `keep` on a thread of its own, on a cursor of the engine's connection; `join` raises
+    what it raised."""
+
+    def __init__(
+        self, keep: Callable[[duckdb.DuckDBPyConnection], None], con: duckdb.DuckDBPyConnection
+    ) -> None:
+        self.seconds = 0.0
+        self._error: BaseException | None = None
+        self._cursor = con.cursor()
+        self._thread = threading.Thread(target=self._run, args=(keep,), name="keep-prepared", daemon=True)
+        self._thread.start()
+
+    def _run(self, keep: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+        t = time.perf_counter()
+        try:
+            keep(self._cursor)
+        except Exception as e:  # noqa: BLE001 - whatever it is, join raises it in the caller's thread
+            self._error = e
+        finally:
+            self.seconds = time.perf_counter() - t
+            self._cursor.close()
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 def resolve(
     entities: pd.DataFrame | pa.Table,
     config: ResolutionConfig | None = None,
@@ -154,6 +184,7 @@ def resolve(
     config = config or ResolutionConfig()
     timings: dict[str, float] = {}
     con = duckdb.connect(":memory:")
+    keeper: _Keeper | None = None
     try:
         delta = None if only_ids is None else set(map(str, only_ids))
         prepare(con, entities, delta, config, timings, RAW_KEYS_TABLE if keep is not None else None)
@@ -173,27 +204,35 @@ def resolve(
         pairs = predict_pairs(con, PREPARED_TABLE, model, config, delta_only=delta is not None)
         timings["predict"] = time.perf_counter() - t
         if keep is not None:
-            t = time.perf_counter()
-            keep(con)
-            timings["keep_prepared"] = time.perf_counter() - t
+            # DuckDB writes the prepared store on its own cursor while the clusters are built here.
+            keeper = _Keeper(keep, con)
     finally:
-        con.close()
+        if keeper is None:
+            con.close()
 
-    t = time.perf_counter()
-    to_cluster = pairs
-    if delta is not None and prior_pairs is not None and len(prior_pairs):
-        keep = ~(prior_pairs["canonical_id_l"].isin(delta) | prior_pairs["canonical_id_r"].isin(delta))
-        to_cluster = pd.concat([prior_pairs.loc[keep, list(PAIR_COLUMNS)], pairs[list(PAIR_COLUMNS)]])
-    sources = {str(i): str(s) for i, s in ids_sources if s is not None}
-    clustering: Clustering = cluster_pairs(
-        (str(i) for i, _ in ids_sources),
-        sources,
-        to_cluster,
-        config,
-        decisions=decisions,
-        parents=_parent_links(entities, parents),
-    )
-    timings["cluster"] = time.perf_counter() - t
+    try:
+        t = time.perf_counter()
+        to_cluster = pairs
+        if delta is not None and prior_pairs is not None and len(prior_pairs):
+            kept = ~(prior_pairs["canonical_id_l"].isin(delta) | prior_pairs["canonical_id_r"].isin(delta))
+            to_cluster = pd.concat([prior_pairs.loc[kept, list(PAIR_COLUMNS)], pairs[list(PAIR_COLUMNS)]])
+        sources = {str(i): str(s) for i, s in ids_sources if s is not None}
+        clustering: Clustering = cluster_pairs(
+            (str(i) for i, _ in ids_sources),
+            sources,
+            to_cluster,
+            config,
+            decisions=decisions,
+            parents=_parent_links(entities, parents),
+        )
+        timings["cluster"] = time.perf_counter() - t
+    finally:
+        if keeper is not None:
+            t = time.perf_counter()
+            keeper.join()
+            timings["keep_prepared_wait"] = time.perf_counter() - t
+            timings["keep_prepared"] = keeper.seconds
+            con.close()
     return Resolution(
         pairs, clustering.clusters, clustering.review, model, check, clustering.conflicts, timings
     )

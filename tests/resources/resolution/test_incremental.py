@@ -237,3 +237,11 @@ def test_clustering_only_the_neighbourhood_gives_its_records_the_clusters_of_the
     review = {(a, b) for a, b in full.review[["canonical_id_l", "canonical_id_r"]].itertuples(False)}
     touching = {(a, b) for a, b in out.review[["canonical_id_l", "canonical_id_r"]].itertuples(False)}
     assert touching <= review
+
+
+def test_a_prepared_store_that_fails_to_be_written_fails_the_resolution(before: pd.DataFrame) -> None:
+    def broken(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("SELECT * FROM no_such_table")
+
+    with pytest.raises(duckdb.CatalogException):
+        resolve(before, CONFIG, model=MODEL, keep=broken)
