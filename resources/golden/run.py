@@ -40,11 +40,13 @@ from resources.golden.store import (
 )
 
 if TYPE_CHECKING:
+    import duckdb
     import pandas as pd
     import pyarrow as pa
 
     from resources.resolution.clusters import Decision
     from resources.resolution.config import ResolutionConfig
+    from resources.resolution.incremental import PreparedStore
     from resources.resolution.model import MatchModel
     from resources.resolution.resolve import Resolution
 
@@ -288,6 +290,27 @@ def _stamp(watermark: datetime) -> str:
     return watermark.astimezone(UTC).isoformat()
 
 
+def _keeper(
+    store: PreparedStore,
+    read: StoreRead,
+    settings: ResolutionConfig,
+    since: datetime | None,
+    fresh: Path,
+    outcome: dict[str, str],
+) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    """`resolve`'s `keep` for a run over the whole store: the prepared store moved on by the run's delta
+    when the last run left it, else written anew at `fresh`; what it did into `outcome`."""
+
+    def keep(con: duckdb.DuckDBPyConnection) -> None:
+        if since is None:
+            store.write_from(con, fresh, settings)
+            outcome["outcome"] = "written"
+        else:
+            outcome["outcome"] = store.refresh(con, read.delta, settings, _stamp(since), fresh)
+
+    return keep
+
+
 def scored_pairs(frame: pd.DataFrame) -> list[ScoredPair]:
     """The engine's pairs as the store takes them: each comparison's weight where it has one."""
     import numpy as np
@@ -387,13 +410,16 @@ def resolve_store(
         if isinstance(out, StoreRefused):
             if log is not None:
                 log(f"{out.reason}: resolving from the whole store")
-            used = f"written ({out.reason})"
             out = None
         else:
             used = "started from it"
             prior = hood.pairs
+    store_outcome: dict[str, str] = {}
     if out is None:
-        read = read_store(conn, since)
+        # With a prepared store, a run over the whole store flags the delta since the last run too: the
+        # store is moved on by it rather than written whole.
+        last_since = last_run[3] if store is not None and last_run is not None else None
+        read = read_store(conn, since if run_mode == "incremental" else last_since)
         timings["read"] = read.seconds
         if read.entities == 0:
             return NotResolved("canonical.entities is empty: nothing to resolve", entities=0)
@@ -420,7 +446,7 @@ def resolve_store(
                 keep=(
                     None
                     if store is None or fresh is None
-                    else lambda con: store.write_from(con, fresh, settings)
+                    else _keeper(store, read, settings, last_since, fresh, store_outcome)
                 ),
             )
         except EMTrainingException as e:
@@ -428,6 +454,7 @@ def resolve_store(
             # not a crash; a model trained elsewhere can be activated instead.
             return NotResolved(f"training failed: {str(e).splitlines()[0]}", entities=read.entities)
     assert read is not None and out is not None and not isinstance(out, StoreRefused)
+    used = store_outcome.get("outcome", used)
     entities = read.entities
     timings.update(out.timings)
     # The input is the largest thing held from here on, and nothing after the engine reads it.

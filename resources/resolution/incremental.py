@@ -71,8 +71,9 @@ class PreparedStore:
     path: Path
 
     def write_from(self, con: duckdb.DuckDBPyConnection, into: Path, config: ResolutionConfig) -> None:
-        """Write the connection's prepared table and raw keys (a run's `prepare` with raw keys) as a new
-        store at `into`, its watermark unset until the run that read it commits (`stamp`)."""
+        """Write the connection's prepared table (a run's `prepare`), with every record's keys before the
+        cap, as a new store at `into`, its watermark unset until the run that read it commits (`stamp`)."""
+        key_counts.create_raw_keys(con, PREPARED_TABLE, RAW_KEYS_TABLE, config.blocking)
         into.unlink(missing_ok=True)
         con.execute(f"ATTACH '{into}' AS {_ALIAS}")
         try:
@@ -90,11 +91,103 @@ class PreparedStore:
         finally:
             con.execute(f"DETACH {_ALIAS}")
 
+    def refresh(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        delta: Iterable[str],
+        config: ResolutionConfig,
+        watermark: str,
+        into: Path,
+    ) -> str:
+        """After a run over the whole store (the connection's prepared table): move the store left at
+        `watermark` on by `delta` (the records written or decided since) when it can serve, else write a
+        new one at `into` (`write_from`). What it did, in words."""
+        refused = _open(con, self, config, watermark)
+        if refused is None:
+            con.register("resolution_delta_ids", pd.DataFrame({"unique_id": sorted(delta)}, dtype=object))
+            con.execute(
+                f"""CREATE TABLE resolution_delta AS
+SELECT * EXCLUDE ({BLOCK_KEYS_COLUMN}, {DELTA_COLUMN}) FROM {PREPARED_TABLE} SEMI JOIN resolution_delta_ids USING (unique_id)"""
+            )
+            entities = con.execute(f"SELECT count(*) FROM {PREPARED_TABLE}").fetchone()[0]  # type: ignore[index]
+            refused = _holds(con, entities)
+            if refused is None:
+                _apply_delta(con, config)
+                con.execute(f"DETACH {_ALIAS}")
+                return "moved on"
+            con.execute(f"DETACH {_ALIAS}")
+        self.write_from(con, into, config)
+        return f"written ({refused.reason})"
+
     @staticmethod
     def stamp(path: Path, watermark: str) -> None:
         """Record that `path` holds the store as of `watermark` (the committed run's read)."""
         with duckdb.connect(str(path)) as con:
             con.execute("UPDATE meta SET value = ? WHERE name = 'watermark'", [watermark])
+
+
+def _open(
+    con: duckdb.DuckDBPyConnection, store: PreparedStore, config: ResolutionConfig, watermark: str
+) -> StoreRefused | None:
+    """Attach the store when it can serve a run after the one that left it at `watermark`."""
+    if not store.path.exists():
+        return StoreRefused("no prepared store yet")
+    try:
+        con.execute(f"ATTACH '{store.path}' AS {_ALIAS}")
+    except duckdb.Error as e:
+        return StoreRefused(f"the prepared store cannot be opened: {str(e).splitlines()[0]}")
+    refused = _check(con, config, watermark)
+    if refused is not None:
+        con.execute(f"DETACH {_ALIAS}")
+    return refused
+
+
+def _holds(con: duckdb.DuckDBPyConnection, entities: int) -> StoreRefused | None:
+    """Whether the store with `resolution_delta` in holds the store's `entities` records: a record
+    deleted since is one it holds too many."""
+    known = con.execute(
+        f"""SELECT (SELECT count(*) FROM {_ALIAS}.prepared)
+                 + (SELECT count(*) FROM resolution_delta d ANTI JOIN {_ALIAS}.prepared p USING (unique_id))"""
+    ).fetchone()[0]  # type: ignore[index]
+    if known != entities:
+        return StoreRefused(f"the prepared store with the delta holds {known} records, the store {entities}")
+    return None
+
+
+def _apply_delta(con: duckdb.DuckDBPyConnection, config: ResolutionConfig) -> None:
+    """Move the attached store on by `resolution_delta` (normalised rows), its watermark unset: the rows
+    replace their earlier versions, the word counts follow, and the delta's keys before the cap go into
+    `raw_keys` and the connection's `delta_keys`."""
+    s = _ALIAS
+    # The words of the delta's earlier versions leave the counts, their new ones come in.
+    con.execute(
+        f"""CREATE TEMP TABLE word_change AS
+SELECT word, sum(n)::BIGINT AS n FROM (
+  SELECT word, -1 AS n FROM ({key_counts.words_sql(f"(SELECT * FROM {s}.prepared SEMI JOIN resolution_delta USING (unique_id))")})
+  UNION ALL
+  SELECT word, 1 AS n FROM ({key_counts.words_sql("resolution_delta")})
+) GROUP BY word"""
+    )
+    con.execute(
+        f"""CREATE TEMP TABLE delta_words AS
+SELECT c.word, coalesce(w.n, 0) + c.n AS n FROM word_change c LEFT JOIN {s}.word_counts w USING (word)"""
+    )
+    key_counts.delta_raw_keys(con, "resolution_delta", "delta_words", "delta_keys", config.blocking)
+    # One transaction writes the store (DuckDB writes one database per transaction): the delta in,
+    # the watermark unset until the run commits.
+    con.execute("BEGIN")
+    con.execute(f"UPDATE {s}.meta SET value = '' WHERE name = 'watermark'")
+    con.execute(
+        f"UPDATE {s}.word_counts w SET n = w.n + c.n FROM word_change c WHERE w.word = c.word AND c.n <> 0"
+    )
+    con.execute(
+        f"INSERT INTO {s}.word_counts SELECT word, n FROM word_change c ANTI JOIN {s}.word_counts USING (word)"
+    )
+    con.execute(f"DELETE FROM {s}.prepared WHERE unique_id IN (SELECT unique_id FROM resolution_delta)")
+    con.execute(f"INSERT INTO {s}.prepared BY NAME SELECT * FROM resolution_delta")
+    con.execute(f"DELETE FROM {s}.raw_keys WHERE unique_id IN (SELECT unique_id FROM resolution_delta)")
+    con.execute(f"INSERT INTO {s}.raw_keys SELECT unique_id, key FROM delta_keys")
+    con.execute("COMMIT")
 
 
 def _check(con: duckdb.DuckDBPyConnection, config: ResolutionConfig, watermark: str) -> StoreRefused | None:
@@ -129,18 +222,12 @@ def resolve_delta(
     whose clusters the delta can change, and the earlier pairs touching them. The clusters are then built
     for those records alone, from those pairs (instead of every record from `prior_pairs`), and the
     result's clusters hold them alone."""
-    if not store.path.exists():
-        return StoreRefused("no prepared store yet")
     timings: dict[str, float] = {}
     t = time.perf_counter()
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET enable_progress_bar = false")
-        try:
-            con.execute(f"ATTACH '{store.path}' AS {_ALIAS}")
-        except duckdb.Error as e:
-            return StoreRefused(f"the prepared store cannot be opened: {str(e).splitlines()[0]}")
-        refused = _check(con, config, watermark)
+        refused = _open(con, store, config, watermark)
         if refused is not None:
             return refused
         create_country_alias_table(con)
@@ -148,47 +235,14 @@ def resolve_delta(
         con.register("resolution_input", delta)
         con.execute(f"CREATE TABLE resolution_delta AS {normalised_select_sql('resolution_input', columns)}")
         con.unregister("resolution_input")
-        known = con.execute(
-            f"""SELECT (SELECT count(*) FROM {_ALIAS}.prepared)
-                     + (SELECT count(*) FROM resolution_delta d ANTI JOIN {_ALIAS}.prepared p USING (unique_id))"""
-        ).fetchone()[0]  # type: ignore[index]
-        if known != entities:
-            return StoreRefused(
-                f"the prepared store with the delta holds {known} records, the store {entities}"
-            )
+        refused = _holds(con, entities)
+        if refused is not None:
+            return refused
         timings["normalise"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        s = f"{_ALIAS}"
-        # The words of the delta's earlier versions leave the counts, their new ones come in.
-        con.execute(
-            f"""CREATE TEMP TABLE word_change AS
-SELECT word, sum(n)::BIGINT AS n FROM (
-  SELECT word, -1 AS n FROM ({key_counts.words_sql(f"(SELECT * FROM {s}.prepared SEMI JOIN resolution_delta USING (unique_id))")})
-  UNION ALL
-  SELECT word, 1 AS n FROM ({key_counts.words_sql("resolution_delta")})
-) GROUP BY word"""
-        )
-        con.execute(
-            f"""CREATE TEMP TABLE delta_words AS
-SELECT c.word, coalesce(w.n, 0) + c.n AS n FROM word_change c LEFT JOIN {s}.word_counts w USING (word)"""
-        )
-        key_counts.delta_raw_keys(con, "resolution_delta", "delta_words", "delta_keys", config.blocking)
-        # One transaction writes the store (DuckDB writes one database per transaction): the delta in,
-        # the watermark unset until the run commits.
-        con.execute("BEGIN")
-        con.execute(f"UPDATE {s}.meta SET value = '' WHERE name = 'watermark'")
-        con.execute(
-            f"UPDATE {s}.word_counts w SET n = w.n + c.n FROM word_change c WHERE w.word = c.word AND c.n <> 0"
-        )
-        con.execute(
-            f"INSERT INTO {s}.word_counts SELECT word, n FROM word_change c ANTI JOIN {s}.word_counts USING (word)"
-        )
-        con.execute(f"DELETE FROM {s}.prepared WHERE unique_id IN (SELECT unique_id FROM resolution_delta)")
-        con.execute(f"INSERT INTO {s}.prepared BY NAME SELECT * FROM resolution_delta")
-        con.execute(f"DELETE FROM {s}.raw_keys WHERE unique_id IN (SELECT unique_id FROM resolution_delta)")
-        con.execute(f"INSERT INTO {s}.raw_keys SELECT unique_id, key FROM delta_keys")
-        con.execute("COMMIT")
+        s = _ALIAS
+        _apply_delta(con, config)
         # The delta's keys the store (the delta counted in) holds few enough times: blocks a full run keeps.
         con.execute(
             f"""CREATE TEMP TABLE kept_keys AS

@@ -20,7 +20,6 @@ import pyarrow as pa
 from resources.resolution.blocking import add_block_keys
 from resources.resolution.clusters import Clustering, Decision, cluster_pairs
 from resources.resolution.config import ResolutionConfig
-from resources.resolution.key_counts import RAW_KEYS_TABLE, add_capped_keys, create_raw_keys
 from resources.resolution.model import (
     DELTA_COLUMN,
     MatchModel,
@@ -76,11 +75,9 @@ def prepare(
     only_ids: Iterable[str] | None = None,
     config: ResolutionConfig | None = None,
     timings: dict[str, float] | None = None,
-    raw_keys: str | None = None,
 ) -> None:
     """Normalise `entities` into the connection's prepared table with its blocking keys, flagging
-    `only_ids` as the delta; wall seconds of each step into `timings` when given. `raw_keys`: a table to
-    keep every record's keys before the cap in (`key_counts`), the capped ones derived from it."""
+    `only_ids` as the delta; wall seconds of each step into `timings` when given."""
     t = time.perf_counter()
     con.execute("SET enable_progress_bar = false")
     create_country_alias_table(con)
@@ -97,12 +94,7 @@ LEFT JOIN resolution_delta d ON d.canonical_id = n.unique_id"""
     con.unregister("resolution_input")
     con.unregister("resolution_delta")
     normalised = time.perf_counter()
-    blocking = (config or ResolutionConfig()).blocking
-    if raw_keys is None:
-        add_block_keys(con, PREPARED_TABLE, blocking)
-    else:
-        create_raw_keys(con, PREPARED_TABLE, raw_keys, blocking)
-        add_capped_keys(con, PREPARED_TABLE, raw_keys, blocking)
+    add_block_keys(con, PREPARED_TABLE, (config or ResolutionConfig()).blocking)
     if timings is not None:
         timings["normalise"] = normalised - t
         timings["block_keys"] = time.perf_counter() - normalised
@@ -177,9 +169,9 @@ def resolve(
     would on the same data. Blocking keys follow the whole store (a word's rarity, a block's size): when the
     delta itself moves a key past its cap, two unchanged records may gain or lose a comparison that only a
     full run makes or drops.
-    keep: called with the engine's connection once the pairs are scored, its prepared table and
-    `key_counts.RAW_KEYS_TABLE` (every record's keys before the cap) still there: what writes the prepared
-    store an incremental run starts from (`incremental`).
+    keep: called with a cursor of the engine's connection once the pairs are scored, its prepared table
+    still there, on a thread of its own while the clusters are built: what keeps the prepared store an
+    incremental run starts from (`incremental`). What it raises, the call raises.
     """
     config = config or ResolutionConfig()
     timings: dict[str, float] = {}
@@ -187,7 +179,7 @@ def resolve(
     keeper: _Keeper | None = None
     try:
         delta = None if only_ids is None else set(map(str, only_ids))
-        prepare(con, entities, delta, config, timings, RAW_KEYS_TABLE if keep is not None else None)
+        prepare(con, entities, delta, config, timings)
         ids_sources = con.execute(f"SELECT unique_id, source_system FROM {PREPARED_TABLE}").fetchall()
 
         if model is None:

@@ -164,6 +164,8 @@ def test_an_incremental_run_after_a_new_file_equals_a_full_run_on_the_same_data(
     # Same partition, hence the same ids: the full run moves nothing the incremental one placed.
     assert membership(stack.pg.owner_url) == after_incremental
     assert (metadata(full)["ids_created"], metadata(full)["members_moved"]) == (0, 0)
+    # The full run found the store the incremental one left, and moved it on rather than writing it anew.
+    assert metadata(full)["prepared_store"] == "moved on"
 
 
 def test_an_incremental_run_whose_prepared_store_is_stale_resolves_the_whole_store_and_writes_a_new_one(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -58,11 +59,10 @@ def test_capped_keys_from_the_raw_keys_are_the_block_keys(before: pd.DataFrame) 
     expected = con.execute(
         f"SELECT unique_id, block_keys FROM {PREPARED_TABLE} ORDER BY unique_id"
     ).fetchall()
-    prepare(con, before, config=CONFIG, raw_keys="raw")
-    assert (
-        con.execute(f"SELECT unique_id, block_keys FROM {PREPARED_TABLE} ORDER BY unique_id").fetchall()
-        == expected
-    )
+    con.execute(f"CREATE TABLE t AS SELECT * EXCLUDE (block_keys) FROM {PREPARED_TABLE}")
+    create_raw_keys(con, "t", "raw", CONFIG.blocking)
+    add_capped_keys(con, "t", "raw", CONFIG.blocking)
+    assert con.execute("SELECT unique_id, block_keys FROM t ORDER BY unique_id").fetchall() == expected
 
 
 def test_the_delta_keyed_with_the_stores_word_counts_gets_the_keys_of_the_whole_store(
@@ -245,3 +245,39 @@ def test_a_prepared_store_that_fails_to_be_written_fails_the_resolution(before: 
 
     with pytest.raises(duckdb.CatalogException):
         resolve(before, CONFIG, model=MODEL, keep=broken)
+
+
+def test_a_full_run_moves_the_last_runs_store_on_by_its_delta_as_a_new_store_would_be_written(
+    before: pd.DataFrame, tmp_path: Path
+) -> None:
+    path = tmp_path / "prepared.duckdb"
+    _full_with_store(before, path)
+    after, delta = _with_delta(before)
+    outcome: list[str] = []
+
+    def keep(con: duckdb.DuckDBPyConnection) -> None:
+        outcome.append(PreparedStore(path).refresh(con, delta, CONFIG, "w1", tmp_path / "unused.duckdb"))
+
+    assert isinstance(resolve(after, CONFIG, model=MODEL, keep=keep), Resolution)
+    assert outcome == ["moved on"] and not (tmp_path / "unused.duckdb").exists()
+    written = tmp_path / "written.duckdb"
+    resolve(
+        after, CONFIG, model=MODEL, keep=lambda con: PreparedStore(written).write_from(con, written, CONFIG)
+    )
+
+    def content(file: Path) -> tuple[list[tuple[Any, ...]], ...]:
+        with duckdb.connect(str(file), read_only=True) as con:
+            return tuple(
+                con.execute(sql).fetchall()
+                for sql in (
+                    "SELECT * FROM prepared ORDER BY unique_id",
+                    "SELECT unique_id, key FROM raw_keys ORDER BY unique_id, key",
+                    "SELECT word, n FROM word_counts WHERE n > 0 ORDER BY word",
+                )
+            )
+
+    moved, fresh = content(path), content(written)
+    assert moved[0] == fresh[0] and moved[2] == fresh[2]
+    # Keys of unchanged records hang on word rarity at the time they were written: the delta's agree.
+    delta_keys = [row for row in moved[1] if row[0] in set(delta)]
+    assert delta_keys == [row for row in fresh[1] if row[0] in set(delta)]
