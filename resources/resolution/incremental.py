@@ -4,8 +4,10 @@ and prepared again.
 The prepared store is a DuckDB database file (`PreparedStore`): every record's normalised columns
 (`prepared`), its blocking keys before the cap (`raw_keys`) and the name words' counts (`word_counts`,
 see `key_counts`), tagged with the watermark of the run that left it and a fingerprint of the matching
-configuration and of the code that normalises and keys (`fingerprint`). A full run (and an incremental run
-that cannot use it) writes it whole (`resolve`'s `keep`); `resolve_delta` applies a delta to it:
+configuration and of the code that normalises and keys (`fingerprint`). A run over the whole store (full,
+or incremental without a store it can use) moves the last run's store on by its delta, or writes a new one
+when there is none it can use (`PreparedStore.refresh`, `write_from`: `resolve`'s `keep`, on a thread of
+its own while the clusters are built); `resolve_delta` applies a delta to it and resolves from it:
 
 1. the delta's rows are normalised and replace their earlier versions; the word counts follow;
 2. the delta is keyed as a run over the whole store would key it (`key_counts.delta_raw_keys`), and each of
