@@ -512,7 +512,12 @@ def resolve_store(
         if fresh is not None and fresh.exists():
             fresh.replace(prepared_store)
         if prepared_store.exists():
-            PreparedStore.stamp(prepared_store, _stamp(read.watermark))
+            # The golden ids are committed: a store that cannot be stamped is only a slower next run.
+            unstamped = PreparedStore.stamp(prepared_store, _stamp(read.watermark))
+            if unstamped is not None:
+                used = unstamped
+                if log is not None:
+                    log(unstamped)
     return StoreResolution(
         mode=run_mode,
         trained=retrain,

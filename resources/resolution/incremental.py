@@ -122,10 +122,15 @@ SELECT * EXCLUDE ({BLOCK_KEYS_COLUMN}, {DELTA_COLUMN}) FROM {PREPARED_TABLE} SEM
         return f"written ({refused.reason})"
 
     @staticmethod
-    def stamp(path: Path, watermark: str) -> None:
-        """Record that `path` holds the store as of `watermark` (the committed run's read)."""
-        with duckdb.connect(str(path)) as con:
-            con.execute("UPDATE meta SET value = ? WHERE name = 'watermark'", [watermark])
+    def stamp(path: Path, watermark: str) -> str | None:
+        """Record that `path` holds the store as of `watermark` (the committed run's read); why it could
+        not, if it could not (the store then stays unstamped: the next run writes a new one)."""
+        try:
+            with duckdb.connect(str(path)) as con:
+                con.execute("UPDATE meta SET value = ? WHERE name = 'watermark'", [watermark])
+        except duckdb.Error as e:
+            return f"the prepared store could not be stamped: {str(e).splitlines()[0]}"
+        return None
 
 
 def _open(

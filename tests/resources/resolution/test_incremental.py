@@ -281,3 +281,10 @@ def test_a_full_run_moves_the_last_runs_store_on_by_its_delta_as_a_new_store_wou
     # Keys of unchanged records hang on word rarity at the time they were written: the delta's agree.
     delta_keys = [row for row in moved[1] if row[0] in set(delta)]
     assert delta_keys == [row for row in fresh[1] if row[0] in set(delta)]
+
+
+def test_a_store_that_cannot_be_stamped_says_why_instead_of_raising(tmp_path: Path) -> None:
+    broken = tmp_path / "prepared.duckdb"
+    broken.write_bytes(b"not a database")
+    reason = PreparedStore.stamp(broken, "w1")
+    assert reason is not None and "could not be stamped" in reason
