@@ -378,7 +378,7 @@ def resolve_store(
     )
 
     since = last_run[3] if run_mode == "incremental" and last_run else None
-    store = PreparedStore(prepared_store) if prepared_store is not None else None
+    store = PreparedStore(prepared_store, run_id) if prepared_store is not None else None
     fresh = prepared_store.with_name(prepared_store.name + f".{run_id}.new") if prepared_store else None
     out: Resolution | ModelRefused | StoreRefused | None = None
     read: StoreRead | None = None
@@ -511,9 +511,9 @@ def resolve_store(
         # The store the next run starts from is the one this committed run read: stamped with its watermark.
         if fresh is not None and fresh.exists():
             fresh.replace(prepared_store)
-        if prepared_store.exists():
+        if store is not None and prepared_store.exists():
             # The golden ids are committed: a store that cannot be stamped is only a slower next run.
-            unstamped = PreparedStore.stamp(prepared_store, _stamp(read.watermark))
+            unstamped = store.stamp(_stamp(read.watermark))
             if unstamped is not None:
                 used = unstamped
                 if log is not None:

@@ -71,6 +71,13 @@ class PreparedStore:
     """Where the prepared store lives, and what a run expects of it."""
 
     path: Path
+    # The run that moves the store on: its mark holds the store until that run stamps it, so a run that
+    # overlapped it never stamps what another one wrote.
+    run: str = ""
+
+    @property
+    def pending(self) -> str:
+        return f"pending {self.run}"
 
     def write_from(self, con: duckdb.DuckDBPyConnection, into: Path, config: ResolutionConfig) -> None:
         """Write the connection's prepared table (a run's `prepare`), with every record's keys before the
@@ -87,8 +94,8 @@ class PreparedStore:
             key_counts.create_word_counts(con, PREPARED_TABLE, f"{_ALIAS}.word_counts")
             con.execute(f"CREATE TABLE {_ALIAS}.meta (name VARCHAR PRIMARY KEY, value VARCHAR)")
             con.execute(
-                f"INSERT INTO {_ALIAS}.meta VALUES ('fingerprint', ?), ('watermark', '')",
-                [fingerprint(config)],
+                f"INSERT INTO {_ALIAS}.meta VALUES ('fingerprint', ?), ('watermark', ?)",
+                [fingerprint(config), self.pending],
             )
         finally:
             con.execute(f"DETACH {_ALIAS}")
@@ -114,23 +121,26 @@ SELECT * EXCLUDE ({BLOCK_KEYS_COLUMN}, {DELTA_COLUMN}) FROM {PREPARED_TABLE} SEM
             entities = con.execute(f"SELECT count(*) FROM {PREPARED_TABLE}").fetchone()[0]  # type: ignore[index]
             refused = _holds(con, entities)
             if refused is None:
-                _apply_delta(con, config)
+                _apply_delta(con, config, self.pending)
                 con.execute(f"DETACH {_ALIAS}")
                 return "moved on"
             con.execute(f"DETACH {_ALIAS}")
         self.write_from(con, into, config)
         return f"written ({refused.reason})"
 
-    @staticmethod
-    def stamp(path: Path, watermark: str) -> str | None:
-        """Record that `path` holds the store as of `watermark` (the committed run's read); why it could
-        not, if it could not (the store then stays unstamped: the next run writes a new one)."""
+    def stamp(self, watermark: str) -> str | None:
+        """Record that the store this run moved on or wrote holds the store as of `watermark` (the
+        committed run's read); why it could not, if it could not (the store then stays unstamped: the next
+        run writes a new one)."""
         try:
-            with duckdb.connect(str(path)) as con:
-                con.execute("UPDATE meta SET value = ? WHERE name = 'watermark'", [watermark])
+            with duckdb.connect(str(self.path)) as con:
+                stamped = con.execute(
+                    "UPDATE meta SET value = ? WHERE name = 'watermark' AND value = ? RETURNING value",
+                    [watermark, self.pending],
+                ).fetchall()
         except duckdb.Error as e:
             return f"the prepared store could not be stamped: {str(e).splitlines()[0]}"
-        return None
+        return None if stamped else "the prepared store was moved on by another run meanwhile: left unstamped"
 
 
 def _open(
@@ -161,7 +171,7 @@ def _holds(con: duckdb.DuckDBPyConnection, entities: int) -> StoreRefused | None
     return None
 
 
-def _apply_delta(con: duckdb.DuckDBPyConnection, config: ResolutionConfig) -> None:
+def _apply_delta(con: duckdb.DuckDBPyConnection, config: ResolutionConfig, pending: str) -> None:
     """Move the attached store on by `resolution_delta` (normalised rows), its watermark unset: the rows
     replace their earlier versions, the word counts follow, and the delta's keys before the cap go into
     `raw_keys` and the connection's `delta_keys`."""
@@ -183,7 +193,7 @@ SELECT c.word, coalesce(w.n, 0) + c.n AS n FROM word_change c LEFT JOIN {s}.word
     # One transaction writes the store (DuckDB writes one database per transaction): the delta in,
     # the watermark unset until the run commits.
     con.execute("BEGIN")
-    con.execute(f"UPDATE {s}.meta SET value = '' WHERE name = 'watermark'")
+    con.execute(f"UPDATE {s}.meta SET value = ? WHERE name = 'watermark'", [pending])
     con.execute(
         f"UPDATE {s}.word_counts w SET n = w.n + c.n FROM word_change c WHERE w.word = c.word AND c.n <> 0"
     )
@@ -249,7 +259,7 @@ def resolve_delta(
 
         t = time.perf_counter()
         s = _ALIAS
-        _apply_delta(con, config)
+        _apply_delta(con, config, store.pending)
         # The delta's keys the store (the delta counted in) holds few enough times: blocks a full run keeps.
         con.execute(
             f"""CREATE TEMP TABLE kept_keys AS

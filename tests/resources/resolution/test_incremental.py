@@ -90,7 +90,7 @@ def _full_with_store(entities: pd.DataFrame, path: Path) -> Resolution:
     out = resolve(entities, CONFIG, model=MODEL, keep=lambda con: store.write_from(con, fresh, CONFIG))
     assert isinstance(out, Resolution)
     fresh.replace(path)
-    PreparedStore.stamp(path, "w1")
+    PreparedStore(path).stamp("w1")
     return out
 
 
@@ -139,7 +139,7 @@ def test_the_next_delta_starts_from_the_store_the_last_one_left(before: pd.DataF
         prior_pairs=first.pairs,
     )
     assert isinstance(one, Resolution)
-    PreparedStore.stamp(path, "w2")
+    PreparedStore(path).stamp("w2")
     kept = first.pairs.loc[
         ~(first.pairs["canonical_id_l"].isin(delta[:half]) | first.pairs["canonical_id_r"].isin(delta[:half]))
     ]
@@ -286,5 +286,18 @@ def test_a_full_run_moves_the_last_runs_store_on_by_its_delta_as_a_new_store_wou
 def test_a_store_that_cannot_be_stamped_says_why_instead_of_raising(tmp_path: Path) -> None:
     broken = tmp_path / "prepared.duckdb"
     broken.write_bytes(b"not a database")
-    reason = PreparedStore.stamp(broken, "w1")
+    reason = PreparedStore(broken).stamp("w1")
     assert reason is not None and "could not be stamped" in reason
+
+
+def test_a_run_never_stamps_a_store_another_run_moved_on_meanwhile(
+    before: pd.DataFrame, tmp_path: Path
+) -> None:
+    path = tmp_path / "prepared.duckdb"
+    _full_with_store(before, path)
+    rows = before.iloc[:5]
+    moved = resolve_delta(PreparedStore(path, "B"), rows, len(before), CONFIG, model=MODEL, watermark="w1")
+    assert isinstance(moved, Resolution)
+    late = PreparedStore(path, "A").stamp("wA")
+    assert late is not None and "another run" in late
+    assert PreparedStore(path, "B").stamp("wB") is None
