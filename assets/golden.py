@@ -19,6 +19,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
@@ -96,6 +97,13 @@ class GoldenConfig(Config):
         default="",
         description="A JSON file overriding the matcher's defaults (resources/resolution/config.py); "
         "empty: the defaults.",
+    )
+    prepared_store_path: str = Field(
+        default="",
+        description="The file an incremental run starts from instead of reading and preparing the whole "
+        "store (normalised records, their blocking keys, word counts; written by every run, refused and "
+        "written again when stale). Empty: golden/prepared_store.duckdb under the Dagster instance's "
+        "storage directory; 'off': none, every run reads the whole store.",
     )
     max_review_growth_share: float = Field(
         default=0.5,
@@ -268,6 +276,16 @@ def _choose_mode(
     return choose_mode(config.mode, config.retrain, model_version, last_run)
 
 
+def _prepared_store(context: AssetExecutionContext, config: GoldenConfig) -> Path | None:
+    if config.prepared_store_path == "off":
+        return None
+    if config.prepared_store_path:
+        return Path(config.prepared_store_path)
+    root = Path(context.instance.storage_directory()) / "golden"
+    root.mkdir(parents=True, exist_ok=True)
+    return root / "prepared_store.duckdb"
+
+
 def _load_config(path: str) -> ResolutionConfig:
     try:
         return load_config(path or None)
@@ -320,6 +338,7 @@ def golden_entities(
             mode=config.mode,
             retrain=config.retrain,
             log=context.log.info,
+            prepared_store=_prepared_store(context, config),
         )
         if isinstance(done, NotResolved):
             metadata_of_failure: dict[str, Any] = {}
@@ -340,6 +359,7 @@ def golden_entities(
             "model_trained": done.trained,
             "entities": done.entities,
             "entities_scored": done.entities_scored,
+            "prepared_store": done.prepared_store,
             "entities_written": summary.entities,
             "clusters": stats["golden_entities"],
             "multi_member_entities": stats["multi_member_entities"],

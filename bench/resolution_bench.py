@@ -371,6 +371,8 @@ def main() -> None:
     # pipeline: Splink alone is measured on the same data unless this is given; --write puts the
     # part's section into the report in place of the one there.
     ap.add_argument("--no-splink", action="store_true")
+    # pipeline: the runs keep a prepared store between them (the asset's default) unless this is given.
+    ap.add_argument("--no-prepared-store", action="store_true")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     if args.part == "accuracy":
@@ -384,7 +386,9 @@ def main() -> None:
     elif args.part == "pipeline":
         from bench.golden_pipeline_bench import part_pipeline, replace_section
 
-        pipeline = part_pipeline(args.records, args.delta, splink=not args.no_splink)
+        pipeline = part_pipeline(
+            args.records, args.delta, splink=not args.no_splink, prepared_store=not args.no_prepared_store
+        )
         if args.write:
             replace_section(OUT, pipeline)
         print(json.dumps(pipeline))

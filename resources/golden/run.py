@@ -8,7 +8,11 @@ run cannot go ahead is a value (`NotResolved`), not an exception.
 
 Modes: `full` scores every blocked pair; `incremental` scores only the pairs touching the records written
 since the last resolution, against the whole store, and builds the clusters from those plus the pairs the
-store kept (golden.pairs): the same clusters a full run would give. `auto` takes incremental when the
+store kept (golden.pairs): the same clusters a full run would give. With a prepared store
+(`resolution.incremental`, a file every run leaves for the next), an incremental run reads only its
+delta's rows, keys and scores them against that store, and clusters only the neighbourhood the delta
+can change (`neighbourhood`), from the stored pairs around it; a missing or stale prepared store is
+refused with its reason and the run resolves from the whole store. `auto` takes incremental when the
 active model scored the last run, else full. A new model (`retrain`, or the shipped default activated
 when none is active yet) always scores in full: every pair's weight changes with it.
 """
@@ -18,11 +22,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
 
+from resources.golden.neighbourhood import Neighbourhood, pairs_frame
 from resources.golden.store import (
     RunSummary,
     ScoredPair,
@@ -34,11 +40,13 @@ from resources.golden.store import (
 )
 
 if TYPE_CHECKING:
+    import duckdb
     import pandas as pd
     import pyarrow as pa
 
     from resources.resolution.clusters import Decision
     from resources.resolution.config import ResolutionConfig
+    from resources.resolution.incremental import PreparedStore
     from resources.resolution.model import MatchModel
     from resources.resolution.resolve import Resolution
 
@@ -71,6 +79,24 @@ MEMBERS_OF_GOLDEN_OF = """SELECT m.canonical_id, m.golden_id FROM golden.members
                                                 WHERE canonical_id = ANY(%s))"""
 
 
+# Every canonical entity, flagged when it is in the delta: written at or after `since`, named by a steward
+# decision since then (a decision changes no canonical row, yet its records must be resolved again for the
+# store to apply it), or not yet a golden member.
+_ENTITIES = """WITH decided AS (
+    SELECT DISTINCT unnest(array[d.canonical_id_l, d.canonical_id_r] || d.apart_from) AS canonical_id
+    FROM golden.decisions d WHERE d.decided_at >= %(since)s)
+SELECT * FROM (
+    SELECT e.canonical_id, e.source_system, e.name, e.industry, e.revenue::float8, e.employees,
+           e.attributes::text,
+           (m.canonical_id IS NULL OR (%(since)s::timestamptz IS NOT NULL
+                                       AND (e.updated_at >= %(since)s
+                                            OR e.canonical_id IN (SELECT canonical_id FROM decided))))
+           AS in_delta
+    FROM canonical.entities e LEFT JOIN golden.members m USING (canonical_id)) entities"""
+ENTITIES_READ = _ENTITIES
+DELTA_READ = _ENTITIES + " WHERE in_delta"
+
+
 @dataclass
 class StoreRead:
     frame: pa.Table  # the engine's input (resolution/inputs.py); dropped once the engine has run
@@ -78,6 +104,7 @@ class StoreRead:
     watermark: datetime
     parents: list[tuple[str, str]]
     seconds: float
+    entities: int  # the store's size (the frame holds the delta alone when read by `read_delta`)
 
 
 @dataclass(frozen=True)
@@ -102,6 +129,9 @@ class StoreResolution:
     resolution: Resolution
     summary: RunSummary
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per phase, in order
+    # How the run used the prepared store: "started from it", "written" (with why it did not start from
+    # one, in an incremental run), or "none" (the run keeps none).
+    prepared_store: str = "none"
 
 
 def choose_mode(
@@ -134,6 +164,18 @@ def read_store(conn: psycopg.Connection[Any], since: datetime | None) -> StoreRe
     """Every canonical entity (one streaming query on a server-side cursor) and those written at or after
     `since`, named by a steward decision since then, or not yet a golden member, in one snapshot with
     the watermark the next run starts from."""
+    return _read(conn, since, ENTITIES_READ)
+
+
+def read_delta(conn: psycopg.Connection[Any], since: datetime) -> StoreRead:
+    """`read_store` for the delta's rows alone (what a prepared store lacks), with the store's size in
+    `entities`."""
+    return _read(conn, since, DELTA_READ, count=True)
+
+
+def _read(
+    conn: psycopg.Connection[Any], since: datetime | None, query: str, *, count: bool = False
+) -> StoreRead:
     from resources.resolution.inputs import table_from_entity_rows
 
     t = time.perf_counter()
@@ -142,59 +184,27 @@ def read_store(conn: psycopg.Connection[Any], since: datetime | None) -> StoreRe
     delta: set[str] = set()
     with conn.cursor(name="golden_read_entities") as cur:
         cur.itersize = 50_000
-        # A steward decision changes no canonical row, yet its records must be resolved again for
-        # the store to apply it: they join the delta too.
-        cur.execute(
-            """WITH decided AS (
-                    SELECT DISTINCT unnest(array[d.canonical_id_l, d.canonical_id_r] || d.apart_from) AS canonical_id
-                    FROM golden.decisions d WHERE d.decided_at >= %(since)s)
-                SELECT e.canonical_id, e.source_system, e.name, e.industry, e.revenue::float8, e.employees,
-                       e.attributes::text,
-                       (m.canonical_id IS NULL OR (%(since)s::timestamptz IS NOT NULL
-                                                   AND (e.updated_at >= %(since)s
-                                                        OR e.canonical_id IN (SELECT canonical_id FROM decided))))
-                       AS in_delta
-                FROM canonical.entities e LEFT JOIN golden.members m USING (canonical_id)""",
-            {"since": since},
-        )
+        cur.execute(query, {"since": since})
         frame = table_from_entity_rows(cur, delta)
     parents = [(str(c), str(p)) for c, p in conn.execute(CURRENT_PARENTS).fetchall()]
+    entities = (
+        int(conn.execute("SELECT count(*) FROM canonical.entities").fetchone()[0])  # type: ignore[index]
+        if count
+        else frame.num_rows
+    )
     conn.commit()
-    return StoreRead(frame, frozenset(delta), watermark, parents, time.perf_counter() - t)
+    return StoreRead(frame, frozenset(delta), watermark, parents, time.perf_counter() - t, entities)
 
 
 def stored_pairs(conn: psycopg.Connection[Any], model: MatchModel) -> pd.DataFrame:
-    """golden.pairs as the engine's pairs. The evidence weight is the match weight less the model's
-    prior, as the engine computed it (the same double arithmetic, so the same thresholds decide)."""
-    import numpy as np
-    import orjson
-    import pandas as pd
-
+    """golden.pairs, whole, as the engine's pairs (`neighbourhood.pairs_frame`)."""
     from resources.resolution.model import prior_weight
-    from resources.resolution.resolve import PAIR_COLUMNS
 
-    prior = prior_weight(model)
     with conn.cursor() as cur:
         cur.execute(STORED_PAIRS_TEXT)
         rows = cur.fetchall()
     conn.commit()
-    if not rows:
-        return pd.DataFrame(columns=list(PAIR_COLUMNS))
-    lefts, rights, weights, probabilities, comparisons = zip(*rows, strict=True)
-    match_weight = np.asarray(weights, dtype=float)
-    frame = pd.DataFrame(
-        {
-            "canonical_id_l": list(lefts),
-            "canonical_id_r": list(rights),
-            "evidence_weight": match_weight - prior,
-            "match_weight": match_weight,
-            "match_probability": np.asarray(probabilities, dtype=float),
-        }
-    )
-    parsed = pd.DataFrame.from_records([orjson.loads(c) if c else {} for c in comparisons])
-    for name in parsed.columns:
-        frame[f"w_{name}"] = parsed[name].to_numpy(dtype=float, na_value=np.nan)
-    return frame
+    return pairs_frame(rows, prior_weight(model))
 
 
 def engine_decisions(conn: psycopg.Connection[Any]) -> list[Decision]:
@@ -275,6 +285,32 @@ def previous_around(
     return previous
 
 
+def _stamp(watermark: datetime) -> str:
+    """A watermark as a prepared store records it: one text for one instant, whatever the session's zone."""
+    return watermark.astimezone(UTC).isoformat()
+
+
+def _keeper(
+    store: PreparedStore,
+    read: StoreRead,
+    settings: ResolutionConfig,
+    since: datetime | None,
+    fresh: Path,
+    outcome: dict[str, str],
+) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    """`resolve`'s `keep` for a run over the whole store: the prepared store moved on by the run's delta
+    when the last run left it, else written anew at `fresh`; what it did into `outcome`."""
+
+    def keep(con: duckdb.DuckDBPyConnection) -> None:
+        if since is None:
+            store.write_from(con, fresh, settings)
+            outcome["outcome"] = "written"
+        else:
+            outcome["outcome"] = store.refresh(con, read.delta, settings, _stamp(since), fresh)
+
+    return keep
+
+
 def scored_pairs(frame: pd.DataFrame) -> list[ScoredPair]:
     """The engine's pairs as the store takes them: each comparison's weight where it has one."""
     import numpy as np
@@ -312,11 +348,14 @@ def resolve_store(
     retrain: bool = False,
     priorities: Mapping[str, int] | None = None,
     log: Callable[[str], None] | None = None,
+    prepared_store: Path | None = None,
 ) -> StoreResolution | NotResolved:
     """Resolve canonical.entities and commit the golden ids (see the module doc). `conn` must not be
-    inside a transaction."""
+    inside a transaction. `prepared_store`: the file an incremental run starts from instead of the whole
+    store (`resolution.incremental`); every run that resolves leaves it there for the next one."""
     from splink.internals.exceptions import EMTrainingException
 
+    from resources.resolution.incremental import PreparedStore, StoreRefused, resolve_delta
     from resources.resolution.model import MatchModel, shipped_model
     from resources.resolution.resolve import ModelRefused, resolve
 
@@ -338,39 +377,91 @@ def resolve_store(
         else MatchModel.from_settings(stored.parameters)
     )
 
-    read = read_store(conn, last_run[3] if run_mode == "incremental" and last_run else None)
-    timings["read"] = read.seconds
-    entities = read.frame.num_rows
-    if entities == 0:
-        return NotResolved("canonical.entities is empty: nothing to resolve", entities=0)
-    t = time.perf_counter()
-    decisions = engine_decisions(conn)
-    prior = stored_pairs(conn, model) if run_mode == "incremental" and model is not None else None
-    timings["read_decisions_and_pairs"] = time.perf_counter() - t
-    if log is not None:
-        log(
-            f"{run_mode} resolution of {entities} entities"
-            + (f", {len(read.delta)} new or changed" if run_mode == "incremental" else "")
-            + (", training a model" if retrain else f", model {model.version[:12] if model else ''}")
-        )
-    try:
-        out = resolve(
+    since = last_run[3] if run_mode == "incremental" and last_run else None
+    store = PreparedStore(prepared_store, run_id) if prepared_store is not None else None
+    fresh = prepared_store.with_name(prepared_store.name + f".{run_id}.new") if prepared_store else None
+    out: Resolution | ModelRefused | StoreRefused | None = None
+    read: StoreRead | None = None
+    prior: pd.DataFrame | None = None
+    used = "none" if store is None else "written"
+    if store is not None and since is not None and model is not None:
+        read = read_delta(conn, since)
+        timings["read"] = read.seconds
+        t = time.perf_counter()
+        decisions = engine_decisions(conn)
+        must = [(d.canonical_id_l, d.canonical_id_r) for d in decisions if d.kind == "must_link"]
+        timings["read_decisions"] = time.perf_counter() - t
+        if log is not None:
+            log(
+                f"incremental resolution of {read.entities} entities from the prepared store, "
+                f"{len(read.delta)} new or changed, model {model.version[:12]}"
+            )
+        out = resolve_delta(
+            store,
             read.frame,
+            read.entities,
             settings,
             model=model,
+            watermark=_stamp(since),
             decisions=decisions,
             parents=read.parents,
-            only_ids=sorted(read.delta) if run_mode == "incremental" else None,
-            prior_pairs=prior,
+            around=(hood := Neighbourhood(conn, model, settings, must)),
         )
-    except EMTrainingException as e:
-        # Too few comparable pairs to train on (a store of a few dozen records): a value to report,
-        # not a crash; a model trained elsewhere can be activated instead.
-        return NotResolved(f"training failed: {str(e).splitlines()[0]}", entities=entities)
+        if isinstance(out, StoreRefused):
+            if log is not None:
+                log(f"{out.reason}: resolving from the whole store")
+            out = None
+        else:
+            used = "started from it"
+            prior = hood.pairs
+    store_outcome: dict[str, str] = {}
+    if out is None:
+        # With a prepared store, a run over the whole store flags the delta since the last run too: the
+        # store is moved on by it rather than written whole.
+        last_since = last_run[3] if store is not None and last_run is not None else None
+        read = read_store(conn, since if run_mode == "incremental" else last_since)
+        timings["read"] = read.seconds
+        if read.entities == 0:
+            return NotResolved("canonical.entities is empty: nothing to resolve", entities=0)
+        t = time.perf_counter()
+        decisions = engine_decisions(conn)
+        if run_mode == "incremental" and model is not None:
+            prior = stored_pairs(conn, model)
+        timings["read_decisions_and_pairs"] = time.perf_counter() - t
+        if log is not None:
+            log(
+                f"{run_mode} resolution of {read.entities} entities"
+                + (f", {len(read.delta)} new or changed" if run_mode == "incremental" else "")
+                + (", training a model" if retrain else f", model {model.version[:12] if model else ''}")
+            )
+        try:
+            out = resolve(
+                read.frame,
+                settings,
+                model=model,
+                decisions=decisions,
+                parents=read.parents,
+                only_ids=sorted(read.delta) if run_mode == "incremental" else None,
+                prior_pairs=prior,
+                keep=(
+                    None
+                    if store is None or fresh is None
+                    else _keeper(store, read, settings, last_since, fresh, store_outcome)
+                ),
+            )
+        except EMTrainingException as e:
+            # Too few comparable pairs to train on (a store of a few dozen records): a value to report,
+            # not a crash; a model trained elsewhere can be activated instead.
+            return NotResolved(f"training failed: {str(e).splitlines()[0]}", entities=read.entities)
+    assert read is not None and out is not None and not isinstance(out, StoreRefused)
+    used = store_outcome.get("outcome", used)
+    entities = read.entities
     timings.update(out.timings)
     # The input is the largest thing held from here on, and nothing after the engine reads it.
     read.frame = read.frame.slice(0, 0)
     if isinstance(out, ModelRefused):
+        if fresh is not None:
+            fresh.unlink(missing_ok=True)
         return NotResolved(
             "the trained model was refused: " + "; ".join(out.reasons),
             out.model,
@@ -416,6 +507,17 @@ def resolve_store(
     )
     timings["write"] = time.perf_counter() - t
     timings.update({f"write: {k}": v for k, v in steps.items()})
+    if prepared_store is not None:
+        # The store the next run starts from is the one this committed run read: stamped with its watermark.
+        if fresh is not None and fresh.exists():
+            fresh.replace(prepared_store)
+        if store is not None and prepared_store.exists():
+            # The golden ids are committed: a store that cannot be stamped is only a slower next run.
+            unstamped = store.stamp(_stamp(read.watermark))
+            if unstamped is not None:
+                used = unstamped
+                if log is not None:
+                    log(unstamped)
     return StoreResolution(
         mode=run_mode,
         trained=retrain,
@@ -426,4 +528,5 @@ def resolve_store(
         resolution=out,
         summary=summary,
         timings=timings,
+        prepared_store=used,
     )

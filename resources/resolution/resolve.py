@@ -8,8 +8,9 @@ phone, address, parent_canonical_id (see `inputs.frame_from_rows` to build it fr
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import duckdb
@@ -118,6 +119,35 @@ def _parent_links(
     return links
 
 
+class _Keeper:
+    """`resolve`'s `keep` on a thread of its own, on a cursor of the engine's connection; `join` raises
+    what it raised."""
+
+    def __init__(
+        self, keep: Callable[[duckdb.DuckDBPyConnection], None], con: duckdb.DuckDBPyConnection
+    ) -> None:
+        self.seconds = 0.0
+        self._error: BaseException | None = None
+        self._cursor = con.cursor()
+        self._thread = threading.Thread(target=self._run, args=(keep,), name="keep-prepared", daemon=True)
+        self._thread.start()
+
+    def _run(self, keep: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+        t = time.perf_counter()
+        try:
+            keep(self._cursor)
+        except Exception as e:  # noqa: BLE001 - whatever it is, join raises it in the caller's thread
+            self._error = e
+        finally:
+            self.seconds = time.perf_counter() - t
+            self._cursor.close()
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 def resolve(
     entities: pd.DataFrame | pa.Table,
     config: ResolutionConfig | None = None,
@@ -127,6 +157,7 @@ def resolve(
     parents: Iterable[tuple[str, str]] = (),
     only_ids: Iterable[str] | None = None,
     prior_pairs: pd.DataFrame | None = None,
+    keep: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> Resolution | ModelRefused:
     """Resolve `entities` (the whole store) into clusters.
 
@@ -141,10 +172,14 @@ def resolve(
     would on the same data. Blocking keys follow the whole store (a word's rarity, a block's size): when the
     delta itself moves a key past its cap, two unchanged records may gain or lose a comparison that only a
     full run makes or drops.
+    keep: called with a cursor of the engine's connection once the pairs are scored, its prepared table
+    still there, on a thread of its own while the clusters are built: what keeps the prepared store an
+    incremental run starts from (`incremental`). What it raises, the call raises.
     """
     config = config or ResolutionConfig()
     timings: dict[str, float] = {}
     con = duckdb.connect(":memory:")
+    keeper: _Keeper | None = None
     try:
         delta = None if only_ids is None else set(map(str, only_ids))
         prepare(con, entities, delta, config, timings)
@@ -167,24 +202,36 @@ def resolve(
         t = time.perf_counter()
         pairs = predict_pairs(con, PREPARED_TABLE, model, config, delta_only=delta is not None)
         timings["predict"] = time.perf_counter() - t
+        if keep is not None:
+            # DuckDB writes the prepared store on its own cursor while the clusters are built here.
+            keeper = _Keeper(keep, con)
     finally:
-        con.close()
+        if keeper is None:
+            con.close()
 
-    t = time.perf_counter()
-    to_cluster = pairs
-    if delta is not None and prior_pairs is not None and len(prior_pairs):
-        keep = ~(prior_pairs["canonical_id_l"].isin(delta) | prior_pairs["canonical_id_r"].isin(delta))
-        to_cluster = pd.concat([prior_pairs.loc[keep, list(PAIR_COLUMNS)], pairs[list(PAIR_COLUMNS)]])
-    sources = {str(i): str(s) for i, s in ids_sources if s is not None}
-    clustering: Clustering = cluster_pairs(
-        (str(i) for i, _ in ids_sources),
-        sources,
-        to_cluster,
-        config,
-        decisions=decisions,
-        parents=_parent_links(entities, parents),
-    )
-    timings["cluster"] = time.perf_counter() - t
+    try:
+        t = time.perf_counter()
+        to_cluster = pairs
+        if delta is not None and prior_pairs is not None and len(prior_pairs):
+            kept = ~(prior_pairs["canonical_id_l"].isin(delta) | prior_pairs["canonical_id_r"].isin(delta))
+            to_cluster = pd.concat([prior_pairs.loc[kept, list(PAIR_COLUMNS)], pairs[list(PAIR_COLUMNS)]])
+        sources = {str(i): str(s) for i, s in ids_sources if s is not None}
+        clustering: Clustering = cluster_pairs(
+            (str(i) for i, _ in ids_sources),
+            sources,
+            to_cluster,
+            config,
+            decisions=decisions,
+            parents=_parent_links(entities, parents),
+        )
+        timings["cluster"] = time.perf_counter() - t
+    finally:
+        if keeper is not None:
+            t = time.perf_counter()
+            keeper.join()
+            timings["keep_prepared_wait"] = time.perf_counter() - t
+            timings["keep_prepared"] = keeper.seconds
+            con.close()
     return Resolution(
         pairs, clustering.clusters, clustering.review, model, check, clustering.conflicts, timings
     )

@@ -137,7 +137,8 @@ def test_a_second_run_with_no_change_changes_no_golden_id(driver: Driver, stack:
 def test_an_incremental_run_after_a_new_file_equals_a_full_run_on_the_same_data(
     driver: Driver, stack: Any
 ) -> None:
-    assert run_golden(driver).success
+    first = run_golden(driver)
+    assert first.success and metadata(first)["prepared_store"] == "written"
     new = [
         {
             "id": 39001,
@@ -154,12 +155,39 @@ def test_an_incremental_run_after_a_new_file_equals_a_full_run_on_the_same_data(
     assert incremental.success
     meta = metadata(incremental)
     assert meta["mode"] == "incremental" and meta["entities_scored"] == 2
+    # The first run left a prepared store: the incremental one read only its delta and started from it.
+    assert meta["prepared_store"] == "started from it"
     after_incremental = membership(stack.pg.owner_url)
     assert {"legacy_39001", "legacy_39002"} <= set(after_incremental)
     full = run_golden(driver, mode="full")
     assert full.success
     # Same partition, hence the same ids: the full run moves nothing the incremental one placed.
     assert membership(stack.pg.owner_url) == after_incremental
+    assert (metadata(full)["ids_created"], metadata(full)["members_moved"]) == (0, 0)
+    # The full run found the store the incremental one left, and moved it on rather than writing it anew.
+    assert metadata(full)["prepared_store"] == "moved on"
+
+
+def test_an_incremental_run_whose_prepared_store_is_stale_resolves_the_whole_store_and_writes_a_new_one(
+    driver: Driver, stack: Any, tmp_path: Path
+) -> None:
+    kept = str(tmp_path / "prepared.duckdb")
+    assert run_golden(driver, prepared_store_path=kept).success
+    # A run that kept no store moves the store on: the kept one is no longer the last run's.
+    driver.upload("legacy-data/late.ndjson", json.dumps({"id": 39003, "name": "Harbour Lights Bakery"}))
+    driver.settle()
+    assert run_golden(driver, prepared_store_path="off").success
+    driver.upload("legacy-data/later.ndjson", json.dumps({"id": 39004, "name": "Tech Corp Global"}))
+    driver.settle()
+    stale = run_golden(driver, prepared_store_path=kept)
+    assert stale.success
+    meta = metadata(stale)
+    assert meta["mode"] == "incremental" and "not the last run's" in meta["prepared_store"]
+    after = membership(stack.pg.owner_url)
+    again = run_golden(driver, prepared_store_path=kept)
+    assert metadata(again)["prepared_store"] == "started from it"
+    full = run_golden(driver, mode="full", prepared_store_path="off")
+    assert membership(stack.pg.owner_url) == after
     assert (metadata(full)["ids_created"], metadata(full)["members_moved"]) == (0, 0)
 
 

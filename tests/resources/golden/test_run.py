@@ -69,3 +69,50 @@ def test_the_stored_pairs_come_back_as_the_engines_pairs_with_each_comparisons_w
     assert frame["evidence_weight"].tolist() == [9.5 - prior_weight(model), 1.5 - prior_weight(model)]
     assert frame["w_name"].tolist() == [6.25, 1.5]
     assert frame["w_country"].iloc[0] == 3.25 and math.isnan(frame["w_country"].iloc[1])
+
+
+def test_the_neighbourhood_follows_strong_stored_and_new_pairs_and_must_links_and_stops_at_weak_ones(
+    db: PgCluster,
+) -> None:
+    import pandas as pd
+
+    from resources.golden.neighbourhood import Neighbourhood
+    from resources.golden.store import ScoredPair
+    from resources.resolution.config import ResolutionConfig
+    from resources.resolution.model import prior_weight, shipped_model
+
+    model = shipped_model()
+    config = ResolutionConfig()
+    strong = config.thresholds.upper + prior_weight(model) + 1.0
+    weak = config.thresholds.lower + prior_weight(model) + 0.1
+    add_entities(
+        db.owner_url, named("crm_A", "erp_B", "crm_C", "erp_D", "crm_E", "erp_F", "crm_G", "legacy_X")
+    )
+    # A-B strong, B-C strong (a chain a delta on A reaches whole), C-D weak (a far end, not a member),
+    # E-F strong (reached only through a new pair X-E), G alone (reached by a steward's must-link with F).
+    stored = [
+        ScoredPair("crm_A", "erp_B", strong, 0.99, {}),
+        ScoredPair("crm_C", "erp_B", strong, 0.99, {}),
+        ScoredPair("crm_C", "erp_D", weak, 0.5, {}),
+        ScoredPair("crm_E", "erp_F", strong, 0.99, {}),
+    ]
+    resolve(
+        db.writer_url,
+        clusters(["crm_A", "erp_B", "crm_C"], ["erp_D"], ["crm_E", "erp_F"], ["crm_G"]),
+        run_id="r1",
+        pairs=stored,
+    )
+    new = pd.DataFrame(
+        {
+            "canonical_id_l": ["crm_E"],
+            "canonical_id_r": ["legacy_X"],
+            "evidence_weight": [config.thresholds.upper + 2.0],
+        }
+    )
+    with psycopg.connect(db.writer_url) as conn:
+        hood = Neighbourhood(conn, model, config, [("crm_G", "erp_F")])
+        ids, pairs = hood(new, {"crm_A", "legacy_X"})
+    assert ids == {"crm_A", "erp_B", "crm_C", "legacy_X", "crm_E", "erp_F", "crm_G"}
+    assert sorted(zip(pairs["canonical_id_l"], pairs["canonical_id_r"], strict=True)) == sorted(
+        (p.canonical_id_l, p.canonical_id_r) for p in stored
+    )
