@@ -353,8 +353,6 @@ def resolve_store(
     """Resolve canonical.entities and commit the golden ids (see the module doc). `conn` must not be
     inside a transaction. `prepared_store`: the file an incremental run starts from instead of the whole
     store (`resolution.incremental`); every run that resolves leaves it there for the next one."""
-    from splink.internals.exceptions import EMTrainingException
-
     from resources.resolution.incremental import PreparedStore, StoreRefused, resolve_delta
     from resources.resolution.model import MatchModel, shipped_model
     from resources.resolution.resolve import ModelRefused, resolve
@@ -434,25 +432,21 @@ def resolve_store(
                 + (f", {len(read.delta)} new or changed" if run_mode == "incremental" else "")
                 + (", training a model" if retrain else f", model {model.version[:12] if model else ''}")
             )
-        try:
-            out = resolve(
-                read.frame,
-                settings,
-                model=model,
-                decisions=decisions,
-                parents=read.parents,
-                only_ids=sorted(read.delta) if run_mode == "incremental" else None,
-                prior_pairs=prior,
-                keep=(
-                    None
-                    if store is None or fresh is None
-                    else _keeper(store, read, settings, last_since, fresh, store_outcome)
-                ),
-            )
-        except EMTrainingException as e:
-            # Too few comparable pairs to train on (a store of a few dozen records): a value to report,
-            # not a crash; a model trained elsewhere can be activated instead.
-            return NotResolved(f"training failed: {str(e).splitlines()[0]}", entities=read.entities)
+        # A store too small to train on comes back as a refused model whose reason says so.
+        out = resolve(
+            read.frame,
+            settings,
+            model=model,
+            decisions=decisions,
+            parents=read.parents,
+            only_ids=sorted(read.delta) if run_mode == "incremental" else None,
+            prior_pairs=prior,
+            keep=(
+                None
+                if store is None or fresh is None
+                else _keeper(store, read, settings, last_since, fresh, store_outcome)
+            ),
+        )
     assert read is not None and out is not None and not isinstance(out, StoreRefused)
     used = store_outcome.get("outcome", used)
     entities = read.entities
@@ -463,7 +457,7 @@ def resolve_store(
         if fresh is not None:
             fresh.unlink(missing_ok=True)
         return NotResolved(
-            "the trained model was refused: " + "; ".join(out.reasons),
+            "the model was refused: " + "; ".join(out.reasons),
             out.model,
             entities,
             out.reasons,

@@ -35,7 +35,7 @@ import pandas as pd
 import pyarrow as pa
 
 from resources.resolution import blocking, key_counts, normalise
-from resources.resolution.blocking import BLOCK_KEYS_COLUMN
+from resources.resolution.blocking import BLOCK_KEYS_COLUMN, ROW_ID
 from resources.resolution.clusters import Decision, cluster_pairs
 from resources.resolution.config import ResolutionConfig
 from resources.resolution.key_counts import RAW_KEYS_TABLE
@@ -46,6 +46,9 @@ from resources.resolution.resolve import PAIR_COLUMNS, PREPARED_TABLE, Resolutio
 __all__ = ["PreparedStore", "StoreRefused", "fingerprint", "resolve_delta"]
 
 FORMAT = "1"
+# What the store keeps of a prepared row: its normalised columns. Not its keys (kept before the cap, in
+# raw_keys), its delta flag, or blocking's row number (a run's own numbering).
+_STORED_COLUMNS = f"COLUMNS(lambda c: c NOT IN ('{BLOCK_KEYS_COLUMN}', '{DELTA_COLUMN}', '{ROW_ID}'))"
 _ALIAS = "prepared_store"
 
 
@@ -86,10 +89,7 @@ class PreparedStore:
         into.unlink(missing_ok=True)
         con.execute(f"ATTACH '{into}' AS {_ALIAS}")
         try:
-            con.execute(
-                f"CREATE TABLE {_ALIAS}.prepared AS SELECT * EXCLUDE ({BLOCK_KEYS_COLUMN}, {DELTA_COLUMN}) "
-                f"FROM {PREPARED_TABLE}"
-            )
+            con.execute(f"CREATE TABLE {_ALIAS}.prepared AS SELECT {_STORED_COLUMNS} FROM {PREPARED_TABLE}")
             con.execute(f"CREATE TABLE {_ALIAS}.raw_keys AS SELECT * FROM {RAW_KEYS_TABLE}")
             key_counts.create_word_counts(con, PREPARED_TABLE, f"{_ALIAS}.word_counts")
             con.execute(f"CREATE TABLE {_ALIAS}.meta (name VARCHAR PRIMARY KEY, value VARCHAR)")
@@ -116,7 +116,7 @@ class PreparedStore:
             con.register("resolution_delta_ids", pd.DataFrame({"unique_id": sorted(delta)}, dtype=object))
             con.execute(
                 f"""CREATE TABLE resolution_delta AS
-SELECT * EXCLUDE ({BLOCK_KEYS_COLUMN}, {DELTA_COLUMN}) FROM {PREPARED_TABLE} SEMI JOIN resolution_delta_ids USING (unique_id)"""
+SELECT {_STORED_COLUMNS} FROM {PREPARED_TABLE} SEMI JOIN resolution_delta_ids USING (unique_id)"""
             )
             entities = con.execute(f"SELECT count(*) FROM {PREPARED_TABLE}").fetchone()[0]  # type: ignore[index]
             refused = _holds(con, entities)

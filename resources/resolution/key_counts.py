@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import duckdb
 
-from resources.resolution.blocking import BLOCK_KEYS_COLUMN, block_keys_sql
+from resources.resolution.blocking import BLOCK_KEYS_COLUMN, ROW_ID, block_keys_sql
 from resources.resolution.config import BlockingSettings
 
 __all__ = [
@@ -46,9 +46,30 @@ def words_sql(table: str) -> str:
     )
 
 
+# What blocking's key rules read of a prepared row.
+_KEYED_COLUMNS = "unique_id, name, name_sorted, email_domain, website, phone"
+
+
+def _keys_by_id(
+    con: duckdb.DuckDBPyConnection, table: str, out: str, settings: BlockingSettings, where: str = "true"
+) -> None:
+    """`out` (unique_id, key): `blocking.block_keys_sql` over `table`'s rows, numbered for it (it names
+    records by an integer row id), then named by their unique_id again."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE resolution_numbered AS "
+        f"SELECT row_number() OVER () AS {ROW_ID}, {_KEYED_COLUMNS} FROM {table}"
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {out} AS
+SELECT n.unique_id, k.key FROM ({block_keys_sql("resolution_numbered", settings)}) k
+JOIN resolution_numbered n USING ({ROW_ID}) WHERE {where}"""
+    )
+    con.execute("DROP TABLE resolution_numbered")
+
+
 def create_raw_keys(con: duckdb.DuckDBPyConnection, table: str, out: str, settings: BlockingSettings) -> None:
     """`out` (unique_id, key): the keys of every record of the prepared `table`, before the cap."""
-    con.execute(f"CREATE OR REPLACE TABLE {out} AS {block_keys_sql(table, _uncapped(settings))}")
+    _keys_by_id(con, table, out, _uncapped(settings))
 
 
 def create_word_counts(con: duckdb.DuckDBPyConnection, table: str, out: str) -> None:
@@ -95,9 +116,5 @@ UNION ALL BY NAME
 SELECT chr(0) || pad.word || chr(0) || r.range::VARCHAR AS unique_id, pad.word AS name
 FROM pad, range(pad.k) r"""
     )
-    con.execute(
-        f"""CREATE OR REPLACE TABLE {out} AS
-SELECT unique_id, key FROM ({block_keys_sql("resolution_padded", _uncapped(settings))})
-WHERE NOT starts_with(unique_id, chr(0))"""
-    )
+    _keys_by_id(con, "resolution_padded", out, _uncapped(settings), "NOT starts_with(n.unique_id, chr(0))")
     con.execute("DROP TABLE resolution_padded")

@@ -301,6 +301,12 @@ def train_model(con: duckdb.DuckDBPyConnection, table: str, config: ResolutionCo
     t = config.training
     linker = _linker(con, table, settings_for(config))
     linker.training.estimate_probability_two_random_records_match(list(t.prior_rules), recall=t.prior_recall)
+    prior = linker.misc.save_model_to_json().get("probability_two_random_records_match")
+    if not prior or prior <= 0:
+        # No two records meet the prior's rules (a store of a few unrelated records): EM would divide
+        # by a zero prior, so there is nothing to train on.
+        partial = MatchModel.from_settings(linker.misc.save_model_to_json())
+        raise TrainingFailed(partial, "training failed: no two records agree on the prior's rules")
     linker.training.estimate_u_using_random_sampling(
         max_pairs=t.u_max_pairs, seed=t.seed, min_count_per_level=t.u_min_count_per_level
     )

@@ -116,3 +116,17 @@ def test_the_neighbourhood_follows_strong_stored_and_new_pairs_and_must_links_an
     assert sorted(zip(pairs["canonical_id_l"], pairs["canonical_id_r"], strict=True)) == sorted(
         (p.canonical_id_l, p.canonical_id_r) for p in stored
     )
+
+
+def test_retraining_on_a_store_too_small_to_train_on_is_not_resolved_with_splinks_reason(
+    db: PgCluster,
+) -> None:
+    from resources.golden.run import NotResolved, resolve_store
+    from resources.resolution.config import ResolutionConfig
+
+    add_entities(db.owner_url, named("crm_A", "erp_B", "legacy_C"))
+    with psycopg.connect(db.writer_url) as conn:
+        out = resolve_store(conn, ResolutionConfig(), run_id="tiny", mode="full", retrain=True)
+    assert isinstance(out, NotResolved)
+    assert out.reason.startswith("the model was refused: training failed: "), out.reason
+    assert membership(db.owner_url) == {}

@@ -204,3 +204,14 @@ def test_a_store_too_small_to_train_on_is_refused_as_a_value_with_the_reason() -
     assert len(out.reasons) == 1 and out.reasons[0].startswith("training failed: ")
     assert "resulted in no record pairs" in out.reasons[0]
     assert "train" in out.timings
+
+
+def test_a_store_where_no_two_records_meet_the_priors_rules_is_refused_not_a_math_error() -> None:
+    # Three unrelated names: the prior's rules find no pair, and EM would divide by a zero prior.
+    frame = frame_from_rows(
+        {"canonical_id": cid, "source_system": cid.split("_")[0], "name": name}
+        for cid, name in (("crm_A", "Alpha Mills"), ("erp_B", "Beta Shipping"), ("legacy_C", "Gamma Optics"))
+    )
+    out = resolve(frame, CONFIG)
+    assert isinstance(out, ModelRefused)
+    assert out.reasons == ("training failed: no two records agree on the prior's rules",)
