@@ -36,6 +36,9 @@ from typing import Any
 
 import psycopg
 
+# The ingest bench's server settings (2 cores, 24 GiB; durable defaults): the 1M-entity table fits.
+from bench.ingest_bench import PG_SETTINGS
+
 BENCH_DIR = Path(__file__).resolve().parent
 DATA_DIR = BENCH_DIR / ".data" / "golden-pg"
 DB = "canonical"
@@ -44,19 +47,6 @@ PREPARED_STORE_ENV = "GOLDEN_BENCH_PREPARED_STORE"
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 SOURCES = ("crm", "erp", "legacy")
 FIELDS = ("industry", "revenue", "employees", "country", "email", "website", "phone", "address")
-
-# The ingest bench's server (2 cores, 24 GiB; durable defaults): the 1M-entity table and its indexes fit.
-PG_SETTINGS: dict[str, str] = {
-    "shared_buffers": "4GB",
-    "effective_cache_size": "16GB",
-    "maintenance_work_mem": "512MB",
-    "wal_buffers": "64MB",
-    "max_wal_size": "16GB",
-    "min_wal_size": "1GB",
-    "checkpoint_timeout": "15min",
-    "checkpoint_completion_target": "0.9",
-    "max_connections": "50",
-}
 
 
 def _load() -> str:

@@ -296,39 +296,17 @@ def _rebuild(
         while True:
             batch = members.fetchmany(REBUILD_BATCH)
             rows: list[str] = []
-            for (
-                gid,
-                cid,
-                source,
-                name,
-                industry,
-                revenue,
-                employees,
-                attrs,
-                changed,
-                file_at,
-                file_id,
-                status,
-            ) in batch:
+            for gid, cid, source, name, industry, revenue, employees, attrs, *times_and_status in batch:
                 if gid != pending_gid:
                     if pending_gid is not None:
                         rows.append(
                             _record_row(pending_gid, len(pending), build_record(pending, priorities, plan))
                         )
                     pending, pending_gid = [], gid
+                # The rest of the row (changed, file_at, file_id, status) is Member's tail, in its order.
                 pending.append(
                     Member(
-                        cid,
-                        source,
-                        name,
-                        industry,
-                        revenue,
-                        employees,
-                        _attributes(attrs),
-                        changed,
-                        file_at,
-                        file_id,
-                        status,
+                        cid, source, name, industry, revenue, employees, _attributes(attrs), *times_and_status
                     )
                 )
             if not batch and pending_gid is not None:
