@@ -47,10 +47,7 @@ from resources.golden.run import (
     NotResolved,
     RunMode,
     choose_mode,
-    incremental_scope,
-    read_store,
     resolve_store,
-    stored_pairs,
 )
 from resources.golden.store import active_model
 from resources.resolution.config import ConfigError, ResolutionConfig, load_config
@@ -60,17 +57,13 @@ if TYPE_CHECKING:
     # code location loads.
     from resources.resolution.model import MatchModel
 
-# The run itself lives in resources/golden/run.py (dagster-free, also what the benchmark times); these
-# stay importable from here.
+# The run itself lives in resources/golden/run.py (dagster-free, also what the benchmark times).
 __all__ = [
     "GOLDEN_ENTITIES",
     "GOLDEN_JOB",
     "GoldenConfig",
     "golden_entities",
     "golden_entities_job",
-    "incremental_scope",
-    "read_store",
-    "stored_pairs",
 ]
 
 GOLDEN_ENTITIES = AssetKey(["canonical", "golden_entities"])

@@ -13,10 +13,11 @@ import psycopg
 import pytest
 from dagster import DagsterInstance, Definitions, instance_for_test
 
-from assets.golden import GOLDEN_ENTITIES, GoldenConfig, _choose_mode, incremental_scope
+from assets.golden import GOLDEN_ENTITIES, GoldenConfig, _choose_mode
 from bench.resolution_data import generate
 from pipeline_defs.domains.golden import golden_definitions
 from resources.golden.queries import record_decision
+from resources.golden.run import incremental_scope
 from resources.golden.store import save_model
 from resources.resolution.config import ResolutionConfig, TrainingSettings
 from resources.resolution.inputs import frame_from_rows
